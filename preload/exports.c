@@ -1,0 +1,471 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * exports.c - the only definitions of libc's allocation names.
+ *
+ * Each entry point is glibc 2.36's public wrapper (__libc_malloc,
+ * __libc_free, ...) step for step: the same argument checks, errno values,
+ * tcache initialisation points and corruption messages, then the heap
+ * (heap.c) or mmap (large.c) layer. Allocations made while heapprof's own
+ * code runs on this thread (hp_self.guard) go to heapprof's arena instead
+ * and are never seen by the observer. Only this file sets errno for the
+ * program.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "heap.h"
+#include "init.h"
+#include "large.h"
+#include "log.h"
+#include "observe.h"
+#include "stats.h"
+#include "tcache.h"
+#include "tune.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+static inline bool
+guarded(void)
+{
+	return __builtin_expect(hp_self.guard != 0, 0);
+}
+
+static void *
+guarded_alloc(size_t n, size_t align, bool zero)
+{
+	void *p = hp_arena_alloc(n, align, zero);
+
+	if (p == NULL)
+		errno = ENOMEM;
+	return p;
+}
+
+static inline void
+report_alloc(void *mem, size_t size, enum hp_call call)
+{
+	if (__builtin_expect(hp_observer != NULL, 0) && mem) {
+		struct hp_chunk *p = hp_mem2chunk(mem);
+
+		HP_OBSERVE(alloc, mem, size, (uintptr_t)p, hp_chunksize(p),
+			   hp_chunk_is_mmapped(p) ? HP_BACKING_MMAP : HP_BACKING_BRK, call);
+	}
+}
+
+/* __libc_malloc. */
+static inline void *
+do_malloc(size_t bytes, enum hp_call call)
+{
+	size_t tbytes, tc_idx;
+	struct hp_tcache *tc;
+	void *mem;
+
+	hp_init();
+	tbytes = hp_request2size(bytes);
+	if (__builtin_expect(tbytes == 0, 0)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	tc_idx = hp_csize2tidx(tbytes);
+	if (__builtin_expect(hp_self.tcache == NULL, 0))
+		hp_tcache_init();
+	tc = hp_self.tcache;
+	if (tc_idx < hp_mp.tcache_bins && tc && tc->counts[tc_idx] > 0) {
+		mem = hp_tcache_get(tc, tc_idx);
+	} else {
+		bool locked = hp_heap_lock();
+		mem = hp_heap_malloc_locked(bytes);
+		hp_heap_unlock(locked);
+	}
+	report_alloc(mem, bytes, call);
+	return mem;
+}
+
+EXPORT void *
+malloc(size_t bytes)
+{
+	if (guarded())
+		return guarded_alloc(bytes, 16, false);
+	return do_malloc(bytes, HP_CALL_MALLOC);
+}
+
+/* __libc_free, with errno preserved on every path. */
+EXPORT void
+free(void *mem)
+{
+	struct hp_chunk *p;
+	int err;
+
+	if (mem == NULL)
+		return;
+	err = errno;
+	p = hp_mem2chunk(mem);
+	if (hp_arena_owns_chunk(p)) {
+		hp_arena_free(mem);
+	} else if (hp_chunk_is_mmapped(p)) {
+		size_t bytes = hp_chunksize(p);
+
+		hp_large_free(p);
+		HP_OBSERVE(free, mem, (uintptr_t)p, bytes, HP_FATE_UNMAPPED);
+	} else {
+		enum hp_fate fate;
+		size_t bytes = hp_chunksize(p);
+
+		if (__builtin_expect(hp_self.tcache == NULL, 0))
+			hp_tcache_init();
+		fate = hp_heap_free(p);
+		HP_OBSERVE(free, mem, (uintptr_t)p, bytes, fate);
+	}
+	errno = err;
+}
+
+/* __libc_calloc: no tcache lookup (glibc 2.36 goes straight to
+ * _int_malloc), and only memory not fresh from the kernel is cleared. */
+EXPORT void *
+calloc(size_t n, size_t elem_size)
+{
+	ptrdiff_t bytes;
+	struct hp_chunk *oldtop, *p;
+	size_t oldtopsize, csz;
+	void *mem;
+	bool locked;
+
+	if (__builtin_mul_overflow(n, elem_size, &bytes)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (guarded())
+		return guarded_alloc((size_t)bytes, 16, true);
+	hp_init();
+	if (__builtin_expect(hp_self.tcache == NULL, 0))
+		hp_tcache_init();
+	locked = hp_heap_lock();
+	oldtop = hp_heap.top;
+	oldtopsize = hp_chunksize(oldtop);
+	{
+		/* Only newly obtained memory is known to be zero: anything
+		 * below the heap's high-water mark may be dirty. */
+		size_t fresh_from = (uintptr_t)hp_heap.sbrk_base + hp_heap.max_system_mem -
+				    (uintptr_t)oldtop;
+		if (oldtopsize < fresh_from)
+			oldtopsize = fresh_from;
+	}
+	mem = hp_heap_malloc_locked((size_t)bytes);
+	hp_heap_unlock(locked);
+	if (mem == NULL)
+		return NULL;
+	p = hp_mem2chunk(mem);
+	csz = hp_chunksize(p);
+	if (hp_chunk_is_mmapped(p)) {
+		if (__builtin_expect(hp_mp.perturb_byte, 0))
+			memset(mem, 0, (size_t)bytes);
+	} else {
+		if (hp_mp.perturb_byte == 0 && p == oldtop && csz > oldtopsize)
+			csz = oldtopsize;
+		memset(mem, 0, csz - HP_SIZE_SZ);
+	}
+	report_alloc(mem, (size_t)bytes, HP_CALL_CALLOC);
+	return mem;
+}
+
+/* realloc of a block heapprof's arena owns (made under the guard). */
+static void *
+arena_realloc(void *oldmem, size_t bytes)
+{
+	void *p = hp_arena_realloc(oldmem, bytes);
+
+	if (p == NULL)
+		errno = ENOMEM;
+	return p;
+}
+
+/* __libc_realloc. */
+EXPORT void *
+realloc(void *oldmem, size_t bytes)
+{
+	struct hp_chunk *oldp, *newp;
+	size_t oldsize, nb;
+	enum hp_fate old_fate;
+	void *newmem;
+	bool locked;
+
+	if (oldmem == NULL && guarded())
+		return guarded_alloc(bytes, 16, false);
+	hp_init();
+	if (bytes == 0 && oldmem != NULL) {
+		free(oldmem);
+		return NULL;
+	}
+	if (oldmem == NULL)
+		return do_malloc(bytes, HP_CALL_REALLOC);
+
+	oldp = hp_mem2chunk(oldmem);
+	if (hp_arena_owns_chunk(oldp))
+		return arena_realloc(oldmem, bytes);
+	oldsize = hp_chunksize(oldp);
+	if (!hp_chunk_is_mmapped(oldp) && __builtin_expect(hp_self.tcache == NULL, 0))
+		hp_tcache_init();
+	if ((uintptr_t)oldp > (uintptr_t)-oldsize || ((uintptr_t)oldp & HP_ALIGN_MASK))
+		hp_corrupt("realloc(): invalid pointer");
+	nb = hp_request2size(bytes);
+	if (nb == 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+
+	if (hp_chunk_is_mmapped(oldp)) {
+		newp = hp_large_remap(oldp, nb);
+		if (newp) {
+			newmem = hp_chunk2mem(newp);
+			if (newp == oldp) {
+				HP_OBSERVE(resize, newmem, bytes, (uintptr_t)newp, oldsize,
+					   hp_chunksize(newp));
+			} else {
+				HP_OBSERVE(free, oldmem, (uintptr_t)oldp, oldsize, HP_FATE_UNMAPPED);
+				report_alloc(newmem, bytes, HP_CALL_REALLOC);
+			}
+			return newmem;
+		}
+		if (oldsize - HP_SIZE_SZ >= nb)
+			return oldmem;
+		newmem = do_malloc(bytes, HP_CALL_REALLOC);
+		if (newmem == NULL)
+			return NULL;
+		memcpy(newmem, oldmem, oldsize - HP_CHUNK_HDR_SZ);
+		hp_large_unmap(oldp);
+		HP_OBSERVE(free, oldmem, (uintptr_t)oldp, oldsize, HP_FATE_UNMAPPED);
+		return newmem;
+	}
+
+	locked = hp_heap_lock();
+	newmem = hp_heap_realloc_locked(oldp, oldsize, nb, &old_fate);
+	hp_heap_unlock(locked);
+	if (newmem && __builtin_expect(hp_observer != NULL, 0)) {
+		newp = hp_mem2chunk(newmem);
+		if (newp == oldp) {
+			HP_OBSERVE(resize, newmem, bytes, (uintptr_t)newp, oldsize,
+				   hp_chunksize(newp));
+		} else {
+			HP_OBSERVE(free, oldmem, (uintptr_t)oldp, oldsize, old_fate);
+			report_alloc(newmem, bytes, HP_CALL_REALLOC);
+		}
+	}
+	return newmem;
+}
+
+/* glibc's reallocarray (malloc/reallocarray.c). */
+EXPORT void *
+reallocarray(void *ptr, size_t nmemb, size_t elem_size)
+{
+	size_t bytes;
+
+	if (__builtin_mul_overflow(nmemb, elem_size, &bytes)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return realloc(ptr, bytes);
+}
+
+/* _mid_memalign. Unlike malloc, it does not create the tcache. */
+static void *
+mid_memalign(size_t alignment, size_t bytes)
+{
+	void *mem;
+	bool locked;
+
+	if (alignment <= HP_MALLOC_ALIGNMENT)
+		return do_malloc(bytes, HP_CALL_MEMALIGN);
+	if (alignment < HP_MINSIZE)
+		alignment = HP_MINSIZE;
+	if (alignment > SIZE_MAX / 2 + 1) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (alignment & (alignment - 1)) {
+		size_t a = HP_MALLOC_ALIGNMENT * 2;
+		while (a < alignment)
+			a <<= 1;
+		alignment = a;
+	}
+	locked = hp_heap_lock();
+	mem = hp_heap_memalign_locked(alignment, bytes);
+	hp_heap_unlock(locked);
+	report_alloc(mem, bytes, HP_CALL_MEMALIGN);
+	return mem;
+}
+
+EXPORT void *
+memalign(size_t alignment, size_t bytes)
+{
+	if (guarded()) {
+		if (alignment > SIZE_MAX / 2 + 1) {
+			errno = EINVAL;
+			return NULL;
+		}
+		return guarded_alloc(bytes, alignment, false);
+	}
+	hp_init();
+	return mid_memalign(alignment, bytes);
+}
+
+/* glibc 2.36: aligned_alloc is memalign (no C17 EINVAL checks before 2.38). */
+EXPORT void *aligned_alloc(size_t alignment, size_t bytes) __attribute__((alias("memalign"), copy(memalign)));
+
+EXPORT void *
+valloc(size_t bytes)
+{
+	hp_init();
+	if (guarded())
+		return guarded_alloc(bytes, hp_mp.pagesize, false);
+	return mid_memalign(hp_mp.pagesize, bytes);
+}
+
+EXPORT void *
+pvalloc(size_t bytes)
+{
+	size_t ps, rounded;
+
+	hp_init();
+	ps = hp_mp.pagesize;
+	if (__builtin_add_overflow(bytes, ps - 1, &rounded)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	/* 2.36 masks with -(pagesize - 1), keeping bit 0 (fixed in 2.42). */
+	rounded &= -(ps - 1);
+	if (guarded())
+		return guarded_alloc(rounded, ps, false);
+	return mid_memalign(ps, rounded);
+}
+
+EXPORT int
+posix_memalign(void **memptr, size_t alignment, size_t size)
+{
+	void *mem;
+
+	hp_init();
+	if (alignment % sizeof(void *) != 0 ||
+	    ((alignment / sizeof(void *)) & (alignment / sizeof(void *) - 1)) != 0 ||
+	    alignment == 0)
+		return EINVAL;
+	if (guarded())
+		mem = hp_arena_alloc(size, alignment, false);
+	else
+		mem = mid_memalign(alignment, size);
+	if (mem != NULL) {
+		*memptr = mem;
+		return 0;
+	}
+	return ENOMEM;
+}
+
+EXPORT size_t
+malloc_usable_size(void *mem)
+{
+	struct hp_chunk *p;
+
+	if (mem == NULL)
+		return 0;
+	p = hp_mem2chunk(mem);
+	if (hp_arena_owns_chunk(p))
+		return hp_arena_usable(mem);
+	return hp_usable(p);
+}
+
+EXPORT int
+malloc_trim(size_t pad)
+{
+	int r;
+	bool locked;
+
+	hp_init();
+	locked = hp_heap_lock();
+	r = hp_heap_trim_locked(pad);
+	hp_heap_unlock(locked);
+	return r;
+}
+
+EXPORT int
+mallopt(int param, int value)
+{
+	int r;
+	bool locked;
+
+	hp_init();
+	locked = hp_heap_lock();
+	hp_heap_consolidate_locked();
+	r = hp_tune_mallopt_locked(param, value);
+	hp_heap_unlock(locked);
+	return r;
+}
+
+EXPORT struct mallinfo2
+mallinfo2(void)
+{
+	struct mallinfo2 m;
+	bool locked;
+
+	hp_init();
+	locked = hp_heap_lock();
+	hp_heap_mallinfo_locked(&m);
+	hp_heap_unlock(locked);
+	return m;
+}
+
+EXPORT struct mallinfo
+mallinfo(void)
+{
+	struct mallinfo2 m2 = mallinfo2();
+	struct mallinfo m;
+
+	m.arena = (int)m2.arena;
+	m.ordblks = (int)m2.ordblks;
+	m.smblks = (int)m2.smblks;
+	m.hblks = (int)m2.hblks;
+	m.hblkhd = (int)m2.hblkhd;
+	m.usmblks = (int)m2.usmblks;
+	m.fsmblks = (int)m2.fsmblks;
+	m.uordblks = (int)m2.uordblks;
+	m.fordblks = (int)m2.fordblks;
+	m.keepcost = (int)m2.keepcost;
+	return m;
+}
+
+EXPORT void
+malloc_stats(void)
+{
+	hp_init();
+	hp_stats_print(stderr);
+}
+
+EXPORT int
+malloc_info(int options, FILE *fp)
+{
+	if (options != 0)
+		return EINVAL;
+	hp_init();
+	return hp_stats_info(fp);
+}
+
+/* Old names glibc still exports. */
+EXPORT void cfree(void *mem) __attribute__((alias("free"), copy(free)));
+EXPORT void *__libc_malloc(size_t) __attribute__((alias("malloc"), copy(malloc)));
+EXPORT void __libc_free(void *) __attribute__((alias("free"), copy(free)));
+EXPORT void *__libc_calloc(size_t, size_t) __attribute__((alias("calloc"), copy(calloc)));
+EXPORT void *__libc_realloc(void *, size_t) __attribute__((alias("realloc"), copy(realloc)));
+EXPORT void *__libc_memalign(size_t, size_t) __attribute__((alias("memalign"), copy(memalign)));
+EXPORT void *__libc_valloc(size_t) __attribute__((alias("valloc"), copy(valloc)));
+EXPORT void *__libc_pvalloc(size_t) __attribute__((alias("pvalloc"), copy(pvalloc)));
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+EXPORT struct mallinfo __libc_mallinfo(void) __attribute__((alias("mallinfo"), copy(mallinfo)));
+#pragma GCC diagnostic pop
+EXPORT int __libc_mallopt(int, int) __attribute__((alias("mallopt"), copy(mallopt)));
+EXPORT int __posix_memalign(void **, size_t, size_t) __attribute__((alias("posix_memalign"), copy(posix_memalign)));

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * init.c - lazy start-up, the constructor, and fork handling.
+ *
+ * hp_init_slow() can run inside ld.so's first call to malloc: no stdio, no
+ * getenv, no threads, no atexit there. The constructor runs once libc is
+ * up and installs what needs it: the pthread key whose destructor flushes
+ * an exiting thread's tcache, and the fork handlers that keep the heap lock
+ * consistent across fork().
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <sys/single_threaded.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "arena.h"
+#include "heap.h"
+#include "init.h"
+#include "os.h"
+#include "tcache.h"
+#include "tune.h"
+
+bool hp_initialized;
+
+static int init_state; /* 0 not started, 1 running, 2 done */
+static pthread_key_t exit_key;
+static bool exit_key_ok;
+static bool fork_locked;
+
+void
+hp_init_slow(void)
+{
+	int expected = 0;
+
+	if (!__atomic_compare_exchange_n(&init_state, &expected, 1, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		/* Another thread is initialising: wait for it. */
+		while (__atomic_load_n(&init_state, __ATOMIC_ACQUIRE) != 2)
+			syscall(SYS_sched_yield);
+		return;
+	}
+	hp_tune_init();
+	if (!hp_os_random(&hp_tcache_key, sizeof(hp_tcache_key))) {
+		/* glibc falls back to random_bits() (clock based). */
+		uintptr_t k = (uintptr_t)&k;
+		hp_tcache_key = k * 0x9e3779b97f4a7c15ULL ^ (uintptr_t)__builtin_frame_address(0);
+	}
+	hp_heap_init();
+	__atomic_store_n(&hp_initialized, true, __ATOMIC_RELEASE);
+	__atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
+}
+
+void
+hp_init_arm_thread_exit(void)
+{
+	if (exit_key_ok && pthread_getspecific(exit_key) == NULL) {
+		hp_self.guard++;
+		pthread_setspecific(exit_key, (void *)1);
+		hp_self.guard--;
+	}
+}
+
+static void
+fork_prepare(void)
+{
+	/* glibc takes its malloc locks only in a multi-threaded parent (so a
+	 * single-threaded fork from a signal handler cannot deadlock), and
+	 * after every other prepare handler: ours is registered first, so it
+	 * runs last. */
+	if (__libc_single_threaded)
+		return;
+	hp_mutex_lock(&hp_heap.lock);
+	hp_arena_fork_prepare();
+	fork_locked = true;
+}
+
+static void
+fork_parent(void)
+{
+	if (fork_locked) {
+		fork_locked = false;
+		hp_arena_fork_parent();
+		hp_mutex_unlock(&hp_heap.lock);
+	}
+}
+
+static void
+fork_child(void)
+{
+	fork_locked = false;
+	hp_heap_fork_child();
+	hp_arena_fork_child();
+	hp_tcache_fork_child();
+}
+
+__attribute__((constructor(101))) static void
+hp_constructor(void)
+{
+	hp_init();
+	hp_self.guard++;
+	exit_key_ok = pthread_key_create(&exit_key, hp_tcache_thread_exit) == 0;
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+	hp_self.guard--;
+	if (hp_self.tcache)
+		hp_init_arm_thread_exit();
+}

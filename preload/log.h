@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * log.h - heapprof's diagnostics from inside the target process.
+ *
+ * Everything here formats into a stack buffer and leaves with one write(2) on
+ * fd 2: no stdio, no locale, no allocation, callable with the heap lock held
+ * and from signal handlers.
+ */
+#ifndef HP_LOG_H
+#define HP_LOG_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+/*
+ * Write one line "heapprof[pid]: <fmt>\n" to stderr. Supports %s %d %u %zu
+ * %x %p and %%. Lines beyond a per-process cap are dropped.
+ * Lock: none. Allocates: no. AS-safe: yes.
+ */
+void hp_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * Report heap corruption the way glibc 2.36 does (the message and a newline
+ * on stderr, nothing else) and abort. Used for every check glibc makes, with
+ * glibc's exact message text, so programs and their tests see the same
+ * failure with and without heapprof.
+ * Lock: any. Allocates: no. AS-safe: yes. Does not return.
+ */
+void hp_corrupt(const char *msg) __attribute__((noreturn, cold));
+
+/*
+ * An internal invariant of heapprof broke: write "heapprof[pid]: fatal: msg
+ * (chunk 0xADDR, invariant N)" and abort. chunk and invariant may be 0.
+ * Lock: any. Allocates: no. AS-safe: yes. Does not return.
+ */
+void hp_fatal(const char *msg, const void *chunk, int invariant)
+	__attribute__((noreturn, cold));
+
+/* Format into buf (always NUL-terminated); returns the length. Same
+ * conversions as hp_log. AS-safe. */
+size_t hp_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
+
+/* Always-on cheap check; HP_ASSERT only at debug_checks >= 1. */
+#define HP_CHECK(cond, msg, chunk, inv)                                        \
+	do {                                                                   \
+		if (__builtin_expect(!(cond), 0))                              \
+			hp_fatal(msg, chunk, inv);                             \
+	} while (0)
+
+#if HP_DEBUG_CHECKS >= 1
+#define HP_ASSERT(cond) HP_CHECK(cond, "assertion failed: " #cond, NULL, 0)
+#else
+#define HP_ASSERT(cond) ((void)0)
+#endif
+
+#endif

@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * observe.h - the one interface through which the allocator tells the
+ * profiler what happened to its memory.
+ *
+ * The promise: from these calls alone an observer can say, at any instant,
+ * which byte ranges of the heap are live, cached (freed by the program but
+ * held in a tcache or fastbin, so still occupying the heap) or free, where
+ * the break is, and which mappings exist. Every range starts free when the
+ * heap grows over it; after that each change of state is reported exactly
+ * once, either by the user-level call (alloc, free, realloc) or by a
+ * `chunk` call for what the allocator does on its own (tcache stashing,
+ * fastbin consolidation, remainders freed by realloc and memalign, the tcache
+ * of an exiting thread, the tcache control blocks themselves). Coalescing and
+ * splitting of free chunks are not reported: free next to free is free.
+ *
+ * Calls with `_locked` semantics come with the heap lock held (or from the
+ * only thread); observers must not allocate from the tracked heap, must not
+ * call back into the allocator, and must be quick.
+ */
+#ifndef HP_OBSERVE_H
+#define HP_OBSERVE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum hp_state {
+	HP_STATE_FREE = 0,   /* in a bin, in top, or never handed out */
+	HP_STATE_CACHED = 1, /* in a tcache or fastbin: freed, still occupied */
+	HP_STATE_LIVE = 2,   /* owned by the program (or the tcache control block) */
+};
+
+/* Where a freed chunk went (a user-level free's outcome). */
+enum hp_fate {
+	HP_FATE_TCACHE = 1,   /* cached in the thread's tcache */
+	HP_FATE_FASTBIN = 2,  /* cached in a fastbin */
+	HP_FATE_BIN = 3,      /* coalesced into the unsorted bin: free */
+	HP_FATE_TOP = 4,      /* merged into the top chunk: free */
+	HP_FATE_UNMAPPED = 5, /* an mmap chunk, returned to the kernel */
+};
+
+enum hp_backing {
+	HP_BACKING_BRK = 1,
+	HP_BACKING_MMAP = 2,
+};
+
+/* Which allocation call made a chunk. */
+enum hp_call {
+	HP_CALL_MALLOC = 1,
+	HP_CALL_CALLOC = 2,
+	HP_CALL_REALLOC = 3,
+	HP_CALL_MEMALIGN = 4, /* memalign, aligned_alloc, posix_memalign, valloc, pvalloc */
+};
+
+struct hp_observer {
+	/* The break moved (growth, trim). Lock: held. */
+	void (*brk)(uintptr_t old_brk, uintptr_t new_brk);
+	/* A mapping appeared or went away: mmap chunks (chunk=true) and the
+	 * regions the heap falls back to when brk fails (chunk=false). A
+	 * remap is an unmap of the old range and a map of the new one.
+	 * Lock: any. */
+	void (*map)(uintptr_t addr, size_t len, bool chunk);
+	void (*unmap)(uintptr_t addr, size_t len, bool chunk);
+	/* malloc_trim released the pages [addr, addr+len) of a free chunk. */
+	void (*madvise)(uintptr_t addr, size_t len);
+	/* The allocator itself moved the chunk [chunk, chunk+bytes) into
+	 * `state`. Lock: held. */
+	void (*chunk)(uintptr_t chunk, size_t bytes, enum hp_state state);
+	/* The program got `mem`, the chunk [chunk, chunk+chunk_bytes), for a
+	 * request of `size` bytes. Lock: none. */
+	void (*alloc)(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes,
+		      enum hp_backing backing, enum hp_call call);
+	/* The program freed the chunk; it went to `fate`. Lock: none. */
+	void (*free)(void *mem, uintptr_t chunk, size_t chunk_bytes, enum hp_fate fate);
+	/* realloc kept the chunk in place with a new size (the freed tail is
+	 * reported through `chunk` when it is cached). Lock: none. */
+	void (*resize)(void *mem, size_t size, uintptr_t chunk, size_t old_chunk_bytes,
+		       size_t new_chunk_bytes);
+};
+
+/* The observer in force, or NULL (the common case outside profiling). */
+extern const struct hp_observer *hp_observer;
+
+#define HP_OBSERVE(fn, ...)                                                    \
+	do {                                                                   \
+		const struct hp_observer *o_ = hp_observer;                    \
+		if (__builtin_expect(o_ != NULL, 0) && o_->fn)                 \
+			o_->fn(__VA_ARGS__);                                   \
+	} while (0)
+
+#endif

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tcache.c - creating, flushing and enumerating the per-thread caches (see
+ * tcache.h).
+ *
+ * Runs inside malloc and at thread exit: no stdio, no allocation but the
+ * control block itself, which comes from the heap as in glibc.
+ */
+#include "config.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "heap.h"
+#include "init.h"
+#include "tcache.h"
+
+__thread struct hp_thread hp_self __attribute__((tls_model("initial-exec")));
+uintptr_t hp_tcache_key;
+
+/* Threads whose tcache exists; changed under the heap lock. */
+static struct hp_thread *registry;
+
+static void
+registry_add_locked(struct hp_thread *t)
+{
+	t->prev = NULL;
+	t->next = registry;
+	if (registry)
+		registry->prev = t;
+	registry = t;
+	t->registered = true;
+}
+
+static void
+registry_remove_locked(struct hp_thread *t)
+{
+	if (!t->registered)
+		return;
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		registry = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	t->prev = t->next = NULL;
+	t->registered = false;
+}
+
+void
+hp_tcache_init(void)
+{
+	void *victim;
+	bool locked;
+
+	if (hp_self.tcache_shutting_down)
+		return;
+	locked = hp_heap_lock();
+	victim = hp_heap_malloc_locked(sizeof(struct hp_tcache));
+	if (victim) {
+		struct hp_chunk *c = hp_mem2chunk(victim);
+
+		registry_add_locked(&hp_self);
+		HP_OBSERVE(chunk, (uintptr_t)c, hp_chunksize(c), HP_STATE_LIVE);
+	}
+	hp_heap_unlock(locked);
+	if (victim) {
+		memset(victim, 0, sizeof(struct hp_tcache));
+		hp_self.tcache = victim;
+		hp_init_arm_thread_exit();
+	}
+}
+
+/* Free one chunk the way tcache_thread_shutdown's __libc_free does, with
+ * the thread's tcache already gone, and report where it ended up. */
+static void
+flush_free(struct hp_chunk *p)
+{
+	bool locked = hp_heap_lock();
+
+	hp_heap_free_locked(p, true);
+	hp_heap_unlock(locked);
+}
+
+void
+hp_tcache_shutdown(void)
+{
+	struct hp_tcache *tc = hp_self.tcache;
+	bool locked;
+
+	hp_self.tcache_shutting_down = true;
+	if (tc == NULL)
+		return;
+	hp_self.tcache = NULL;
+	locked = hp_heap_lock();
+	registry_remove_locked(&hp_self);
+	hp_heap_unlock(locked);
+	for (int i = 0; i < HP_TCACHE_MAX_BINS; ++i) {
+		while (tc->entries[i]) {
+			struct hp_tcache_entry *e = tc->entries[i];
+
+			if ((uintptr_t)e & HP_ALIGN_MASK)
+				hp_corrupt("tcache_thread_shutdown(): unaligned tcache chunk detected");
+			tc->entries[i] = hp_protect_ptr(&e->next, e->next);
+			flush_free(hp_mem2chunk(e));
+		}
+	}
+	flush_free(hp_mem2chunk(tc));
+}
+
+void
+hp_tcache_each_locked(void (*fn)(struct hp_chunk *p, void *arg), void *arg)
+{
+	for (struct hp_thread *t = registry; t; t = t->next) {
+		struct hp_tcache *tc = t->tcache;
+
+		if (tc == NULL)
+			continue;
+		for (int i = 0; i < HP_TCACHE_MAX_BINS; ++i)
+			for (struct hp_tcache_entry *e = tc->entries[i]; e;
+			     e = hp_protect_ptr(&e->next, e->next))
+				fn(hp_mem2chunk(e), arg);
+	}
+}
+
+void
+hp_tcache_fork_child(void)
+{
+	registry = NULL;
+	if (hp_self.tcache)
+		registry_add_locked(&hp_self);
+	else
+		hp_self.registered = false;
+}
+
+void
+hp_tcache_thread_exit(void *unused)
+{
+	(void)unused;
+	/* glibc flushes the tcache after every pthread key destructor has
+	 * run (__libc_thread_freeres). Keep re-arming this destructor until
+	 * the last round so other destructors' frees still reach the tcache. */
+	if (++hp_self.exit_rounds < PTHREAD_DESTRUCTOR_ITERATIONS) {
+		hp_init_arm_thread_exit();
+		return;
+	}
+	hp_tcache_shutdown();
+}
