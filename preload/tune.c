@@ -3,9 +3,8 @@
  * tune.c - glibc 2.36's malloc parameters and their tunables (see tune.h).
  *
  * Runs from the first allocation, possibly before libc's own start-up: it
- * reads /proc/self/environ with raw system calls into a scratch mapping
- * (environ itself may not be set up yet, and glibc reads the *initial*
- * environment too), never allocates, never uses stdio or getenv.
+ * reads ld.so's envp (see hp_tune_init), procfs and sysfs with raw system
+ * calls, never allocates, never uses stdio or getenv.
  */
 #include "config.h"
 
@@ -414,70 +413,35 @@ hp_tune_apply_env(char *const *envp, size_t count)
 	apply_tunables();
 }
 
-/* The initial environment as a vector, in a scratch mapping. */
+/* ld.so's view of the environment: the initial envp array on the stack,
+ * found through __libc_stack_end (which ld.so points at argc before any
+ * allocation can happen). Not /proc/self/environ: ld.so cuts GLIBC_TUNABLES
+ * into pieces in place and keeps a copy in envp; not environ, which libc
+ * sets up only later and the program may change. */
+extern void *__libc_stack_end;
+
 void
 hp_tune_init(void)
 {
-	size_t cap = 256 * 1024;
-	char *buf;
-	long n;
+	extern char **environ;
+	char **envp = NULL;
+	size_t count = 0;
 
 	hp_tune_reset();
 	hp_mp.secure = getauxval(AT_SECURE) != 0;
 	if (hp_mp.secure)
 		return;
-	for (;;) {
-		buf = hp_os_map(cap, 0);
-		if (buf == HP_MAP_FAILED)
-			return;
-		n = hp_os_read_file("/proc/self/environ", buf, cap - 1);
-		if (n < (long)cap - 1)
-			break;
-		hp_os_unmap(buf, cap);
-		cap *= 4;
+	if (__libc_stack_end) {
+		long *sp = __libc_stack_end;
+		envp = (char **)(sp + 1 + sp[0] + 1);
+	} else {
+		envp = environ;
 	}
-	if (n <= 0) {
-		/* No procfs: fall back to what libc has, if anything. */
-		extern char **environ;
-		size_t count = 0;
-
-		hp_os_unmap(buf, cap);
-		if (environ)
-			while (environ[count])
-				count++;
-		if (environ)
-			hp_tune_apply_env(environ, count);
+	if (envp == NULL)
 		return;
-	}
-	buf[n] = '\0';
-	/* Entries are NUL-separated; build the vector after the strings. */
-	size_t count = 0;
-	for (long i = 0; i < n; i++)
-		if (buf[i] == '\0' || i == n - 1)
-			count++;
-	size_t vec_off = ((size_t)n + 16) & ~(size_t)7;
-	size_t need = vec_off + (count + 1) * sizeof(char *);
-	char **vec;
-	char *vbuf = buf;
-	size_t vcap = cap;
-	if (need > cap) {
-		vcap = (need + hp_mp.pagesize - 1) & ~(hp_mp.pagesize - 1);
-		vbuf = hp_os_remap(buf, cap, vcap);
-		if (vbuf == HP_MAP_FAILED) {
-			hp_os_unmap(buf, cap);
-			return;
-		}
-	}
-	vec = (char **)(vbuf + vec_off);
-	count = 0;
-	for (long i = 0; i < n;) {
-		vec[count++] = vbuf + i;
-		while (i < n && vbuf[i] != '\0')
-			i++;
-		i++;
-	}
-	hp_tune_apply_env(vec, count);
-	hp_os_unmap(vbuf, vcap);
+	while (envp[count])
+		count++;
+	hp_tune_apply_env(envp, count);
 }
 
 int

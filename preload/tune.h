@@ -59,7 +59,7 @@ extern struct hp_params hp_mp;
 /*
  * Read the process's initial environment and apply the MALLOC_* variables
  * and GLIBC_TUNABLES in glibc's order. Called once, from the first
- * allocation, before the heap exists. Maps and unmaps a scratch buffer.
+ * allocation, before the heap exists.
  * Lock: heap lock or single-threaded. Allocates: no. AS-safe: no.
  */
 void hp_tune_init(void);
