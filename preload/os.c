@@ -24,7 +24,7 @@ long hp_os_fail_map_in;
 static bool
 inject(long *counter)
 {
-	if (*counter > 0 && --*counter == 0) {
+	if (*counter < 0 || (*counter > 0 && --*counter == 0)) {
 		errno = ENOMEM;
 		return true;
 	}

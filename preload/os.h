@@ -45,7 +45,8 @@ bool hp_os_random(void *buf, size_t len);
 long hp_os_read_file(const char *path, char *buf, size_t cap);
 
 #ifdef HP_TEST_HOOKS
-/* Test builds: fail the n-th following sbrk (n >= 1) / mmap; 0 disables. */
+/* Test builds: fail the n-th following sbrk (n >= 1) / mmap, every one
+ * while negative; 0 disables. */
 extern long hp_os_fail_sbrk_in;
 extern long hp_os_fail_map_in;
 #endif

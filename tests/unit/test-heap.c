@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test-heap - the allocator linked straight into the test (it becomes this
+ * process's malloc), with every self-check on.
+ *
+ * After every step of seeded random workloads it (1) runs heap_check(),
+ * which verifies heap.h's invariants, and (2) replays everything the
+ * observer interface reported into a shadow map of 16-byte granules and
+ * compares it with a walk of the real heap: the promise of observe.h that
+ * the event stream alone says which bytes are live, cached or free. Fault
+ * injection makes sbrk and mmap fail to reach the brk-fallback and
+ * out-of-memory paths.
+ *
+ * Usage: test-heap [SEED] [STEPS]
+ */
+#define _GNU_SOURCE
+#define HP_TEST_HOOKS 1
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "heap.h"
+#include "observe.h"
+#include "os.h"
+#include "tcache.h"
+
+#include "../harness.h"
+
+#pragma GCC diagnostic ignored "-Warray-bounds"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+/* ---- the shadow: one byte per 16-byte granule, per region ---- */
+
+enum { OUTSIDE = 0, S_FREE = 1, S_CACHED = 2, S_LIVE = 3 };
+
+#define MAX_REGIONS 32
+#define REGION_SPAN ((size_t)256 << 20)
+
+struct region {
+	uintptr_t base; /* granule 0 */
+	uint8_t *g;     /* REGION_SPAN / 16 granules, mmap'd */
+};
+
+static struct region regions[MAX_REGIONS];
+static int nregions;
+static unsigned long events, shadow_errors;
+
+static uint8_t *
+granule(uintptr_t a)
+{
+	for (int i = 0; i < nregions; i++)
+		if (a >= regions[i].base && a < regions[i].base + REGION_SPAN)
+			return &regions[i].g[(a - regions[i].base) / 16];
+	return NULL;
+}
+
+static void
+region_add(uintptr_t base)
+{
+	if (granule(base) || nregions == MAX_REGIONS)
+		return;
+	void *g = mmap(NULL, REGION_SPAN / 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	if (g == MAP_FAILED)
+		abort();
+	regions[nregions++] = (struct region){ base & ~(uintptr_t)15, g };
+}
+
+static void
+set_range(uintptr_t a, size_t len, uint8_t st)
+{
+	for (uintptr_t x = a; x < a + len; x += 16) {
+		uint8_t *g = granule(x);
+		if (!g) {
+			region_add(x);
+			g = granule(x);
+		}
+		*g = st;
+	}
+}
+
+static uint8_t
+of_state(enum hp_state s)
+{
+	return s == HP_STATE_LIVE ? S_LIVE : s == HP_STATE_CACHED ? S_CACHED : S_FREE;
+}
+
+static void
+ob_brk(uintptr_t old_brk, uintptr_t new_brk)
+{
+	events++;
+	if (new_brk > old_brk)
+		set_range(old_brk & ~(uintptr_t)15, new_brk - (old_brk & ~(uintptr_t)15), S_FREE);
+	else
+		set_range(new_brk, old_brk - new_brk, OUTSIDE);
+}
+
+static void
+ob_map(uintptr_t addr, size_t len, bool chunk)
+{
+	events++;
+	if (!chunk)
+		set_range(addr, len, S_FREE);
+}
+
+static void
+ob_unmap(uintptr_t addr, size_t len, bool chunk)
+{
+	(void)addr;
+	(void)len;
+	(void)chunk;
+	events++;
+}
+
+static void
+ob_madvise(uintptr_t addr, size_t len)
+{
+	(void)addr;
+	(void)len;
+	events++;
+}
+
+static void
+ob_chunk(uintptr_t chunk, size_t bytes, enum hp_state state)
+{
+	events++;
+	set_range(chunk, bytes, of_state(state));
+}
+
+static void
+ob_alloc(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes, enum hp_backing backing,
+	 enum hp_call call)
+{
+	(void)mem;
+	(void)size;
+	(void)call;
+	events++;
+	if (backing == HP_BACKING_BRK)
+		set_range(chunk, chunk_bytes, S_LIVE);
+}
+
+static void
+ob_free(void *mem, uintptr_t chunk, size_t chunk_bytes, enum hp_fate fate)
+{
+	(void)mem;
+	events++;
+	if (fate == HP_FATE_UNMAPPED)
+		return;
+	set_range(chunk, chunk_bytes,
+		  fate == HP_FATE_TCACHE || fate == HP_FATE_FASTBIN ? S_CACHED : S_FREE);
+}
+
+static void
+ob_resize(void *mem, size_t size, uintptr_t chunk, size_t old_bytes, size_t new_bytes)
+{
+	(void)mem;
+	(void)size;
+	(void)old_bytes;
+	events++;
+	if (!(hp_mem2chunk(mem)->size & HP_IS_MMAPPED))
+		set_range(chunk, new_bytes, S_LIVE);
+}
+
+static const struct hp_observer test_observer = {
+	.brk = ob_brk,
+	.map = ob_map,
+	.unmap = ob_unmap,
+	.madvise = ob_madvise,
+	.chunk = ob_chunk,
+	.alloc = ob_alloc,
+	.free = ob_free,
+	.resize = ob_resize,
+};
+
+static void
+seed_shadow(uintptr_t chunk, size_t bytes, enum hp_state state, bool is_top, void *arg)
+{
+	(void)is_top;
+	(void)arg;
+	set_range(chunk, bytes, of_state(state));
+}
+
+/* Installed before main: whatever libc allocated earlier is taken from a
+ * walk, everything after that only from events. */
+__attribute__((constructor(200))) static void
+install(void)
+{
+	bool locked = hp_heap_lock();
+	hp_heap_walk_locked(seed_shadow, NULL);
+	hp_observer = &test_observer;
+	hp_heap_unlock(locked);
+}
+
+struct cmp_ctx {
+	unsigned long chunks, mismatches;
+};
+
+static void
+compare(uintptr_t chunk, size_t bytes, enum hp_state state, bool is_top, void *arg)
+{
+	struct cmp_ctx *c = arg;
+	uint8_t want = of_state(state);
+
+	(void)is_top;
+	c->chunks++;
+	for (uintptr_t x = chunk; x < chunk + bytes; x += 16) {
+		uint8_t *g = granule(x);
+		if (!g || *g != want) {
+			if (c->mismatches++ < 5)
+				printf("  shadow says %d, heap says %d at %#lx (chunk %#lx+%zu)\n",
+				       g ? *g : -1, want, (unsigned long)x, (unsigned long)chunk,
+				       bytes);
+			break;
+		}
+	}
+}
+
+static bool
+verify(const char *when)
+{
+	struct cmp_ctx c = { 0 };
+	bool locked = hp_heap_lock();
+
+	hp_heap_check_locked();
+	hp_heap_walk_locked(compare, &c);
+	hp_heap_unlock(locked);
+	if (c.mismatches) {
+		shadow_errors++;
+		printf("  after %s: %lu of %lu chunks disagree with the event stream\n", when,
+		       c.mismatches, c.chunks);
+		return false;
+	}
+	return true;
+}
+
+/* ---- workloads ---- */
+
+#define NSLOTS 512
+static void *slot[NSLOTS];
+static unsigned long rng;
+
+static unsigned long
+rnd(void)
+{
+	rng = rng * 6364136223846793005UL + 1442695040888963407UL;
+	return rng >> 33;
+}
+
+static size_t
+rsize(void)
+{
+	unsigned long r = rnd() % 100;
+
+	if (r < 45)
+		return rnd() % 160;
+	if (r < 75)
+		return 160 + rnd() % 1200;
+	if (r < 92)
+		return 1024 + rnd() % 30000;
+	if (r < 98)
+		return 30000 + rnd() % 120000;
+	return 130000 + rnd() % 300000;
+}
+
+static const char *
+step(void)
+{
+	unsigned s = (unsigned)(rnd() % NSLOTS);
+	unsigned long r = rnd() % 100;
+
+	if (r < 35) {
+		free(slot[s]);
+		slot[s] = NULL;
+		return "free";
+	}
+	if (r < 60) {
+		free(slot[s]);
+		slot[s] = malloc(rsize());
+		return "malloc";
+	}
+	if (r < 75) {
+		void *p = realloc(slot[s], rsize());
+		if (p)
+			slot[s] = p;
+		return "realloc";
+	}
+	if (r < 82) {
+		free(slot[s]);
+		slot[s] = calloc(1 + rnd() % 4, rsize() / 4);
+		return "calloc";
+	}
+	if (r < 88) {
+		free(slot[s]);
+		slot[s] = memalign((size_t)16 << (rnd() % 10), rsize());
+		return "memalign";
+	}
+	if (r < 89) {
+		malloc_trim(rnd() % 2 ? 0 : 8192);
+		return "malloc_trim";
+	}
+	if (r < 90) {
+		mallopt(M_MXFAST, (int)(rnd() % 161));
+		return "mallopt";
+	}
+	for (unsigned k = 0; k < 12; k++) {
+		free(slot[(s + k) % NSLOTS]);
+		slot[(s + k) % NSLOTS] = NULL;
+	}
+	return "free-run";
+}
+
+static void
+free_all(void)
+{
+	for (unsigned s = 0; s < NSLOTS; s++) {
+		free(slot[s]);
+		slot[s] = NULL;
+	}
+}
+
+static void
+run(const char *name, unsigned long seed, unsigned long steps)
+{
+	unsigned long bad = 0;
+
+	rng = seed;
+	for (unsigned long i = 0; i < steps; i++) {
+		const char *what = step();
+		if (!verify(what) && ++bad > 3)
+			break;
+	}
+	CHECK(bad == 0, "%s: seed %lu, %lu steps: heap_check and the event shadow agree", name, seed,
+	      steps);
+}
+
+static void
+test_oom(void)
+{
+	void *p;
+
+	/* brk fails: the next growth falls back to a mapped region. The
+	 * request is larger than anything free and below the (frozen) mmap
+	 * threshold, so it must grow the heap. */
+	mallopt(M_MMAP_THRESHOLD, 1 << 30);
+	hp_os_fail_sbrk_in = 1;
+	p = malloc(48 << 20);
+	CHECK(p != NULL && !(hp_mem2chunk(p)->size & HP_IS_MMAPPED),
+	      "brk failure: served from a fallback region");
+	CHECK(hp_heap.noncontiguous, "brk failure: the heap is non-contiguous from now on");
+	CHECK(verify("brk fallback"), "brk fallback: shadow agrees");
+	free(p);
+	/* brk and mmap both fail: ENOMEM, nothing broken */
+	hp_os_fail_sbrk_in = -1;
+	hp_os_fail_map_in = -1;
+	errno = 0;
+	p = malloc(64 << 20);
+	CHECK(p == NULL && errno == ENOMEM, "brk and mmap failing: NULL/ENOMEM");
+	hp_os_fail_sbrk_in = 0;
+	hp_os_fail_map_in = 0;
+	CHECK(verify("ENOMEM"), "after ENOMEM: heap intact, shadow agrees");
+	p = malloc(1000);
+	CHECK(p != NULL, "allocating again after ENOMEM");
+	free(p);
+	/* mmap failure for a large chunk: served from the heap instead */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	hp_os_fail_map_in = 1;
+	p = malloc(300000);
+	hp_os_fail_map_in = 0;
+	CHECK(p != NULL && !(hp_mem2chunk(p)->size & HP_IS_MMAPPED),
+	      "mmap failing for a large request: it comes from the heap");
+	free(p);
+	CHECK(verify("mmap failure"), "after mmap failure: shadow agrees");
+}
+
+static void
+test_foreign_sbrk(void)
+{
+	void *a = malloc(100);
+	void *r = sbrk(3000);
+	void *b = malloc(300000);
+	void *c = malloc(200);
+
+	CHECK(r != (void *)-1 && b && c, "allocations across a foreign sbrk");
+	CHECK(verify("foreign sbrk"), "foreign sbrk: fenceposts, shadow agrees");
+	free(a);
+	free(b);
+	free(c);
+}
+
+int
+main(int argc, char **argv)
+{
+	unsigned long seed = argc > 1 ? strtoul(argv[1], NULL, 0) : 1;
+	unsigned long steps = argc > 2 ? strtoul(argv[2], NULL, 0) : 4000;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	printf("seed %lu steps %lu\n", seed, steps);
+	CHECK(verify("start"), "initial heap agrees with the walk");
+	run("random", seed, steps);
+	free_all();
+	CHECK(verify("free all"), "after freeing everything");
+	test_foreign_sbrk();
+	run("random after foreign sbrk", seed + 1, steps / 2);
+	free_all();
+	test_oom();
+	run("random in a non-contiguous heap", seed + 2, steps / 2);
+	free_all();
+	CHECK(events > 1000, "the observer saw %lu events", events);
+	return harness_exit();
+}
