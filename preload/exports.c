@@ -27,6 +27,7 @@
 #include "log.h"
 #include "observe.h"
 #include "stats.h"
+#include "tarena.h"
 #include "tcache.h"
 #include "tune.h"
 
@@ -59,6 +60,28 @@ report_alloc(void *mem, size_t size, enum hp_call call)
 	}
 }
 
+/* __libc_malloc's arena step: the main arena while the process has one
+ * thread, else the thread's arena, retrying in another on failure. */
+static void *
+arena_malloc(size_t bytes)
+{
+	struct hp_mstate *av;
+	bool locked;
+	void *mem;
+
+	if (__builtin_expect(__libc_single_threaded, 1))
+		return hp_heap_malloc_locked(&hp_main_arena, bytes);
+	av = hp_tarena_get(bytes, &locked);
+	mem = hp_heap_malloc_locked(av, bytes);
+	if (mem == NULL && av != NULL) {
+		av = hp_tarena_get_retry(av, bytes, &locked);
+		mem = hp_heap_malloc_locked(av, bytes);
+	}
+	if (av != NULL)
+		hp_mstate_unlock(av, locked);
+	return mem;
+}
+
 /* __libc_malloc. */
 static inline void *
 do_malloc(size_t bytes, enum hp_call call)
@@ -80,9 +103,7 @@ do_malloc(size_t bytes, enum hp_call call)
 	if (tc_idx < hp_mp.tcache_bins && tc && tc->counts[tc_idx] > 0) {
 		mem = hp_tcache_get(tc, tc_idx);
 	} else {
-		bool locked = hp_heap_lock();
-		mem = hp_heap_malloc_locked(bytes);
-		hp_heap_unlock(locked);
+		mem = arena_malloc(bytes);
 	}
 	report_alloc(mem, bytes, call);
 	return mem;
@@ -132,6 +153,7 @@ EXPORT void *
 calloc(size_t n, size_t elem_size)
 {
 	ptrdiff_t bytes;
+	struct hp_mstate *av;
 	struct hp_chunk *oldtop, *p;
 	size_t oldtopsize, csz;
 	void *mem;
@@ -146,19 +168,42 @@ calloc(size_t n, size_t elem_size)
 	hp_init();
 	if (__builtin_expect(hp_self.tcache == NULL, 0))
 		hp_tcache_init();
-	locked = hp_heap_lock();
-	oldtop = hp_heap.top;
-	oldtopsize = hp_chunksize(oldtop);
-	{
-		/* Only newly obtained memory is known to be zero: anything
-		 * below the heap's high-water mark may be dirty. */
-		size_t fresh_from = (uintptr_t)hp_heap.sbrk_base + hp_heap.max_system_mem -
-				    (uintptr_t)oldtop;
-		if (oldtopsize < fresh_from)
-			oldtopsize = fresh_from;
+	if (__libc_single_threaded) {
+		av = &hp_main_arena;
+		locked = false;
+	} else {
+		av = hp_tarena_get((size_t)bytes, &locked);
 	}
-	mem = hp_heap_malloc_locked((size_t)bytes);
-	hp_heap_unlock(locked);
+	if (av) {
+		oldtop = av->top;
+		oldtopsize = hp_chunksize(oldtop);
+		/* Only memory newly obtained from the kernel is known to be
+		 * zero: below the main heap's high-water mark, or below what
+		 * a thread heap ever made read-write, it may be dirty. */
+		if (av == &hp_main_arena) {
+			size_t fresh_from = (uintptr_t)hp_main.sbrk_base + av->max_system_mem -
+					    (uintptr_t)oldtop;
+			if (oldtopsize < fresh_from)
+				oldtopsize = fresh_from;
+		} else {
+			struct hp_heap_info *h = hp_heap_for_ptr(oldtop);
+			size_t rw = (uintptr_t)h + h->mprotect_size - (uintptr_t)oldtop;
+			if (oldtopsize < rw)
+				oldtopsize = rw;
+		}
+	} else {
+		oldtop = NULL;
+		oldtopsize = 0;
+	}
+	mem = hp_heap_malloc_locked(av, (size_t)bytes);
+	if (!__libc_single_threaded) {
+		if (mem == NULL && av != NULL) {
+			av = hp_tarena_get_retry(av, (size_t)bytes, &locked);
+			mem = hp_heap_malloc_locked(av, (size_t)bytes);
+		}
+		if (av != NULL)
+			hp_mstate_unlock(av, locked);
+	}
 	if (mem == NULL)
 		return NULL;
 	p = hp_mem2chunk(mem);
@@ -191,6 +236,7 @@ EXPORT void *
 realloc(void *oldmem, size_t bytes)
 {
 	struct hp_chunk *oldp, *newp;
+	struct hp_mstate *av;
 	size_t oldsize, nb;
 	enum hp_fate old_fate;
 	void *newmem;
@@ -244,9 +290,20 @@ realloc(void *oldmem, size_t bytes)
 		return newmem;
 	}
 
-	locked = hp_heap_lock();
-	newmem = hp_heap_realloc_locked(oldp, oldsize, nb, &old_fate);
-	hp_heap_unlock(locked);
+	av = hp_heap_arena_for_chunk(oldp);
+	locked = hp_mstate_lock(av);
+	newmem = hp_heap_realloc_locked(av, oldp, oldsize, nb, &old_fate);
+	hp_mstate_unlock(av, locked);
+	if (newmem == NULL && !__libc_single_threaded) {
+		/* Try harder, in other arenas (glibc does the same). */
+		newmem = do_malloc(bytes, HP_CALL_REALLOC);
+		if (newmem != NULL) {
+			memcpy(newmem, oldmem, hp_usable(oldp));
+			old_fate = hp_heap_free(oldp);
+			HP_OBSERVE(free, oldmem, (uintptr_t)oldp, oldsize, old_fate);
+		}
+		return newmem;
+	}
 	if (newmem && __builtin_expect(hp_observer != NULL, 0)) {
 		newp = hp_mem2chunk(newmem);
 		if (newp == oldp) {
@@ -277,6 +334,7 @@ reallocarray(void *ptr, size_t nmemb, size_t elem_size)
 static void *
 mid_memalign(size_t alignment, size_t bytes)
 {
+	struct hp_mstate *av;
 	void *mem;
 	bool locked;
 
@@ -294,9 +352,18 @@ mid_memalign(size_t alignment, size_t bytes)
 			a <<= 1;
 		alignment = a;
 	}
-	locked = hp_heap_lock();
-	mem = hp_heap_memalign_locked(alignment, bytes);
-	hp_heap_unlock(locked);
+	if (__libc_single_threaded) {
+		mem = hp_heap_memalign_locked(&hp_main_arena, alignment, bytes);
+	} else {
+		av = hp_tarena_get(bytes + alignment + HP_MINSIZE, &locked);
+		mem = hp_heap_memalign_locked(av, alignment, bytes);
+		if (mem == NULL && av != NULL) {
+			av = hp_tarena_get_retry(av, bytes, &locked);
+			mem = hp_heap_memalign_locked(av, alignment, bytes);
+		}
+		if (av != NULL)
+			hp_mstate_unlock(av, locked);
+	}
 	report_alloc(mem, bytes, HP_CALL_MEMALIGN);
 	return mem;
 }
@@ -382,13 +449,19 @@ malloc_usable_size(void *mem)
 EXPORT int
 malloc_trim(size_t pad)
 {
+	struct hp_mstate *av;
 	int r;
 	bool locked;
 
 	hp_init();
-	locked = hp_heap_lock();
-	r = hp_heap_trim_locked(pad);
-	hp_heap_unlock(locked);
+	r = 0;
+	av = &hp_main_arena;
+	do {
+		locked = hp_mstate_lock(av);
+		r |= hp_heap_trim_locked(av, pad);
+		hp_mstate_unlock(av, locked);
+		av = av->next;
+	} while (av != &hp_main_arena);
 	return r;
 }
 
@@ -399,23 +472,29 @@ mallopt(int param, int value)
 	bool locked;
 
 	hp_init();
-	locked = hp_heap_lock();
-	hp_heap_consolidate_locked();
+	locked = hp_mstate_lock(&hp_main_arena);
+	hp_heap_consolidate_locked(&hp_main_arena);
 	r = hp_tune_mallopt_locked(param, value);
-	hp_heap_unlock(locked);
+	hp_mstate_unlock(&hp_main_arena, locked);
 	return r;
 }
 
 EXPORT struct mallinfo2
 mallinfo2(void)
 {
+	struct hp_mstate *av;
 	struct mallinfo2 m;
 	bool locked;
 
 	hp_init();
-	locked = hp_heap_lock();
-	hp_heap_mallinfo_locked(&m);
-	hp_heap_unlock(locked);
+	memset(&m, 0, sizeof(m));
+	av = &hp_main_arena;
+	do {
+		locked = hp_mstate_lock(av);
+		hp_heap_mallinfo_locked(av, &m);
+		hp_mstate_unlock(av, locked);
+		av = av->next;
+	} while (av != &hp_main_arena);
 	return m;
 }
 

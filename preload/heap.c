@@ -22,21 +22,29 @@
 #include "log.h"
 #include "observe.h"
 #include "os.h"
+#include "tarena.h"
 #include "tcache.h"
 #include "tune.h"
 
-struct hp_heap hp_heap = { .lock = HP_MUTEX_INIT };
+struct hp_mstate hp_main_arena = { .lock = HP_MUTEX_INIT, .next = &hp_main_arena,
+				   .attached_threads = 1 };
+struct hp_main_heap hp_main;
 const struct hp_observer *hp_observer;
 
-/* glibc's initial_top: a chunk of size 0 until the first sysmalloc. */
+/* glibc's initial_top: a chunk of size 0 until the main arena's first
+ * sysmalloc. */
 static struct hp_chunk initial_top;
 
 /* ---- bins ---- */
 
-#define bin_at(i)                                                              \
-	((struct hp_chunk *)((char *)&hp_heap.bins[((i)-1) * 2] -             \
+#define bin_at(av, i)                                                          \
+	((struct hp_chunk *)((char *)&(av)->bins[((i)-1) * 2] -               \
 			     offsetof(struct hp_chunk, fd)))
-#define unsorted_chunks() bin_at(1)
+#define unsorted_chunks(av) bin_at(av, 1)
+#define contiguous(av) (((av)->flags & HP_NONCONTIGUOUS) == 0)
+#define main_arena(av) ((av) == &hp_main_arena)
+/* The A bit for chunks handed out by a thread arena. */
+#define arena_bit(av) (main_arena(av) ? 0 : HP_NON_MAIN_ARENA)
 #define next_bin(b) ((struct hp_chunk *)((char *)(b) + (sizeof(void *) << 1)))
 #define first(b) ((b)->fd)
 #define last(b) ((b)->bk)
@@ -85,9 +93,9 @@ fastbin_index(size_t sz)
 #define idx2bit(i) (1U << ((i)&31))
 
 static inline void
-mark_bin(unsigned i)
+mark_bin(struct hp_mstate *av, unsigned i)
 {
-	hp_heap.binmap[idx2block(i)] |= idx2bit(i);
+	av->binmap[idx2block(i)] |= idx2bit(i);
 }
 
 /* ---- chunk helpers ---- */
@@ -140,6 +148,13 @@ set_foot(struct hp_chunk *p, size_t s)
 	hp_chunk_at(p, s)->prev_size = s;
 }
 
+static inline void
+set_non_main(struct hp_mstate *av, struct hp_chunk *p)
+{
+	if (!main_arena(av))
+		p->size |= HP_NON_MAIN_ARENA;
+}
+
 static inline struct hp_chunk *
 reveal(struct hp_chunk **pos)
 {
@@ -166,9 +181,8 @@ report(struct hp_chunk *p, size_t bytes, enum hp_state state)
 	HP_OBSERVE(chunk, (uintptr_t)p, bytes, state);
 }
 
-/* Take a chunk off a bin list (malloc.c unlink_chunk). */
-static void
-unlink_chunk(struct hp_chunk *p)
+void
+hp_heap_unlink_chunk(struct hp_chunk *p)
 {
 	if (hp_chunksize(p) != hp_chunk_at(p, hp_chunksize(p))->prev_size)
 		hp_corrupt("corrupted size vs. prev_size");
@@ -198,9 +212,9 @@ unlink_chunk(struct hp_chunk *p)
 
 /* Put a chunk at the head of the unsorted list. */
 static inline void
-unsorted_push(struct hp_chunk *p, size_t size, const char *errmsg)
+unsorted_push(struct hp_mstate *av, struct hp_chunk *p, size_t size, const char *errmsg)
 {
-	struct hp_chunk *bck = unsorted_chunks(), *fwd = bck->fd;
+	struct hp_chunk *bck = unsorted_chunks(av), *fwd = bck->fd;
 
 	if (__builtin_expect(fwd->bk != bck, 0))
 		hp_corrupt(errmsg);
@@ -215,15 +229,18 @@ unsorted_push(struct hp_chunk *p, size_t size, const char *errmsg)
 }
 
 void
-hp_heap_init(void)
+hp_heap_init_state(struct hp_mstate *av)
 {
 	for (unsigned i = 1; i < HP_NBINS; ++i) {
-		struct hp_chunk *bin = bin_at(i);
+		struct hp_chunk *bin = bin_at(av, i);
 		bin->fd = bin->bk = bin;
 	}
-	hp_heap.noncontiguous = false;
-	hp_heap.have_fastchunks = false;
-	hp_heap.top = &initial_top;
+	if (main_arena(av))
+		av->flags &= ~HP_NONCONTIGUOUS;
+	else
+		av->flags |= HP_NONCONTIGUOUS;
+	av->have_fastchunks = false;
+	av->top = &initial_top;
 }
 
 /* ---- segments (for walking; glibc keeps none) ---- */
@@ -231,16 +248,16 @@ hp_heap_init(void)
 static void
 segment_open(uintptr_t start, uintptr_t end, bool mapped)
 {
-	if (hp_heap.nsegments < HP_MAX_SEGMENTS)
-		hp_heap.segments[hp_heap.nsegments++] =
+	if (hp_main.nsegments < HP_MAX_SEGMENTS)
+		hp_main.segments[hp_main.nsegments++] =
 			(struct hp_segment){ start, end, mapped };
 }
 
 static void
 segment_set_end(uintptr_t end)
 {
-	if (hp_heap.nsegments > 0 && hp_heap.nsegments <= HP_MAX_SEGMENTS)
-		hp_heap.segments[hp_heap.nsegments - 1].end = end;
+	if (hp_main.nsegments > 0 && hp_main.nsegments <= HP_MAX_SEGMENTS)
+		hp_main.segments[hp_main.nsegments - 1].end = end;
 }
 
 /* ---- the system: MORECORE, sysmalloc, systrim ---- */
@@ -260,13 +277,13 @@ morecore(intptr_t incr)
 
 /* sysmalloc_mmap_fallback: a region for the heap when brk fails. */
 static char *
-mmap_fallback(size_t *s, size_t nb, size_t old_size, size_t pagesize, size_t minsize,
+mmap_fallback(struct hp_mstate *av, size_t *s, size_t nb, size_t old_size, size_t pagesize, size_t minsize,
 	      int extra_flags)
 {
 	size_t size = *s;
 	char *mbrk;
 
-	if (!hp_heap.noncontiguous)
+	if (contiguous(av))
 		size = (size + old_size + pagesize - 1) & ~(pagesize - 1);
 	if (size < minsize)
 		size = minsize;
@@ -277,23 +294,23 @@ mmap_fallback(size_t *s, size_t nb, size_t old_size, size_t pagesize, size_t min
 		return NULL;
 	if (!(extra_flags & MAP_HUGETLB))
 		hp_tune_madvise_thp(mbrk, size);
-	hp_heap.noncontiguous = true;
+	av->flags |= HP_NONCONTIGUOUS;
 	HP_OBSERVE(map, (uintptr_t)mbrk, size, false);
 	*s = size;
 	return mbrk;
 }
 
 static void *
-sysmalloc(size_t nb)
+sysmalloc(struct hp_mstate *av, size_t nb)
 {
 	size_t pagesize = hp_mp.pagesize;
 	struct hp_chunk *old_top, *p, *remainder;
 	size_t old_size, size;
 	char *old_end, *brk, *snd_brk;
-	bool snd_brk_failed = true, mapped_region = false;
+	bool snd_brk_failed = true, mapped_region = false, tried_mmap = false;
 
-	if (nb >= hp_mp.mmap_threshold &&
-	    __atomic_load_n(&hp_mp.n_mmaps, __ATOMIC_RELAXED) < hp_mp.n_mmaps_max) {
+	if (av == NULL || (nb >= hp_mp.mmap_threshold &&
+			   __atomic_load_n(&hp_mp.n_mmaps, __ATOMIC_RELAXED) < hp_mp.n_mmaps_max)) {
 		void *mm;
 
 		if (hp_mp.hp_pagesize > 0 && nb >= hp_mp.hp_pagesize) {
@@ -304,15 +321,27 @@ sysmalloc(size_t nb)
 		mm = hp_large_alloc(nb, pagesize, 0);
 		if (mm)
 			return mm;
+		tried_mmap = true;
+	}
+	if (av == NULL)
+		return NULL;
+
+	if (!main_arena(av)) {
+		if (!hp_tarena_grow_locked(av, nb) && !tried_mmap) {
+			void *mm = hp_large_alloc(nb, pagesize, 0);
+			if (mm)
+				return mm;
+		}
+		goto allocate;
 	}
 
-	old_top = hp_heap.top;
+	old_top = av->top;
 	old_size = hp_chunksize(old_top);
 	old_end = (char *)hp_chunk_at(old_top, old_size);
 	brk = snd_brk = NULL;
 
 	size = nb + hp_mp.top_pad + HP_MINSIZE;
-	if (!hp_heap.noncontiguous)
+	if (contiguous(av))
 		size -= old_size;
 	if (hp_mp.thp_pagesize != 0) {
 		uintptr_t cur = (uintptr_t)sbrk(0);
@@ -332,10 +361,10 @@ sysmalloc(size_t nb)
 		char *mbrk = NULL;
 
 		if (hp_mp.hp_pagesize > 0)
-			mbrk = mmap_fallback(&size, nb, old_size, hp_mp.hp_pagesize,
+			mbrk = mmap_fallback(av, &size, nb, old_size, hp_mp.hp_pagesize,
 					     hp_mp.hp_pagesize, hp_mp.hp_flags);
 		if (mbrk == NULL)
-			mbrk = mmap_fallback(&size, nb, old_size, pagesize,
+			mbrk = mmap_fallback(av, &size, nb, old_size, pagesize,
 					     HP_MMAP_AS_MORECORE_SIZE, 0);
 		if (mbrk) {
 			brk = mbrk;
@@ -346,23 +375,23 @@ sysmalloc(size_t nb)
 	}
 
 	if (brk != NULL) {
-		if (hp_heap.sbrk_base == NULL)
-			hp_heap.sbrk_base = brk;
-		hp_heap.system_mem += size;
+		if (hp_main.sbrk_base == NULL)
+			hp_main.sbrk_base = brk;
+		av->system_mem += size;
 
 		if (brk == old_end && snd_brk_failed) {
 			set_head(old_top, (size + old_size) | HP_PREV_INUSE);
 			segment_set_end((uintptr_t)brk + size);
-		} else if (!hp_heap.noncontiguous && old_size && brk < old_end) {
+		} else if (contiguous(av) && old_size && brk < old_end) {
 			hp_corrupt("break adjusted to free malloc space");
 		} else {
 			size_t front_misalign, end_misalign, correction = 0;
 			char *aligned_brk = brk;
 
-			if (!hp_heap.noncontiguous) {
+			if (contiguous(av)) {
 				/* Count foreign sbrk as system_mem. */
 				if (old_size)
-					hp_heap.system_mem += (size_t)(brk - old_end);
+					av->system_mem += (size_t)(brk - old_end);
 				front_misalign = (uintptr_t)hp_chunk2mem((struct hp_chunk *)brk) &
 						 HP_ALIGN_MASK;
 				if (front_misalign > 0) {
@@ -387,11 +416,11 @@ sysmalloc(size_t nb)
 			}
 
 			if (!snd_brk_failed) {
-				hp_heap.top = (struct hp_chunk *)aligned_brk;
-				set_head(hp_heap.top,
+				av->top = (struct hp_chunk *)aligned_brk;
+				set_head(av->top,
 					 ((size_t)(snd_brk - aligned_brk) + correction) |
 						 HP_PREV_INUSE);
-				hp_heap.system_mem += correction;
+				av->system_mem += correction;
 				segment_open((uintptr_t)aligned_brk,
 					     (uintptr_t)snd_brk + correction, mapped_region);
 				/* Memory between the old top and the new space
@@ -415,7 +444,7 @@ sysmalloc(size_t nb)
 					if (old_size >= HP_MINSIZE) {
 						report(hp_chunk_at(old_top, old_size),
 						       2 * HP_CHUNK_HDR_SZ, HP_STATE_LIVE);
-						hp_heap_free_locked(old_top, true);
+						hp_heap_free_locked(av, old_top, true);
 					} else {
 						report(old_top, old_size + 2 * HP_CHUNK_HDR_SZ,
 						       HP_STATE_LIVE);
@@ -425,15 +454,16 @@ sysmalloc(size_t nb)
 		}
 	}
 
-	if (hp_heap.system_mem > hp_heap.max_system_mem)
-		hp_heap.max_system_mem = hp_heap.system_mem;
+allocate:
+	if (av->system_mem > av->max_system_mem)
+		av->max_system_mem = av->system_mem;
 
-	p = hp_heap.top;
+	p = av->top;
 	size = hp_chunksize(p);
 	if (size >= nb + HP_MINSIZE) {
 		remainder = hp_chunk_at(p, nb);
-		hp_heap.top = remainder;
-		set_head(p, nb | HP_PREV_INUSE);
+		av->top = remainder;
+		set_head(p, nb | HP_PREV_INUSE | arena_bit(av));
 		set_head(remainder, (size - nb) | HP_PREV_INUSE);
 		return hp_chunk2mem(p);
 	}
@@ -442,9 +472,9 @@ sysmalloc(size_t nb)
 }
 
 static int
-systrim(size_t pad)
+systrim(struct hp_mstate *av, size_t pad)
 {
-	size_t top_size = hp_chunksize(hp_heap.top);
+	size_t top_size = hp_chunksize(av->top);
 	long top_area = (long)top_size - HP_MINSIZE - 1;
 	long extra;
 	char *current_brk, *new_brk;
@@ -458,7 +488,7 @@ systrim(size_t pad)
 	if (extra == 0)
 		return 0;
 	current_brk = morecore(0);
-	if (current_brk == (char *)hp_heap.top + top_size) {
+	if (current_brk == (char *)av->top + top_size) {
 		char *before = current_brk;
 
 		if (hp_mp.always_fail_morecore)
@@ -470,8 +500,8 @@ systrim(size_t pad)
 
 			if (released != 0) {
 				HP_OBSERVE(brk, (uintptr_t)before, (uintptr_t)new_brk);
-				hp_heap.system_mem -= (size_t)released;
-				set_head(hp_heap.top, (top_size - (size_t)released) | HP_PREV_INUSE);
+				av->system_mem -= (size_t)released;
+				set_head(av->top, (top_size - (size_t)released) | HP_PREV_INUSE);
 				segment_set_end((uintptr_t)new_brk);
 				return 1;
 			}
@@ -483,15 +513,15 @@ systrim(size_t pad)
 /* ---- malloc_consolidate ---- */
 
 void
-hp_heap_consolidate_locked(void)
+hp_heap_consolidate_locked(struct hp_mstate *av)
 {
-	struct hp_chunk *unsorted_bin = unsorted_chunks();
+	struct hp_chunk *unsorted_bin = unsorted_chunks(av);
 
-	hp_heap.have_fastchunks = false;
+	av->have_fastchunks = false;
 	for (unsigned i = 0; i < HP_NFASTBINS; i++) {
-		struct hp_chunk *p = hp_heap.fastbins[i], *nextp;
+		struct hp_chunk *p = av->fastbins[i], *nextp;
 
-		hp_heap.fastbins[i] = NULL;
+		av->fastbins[i] = NULL;
 		for (; p != NULL; p = nextp) {
 			if (misaligned(p))
 				hp_corrupt("malloc_consolidate(): unaligned fastbin chunk detected");
@@ -510,14 +540,14 @@ hp_heap_consolidate_locked(void)
 				p = hp_chunk_at(p, -prevsize);
 				if (hp_chunksize(p) != prevsize)
 					hp_corrupt("corrupted size vs. prev_size in fastbins");
-				unlink_chunk(p);
+				hp_heap_unlink_chunk(p);
 			}
-			if (nextchunk != hp_heap.top) {
+			if (nextchunk != av->top) {
 				bool nextinuse = inuse_bit_at(nextchunk, nextsize);
 
 				if (!nextinuse) {
 					size += nextsize;
-					unlink_chunk(nextchunk);
+					hp_heap_unlink_chunk(nextchunk);
 				} else {
 					clear_inuse_bit_at(nextchunk, 0);
 				}
@@ -535,7 +565,7 @@ hp_heap_consolidate_locked(void)
 			} else {
 				size += nextsize;
 				set_head(p, size | HP_PREV_INUSE);
-				hp_heap.top = p;
+				av->top = p;
 			}
 		}
 	}
@@ -544,7 +574,7 @@ hp_heap_consolidate_locked(void)
 /* ---- _int_malloc ---- */
 
 void *
-hp_heap_malloc_locked(size_t bytes)
+hp_heap_malloc_locked(struct hp_mstate *av, size_t bytes)
 {
 	size_t nb, size, remainder_size;
 	unsigned idx, block, bit, map;
@@ -559,9 +589,17 @@ hp_heap_malloc_locked(size_t bytes)
 	}
 	size_t tc_idx = hp_csize2tidx(nb);
 
+	/* No usable arena: mmap is all there is. */
+	if (__builtin_expect(av == NULL, 0)) {
+		mem = sysmalloc(NULL, nb);
+		if (mem)
+			hp_heap_perturb_alloc(mem, bytes);
+		return mem;
+	}
+
 	if (nb <= hp_mp.max_fast) {
 		idx = fastbin_index(nb);
-		struct hp_chunk **fb = &hp_heap.fastbins[idx];
+		struct hp_chunk **fb = &av->fastbins[idx];
 
 		victim = *fb;
 		if (victim != NULL) {
@@ -589,7 +627,7 @@ hp_heap_malloc_locked(size_t bytes)
 
 	if (in_smallbin_range(nb)) {
 		idx = smallbin_index(nb);
-		bin = bin_at(idx);
+		bin = bin_at(av, idx);
 		if ((victim = last(bin)) != bin) {
 			bck = victim->bk;
 			if (bck->fd != victim)
@@ -597,6 +635,7 @@ hp_heap_malloc_locked(size_t bytes)
 			set_inuse_bit_at(victim, nb);
 			bin->bk = bck;
 			bck->fd = bin;
+			set_non_main(av, victim);
 			if (tc && tc_idx < hp_mp.tcache_bins) {
 				struct hp_chunk *tc_victim;
 
@@ -604,6 +643,7 @@ hp_heap_malloc_locked(size_t bytes)
 				       (tc_victim = last(bin)) != bin) {
 					bck = tc_victim->bk;
 					set_inuse_bit_at(tc_victim, nb);
+					set_non_main(av, tc_victim);
 					bin->bk = bck;
 					bck->fd = bin;
 					hp_tcache_put(tc, tc_victim, tc_idx);
@@ -616,8 +656,8 @@ hp_heap_malloc_locked(size_t bytes)
 		}
 	} else {
 		idx = largebin_index(nb);
-		if (hp_heap.have_fastchunks)
-			hp_heap_consolidate_locked();
+		if (av->have_fastchunks)
+			hp_heap_consolidate_locked(av);
 	}
 
 	size_t tcache_nb = 0;
@@ -629,36 +669,36 @@ hp_heap_malloc_locked(size_t bytes)
 	for (;;) {
 		int iters = 0;
 
-		while ((victim = unsorted_chunks()->bk) != unsorted_chunks()) {
+		while ((victim = unsorted_chunks(av)->bk) != unsorted_chunks(av)) {
 			bck = victim->bk;
 			size = hp_chunksize(victim);
 			struct hp_chunk *next = hp_chunk_at(victim, size);
 
-			if (size <= HP_CHUNK_HDR_SZ || size > hp_heap.system_mem)
+			if (size <= HP_CHUNK_HDR_SZ || size > av->system_mem)
 				hp_corrupt("malloc(): invalid size (unsorted)");
-			if (next->size < HP_CHUNK_HDR_SZ || next->size > hp_heap.system_mem)
+			if (next->size < HP_CHUNK_HDR_SZ || next->size > av->system_mem)
 				hp_corrupt("malloc(): invalid next size (unsorted)");
 			if ((next->prev_size & ~(size_t)HP_SIZE_BITS) != size)
 				hp_corrupt("malloc(): mismatching next->prev_size (unsorted)");
-			if (bck->fd != victim || victim->fd != unsorted_chunks())
+			if (bck->fd != victim || victim->fd != unsorted_chunks(av))
 				hp_corrupt("malloc(): unsorted double linked list corrupted");
 			if (prev_inuse(next))
 				hp_corrupt("malloc(): invalid next->prev_inuse (unsorted)");
 
 			/* The last remainder, alone in the unsorted bin: split
 			 * it for a small request (locality). */
-			if (in_smallbin_range(nb) && bck == unsorted_chunks() &&
-			    victim == hp_heap.last_remainder && size > nb + HP_MINSIZE) {
+			if (in_smallbin_range(nb) && bck == unsorted_chunks(av) &&
+			    victim == av->last_remainder && size > nb + HP_MINSIZE) {
 				remainder_size = size - nb;
 				remainder = hp_chunk_at(victim, nb);
-				unsorted_chunks()->bk = unsorted_chunks()->fd = remainder;
-				hp_heap.last_remainder = remainder;
-				remainder->bk = remainder->fd = unsorted_chunks();
+				unsorted_chunks(av)->bk = unsorted_chunks(av)->fd = remainder;
+				av->last_remainder = remainder;
+				remainder->bk = remainder->fd = unsorted_chunks(av);
 				if (!in_smallbin_range(remainder_size)) {
 					remainder->fd_nextsize = NULL;
 					remainder->bk_nextsize = NULL;
 				}
-				set_head(victim, nb | HP_PREV_INUSE);
+				set_head(victim, nb | HP_PREV_INUSE | arena_bit(av));
 				set_head(remainder, remainder_size | HP_PREV_INUSE);
 				set_foot(remainder, remainder_size);
 				mem = hp_chunk2mem(victim);
@@ -668,11 +708,12 @@ hp_heap_malloc_locked(size_t bytes)
 
 			if (bck->fd != victim)
 				hp_corrupt("malloc(): corrupted unsorted chunks 3");
-			unsorted_chunks()->bk = bck;
-			bck->fd = unsorted_chunks();
+			unsorted_chunks(av)->bk = bck;
+			bck->fd = unsorted_chunks(av);
 
 			if (size == nb) {
 				set_inuse_bit_at(victim, size);
+				set_non_main(av, victim);
 				if (tcache_nb && tc->counts[tc_idx] < hp_mp.tcache_count) {
 					hp_tcache_put(tc, victim, tc_idx);
 					report(victim, nb, HP_STATE_CACHED);
@@ -687,11 +728,11 @@ hp_heap_malloc_locked(size_t bytes)
 			unsigned victim_index;
 			if (in_smallbin_range(size)) {
 				victim_index = smallbin_index(size);
-				bck = bin_at(victim_index);
+				bck = bin_at(av, victim_index);
 				fwd = bck->fd;
 			} else {
 				victim_index = largebin_index(size);
-				bck = bin_at(victim_index);
+				bck = bin_at(av, victim_index);
 				fwd = bck->fd;
 				if (fwd != bck) {
 					size |= HP_PREV_INUSE;
@@ -723,7 +764,7 @@ hp_heap_malloc_locked(size_t bytes)
 					victim->fd_nextsize = victim->bk_nextsize = victim;
 				}
 			}
-			mark_bin(victim_index);
+			mark_bin(av, victim_index);
 			victim->bk = bck;
 			victim->fd = fwd;
 			fwd->bk = victim;
@@ -743,7 +784,7 @@ hp_heap_malloc_locked(size_t bytes)
 
 		/* Large request: best fit in its own bin via the skip list. */
 		if (!in_smallbin_range(nb)) {
-			bin = bin_at(idx);
+			bin = bin_at(av, idx);
 			if ((victim = first(bin)) != bin && victim->size >= nb) {
 				victim = victim->bk_nextsize;
 				while ((size = hp_chunksize(victim)) < nb)
@@ -753,14 +794,15 @@ hp_heap_malloc_locked(size_t bytes)
 				if (victim != last(bin) && victim->size == victim->fd->size)
 					victim = victim->fd;
 				remainder_size = size - nb;
-				unlink_chunk(victim);
+				hp_heap_unlink_chunk(victim);
 				if (remainder_size < HP_MINSIZE) {
 					set_inuse_bit_at(victim, size);
+					set_non_main(av, victim);
 				} else {
 					remainder = hp_chunk_at(victim, nb);
-					unsorted_push(remainder, remainder_size,
+					unsorted_push(av, remainder, remainder_size,
 						      "malloc(): corrupted unsorted chunks");
-					set_head(victim, nb | HP_PREV_INUSE);
+					set_head(victim, nb | HP_PREV_INUSE | arena_bit(av));
 					set_head(remainder, remainder_size | HP_PREV_INUSE);
 					set_foot(remainder, remainder_size);
 				}
@@ -773,9 +815,9 @@ hp_heap_malloc_locked(size_t bytes)
 		/* Scan larger bins through the binmap: smallest fitting chunk
 		 * of the next non-empty bin. */
 		++idx;
-		bin = bin_at(idx);
+		bin = bin_at(av, idx);
 		block = idx2block(idx);
-		map = hp_heap.binmap[block];
+		map = av->binmap[block];
 		bit = idx2bit(idx);
 
 		for (;;) {
@@ -783,8 +825,8 @@ hp_heap_malloc_locked(size_t bytes)
 				do {
 					if (++block >= HP_BINMAPSIZE)
 						goto use_top;
-				} while ((map = hp_heap.binmap[block]) == 0);
-				bin = bin_at(block << 5);
+				} while ((map = av->binmap[block]) == 0);
+				bin = bin_at(av, block << 5);
 				bit = 1;
 			}
 			while ((bit & map) == 0) {
@@ -793,23 +835,24 @@ hp_heap_malloc_locked(size_t bytes)
 			}
 			victim = last(bin);
 			if (victim == bin) {
-				hp_heap.binmap[block] = map &= ~bit;
+				av->binmap[block] = map &= ~bit;
 				bin = next_bin(bin);
 				bit <<= 1;
 				continue;
 			}
 			size = hp_chunksize(victim);
 			remainder_size = size - nb;
-			unlink_chunk(victim);
+			hp_heap_unlink_chunk(victim);
 			if (remainder_size < HP_MINSIZE) {
 				set_inuse_bit_at(victim, size);
+				set_non_main(av, victim);
 			} else {
 				remainder = hp_chunk_at(victim, nb);
-				unsorted_push(remainder, remainder_size,
+				unsorted_push(av, remainder, remainder_size,
 					      "malloc(): corrupted unsorted chunks 2");
 				if (in_smallbin_range(nb))
-					hp_heap.last_remainder = remainder;
-				set_head(victim, nb | HP_PREV_INUSE);
+					av->last_remainder = remainder;
+				set_head(victim, nb | HP_PREV_INUSE | arena_bit(av));
 				set_head(remainder, remainder_size | HP_PREV_INUSE);
 				set_foot(remainder, remainder_size);
 			}
@@ -819,23 +862,23 @@ hp_heap_malloc_locked(size_t bytes)
 		}
 
 use_top:
-		victim = hp_heap.top;
+		victim = av->top;
 		size = hp_chunksize(victim);
-		if (size > hp_heap.system_mem)
+		if (size > av->system_mem)
 			hp_corrupt("malloc(): corrupted top size");
 		if (size >= nb + HP_MINSIZE) {
 			remainder = hp_chunk_at(victim, nb);
-			hp_heap.top = remainder;
-			set_head(victim, nb | HP_PREV_INUSE);
+			av->top = remainder;
+			set_head(victim, nb | HP_PREV_INUSE | arena_bit(av));
 			set_head(remainder, (size - nb) | HP_PREV_INUSE);
 			mem = hp_chunk2mem(victim);
 			hp_heap_perturb_alloc(mem, bytes);
 			return mem;
-		} else if (hp_heap.have_fastchunks) {
-			hp_heap_consolidate_locked();
+		} else if (av->have_fastchunks) {
+			hp_heap_consolidate_locked(av);
 			idx = in_smallbin_range(nb) ? smallbin_index(nb) : largebin_index(nb);
 		} else {
-			mem = sysmalloc(nb);
+			mem = sysmalloc(av, nb);
 			if (mem)
 				hp_heap_perturb_alloc(mem, bytes);
 			return mem;
@@ -889,19 +932,19 @@ hp_tcache_try_free(struct hp_chunk *p, size_t size)
 
 /* _int_free after the tcache step. */
 static enum hp_fate
-free_tail_locked(struct hp_chunk *p, size_t size, bool rep)
+free_tail_locked(struct hp_mstate *av, struct hp_chunk *p, size_t size, bool rep)
 {
 	enum hp_fate fate;
 
 	if (size <= hp_mp.max_fast) {
 		struct hp_chunk *next = hp_chunk_at(p, size);
 
-		if (next->size <= HP_CHUNK_HDR_SZ || hp_chunksize(next) >= hp_heap.system_mem)
+		if (next->size <= HP_CHUNK_HDR_SZ || hp_chunksize(next) >= av->system_mem)
 			hp_corrupt("free(): invalid next size (fast)");
 		free_perturb(hp_chunk2mem(p), size - HP_CHUNK_HDR_SZ);
-		hp_heap.have_fastchunks = true;
+		av->have_fastchunks = true;
 		unsigned idx = fastbin_index(size);
-		struct hp_chunk **fb = &hp_heap.fastbins[idx], *old = *fb;
+		struct hp_chunk **fb = &av->fastbins[idx], *old = *fb;
 		if (__builtin_expect(old == p, 0))
 			hp_corrupt("double free or corruption (fasttop)");
 		p->fd = hp_protect_ptr(&p->fd, old);
@@ -914,15 +957,15 @@ free_tail_locked(struct hp_chunk *p, size_t size, bool rep)
 	}
 
 	struct hp_chunk *nextchunk = hp_chunk_at(p, size);
-	if (__builtin_expect(p == hp_heap.top, 0))
+	if (__builtin_expect(p == av->top, 0))
 		hp_corrupt("double free or corruption (top)");
-	if (!hp_heap.noncontiguous &&
-	    (char *)nextchunk >= (char *)hp_heap.top + hp_chunksize(hp_heap.top))
+	if (contiguous(av) &&
+	    (char *)nextchunk >= (char *)av->top + hp_chunksize(av->top))
 		hp_corrupt("double free or corruption (out)");
 	if (!prev_inuse(nextchunk))
 		hp_corrupt("double free or corruption (!prev)");
 	size_t nextsize = hp_chunksize(nextchunk);
-	if (nextchunk->size <= HP_CHUNK_HDR_SZ || nextsize >= hp_heap.system_mem)
+	if (nextchunk->size <= HP_CHUNK_HDR_SZ || nextsize >= av->system_mem)
 		hp_corrupt("free(): invalid next size (normal)");
 	free_perturb(hp_chunk2mem(p), size - HP_CHUNK_HDR_SZ);
 	if (rep)
@@ -934,39 +977,44 @@ free_tail_locked(struct hp_chunk *p, size_t size, bool rep)
 		p = hp_chunk_at(p, -prevsize);
 		if (hp_chunksize(p) != prevsize)
 			hp_corrupt("corrupted size vs. prev_size while consolidating");
-		unlink_chunk(p);
+		hp_heap_unlink_chunk(p);
 	}
-	if (nextchunk != hp_heap.top) {
+	if (nextchunk != av->top) {
 		bool nextinuse = inuse_bit_at(nextchunk, nextsize);
 
 		if (!nextinuse) {
-			unlink_chunk(nextchunk);
+			hp_heap_unlink_chunk(nextchunk);
 			size += nextsize;
 		} else {
 			clear_inuse_bit_at(nextchunk, 0);
 		}
-		unsorted_push(p, size, "free(): corrupted unsorted chunks");
+		unsorted_push(av, p, size, "free(): corrupted unsorted chunks");
 		set_head(p, size | HP_PREV_INUSE);
 		set_foot(p, size);
 		fate = HP_FATE_BIN;
 	} else {
 		size += nextsize;
 		set_head(p, size | HP_PREV_INUSE);
-		hp_heap.top = p;
+		av->top = p;
 		fate = HP_FATE_TOP;
 	}
 
 	if (size >= HP_FASTBIN_CONSOLIDATION_THRESHOLD) {
-		if (hp_heap.have_fastchunks)
-			hp_heap_consolidate_locked();
-		if (hp_chunksize(hp_heap.top) >= hp_mp.trim_threshold)
-			systrim(hp_mp.top_pad);
+		if (av->have_fastchunks)
+			hp_heap_consolidate_locked(av);
+		if (main_arena(av)) {
+			if (hp_chunksize(av->top) >= hp_mp.trim_threshold)
+				systrim(av, hp_mp.top_pad);
+		} else {
+			/* Always: the top's heap may go away entirely. */
+			hp_tarena_heap_trim_locked(hp_heap_for_ptr(av->top), hp_mp.top_pad);
+		}
 	}
 	return fate;
 }
 
 enum hp_fate
-hp_heap_free_locked(struct hp_chunk *p, bool rep)
+hp_heap_free_locked(struct hp_mstate *av, struct hp_chunk *p, bool rep)
 {
 	size_t size = free_checks(p);
 
@@ -975,7 +1023,7 @@ hp_heap_free_locked(struct hp_chunk *p, bool rep)
 			report(p, size, HP_STATE_CACHED);
 		return HP_FATE_TCACHE;
 	}
-	return free_tail_locked(p, size, rep);
+	return free_tail_locked(av, p, size, rep);
 }
 
 enum hp_fate
@@ -987,43 +1035,51 @@ hp_heap_free(struct hp_chunk *p)
 
 	if (hp_tcache_try_free(p, size))
 		return HP_FATE_TCACHE;
-	locked = hp_heap_lock();
-	fate = free_tail_locked(p, size, false);
-	hp_heap_unlock(locked);
+	struct hp_mstate *av = hp_heap_arena_for_chunk(p);
+	locked = hp_mstate_lock(av);
+	fate = free_tail_locked(av, p, size, false);
+	hp_mstate_unlock(av, locked);
 	return fate;
+}
+
+struct hp_mstate *
+hp_heap_arena_for_chunk(const struct hp_chunk *p)
+{
+	return hp_chunk_main_arena(p) ? &hp_main_arena : hp_heap_for_ptr(p)->ar_ptr;
 }
 
 /* ---- _int_realloc ---- */
 
 void *
-hp_heap_realloc_locked(struct hp_chunk *oldp, size_t oldsize, size_t nb, enum hp_fate *old_fate)
+hp_heap_realloc_locked(struct hp_mstate *av, struct hp_chunk *oldp, size_t oldsize, size_t nb,
+		       enum hp_fate *old_fate)
 {
 	struct hp_chunk *newp, *next, *remainder;
 	size_t newsize, nextsize, remainder_size;
 	void *newmem;
 
 	*old_fate = 0;
-	if (oldp->size <= HP_CHUNK_HDR_SZ || oldsize >= hp_heap.system_mem)
+	if (oldp->size <= HP_CHUNK_HDR_SZ || oldsize >= av->system_mem)
 		hp_corrupt("realloc(): invalid old size");
 	next = hp_chunk_at(oldp, oldsize);
 	nextsize = hp_chunksize(next);
-	if (next->size <= HP_CHUNK_HDR_SZ || nextsize >= hp_heap.system_mem)
+	if (next->size <= HP_CHUNK_HDR_SZ || nextsize >= av->system_mem)
 		hp_corrupt("realloc(): invalid next size");
 
 	if (oldsize >= nb) {
 		newp = oldp;
 		newsize = oldsize;
-	} else if (next == hp_heap.top && (newsize = oldsize + nextsize) >= nb + HP_MINSIZE) {
-		set_head_size(oldp, nb);
-		hp_heap.top = hp_chunk_at(oldp, nb);
-		set_head(hp_heap.top, (newsize - nb) | HP_PREV_INUSE);
+	} else if (next == av->top && (newsize = oldsize + nextsize) >= nb + HP_MINSIZE) {
+		set_head_size(oldp, nb | arena_bit(av));
+		av->top = hp_chunk_at(oldp, nb);
+		set_head(av->top, (newsize - nb) | HP_PREV_INUSE);
 		return hp_chunk2mem(oldp);
-	} else if (next != hp_heap.top && !inuse_bit_at(next, nextsize) &&
+	} else if (next != av->top && !inuse_bit_at(next, nextsize) &&
 		   (newsize = oldsize + nextsize) >= nb) {
 		newp = oldp;
-		unlink_chunk(next);
+		hp_heap_unlink_chunk(next);
 	} else {
-		newmem = hp_heap_malloc_locked(nb - HP_ALIGN_MASK);
+		newmem = hp_heap_malloc_locked(av, nb - HP_ALIGN_MASK);
 		if (newmem == NULL)
 			return NULL;
 		newp = hp_mem2chunk(newmem);
@@ -1033,21 +1089,21 @@ hp_heap_realloc_locked(struct hp_chunk *oldp, size_t oldsize, size_t nb, enum hp
 			newp = oldp;
 		} else {
 			memcpy(newmem, hp_chunk2mem(oldp), oldsize - HP_SIZE_SZ);
-			*old_fate = hp_heap_free_locked(oldp, false);
+			*old_fate = hp_heap_free_locked(av, oldp, false);
 			return newmem;
 		}
 	}
 
 	remainder_size = newsize - nb;
 	if (remainder_size < HP_MINSIZE) {
-		set_head_size(newp, newsize);
+		set_head_size(newp, newsize | arena_bit(av));
 		set_inuse_bit_at(newp, newsize);
 	} else {
 		remainder = hp_chunk_at(newp, nb);
-		set_head_size(newp, nb);
-		set_head(remainder, remainder_size | HP_PREV_INUSE);
+		set_head_size(newp, nb | arena_bit(av));
+		set_head(remainder, remainder_size | HP_PREV_INUSE | arena_bit(av));
 		set_inuse_bit_at(remainder, remainder_size);
-		hp_heap_free_locked(remainder, true);
+		hp_heap_free_locked(av, remainder, true);
 	}
 	return hp_chunk2mem(newp);
 }
@@ -1055,7 +1111,7 @@ hp_heap_realloc_locked(struct hp_chunk *oldp, size_t oldsize, size_t nb, enum hp
 /* ---- _int_memalign ---- */
 
 void *
-hp_heap_memalign_locked(size_t alignment, size_t bytes)
+hp_heap_memalign_locked(struct hp_mstate *av, size_t alignment, size_t bytes)
 {
 	size_t nb = hp_request2size(bytes), size, leadsize, newsize;
 	struct hp_chunk *p, *newp;
@@ -1065,7 +1121,7 @@ hp_heap_memalign_locked(size_t alignment, size_t bytes)
 		errno = ENOMEM;
 		return NULL;
 	}
-	m = hp_heap_malloc_locked(nb + alignment + HP_MINSIZE);
+	m = hp_heap_malloc_locked(av, nb + alignment + HP_MINSIZE);
 	if (m == NULL)
 		return NULL;
 	p = hp_mem2chunk(m);
@@ -1083,10 +1139,10 @@ hp_heap_memalign_locked(size_t alignment, size_t bytes)
 			set_head(newp, newsize | HP_IS_MMAPPED);
 			return hp_chunk2mem(newp);
 		}
-		set_head(newp, newsize | HP_PREV_INUSE);
+		set_head(newp, newsize | HP_PREV_INUSE | arena_bit(av));
 		set_inuse_bit_at(newp, newsize);
-		set_head_size(p, leadsize);
-		hp_heap_free_locked(p, true);
+		set_head_size(p, leadsize | arena_bit(av));
+		hp_heap_free_locked(av, p, true);
 		p = newp;
 	}
 
@@ -1095,9 +1151,9 @@ hp_heap_memalign_locked(size_t alignment, size_t bytes)
 		if (size > nb + HP_MINSIZE) {
 			struct hp_chunk *remainder = hp_chunk_at(p, nb);
 
-			set_head(remainder, (size - nb) | HP_PREV_INUSE);
+			set_head(remainder, (size - nb) | HP_PREV_INUSE | arena_bit(av));
 			set_head_size(p, nb);
-			hp_heap_free_locked(remainder, true);
+			hp_heap_free_locked(av, remainder, true);
 		}
 	}
 	return hp_chunk2mem(p);
@@ -1106,17 +1162,17 @@ hp_heap_memalign_locked(size_t alignment, size_t bytes)
 /* ---- malloc_trim ---- */
 
 int
-hp_heap_trim_locked(size_t pad)
+hp_heap_trim_locked(struct hp_mstate *av, size_t pad)
 {
 	const size_t ps = hp_mp.pagesize, psm1 = ps - 1;
 	const unsigned psindex = bin_index(ps);
 	int result = 0;
 
-	hp_heap_consolidate_locked();
+	hp_heap_consolidate_locked(av);
 	for (unsigned i = 1; i < HP_NBINS; ++i) {
 		if (i != 1 && i < psindex)
 			continue;
-		struct hp_chunk *bin = bin_at(i);
+		struct hp_chunk *bin = bin_at(av, i);
 		for (struct hp_chunk *p = last(bin); p != bin; p = p->bk) {
 			size_t size = hp_chunksize(p);
 
@@ -1133,19 +1189,19 @@ hp_heap_trim_locked(size_t pad)
 			}
 		}
 	}
-	return result | systrim(pad);
+	return result | (main_arena(av) ? systrim(av, pad) : 0);
 }
 
 /* ---- statistics ---- */
 
 void
-hp_heap_mallinfo_locked(struct mallinfo2 *m)
+hp_heap_mallinfo_locked(struct hp_mstate *av, struct mallinfo2 *m)
 {
-	size_t avail = hp_chunksize(hp_heap.top), fastavail = 0;
+	size_t avail = hp_chunksize(av->top), fastavail = 0;
 	size_t nblocks = 1, nfastblocks = 0;
 
 	for (unsigned i = 0; i < HP_NFASTBINS; ++i) {
-		for (struct hp_chunk *p = hp_heap.fastbins[i]; p != NULL; p = reveal(&p->fd)) {
+		for (struct hp_chunk *p = av->fastbins[i]; p != NULL; p = reveal(&p->fd)) {
 			if (misaligned(p))
 				hp_corrupt("int_mallinfo(): unaligned fastbin chunk detected");
 			++nfastblocks;
@@ -1154,30 +1210,32 @@ hp_heap_mallinfo_locked(struct mallinfo2 *m)
 	}
 	avail += fastavail;
 	for (unsigned i = 1; i < HP_NBINS; ++i) {
-		struct hp_chunk *b = bin_at(i);
+		struct hp_chunk *b = bin_at(av, i);
 		for (struct hp_chunk *p = last(b); p != b; p = p->bk) {
 			++nblocks;
 			avail += hp_chunksize(p);
 		}
 	}
-	memset(m, 0, sizeof(*m));
-	m->smblks = nfastblocks;
-	m->ordblks = nblocks;
-	m->fordblks = avail;
-	m->uordblks = hp_heap.system_mem - avail;
-	m->arena = hp_heap.system_mem;
-	m->fsmblks = fastavail;
-	m->hblks = (size_t)__atomic_load_n(&hp_mp.n_mmaps, __ATOMIC_RELAXED);
-	m->hblkhd = __atomic_load_n(&hp_mp.mmapped_mem, __ATOMIC_RELAXED);
-	m->usmblks = 0;
-	m->keepcost = hp_chunksize(hp_heap.top);
+	m->smblks += nfastblocks;
+	m->ordblks += nblocks;
+	m->fordblks += avail;
+	m->uordblks += av->system_mem - avail;
+	m->arena += av->system_mem;
+	m->fsmblks += fastavail;
+	if (main_arena(av)) {
+		m->hblks = (size_t)__atomic_load_n(&hp_mp.n_mmaps, __ATOMIC_RELAXED);
+		m->hblkhd = __atomic_load_n(&hp_mp.mmapped_mem, __ATOMIC_RELAXED);
+		m->usmblks = 0;
+		m->keepcost = hp_chunksize(av->top);
+	}
 }
 
 void
-hp_heap_bin_stats_locked(struct hp_bin_stats fast[HP_NFASTBINS], struct hp_bin_stats bins[HP_NBINS])
+hp_heap_bin_stats_locked(struct hp_mstate *av, struct hp_bin_stats fast[HP_NFASTBINS],
+			 struct hp_bin_stats bins[HP_NBINS])
 {
 	for (unsigned i = 0; i < HP_NFASTBINS; ++i) {
-		struct hp_chunk *p = hp_heap.fastbins[i];
+		struct hp_chunk *p = av->fastbins[i];
 
 		fast[i] = (struct hp_bin_stats){ 0 };
 		if (p == NULL)
@@ -1195,7 +1253,7 @@ hp_heap_bin_stats_locked(struct hp_bin_stats fast[HP_NFASTBINS], struct hp_bin_s
 	}
 	bins[0] = (struct hp_bin_stats){ 0 };
 	for (unsigned i = 1; i < HP_NBINS; ++i) {
-		struct hp_chunk *b = bin_at(i);
+		struct hp_chunk *b = bin_at(av, i);
 
 		bins[i] = (struct hp_bin_stats){ .from = ~(size_t)0 };
 		for (struct hp_chunk *r = b->fd; r != b; r = r->fd) {
@@ -1269,17 +1327,6 @@ sort_uptr(uintptr_t *v, size_t n)
 			}
 }
 
-static size_t
-count_cached(void)
-{
-	size_t n = 0;
-
-	for (unsigned i = 0; i < HP_NFASTBINS; ++i)
-		for (struct hp_chunk *p = hp_heap.fastbins[i]; p != NULL; p = reveal(&p->fd))
-			n++;
-	return n;
-}
-
 static void
 count_one(struct hp_chunk *p, void *arg)
 {
@@ -1287,73 +1334,136 @@ count_one(struct hp_chunk *p, void *arg)
 	++*(size_t *)arg;
 }
 
-size_t
-hp_heap_walk_locked(hp_walk_fn fn, void *arg)
+/* The stretches of memory an arena's chunks tile, in address order: the
+ * main arena's segments, or a thread arena's heaps. */
+struct stretch {
+	uintptr_t start, end;
+};
+
+static unsigned
+arena_stretches(struct hp_mstate *av, struct stretch *out, unsigned cap)
 {
-	struct cached_set set = { 0 };
-	size_t n = count_cached(), walked = 0;
+	unsigned n = 0;
 
-	hp_tcache_each_locked(count_one, &n);
-	set.cap = n;
-	if (n > 0) {
-		set.v = hp_arena_alloc(n * sizeof(uintptr_t), 16, false);
-		if (set.v == NULL)
-			set.cap = 0;
-	}
-	for (unsigned i = 0; i < HP_NFASTBINS; ++i)
-		for (struct hp_chunk *p = hp_heap.fastbins[i]; p != NULL; p = reveal(&p->fd))
-			collect_cached(p, &set);
-	hp_tcache_each_locked(collect_cached, &set);
-	sort_uptr(set.v, set.n);
+	if (main_arena(av)) {
+		unsigned nseg = hp_main.nsegments < HP_MAX_SEGMENTS ? hp_main.nsegments
+								    : HP_MAX_SEGMENTS;
+		for (unsigned i = 0; i < nseg && n < cap; i++)
+			out[n++] = (struct stretch){ hp_main.segments[i].start,
+						     hp_main.segments[i].end };
+	} else {
+		for (struct hp_heap_info *h = hp_heap_for_ptr(av->top); h && n < cap; h = h->prev) {
+			uintptr_t start = (uintptr_t)(h + 1);
 
-	/* Segments in address order. */
-	unsigned nseg = hp_heap.nsegments < HP_MAX_SEGMENTS ? hp_heap.nsegments : HP_MAX_SEGMENTS;
-	unsigned order[HP_MAX_SEGMENTS];
-	for (unsigned i = 0; i < nseg; i++)
-		order[i] = i;
-	for (unsigned i = 1; i < nseg; i++)
-		for (unsigned j = i; j > 0 && hp_heap.segments[order[j - 1]].start >
-						     hp_heap.segments[order[j]].start;
-		     j--) {
-			unsigned t = order[j];
-			order[j] = order[j - 1];
-			order[j - 1] = t;
+			if (h->ar_ptr == (struct hp_mstate *)(h + 1)) {
+				/* the first heap holds the malloc_state */
+				start += sizeof(struct hp_mstate);
+				if ((start + HP_CHUNK_HDR_SZ) & HP_ALIGN_MASK)
+					start += HP_MALLOC_ALIGNMENT -
+						 ((start + HP_CHUNK_HDR_SZ) & HP_ALIGN_MASK);
+			}
+			out[n++] = (struct stretch){ start, (uintptr_t)h + h->size };
 		}
+	}
+	for (unsigned i = 1; i < n; i++)
+		for (unsigned j = i; j > 0 && out[j - 1].start > out[j].start; j--) {
+			struct stretch t = out[j];
+			out[j] = out[j - 1];
+			out[j - 1] = t;
+		}
+	return n;
+}
 
-	for (unsigned s = 0; s < nseg; s++) {
-		const struct hp_segment *seg = &hp_heap.segments[order[s]];
-		struct hp_chunk *p = (struct hp_chunk *)seg->start;
+#define MAX_STRETCHES 256
 
-		while ((uintptr_t)p < seg->end) {
+static size_t
+walk_arena(struct hp_mstate *av, const struct cached_set *set, hp_walk_fn fn, void *arg)
+{
+	struct stretch st[MAX_STRETCHES];
+	unsigned n = arena_stretches(av, st, MAX_STRETCHES);
+	size_t walked = 0;
+
+	for (unsigned s = 0; s < n; s++) {
+		struct hp_chunk *p = (struct hp_chunk *)st[s].start;
+
+		while ((uintptr_t)p < st[s].end) {
 			size_t size = hp_chunksize(p);
-			bool is_top = p == hp_heap.top;
-			enum hp_state st;
+			bool is_top = p == av->top;
+			enum hp_state state;
 
+			if (size == 0) {
+				/* a thread heap's closing fencepost */
+				fn((uintptr_t)p, st[s].end - (uintptr_t)p, HP_STATE_LIVE, false, arg);
+				break;
+			}
 			if (size == HP_CHUNK_HDR_SZ) {
-				/* fencepost pair: in use, as mallinfo counts it */
-				if (fn)
-					fn((uintptr_t)p, size, HP_STATE_LIVE, false, arg);
+				/* fencepost: in use, as mallinfo counts it */
+				fn((uintptr_t)p, size, HP_STATE_LIVE, false, arg);
 				p = hp_chunk_at(p, size);
 				continue;
 			}
-			if (size == 0 || (uintptr_t)p + size > seg->end)
+			if ((uintptr_t)p + size > st[s].end)
 				break;
-			if (is_top)
-				st = HP_STATE_FREE;
-			else if (!inuse_bit_at(p, size))
-				st = HP_STATE_FREE;
-			else if (in_set(&set, (uintptr_t)p))
-				st = HP_STATE_CACHED;
+			if (is_top || !inuse_bit_at(p, size))
+				state = HP_STATE_FREE;
+			else if (in_set(set, (uintptr_t)p))
+				state = HP_STATE_CACHED;
 			else
-				st = HP_STATE_LIVE;
-			if (fn)
-				fn((uintptr_t)p, size, st, is_top, arg);
+				state = HP_STATE_LIVE;
+			fn((uintptr_t)p, size, state, is_top, arg);
 			walked++;
 			if (is_top)
 				break;
 			p = hp_chunk_at(p, size);
 		}
 	}
+	return walked;
+}
+
+static void
+collect_fastbins(struct hp_mstate *av, void (*fn)(struct hp_chunk *p, void *arg), void *arg)
+{
+	for (unsigned i = 0; i < HP_NFASTBINS; ++i)
+		for (struct hp_chunk *p = av->fastbins[i]; p != NULL; p = reveal(&p->fd))
+			fn(p, arg);
+}
+
+size_t
+hp_heap_walk(hp_walk_fn fn, void *arg)
+{
+	struct cached_set set = { 0 };
+	size_t n = 0, walked = 0;
+	struct hp_mstate *av = &hp_main_arena;
+	bool locked;
+
+	/* Everything cached, in every arena's fastbins and every tcache. */
+	do {
+		locked = hp_mstate_lock(av);
+		collect_fastbins(av, count_one, &n);
+		hp_mstate_unlock(av, locked);
+		av = av->next;
+	} while (av != &hp_main_arena);
+	hp_tcache_each(count_one, &n);
+	set.cap = n + 64;
+	set.v = hp_arena_alloc(set.cap * sizeof(uintptr_t), 16, false);
+	if (set.v == NULL)
+		set.cap = 0;
+	do {
+		locked = hp_mstate_lock(av);
+		collect_fastbins(av, collect_cached, &set);
+		hp_mstate_unlock(av, locked);
+		av = av->next;
+	} while (av != &hp_main_arena);
+	hp_tcache_each(collect_cached, &set);
+	sort_uptr(set.v, set.n);
+
+	do {
+		locked = hp_mstate_lock(av);
+		if (av->top != &initial_top)
+			walked += walk_arena(av, &set, fn, arg);
+		hp_mstate_unlock(av, locked);
+		av = av->next;
+	} while (av != &hp_main_arena);
 	if (set.v)
 		hp_arena_free(set.v);
 	return walked;
@@ -1361,20 +1471,23 @@ hp_heap_walk_locked(hp_walk_fn fn, void *arg)
 
 #define CHECK(cond, what, p, inv) HP_CHECK(cond, "heap_check: " what, p, inv)
 
-void
-hp_heap_check_locked(void)
+static void
+check_arena(struct hp_mstate *av)
 {
-	size_t total_free_in_bins = 0;
+	struct stretch st[MAX_STRETCHES];
+	unsigned n;
+	size_t bytes = 0;
+	bool top_seen = false;
 
-	if (hp_heap.top == &initial_top)
+	if (av->top == &initial_top)
 		return;
 	/* 6 */
-	CHECK(prev_inuse(hp_heap.top), "top without P", hp_heap.top, 6);
-	CHECK(hp_chunksize(hp_heap.top) >= HP_MINSIZE, "top below MINSIZE", hp_heap.top, 6);
+	CHECK(prev_inuse(av->top), "top without P", av->top, 6);
+	CHECK(hp_chunksize(av->top) >= HP_MINSIZE, "top below MINSIZE", av->top, 6);
 
 	/* 4: bins */
 	for (unsigned i = 1; i < HP_NBINS; ++i) {
-		struct hp_chunk *b = bin_at(i);
+		struct hp_chunk *b = bin_at(av, i);
 		size_t prev = ~(size_t)0;
 
 		for (struct hp_chunk *p = b->fd; p != b; p = p->fd) {
@@ -1384,8 +1497,8 @@ hp_heap_check_locked(void)
 			CHECK(!misaligned(p) && sz >= HP_MINSIZE, "binned chunk misaligned", p, 1);
 			if (i > 1) {
 				CHECK(bin_index(sz) == i, "chunk in the wrong bin", p, 4);
-				CHECK(hp_heap.binmap[idx2block(i)] & idx2bit(i), "binmap bit clear",
-				      p, 7);
+				CHECK(av->binmap[idx2block(i)] & idx2bit(i), "binmap bit clear", p,
+				      7);
 			}
 			if (i >= HP_NSMALLBINS) {
 				CHECK(sz <= prev, "large bin not sorted", p, 4);
@@ -1396,58 +1509,69 @@ hp_heap_check_locked(void)
 			CHECK(!prev_inuse(next) && next->prev_size == sz, "binned chunk footer", p, 3);
 			/* 2 */
 			CHECK(prev_inuse(p), "two free chunks adjacent", p, 2);
-			CHECK(next != hp_heap.top, "free chunk borders top", p, 2);
-			CHECK(prev_inuse(hp_chunk_at(next, hp_chunksize(next))),
+			CHECK(next != av->top, "free chunk borders top", p, 2);
+			CHECK(hp_chunksize(next) == 0 ||
+				      prev_inuse(hp_chunk_at(next, hp_chunksize(next))),
 			      "two free chunks adjacent", next, 2);
-			total_free_in_bins += sz;
 		}
 	}
 	/* 5 */
 	for (unsigned i = 0; i < HP_NFASTBINS; ++i)
-		for (struct hp_chunk *p = hp_heap.fastbins[i]; p != NULL; p = reveal(&p->fd)) {
+		for (struct hp_chunk *p = av->fastbins[i]; p != NULL; p = reveal(&p->fd)) {
 			CHECK(!misaligned(p), "fastbin chunk misaligned", p, 5);
 			CHECK(fastbin_index(hp_chunksize(p)) == i, "fastbin chunk size", p, 5);
 			CHECK(prev_inuse(hp_chunk_at(p, hp_chunksize(p))), "fastbin chunk not in use",
 			      p, 5);
 		}
-	/* 1: tiling, segment by segment */
-	size_t seg_bytes = 0;
-	bool top_seen = false;
-	if (hp_heap.nsegments <= HP_MAX_SEGMENTS) {
-		for (unsigned s = 0; s < hp_heap.nsegments; s++) {
-			const struct hp_segment *seg = &hp_heap.segments[s];
-			struct hp_chunk *p = (struct hp_chunk *)seg->start;
+	/* 1: tiling, stretch by stretch */
+	if (main_arena(av) && hp_main.nsegments > HP_MAX_SEGMENTS)
+		return; /* too many segments to follow */
+	n = arena_stretches(av, st, MAX_STRETCHES);
+	for (unsigned s = 0; s < n; s++) {
+		struct hp_chunk *p = (struct hp_chunk *)st[s].start;
 
-			seg_bytes += seg->end - seg->start;
-			while ((uintptr_t)p < seg->end) {
-				size_t sz = hp_chunksize(p);
+		bytes += st[s].end - st[s].start;
+		while ((uintptr_t)p < st[s].end) {
+			size_t sz = hp_chunksize(p);
 
-				CHECK(!misaligned(p), "chunk misaligned", p, 1);
-				if (sz == HP_CHUNK_HDR_SZ) { /* fencepost */
-					p = hp_chunk_at(p, sz);
-					continue;
-				}
-				CHECK(sz >= HP_MINSIZE && (uintptr_t)p + sz <= seg->end,
-				      "chunk size out of its segment", p, 1);
-				if (p == hp_heap.top) {
-					CHECK((uintptr_t)p + sz == seg->end &&
-						      s == hp_heap.nsegments - 1,
-					      "top does not end the last segment", p, 6);
-					top_seen = true;
-					break;
-				}
-				p = hp_chunk_at(p, sz);
+			CHECK(!misaligned(p), "chunk misaligned", p, 1);
+			if (sz == 0) {
+				CHECK(!main_arena(av), "size-0 fencepost in the main arena", p, 1);
+				break;
 			}
+			if (sz == HP_CHUNK_HDR_SZ) {
+				p = hp_chunk_at(p, sz);
+				continue;
+			}
+			CHECK(sz >= HP_MINSIZE && (uintptr_t)p + sz <= st[s].end,
+			      "chunk size out of its stretch", p, 1);
+			if (p == av->top) {
+				CHECK((uintptr_t)p + sz == st[s].end, "top does not end its stretch",
+				      p, 6);
+				top_seen = true;
+				break;
+			}
+			if (!main_arena(av) && prev_inuse(hp_chunk_at(p, sz)))
+				CHECK(p->size & HP_NON_MAIN_ARENA, "thread arena chunk in use without A",
+				      p, 1);
+			p = hp_chunk_at(p, sz);
 		}
-		CHECK(top_seen, "top not found in any segment", hp_heap.top, 6);
-		/* 7: segments plus what lies between them (foreign sbrk,
-		 * alignment) add up to system_mem */
-		CHECK(seg_bytes <= hp_heap.system_mem, "system_mem below segment bytes", NULL, 7);
 	}
+	CHECK(top_seen, "top not found", av->top, 6);
+	/* 7: the stretches (plus foreign sbrk gaps in the main arena) are the
+	 * memory obtained */
+	CHECK(bytes <= av->system_mem, "system_mem below the memory walked", NULL, 7);
 }
 
 void
-hp_heap_fork_child(void)
+hp_heap_check(void)
 {
-	hp_mutex_reset(&hp_heap.lock);
+	struct hp_mstate *av = &hp_main_arena;
+
+	do {
+		bool locked = hp_mstate_lock(av);
+		check_arena(av);
+		hp_mstate_unlock(av, locked);
+		av = av->next;
+	} while (av != &hp_main_arena);
 }

@@ -84,34 +84,50 @@ struct hp_chunk {
 	struct hp_chunk *bk_nextsize;
 };
 
-/* A contiguous stretch of the heap: the sbrk region (possibly grown many
- * times) or one region the heap fell back to mmap for. Kept for walking;
- * glibc has no such list (it cannot walk a non-contiguous main arena). */
+/* A contiguous stretch of the main heap: the sbrk region (possibly grown
+ * many times) or one region the heap fell back to mmap for. Kept for
+ * walking; glibc has no such list (it cannot walk a non-contiguous main
+ * arena). Thread arenas are walked through their heaps (tarena.h). */
 struct hp_segment {
 	uintptr_t start; /* first chunk */
 	uintptr_t end;   /* end of the memory obtained */
 	bool mapped;     /* an mmap fallback region */
 };
 
-/* glibc's struct malloc_state for the main arena, with the mp_ statistics
- * that belong to the heap. */
-struct hp_heap {
+#define HP_NONCONTIGUOUS 2 /* glibc's NONCONTIGUOUS_BIT in flags */
+
+/*
+ * glibc's struct malloc_state, field for field and byte for byte (2200
+ * bytes on x86_64): a thread arena keeps it at the start of its first
+ * mapped heap, so its size decides where that arena's first chunk lies.
+ */
+struct hp_mstate {
 	struct hp_mutex lock;
-	bool noncontiguous;
-	bool have_fastchunks;
+	int flags;
+	int have_fastchunks;
 	struct hp_chunk *fastbins[HP_NFASTBINS];
 	struct hp_chunk *top;
 	struct hp_chunk *last_remainder;
 	struct hp_chunk *bins[HP_NBINS * 2 - 2];
 	unsigned binmap[HP_BINMAPSIZE];
+	struct hp_mstate *next;      /* circular list of all arenas */
+	struct hp_mstate *next_free; /* free list of unattached arenas */
+	size_t attached_threads;
 	size_t system_mem;
 	size_t max_system_mem;
+};
+
+_Static_assert(sizeof(struct hp_mstate) == 2200, "glibc 2.36's malloc_state size");
+
+/* What only the main arena has. */
+struct hp_main_heap {
 	char *sbrk_base;
 	unsigned nsegments;
 	struct hp_segment segments[HP_MAX_SEGMENTS];
 };
 
-extern struct hp_heap hp_heap;
+extern struct hp_mstate hp_main_arena;
+extern struct hp_main_heap hp_main;
 
 /* ---- chunk arithmetic (malloc.c's macros) ---- */
 
@@ -167,54 +183,61 @@ hp_usable(const struct hp_chunk *p)
 	return 0;
 }
 
-/* ---- the heap lock: taken only once the process has threads ---- */
+/* ---- arena locks: taken only once the process has threads ---- */
 
 extern char __libc_single_threaded;
 
 static inline bool
-hp_heap_lock(void)
+hp_mstate_lock(struct hp_mstate *av)
 {
 	if (__builtin_expect(__libc_single_threaded, 1))
 		return false;
-	hp_mutex_lock(&hp_heap.lock);
+	hp_mutex_lock(&av->lock);
 	return true;
 }
 
 static inline void
-hp_heap_unlock(bool locked)
+hp_mstate_unlock(struct hp_mstate *av, bool locked)
 {
 	if (locked)
-		hp_mutex_unlock(&hp_heap.lock);
+		hp_mutex_unlock(&av->lock);
 }
 
-/* ---- operations (glibc's _int_* functions) ---- */
+static inline bool
+hp_chunk_main_arena(const struct hp_chunk *p)
+{
+	return !(p->size & HP_NON_MAIN_ARENA);
+}
+
+/* ---- operations (glibc's _int_* functions), on one arena ---- */
 
 /*
- * Initialise the heap's bins (malloc_init_state). The heap itself appears
- * on the first sysmalloc. Lock: single-threaded init. Allocates: no.
+ * Initialise an arena's bins (malloc_init_state). The main arena's heap
+ * appears on its first sysmalloc. Lock: none needed. Allocates: no.
  */
-void hp_heap_init(void);
+void hp_heap_init_state(struct hp_mstate *av);
 
 /*
  * _int_malloc: a chunk for `bytes` from fastbins, bins, top, or the system
- * (sbrk, or mmap above the threshold). NULL with errno ENOMEM on failure.
- * May stash chunks into the calling thread's tcache.
- * Lock: held. Allocates: this is the allocator. AS-safe: no.
+ * (sbrk or a thread arena's heap, or mmap above the threshold). NULL with
+ * errno ENOMEM on failure. May stash chunks into the calling thread's
+ * tcache. Lock: av held. Allocates: this is the allocator. AS-safe: no.
  */
-void *hp_heap_malloc_locked(size_t bytes);
+void *hp_heap_malloc_locked(struct hp_mstate *av, size_t bytes);
 
 /*
- * _int_free for a heap chunk that missed the tcache: fastbin or coalesce
- * into the unsorted bin or top, then consolidate and trim when the
- * coalesced chunk reaches 64 KiB. Returns the fate. With `report`, the
- * resulting state is sent to the observer (internal frees).
- * Lock: held. Allocates: no.
+ * _int_free for a heap chunk, internal callers: the tcache step, then
+ * fastbin or coalesce into the unsorted bin or top, consolidating and
+ * trimming when the coalesced chunk reaches 64 KiB. Returns the fate. With
+ * `report`, the resulting state goes to the observer.
+ * Lock: av held. Allocates: no.
  */
-enum hp_fate hp_heap_free_locked(struct hp_chunk *p, bool report);
+enum hp_fate hp_heap_free_locked(struct hp_mstate *av, struct hp_chunk *p, bool report);
 
 /*
- * _int_free's tcache step, then hp_heap_free_locked under the lock.
- * Returns the fate. Lock: none (takes it). Allocates: no.
+ * free() of a heap chunk: its arena, the tcache step without a lock, then
+ * the rest under the arena's lock. Returns the fate.
+ * Lock: none (takes it). Allocates: no.
  */
 enum hp_fate hp_heap_free(struct hp_chunk *p);
 
@@ -222,56 +245,61 @@ enum hp_fate hp_heap_free(struct hp_chunk *p);
  * _int_realloc for a heap chunk: shrink in place, grow into top or the
  * next free chunk, else malloc-copy-free. Returns the new mem or NULL
  * (old chunk intact). When it moved, *old_fate says where the old chunk
- * went; otherwise *old_fate is 0. Lock: held.
+ * went; otherwise *old_fate is 0. Lock: av held.
  */
-void *hp_heap_realloc_locked(struct hp_chunk *oldp, size_t oldsize, size_t nb,
-			     enum hp_fate *old_fate);
+void *hp_heap_realloc_locked(struct hp_mstate *av, struct hp_chunk *oldp, size_t oldsize,
+			     size_t nb, enum hp_fate *old_fate);
 
 /*
  * _int_memalign: alignment is a power of two > 16. NULL + ENOMEM on failure.
- * Lock: held.
+ * Lock: av held.
  */
-void *hp_heap_memalign_locked(size_t alignment, size_t bytes);
+void *hp_heap_memalign_locked(struct hp_mstate *av, size_t alignment, size_t bytes);
 
-/* malloc_consolidate. Lock: held. */
-void hp_heap_consolidate_locked(void);
+/* unlink_chunk: take a free chunk off its bin list (aborts like glibc on
+ * corrupted links). Lock: its arena held. */
+void hp_heap_unlink_chunk(struct hp_chunk *p);
 
-/* malloc_trim's mtrim: consolidate, madvise whole free pages, systrim.
- * Returns 1 if memory was released. Lock: held. */
-int hp_heap_trim_locked(size_t pad);
+/* malloc_consolidate. Lock: av held. */
+void hp_heap_consolidate_locked(struct hp_mstate *av);
 
-/* int_mallinfo for the main arena plus mmap statistics. Lock: held. */
-void hp_heap_mallinfo_locked(struct mallinfo2 *m);
+/* malloc_trim's mtrim: consolidate, madvise whole free pages, and for the
+ * main arena systrim. Returns 1 if memory was released. Lock: av held. */
+int hp_heap_trim_locked(struct hp_mstate *av, size_t pad);
 
-/* Per-bin statistics for malloc_info(). Lock: held. */
+/* int_mallinfo: add the arena's figures to *m (main arena: also the mmap
+ * statistics and keepcost). Lock: av held. */
+void hp_heap_mallinfo_locked(struct hp_mstate *av, struct mallinfo2 *m);
+
+/* Per-bin statistics for malloc_info(). Lock: av held. */
 struct hp_bin_stats {
 	size_t from, to, total, count;
 };
-void hp_heap_bin_stats_locked(struct hp_bin_stats fast[HP_NFASTBINS],
+void hp_heap_bin_stats_locked(struct hp_mstate *av, struct hp_bin_stats fast[HP_NFASTBINS],
 			      struct hp_bin_stats bins[HP_NBINS]);
 
-/* alloc_perturb / free_perturb (MALLOC_PERTURB_). */
+/* alloc_perturb (MALLOC_PERTURB_). */
 void hp_heap_perturb_alloc(void *p, size_t n);
 
+/* The arena a heap chunk belongs to (glibc's arena_for_chunk). */
+struct hp_mstate *hp_heap_arena_for_chunk(const struct hp_chunk *p);
+
 /*
- * Walk every chunk of the heap in address order: fn(chunk, bytes, state,
- * arg) where state is live, cached (tcache of any registered thread, or
- * fastbin) or free (bins and top). The top chunk is reported free with
- * is_top. Fenceposts are skipped. Exact only while no other thread
- * allocates. Returns the number of chunks walked.
- * Lock: held. Allocates: arena (scratch).
+ * Walk every chunk of every arena: fn(chunk, bytes, state, is_top, arg)
+ * where state is live, cached (any registered thread's tcache, or a
+ * fastbin) or free (bins and top). Fenceposts and glibc's lost slivers are
+ * reported live (mallinfo counts them in use). Exact only while no other
+ * thread allocates. Returns the number of chunks walked.
+ * Lock: none (takes each arena's). Allocates: arena (scratch).
  */
 typedef void (*hp_walk_fn)(uintptr_t chunk, size_t bytes, enum hp_state state, bool is_top,
 			   void *arg);
-size_t hp_heap_walk_locked(hp_walk_fn fn, void *arg);
+size_t hp_heap_walk(hp_walk_fn fn, void *arg);
 
 /*
- * Verify invariants 1-7; on a violation call hp_fatal with the invariant
- * number. Lock: held. Allocates: no.
+ * Verify invariants 1-7 in every arena; on a violation call hp_fatal with
+ * the invariant number. Lock: none (takes each arena's). Allocates: no.
  */
-void hp_heap_check_locked(void);
-
-/* For fork: the child resets the lock. */
-void hp_heap_fork_child(void);
+void hp_heap_check(void);
 
 #endif

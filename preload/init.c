@@ -19,6 +19,7 @@
 #include "heap.h"
 #include "init.h"
 #include "os.h"
+#include "tarena.h"
 #include "tcache.h"
 #include "tune.h"
 
@@ -47,7 +48,8 @@ hp_init_slow(void)
 		uintptr_t k = (uintptr_t)&k;
 		hp_tcache_key = k * 0x9e3779b97f4a7c15ULL ^ (uintptr_t)__builtin_frame_address(0);
 	}
-	hp_heap_init();
+	hp_heap_init_state(&hp_main_arena);
+	hp_self.arena = &hp_main_arena;
 	__atomic_store_n(&hp_initialized, true, __ATOMIC_RELEASE);
 	__atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
 }
@@ -71,7 +73,8 @@ fork_prepare(void)
 	 * runs last. */
 	if (__libc_single_threaded)
 		return;
-	hp_mutex_lock(&hp_heap.lock);
+	hp_tarena_fork_prepare();
+	hp_tcache_fork_prepare();
 	hp_arena_fork_prepare();
 	fork_locked = true;
 }
@@ -82,7 +85,8 @@ fork_parent(void)
 	if (fork_locked) {
 		fork_locked = false;
 		hp_arena_fork_parent();
-		hp_mutex_unlock(&hp_heap.lock);
+		hp_tcache_fork_parent();
+		hp_tarena_fork_parent();
 	}
 }
 
@@ -90,7 +94,7 @@ static void
 fork_child(void)
 {
 	fork_locked = false;
-	hp_heap_fork_child();
+	hp_tarena_fork_child();
 	hp_arena_fork_child();
 	hp_tcache_fork_child();
 }

@@ -54,6 +54,28 @@ hp_os_map(size_t len, int extra_flags)
 		    MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
 }
 
+void *
+hp_os_reserve(void *hint, size_t len, int extra_flags)
+{
+	if (inject(&hp_os_fail_map_in))
+		return HP_MAP_FAILED;
+	return mmap(hint, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+}
+
+int
+hp_os_protect_rw(void *addr, size_t len)
+{
+	return mprotect(addr, len, PROT_READ | PROT_WRITE);
+}
+
+int
+hp_os_decommit(void *addr, size_t len)
+{
+	void *p = mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+
+	return p == MAP_FAILED ? -1 : 0;
+}
+
 int
 hp_os_unmap(void *addr, size_t len)
 {

@@ -26,6 +26,18 @@ void *hp_os_sbrk(intptr_t incr);
  * Lock: none. Allocates: no. AS-safe: yes. */
 void *hp_os_map(size_t len, int extra_flags);
 
+/* Reserve len bytes of address space (PROT_NONE), at hint if possible;
+ * extra_flags as for hp_os_map (MAP_NORESERVE, MAP_HUGETLB...).
+ * HP_MAP_FAILED on failure. Lock: none. Allocates: no. AS-safe: yes. */
+void *hp_os_reserve(void *hint, size_t len, int extra_flags);
+
+/* Make [addr, addr+len) read-write (0) or fail (-1). */
+int hp_os_protect_rw(void *addr, size_t len);
+
+/* Replace [addr, addr+len) with a fresh PROT_NONE mapping (MAP_FIXED);
+ * 0 or -1. */
+int hp_os_decommit(void *addr, size_t len);
+
 /* munmap; errno is preserved. Lock: none. Allocates: no. AS-safe: yes. */
 int hp_os_unmap(void *addr, size_t len);
 

@@ -14,13 +14,15 @@
 
 #include "heap.h"
 #include "init.h"
+#include "tarena.h"
 #include "tcache.h"
 
 __thread struct hp_thread hp_self __attribute__((tls_model("initial-exec")));
 uintptr_t hp_tcache_key;
 
-/* Threads whose tcache exists; changed under the heap lock. */
+/* Threads whose tcache exists. */
 static struct hp_thread *registry;
+static struct hp_mutex registry_lock = HP_MUTEX_INIT;
 
 static void
 registry_add_locked(struct hp_thread *t)
@@ -51,23 +53,32 @@ registry_remove_locked(struct hp_thread *t)
 void
 hp_tcache_init(void)
 {
-	void *victim;
+	struct hp_mstate *av;
+	void *victim = NULL;
 	bool locked;
 
 	if (hp_self.tcache_shutting_down)
 		return;
-	locked = hp_heap_lock();
-	victim = hp_heap_malloc_locked(sizeof(struct hp_tcache));
+	av = hp_tarena_get(sizeof(struct hp_tcache), &locked);
+	if (av)
+		victim = hp_heap_malloc_locked(av, sizeof(struct hp_tcache));
+	if (!victim && av) {
+		av = hp_tarena_get_retry(av, sizeof(struct hp_tcache), &locked);
+		if (av)
+			victim = hp_heap_malloc_locked(av, sizeof(struct hp_tcache));
+	}
 	if (victim) {
 		struct hp_chunk *c = hp_mem2chunk(victim);
-
-		registry_add_locked(&hp_self);
 		HP_OBSERVE(chunk, (uintptr_t)c, hp_chunksize(c), HP_STATE_LIVE);
 	}
-	hp_heap_unlock(locked);
+	if (av)
+		hp_mstate_unlock(av, locked);
 	if (victim) {
 		memset(victim, 0, sizeof(struct hp_tcache));
+		hp_mutex_lock(&registry_lock);
+		registry_add_locked(&hp_self);
 		hp_self.tcache = victim;
+		hp_mutex_unlock(&registry_lock);
 		hp_init_arm_thread_exit();
 	}
 }
@@ -77,25 +88,25 @@ hp_tcache_init(void)
 static void
 flush_free(struct hp_chunk *p)
 {
-	bool locked = hp_heap_lock();
+	struct hp_mstate *av = hp_heap_arena_for_chunk(p);
+	bool locked = hp_mstate_lock(av);
 
-	hp_heap_free_locked(p, true);
-	hp_heap_unlock(locked);
+	hp_heap_free_locked(av, p, true);
+	hp_mstate_unlock(av, locked);
 }
 
 void
 hp_tcache_shutdown(void)
 {
 	struct hp_tcache *tc = hp_self.tcache;
-	bool locked;
 
 	hp_self.tcache_shutting_down = true;
 	if (tc == NULL)
 		return;
+	hp_mutex_lock(&registry_lock);
 	hp_self.tcache = NULL;
-	locked = hp_heap_lock();
 	registry_remove_locked(&hp_self);
-	hp_heap_unlock(locked);
+	hp_mutex_unlock(&registry_lock);
 	for (int i = 0; i < HP_TCACHE_MAX_BINS; ++i) {
 		while (tc->entries[i]) {
 			struct hp_tcache_entry *e = tc->entries[i];
@@ -110,8 +121,9 @@ hp_tcache_shutdown(void)
 }
 
 void
-hp_tcache_each_locked(void (*fn)(struct hp_chunk *p, void *arg), void *arg)
+hp_tcache_each(void (*fn)(struct hp_chunk *p, void *arg), void *arg)
 {
+	hp_mutex_lock(&registry_lock);
 	for (struct hp_thread *t = registry; t; t = t->next) {
 		struct hp_tcache *tc = t->tcache;
 
@@ -122,11 +134,25 @@ hp_tcache_each_locked(void (*fn)(struct hp_chunk *p, void *arg), void *arg)
 			     e = hp_protect_ptr(&e->next, e->next))
 				fn(hp_mem2chunk(e), arg);
 	}
+	hp_mutex_unlock(&registry_lock);
+}
+
+void
+hp_tcache_fork_prepare(void)
+{
+	hp_mutex_lock(&registry_lock);
+}
+
+void
+hp_tcache_fork_parent(void)
+{
+	hp_mutex_unlock(&registry_lock);
 }
 
 void
 hp_tcache_fork_child(void)
 {
+	hp_mutex_reset(&registry_lock);
 	registry = NULL;
 	if (hp_self.tcache)
 		registry_add_locked(&hp_self);
@@ -145,5 +171,8 @@ hp_tcache_thread_exit(void *unused)
 		hp_init_arm_thread_exit();
 		return;
 	}
+	/* __malloc_arena_thread_freeres: the tcache first (its chunks may
+	 * belong to the arena), then the arena. */
 	hp_tcache_shutdown();
+	hp_tarena_thread_exit();
 }

@@ -36,6 +36,7 @@ struct hp_tcache {
 /* Everything heapprof keeps per thread, in initial-exec TLS. */
 struct hp_thread {
 	struct hp_tcache *tcache;
+	struct hp_mstate *arena;   /* glibc's thread_arena */
 	bool tcache_shutting_down; /* thread exit flushed it; never re-create */
 	bool registered;           /* linked into the registry */
 	uint8_t exit_rounds;       /* pthread key destructor rounds seen */
@@ -86,8 +87,8 @@ hp_tcache_get(struct hp_tcache *tc, size_t idx)
 }
 
 /*
- * tcache_init: allocate this thread's control block from the heap (under
- * the heap lock) unless the thread is exiting. On failure the thread simply
+ * tcache_init: allocate this thread's control block from its arena (which
+ * attaches the thread to one first) unless the thread is exiting. On failure the thread simply
  * runs without a tcache and tries again next time, as glibc.
  * Lock: none (takes it). Allocates: yes (one heap chunk).
  */
@@ -95,7 +96,7 @@ void hp_tcache_init(void);
 
 /*
  * tcache_thread_shutdown: free every cached chunk and the control block
- * back to the heap and never create a tcache for this thread again.
+ * back to their arenas and never create a tcache for this thread again.
  * Lock: none (takes it). Allocates: no.
  */
 void hp_tcache_shutdown(void);
@@ -108,10 +109,13 @@ void hp_tcache_shutdown(void);
 bool hp_tcache_try_free(struct hp_chunk *p, size_t size);
 
 /* Call fn for every chunk cached in any registered thread's tcache.
- * Lock: held. */
-void hp_tcache_each_locked(void (*fn)(struct hp_chunk *p, void *arg), void *arg);
+ * Lock: none (takes the registry lock; fn must not allocate). */
+void hp_tcache_each(void (*fn)(struct hp_chunk *p, void *arg), void *arg);
 
-/* After fork, in the child: only the calling thread remains registered. */
+/* Fork: hold the registry lock in the parent; in the child only the
+ * calling thread remains registered. */
+void hp_tcache_fork_prepare(void);
+void hp_tcache_fork_parent(void);
 void hp_tcache_fork_child(void);
 
 /* The pthread key destructor that flushes a thread's tcache at exit;

@@ -27,10 +27,17 @@
  *   F FIRST LAST [STEP]  free a range of slots
  *   random SEED STEPS    a seeded random mix of all of the above
  *   stats                malloc_stats() to stdout's place (stderr merged)
+ *   {  ...  }            run the lines between in a new thread, which then
+ *                        stays alive (its arena attached) until "reap"
+ *   reap                 let every such thread exit, and join them
  *   # ...                comment
+ *
+ * A chunk of a thread arena prints as its offset from its heap's 64 MiB-
+ * aligned start ("theap+0x8d0"): deterministic, unlike the heap's address.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <malloc.h>
@@ -130,6 +137,8 @@ describe(void *p)
 	}
 	if (is_mmapped(p)) {
 		say(" = mmap+%#lx", (unsigned long)(a & 4095));
+	} else if (((size_t *)p)[-1] & 4) {
+		say(" = theap+%#lx", (unsigned long)(a & ((64UL << 20) - 1)));
 	} else if (a >= brk0 && a < cur) {
 		say(" = brk+%#lx", (unsigned long)(a - brk0));
 	} else {
@@ -440,6 +449,84 @@ run_random(unsigned long seed, unsigned long steps)
 	}
 }
 
+/* ---- threads ---- */
+
+#define MAX_THREADS 64
+
+struct worker {
+	pthread_t tid;
+	char *lines[512];
+	int nlines;
+};
+
+static struct worker workers[MAX_THREADS];
+static int nworkers;
+static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
+static int block_done, reaping;
+
+static void run_line(char *l);
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	for (int i = 0; i < w->nlines; i++)
+		run_line(w->lines[i]);
+	pthread_mutex_lock(&park_lock);
+	block_done = 1;
+	pthread_cond_broadcast(&park_cond);
+	while (!reaping)
+		pthread_cond_wait(&park_cond, &park_lock);
+	pthread_mutex_unlock(&park_lock);
+	return NULL;
+}
+
+static void
+spawn(struct worker *w)
+{
+	say("thread %d {\n", (int)(w - workers));
+	block_done = 0;
+	if (pthread_create(&w->tid, NULL, worker_main, w) != 0)
+		die("pthread_create");
+	pthread_mutex_lock(&park_lock);
+	while (!block_done)
+		pthread_cond_wait(&park_cond, &park_lock);
+	pthread_mutex_unlock(&park_lock);
+	say("}");
+	state();
+}
+
+static void
+reap(void)
+{
+	pthread_mutex_lock(&park_lock);
+	reaping = 1;
+	pthread_cond_broadcast(&park_cond);
+	pthread_mutex_unlock(&park_lock);
+	for (int i = 0; i < nworkers; i++)
+		pthread_join(workers[i].tid, NULL);
+	nworkers = 0;
+	reaping = 0;
+	say("reap");
+	state();
+}
+
+static void
+run_line(char *l)
+{
+	char *fields[8];
+	int nf = 0;
+	char *save = NULL;
+
+	for (char *t = strtok_r(l, " \t", &save); t && nf < 8; t = strtok_r(NULL, " \t", &save))
+		fields[nf++] = t;
+	if (nf == 0 || fields[0][0] == '#')
+		return;
+	op(nf, fields);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -462,19 +549,33 @@ main(int argc, char **argv)
 	}
 	script[n] = '\0';
 
+	struct worker *cur = NULL;
 	for (char *l = script, *nl; l && *l; l = nl) {
-		char *fields[8];
-		int nf = 0;
-
 		nl = strchr(l, '\n');
 		if (nl)
 			*nl++ = '\0';
-		for (char *t = strtok(l, " \t"); t && nf < 8; t = strtok(NULL, " \t"))
-			fields[nf++] = t;
-		if (nf == 0 || fields[0][0] == '#')
-			continue;
-		op(nf, fields);
+		if (strcmp(l, "{") == 0) {
+			if (cur || nworkers == MAX_THREADS)
+				die("bad thread block");
+			cur = &workers[nworkers++];
+			cur->nlines = 0;
+		} else if (strcmp(l, "}") == 0) {
+			if (!cur)
+				die("} without {");
+			spawn(cur);
+			cur = NULL;
+		} else if (cur) {
+			if (cur->nlines == 512)
+				die("thread block too long");
+			cur->lines[cur->nlines++] = l;
+		} else if (strcmp(l, "reap") == 0) {
+			reap();
+		} else {
+			run_line(l);
+		}
 	}
+	if (nworkers)
+		reap();
 	flush_out();
 	return 0;
 }

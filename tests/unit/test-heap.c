@@ -111,10 +111,9 @@ ob_map(uintptr_t addr, size_t len, bool chunk)
 static void
 ob_unmap(uintptr_t addr, size_t len, bool chunk)
 {
-	(void)addr;
-	(void)len;
-	(void)chunk;
 	events++;
+	if (!chunk)
+		set_range(addr, len, OUTSIDE);
 }
 
 static void
@@ -190,10 +189,8 @@ seed_shadow(uintptr_t chunk, size_t bytes, enum hp_state state, bool is_top, voi
 __attribute__((constructor(200))) static void
 install(void)
 {
-	bool locked = hp_heap_lock();
-	hp_heap_walk_locked(seed_shadow, NULL);
+	hp_heap_walk(seed_shadow, NULL);
 	hp_observer = &test_observer;
-	hp_heap_unlock(locked);
 }
 
 struct cmp_ctx {
@@ -224,11 +221,9 @@ static bool
 verify(const char *when)
 {
 	struct cmp_ctx c = { 0 };
-	bool locked = hp_heap_lock();
 
-	hp_heap_check_locked();
-	hp_heap_walk_locked(compare, &c);
-	hp_heap_unlock(locked);
+	hp_heap_check();
+	hp_heap_walk(compare, &c);
 	if (c.mismatches) {
 		shadow_errors++;
 		printf("  after %s: %lu of %lu chunks disagree with the event stream\n", when,
@@ -351,7 +346,7 @@ test_oom(void)
 	p = malloc(48 << 20);
 	CHECK(p != NULL && !(hp_mem2chunk(p)->size & HP_IS_MMAPPED),
 	      "brk failure: served from a fallback region");
-	CHECK(hp_heap.noncontiguous, "brk failure: the heap is non-contiguous from now on");
+	CHECK((hp_main_arena.flags & HP_NONCONTIGUOUS), "brk failure: the heap is non-contiguous from now on");
 	CHECK(verify("brk fallback"), "brk fallback: shadow agrees");
 	free(p);
 	/* brk and mmap both fail: ENOMEM, nothing broken */
