@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "dtv.h"
 #include "heap.h"
 #include "init.h"
 #include "large.h"
@@ -129,7 +130,8 @@ free(void *mem)
 	err = errno;
 	p = hp_mem2chunk(mem);
 	if (hp_arena_owns_chunk(p)) {
-		hp_arena_free(mem);
+		if (!hp_dtv_free(mem, free))
+			hp_arena_free(mem);
 	} else if (hp_chunk_is_mmapped(p)) {
 		size_t bytes = hp_chunksize(p);
 
@@ -149,8 +151,8 @@ free(void *mem)
 
 /* __libc_calloc: no tcache lookup (glibc 2.36 goes straight to
  * _int_malloc), and only memory not fresh from the kernel is cleared. */
-EXPORT void *
-calloc(size_t n, size_t elem_size)
+static void *
+do_calloc(size_t n, size_t elem_size)
 {
 	ptrdiff_t bytes;
 	struct hp_mstate *av;
@@ -220,11 +222,26 @@ calloc(size_t n, size_t elem_size)
 	return mem;
 }
 
+EXPORT void *
+calloc(size_t n, size_t elem_size)
+{
+	/* A new thread's DTV, asked for by ld.so: sized by TLS modules that
+	 * only heapprof brought in; keep the heap's view native (dtv.h). */
+	if (__builtin_expect(hp_dtv_is_vector(n, elem_size, __builtin_return_address(0)), 0) &&
+	    !guarded())
+		return hp_dtv_alloc(n, do_calloc);
+	return do_calloc(n, elem_size);
+}
+
 /* realloc of a block heapprof's arena owns (made under the guard). */
 static void *
 arena_realloc(void *oldmem, size_t bytes)
 {
-	void *p = hp_arena_realloc(oldmem, bytes);
+	void *p = hp_dtv_realloc(oldmem, bytes, realloc);
+
+	if (p != HP_DTV_NOT_MINE)
+		return p;
+	p = hp_arena_realloc(oldmem, bytes);
 
 	if (p == NULL)
 		errno = ENOMEM;

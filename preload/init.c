@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "dtv.h"
 #include "heap.h"
 #include "init.h"
 #include "os.h"
@@ -105,6 +106,7 @@ hp_constructor(void)
 	hp_init();
 	hp_self.guard++;
 	exit_key_ok = pthread_key_create(&exit_key, hp_tcache_thread_exit) == 0;
+	hp_dtv_init();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	hp_self.guard--;
 	if (hp_self.tcache)
