@@ -3,11 +3,13 @@
  * malloc-bench - malloc/free throughput of whatever malloc the process has
  * (glibc natively, heapprof under LD_PRELOAD), single- and multi-threaded.
  *
- * Usage: malloc-bench THREADS OPS [CROSS]
- *   Each thread keeps a window of 1024 live chunks of 16..512 bytes
- *   (occasionally 4..64 KiB) and replaces one at random per step. With
- *   CROSS=1, half of each thread's frees are of chunks another thread
- *   allocated (handed over through a shared exchange array).
+ * Usage: malloc-bench THREADS OPS [CROSS [WINDOW]]
+ *   Each thread keeps a window of WINDOW (default 1024) live chunks of
+ *   16..512 bytes (one in 64 of 4..64 KiB) and replaces one at random per
+ *   step: a small window is served by the tcache, a large one by the
+ *   arenas. With CROSS=1, half of each thread's frees are of chunks
+ *   another thread allocated (handed over through a shared exchange
+ *   array).
  * Prints "ops_per_sec N" (one malloc+free pair = one op).
  */
 #define _GNU_SOURCE
@@ -18,11 +20,12 @@
 #include <string.h>
 #include <time.h>
 
-#define WINDOW 1024
+#define MAX_WINDOW 65536
 #define XCHG 4096
 
 static long ops_per_thread;
 static int cross;
+static unsigned window = 1024;
 static void *_Atomic exchange[XCHG];
 
 static uint64_t
@@ -48,10 +51,10 @@ static void *
 worker(void *arg)
 {
 	uint64_t seed = (uintptr_t)arg * 0x9e3779b97f4a7c15ULL + 1;
-	void *win[WINDOW] = { 0 };
+	void **win = calloc(window, sizeof(void *));
 
 	for (long i = 0; i < ops_per_thread; i++) {
-		unsigned k = rnd(&seed) % WINDOW;
+		unsigned k = rnd(&seed) % window;
 		void *old = win[k];
 
 		if (cross && old && (rnd(&seed) & 1)) {
@@ -63,8 +66,9 @@ worker(void *arg)
 		win[k] = malloc(pick_size(&seed));
 		*(volatile char *)win[k] = 1;
 	}
-	for (unsigned k = 0; k < WINDOW; k++)
+	for (unsigned k = 0; k < window; k++)
 		free(win[k]);
+	free(win);
 	return NULL;
 }
 
@@ -77,8 +81,9 @@ main(int argc, char **argv)
 	pthread_t th[64];
 
 	cross = argc > 3 ? atoi(argv[3]) : 0;
-	if (nthreads < 1 || nthreads > 64 || ops < 1) {
-		fprintf(stderr, "usage: malloc-bench THREADS OPS [CROSS]\n");
+	window = argc > 4 ? (unsigned)atoi(argv[4]) : 1024;
+	if (nthreads < 1 || nthreads > 64 || ops < 1 || window < 1 || window > MAX_WINDOW) {
+		fprintf(stderr, "usage: malloc-bench THREADS OPS [CROSS [WINDOW]]\n");
 		return 2;
 	}
 	ops_per_thread = ops / nthreads;
