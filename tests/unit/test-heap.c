@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "heap.h"
+#include "arena.h"
 #include "observe.h"
 #include "os.h"
 #include "tcache.h"
@@ -372,6 +373,69 @@ test_oom(void)
 	CHECK(verify("mmap failure"), "after mmap failure: shadow agrees");
 }
 
+struct find_ctx {
+	uintptr_t chunk;
+	bool found;
+};
+
+static void
+find_chunk(uintptr_t chunk, size_t bytes, enum hp_state state, bool is_top, void *arg)
+{
+	struct find_ctx *f = arg;
+
+	(void)state;
+	(void)is_top;
+	if (f->chunk >= chunk && f->chunk < chunk + bytes)
+		f->found = true;
+}
+
+/* heapprof's own allocations (made while the guard is up, e.g. by libunwind
+ * inside the recorder) come from its arena: never in the heap, never seen
+ * by the observer, and free/realloc/usable_size recognise them later from
+ * any context. */
+static void
+test_guard(void)
+{
+	unsigned long before = events;
+	struct mallinfo2 m0 = mallinfo2(), m1;
+	struct find_ctx f = { 0 };
+	char *a, *b, *c, *d;
+
+	hp_self.guard++;
+	a = malloc(100);
+	b = calloc(10, 100);
+	c = memalign(4096, 5000);
+	d = realloc(NULL, 300000);
+	hp_self.guard--;
+	CHECK(a && b && c && d, "guarded allocations succeed");
+	CHECK(hp_arena_owns_chunk(hp_mem2chunk(a)) && hp_arena_owns_chunk(hp_mem2chunk(b)) &&
+		      hp_arena_owns_chunk(hp_mem2chunk(c)) && hp_arena_owns_chunk(hp_mem2chunk(d)),
+	      "guarded allocations are heapprof's arena blocks");
+	CHECK(((uintptr_t)c & 4095) == 0, "guarded memalign is aligned");
+	bool zero = true;
+	for (int i = 0; i < 1000; i++)
+		zero &= b[i] == 0;
+	CHECK(zero, "guarded calloc is zeroed");
+	f.chunk = (uintptr_t)hp_mem2chunk(a);
+	hp_heap_walk(find_chunk, &f);
+	CHECK(!f.found, "a guarded block is not in any heap");
+	m1 = mallinfo2();
+	CHECK(m0.uordblks == m1.uordblks && m0.arena == m1.arena && m0.hblkhd == m1.hblkhd,
+	      "guarded allocations leave mallinfo2 unchanged");
+	CHECK(malloc_usable_size(a) >= 100, "usable size of a guarded block");
+	memset(a, 1, 100);
+	a = realloc(a, 5000); /* outside the guard: stays in the arena */
+	CHECK(a && hp_arena_owns_chunk(hp_mem2chunk(a)) && a[99] == 1,
+	      "realloc of a guarded block keeps it in the arena");
+	free(a);
+	free(b);
+	free(c);
+	free(d);
+	CHECK(events == before, "no observer event for heapprof's own memory (%lu)",
+	      events - before);
+	CHECK(verify("guard"), "heap intact after guarded allocations");
+}
+
 static void
 test_foreign_sbrk(void)
 {
@@ -399,6 +463,7 @@ main(int argc, char **argv)
 	run("random", seed, steps);
 	free_all();
 	CHECK(verify("free all"), "after freeing everything");
+	test_guard();
 	test_foreign_sbrk();
 	run("random after foreign sbrk", seed + 1, steps / 2);
 	free_all();

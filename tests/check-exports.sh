@@ -1,0 +1,32 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# check-exports.sh LIBHEAPPROF MAPFILE
+#
+# libheapprof.so must export exactly the names its version script lists
+# (the malloc family and heapprof_*), all unversioned, and nothing else:
+# a stray export could interpose on the program's own symbols.
+set -u
+lib=$1 map=$2
+# the names between "global:" and "local:" (wildcards such as heapprof_*
+# match later exports; there are none yet)
+want=$(awk '/global:/ {on = 1; next} /local:/ {on = 0} on' "$map" | tr ' ;\t' '\n\n\n' |
+	grep -E '^[A-Za-z_][A-Za-z0-9_]*$' | sort -u)
+pattern=$(awk '/global:/ {on = 1; next} /local:/ {on = 0} on' "$map" | tr ' ;\t' '\n\n\n' |
+	grep -E '\*$' | sed 's/\*$//')
+have=$(nm -D --defined-only "$lib" | awk '{print $3}' | sort -u)
+versioned=$(nm -D --defined-only "$lib" | awk '$3 ~ /@/ {print $3}')
+fail=0
+for s in $have; do
+	echo "$want" | grep -qx "$s" && continue
+	ok=0
+	for p in $pattern; do
+		case $s in "$p"*) ok=1 ;; esac
+	done
+	[ $ok -eq 1 ] || { echo "unexpected export: $s"; fail=1; }
+done
+for s in $want; do
+	echo "$have" | grep -qx "$s" || { echo "missing export: $s"; fail=1; }
+done
+[ -z "$versioned" ] || { echo "versioned exports: $versioned"; fail=1; }
+[ $fail -eq 0 ] && echo "ok: $(echo "$have" | wc -l) exports, all unversioned"
+exit $fail
