@@ -421,27 +421,32 @@ hp_tune_apply_env(char *const *envp, size_t count)
 extern void *__libc_stack_end;
 
 void
-hp_tune_init(void)
+hp_tune_configure(char *const *envp, bool secure)
 {
-	extern char **environ;
-	char **envp = NULL;
 	size_t count = 0;
 
 	hp_tune_reset();
-	hp_mp.secure = getauxval(AT_SECURE) != 0;
-	if (hp_mp.secure)
-		return;
-	if (__libc_stack_end) {
-		long *sp = __libc_stack_end;
-		envp = (char **)(sp + 1 + sp[0] + 1);
-	} else {
-		envp = environ;
-	}
-	if (envp == NULL)
+	hp_mp.secure = secure;
+	/* Secure mode: glibc's malloc tunables are all SXID_IGNORE or
+	 * SXID_ERASE, so none is read (elf/dl-tunables.list). */
+	if (secure || envp == NULL)
 		return;
 	while (envp[count])
 		count++;
 	hp_tune_apply_env(envp, count);
+}
+
+void
+hp_tune_init(void)
+{
+	extern char **environ;
+	char **envp = environ;
+
+	if (__libc_stack_end) {
+		long *sp = __libc_stack_end;
+		envp = (char **)(sp + 1 + sp[0] + 1);
+	}
+	hp_tune_configure(envp, getauxval(AT_SECURE) != 0);
 }
 
 int

@@ -88,6 +88,10 @@ void hp_tune_apply_env(char *const *envp, size_t count);
 /* Reset every parameter to glibc's default (unit tests only). */
 void hp_tune_reset(void);
 
+/* Defaults, then envp's settings unless `secure` (hp_tune_init's body,
+ * exposed for unit tests). */
+void hp_tune_configure(char *const *envp, bool secure);
+
 /* glibc's madvise_thp(): ask for transparent huge pages on a fresh region
  * when glibc.malloc.hugetlb=1 made thp_pagesize non-zero. */
 void hp_tune_madvise_thp(void *p, size_t size);
