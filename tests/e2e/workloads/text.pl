@@ -12,7 +12,7 @@ my @syll = qw(ka lo mi nu pe ra si to vu xe ya zo an el in or ul th st gr);
 my @words = map { join '', map { $syll[rnd(scalar @syll)] } 1 .. 1 + rnd(4) } 1 .. 3000;
 
 my @lines;
-for my $i (1 .. 60000) {
+for my $i (1 .. 40000) {
 	my @w = map { $words[rnd(scalar @words)] } 1 .. 3 + rnd(12);
 	$w[0] = ucfirst $w[0];
 	push @lines, join(' ', @w) . (rnd(5) ? '.' : '?') . " #$i";
