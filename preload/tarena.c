@@ -10,7 +10,9 @@
 
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/sysinfo.h>
+#include <unistd.h>
 
 #include "arena.h"
 #include "heap.h"
@@ -25,6 +27,16 @@ static struct hp_mutex free_list_lock = HP_MUTEX_INIT;
 static struct hp_mstate *free_list;
 static size_t narenas = 1;
 static char *aligned_heap_area;
+
+/* Threads that ran their last destructor round but may still allocate (a
+ * later key's destructor, libc's own thread clean-up): their arena stays
+ * attached until the kernel says the thread is gone (see retire). */
+#define MAX_RETIRED 256
+static struct {
+	pid_t tid;
+	struct hp_mstate *arena;
+} retired[MAX_RETIRED];
+static unsigned nretired; /* under free_list_lock */
 
 size_t
 hp_tarena_heap_max_size(void)
@@ -360,6 +372,41 @@ int_new_arena(size_t size)
 	return a;
 }
 
+static void
+detach_locked(struct hp_mstate *a)
+{
+	if (--a->attached_threads == 0) {
+		a->next_free = free_list;
+		free_list = a;
+	}
+}
+
+/* Detach the arenas of retired threads that have exited since. */
+static void
+reap_retired(void)
+{
+	pid_t pid;
+
+	if (__atomic_load_n(&nretired, __ATOMIC_RELAXED) == 0)
+		return;
+	pid = getpid();
+	hp_mutex_lock(&free_list_lock);
+	for (unsigned i = 0; i < nretired;) {
+		int saved = errno;
+		long r = syscall(SYS_tgkill, pid, retired[i].tid, 0);
+		bool gone = r != 0 && errno == ESRCH;
+
+		errno = saved;
+		if (gone) {
+			detach_locked(retired[i].arena);
+			retired[i] = retired[--nretired];
+		} else {
+			i++;
+		}
+	}
+	hp_mutex_unlock(&free_list_lock);
+}
+
 static struct hp_mstate *
 get_free_list(void)
 {
@@ -442,7 +489,10 @@ static struct hp_mstate *
 arena_get2(size_t size, struct hp_mstate *avoid_arena)
 {
 	static size_t narenas_limit;
-	struct hp_mstate *a = get_free_list();
+	struct hp_mstate *a;
+
+	reap_retired();
+	a = get_free_list();
 
 	if (a != NULL)
 		return a;
@@ -501,19 +551,28 @@ hp_tarena_get_retry(struct hp_mstate *av, size_t bytes, bool *locked)
 }
 
 void
-hp_tarena_thread_exit(void)
+hp_tarena_thread_retire(void)
 {
 	struct hp_mstate *a = hp_self.arena;
+	pid_t tid = (pid_t)syscall(SYS_gettid);
 
-	hp_self.arena = NULL;
 	if (a == NULL)
 		return;
 	hp_mutex_lock(&free_list_lock);
-	if (--a->attached_threads == 0) {
-		a->next_free = free_list;
-		free_list = a;
+	if (nretired < MAX_RETIRED) {
+		retired[nretired].tid = tid;
+		retired[nretired].arena = a;
+		nretired++;
+		a = NULL;
 	}
 	hp_mutex_unlock(&free_list_lock);
+	if (a != NULL) {
+		/* No room to wait: detach now, as if the thread were gone. */
+		hp_self.arena = NULL;
+		hp_mutex_lock(&free_list_lock);
+		detach_locked(a);
+		hp_mutex_unlock(&free_list_lock);
+	}
 }
 
 void
@@ -548,6 +607,7 @@ hp_tarena_fork_child(void)
 	if (hp_self.arena != NULL)
 		hp_self.arena->attached_threads = 1;
 	free_list = NULL;
+	nretired = 0;
 	do {
 		hp_mutex_reset(&a->lock);
 		if (a != hp_self.arena) {

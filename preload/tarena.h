@@ -75,9 +75,15 @@ bool hp_tarena_grow_locked(struct hp_mstate *av, size_t nb);
  * Lock: av held. */
 int hp_tarena_heap_trim_locked(struct hp_heap_info *heap, size_t pad);
 
-/* The thread is exiting: detach it from its arena (which goes on the free
- * list when no thread uses it any more). */
-void hp_tarena_thread_exit(void);
+/*
+ * The thread ran its last pthread key destructor round. glibc detaches a
+ * thread from its arena after every destructor and libc's own thread
+ * clean-up; heapprof cannot run that late, so the thread keeps its arena
+ * (later destructors may still allocate) and is detached when a thread next
+ * looks for an arena and finds this one gone (tgkill ESRCH). The arena then
+ * goes on the free list if no other thread uses it.
+ */
+void hp_tarena_thread_retire(void);
 
 /* The number of arenas, and whether the process ever created one. */
 size_t hp_tarena_count(void);

@@ -174,5 +174,5 @@ hp_tcache_thread_exit(void *unused)
 	/* __malloc_arena_thread_freeres: the tcache first (its chunks may
 	 * belong to the arena), then the arena. */
 	hp_tcache_shutdown();
-	hp_tarena_thread_exit();
+	hp_tarena_thread_retire();
 }
