@@ -510,13 +510,53 @@ systrim(struct hp_mstate *av, size_t pad)
 	return 0;
 }
 
+/* ---- coalescing (shared by free and malloc_consolidate) ---- */
+
+/*
+ * p, of `size` bytes, is being freed: merge it with a free chunk before and
+ * after it, then put the result at the head of the unsorted bin or make it
+ * the new top. Returns the size of the merged chunk; *into_top says where
+ * it went. The messages are glibc's, which differ between the two callers.
+ */
+static size_t
+coalesce(struct hp_mstate *av, struct hp_chunk *p, size_t size, const char *prev_msg,
+	 const char *unsorted_msg, bool *into_top)
+{
+	struct hp_chunk *nextchunk = hp_chunk_at(p, size);
+	size_t nextsize = hp_chunksize(nextchunk);
+
+	if (!prev_inuse(p)) {
+		size_t prevsize = p->prev_size;
+		size += prevsize;
+		p = hp_chunk_at(p, -prevsize);
+		if (hp_chunksize(p) != prevsize)
+			hp_corrupt(prev_msg);
+		hp_heap_unlink_chunk(p);
+	}
+	*into_top = nextchunk == av->top;
+	if (!*into_top) {
+		if (!inuse_bit_at(nextchunk, nextsize)) {
+			hp_heap_unlink_chunk(nextchunk);
+			size += nextsize;
+		} else {
+			clear_inuse_bit_at(nextchunk, 0);
+		}
+		unsorted_push(av, p, size, unsorted_msg);
+		set_head(p, size | HP_PREV_INUSE);
+		set_foot(p, size);
+	} else {
+		size += nextsize;
+		set_head(p, size | HP_PREV_INUSE);
+		av->top = p;
+	}
+	return size;
+}
+
 /* ---- malloc_consolidate ---- */
 
 void
 hp_heap_consolidate_locked(struct hp_mstate *av)
 {
-	struct hp_chunk *unsorted_bin = unsorted_chunks(av);
-
 	av->have_fastchunks = false;
 	for (unsigned i = 0; i < HP_NFASTBINS; i++) {
 		struct hp_chunk *p = av->fastbins[i], *nextp;
@@ -529,44 +569,10 @@ hp_heap_consolidate_locked(struct hp_mstate *av)
 				hp_corrupt("malloc_consolidate(): invalid chunk size");
 			nextp = reveal(&p->fd);
 
-			size_t size = hp_chunksize(p);
-			struct hp_chunk *nextchunk = hp_chunk_at(p, size);
-			size_t nextsize = hp_chunksize(nextchunk);
-
-			report(p, size, HP_STATE_FREE);
-			if (!prev_inuse(p)) {
-				size_t prevsize = p->prev_size;
-				size += prevsize;
-				p = hp_chunk_at(p, -prevsize);
-				if (hp_chunksize(p) != prevsize)
-					hp_corrupt("corrupted size vs. prev_size in fastbins");
-				hp_heap_unlink_chunk(p);
-			}
-			if (nextchunk != av->top) {
-				bool nextinuse = inuse_bit_at(nextchunk, nextsize);
-
-				if (!nextinuse) {
-					size += nextsize;
-					hp_heap_unlink_chunk(nextchunk);
-				} else {
-					clear_inuse_bit_at(nextchunk, 0);
-				}
-				struct hp_chunk *first_unsorted = unsorted_bin->fd;
-				unsorted_bin->fd = p;
-				first_unsorted->bk = p;
-				if (!in_smallbin_range(size)) {
-					p->fd_nextsize = NULL;
-					p->bk_nextsize = NULL;
-				}
-				set_head(p, size | HP_PREV_INUSE);
-				p->bk = unsorted_bin;
-				p->fd = first_unsorted;
-				set_foot(p, size);
-			} else {
-				size += nextsize;
-				set_head(p, size | HP_PREV_INUSE);
-				av->top = p;
-			}
+			bool into_top;
+			report(p, hp_chunksize(p), HP_STATE_FREE);
+			coalesce(av, p, hp_chunksize(p), "corrupted size vs. prev_size in fastbins",
+				 "malloc(): corrupted unsorted chunks", &into_top);
 		}
 	}
 }
@@ -971,33 +977,10 @@ free_tail_locked(struct hp_mstate *av, struct hp_chunk *p, size_t size, bool rep
 	if (rep)
 		report(p, size, HP_STATE_FREE);
 
-	if (!prev_inuse(p)) {
-		size_t prevsize = p->prev_size;
-		size += prevsize;
-		p = hp_chunk_at(p, -prevsize);
-		if (hp_chunksize(p) != prevsize)
-			hp_corrupt("corrupted size vs. prev_size while consolidating");
-		hp_heap_unlink_chunk(p);
-	}
-	if (nextchunk != av->top) {
-		bool nextinuse = inuse_bit_at(nextchunk, nextsize);
-
-		if (!nextinuse) {
-			hp_heap_unlink_chunk(nextchunk);
-			size += nextsize;
-		} else {
-			clear_inuse_bit_at(nextchunk, 0);
-		}
-		unsorted_push(av, p, size, "free(): corrupted unsorted chunks");
-		set_head(p, size | HP_PREV_INUSE);
-		set_foot(p, size);
-		fate = HP_FATE_BIN;
-	} else {
-		size += nextsize;
-		set_head(p, size | HP_PREV_INUSE);
-		av->top = p;
-		fate = HP_FATE_TOP;
-	}
+	bool into_top;
+	size = coalesce(av, p, size, "corrupted size vs. prev_size while consolidating",
+			"free(): corrupted unsorted chunks", &into_top);
+	fate = into_top ? HP_FATE_TOP : HP_FATE_BIN;
 
 	if (size >= HP_FASTBIN_CONSOLIDATION_THRESHOLD) {
 		if (av->have_fastchunks)

@@ -391,19 +391,21 @@ reap_retired(void)
 		return;
 	pid = getpid();
 	hp_mutex_lock(&free_list_lock);
-	for (unsigned i = 0; i < nretired;) {
+	/* In retirement order, so that the free list (LIFO) ends up as if
+	 * each thread had detached when it exited, as in glibc. */
+	unsigned kept = 0;
+	for (unsigned i = 0; i < nretired; i++) {
 		int saved = errno;
 		long r = syscall(SYS_tgkill, pid, retired[i].tid, 0);
 		bool gone = r != 0 && errno == ESRCH;
 
 		errno = saved;
-		if (gone) {
+		if (gone)
 			detach_locked(retired[i].arena);
-			retired[i] = retired[--nretired];
-		} else {
-			i++;
-		}
+		else
+			retired[kept++] = retired[i];
 	}
+	nretired = kept;
 	hp_mutex_unlock(&free_list_lock);
 }
 

@@ -29,7 +29,9 @@
  *   stats                malloc_stats() to stdout's place (stderr merged)
  *   {  ...  }            run the lines between in a new thread, which then
  *                        stays alive (its arena attached) until "reap"
- *   reap                 let every such thread exit, and join them
+ *   reap                 let every such thread exit, one at a time in the
+ *                        order they were made (so arenas reach the free
+ *                        list in a known order), and join them
  *   # ...                comment
  *
  * A chunk of a thread arena prints as its offset from its heap's 64 MiB-
@@ -457,13 +459,14 @@ struct worker {
 	pthread_t tid;
 	char *lines[512];
 	int nlines;
+	int release;
 };
 
 static struct worker workers[MAX_THREADS];
 static int nworkers;
 static pthread_mutex_t park_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t park_cond = PTHREAD_COND_INITIALIZER;
-static int block_done, reaping;
+static int block_done;
 
 static void run_line(char *l);
 
@@ -477,7 +480,7 @@ worker_main(void *arg)
 	pthread_mutex_lock(&park_lock);
 	block_done = 1;
 	pthread_cond_broadcast(&park_cond);
-	while (!reaping)
+	while (!w->release)
 		pthread_cond_wait(&park_cond, &park_lock);
 	pthread_mutex_unlock(&park_lock);
 	return NULL;
@@ -501,14 +504,14 @@ spawn(struct worker *w)
 static void
 reap(void)
 {
-	pthread_mutex_lock(&park_lock);
-	reaping = 1;
-	pthread_cond_broadcast(&park_cond);
-	pthread_mutex_unlock(&park_lock);
-	for (int i = 0; i < nworkers; i++)
+	for (int i = 0; i < nworkers; i++) {
+		pthread_mutex_lock(&park_lock);
+		workers[i].release = 1;
+		pthread_cond_broadcast(&park_cond);
+		pthread_mutex_unlock(&park_lock);
 		pthread_join(workers[i].tid, NULL);
+	}
 	nworkers = 0;
-	reaping = 0;
 	say("reap");
 	state();
 }
@@ -559,6 +562,7 @@ main(int argc, char **argv)
 				die("bad thread block");
 			cur = &workers[nworkers++];
 			cur->nlines = 0;
+			cur->release = 0;
 		} else if (strcmp(l, "}") == 0) {
 			if (!cur)
 				die("} without {");
