@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "../harness.h"
+#include "rng.h"
 
 #define WATCHDOG_SECONDS 60
 #define KIB 1024u
@@ -50,27 +51,6 @@
 extern char **environ;
 
 /* ---- random numbers and cookies ---- */
-
-static inline uint64_t
-rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
-
-static inline uint64_t
-mix(uint64_t x)
-{
-	x ^= x >> 31;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 29;
-	return x;
-}
 
 /* Word 0: size ^ hash(address); then a pattern of (address, size). Sizes
  * are multiples of 8, at least 16. */

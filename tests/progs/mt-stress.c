@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "../harness.h"
+#include "rng.h"
 
 #define LOCAL_SLOTS 512        /* per-thread working set */
 #define TRANSFER_SLOTS 1024    /* shared between all threads */
@@ -74,18 +75,6 @@ thread_fail(const char *fmt, ...)
 
 /* ---- random numbers: xorshift64*, one generator per thread ---- */
 
-static inline uint64_t
-rng_next(uint64_t *s)
-{
-	uint64_t x = *s;
-
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	*s = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
-
 static uint64_t
 rng_seed(uint64_t base, uint64_t stream)
 {
@@ -100,15 +89,6 @@ rng_seed(uint64_t base, uint64_t stream)
  * overlap, a write into a live object, or a wrong realloc copy all show up
  * as a mismatch, and any thread can check an object knowing only its
  * address. */
-
-static inline uint64_t
-mix(uint64_t x)
-{
-	x ^= x >> 31;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 29;
-	return x;
-}
 
 static inline uint64_t
 header_key(uintptr_t p)
