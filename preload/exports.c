@@ -57,7 +57,10 @@ report_alloc(void *mem, size_t size, enum hp_call call)
 		struct hp_chunk *p = hp_mem2chunk(mem);
 
 		HP_OBSERVE(alloc, mem, size, (uintptr_t)p, hp_chunksize(p),
-			   hp_chunk_is_mmapped(p) ? HP_BACKING_MMAP : HP_BACKING_BRK, call);
+			   hp_chunk_is_mmapped(p)  ? HP_BACKING_MMAP
+			   : hp_chunk_main_arena(p) ? HP_BACKING_BRK
+						    : HP_BACKING_ARENA,
+			   call);
 	}
 }
 

@@ -41,8 +41,9 @@ enum hp_fate {
 };
 
 enum hp_backing {
-	HP_BACKING_BRK = 1,
-	HP_BACKING_MMAP = 2,
+	HP_BACKING_BRK = 1,   /* the main arena's heap, grown with brk */
+	HP_BACKING_MMAP = 2,  /* an mmap chunk: a mapping of its own */
+	HP_BACKING_ARENA = 3, /* a thread arena's heap (mapped, 64 MiB-aligned) */
 };
 
 /* Which allocation call made a chunk. */

@@ -17,6 +17,7 @@
 #define HP_TEST_HOOKS 1
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,7 @@
 #include "arena.h"
 #include "observe.h"
 #include "os.h"
+#include "tarena.h"
 #include "tcache.h"
 
 #include "../harness.h"
@@ -140,7 +142,7 @@ ob_alloc(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes, enum hp_ba
 	(void)size;
 	(void)call;
 	events++;
-	if (backing == HP_BACKING_BRK)
+	if (backing != HP_BACKING_MMAP)
 		set_range(chunk, chunk_bytes, S_LIVE);
 }
 
@@ -451,6 +453,58 @@ test_foreign_sbrk(void)
 	free(c);
 }
 
+/* ---- thread arenas ---- */
+
+struct thread_job {
+	unsigned long seed, steps;
+	bool big; /* grow the arena past one 64 MiB heap, then shrink it */
+};
+
+static void *
+thread_main(void *arg)
+{
+	struct thread_job *job = arg;
+
+	if (job->big) {
+		void *v[100];
+		unsigned bad = 0;
+
+		mallopt(M_MMAP_THRESHOLD, 32 << 20);
+		for (int i = 0; i < 100; i++) {
+			v[i] = malloc(1 << 20);
+			bad += !verify("thread heap growth");
+		}
+		CHECK(v[99] && hp_heap_for_ptr(v[99]) != hp_heap_for_ptr(v[0]),
+		      "100 MiB in a thread arena span a second heap");
+		for (int i = 99; i >= 0; i--) {
+			free(v[i]);
+			bad += !verify("thread heap shrink");
+		}
+		CHECK(bad == 0, "heaps chained and deleted: shadow agrees at every step");
+		mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	} else {
+		run("random in a thread arena", job->seed, job->steps);
+	}
+	return NULL;
+}
+
+/* One thread at a time, so the observer's shadow needs no lock; the
+ * chunks they leave in the slots are freed later by other threads and by
+ * main (frees into other arenas), and exited threads' arenas are reused. */
+static void
+test_threads(unsigned long seed, unsigned long steps)
+{
+	for (int k = 0; k < 4; k++) {
+		struct thread_job job = { seed + 10 + (unsigned long)k, steps, k == 1 };
+		pthread_t t;
+
+		CHECK(pthread_create(&t, NULL, thread_main, &job) == 0, "pthread_create");
+		pthread_join(t, NULL);
+		CHECK(verify("thread exit"), "thread %d gone: tcache flushed, shadow agrees", k);
+	}
+	CHECK(hp_main_arena.next != &hp_main_arena, "threads got arenas of their own");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -469,7 +523,9 @@ main(int argc, char **argv)
 	free_all();
 	test_oom();
 	run("random in a non-contiguous heap", seed + 2, steps / 2);
+	test_threads(seed, steps / 4);
 	free_all();
+	CHECK(verify("end"), "everything freed from main");
 	CHECK(events > 1000, "the observer saw %lu events", events);
 	return harness_exit();
 }
