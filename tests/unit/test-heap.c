@@ -282,8 +282,9 @@ step(void)
 		return "malloc";
 	}
 	if (r < 75) {
-		void *p = realloc(slot[s], rsize());
-		if (p)
+		size_t n = rsize();
+		void *p = realloc(slot[s], n);
+		if (p || n == 0) /* realloc(p, 0) frees p */
 			slot[s] = p;
 		return "realloc";
 	}
