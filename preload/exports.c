@@ -147,17 +147,21 @@ do_free(void *mem)
 			hp_arena_free(mem);
 	} else if (hp_chunk_is_mmapped(p)) {
 		size_t bytes = hp_chunksize(p);
+		struct hp_ticket t;
 
+		HP_TICKET(&t);
 		hp_large_free(p);
-		HP_OBSERVE(free, mem, (uintptr_t)p, bytes, HP_FATE_UNMAPPED);
+		HP_OBSERVE(free, &t, (uintptr_t)p, bytes, HP_FATE_UNMAPPED, false);
 	} else {
 		enum hp_fate fate;
 		size_t bytes = hp_chunksize(p);
+		struct hp_ticket t;
 
 		if (__builtin_expect(hp_self.tcache == NULL, 0))
 			hp_tcache_init();
+		HP_TICKET(&t);
 		fate = hp_heap_free(p);
-		HP_OBSERVE(free, mem, (uintptr_t)p, bytes, fate);
+		HP_OBSERVE(free, &t, (uintptr_t)p, bytes, fate, false);
 	}
 	errno = err;
 }
@@ -296,6 +300,7 @@ realloc(void *oldmem, size_t bytes)
 {
 	struct hp_chunk *oldp, *newp;
 	struct hp_mstate *av;
+	struct hp_ticket t;
 	size_t oldsize, nb;
 	enum hp_fate old_fate;
 	void *newmem;
@@ -324,16 +329,19 @@ realloc(void *oldmem, size_t bytes)
 		errno = ENOMEM;
 		return NULL;
 	}
+	/* One ticket before anything moves: it numbers the old chunk's free
+	 * (or its resize in place); the new chunk, if any, gets its own. */
+	HP_TICKET(&t);
 
 	if (hp_chunk_is_mmapped(oldp)) {
 		newp = hp_large_remap(oldp, nb);
 		if (newp) {
 			newmem = hp_chunk2mem(newp);
 			if (newp == oldp) {
-				HP_OBSERVE(resize, newmem, bytes, (uintptr_t)newp, oldsize,
+				HP_OBSERVE(resize, &t, bytes, (uintptr_t)newp, oldsize,
 					   hp_chunksize(newp));
 			} else {
-				HP_OBSERVE(free, oldmem, (uintptr_t)oldp, oldsize, HP_FATE_UNMAPPED);
+				HP_OBSERVE(free, &t, (uintptr_t)oldp, oldsize, HP_FATE_UNMAPPED, true);
 				report_alloc(newmem, bytes, HP_CALL_REALLOC);
 			}
 			return newmem;
@@ -345,7 +353,7 @@ realloc(void *oldmem, size_t bytes)
 			return NULL;
 		memcpy(newmem, oldmem, oldsize - HP_CHUNK_HDR_SZ);
 		hp_large_unmap(oldp);
-		HP_OBSERVE(free, oldmem, (uintptr_t)oldp, oldsize, HP_FATE_UNMAPPED);
+		HP_OBSERVE(free, &t, (uintptr_t)oldp, oldsize, HP_FATE_UNMAPPED, true);
 		return newmem;
 	}
 
@@ -358,18 +366,18 @@ realloc(void *oldmem, size_t bytes)
 		newmem = do_malloc(bytes, HP_CALL_REALLOC);
 		if (newmem != NULL) {
 			memcpy(newmem, oldmem, hp_usable(oldp));
+			HP_TICKET(&t);
 			old_fate = hp_heap_free(oldp);
-			HP_OBSERVE(free, oldmem, (uintptr_t)oldp, oldsize, old_fate);
+			HP_OBSERVE(free, &t, (uintptr_t)oldp, oldsize, old_fate, true);
 		}
 		return newmem;
 	}
 	if (newmem && __builtin_expect(hp_observer != NULL, 0)) {
 		newp = hp_mem2chunk(newmem);
 		if (newp == oldp) {
-			HP_OBSERVE(resize, newmem, bytes, (uintptr_t)newp, oldsize,
-				   hp_chunksize(newp));
+			HP_OBSERVE(resize, &t, bytes, (uintptr_t)newp, oldsize, hp_chunksize(newp));
 		} else {
-			HP_OBSERVE(free, oldmem, (uintptr_t)oldp, oldsize, old_fate);
+			HP_OBSERVE(free, &t, (uintptr_t)oldp, oldsize, old_fate, true);
 			report_alloc(newmem, bytes, HP_CALL_REALLOC);
 		}
 	}

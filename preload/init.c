@@ -20,6 +20,7 @@
 #include "heap.h"
 #include "init.h"
 #include "os.h"
+#include "record.h"
 #include "tarena.h"
 #include "tcache.h"
 #include "tune.h"
@@ -52,6 +53,7 @@ hp_init_slow(void)
 	hp_heap_init_state(&hp_main_arena);
 	hp_self.arena = &hp_main_arena;
 	__atomic_store_n(&hp_initialized, true, __ATOMIC_RELEASE);
+	hp_record_init(hp_initial_envp());
 	__atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
 }
 
@@ -68,6 +70,7 @@ hp_init_arm_thread_exit(void)
 static void
 fork_prepare(void)
 {
+	hp_record_fork_prepare();
 	/* glibc takes its malloc locks only in a multi-threaded parent (so a
 	 * single-threaded fork from a signal handler cannot deadlock), and
 	 * after every other prepare handler: ours is registered first, so it
@@ -98,6 +101,7 @@ fork_child(void)
 	hp_tarena_fork_child();
 	hp_arena_fork_child();
 	hp_tcache_fork_child();
+	hp_record_fork_child();
 }
 
 __attribute__((constructor(101))) static void
@@ -111,4 +115,5 @@ hp_constructor(void)
 	hp_self.guard--;
 	if (hp_self.tcache)
 		hp_init_arm_thread_exit();
+	hp_record_constructor();
 }

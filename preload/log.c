@@ -86,6 +86,18 @@ hp_vformat(char *buf, size_t cap, const char *fmt, va_list ap)
 	return n;
 }
 
+size_t
+hp_format(char *buf, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	n = hp_vformat(buf, cap, fmt, ap);
+	va_end(ap);
+	return n;
+}
+
 static void
 write_all(const char *s, size_t len)
 {

@@ -39,6 +39,7 @@ void hp_fatal(const char *msg, const void *chunk, int invariant)
 /* Format into buf (always NUL-terminated); returns the length. Same
  * conversions as hp_log. AS-safe. */
 size_t hp_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
+size_t hp_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Always-on cheap check; HP_ASSERT only at debug_checks >= 1. */
 #define HP_CHECK(cond, msg, chunk, inv)                                        \

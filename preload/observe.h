@@ -54,7 +54,18 @@ enum hp_call {
 	HP_CALL_MEMALIGN = 4, /* memalign, aligned_alloc, posix_memalign, valloc, pvalloc */
 };
 
+/* The place of an event in the process's order: a free or an in-place
+ * realloc takes its ticket before the allocator touches the chunk, an
+ * allocation after, so the collector sees a chunk's free before its reuse
+ * whichever threads do them. */
+struct hp_ticket {
+	uint64_t seq;
+	uint64_t ns;
+};
+
 struct hp_observer {
+	/* Number an event that is about to happen. Lock: none. */
+	void (*ticket)(struct hp_ticket *t);
 	/* The break moved (growth, trim). Lock: held. */
 	void (*brk)(uintptr_t old_brk, uintptr_t new_brk);
 	/* A mapping appeared or went away: mmap chunks (chunk=true) and the
@@ -72,16 +83,27 @@ struct hp_observer {
 	 * request of `size` bytes. Lock: none. */
 	void (*alloc)(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes,
 		      enum hp_backing backing, enum hp_call call);
-	/* The program freed the chunk; it went to `fate`. Lock: none. */
-	void (*free)(void *mem, uintptr_t chunk, size_t chunk_bytes, enum hp_fate fate);
-	/* realloc kept the chunk in place with a new size (the freed tail is
-	 * reported through `chunk` when it is cached). Lock: none. */
-	void (*resize)(void *mem, size_t size, uintptr_t chunk, size_t old_chunk_bytes,
-		       size_t new_chunk_bytes);
+	/* The program freed the chunk (ticket taken before); it went to
+	 * `fate`. realloc is true for the old chunk of a moving realloc.
+	 * Lock: none. */
+	void (*free)(const struct hp_ticket *t, uintptr_t chunk, size_t chunk_bytes,
+		     enum hp_fate fate, bool realloc);
+	/* realloc kept the chunk in place with a new size (ticket taken
+	 * before; the freed tail is reported through `chunk`). Lock: none. */
+	void (*resize)(const struct hp_ticket *t, size_t size, uintptr_t chunk,
+		       size_t old_chunk_bytes, size_t new_chunk_bytes);
 };
 
 /* The observer in force, or NULL (the common case outside profiling). */
 extern const struct hp_observer *hp_observer;
+
+/* Take a ticket if anyone observes (t is left untouched otherwise). */
+#define HP_TICKET(t)                                                           \
+	do {                                                                   \
+		const struct hp_observer *o_ = hp_observer;                    \
+		if (__builtin_expect(o_ != NULL, 0) && o_->ticket)             \
+			o_->ticket(t);                                         \
+	} while (0)
 
 #define HP_OBSERVE(fn, ...)                                                    \
 	do {                                                                   \

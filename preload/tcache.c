@@ -14,6 +14,7 @@
 
 #include "heap.h"
 #include "init.h"
+#include "record.h"
 #include "tarena.h"
 #include "tcache.h"
 
@@ -175,4 +176,5 @@ hp_tcache_thread_exit(void *unused)
 	 * belong to the arena), then the arena. */
 	hp_tcache_shutdown();
 	hp_tarena_thread_retire();
+	hp_record_thread_exit();
 }

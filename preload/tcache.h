@@ -33,10 +33,15 @@ struct hp_tcache {
 	struct hp_tcache_entry *entries[HP_TCACHE_MAX_BINS];
 };
 
+struct hp_ring;
+
 /* Everything heapprof keeps per thread, in initial-exec TLS. */
 struct hp_thread {
 	struct hp_tcache *tcache;
 	struct hp_mstate *arena;   /* glibc's thread_arena */
+	struct hp_ring *ring;      /* the recorder's ring for this thread */
+	int tid;                   /* kernel thread id, once the ring exists */
+	bool rec_busy;             /* the recorder is writing a record */
 	bool tcache_shutting_down; /* thread exit flushed it; never re-create */
 	bool registered;           /* linked into the registry */
 	uint8_t exit_rounds;       /* pthread key destructor rounds seen */

@@ -436,17 +436,22 @@ hp_tune_configure(char *const *envp, bool secure)
 	hp_tune_apply_env(envp, count);
 }
 
-void
-hp_tune_init(void)
+char *const *
+hp_initial_envp(void)
 {
 	extern char **environ;
-	char **envp = environ;
 
 	if (__libc_stack_end) {
 		long *sp = __libc_stack_end;
-		envp = (char **)(sp + 1 + sp[0] + 1);
+		return (char *const *)(sp + 1 + sp[0] + 1);
 	}
-	hp_tune_configure(envp, getauxval(AT_SECURE) != 0);
+	return environ;
+}
+
+void
+hp_tune_init(void)
+{
+	hp_tune_configure(hp_initial_envp(), getauxval(AT_SECURE) != 0);
 }
 
 int

@@ -64,6 +64,10 @@ extern struct hp_params hp_mp;
  */
 void hp_tune_init(void);
 
+/* The environment ld.so saw at start-up (its envp, found through
+ * __libc_stack_end), or environ if that is unknown. */
+char *const *hp_initial_envp(void);
+
 /*
  * The body of mallopt(): set one parameter, returning what glibc returns
  * (1 on success, 0 for a rejected value). The caller holds the heap lock

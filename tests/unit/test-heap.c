@@ -147,9 +147,11 @@ ob_alloc(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes, enum hp_ba
 }
 
 static void
-ob_free(void *mem, uintptr_t chunk, size_t chunk_bytes, enum hp_fate fate)
+ob_free(const struct hp_ticket *t, uintptr_t chunk, size_t chunk_bytes, enum hp_fate fate,
+	bool realloc)
 {
-	(void)mem;
+	(void)t;
+	(void)realloc;
 	events++;
 	if (fate == HP_FATE_UNMAPPED)
 		return;
@@ -158,13 +160,14 @@ ob_free(void *mem, uintptr_t chunk, size_t chunk_bytes, enum hp_fate fate)
 }
 
 static void
-ob_resize(void *mem, size_t size, uintptr_t chunk, size_t old_bytes, size_t new_bytes)
+ob_resize(const struct hp_ticket *t, size_t size, uintptr_t chunk, size_t old_bytes,
+	  size_t new_bytes)
 {
-	(void)mem;
+	(void)t;
 	(void)size;
 	(void)old_bytes;
 	events++;
-	if (!(hp_mem2chunk(mem)->size & HP_IS_MMAPPED))
+	if (!(((struct hp_chunk *)chunk)->size & HP_IS_MMAPPED))
 		set_range(chunk, new_bytes, S_LIVE);
 }
 

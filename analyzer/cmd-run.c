@@ -1,0 +1,641 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd-run.c - `heapprof run [-o FILE] [--force] [--max-depth N] [--] PROGRAM
+ * [ARGS...]` and `heapprof collect` (the collector a program started with
+ * HEAPPROF_OUTPUT launches for itself).
+ *
+ * run: checks the program can be recorded at all (found, executable,
+ * dynamically linked, not setuid), creates the database safely (never
+ * following a symlink, never overwriting without --force, mode 0600),
+ * starts the program with libheapprof.so preloaded, becomes the subreaper
+ * of everything it starts so that every descendant's end is known, and
+ * loads events until the last one ends. Exit status: the program's (128+N
+ * for signal N); 125 if heapprof itself failed, 126 if the program cannot
+ * be run, 127 if it is not found.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd.h"
+#include "collect.h"
+#include "db.h"
+#include "events.h"
+#include "util.h"
+
+#ifndef HP_LIBDIR
+#define HP_LIBDIR "/usr/local/lib"
+#endif
+
+static volatile sig_atomic_t forward_sig;
+static pid_t target_pid;
+
+static void
+on_signal(int sig)
+{
+	forward_sig = sig;
+	if (target_pid > 0)
+		kill(target_pid, sig);
+}
+
+/* ---- the program ---- */
+
+/* Find PROGRAM like execvp: with a slash as is, else along PATH. Returns
+ * 0, or 127 (not found) / 126 (found but not executable). */
+static int
+resolve(const char *prog, char *out, size_t cap)
+{
+	const char *path = getenv("PATH");
+	bool found_noexec = false;
+
+	if (strchr(prog, '/')) {
+		if (snprintf(out, cap, "%s", prog) >= (int)cap)
+			return 127;
+		if (access(out, F_OK) != 0)
+			return 127;
+		return access(out, X_OK) == 0 ? 0 : 126;
+	}
+	if (path == NULL || *path == '\0')
+		path = "/usr/local/bin:/usr/bin:/bin";
+	for (const char *p = path;; p = strchr(p, ':') + 1) {
+		const char *end = strchr(p, ':');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		struct stat st;
+
+		if (snprintf(out, cap, "%.*s%s%s", (int)n, p, n ? "/" : "", prog) < (int)cap &&
+		    stat(out, &st) == 0 && S_ISREG(st.st_mode)) {
+			if (access(out, X_OK) == 0)
+				return 0;
+			found_noexec = true;
+		}
+		if (!end)
+			break;
+	}
+	return found_noexec ? 126 : 127;
+}
+
+/* Why ld.so would not preload into it: NULL if it would. */
+static const char *
+unrecordable(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	Elf64_Ehdr eh;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) == 0 && (st.st_mode & (S_ISUID | S_ISGID)) &&
+	    (st.st_uid != geteuid() || (st.st_mode & S_ISGID)))
+		goto setuid;
+	if (read(fd, &eh, sizeof(eh)) != (ssize_t)sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG)) {
+		close(fd);
+		return NULL; /* a script: its interpreter is what runs */
+	}
+	if (eh.e_ident[EI_CLASS] == ELFCLASS64) {
+		bool interp = false;
+
+		for (int i = 0; i < eh.e_phnum; i++) {
+			Elf64_Phdr ph;
+			if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + (uint64_t)i * eh.e_phentsize)) !=
+			    (ssize_t)sizeof(ph))
+				break;
+			interp |= ph.p_type == PT_INTERP;
+		}
+		if (!interp) {
+			close(fd);
+			return "statically linked: LD_PRELOAD cannot load heapprof into it";
+		}
+	}
+	close(fd);
+	return NULL;
+setuid:
+	close(fd);
+	return "set-user-ID or set-group-ID: ld.so ignores LD_PRELOAD for it";
+}
+
+/* libheapprof.so next to this command in a build tree, or installed. */
+static bool
+find_library(char *out, size_t cap)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	const char *env = getenv("HEAPPROF_LIB");
+
+	if (env && *env) {
+		snprintf(out, cap, "%s", env);
+		return access(out, R_OK) == 0;
+	}
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			if (snprintf(out, cap, "%s/../preload/libheapprof.so", self) < (int)cap &&
+			    access(out, R_OK) == 0 && realpath(out, self)) {
+				snprintf(out, cap, "%s", self);
+				return true;
+			}
+		}
+	}
+	snprintf(out, cap, "%s/libheapprof.so", HP_LIBDIR);
+	return access(out, R_OK) == 0;
+}
+
+/* ---- the spool ---- */
+
+static bool
+make_spool(char *dir, size_t cap)
+{
+	const char *bases[] = { "/dev/shm", getenv("TMPDIR"), "/tmp" };
+
+	for (size_t i = 0; i < 3; i++) {
+		if (!bases[i] || bases[i][0] != '/')
+			continue;
+		snprintf(dir, cap, "%s/heapprof-XXXXXX", bases[i]);
+		if (mkdtemp(dir))
+			return true;
+	}
+	return false;
+}
+
+static void
+remove_spool(const char *dir)
+{
+	char cmd[PATH_MAX + 16];
+	DIR *d;
+
+	/* Only our own files (P*.proc, P*.r*) live there. */
+	d = opendir(dir);
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] == 'P') {
+				snprintf(cmd, sizeof(cmd), "%s/%s", dir, de->d_name);
+				unlink(cmd);
+			}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+/* ---- the database file ---- */
+
+/* Create `path` exclusively (0600, no symlink followed). With force, an
+ * existing file is replaced at the end: we write to a temporary name in
+ * the same directory (returned in tmp) and rename it. */
+static int
+create_output(const char *path, bool force, char *tmp, size_t cap, char *why, size_t whycap)
+{
+	int fd;
+
+	tmp[0] = '\0';
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno == EEXIST && force) {
+		struct stat st;
+		if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+			snprintf(why, whycap, "exists and is not a regular file");
+			return -1;
+		}
+		snprintf(tmp, cap, "%s.heapprof-XXXXXX", path);
+		fd = mkstemp(tmp);
+		if (fd < 0) {
+			snprintf(why, whycap, "cannot create a file next to it: %s", strerror(errno));
+			return -1;
+		}
+		fchmod(fd, 0600);
+		close(fd);
+		return 0;
+	}
+	if (errno == EEXIST)
+		snprintf(why, whycap, "already exists (use --force to replace it)");
+	else if (errno == ELOOP)
+		snprintf(why, whycap, "is a symbolic link");
+	else
+		snprintf(why, whycap, "cannot create: %s", strerror(errno));
+	return -1;
+}
+
+/* ---- running ---- */
+
+static void
+usage_run(void)
+{
+	fputs("usage: heapprof run [-o FILE] [--force] [--max-depth N] [--] PROGRAM [ARGS...]\n",
+	      stderr);
+}
+
+struct run_opts {
+	const char *output;
+	bool force;
+	long max_depth;
+	char **argv; /* the program and its arguments */
+};
+
+static int
+parse_run(int argc, char **argv, struct run_opts *o)
+{
+	int i;
+
+	o->output = NULL;
+	o->force = false;
+	o->max_depth = 64;
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (strcmp(a, "--") == 0) {
+			i++;
+			break;
+		}
+		if (a[0] != '-')
+			break;
+		if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+			if (++i >= argc || argv[i][0] == '\0') {
+				hp_error(a, "needs a file name");
+				return 2;
+			}
+			o->output = argv[i];
+		} else if (strncmp(a, "--output=", 9) == 0) {
+			o->output = a + 9;
+		} else if (strcmp(a, "--force") == 0 || strcmp(a, "-f") == 0) {
+			o->force = true;
+		} else if (strcmp(a, "--max-depth") == 0 || strncmp(a, "--max-depth=", 12) == 0) {
+			const char *v = a[11] == '=' ? a + 12 : (++i < argc ? argv[i] : NULL);
+			if (!parse_long(v, 1, HP_MAX_DEPTH_LIMIT, &o->max_depth)) {
+				hp_error("--max-depth", "'%s' is not a number from 1 to %d",
+					 v ? v : "", HP_MAX_DEPTH_LIMIT);
+				return 2;
+			}
+		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage_run();
+			return 0;
+		} else {
+			hp_error(a, "unknown option");
+			usage_run();
+			return 2;
+		}
+	}
+	if (i >= argc) {
+		hp_error("run", "no program given");
+		usage_run();
+		return 2;
+	}
+	o->argv = argv + i;
+	return -1;
+}
+
+/* The environment of the program: ours plus the preload and the spool. */
+static char **
+child_env(const char *lib, const char *spool, long depth)
+{
+	extern char **environ;
+	size_t n = 0;
+	char **env;
+	const char *old = getenv("LD_PRELOAD");
+	char *v;
+
+	while (environ[n])
+		n++;
+	env = xcalloc(n + 5, sizeof(char *));
+	n = 0;
+	for (char **e = environ; *e; e++)
+		if (strncmp(*e, "LD_PRELOAD=", 11) && strncmp(*e, "HEAPPROF_", 9))
+			env[n++] = *e;
+	v = xmalloc(strlen(lib) + (old ? strlen(old) : 0) + 16);
+	sprintf(v, "LD_PRELOAD=%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");
+	env[n++] = v;
+	v = xmalloc(strlen(spool) + 32);
+	sprintf(v, "%s=%s", HP_ENV_SPOOL, spool);
+	env[n++] = v;
+	v = xmalloc(64);
+	sprintf(v, "%s=%d", HP_ENV_COLLECTOR, (int)getpid());
+	env[n++] = v;
+	v = xmalloc(64);
+	sprintf(v, "%s=%ld", HP_ENV_MAX_DEPTH, depth);
+	env[n++] = v;
+	env[n] = NULL;
+	return env;
+}
+
+static const char *
+base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+
+	return s ? s + 1 : p;
+}
+
+/* Collect until every process is gone. Returns the root's wait status. */
+static int
+collect_until_done(struct collector *col, pid_t root)
+{
+	int root_status = 0;
+	bool root_done = false;
+
+	for (;;) {
+		int status;
+		pid_t pid;
+		bool any = collect_poll(col);
+
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			collect_reaped(col, pid, status);
+			if (pid == root) {
+				root_status = status;
+				root_done = true;
+			}
+		}
+		if (pid < 0 && errno == ECHILD && root_done)
+			break;
+		if (!any) {
+			struct timespec ts = { 0, 2000000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	return root_status;
+}
+
+static void
+summary(const char *db_path, const struct collect_stats *s, const struct db_totals *t)
+{
+	char peak[32], leak[32];
+
+	fprintf(stderr,
+		"heapprof: %lld process%s, %lld chunks, peak live %s, leaked %s in %llu chunks\n",
+		(long long)t->processes, t->processes == 1 ? "" : "es", (long long)t->chunks,
+		fmt_size(peak, sizeof(peak), s->peak_live_bytes),
+		fmt_size(leak, sizeof(leak), s->leaked_bytes), (unsigned long long)s->leaked_chunks);
+	if (s->dropped || s->truncated)
+		fprintf(stderr, "heapprof: incomplete: %llu events dropped, %llu records truncated\n",
+			(unsigned long long)s->dropped, (unsigned long long)s->truncated);
+	fprintf(stderr, "heapprof: wrote %s\n", db_path);
+}
+
+int
+cmd_run(int argc, char **argv)
+{
+	struct run_opts o;
+	char prog[PATH_MAX], lib[PATH_MAX], spool[PATH_MAX], out[PATH_MAX], tmp[PATH_MAX];
+	char why[256], err[512];
+	const char *reason;
+	int rc, gate[2], errpipe[2], status, child_errno = 0;
+	struct collector *col;
+	struct db *db;
+	pid_t pid;
+
+	rc = parse_run(argc, argv, &o);
+	if (rc >= 0)
+		return rc == 2 ? 125 : rc;
+	rc = resolve(o.argv[0], prog, sizeof(prog));
+	if (rc == 127) {
+		hp_error(o.argv[0], "not found");
+		return 127;
+	}
+	if (rc == 126) {
+		hp_error(o.argv[0], "not executable");
+		return 126;
+	}
+	if ((reason = unrecordable(prog)) != NULL) {
+		hp_error(prog, "%s", reason);
+		return 126;
+	}
+	if (!find_library(lib, sizeof(lib))) {
+		hp_error("libheapprof.so", "not found (set HEAPPROF_LIB)");
+		return 125;
+	}
+	if (!make_spool(spool, sizeof(spool))) {
+		hp_error("spool", "cannot create a private directory: %s", strerror(errno));
+		return 125;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+
+	/* The child waits on `gate` until the database exists (its name may
+	 * hold the child's pid), then execs; an exec failure comes back
+	 * through `errpipe` (closed on exec). */
+	if (pipe2(gate, O_CLOEXEC) != 0 || pipe2(errpipe, O_CLOEXEC) != 0) {
+		hp_error("pipe", "%s", strerror(errno));
+		remove_spool(spool);
+		return 125;
+	}
+	char **env = child_env(lib, spool, o.max_depth);
+	pid = fork();
+	if (pid < 0) {
+		hp_error("fork", "%s", strerror(errno));
+		remove_spool(spool);
+		return 125;
+	}
+	if (pid == 0) {
+		char go;
+		close(gate[1]);
+		close(errpipe[0]);
+		if (read(gate[0], &go, 1) != 1)
+			_exit(125);
+		signal(SIGPIPE, SIG_DFL);
+		signal(SIGXFSZ, SIG_DFL);
+		execve(prog, o.argv, env);
+		int e = errno;
+		if (write(errpipe[1], &e, sizeof(e)) < 0)
+			_exit(126);
+		_exit(e == ENOENT ? 127 : 126);
+	}
+	target_pid = pid;
+	close(gate[0]);
+	close(errpipe[1]);
+
+	if ((o.output ? snprintf(out, sizeof(out), "%s", o.output)
+		      : snprintf(out, sizeof(out), "heapprof.%s.%d.db", base_name(prog), (int)pid)) >=
+	    (int)sizeof(out)) {
+		hp_error("output", "file name too long");
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		remove_spool(spool);
+		return 125;
+	}
+	if (create_output(out, o.force, tmp, sizeof(tmp), why, sizeof(why)) != 0) {
+		hp_error(out, "%s", why);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		remove_spool(spool);
+		return 125;
+	}
+	db = db_create(tmp[0] ? tmp : out, err, sizeof(err));
+	if (db == NULL) {
+		hp_error(out, "%s", err);
+		unlink(tmp[0] ? tmp : out);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		remove_spool(spool);
+		return 125;
+	}
+	{
+		struct buf cmd = { 0 };
+		for (char **a = o.argv; *a; a++) {
+			if (a != o.argv)
+				buf_add(&cmd, " ", 1);
+			buf_add(&cmd, *a, strlen(*a));
+		}
+		buf_add(&cmd, "", 1);
+		db_meta(db, "command", cmd.p);
+		buf_free(&cmd);
+	}
+	col = collect_new(db, spool, false);
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+
+	if (write(gate[1], "g", 1) != 1) {
+		hp_error("pipe", "%s", strerror(errno));
+	}
+	close(gate[1]);
+	if (read(errpipe[0], &child_errno, sizeof(child_errno)) == (ssize_t)sizeof(child_errno)) {
+		hp_error(prog, "cannot execute: %s", strerror(child_errno));
+		waitpid(pid, NULL, 0);
+		collect_free(col);
+		db_abandon(db);
+		unlink(tmp[0] ? tmp : out);
+		remove_spool(spool);
+		return child_errno == ENOENT ? 127 : 126;
+	}
+	close(errpipe[0]);
+
+	status = collect_until_done(col, pid);
+	collect_finish(col);
+	struct collect_stats st;
+	struct db_totals tot;
+	collect_stats(col, &st);
+	collect_free(col);
+	remove_spool(spool);
+	db_totals(db, &tot);
+	if (st.images == 0)
+		fprintf(stderr, "heapprof: %s: no events arrived: the program was not recorded "
+				"(static, setuid, or its own malloc?)\n", prog);
+	if (db_finish(db, err, sizeof(err)) != 0) {
+		hp_error(out, "%s", err);
+		rc = 125;
+	} else {
+		if (tmp[0] && rename(tmp, out) != 0) {
+			hp_error(out, "cannot replace: %s", strerror(errno));
+			unlink(tmp);
+			rc = 125;
+		} else {
+			summary(out, &st, &tot);
+			rc = 0;
+		}
+	}
+	if (rc == 0) {
+		if (WIFEXITED(status))
+			rc = WEXITSTATUS(status);
+		else if (WIFSIGNALED(status))
+			rc = 128 + WTERMSIG(status);
+	}
+	return rc;
+}
+
+/* ---- collect (started by a program recording on its own) ---- */
+
+int
+cmd_collect(int argc, char **argv)
+{
+	const char *spool = NULL, *out = NULL;
+	long attach = 0;
+	char err[512], why[256], tmp[PATH_MAX];
+	struct collector *col;
+	struct db *db;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--spool") == 0 && i + 1 < argc)
+			spool = argv[++i];
+		else if (strcmp(argv[i], "--attach") == 0 && i + 1 < argc) {
+			if (!parse_long(argv[++i], 1, INT_MAX, &attach)) {
+				hp_error("--attach", "'%s' is not a process id", argv[i]);
+				return 2;
+			}
+		} else if (strcmp(argv[i], "--") == 0 && i + 1 < argc) {
+			out = argv[++i];
+		} else {
+			hp_error(argv[i], "unexpected argument");
+			return 2;
+		}
+	}
+	if (!spool || !out) {
+		fputs("usage: heapprof collect --spool DIR [--attach PID] -- OUTPUT\n", stderr);
+		return 2;
+	}
+	if (create_output(out, false, tmp, sizeof(tmp), why, sizeof(why)) != 0) {
+		hp_error(out, "%s", why);
+		remove_spool(spool);
+		return 1;
+	}
+	/* Detach: the program waits for this process, not for the collector. */
+	pid_t pid = fork();
+	if (pid < 0) {
+		hp_error("fork", "%s", strerror(errno));
+		return 1;
+	}
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	int devnull = open("/dev/null", O_RDWR);
+	if (devnull >= 0) {
+		dup2(devnull, 0);
+		dup2(devnull, 1);
+		if (devnull > 2)
+			close(devnull);
+	}
+	closefrom(3);
+	db = db_create(out, err, sizeof(err));
+	if (db == NULL) {
+		hp_error(out, "%s", err);
+		unlink(out);
+		remove_spool(spool);
+		return 1;
+	}
+	db_meta(db, "command", "(recorded with HEAPPROF_OUTPUT)");
+	col = collect_new(db, spool, true);
+	/* Until every process image is gone, and nothing new for a moment
+	 * (a child may still be creating its files as its parent ends). */
+	uint64_t quiet_since = 0;
+	for (;;) {
+		bool any = collect_poll(col);
+		uint64_t now = mono_ns();
+		if (any || collect_pending(col) > 0 || (attach && kill((pid_t)attach, 0) == 0))
+			quiet_since = now;
+		else if (now - quiet_since > 500000000ULL)
+			break;
+		if (!any) {
+			struct timespec ts = { 0, 5000000 };
+			nanosleep(&ts, NULL);
+		}
+	}
+	collect_finish(col);
+	collect_free(col);
+	remove_spool(spool);
+	if (db_finish(db, err, sizeof(err)) != 0) {
+		hp_error(out, "%s", err);
+		return 1;
+	}
+	return 0;
+}

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * collect.h - the collector: reads the spool (schema/events.h) that
+ * recorded programs write, puts every process image's events back in order
+ * and loads them into a database (db.h).
+ *
+ * Each process image is finished once its process is known to be gone
+ * (reaped, exec'd, or seen dead) and all its rings are drained: sequence
+ * numbers that never arrived count as truncated records, chunks still live
+ * are written with no free.
+ */
+#ifndef HP_COLLECT_H
+#define HP_COLLECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "db.h"
+
+struct collector;
+
+/* Watch the spool directory `dir`, writing into `db`. With `attach`, the
+ * processes are not our children: their end is watched with pidfds. */
+struct collector *collect_new(struct db *db, const char *dir, bool attach);
+
+/* Read what the spool holds now. Returns true if anything was read. */
+bool collect_poll(struct collector *c);
+
+/* A process we waited for ended (wait status). */
+void collect_reaped(struct collector *c, pid_t pid, int status);
+
+/* Number of process images not finished yet. */
+unsigned collect_pending(const struct collector *c);
+
+/* Finish every image (the run is over): what is still unread is read,
+ * the rest counted as truncated. */
+void collect_finish(struct collector *c);
+
+/* The first image's exit: status/signal as recorded (-1 if unknown). */
+void collect_root_exit(const struct collector *c, int *status, int *signal);
+
+/* Totals for the summary. */
+struct collect_stats {
+	uint64_t images, events, chunks, dropped, truncated;
+	uint64_t peak_live_bytes; /* largest live bytes of any one image */
+	uint64_t leaked_bytes, leaked_chunks;
+};
+void collect_stats(const struct collector *c, struct collect_stats *s);
+
+void collect_free(struct collector *c);
+
+#endif

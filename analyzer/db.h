@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * db.h - writing a heapprof database (schema/heapprof.sql).
+ *
+ * The collector loads rows in large transactions, committed every 100 ms
+ * so that a collector crash loses at most that much; indexes and views
+ * come after the load, then the frames are symbolized. Until db_finish()
+ * the meta key "complete" says 0, so a half-written database is never
+ * passed off as whole.
+ */
+#ifndef HP_DB_H
+#define HP_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct db;
+
+/* The schema text (generated from schema/heapprof.sql). */
+extern const char hp_schema_sql[];
+
+/* Open the database file `path` (already created, empty, by the caller)
+ * and create the tables. Returns NULL with a message in err. */
+struct db *db_create(const char *path, char *err, size_t errcap);
+
+/* Begin/commit batching: db_tick commits if the batch is older than
+ * 100 ms. Errors are sticky: db_failed() returns the first message. */
+void db_tick(struct db *db);
+const char *db_failed(struct db *db);
+
+void db_meta(struct db *db, const char *key, const char *value);
+
+struct db_process {
+	int64_t id;
+	int64_t pid, ppid;
+	int64_t parent_id, exec_from, fork_seq; /* 0: none */
+	const char *exe;
+	const char *argv_json;
+	int64_t started_ns, ended_ns;           /* ended 0: not ended */
+	const char *end_reason;                 /* NULL: unknown */
+	int64_t exit_status, exit_signal;       /* -1: none */
+	int64_t heap_start;
+	int64_t dropped_events, truncated_records;
+};
+
+/* Insert or replace a process row (by id). */
+void db_process(struct db *db, const struct db_process *p);
+
+void db_thread(struct db *db, int64_t process_id, int64_t tid, int64_t started_ns,
+	       int64_t ended_ns);
+
+/* The image id of (path, build id hex or NULL), inserting it if new. */
+int64_t db_image(struct db *db, const char *path, const char *build_id);
+
+int64_t db_module(struct db *db, int64_t process_id, int64_t image_id, uint64_t base,
+		  uint64_t lo, uint64_t hi, int64_t loaded_ns);
+void db_module_unloaded(struct db *db, int64_t module_id, int64_t ns);
+
+/* A new stack: image_ids[i] (0: unknown) and offsets[i] of each frame. */
+void db_stack(struct db *db, int64_t stack_id, unsigned depth, const int64_t *image_ids,
+	      const uint64_t *offsets);
+
+struct db_chunk {
+	int64_t chunk_id, process_id;
+	uint64_t address, size, chunk_bytes;
+	int backing, call;
+	int64_t alloc_seq, alloc_ns, alloc_tid;
+	int64_t free_seq, free_ns, free_tid; /* free_seq 0: live at the end */
+	int fate;
+	int64_t stack_id;                    /* 0: none */
+	int64_t realloc_from;                /* 0: none */
+};
+
+void db_chunk(struct db *db, const struct db_chunk *c);
+
+void db_heap_event(struct db *db, int64_t process_id, int64_t seq, int64_t ns, int kind,
+		   uint64_t address, uint64_t bytes, int64_t value, bool has_value);
+
+/* The last commit: indexes, symbolized frames (max_frames per stack),
+ * views, meta complete=1, a self-contained file (journal_mode DELETE).
+ * Returns 0, or -1 with a message in err. Closes the database. */
+int db_finish(struct db *db, char *err, size_t errcap);
+
+/* Close without finishing (the collector failed): what was committed stays,
+ * marked incomplete. */
+void db_abandon(struct db *db);
+
+/* Counts for the run summary. */
+struct db_totals {
+	int64_t processes, chunks, stacks, live_chunks, live_bytes;
+};
+void db_totals(struct db *db, struct db_totals *t);
+
+#endif

@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - the heapprof command: dispatch to a subcommand.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "util.h"
+
+static void
+usage(FILE *f)
+{
+	fputs("usage: heapprof run [-o FILE] [--force] [--max-depth N] [--] PROGRAM [ARGS...]\n"
+	      "       heapprof --version\n"
+	      "\n"
+	      "run      run PROGRAM with heapprof's allocator, record every chunk and its\n"
+	      "         call stack into a SQLite database (default heapprof.PROGRAM.PID.db)\n",
+	      f);
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "run") == 0)
+		return cmd_run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "collect") == 0)
+		return cmd_collect(argc - 1, argv + 1);
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("heapprof %s\n", HP_VERSION);
+		return 0;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	hp_error(argv[1], "unknown command (try heapprof --help)");
+	return 2;
+}

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * util.h - small helpers of the heapprof command: allocation that exits
+ * on out-of-memory, the one-line error format, number and size parsing.
+ */
+#ifndef HP_UTIL_H
+#define HP_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* malloc/calloc/realloc/strdup that print "heapprof: out of memory" and
+ * exit 125 on failure. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+
+/* Print "heapprof: <what>: <formatted why>" on stderr, one line. */
+void hp_error(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parse a whole decimal number in [min, max]; false if malformed. */
+bool parse_long(const char *s, long min, long max, long *out);
+
+/* Parse a size: bytes, or with K/M/G (powers of 1024) or KiB/MiB/GiB, or
+ * kB/MB/GB (powers of 1000). false if malformed or above 2^62. */
+bool parse_size(const char *s, uint64_t *out);
+
+/* Human size: "12.3 MiB", "512 B". Returns buf. */
+const char *fmt_size(char *buf, size_t cap, uint64_t bytes);
+
+/* Monotonic clock in ns (CLOCK_MONOTONIC, comparable with the events). */
+uint64_t mono_ns(void);
+
+/* A growable byte buffer. */
+struct buf {
+	char *p;
+	size_t len, cap;
+};
+void buf_add(struct buf *b, const void *data, size_t n);
+void buf_free(struct buf *b);
+
+#endif

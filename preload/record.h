@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * record.h - heapprof's recorder: the observer (observe.h) that turns what
+ * the allocator does into events (schema/events.h) in the spool.
+ *
+ * Recording starts at the first allocation when the environment names a
+ * spool directory (heapprof run sets HEAPPROF_SPOOL and HEAPPROF_COLLECTOR)
+ * or an output database (HEAPPROF_OUTPUT: the recorder then starts a
+ * collector itself). It is never on for secure-mode (setuid) processes.
+ * Every process image writes its own files: a forked child starts new ones
+ * in the atfork child handler (or on its first event, for forks that run
+ * no handlers), and an exec'd image starts afresh.
+ */
+#ifndef HP_RECORD_H
+#define HP_RECORD_H
+
+#include <stdbool.h>
+
+/* From the first allocation (hp_init_slow), possibly inside ld.so: read
+ * the environment, open the spool, write the process and module records
+ * and install the observer. Lock: none. Allocates: arena. */
+void hp_record_init(char *const *envp);
+
+/* From heapprof's constructor, once libc is up: the exit hook, and in
+ * standalone mode the collector. */
+void hp_record_constructor(void);
+
+/* Fork handlers (called by init.c's). */
+void hp_record_fork_prepare(void);
+void hp_record_fork_child(void);
+
+/* The calling thread is exiting (its last key destructor round). */
+void hp_record_thread_exit(void);
+
+/* Whether this process records. */
+bool hp_record_active(void);
+
+#endif

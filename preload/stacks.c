@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stacks.c - capture (libunwind's unw_backtrace) and deduplication of call
+ * stacks (see stacks.h).
+ *
+ * Runs inside malloc with the guard up: libunwind's allocations go to
+ * heapprof's arena. The table is open-addressed; entries are immutable
+ * once published, and a grown table replaces the old one, which stays
+ * valid for readers that still hold it (it is never freed).
+ */
+#include "config.h"
+
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "arena.h"
+#include "events.h"
+#include "lock.h"
+#include "stacks.h"
+
+struct entry {
+	uint64_t hash;
+	uint32_t id;
+	uint32_t depth;
+	uint64_t ip[];
+};
+
+struct table {
+	size_t mask;
+	size_t count;
+	struct entry *slot[];
+};
+
+static unsigned max_depth = 64;
+static uintptr_t self_lo, self_hi;
+static struct table *table;
+static struct hp_mutex table_lock = HP_MUTEX_INIT;
+static uint32_t next_id = 1;
+
+static struct table *
+new_table(size_t cap)
+{
+	struct table *t = hp_arena_alloc(sizeof(*t) + cap * sizeof(t->slot[0]), 16, true);
+
+	if (t)
+		t->mask = cap - 1;
+	return t;
+}
+
+void
+hp_stacks_init(unsigned depth, uintptr_t lo, uintptr_t hi)
+{
+	max_depth = depth < 1 ? 1 : depth > HP_MAX_DEPTH_LIMIT ? HP_MAX_DEPTH_LIMIT : depth;
+	self_lo = lo;
+	self_hi = hi;
+}
+
+void
+hp_stacks_reset(void)
+{
+	hp_mutex_reset(&table_lock);
+	__atomic_store_n(&table, NULL, __ATOMIC_RELEASE);
+	next_id = 1;
+}
+
+static uint64_t
+hash_ips(const uint64_t *ip, unsigned n)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+
+	for (unsigned i = 0; i < n; i++) {
+		h ^= ip[i];
+		h *= 0xbf58476d1ce4e5b9ULL;
+		h ^= h >> 31;
+	}
+	return h | 1; /* never 0 */
+}
+
+/* The entry for these frames, or NULL with *free_slot where it would go
+ * (SIZE_MAX if the table is full: growth failed). */
+static struct entry *
+find(struct table *t, uint64_t h, const uint64_t *ip, unsigned n, size_t *free_slot)
+{
+	size_t i = h & t->mask;
+
+	*free_slot = SIZE_MAX;
+	for (size_t probes = 0; probes <= t->mask; probes++, i = (i + 1) & t->mask) {
+		struct entry *e = __atomic_load_n(&t->slot[i], __ATOMIC_ACQUIRE);
+
+		if (e == NULL) {
+			*free_slot = i;
+			return NULL;
+		}
+		if (e->hash == h && e->depth == n && memcmp(e->ip, ip, n * sizeof(*ip)) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* Double the table; lock held. */
+static struct table *
+grow_locked(struct table *old)
+{
+	struct table *t = new_table((old->mask + 1) * 2);
+
+	if (t == NULL)
+		return NULL;
+	for (size_t i = 0; i <= old->mask; i++) {
+		struct entry *e = old->slot[i];
+		size_t j;
+
+		if (e == NULL)
+			continue;
+		for (j = e->hash & t->mask; t->slot[j]; j = (j + 1) & t->mask)
+			;
+		t->slot[j] = e;
+	}
+	t->count = old->count;
+	__atomic_store_n(&table, t, __ATOMIC_RELEASE);
+	return t;
+}
+
+static struct entry *
+insert(uint64_t h, const uint64_t *ip, unsigned n)
+{
+	struct table *t;
+	struct entry *e;
+	size_t at;
+
+	hp_mutex_lock(&table_lock);
+	t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+	if (t == NULL) {
+		t = new_table(4096);
+		__atomic_store_n(&table, t, __ATOMIC_RELEASE);
+	}
+	e = NULL;
+	if (t && (t->count + 1) * 10 > (t->mask + 1) * 7) {
+		struct table *bigger = grow_locked(t);
+		if (bigger)
+			t = bigger;
+	}
+	if (t && (e = find(t, h, ip, n, &at)) == NULL && at != SIZE_MAX) {
+		e = hp_arena_alloc(sizeof(*e) + n * sizeof(*ip), 16, false);
+		if (e) {
+			e->hash = h;
+			e->depth = n;
+			e->id = next_id++;
+			memcpy(e->ip, ip, n * sizeof(*ip));
+			t->count++;
+			__atomic_store_n(&t->slot[at], e, __ATOMIC_RELEASE);
+			e = (struct entry *)((uintptr_t)e | 1); /* mark: inserted now */
+		}
+	}
+	hp_mutex_unlock(&table_lock);
+	return e;
+}
+
+uint32_t
+hp_stacks_capture(bool *is_new, const uint64_t **ips, unsigned *depth)
+{
+	void *raw[HP_MAX_DEPTH_LIMIT + 16];
+	uint64_t ip[HP_MAX_DEPTH_LIMIT];
+	unsigned n = 0;
+	int got, i = 0;
+	struct table *t;
+	struct entry *e;
+	size_t at;
+	uint64_t h;
+
+	*is_new = false;
+	got = unw_backtrace(raw, (int)(max_depth + 16));
+	if (got <= 0)
+		return 0;
+	/* Drop heapprof's own frames (malloc, the recorder) from the top. */
+	while (i < got && (uintptr_t)raw[i] >= self_lo && (uintptr_t)raw[i] < self_hi)
+		i++;
+	for (; i < got && n < max_depth; i++)
+		ip[n++] = (uintptr_t)raw[i];
+	if (n == 0)
+		return 0;
+	h = hash_ips(ip, n);
+	t = __atomic_load_n(&table, __ATOMIC_ACQUIRE);
+	if (t && (e = find(t, h, ip, n, &at)) != NULL)
+		return e->id;
+	e = insert(h, ip, n);
+	if (e == NULL)
+		return 0;
+	if ((uintptr_t)e & 1) {
+		e = (struct entry *)((uintptr_t)e & ~(uintptr_t)1);
+		*is_new = true;
+		*ips = e->ip;
+		*depth = e->depth;
+	}
+	return e->id;
+}

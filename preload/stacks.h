@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stacks.h - call stacks of allocations: captured with libunwind into a
+ * fixed array, deduplicated in the process so that each distinct stack
+ * crosses to the collector once.
+ *
+ * Stacks are raw return addresses, innermost first, with heapprof's own
+ * frames removed (depth 0 is the caller of malloc). The table lives in
+ * heapprof's arena: lookups take no lock, insertions the table's lock.
+ */
+#ifndef HP_STACKS_H
+#define HP_STACKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Frames to keep (1..HP_MAX_DEPTH_LIMIT) and the address range of
+ * heapprof's own code, skipped at the top of every stack. */
+void hp_stacks_init(unsigned max_depth, uintptr_t self_lo, uintptr_t self_hi);
+
+/*
+ * The calling thread's stack: its id (from 1), and *is_new set when this
+ * call inserted it (the caller then sends it, with the frames in *ips and
+ * their number in *depth).
+ * Returns 0 if it could not be captured or stored.
+ * Lock: none (takes the table's lock to insert). Allocates: arena.
+ * Must run with the guard up (libunwind may allocate).
+ */
+uint32_t hp_stacks_capture(bool *is_new, const uint64_t **ips, unsigned *depth);
+
+/* After fork, in the child: start a new, empty table (the child's stream
+ * has not seen any stack yet). */
+void hp_stacks_reset(void);
+
+#endif

@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * events.h - the binary event stream from libheapprof.so to the collector
+ * (wire format version 1). Both sides include this file; nothing else
+ * crosses the process boundary.
+ *
+ * Transport: a spool directory (private, 0700) holds, for every process
+ * image being recorded, one *process file* and one *ring file* per thread.
+ * All are MAP_SHARED by the program and the collector, so whatever the
+ * program has written is in the collector's view the moment it is written,
+ * even if the program then crashes, _exits, execs or is killed.
+ *
+ *   P<pid>.<serial>.proc          struct hp_proc_file (one page)
+ *   P<pid>.<serial>.r<n>          struct hp_ring_header (one page), then
+ *                                 data_bytes of ring data
+ *
+ * <serial> distinguishes successive images of one pid (exec) and pid reuse.
+ *
+ * Rings are single-producer (one thread at a time) single-consumer. The
+ * producer writes a record at `head`, then publishes it by storing the
+ * record's first word (type and length) with release order; the consumer
+ * reads records up to the first zero word, zeroes what it consumed, and
+ * advances `tail`. Records never straddle the end of the data area (the
+ * producer pads with HP_EV_PAD).
+ *
+ * Order: every record carries a sequence number taken from the process
+ * file's counter, dense and unique within the image, so the collector can
+ * merge the thread rings exactly and knows when a record is still missing.
+ * A free is numbered before the chunk is released and an allocation after
+ * it is obtained, so a chunk's free always precedes its reuse. A number
+ * that never arrives (the program died between taking it and publishing
+ * the record) is counted as one truncated record.
+ */
+#ifndef HP_EVENTS_H
+#define HP_EVENTS_H
+
+#include <stdint.h>
+
+#define HP_EV_VERSION 1
+#define HP_PROC_MAGIC 0x31434f5250504548ULL /* "HEPPROC1" */
+#define HP_RING_MAGIC 0x31474e4952504548ULL /* "HEPRING1" */
+#define HP_PAGE 4096
+
+/* Values of the environment variables a recorded program gets. */
+#define HP_ENV_SPOOL "HEAPPROF_SPOOL"         /* spool directory */
+#define HP_ENV_COLLECTOR "HEAPPROF_COLLECTOR" /* collector pid */
+#define HP_ENV_MAX_DEPTH "HEAPPROF_MAX_DEPTH" /* frames per stack, 1..256 */
+#define HP_ENV_OUTPUT "HEAPPROF_OUTPUT"       /* standalone: database to write */
+#define HP_ENV_RING_KB "HEAPPROF_RING_KB"     /* ring data per thread */
+
+#define HP_MAX_DEPTH_LIMIT 256
+
+/* Process file. */
+struct hp_proc_file {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t state;            /* HP_PROC_* */
+	uint64_t seq;              /* next sequence number (atomic) */
+	uint64_t dropped_events;   /* events not recorded (atomic) */
+	int32_t pid;
+	int32_t ppid;
+	uint64_t start_ticks;      /* /proc/self/stat starttime: same across exec */
+	uint64_t serial;
+	int32_t exit_status;       /* valid with HP_PROC_EXITED */
+	uint32_t nrings;           /* ring files created so far */
+	uint8_t reserved[HP_PAGE - 64];
+};
+
+enum {
+	HP_PROC_RUNNING = 1,
+	HP_PROC_EXITED = 2,   /* exit() ran: every ring is complete */
+	HP_PROC_STOPPED = 3,  /* recording stopped (collector gone, no memory) */
+};
+
+/* Ring file header. */
+struct hp_ring_header {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t state;        /* HP_RING_* */
+	uint64_t data_bytes;   /* power of two */
+	int32_t tid;           /* current producer thread */
+	uint32_t generation;   /* bumped when another thread takes the ring */
+	uint8_t pad0[64 - 32];
+	uint64_t head;         /* producer: bytes written (monotonic) */
+	uint8_t pad1[64 - 8];
+	uint64_t tail;         /* consumer: bytes consumed (monotonic) */
+	uint8_t pad2[HP_PAGE - 192];
+};
+
+enum {
+	HP_RING_OWNED = 1,    /* a thread writes to it */
+	HP_RING_RETIRED = 2,  /* its thread exited; the collector may drain it */
+	HP_RING_FREE = 3,     /* drained by the collector: may be reused */
+};
+
+/* ---- records ---- */
+
+enum hp_ev_type {
+	HP_EV_PAD = 1,      /* filler up to the end of the data area */
+	HP_EV_PROCESS = 2,  /* first record of a process image */
+	HP_EV_MODULE = 3,   /* a loaded object (at start and after dlopen) */
+	HP_EV_UNMODULE = 4, /* an object went away (dlclose) */
+	HP_EV_STACK = 5,    /* a new call stack */
+	HP_EV_ALLOC = 6,    /* the program got a chunk */
+	HP_EV_FREE = 7,     /* the program freed a chunk */
+	HP_EV_RESIZE = 8,   /* realloc kept a chunk in place, new size */
+	HP_EV_STATE = 9,    /* the allocator changed a range's state itself */
+	HP_EV_BRK = 10,     /* the break moved */
+	HP_EV_MAP = 11,     /* a mapping appeared */
+	HP_EV_UNMAP = 12,   /* a mapping went away */
+	HP_EV_MADVISE = 13, /* malloc_trim released free pages */
+	HP_EV_THREAD = 14,  /* a thread started or exited */
+	HP_EV_FORK = 15,    /* this process is about to fork */
+	HP_EV_EXIT = 16,    /* exit() with a status */
+	HP_EV_DROPS = 17,   /* events were lost (count) */
+};
+
+/* Common header: 24 bytes. */
+struct hp_ev {
+	uint32_t word; /* type | bytes << 8 (bytes a multiple of 8); 0 = not yet */
+	int32_t tid;
+	uint64_t seq;
+	uint64_t ns;   /* CLOCK_MONOTONIC */
+};
+
+#define HP_EV_WORD(type, bytes) ((uint32_t)(type) | ((uint32_t)(bytes) << 8))
+#define HP_EV_TYPE(word) ((word)&0xff)
+#define HP_EV_BYTES(word) ((word) >> 8)
+
+enum { HP_PROC_FORKED = 1, HP_PROC_EXECED = 2 };
+
+struct hp_ev_process {
+	struct hp_ev h;
+	int32_t pid;
+	int32_t ppid;
+	uint64_t start_ticks;
+	uint64_t realtime_ns;  /* CLOCK_REALTIME at start */
+	uint64_t parent_serial; /* forked: the parent image's serial */
+	uint64_t fork_seq;      /* forked: the parent's HP_EV_FORK sequence number */
+	uint32_t flags;         /* HP_PROC_FORKED, HP_PROC_EXECED */
+	uint32_t exe_bytes;     /* then exe path, NUL */
+	uint32_t argv_bytes;    /* then argv strings, each NUL-terminated */
+	uint32_t argc;
+	uint64_t heap_start;    /* the break when recording began */
+	/* char exe[exe_bytes]; char argv[argv_bytes]; padding to 8 */
+};
+
+struct hp_ev_module {
+	struct hp_ev h;
+	uint64_t base;      /* load bias (dlpi_addr) */
+	uint64_t lo, hi;    /* span of its PT_LOAD segments */
+	uint32_t build_id_bytes;
+	uint32_t path_bytes;
+	uint8_t build_id[32];
+	/* char path[path_bytes] (NUL included), padding to 8 */
+};
+
+struct hp_ev_unmodule {
+	struct hp_ev h;
+	uint64_t base;
+	uint64_t lo;
+};
+
+struct hp_ev_stack {
+	struct hp_ev h;
+	uint32_t stack_id; /* per process image, from 1 */
+	uint32_t depth;
+	uint64_t ip[];     /* return addresses, innermost first */
+};
+
+struct hp_ev_alloc {
+	struct hp_ev h;
+	uint64_t chunk;
+	uint64_t size;        /* requested bytes */
+	uint64_t chunk_bytes;
+	uint32_t stack_id;    /* 0: no stack (recording degraded) */
+	uint8_t backing;      /* hp_backing (observe.h): 1 brk, 2 mmap, 3 arena */
+	uint8_t call;         /* hp_call: 1 malloc, 2 calloc, 3 realloc, 4 memalign */
+	uint8_t pad[2];
+};
+
+struct hp_ev_free {
+	struct hp_ev h;
+	uint64_t chunk;
+	uint64_t chunk_bytes;
+	uint8_t fate;     /* hp_fate: 1 tcache, 2 fastbin, 3 bin, 4 top, 5 unmapped */
+	uint8_t realloc;  /* 1: the old chunk of a moving realloc */
+	uint8_t pad[6];
+};
+
+struct hp_ev_resize {
+	struct hp_ev h;
+	uint64_t chunk;
+	uint64_t size;
+	uint64_t old_bytes;
+	uint64_t new_bytes;
+};
+
+struct hp_ev_state {
+	struct hp_ev h;
+	uint64_t chunk;
+	uint64_t bytes;
+	uint8_t state; /* hp_state: 0 free, 1 cached, 2 live */
+	uint8_t pad[7];
+};
+
+struct hp_ev_brk {
+	struct hp_ev h;
+	uint64_t old_brk;
+	uint64_t new_brk;
+};
+
+enum { HP_MAP_CHUNK = 1, HP_MAP_HEAP = 2 };
+
+struct hp_ev_map {
+	struct hp_ev h;
+	uint64_t addr;
+	uint64_t len;
+	uint32_t kind; /* HP_MAP_CHUNK: an mmap chunk; HP_MAP_HEAP: heap memory */
+	uint32_t pad;
+};
+
+struct hp_ev_madvise {
+	struct hp_ev h;
+	uint64_t addr;
+	uint64_t len;
+};
+
+struct hp_ev_thread {
+	struct hp_ev h;
+	uint32_t exiting; /* 0: started (its first record), 1: exiting */
+	uint32_t pad;
+};
+
+struct hp_ev_fork {
+	struct hp_ev h;
+};
+
+struct hp_ev_exit {
+	struct hp_ev h;
+	int32_t status;
+	uint32_t pad;
+};
+
+struct hp_ev_drops {
+	struct hp_ev h;
+	uint64_t count;
+};
+
+#endif

@@ -1,0 +1,197 @@
+-- SPDX-License-Identifier: MIT
+-- heapprof database schema, version 1.
+--
+-- The contract between the recorder and the analyzer, and what users query
+-- with the sqlite3 shell. The views at the end (processes, chunks, frames)
+-- are the stable interface; the tables may change with the version.
+-- Addresses and sizes are bytes; times are nanoseconds of CLOCK_MONOTONIC
+-- (comparable within one run); sequence numbers order the events of one
+-- process image exactly.
+--
+-- The collector runs this file with the statements between the markers
+-- "-- @tables" and "-- @indexes" first, loads the data, then runs the rest
+-- (indexes are built after the load).
+
+-- @tables
+PRAGMA application_id = 1213222470;  -- 0x48505246, "HPRF": a heapprof database
+PRAGMA user_version = 1;             -- this schema's version
+
+-- Facts about the run, as key/value text.
+CREATE TABLE meta (
+  key   TEXT PRIMARY KEY,  -- heapprof_version, command, started, complete, ...
+  value TEXT               -- its value
+) STRICT;
+
+-- Codes used by other tables. Values are never renumbered or reused.
+CREATE TABLE backing (
+  code INTEGER PRIMARY KEY,  -- 1, 2, 3
+  name TEXT NOT NULL UNIQUE  -- brk: the main heap; mmap: its own mapping;
+                             -- arena: a thread arena's mapped heap
+) STRICT;
+INSERT INTO backing VALUES (1, 'brk'), (2, 'mmap'), (3, 'arena');
+
+CREATE TABLE fate (
+  code INTEGER PRIMARY KEY,  -- 1..5
+  name TEXT NOT NULL UNIQUE, -- where a freed chunk went
+  occupies INTEGER NOT NULL  -- 1: still occupies the heap (cached), 0: free
+) STRICT;
+INSERT INTO fate VALUES (1, 'tcache', 1), (2, 'fastbin', 1), (3, 'bin', 0),
+  (4, 'top', 0), (5, 'unmapped', 0);
+
+CREATE TABLE call (
+  code INTEGER PRIMARY KEY,  -- 1..4
+  name TEXT NOT NULL UNIQUE  -- the allocation function family
+) STRICT;
+INSERT INTO call VALUES (1, 'malloc'), (2, 'calloc'), (3, 'realloc'), (4, 'memalign');
+
+CREATE TABLE event_kind (
+  code INTEGER PRIMARY KEY,  -- 1..7
+  name TEXT NOT NULL UNIQUE  -- see heap_event
+) STRICT;
+INSERT INTO event_kind VALUES (1, 'brk'), (2, 'map'), (3, 'unmap'), (4, 'madvise'),
+  (5, 'state'), (6, 'resize'), (7, 'inherited_free');
+
+-- One row per process image: a fork makes a new row (parent_id set), and
+-- so does every successful exec (same pid, exec_from set).
+CREATE TABLE process (
+  process_id        INTEGER PRIMARY KEY,  -- this image, from 1
+  pid               INTEGER NOT NULL,     -- its process id
+  ppid              INTEGER,              -- its parent's process id
+  parent_id         INTEGER REFERENCES process,  -- the image that forked it
+  exec_from         INTEGER REFERENCES process,  -- the image it replaced by exec
+  fork_seq          INTEGER,              -- the parent's sequence number at the fork
+  exe               TEXT,                 -- executable path
+  argv              TEXT,                 -- arguments, a JSON array of strings
+  started_ns        INTEGER,              -- first event, ns
+  ended_ns          INTEGER,              -- end (exit, signal or exec), ns
+  end_reason        TEXT,                 -- exit, signal, exec, or unknown
+  exit_status       INTEGER,              -- exit status, if it exited
+  exit_signal       INTEGER,              -- signal number, if a signal ended it
+  heap_start        INTEGER,              -- the break when recording began (address)
+  dropped_events    INTEGER NOT NULL DEFAULT 0,  -- events the program could not record
+  truncated_records INTEGER NOT NULL DEFAULT 0   -- records cut short by a sudden end
+) STRICT;
+
+CREATE TABLE thread (
+  process_id INTEGER NOT NULL REFERENCES process,
+  tid        INTEGER NOT NULL,  -- kernel thread id
+  started_ns INTEGER,           -- its first event, ns
+  ended_ns   INTEGER,           -- its exit, ns (NULL: ran until the process ended)
+  PRIMARY KEY (process_id, tid)
+) STRICT;
+
+-- An object file (executable or shared library) as found on disk.
+CREATE TABLE image (
+  image_id INTEGER PRIMARY KEY,
+  path     TEXT NOT NULL,  -- path as loaded
+  build_id TEXT,           -- GNU build-id, hex
+  UNIQUE (path, build_id)
+) STRICT;
+
+-- An image loaded into a process image.
+CREATE TABLE module (
+  module_id   INTEGER PRIMARY KEY,
+  process_id  INTEGER NOT NULL REFERENCES process,
+  image_id    INTEGER NOT NULL REFERENCES image,
+  base        INTEGER NOT NULL,  -- load bias: file address + base = run-time address
+  lo          INTEGER NOT NULL,  -- lowest run-time address of its segments
+  hi          INTEGER NOT NULL,  -- end of its segments
+  loaded_ns   INTEGER,           -- when it appeared, ns
+  unloaded_ns INTEGER            -- when dlclose removed it, ns
+) STRICT;
+
+-- A distinct call stack (the same frames in the same images share a row,
+-- across processes).
+CREATE TABLE stack (
+  stack_id INTEGER PRIMARY KEY,
+  depth    INTEGER NOT NULL  -- physical frames
+) STRICT;
+
+-- Physical frames: return addresses as (image, file offset), so ASLR does
+-- not matter. depth 0 is the caller of malloc.
+CREATE TABLE stack_frame (
+  stack_id INTEGER NOT NULL REFERENCES stack,
+  depth    INTEGER NOT NULL,  -- 0 innermost
+  image_id INTEGER REFERENCES image,  -- NULL: in no known object
+  offset   INTEGER NOT NULL,  -- address relative to the image's base (or absolute)
+  PRIMARY KEY (stack_id, depth)
+) STRICT;
+
+-- Logical frames after symbolization, inlined functions expanded: the
+-- frames view reads this.
+CREATE TABLE frame (
+  stack_id INTEGER NOT NULL REFERENCES stack,
+  depth    INTEGER NOT NULL,  -- 0 innermost (the caller of malloc)
+  function TEXT,              -- demangled function name, NULL if unknown
+  file     TEXT,              -- source file, NULL if unknown
+  line     INTEGER,           -- source line, NULL if unknown
+  module   TEXT,              -- the object's path
+  offset   INTEGER,           -- address within the object
+  inlined  INTEGER NOT NULL DEFAULT 0,  -- 1: inlined into the next frame
+  PRIMARY KEY (stack_id, depth)
+) STRICT;
+
+-- One row per chunk the program obtained. A realloc that moves makes a new
+-- chunk (realloc_from names the old one); one that stays keeps the row
+-- and its final size.
+CREATE TABLE chunk (
+  chunk_id     INTEGER PRIMARY KEY,
+  process_id   INTEGER NOT NULL REFERENCES process,
+  address      INTEGER NOT NULL,  -- chunk address (the user pointer is 16 bytes on)
+  size         INTEGER NOT NULL,  -- requested bytes
+  chunk_bytes  INTEGER NOT NULL,  -- bytes the chunk occupies
+  backing      INTEGER NOT NULL REFERENCES backing,
+  call         INTEGER NOT NULL REFERENCES call,
+  alloc_seq    INTEGER NOT NULL,  -- sequence number of the allocation
+  alloc_ns     INTEGER NOT NULL,  -- when allocated, ns
+  alloc_tid    INTEGER NOT NULL,  -- allocating thread
+  free_seq     INTEGER,           -- sequence number of the free; NULL: live at the end
+  free_ns      INTEGER,           -- when freed, ns; NULL: live when its process ended
+  free_tid     INTEGER,           -- freeing thread
+  fate         INTEGER REFERENCES fate,  -- where it went when freed
+  stack_id     INTEGER REFERENCES stack, -- allocation stack; NULL: not recorded
+  realloc_from INTEGER               -- chunk_id this one replaced by a moving realloc
+) STRICT;
+
+-- What the allocator did on its own, and the heap's shape over time: what a
+-- replay needs besides the chunks to say what is live, cached or free.
+CREATE TABLE heap_event (
+  process_id INTEGER NOT NULL REFERENCES process,
+  seq        INTEGER NOT NULL,  -- sequence number
+  ns         INTEGER NOT NULL,  -- when, ns
+  kind       INTEGER NOT NULL REFERENCES event_kind,
+  address    INTEGER NOT NULL,  -- brk: old break; others: start of the range
+  bytes      INTEGER NOT NULL,  -- brk: new break; others: length of the range
+  value      INTEGER            -- map: 1 chunk mapping, 2 heap memory;
+                                -- state: 0 free, 1 cached, 2 live;
+                                -- resize: the chunk's old bytes;
+                                -- inherited_free: the fate
+) STRICT;
+
+-- @indexes
+CREATE INDEX chunk_by_process ON chunk (process_id, alloc_seq);
+CREATE INDEX chunk_by_stack ON chunk (stack_id);
+CREATE INDEX heap_event_by_process ON heap_event (process_id, seq);
+CREATE INDEX module_by_process ON module (process_id);
+
+-- @views
+-- The stable interface.
+CREATE VIEW processes AS
+  SELECT pid, ppid, exe, argv, started_ns, ended_ns, exit_status, exit_signal,
+         process_id, parent_id, exec_from, end_reason, dropped_events,
+         truncated_records
+  FROM process;
+
+CREATE VIEW chunks AS
+  SELECT p.pid, c.chunk_id, c.address, c.size, c.chunk_bytes, b.name AS backing,
+         c.alloc_ns, c.alloc_tid, c.free_ns, c.stack_id, c.process_id,
+         f.name AS fate, k.name AS call, c.free_tid, c.realloc_from
+  FROM chunk c
+  JOIN process p USING (process_id)
+  JOIN backing b ON b.code = c.backing
+  JOIN call k ON k.code = c.call
+  LEFT JOIN fate f ON f.code = c.fate;
+
+CREATE VIEW frames AS
+  SELECT stack_id, depth, function, file, line, module, offset, inlined
+  FROM frame;
