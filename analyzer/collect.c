@@ -300,25 +300,51 @@ new_image(struct collector *c, const char *stem, struct hp_proc_file *proc)
 	im->row.pid = im->pid;
 	im->row.ppid = proc->ppid;
 	im->row.exit_status = im->row.exit_signal = -1;
-	/* An older image of the same process (same pid and start time) was
-	 * replaced by this one: exec. */
+	/* Images of one process (same pid and start time) replace each other
+	 * by exec, in serial order; they may be found in any order. */
+	struct image *before = NULL, *after = NULL;
 	for (size_t i = 0; i < c->nimages; i++) {
 		struct image *o = c->images[i];
-		if (o->pid == im->pid && o->start_ticks == im->start_ticks && !o->exec_ended &&
-		    o->serial < im->serial) {
-			o->dead = o->exec_ended = true;
-			im->row.exec_from = o->process_id;
-		}
+		if (o->pid != im->pid || o->start_ticks != im->start_ticks)
+			continue;
+		if (o->serial < im->serial && (!before || o->serial > before->serial))
+			before = o;
+		if (o->serial > im->serial && (!after || o->serial < after->serial))
+			after = o;
 	}
-	if (c->attach) {
-		im->pidfd = (int)syscall(SYS_pidfd_open, im->pid, 0);
-		if (im->pidfd < 0)
-			im->dead = true;
+	if (before) {
+		before->dead = before->exec_ended = true;
+		im->row.exec_from = before->process_id;
 	}
+	if (after) {
+		im->dead = im->exec_ended = true;
+		after->row.exec_from = im->process_id;
+		write_process(c, after);
+	}
+	/* Its end is watched with a pidfd: exact for our children (we wait for
+	 * them), the zombie's status for the others where we catch it. */
+	im->pidfd = (int)syscall(SYS_pidfd_open, im->pid, 0);
+	if (im->pidfd < 0 && !after)
+		im->dead = true;
 	c->images = xrealloc(c->images, (c->nimages + 1) * sizeof(*c->images));
 	c->images[c->nimages++] = im;
 	write_process(c, im);
 }
+
+static int
+by_start(const void *a, const void *b)
+{
+	const struct hp_proc_file *x = *(struct hp_proc_file *const *)a;
+	const struct hp_proc_file *y = *(struct hp_proc_file *const *)b;
+
+	if (x->start_ticks != y->start_ticks)
+		return x->start_ticks < y->start_ticks ? -1 : 1;
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return x->serial < y->serial ? -1 : x->serial > y->serial;
+}
+
+static void scan_rings(struct collector *c, struct image *im);
 
 /* Find new process files and new rings. */
 static void
@@ -330,9 +356,14 @@ scan_spool(struct collector *c)
 	if (d == NULL)
 		return;
 	rewinddir(d);
+	struct found {
+		struct hp_proc_file *proc;
+		char stem[64];
+	} *found = NULL;
+	size_t nfound = 0;
+
 	while ((de = readdir(d)) != NULL) {
 		const char *name = de->d_name, *dot;
-		char stem[64];
 		int pid;
 		unsigned long long serial;
 
@@ -350,34 +381,48 @@ scan_spool(struct collector *c)
 			munmap(proc, HP_PAGE);
 			continue;
 		}
-		snprintf(stem, sizeof(stem), "P%d.%llu", pid, serial);
-		new_image(c, stem, proc);
+		found = xrealloc(found, (nfound + 1) * sizeof(*found));
+		found[nfound].proc = proc;
+		snprintf(found[nfound].stem, sizeof(found[nfound].stem), "P%d.%llu", pid, serial);
+		nfound++;
 	}
 	closedir(d);
-	for (size_t i = 0; i < c->nimages; i++) {
-		struct image *im = c->images[i];
-		unsigned want = __atomic_load_n(&im->proc->nrings, __ATOMIC_ACQUIRE);
+	/* In the order the processes began (a parent before its children, an
+	 * image before the one that replaced it), whatever readdir says. */
+	qsort(found, nfound, sizeof(*found), by_start);
+	for (size_t i = 0; i < nfound; i++)
+		new_image(c, found[i].stem, found[i].proc);
+	free(found);
+	for (size_t i = 0; i < c->nimages; i++)
+		if (!c->images[i]->finished)
+			scan_rings(c, c->images[i]);
+}
 
-		while (im->nrings < want) {
-			char name[96];
-			struct hp_ring_header *h;
+/* Map the rings the image created since last time. */
+static void
+scan_rings(struct collector *c, struct image *im)
+{
+	unsigned want = __atomic_load_n(&im->proc->nrings, __ATOMIC_ACQUIRE);
 
-			snprintf(name, sizeof(name), "%s.r%u", im->stem, im->nrings);
-			h = map_file(c->dirfd, name, HP_PAGE);
-			if (!h || __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != HP_RING_MAGIC) {
-				if (h)
-					munmap(h, HP_PAGE);
-				break;
-			}
-			uint64_t size = h->data_bytes;
-			munmap(h, HP_PAGE);
-			h = map_file(c->dirfd, name, HP_PAGE + size);
-			if (!h)
-				break;
-			im->rings = xrealloc(im->rings, (im->nrings + 1) * sizeof(*im->rings));
-			im->rings[im->nrings] = (struct ring_in){ h, (char *)h + HP_PAGE, size };
-			im->nrings++;
+	while (im->nrings < want) {
+		char name[96];
+		struct hp_ring_header *h;
+
+		snprintf(name, sizeof(name), "%s.r%u", im->stem, im->nrings);
+		h = map_file(c->dirfd, name, HP_PAGE);
+		if (!h || __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != HP_RING_MAGIC) {
+			if (h)
+				munmap(h, HP_PAGE);
+			break;
 		}
+		uint64_t size = h->data_bytes;
+		munmap(h, HP_PAGE);
+		h = map_file(c->dirfd, name, HP_PAGE + size);
+		if (!h)
+			break;
+		im->rings = xrealloc(im->rings, (im->nrings + 1) * sizeof(*im->rings));
+		im->rings[im->nrings] = (struct ring_in){ h, (char *)h + HP_PAGE, size };
+		im->nrings++;
 	}
 }
 
@@ -478,6 +523,17 @@ on_process(struct collector *c, struct image *im, const struct hp_ev_process *ev
 			im->row.parent_id = parent->process_id;
 			im->row.fork_seq = (int64_t)ev->fork_seq;
 		}
+	} else if (!im->row.exec_from) {
+		/* Started by vfork or posix_spawn (no fork handler ran, its first
+		 * recorded image is the exec'd one): its parent is the latest
+		 * image of its parent process. */
+		struct image *parent = NULL;
+		for (size_t i = 0; i < c->nimages; i++)
+			if (c->images[i]->pid == ev->ppid && c->images[i] != im &&
+			    (!parent || c->images[i]->serial > parent->serial))
+				parent = c->images[i];
+		if (parent)
+			im->row.parent_id = parent->process_id;
 	}
 	write_process(c, im);
 }
@@ -761,28 +817,11 @@ merge(struct collector *c, struct image *im, bool final)
 	return any;
 }
 
+/* How the image ended, from what is known. */
 static void
-finish_image(struct collector *c, struct image *im)
+set_end(struct collector *c, struct image *im)
 {
-	for (unsigned i = 0; i < im->nrings; i++)
-		drain_ring(im, &im->rings[i]);
-	merge(c, im, true);
-	/* Numbers taken but never written by the end. */
-	uint64_t taken = __atomic_load_n(&im->proc->seq, __ATOMIC_ACQUIRE);
-	if (taken > im->next_seq) {
-		im->row.truncated_records += (int64_t)(taken - im->next_seq);
-		c->truncated += taken - im->next_seq;
-	}
-	for (size_t i = 0; im->live.v && i <= im->live.mask; i++)
-		while (im->live.v[i].addr)
-			end_chunk(c, im, &im->live.v[i], NULL, 0);
-	for (size_t i = 0; i < im->nthreads; i++)
-		db_thread(c->db, im->process_id, im->threads[i].tid, im->threads[i].started_ns,
-			  im->threads[i].ended_ns);
-	if (im->peak_live_bytes > c->peak_live)
-		c->peak_live = im->peak_live_bytes;
-	c->dropped += im->proc->dropped_events;
-	/* How it ended. */
+	im->row.exit_status = im->row.exit_signal = -1;
 	if (im->exec_ended) {
 		im->row.end_reason = "exec";
 	} else if (im->waited && WIFEXITED(im->wait_status)) {
@@ -804,6 +843,32 @@ finish_image(struct collector *c, struct image *im)
 			    c->images[i]->row.started_ns)
 				im->end_ns = c->images[i]->row.started_ns;
 	}
+}
+
+static void
+finish_image(struct collector *c, struct image *im)
+{
+	/* The process is gone: every ring it made exists by now. */
+	scan_rings(c, im);
+	for (unsigned i = 0; i < im->nrings; i++)
+		drain_ring(im, &im->rings[i]);
+	merge(c, im, true);
+	/* Numbers taken but never written by the end. */
+	uint64_t taken = __atomic_load_n(&im->proc->seq, __ATOMIC_ACQUIRE);
+	if (taken > im->next_seq) {
+		im->row.truncated_records += (int64_t)(taken - im->next_seq);
+		c->truncated += taken - im->next_seq;
+	}
+	for (size_t i = 0; im->live.v && i <= im->live.mask; i++)
+		while (im->live.v[i].addr)
+			end_chunk(c, im, &im->live.v[i], NULL, 0);
+	for (size_t i = 0; i < im->nthreads; i++)
+		db_thread(c->db, im->process_id, im->threads[i].tid, im->threads[i].started_ns,
+			  im->threads[i].ended_ns);
+	if (im->peak_live_bytes > c->peak_live)
+		c->peak_live = im->peak_live_bytes;
+	c->dropped += im->proc->dropped_events;
+	set_end(c, im);
 	im->row.ended_ns = im->end_ns ? im->end_ns : im->last_ns;
 	write_process(c, im);
 	im->finished = true;
@@ -821,6 +886,39 @@ finish_image(struct collector *c, struct image *im)
 	im->pidfd = -1;
 }
 
+/* A process that ended but was not reaped yet shows its wait status in
+ * /proc/PID/stat (field 52, Linux 3.5+). */
+static void
+zombie_status(struct image *im)
+{
+	char path[64], buf[2048];
+	int fd;
+	ssize_t n;
+
+	if (im->waited)
+		return;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)im->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ' || p[2] != 'Z')
+		return;
+	int field = 3; /* p + 2 is the state, field 3 */
+	for (p += 2; *p && field < 52; p++)
+		if (*p == ' ')
+			field++;
+	if (field == 52 && *p >= '0' && *p <= '9') {
+		im->wait_status = atoi(p);
+		im->waited = true;
+	}
+}
+
 bool
 collect_poll(struct collector *c)
 {
@@ -835,11 +933,12 @@ collect_poll(struct collector *c)
 		for (unsigned r = 0; r < im->nrings; r++)
 			any |= drain_ring(im, &im->rings[r]);
 		any |= merge(c, im, false);
-		if (im->pidfd >= 0) {
+		if (im->pidfd >= 0 && !im->dead) {
 			struct pollfd p = { im->pidfd, POLLIN, 0 };
 			if (poll(&p, 1, 0) > 0) {
 				im->dead = true;
 				im->end_ns = (int64_t)mono_ns();
+				zombie_status(im);
 			}
 		}
 		if (im->dead)
@@ -858,16 +957,22 @@ collect_reaped(struct collector *c, pid_t pid, int status)
 	scan_spool(c);
 	for (size_t i = 0; i < c->nimages; i++) {
 		struct image *im = c->images[i];
-		if (im->pid != pid || im->finished || im->dead)
+		if (im->pid != pid || im->exec_ended)
 			continue;
-		im->dead = true;
 		if (!last || im->serial > last->serial)
 			last = im;
 	}
-	if (last) {
+	if (last && !last->waited) {
+		last->dead = true;
 		last->waited = true;
 		last->wait_status = status;
-		last->end_ns = (int64_t)mono_ns();
+		if (!last->end_ns)
+			last->end_ns = (int64_t)mono_ns();
+		if (last->finished) {
+			/* finished when its pidfd fired; now we know how */
+			set_end(c, last);
+			write_process(c, last);
+		}
 	}
 }
 

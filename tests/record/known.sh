@@ -1,0 +1,53 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# known.sh HEAPPROF PROGS - heapprof run on rec-known: every count, size,
+# backing, call and allocation site in the database is what the program
+# did, stacks are symbolized to the right function, file and line, and the
+# process row has the exit status.
+. "$(dirname "$0")/lib.sh"
+DB=$TMP/known.db
+out=$("$HEAPPROF" run -o "$DB" "$PROGS/rec-known" 2>"$TMP/err")
+rc=$?
+check "exit status passed through" 7 "$rc"
+check "program output" "kept 53" "$out"
+check "summary names the database" 1 "$(grep -c "wrote $DB" "$TMP/err")"
+check "integrity" ok "$(q "$DB" 'PRAGMA integrity_check')"
+check "complete" 1 "$(q "$DB" "SELECT value FROM meta WHERE key = 'complete'")"
+check "one process" 1 "$(q "$DB" 'SELECT count(*) FROM processes')"
+check "exit recorded" "exit|7|" "$(q "$DB" 'SELECT end_reason, exit_status, exit_signal FROM process')"
+check "nothing dropped or truncated" "0|0" "$(q "$DB" 'SELECT dropped_events, truncated_records FROM process')"
+
+site() { # FUNCTION: chunks whose innermost frame is FUNCTION
+	echo "SELECT count(*) FROM chunks c JOIN frames f ON f.stack_id = c.stack_id AND f.depth = 0 WHERE f.function = '$1'"
+}
+src=$SRC/rec-known.c
+check "site_a: 100 chunks" 100 "$(q "$DB" "$(site site_a)")"
+check "site_a: all 48 bytes, 64-byte chunks" "48|64|100" \
+	"$(q "$DB" "SELECT min(size), max(chunk_bytes), count(*) FROM chunks c JOIN frames f ON f.stack_id = c.stack_id AND f.depth = 0 WHERE f.function = 'site_a'")"
+check "site_a: 60 freed, 40 live" "60|40" \
+	"$(q "$DB" "SELECT sum(free_ns IS NOT NULL), sum(free_ns IS NULL) FROM chunks c JOIN frames f ON f.stack_id = c.stack_id AND f.depth = 0 WHERE f.function = 'site_a'")"
+check "site_a: file and line" "rec-known.c|$(line "$src" SITE_A)" \
+	"$(q "$DB" "SELECT DISTINCT replace(file, rtrim(file, replace(file, '/', '')), ''), line FROM frames f JOIN chunks c ON c.stack_id = f.stack_id AND f.depth = 0 WHERE c.size = 48")"
+check "site_a: called from main" "main" \
+	"$(q "$DB" "SELECT DISTINCT f.function FROM frames f JOIN chunks c ON c.stack_id = f.stack_id AND f.depth = 1 WHERE c.size = 48")"
+check "site_b: 10 calloc chunks of 1000, live" "10|calloc|1000|10" \
+	"$(q "$DB" "SELECT count(*), min(call), max(size), sum(free_ns IS NULL) FROM chunks c JOIN frames f ON f.stack_id = c.stack_id AND f.depth = 0 WHERE f.function = 'site_b'")"
+check "site_b: line" "$(line "$src" SITE_B)" \
+	"$(q "$DB" "SELECT DISTINCT line FROM frames f JOIN chunks c ON c.stack_id = f.stack_id AND f.depth = 0 WHERE f.function = 'site_b'")"
+check "200 KiB is mmap" "mmap|unmapped" "$(q "$DB" 'SELECT backing, fate FROM chunks WHERE size = 204800')"
+check "40 KiB is brk" "brk" "$(q "$DB" 'SELECT backing FROM chunks WHERE size = 40960')"
+check "mmap chunk line" "$(line "$src" SITE_C_MMAP)" \
+	"$(q "$DB" "SELECT line FROM frames f JOIN chunks c ON c.stack_id = f.stack_id AND f.depth = 0 WHERE c.size = 204800")"
+check "site_d: in-place realloc keeps its row, moving one makes a new row" "4000|realloc|1" \
+	"$(q "$DB" "SELECT size, call, realloc_from IS NOT NULL FROM chunks WHERE size = 4000")"
+check "site_d: the moved-from chunk was the resized one (now 60 bytes)" "60" \
+	"$(q "$DB" "SELECT size FROM chunks WHERE chunk_id = (SELECT realloc_from FROM chunks WHERE size = 4000)")"
+check "site_e: memalign, 4096-aligned user pointer" "memalign|0" \
+	"$(q "$DB" "SELECT call, (address + 16) % 4096 FROM chunks WHERE size = 1000 AND call = 'memalign'")"
+check "every chunk has a stack" 0 "$(q "$DB" 'SELECT count(*) FROM chunk WHERE stack_id IS NULL')"
+check "frames of every stack start at depth 0" 0 \
+	"$(q "$DB" 'SELECT count(*) FROM stack s WHERE NOT EXISTS (SELECT 1 FROM frames f WHERE f.stack_id = s.stack_id AND f.depth = 0)')"
+check "modules recorded with build-ids" 1 \
+	"$(q "$DB" "SELECT count(*) > 0 FROM image WHERE path LIKE '%rec-known' AND build_id IS NOT NULL")"
+check "database is private (0600)" 600 "$(stat -c %a "$DB")"
+finish

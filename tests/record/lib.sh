@@ -1,0 +1,41 @@
+# SPDX-License-Identifier: MIT
+# lib.sh - helpers for the recording tests (sourced).
+#   HEAPPROF  the heapprof command       PROGS  the directory of test programs
+# check DESC WANT GOT: one line per check; `finish` exits 1 if any failed.
+set -u
+HEAPPROF=$1
+PROGS=$2
+SRC=$(cd "$(dirname "$0")/../progs" && pwd)
+TMP=$(mktemp -d) || exit 99
+trap 'rm -rf "$TMP"' EXIT
+failures=0
+checks=0
+
+command -v sqlite3 >/dev/null 2>&1 || { echo "skip: sqlite3 not installed"; exit 77; }
+
+check() {
+	checks=$((checks + 1))
+	if [ "$2" = "$3" ]; then
+		[ -n "${VERBOSE:-}" ] && echo "ok - $1"
+	else
+		failures=$((failures + 1))
+		echo "FAIL - $1: want [$2], got [$3]"
+	fi
+	return 0
+}
+
+# q DB SQL: one query, its rows.
+q() {
+	sqlite3 -batch -bail "$1" "$2" 2>&1
+}
+
+# line FILE TAG: the line number of the marker in a source file.
+line() {
+	grep -n "$2" "$1" | head -n 1 | cut -d: -f1
+}
+
+finish() {
+	echo "$checks checks, $failures failed"
+	[ "$failures" -eq 0 ]
+	exit $?
+}
