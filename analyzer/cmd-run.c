@@ -62,11 +62,13 @@ resolve(const char *prog, char *out, size_t cap)
 	bool found_noexec = false;
 
 	if (strchr(prog, '/')) {
+		struct stat st;
+
 		if (snprintf(out, cap, "%s", prog) >= (int)cap)
 			return 127;
-		if (access(out, F_OK) != 0)
+		if (stat(out, &st) != 0)
 			return 127;
-		return access(out, X_OK) == 0 ? 0 : 126;
+		return S_ISREG(st.st_mode) && access(out, X_OK) == 0 ? 0 : 126;
 	}
 	if (path == NULL || *path == '\0')
 		path = "/usr/local/bin:/usr/bin:/bin";
@@ -286,14 +288,12 @@ parse_run(int argc, char **argv, struct run_opts *o)
 			usage_run();
 			return 0;
 		} else {
-			hp_error(a, "unknown option");
-			usage_run();
+			hp_error(a, "unknown option (see heapprof run --help)");
 			return 2;
 		}
 	}
 	if (i >= argc) {
-		hp_error("run", "no program given");
-		usage_run();
+		hp_error("run", "no program given (see heapprof run --help)");
 		return 2;
 	}
 	o->argv = argv + i;

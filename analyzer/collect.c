@@ -252,14 +252,22 @@ collect_new(struct db *db, const char *dir, bool attach)
 	return c;
 }
 
+/* Map a spool file if it is already as long as we need: a file the
+ * program is still setting up may be shorter, and touching a mapping past
+ * the end of its file is SIGBUS. */
 static void *
 map_file(int dirfd, const char *name, size_t len)
 {
 	int fd = openat(dirfd, name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
 	void *p;
 
 	if (fd < 0)
 		return NULL;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < len) {
+		close(fd);
+		return NULL;
+	}
 	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	return p == MAP_FAILED ? NULL : p;
@@ -436,7 +444,12 @@ drain_ring(struct image *im, struct ring_in *r)
 	bool any = false;
 
 	while (tail < head) {
-		const struct hp_ev *e = (const struct hp_ev *)(r->data + (tail & (r->size - 1)));
+		uint64_t off = tail & (r->size - 1);
+		if (r->size - off < sizeof(struct hp_ev)) {
+			tail += r->size - off; /* too short for a record: skipped */
+			continue;
+		}
+		const struct hp_ev *e = (const struct hp_ev *)(r->data + off);
 		uint32_t bytes = HP_EV_BYTES(e->word);
 
 		if (bytes < sizeof(struct hp_ev) || bytes > r->size || (bytes & 7))

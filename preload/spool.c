@@ -21,6 +21,7 @@
 
 #include "arena.h"
 #include "log.h"
+#include "os.h"
 #include "spool.h"
 
 /* File names: P<pid>.<serial>.proc and P<pid>.<serial>.r<n>. */
@@ -240,12 +241,29 @@ hp_spool_stop(struct hp_spool *s)
 		__atomic_store_n(&s->proc->state, HP_PROC_STOPPED, __ATOMIC_RELEASE);
 }
 
+/* Whether the collector still runs: it exists and is not a zombie (a dead
+ * collector not yet reaped by its parent still answers kill(pid, 0)). */
 static bool
 collector_alive(struct hp_spool *s)
 {
 	int saved = errno;
-	bool alive = s->collector <= 0 || kill(s->collector, 0) == 0 || errno != ESRCH;
+	bool alive = true;
+	char path[48], buf[512];
+	long n;
 
+	if (s->collector <= 0)
+		return true;
+	if (kill(s->collector, 0) != 0 && errno == ESRCH) {
+		alive = false;
+	} else {
+		hp_format(path, sizeof(path), "/proc/%d/stat", (int)s->collector);
+		n = hp_os_read_file(path, buf, sizeof(buf) - 1);
+		if (n > 0) {
+			buf[n] = '\0';
+			char *p = strrchr(buf, ')');
+			alive = !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+		}
+	}
 	errno = saved;
 	return alive;
 }
@@ -286,6 +304,15 @@ hp_spool_begin(struct hp_spool *s, struct hp_ring *r, size_t bytes)
 	if (s->stopped)
 		return NULL;
 	off = r->head & (r->size - 1);
+	if (r->size - off < sizeof(struct hp_ev)) {
+		/* Too little left for even a header: both sides skip it. */
+		size_t gap = r->size - off;
+		if (r->head + gap - r->tail_seen > r->size && !wait_for_room(s, r, gap))
+			return NULL;
+		r->head += gap;
+		__atomic_store_n(&r->hdr->head, r->head, __ATOMIC_RELEASE);
+		off = 0;
+	}
 	if (off + bytes > r->size) {
 		/* Pad to the end of the data area: records never wrap. */
 		size_t pad = r->size - off;

@@ -20,8 +20,10 @@
  * producer writes a record at `head`, then publishes it by storing the
  * record's first word (type and length) with release order; the consumer
  * reads records up to the first zero word, zeroes what it consumed, and
- * advances `tail`. Records never straddle the end of the data area (the
- * producer pads with HP_EV_PAD).
+ * advances `tail`. Records never straddle the end of the data area: the
+ * producer pads with HP_EV_PAD, or, when fewer bytes than a record header
+ * are left before the end, skips them without writing (and the consumer
+ * skips them too).
  *
  * Order: every record carries a sequence number taken from the process
  * file's counter, dense and unique within the image, so the collector can

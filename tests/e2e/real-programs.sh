@@ -1,6 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# real-programs.sh LIBHEAPPROF WORKLOAD
+# real-programs.sh LIBHEAPPROF WORKLOAD [HEAPPROF]
+#
+# With HEAPPROF (the heapprof command), the second run is `heapprof run`
+# instead of a bare LD_PRELOAD: the program's output and status must still
+# be the native ones (heapprof's own summary lines, "heapprof: ...", on
+# stderr are set aside), and the database must be complete and intact.
 #
 # End-to-end differential test on real programs: runs one allocation-heavy
 # WORKLOAD (python3, sqlite3, perl, gcc or sh) twice, natively and with
@@ -16,11 +21,14 @@
 # Inputs are generated deterministically (fixed seeds, LC_ALL=C).
 set -u
 
-if [ $# -ne 2 ]; then
-	echo "usage: $0 LIBHEAPPROF python3|sqlite3|perl|gcc|sh" >&2
+if [ $# -ne 2 ] && [ $# -ne 3 ]; then
+	echo "usage: $0 LIBHEAPPROF python3|sqlite3|perl|gcc|sh [HEAPPROF]" >&2
 	exit 99
 fi
-lib=$1 workload=$2
+lib=$1 workload=$2 heapprof=${3:-}
+if [ -n "$heapprof" ]; then
+	heapprof=$(readlink -f "$heapprof") || exit 99
+fi
 wl=$(cd "$(dirname "$0")/workloads" && pwd -P) || exit 99
 if [ ! -f "$lib" ]; then
 	echo "error: $lib: no such library" >&2
@@ -82,7 +90,9 @@ fi
 run() {
 	mode=$1
 	mkdir "$tmp/$mode" || exit 99
-	if [ "$mode" = preload ]; then
+	if [ "$mode" = preload ] && [ -n "$heapprof" ]; then
+		set -- env HEAPPROF_LIB="$lib" "$heapprof" run -o "$tmp/rec.db" --
+	elif [ "$mode" = preload ]; then
 		set -- env LD_PRELOAD="$lib"
 	else
 		set -- env
@@ -125,6 +135,12 @@ if [ "$rc" -ne 0 ] || [ ! -s "$tmp/$product" ]; then
 	exit 1
 fi
 run preload
+if [ -n "$heapprof" ]; then
+	# heapprof's own lines are not the program's
+	grep -v '^heapprof: ' "$tmp/preload.err" >"$tmp/preload.err.prog"
+	grep '^heapprof: ' "$tmp/preload.err" >"$tmp/heapprof.lines"
+	mv "$tmp/preload.err.prog" "$tmp/preload.err"
+fi
 
 fail=0
 report() {
@@ -149,11 +165,33 @@ if [ "$workload" = gcc ]; then
 	fi
 	extra=", big.o $(bytes native/big.o) B identical"
 fi
+if [ -n "$heapprof" ]; then
+	check_db() {
+		sqlite3 -batch "$tmp/rec.db" "$1" 2>&1
+	}
+	if ! command -v sqlite3 >/dev/null 2>&1; then
+		echo "skip: $workload: sqlite3 not found to check the database"
+		exit 77
+	fi
+	if [ "$(check_db 'PRAGMA integrity_check')" != ok ] ||
+		[ "$(check_db "SELECT value FROM meta WHERE key = 'complete'")" != 1 ]; then
+		echo "FAIL: $workload: the database is not complete and intact"
+		cat "$tmp/heapprof.lines"
+		fail=1
+	fi
+	chunks=$(check_db 'SELECT count(*) FROM chunk')
+	lost=$(check_db 'SELECT sum(dropped_events + truncated_records) FROM process')
+	if [ "${chunks:-0}" -lt 100 ] || [ "$lost" != 0 ]; then
+		echo "FAIL: $workload: $chunks chunks recorded, $lost events lost"
+		fail=1
+	fi
+	extra="$extra, $chunks chunks in $(check_db 'SELECT count(*) FROM process') process(es)"
+fi
 if [ "$fail" -ne 0 ]; then
-	echo "reproduce: sh $0 $lib $workload"
+	echo "reproduce: sh $0 $lib $workload $heapprof"
 	exit 1
 fi
 
 echo "ok: $workload: status 0, stdout $(bytes native.out) B," \
 	"stderr $(bytes native.err) B identical$extra;" \
-	"native $(secs native) s, preload $(secs preload) s"
+	"native $(secs native) s, $( [ -n "$heapprof" ] && echo heapprof run || echo preload) $(secs preload) s"

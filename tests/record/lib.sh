@@ -3,8 +3,8 @@
 #   HEAPPROF  the heapprof command       PROGS  the directory of test programs
 # check DESC WANT GOT: one line per check; `finish` exits 1 if any failed.
 set -u
-HEAPPROF=$1
-PROGS=$2
+HEAPPROF=$(realpath "$1")
+PROGS=$(realpath "$2")
 SRC=$(cd "$(dirname "$0")/../progs" && pwd)
 TMP=$(mktemp -d) || exit 99
 trap 'rm -rf "$TMP"' EXIT

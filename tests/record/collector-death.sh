@@ -1,0 +1,24 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# collector-death.sh HEAPPROF PROGS - if heapprof itself dies (SIGKILL),
+# the program runs on to its normal end: no hang, no SIGPIPE; what was
+# committed stays readable.
+. "$(dirname "$0")/lib.sh"
+DB=$TMP/dead.db
+# mt-stress allocates for a while; its output says it finished
+"$HEAPPROF" run -o "$DB" "$PROGS/mt-stress" 2 6 >"$TMP/out" 2>&1 &
+hp=$!
+sleep 0.5
+kill -9 $hp
+wait $hp 2>/dev/null
+# the program was our child's child: wait for it to end on its own
+i=0
+while pgrep -f "$PROGS/mt-stress" >/dev/null 2>&1 && [ $i -lt 600 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+check "the program ended by itself" 0 "$(pgrep -fc "$PROGS/mt-stress")"
+check "and finished its work" 1 "$(grep -c ' 0 failed' "$TMP/out")"
+check "the database opens" ok "$(q "$DB" 'PRAGMA integrity_check')"
+check "and says it is incomplete" 0 "$(q "$DB" "SELECT value FROM meta WHERE key = 'complete'")"
+finish

@@ -1,0 +1,27 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# standalone.sh HEAPPROF PROGS LIBHEAPPROF - LD_PRELOAD=libheapprof.so
+# HEAPPROF_OUTPUT=x.db ./app, without heapprof run: the preload starts a
+# collector itself, children follow into the same database.
+. "$(dirname "$0")/lib.sh"
+LIB=$3
+DB=$TMP/alone.db
+out=$(LD_PRELOAD=$LIB HEAPPROF_OUTPUT=$DB "$PROGS/rec-tree" 2>"$TMP/err")
+check "program unaffected" "0|children: 3 4 4 4" "$?|$out"
+check "nothing on stderr" "" "$(cat "$TMP/err")"
+# the collector finishes on its own once every process is gone
+i=0
+while [ "$(q "$DB" "SELECT value FROM meta WHERE key = 'complete'" 2>/dev/null)" != 1 ] &&
+	[ $i -lt 200 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+check "database completed" 1 "$(q "$DB" "SELECT value FROM meta WHERE key = 'complete'")"
+check "integrity" ok "$(q "$DB" 'PRAGMA integrity_check')"
+check "all six images" 6 "$(q "$DB" 'SELECT count(*) FROM processes')"
+check "leaf chunks" 12 "$(q "$DB" 'SELECT count(*) FROM chunk WHERE size = 1004')"
+check "root ended by exit 0 (its exit record)" "exit|0" \
+	"$(q "$DB" 'SELECT end_reason, exit_status FROM process WHERE parent_id IS NULL AND exec_from IS NULL')"
+rootpid=$(q "$DB" 'SELECT pid FROM process WHERE parent_id IS NULL AND exec_from IS NULL')
+check "its spool directory is gone" 0 "$(ls -d /dev/shm/heapprof-"$rootpid"-* /tmp/heapprof-"$rootpid"-* 2>/dev/null | wc -l)"
+finish
