@@ -363,7 +363,7 @@ collect_until_done(struct collector *col, pid_t root)
 		if (pid < 0 && errno == ECHILD && root_done)
 			break;
 		if (!any) {
-			struct timespec ts = { 0, 2000000 };
+			struct timespec ts = { 0, collect_waiting(col) ? 20000 : 2000000 };
 			nanosleep(&ts, NULL);
 		}
 	}
@@ -371,13 +371,13 @@ collect_until_done(struct collector *col, pid_t root)
 }
 
 static void
-summary(const char *db_path, const struct collect_stats *s, const struct db_totals *t)
+summary(const char *db_path, const struct collect_stats *s)
 {
 	char peak[32], leak[32];
 
 	fprintf(stderr,
 		"heapprof: %lld process%s, %lld chunks, peak live %s, leaked %s in %llu chunks\n",
-		(long long)t->processes, t->processes == 1 ? "" : "es", (long long)t->chunks,
+		(long long)s->images, s->images == 1 ? "" : "es", (long long)s->chunks,
 		fmt_size(peak, sizeof(peak), s->peak_live_bytes),
 		fmt_size(leak, sizeof(leak), s->leaked_bytes), (unsigned long long)s->leaked_chunks);
 	if (s->dropped || s->truncated)
@@ -521,11 +521,9 @@ cmd_run(int argc, char **argv)
 	status = collect_until_done(col, pid);
 	collect_finish(col);
 	struct collect_stats st;
-	struct db_totals tot;
 	collect_stats(col, &st);
 	collect_free(col);
 	remove_spool(spool);
-	db_totals(db, &tot);
 	if (st.images == 0)
 		fprintf(stderr, "heapprof: %s: no events arrived: the program was not recorded "
 				"(static, setuid, or its own malloc?)\n", prog);
@@ -538,7 +536,7 @@ cmd_run(int argc, char **argv)
 			unlink(tmp);
 			rc = 125;
 		} else {
-			summary(out, &st, &tot);
+			summary(out, &st);
 			rc = 0;
 		}
 	}
@@ -626,7 +624,7 @@ cmd_collect(int argc, char **argv)
 		else if (now - quiet_since > 500000000ULL)
 			break;
 		if (!any) {
-			struct timespec ts = { 0, 5000000 };
+			struct timespec ts = { 0, collect_waiting(col) ? 20000 : 5000000 };
 			nanosleep(&ts, NULL);
 		}
 	}

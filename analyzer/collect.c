@@ -2,12 +2,17 @@
 /*
  * collect.c - the collector (see collect.h).
  *
- * Rings are drained into per-ring queues as fast as possible (so producers
- * never wait on the merge), then each image's queues are merged by sequence
- * number: the record with the next number is applied to the image's model
- * (its live chunks, stacks, modules) and turned into rows. A number that
- * has not arrived yet stops the merge until it does, or until the image is
- * over and the number is counted as a truncated record.
+ * Each image's rings are merged by sequence number, in place: the record
+ * with the next number is applied to the image's model (its chunks,
+ * stacks, modules) and turned into rows. A number that has not arrived yet
+ * stops the merge until it does, or until the image is over and the number
+ * is counted as a truncated record.
+ *
+ * A chunk's row is written when the chunk ends: freed into free space, or,
+ * when freed into a tcache or fastbin (where it still occupies the heap),
+ * when that stops: reused at the same address or merged into free space.
+ * So the allocator's reports about cached chunks become a column of the
+ * chunk's row rather than rows of their own.
  */
 #include "config.h"
 
@@ -24,94 +29,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "chunkmap.h"
 #include "collect.h"
 #include "events.h"
 #include "util.h"
 
-/* ---- a map from chunk address to the live chunk ---- */
-
-struct live {
-	uint64_t addr; /* 0: empty slot */
-	int64_t chunk_id;
-	uint64_t size, chunk_bytes;
-	int64_t alloc_seq, alloc_ns, alloc_tid, stack_id, realloc_from;
-	uint8_t backing, call;
-};
-
-struct livemap {
-	struct live *v;
-	size_t mask, count;
-};
-
-static size_t
-slot_of(const struct livemap *m, uint64_t a)
-{
-	return (size_t)((a >> 4) * 0x9e3779b97f4a7c15ULL >> 20) & m->mask;
-}
-
-static struct live *
-live_find(struct livemap *m, uint64_t a)
-{
-	if (!m->v)
-		return NULL;
-	for (size_t i = slot_of(m, a);; i = (i + 1) & m->mask) {
-		if (m->v[i].addr == a)
-			return &m->v[i];
-		if (m->v[i].addr == 0)
-			return NULL;
-	}
-}
-
-static struct live *live_put(struct livemap *m, uint64_t a);
-
-static void
-live_grow(struct livemap *m)
-{
-	struct livemap n = { xcalloc(m->v ? (m->mask + 1) * 2 : 1024, sizeof(struct live)),
-			     m->v ? (m->mask + 1) * 2 - 1 : 1023, 0 };
-
-	for (size_t i = 0; m->v && i <= m->mask; i++)
-		if (m->v[i].addr)
-			*live_put(&n, m->v[i].addr) = m->v[i];
-	free(m->v);
-	*m = n;
-}
-
-static struct live *
-live_put(struct livemap *m, uint64_t a)
-{
-	size_t i;
-
-	if (!m->v || (m->count + 1) * 4 > (m->mask + 1) * 3)
-		live_grow(m);
-	for (i = slot_of(m, a); m->v[i].addr && m->v[i].addr != a; i = (i + 1) & m->mask)
-		;
-	if (m->v[i].addr == 0)
-		m->count++;
-	m->v[i].addr = a;
-	return &m->v[i];
-}
-
-/* Remove by backward shift (linear probing, no tombstones). */
-static void
-live_del(struct livemap *m, struct live *e)
-{
-	size_t i = (size_t)(e - m->v), j = i;
-
-	for (;;) {
-		j = (j + 1) & m->mask;
-		if (m->v[j].addr == 0)
-			break;
-		size_t k = slot_of(m, m->v[j].addr);
-		/* move j back to i if its home k is not in (i, j] */
-		if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) {
-			m->v[i] = m->v[j];
-			i = j;
-		}
-	}
-	m->v[i].addr = 0;
-	m->count--;
-}
+/* Wire values of hp_ev_free.fate and hp_ev_state.state (events.h). */
+enum { FATE_TCACHE = 1, FATE_FASTBIN = 2 };
+enum { STATE_FREE = 0, STATE_CACHED = 1 };
 
 /* ---- images ---- */
 
@@ -119,6 +44,9 @@ struct ring_in {
 	struct hp_ring_header *hdr;
 	char *data;
 	uint64_t size;
+	uint64_t tail; /* consumed here; published to the producer in batches */
+	uint64_t head; /* what the producer had published when we looked */
+	uint64_t scan_seq, scan_pos; /* see find_ahead */
 };
 
 /* Records copied out of the rings, waiting for their turn: a min-heap by
@@ -180,7 +108,7 @@ struct module_in {
 struct thread_in {
 	int32_t tid;
 	int64_t started_ns, ended_ns;
-	int64_t realloc_from; /* chunk id of this thread's last realloc'd-away chunk */
+	int64_t realloc_from; /* chunk id of the chunk this thread's realloc is moving */
 };
 
 struct image {
@@ -196,13 +124,15 @@ struct image {
 	struct db_process row;
 	char *exe, *argv_json;
 	bool dead, finished, got_process, exec_ended;
+	bool waiting; /* the merge stopped at a number not written yet */
 	int pidfd;
+	int64_t now;           /* ordered time of the record being applied */
 	int64_t last_ns, end_ns;
 	int wait_status;
 	bool waited;
 	int exit_record_status;
 	bool has_exit_record;
-	struct livemap live;
+	struct chunkmap *chunks; /* chunks whose rows are not complete */
 	uint64_t live_bytes, peak_live_bytes;
 	int64_t *stack_map; /* local stack id -> global */
 	size_t stack_cap;
@@ -303,6 +233,7 @@ new_image(struct collector *c, const char *stem, struct hp_proc_file *proc)
 	im->serial = proc->serial;
 	im->start_ticks = proc->start_ticks;
 	im->next_seq = 1;
+	im->chunks = chunkmap_new();
 	im->process_id = c->next_process_id++;
 	im->pidfd = -1;
 	im->row.pid = im->pid;
@@ -429,43 +360,72 @@ scan_rings(struct collector *c, struct image *im)
 		if (!h)
 			break;
 		im->rings = xrealloc(im->rings, (im->nrings + 1) * sizeof(*im->rings));
-		im->rings[im->nrings] = (struct ring_in){ h, (char *)h + HP_PAGE, size };
+		im->rings[im->nrings] = (struct ring_in){ h, (char *)h + HP_PAGE, size, h->tail, 0 };
 		im->nrings++;
 	}
 }
 
-/* Copy everything published in the ring into the image's pending heap;
- * give the space back to the producer. */
-static bool
-drain_ring(struct image *im, struct ring_in *r)
+/* The record at the ring's tail, if one is published (skipping padding
+ * and the too-short tail of the data area). NULL if none, or if what is
+ * there is malformed (left alone, counted as truncated in the end). */
+static const struct hp_ev *
+ring_peek(struct ring_in *r, uint64_t head)
 {
-	uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
-	uint64_t tail = r->hdr->tail;
-	bool any = false;
-
-	while (tail < head) {
-		uint64_t off = tail & (r->size - 1);
+	while (r->tail < head) {
+		uint64_t off = r->tail & (r->size - 1);
 		if (r->size - off < sizeof(struct hp_ev)) {
-			tail += r->size - off; /* too short for a record: skipped */
+			r->tail += r->size - off;
 			continue;
 		}
 		const struct hp_ev *e = (const struct hp_ev *)(r->data + off);
 		uint32_t bytes = HP_EV_BYTES(e->word);
-
-		if (bytes < sizeof(struct hp_ev) || bytes > r->size || (bytes & 7))
-			break; /* corrupt: leave it (counted as truncated later) */
-		if (HP_EV_TYPE(e->word) != HP_EV_PAD) {
-			struct hp_ev *copy = xmalloc(bytes);
-			memcpy(copy, e, bytes);
-			heap_push(&im->pending, copy->seq, copy);
+		if (bytes < sizeof(struct hp_ev) || bytes > r->size - off || (bytes & 7))
+			return NULL;
+		if (HP_EV_TYPE(e->word) == HP_EV_PAD) {
+			r->tail += bytes;
+			continue;
 		}
-		tail += bytes;
-		any = true;
+		return e;
 	}
-	__atomic_store_n(&r->hdr->tail, tail, __ATOMIC_RELEASE);
-	if (__atomic_load_n(&r->hdr->state, __ATOMIC_ACQUIRE) == HP_RING_RETIRED && tail == head)
+	return NULL;
+}
+
+/* The record numbered `seq` among those published after the ring's tail,
+ * or NULL. Where a search for the same number stopped is remembered, so
+ * waiting for a record costs a look at each new one, not a rescan. */
+static struct hp_ev *
+find_ahead(struct ring_in *r, uint64_t seq)
+{
+	uint64_t pos = r->scan_seq == seq && r->scan_pos > r->tail ? r->scan_pos : r->tail;
+
+	r->scan_seq = seq;
+	for (;; r->scan_pos = pos) {
+		if (pos >= r->head)
+			return NULL;
+		uint64_t off = pos & (r->size - 1);
+		if (r->size - off < sizeof(struct hp_ev)) {
+			pos += r->size - off;
+			continue;
+		}
+		struct hp_ev *e = (struct hp_ev *)(r->data + off);
+		uint32_t bytes = HP_EV_BYTES(e->word);
+		if (bytes < sizeof(struct hp_ev) || bytes > r->size - off || (bytes & 7))
+			return NULL;
+		if (HP_EV_TYPE(e->word) != HP_EV_PAD && e->seq == seq)
+			return e;
+		pos += bytes;
+	}
+}
+
+/* Give the consumed space back to the producer; a retired ring that is
+ * empty may be reused. */
+static void
+ring_publish(struct ring_in *r)
+{
+	__atomic_store_n(&r->hdr->tail, r->tail, __ATOMIC_RELEASE);
+	if (__atomic_load_n(&r->hdr->state, __ATOMIC_ACQUIRE) == HP_RING_RETIRED &&
+	    r->tail == __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE))
 		__atomic_store_n(&r->hdr->state, HP_RING_FREE, __ATOMIC_RELEASE);
-	return any;
 }
 
 /* ---- applying records ---- */
@@ -528,13 +488,23 @@ on_process(struct collector *c, struct image *im, const struct hp_ev_process *ev
 	im->argv_json = j.p;
 	im->row.pid = ev->pid;
 	im->row.ppid = ev->ppid;
-	im->row.started_ns = (int64_t)ev->h.ns;
+	im->row.started_ns = im->now;
+	/* the image this one replaced ends here, if it was finished without
+	 * knowing when */
+	for (size_t i = 0; im->row.exec_from && i < c->nimages; i++) {
+		struct image *prev = c->images[i];
+		if (prev->process_id == im->row.exec_from && prev->finished &&
+		    prev->row.ended_ns != im->now) {
+			prev->row.ended_ns = im->now;
+			write_process(c, prev);
+		}
+	}
 	im->row.heap_start = (int64_t)ev->heap_start;
 	if (ev->flags & HP_PROC_FORKED) {
 		struct image *parent = find_image(c, ev->ppid, ev->parent_serial);
 		if (parent) {
 			im->row.parent_id = parent->process_id;
-			im->row.fork_seq = (int64_t)ev->fork_seq;
+			im->row.fork_ns = (int64_t)ev->fork_ns;
 		}
 	} else if (!im->row.exec_from) {
 		/* Started by vfork or posix_spawn (no fork handler ran, its first
@@ -625,7 +595,7 @@ on_module(struct collector *c, struct image *im, const struct hp_ev_module *ev)
 	m->loaded = true;
 	m->image_id = db_image(c->db, path[0] ? path : "[unknown]", n ? hex : NULL);
 	m->module_id = db_module(c->db, im->process_id, m->image_id, ev->base, ev->lo, ev->hi,
-				 (int64_t)ev->h.ns);
+				 im->now);
 }
 
 static void
@@ -634,62 +604,90 @@ on_unmodule(struct collector *c, struct image *im, const struct hp_ev_unmodule *
 	for (size_t m = 0; m < im->nmods; m++)
 		if (im->mods[m].loaded && im->mods[m].base == ev->base && im->mods[m].lo == ev->lo) {
 			im->mods[m].loaded = false;
-			db_module_unloaded(c->db, im->mods[m].module_id, (int64_t)ev->h.ns);
+			db_module_unloaded(c->db, im->mods[m].module_id, im->now);
 		}
 }
 
-static void
-end_chunk(struct collector *c, struct image *im, struct live *l, const struct hp_ev *h, int fate)
+/* Write the chunk's row; its id is given now, rows are appended in the
+ * order they are written. */
+static int64_t
+write_chunk(struct collector *c, struct image *im, struct chunk_entry *e)
 {
+	int64_t id = c->next_chunk_id++;
 	struct db_chunk row = {
-		.chunk_id = l->chunk_id,
+		.chunk_id = id,
 		.process_id = im->process_id,
-		.address = l->addr,
-		.size = l->size,
-		.chunk_bytes = l->chunk_bytes,
-		.backing = l->backing,
-		.call = l->call,
-		.alloc_seq = l->alloc_seq,
-		.alloc_ns = l->alloc_ns,
-		.alloc_tid = l->alloc_tid,
-		.free_seq = h ? (int64_t)h->seq : 0,
-		.free_ns = h ? (int64_t)h->ns : 0,
-		.free_tid = h ? h->tid : 0,
-		.fate = fate,
-		.stack_id = l->stack_id,
-		.realloc_from = l->realloc_from,
+		.address = e->addr,
+		.size = e->size,
+		.chunk_bytes = e->chunk_bytes,
+		.backing = e->backing,
+		.call = e->call,
+		.alloc_ns = e->alloc_ns,
+		.alloc_tid = e->alloc_tid,
+		.free_ns = e->free_ns,
+		.free_tid = e->free_tid,
+		.fate = e->fate,
+		.released_ns = e->released_ns,
+		.stack_id = e->stack_id,
+		.realloc_from = e->realloc_from,
 	};
 
 	db_chunk(c->db, &row);
-	im->live_bytes -= l->chunk_bytes;
-	if (!h) {
-		c->leaked_chunks++;
-		c->leaked_bytes += l->size;
+	e->row_id = id;
+	return id;
+}
+
+/* A cached chunk stops occupying the heap: reused, or merged into free
+ * space. Its row is complete. */
+static void
+release_chunk(struct collector *c, struct image *im, struct chunk_entry *e)
+{
+	if (e->row_id)
+		db_chunk_released(c->db, e->row_id, im->now);
+	else {
+		e->released_ns = im->now;
+		write_chunk(c, im, e);
 	}
-	live_del(&im->live, l);
+	chunkmap_remove(im->chunks, e);
+}
+
+/* A live chunk was freed (by this record) or is gone without a free we saw
+ * (tid 0, fate 0). */
+static void
+free_chunk(struct image *im, struct chunk_entry *e, int32_t tid, int fate)
+{
+	e->free_ns = im->now;
+	e->free_tid = tid;
+	e->fate = (uint8_t)fate;
+	im->live_bytes -= e->chunk_bytes;
 }
 
 static void
 on_alloc(struct collector *c, struct image *im, const struct hp_ev_alloc *ev)
 {
-	struct live *l = live_find(&im->live, ev->chunk);
+	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
 	struct thread_in *t = thread_of(im, ev->h.tid);
 
-	if (l) /* never freed as far as we know: close it here */
-		end_chunk(c, im, l, &ev->h, 0);
-	l = live_put(&im->live, ev->chunk);
-	l->chunk_id = c->next_chunk_id++;
-	l->size = ev->size;
-	l->chunk_bytes = ev->chunk_bytes;
-	l->alloc_seq = (int64_t)ev->h.seq;
-	l->alloc_ns = (int64_t)ev->h.ns;
-	l->alloc_tid = ev->h.tid;
-	l->stack_id = ev->stack_id && ev->stack_id < im->stack_cap ? im->stack_map[ev->stack_id] : 0;
-	l->backing = ev->backing;
-	l->call = ev->call;
-	l->realloc_from = 0;
+	if (e) {
+		if (e->cached) {
+			release_chunk(c, im, e); /* reused */
+		} else {
+			/* never freed as far as we know, or overlapped: it ends here */
+			free_chunk(im, e, ev->h.tid, 0);
+			write_chunk(c, im, e);
+			chunkmap_remove(im->chunks, e);
+		}
+	}
+	e = chunkmap_add(im->chunks, ev->chunk);
+	e->size = ev->size;
+	e->chunk_bytes = ev->chunk_bytes;
+	e->alloc_ns = im->now;
+	e->alloc_tid = ev->h.tid;
+	e->stack_id = ev->stack_id && ev->stack_id < im->stack_cap ? im->stack_map[ev->stack_id] : 0;
+	e->backing = ev->backing;
+	e->call = ev->call;
 	if (ev->call == 3 && t->realloc_from) {
-		l->realloc_from = t->realloc_from;
+		e->realloc_from = t->realloc_from;
 		t->realloc_from = 0;
 	}
 	c->chunks++;
@@ -701,44 +699,77 @@ on_alloc(struct collector *c, struct image *im, const struct hp_ev_alloc *ev)
 static void
 on_free(struct collector *c, struct image *im, const struct hp_ev_free *ev)
 {
-	struct live *l = live_find(&im->live, ev->chunk);
+	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
 
-	if (l == NULL) {
+	if (e == NULL || e->addr != ev->chunk || e->cached) {
 		/* allocated before this image existed: inherited by fork */
-		db_heap_event(c->db, im->process_id, (int64_t)ev->h.seq, (int64_t)ev->h.ns, 7,
-			      ev->chunk, ev->chunk_bytes, ev->fate, true);
+		db_heap_event(c->db, im->process_id, im->now, 7, ev->chunk, ev->chunk_bytes,
+			      ev->fate, true);
 		return;
 	}
+	free_chunk(im, e, ev->h.tid, ev->fate);
+	if (ev->fate == FATE_TCACHE || ev->fate == FATE_FASTBIN) {
+		/* still occupies the heap: the row waits for the release, unless
+		 * the realloc moving it needs its id now */
+		e->cached = true;
+		if (ev->realloc)
+			thread_of(im, ev->h.tid)->realloc_from = write_chunk(c, im, e);
+		return;
+	}
+	int64_t id = write_chunk(c, im, e);
+	chunkmap_remove(im->chunks, e);
 	if (ev->realloc)
-		thread_of(im, ev->h.tid)->realloc_from = l->chunk_id;
-	end_chunk(c, im, l, &ev->h, ev->fate);
+		thread_of(im, ev->h.tid)->realloc_from = id;
 }
 
 static void
 on_resize(struct collector *c, struct image *im, const struct hp_ev_resize *ev)
 {
-	struct live *l = live_find(&im->live, ev->chunk);
+	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
 
-	if (l) {
-		im->live_bytes += ev->new_bytes - l->chunk_bytes;
+	if (e && e->addr == ev->chunk && !e->cached) {
+		im->live_bytes += ev->new_bytes - e->chunk_bytes;
 		if (im->live_bytes > im->peak_live_bytes)
 			im->peak_live_bytes = im->live_bytes;
-		l->size = ev->size;
-		l->chunk_bytes = ev->new_bytes;
+		e->size = ev->size;
+		e->chunk_bytes = ev->new_bytes;
 	}
-	db_heap_event(c->db, im->process_id, (int64_t)ev->h.seq, (int64_t)ev->h.ns, 6, ev->chunk,
-		      ev->new_bytes, (int64_t)ev->old_bytes, true);
+	db_heap_event(c->db, im->process_id, im->now, 6, ev->chunk, ev->new_bytes,
+		      (int64_t)ev->old_bytes, true);
+}
+
+/* The allocator changed the state of a range itself. About a cached chunk
+ * of the program's, it completes the chunk's row; anything else (free space
+ * going into or out of a cache, the heap's own bookkeeping) is a row of
+ * its own. */
+static void
+on_state(struct collector *c, struct image *im, const struct hp_ev_state *ev)
+{
+	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
+
+	if (e && e->addr == ev->chunk && e->cached) {
+		if (ev->state == STATE_FREE) {
+			release_chunk(c, im, e);
+			return;
+		}
+		if (ev->state == STATE_CACHED)
+			return; /* moved between caches: still cached */
+	}
+	db_heap_event(c->db, im->process_id, im->now, 5, ev->chunk, ev->bytes, ev->state, true);
 }
 
 static void
 apply(struct collector *c, struct image *im, const struct hp_ev *e)
 {
-	int64_t seq = (int64_t)e->seq, ns = (int64_t)e->ns;
+	/* Ordered time: the record's clock reading, moved to 1 ns after the
+	 * previous record's if it is not later (two threads may read the
+	 * clock in the other order than they took their numbers). */
+	int64_t ns = (int64_t)e->ns > im->now ? (int64_t)e->ns : im->now + 1;
 
+	im->now = ns;
+	im->last_ns = ns;
 	im->events++;
 	c->events++;
-	if (ns > im->last_ns)
-		im->last_ns = ns;
 	switch (HP_EV_TYPE(e->word)) {
 	case HP_EV_PROCESS:
 		on_process(c, im, (const struct hp_ev_process *)e);
@@ -761,26 +792,24 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 	case HP_EV_RESIZE:
 		on_resize(c, im, (const struct hp_ev_resize *)e);
 		break;
-	case HP_EV_STATE: {
-		const struct hp_ev_state *s = (const void *)e;
-		db_heap_event(c->db, im->process_id, seq, ns, 5, s->chunk, s->bytes, s->state, true);
+	case HP_EV_STATE:
+		on_state(c, im, (const struct hp_ev_state *)e);
 		break;
-	}
 	case HP_EV_BRK: {
 		const struct hp_ev_brk *b = (const void *)e;
-		db_heap_event(c->db, im->process_id, seq, ns, 1, b->old_brk, b->new_brk, 0, false);
+		db_heap_event(c->db, im->process_id, ns, 1, b->old_brk, b->new_brk, 0, false);
 		break;
 	}
 	case HP_EV_MAP:
 	case HP_EV_UNMAP: {
 		const struct hp_ev_map *m = (const void *)e;
-		db_heap_event(c->db, im->process_id, seq, ns, HP_EV_TYPE(e->word) == HP_EV_MAP ? 2 : 3,
+		db_heap_event(c->db, im->process_id, ns, HP_EV_TYPE(e->word) == HP_EV_MAP ? 2 : 3,
 			      m->addr, m->len, m->kind, true);
 		break;
 	}
 	case HP_EV_MADVISE: {
 		const struct hp_ev_madvise *m = (const void *)e;
-		db_heap_event(c->db, im->process_id, seq, ns, 4, m->addr, m->len, 0, false);
+		db_heap_event(c->db, im->process_id, ns, 4, m->addr, m->len, 0, false);
 		break;
 	}
 	case HP_EV_THREAD: {
@@ -802,31 +831,104 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 	}
 }
 
-/* Apply records in sequence order while the next number is at hand. With
- * `final`, numbers that will never come are skipped (and counted). */
+/*
+ * Apply records in sequence order while the next number is at hand: straight
+ * from a ring when it is at the ring's tail (the common case), else from
+ * the pending heap. When no ring's tail holds it, records are moved from the
+ * rings into the heap (a ring is not in order: a free is numbered before
+ * the events the allocator reports while it works, but written after them)
+ * until it turns up. With `final`, numbers that will never come are skipped
+ * and counted as truncated.
+ */
 static bool
 merge(struct collector *c, struct image *im, bool final)
 {
+	unsigned n = im->nrings;
 	bool any = false;
 
-	while (im->pending.n > 0) {
-		uint64_t seq = im->pending.v[0].seq;
+	for (unsigned i = 0; i < n; i++)
+		im->rings[i].head = __atomic_load_n(&im->rings[i].hdr->head, __ATOMIC_ACQUIRE);
+	for (;;) {
+		bool progress = false;
 
-		if (seq > im->next_seq) {
-			if (!final)
-				break;
+		while (im->pending.n > 0 && im->pending.v[0].seq <= im->next_seq) {
+			struct pending p = heap_pop(&im->pending);
+			if (p.seq == im->next_seq) { /* below: a duplicate, dropped */
+				apply(c, im, p.rec);
+				im->next_seq++;
+				progress = true;
+			}
+			free(p.rec);
+		}
+		for (unsigned i = 0; i < n; i++) {
+			struct ring_in *r = &im->rings[i];
+			const struct hp_ev *e;
+
+			while ((e = ring_peek(r, r->head)) != NULL && e->seq == im->next_seq) {
+				apply(c, im, e);
+				r->tail += HP_EV_BYTES(e->word);
+				im->next_seq++;
+				progress = true;
+			}
+		}
+		if (progress) {
+			any = true;
+			continue;
+		}
+		/* Not at any tail: usually behind the reports a free or realloc
+		 * numbered before doing its work (and writing its own record).
+		 * Apply it where it is and leave padding in its place. */
+		for (unsigned i = 0; i < n && !progress; i++) {
+			struct hp_ev *e = find_ahead(&im->rings[i], im->next_seq);
+			if (e) {
+				apply(c, im, e);
+				__atomic_store_n(&e->word, HP_EV_WORD(HP_EV_PAD, HP_EV_BYTES(e->word)),
+						 __ATOMIC_RELAXED);
+				im->next_seq++;
+				progress = true;
+			}
+		}
+		if (progress) {
+			any = true;
+			continue;
+		}
+		/* Not written yet (a thread between taking a number and writing
+		 * its record): wait for it. But a ring more than half full may
+		 * hold up its writer, which may be the one we wait for: set
+		 * aside a record of each such ring (at the end, of every ring,
+		 * to find out which numbers never come). */
+		bool moved = false;
+		for (unsigned i = 0; i < n; i++) {
+			struct ring_in *r = &im->rings[i];
+			const struct hp_ev *e;
+
+			if (!final && r->head - r->tail <= r->size / 2)
+				continue;
+			if ((e = ring_peek(r, r->head)) == NULL)
+				continue;
+			uint32_t bytes = HP_EV_BYTES(e->word);
+			struct hp_ev *copy = xmalloc(bytes);
+			memcpy(copy, e, bytes);
+			heap_push(&im->pending, copy->seq, copy);
+			r->tail += bytes;
+			moved = true;
+		}
+		if (moved)
+			continue;
+		if (final && im->pending.n > 0) {
+			uint64_t seq = im->pending.v[0].seq;
 			im->row.truncated_records += (int64_t)(seq - im->next_seq);
 			c->truncated += seq - im->next_seq;
 			im->next_seq = seq;
+			continue;
 		}
-		struct pending p = heap_pop(&im->pending);
-		if (p.seq == im->next_seq) { /* below: a duplicate, dropped */
-			apply(c, im, p.rec);
-			im->next_seq++;
-			any = true;
-		}
-		free(p.rec);
+		im->waiting = false;
+		for (unsigned i = 0; i < n && !im->waiting; i++)
+			im->waiting = ring_peek(&im->rings[i], im->rings[i].head) != NULL;
+		break;
 	}
+	for (unsigned i = 0; i < n; i++)
+		ring_publish(&im->rings[i]);
 	return any;
 }
 
@@ -863,8 +965,6 @@ finish_image(struct collector *c, struct image *im)
 {
 	/* The process is gone: every ring it made exists by now. */
 	scan_rings(c, im);
-	for (unsigned i = 0; i < im->nrings; i++)
-		drain_ring(im, &im->rings[i]);
 	merge(c, im, true);
 	/* Numbers taken but never written by the end. */
 	uint64_t taken = __atomic_load_n(&im->proc->seq, __ATOMIC_ACQUIRE);
@@ -872,9 +972,18 @@ finish_image(struct collector *c, struct image *im)
 		im->row.truncated_records += (int64_t)(taken - im->next_seq);
 		c->truncated += taken - im->next_seq;
 	}
-	for (size_t i = 0; im->live.v && i <= im->live.mask; i++)
-		while (im->live.v[i].addr)
-			end_chunk(c, im, &im->live.v[i], NULL, 0);
+	/* Live chunks leaked; cached ones stayed cached; complete rows are
+	 * written already. */
+	uint32_t cursor = 0;
+	for (struct chunk_entry *e; (e = chunkmap_next(im->chunks, &cursor));) {
+		if (e->row_id)
+			continue;
+		if (!e->cached) {
+			c->leaked_chunks++;
+			c->leaked_bytes += e->size;
+		}
+		write_chunk(c, im, e);
+	}
 	for (size_t i = 0; i < im->nthreads; i++)
 		db_thread(c->db, im->process_id, im->threads[i].tid, im->threads[i].started_ns,
 			  im->threads[i].ended_ns);
@@ -892,8 +1001,8 @@ finish_image(struct collector *c, struct image *im)
 	free(im->rings);
 	im->rings = NULL;
 	im->nrings = 0;
-	free(im->live.v);
-	im->live.v = NULL;
+	chunkmap_free(im->chunks);
+	im->chunks = NULL;
 	if (im->pidfd >= 0)
 		close(im->pidfd);
 	im->pidfd = -1;
@@ -943,8 +1052,6 @@ collect_poll(struct collector *c)
 
 		if (im->finished)
 			continue;
-		for (unsigned r = 0; r < im->nrings; r++)
-			any |= drain_ring(im, &im->rings[r]);
 		any |= merge(c, im, false);
 		if (im->pidfd >= 0 && !im->dead) {
 			struct pollfd p = { im->pidfd, POLLIN, 0 };
@@ -952,6 +1059,9 @@ collect_poll(struct collector *c)
 				im->dead = true;
 				im->end_ns = (int64_t)mono_ns();
 				zombie_status(im);
+				/* it may have exec'd and ended since the scan above:
+				 * the files of the image that replaced it exist now */
+				scan_spool(c);
 			}
 		}
 		if (im->dead)
@@ -959,6 +1069,15 @@ collect_poll(struct collector *c)
 	}
 	db_tick(c->db);
 	return any;
+}
+
+bool
+collect_waiting(const struct collector *c)
+{
+	for (size_t i = 0; i < c->nimages; i++)
+		if (!c->images[i]->finished && c->images[i]->waiting)
+			return true;
+	return false;
 }
 
 void

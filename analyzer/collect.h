@@ -27,6 +27,10 @@ struct collector *collect_new(struct db *db, const char *dir, bool attach);
 /* Read what the spool holds now. Returns true if anything was read. */
 bool collect_poll(struct collector *c);
 
+/* True if records wait for one with a lower number that a thread is
+ * writing right now: worth polling again soon. */
+bool collect_waiting(const struct collector *c);
+
 /* A process we waited for ended (wait status). */
 void collect_reaped(struct collector *c, pid_t pid, int status);
 

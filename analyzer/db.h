@@ -34,7 +34,7 @@ void db_meta(struct db *db, const char *key, const char *value);
 struct db_process {
 	int64_t id;
 	int64_t pid, ppid;
-	int64_t parent_id, exec_from, fork_seq; /* 0: none */
+	int64_t parent_id, exec_from, fork_ns;  /* 0: none */
 	const char *exe;
 	const char *argv_json;
 	int64_t started_ns, ended_ns;           /* ended 0: not ended */
@@ -61,21 +61,27 @@ void db_module_unloaded(struct db *db, int64_t module_id, int64_t ns);
 void db_stack(struct db *db, int64_t stack_id, unsigned depth, const int64_t *image_ids,
 	      const uint64_t *offsets);
 
+/* Times are the collector's ordered times (unique within a process). */
 struct db_chunk {
 	int64_t chunk_id, process_id;
 	uint64_t address, size, chunk_bytes;
 	int backing, call;
-	int64_t alloc_seq, alloc_ns, alloc_tid;
-	int64_t free_seq, free_ns, free_tid; /* free_seq 0: live at the end */
-	int fate;
-	int64_t stack_id;                    /* 0: none */
-	int64_t realloc_from;                /* 0: none */
+	int64_t alloc_ns, alloc_tid;
+	int64_t free_ns, free_tid; /* free_ns 0: live at the end */
+	int fate;                  /* 0: unknown */
+	int64_t released_ns;       /* 0: none */
+	int64_t stack_id;          /* 0: none */
+	int64_t realloc_from;      /* 0: none */
 };
 
+/* Chunk rows are buffered: ids must come in increasing order. */
 void db_chunk(struct db *db, const struct db_chunk *c);
 
-void db_heap_event(struct db *db, int64_t process_id, int64_t seq, int64_t ns, int kind,
-		   uint64_t address, uint64_t bytes, int64_t value, bool has_value);
+/* Set released_ns of a chunk row written before. */
+void db_chunk_released(struct db *db, int64_t chunk_id, int64_t ns);
+
+void db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t address,
+		   uint64_t bytes, int64_t value, bool has_value);
 
 /* The last commit: indexes, symbolized frames (max_frames per stack),
  * views, meta complete=1, a self-contained file (journal_mode DELETE).
@@ -85,11 +91,5 @@ int db_finish(struct db *db, char *err, size_t errcap);
 /* Close without finishing (the collector failed): what was committed stays,
  * marked incomplete. */
 void db_abandon(struct db *db);
-
-/* Counts for the run summary. */
-struct db_totals {
-	int64_t processes, chunks, stacks, live_chunks, live_bytes;
-};
-void db_totals(struct db *db, struct db_totals *t);
 
 #endif

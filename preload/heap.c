@@ -579,8 +579,56 @@ hp_heap_consolidate_locked(struct hp_mstate *av)
 
 /* ---- _int_malloc ---- */
 
+/*
+ * Chunks the unsorted scan put into the tcache, reported when the malloc
+ * call ends: the last one is usually handed out right away (glibc's
+ * return_cached), and a chunk that goes from free to live within one call
+ * needs no report of its own; the allocation event says it all.
+ */
+struct stashed {
+	struct hp_chunk *p[16];
+	size_t bytes;
+	unsigned n;
+};
+
+static void
+stash_flush(struct stashed *s, const struct hp_chunk *except)
+{
+	for (unsigned i = 0; i < s->n; i++)
+		if (s->p[i] != except)
+			report(s->p[i], s->bytes, HP_STATE_CACHED);
+	s->n = 0;
+}
+
+static inline void
+stash_add(struct stashed *s, struct hp_chunk *p, size_t bytes)
+{
+	if (__builtin_expect(hp_observer == NULL, 1))
+		return;
+	if (s->n == sizeof(s->p) / sizeof(s->p[0]))
+		stash_flush(s, NULL);
+	s->bytes = bytes;
+	s->p[s->n++] = p;
+}
+
+static void *int_malloc(struct hp_mstate *av, size_t bytes, struct stashed *st);
+
 void *
 hp_heap_malloc_locked(struct hp_mstate *av, size_t bytes)
+{
+	struct stashed st;
+	void *mem;
+
+	st.n = 0;
+	st.bytes = 0;
+	mem = int_malloc(av, bytes, &st);
+	if (st.n)
+		stash_flush(&st, mem ? hp_mem2chunk(mem) : NULL);
+	return mem;
+}
+
+static void *
+int_malloc(struct hp_mstate *av, size_t bytes, struct stashed *st)
 {
 	size_t nb, size, remainder_size;
 	unsigned idx, block, bit, map;
@@ -722,7 +770,7 @@ hp_heap_malloc_locked(struct hp_mstate *av, size_t bytes)
 				set_non_main(av, victim);
 				if (tcache_nb && tc->counts[tc_idx] < hp_mp.tcache_count) {
 					hp_tcache_put(tc, victim, tc_idx);
-					report(victim, nb, HP_STATE_CACHED);
+					stash_add(st, victim, nb);
 					return_cached = true;
 					continue;
 				}

@@ -46,7 +46,7 @@ static bool standalone;             /* we start the collector ourselves */
 static char spool_dir[256];
 static char output_path[4096];
 static uint64_t *epoch;             /* a MADV_WIPEONFORK page: 0 in a new process */
-static uint64_t fork_seq;           /* the FORK record this process is about to make */
+static uint64_t fork_ns;            /* time of the FORK record about to be made */
 static uint64_t parent_serial;
 static uintptr_t self_lo, self_hi;  /* libheapprof.so's code */
 
@@ -379,7 +379,7 @@ send_process(uint32_t flags)
 		ev->start_ticks = spool.proc->start_ticks;
 		ev->realtime_ns = (uint64_t)rt.tv_sec * 1000000000ULL + (uint64_t)rt.tv_nsec;
 		ev->parent_serial = parent_serial;
-		ev->fork_seq = (flags & HP_PROC_FORKED) ? fork_seq : 0;
+		ev->fork_ns = (flags & HP_PROC_FORKED) ? fork_ns : 0;
 		ev->flags = flags;
 		ev->exe_bytes = (uint32_t)strlen(exe) + 1;
 		ev->argv_bytes = (uint32_t)alen;
@@ -643,7 +643,7 @@ hp_record_init(char *const *envp)
 		return;
 	}
 	depth = env_number(envp, HP_ENV_MAX_DEPTH, 64);
-	ring_kb = env_number(envp, HP_ENV_RING_KB, 4096);
+	ring_kb = env_number(envp, HP_ENV_RING_KB, 8192);
 	if (ring_kb < 64 || (ring_kb & (ring_kb - 1)))
 		ring_kb = 4096;
 	hp_self.guard++;
@@ -789,8 +789,8 @@ hp_record_fork_prepare(void)
 
 	if (!active || spool.stopped)
 		return;
-	fork_seq = 0;
-	EMIT(HP_EV_FORK, ev, (fork_seq = ev->h.seq));
+	fork_ns = 0;
+	EMIT(HP_EV_FORK, ev, (fork_ns = ev->h.ns));
 	parent_serial = spool.serial;
 }
 
@@ -798,7 +798,7 @@ hp_record_fork_prepare(void)
 static void
 after_fork(bool handler)
 {
-	uint64_t seq = handler ? fork_seq : 0;
+	uint64_t forked_at = handler ? fork_ns : 0;
 
 	parent_serial = handler ? parent_serial : spool.serial;
 	hp_self.ring = NULL;
@@ -809,7 +809,7 @@ after_fork(bool handler)
 		return;
 	}
 	*epoch = 1;
-	fork_seq = seq;
+	fork_ns = forked_at;
 	hp_stacks_reset();
 	hp_mutex_reset(&modules_lock);
 	for (struct module *m = modules, *next; m; m = next) {

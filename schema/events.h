@@ -38,7 +38,7 @@
 
 #include <stdint.h>
 
-#define HP_EV_VERSION 1
+#define HP_EV_VERSION 2
 #define HP_PROC_MAGIC 0x31434f5250504548ULL /* "HEPPROC1" */
 #define HP_RING_MAGIC 0x31474e4952504548ULL /* "HEPRING1" */
 #define HP_PAGE 4096
@@ -138,7 +138,7 @@ struct hp_ev_process {
 	uint64_t start_ticks;
 	uint64_t realtime_ns;  /* CLOCK_REALTIME at start */
 	uint64_t parent_serial; /* forked: the parent image's serial */
-	uint64_t fork_seq;      /* forked: the parent's HP_EV_FORK sequence number */
+	uint64_t fork_ns;       /* forked: the time of the parent's HP_EV_FORK record */
 	uint32_t flags;         /* HP_PROC_FORKED, HP_PROC_EXECED */
 	uint32_t exe_bytes;     /* then exe path, NUL */
 	uint32_t argv_bytes;    /* then argv strings, each NUL-terminated */

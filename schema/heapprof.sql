@@ -4,9 +4,12 @@
 -- The contract between the recorder and the analyzer, and what users query
 -- with the sqlite3 shell. The views at the end (processes, chunks, frames)
 -- are the stable interface; the tables may change with the version.
--- Addresses and sizes are bytes; times are nanoseconds of CLOCK_MONOTONIC
--- (comparable within one run); sequence numbers order the events of one
--- process image exactly.
+-- Addresses and sizes are bytes; times are nanoseconds of CLOCK_MONOTONIC,
+-- comparable within one run. Within a process image no two events share a
+-- time, and times follow the exact order in which the allocator did things
+-- (where two threads' clock readings disagree with that order, the later
+-- event is moved to 1 ns after the earlier), so ordering by time replays
+-- the heap exactly.
 --
 -- The collector runs this file with the statements between the markers
 -- "-- @tables" and "-- @indexes" first, loads the data, then runs the rest
@@ -59,7 +62,8 @@ CREATE TABLE process (
   ppid              INTEGER,              -- its parent's process id
   parent_id         INTEGER REFERENCES process,  -- the image that forked it
   exec_from         INTEGER REFERENCES process,  -- the image it replaced by exec
-  fork_seq          INTEGER,              -- the parent's sequence number at the fork
+  fork_ns           INTEGER,              -- the parent's time at the fork: the child
+                                          -- inherited the chunks live then
   exe               TEXT,                 -- executable path
   argv              TEXT,                 -- arguments, a JSON array of strings
   started_ns        INTEGER,              -- first event, ns
@@ -131,9 +135,15 @@ CREATE TABLE frame (
   PRIMARY KEY (stack_id, depth)
 ) STRICT;
 
--- One row per chunk the program obtained. A realloc that moves makes a new
--- chunk (realloc_from names the old one); one that stays keeps the row
--- and its final size.
+-- One row per chunk the program obtained, written when the chunk ends (so
+-- chunk_id follows the order of ends, not of allocations). A realloc that
+-- moves makes a new chunk (realloc_from names the old one); one that stays
+-- keeps the row and its final size.
+--
+-- A chunk's bytes are live from alloc_ns to free_ns; if fate is tcache or
+-- fastbin they still occupy the heap (cached) until released_ns (or the
+-- end of the process if that is NULL); then they are free. Free space the
+-- allocator caches without a chunk of the program's in it is in heap_event.
 CREATE TABLE chunk (
   chunk_id     INTEGER PRIMARY KEY,
   process_id   INTEGER NOT NULL REFERENCES process,
@@ -142,13 +152,15 @@ CREATE TABLE chunk (
   chunk_bytes  INTEGER NOT NULL,  -- bytes the chunk occupies
   backing      INTEGER NOT NULL REFERENCES backing,
   call         INTEGER NOT NULL REFERENCES call,
-  alloc_seq    INTEGER NOT NULL,  -- sequence number of the allocation
   alloc_ns     INTEGER NOT NULL,  -- when allocated, ns
   alloc_tid    INTEGER NOT NULL,  -- allocating thread
-  free_seq     INTEGER,           -- sequence number of the free; NULL: live at the end
   free_ns      INTEGER,           -- when freed, ns; NULL: live when its process ended
   free_tid     INTEGER,           -- freeing thread
-  fate         INTEGER REFERENCES fate,  -- where it went when freed
+  fate         INTEGER REFERENCES fate,  -- where it went when freed; NULL: not
+                                         -- freed, or its end was not seen
+  released_ns  INTEGER,           -- cached (fate tcache or fastbin): when it stopped
+                                  -- occupying the heap, by reuse at the same address
+                                  -- or by being merged into free space
   stack_id     INTEGER REFERENCES stack, -- allocation stack; NULL: not recorded
   realloc_from INTEGER               -- chunk_id this one replaced by a moving realloc
 ) STRICT;
@@ -157,21 +169,22 @@ CREATE TABLE chunk (
 -- replay needs besides the chunks to say what is live, cached or free.
 CREATE TABLE heap_event (
   process_id INTEGER NOT NULL REFERENCES process,
-  seq        INTEGER NOT NULL,  -- sequence number
   ns         INTEGER NOT NULL,  -- when, ns
   kind       INTEGER NOT NULL REFERENCES event_kind,
   address    INTEGER NOT NULL,  -- brk: old break; others: start of the range
   bytes      INTEGER NOT NULL,  -- brk: new break; others: length of the range
   value      INTEGER            -- map: 1 chunk mapping, 2 heap memory;
-                                -- state: 0 free, 1 cached, 2 live;
+                                -- state (a range that is no chunk of the
+                                -- program's): 0 free, 1 cached, 2 live;
                                 -- resize: the chunk's old bytes;
                                 -- inherited_free: the fate
 ) STRICT;
 
 -- @indexes
-CREATE INDEX chunk_by_process ON chunk (process_id, alloc_seq);
-CREATE INDEX chunk_by_stack ON chunk (stack_id);
-CREATE INDEX heap_event_by_process ON heap_event (process_id, seq);
+-- None on chunk: each would cost a sort of every row at the end of every
+-- run (~6 s an index for 17M chunks), and the questions asked of chunk
+-- (live at exit, bytes by stack, by backing) read the whole table anyway.
+CREATE INDEX heap_event_by_process ON heap_event (process_id, ns);
 CREATE INDEX module_by_process ON module (process_id);
 
 -- @views
@@ -185,7 +198,7 @@ CREATE VIEW processes AS
 CREATE VIEW chunks AS
   SELECT p.pid, c.chunk_id, c.address, c.size, c.chunk_bytes, b.name AS backing,
          c.alloc_ns, c.alloc_tid, c.free_ns, c.stack_id, c.process_id,
-         f.name AS fate, k.name AS call, c.free_tid, c.realloc_from
+         f.name AS fate, k.name AS call, c.free_tid, c.released_ns, c.realloc_from
   FROM chunk c
   JOIN process p USING (process_id)
   JOIN backing b ON b.code = c.backing

@@ -5,8 +5,9 @@
 # committed stays readable.
 . "$(dirname "$0")/lib.sh"
 DB=$TMP/dead.db
-# mt-stress allocates for a while; its output says it finished
-"$HEAPPROF" run -o "$DB" "$PROGS/mt-stress" 2 6 >"$TMP/out" 2>&1 &
+# mt-stress allocates for a while (seconds, recorded); its output says it
+# finished
+"$HEAPPROF" run -o "$DB" "$PROGS/mt-stress" 2 100 >"$TMP/out" 2>&1 &
 hp=$!
 sleep 0.5
 kill -9 $hp

@@ -15,13 +15,16 @@ check "six process images" 6 "$(q "$DB" 'SELECT count(*) FROM processes')"
 root=$(q "$DB" 'SELECT process_id FROM process WHERE parent_id IS NULL AND exec_from IS NULL')
 check "the root image is the first and the only one without a parent" 1 "$root"
 check "the root started four children, two by fork (a fork point)" "4|2" \
-	"$(q "$DB" "SELECT count(*), sum(fork_seq IS NOT NULL) FROM process WHERE parent_id = $root")"
+	"$(q "$DB" "SELECT count(*), sum(fork_ns IS NOT NULL) FROM process WHERE parent_id = $root")"
+check "each fork point is in the parent's life, before the child's start" 2 \
+	"$(q "$DB" "SELECT count(*) FROM process c JOIN process p ON p.process_id = c.parent_id
+		WHERE c.fork_ns BETWEEN p.started_ns AND c.started_ns")"
 role() { # images whose chunks are all 1000+K bytes: their count
 	echo "SELECT count(*) FROM process p WHERE (SELECT min(size) FROM chunk c WHERE c.process_id = p.process_id AND size BETWEEN 1001 AND 1004) = $((1000 + $1))"
 }
 check "root allocated k=1" 1 "$(q "$DB" "$(role 1)")"
 check "the forked child k=2 exited 3, linked to the root with its fork point" "exit|3|1|1" \
-	"$(q "$DB" "SELECT end_reason, exit_status, parent_id, fork_seq > 0 FROM process p WHERE EXISTS (SELECT 1 FROM chunk c WHERE c.process_id = p.process_id AND size = 1002)")"
+	"$(q "$DB" "SELECT end_reason, exit_status, parent_id, fork_ns > 0 FROM process p WHERE EXISTS (SELECT 1 FROM chunk c WHERE c.process_id = p.process_id AND size = 1002)")"
 check "k=2 image has exactly its 2 chunks of 1002" 2 "$(q "$DB" 'SELECT count(*) FROM chunk WHERE size = 1002')"
 check "the forked child k=3 ended by exec" "exec" \
 	"$(q "$DB" "SELECT end_reason FROM process p WHERE EXISTS (SELECT 1 FROM chunk c WHERE c.process_id = p.process_id AND size = 1003)")"
@@ -29,6 +32,8 @@ check "three leaf images, each 4 chunks of 1004" "3|12" \
 	"$(q "$DB" "SELECT count(DISTINCT process_id), count(*) FROM chunk WHERE size = 1004")"
 check "one leaf replaced the k=3 image by exec (same pid)" 1 \
 	"$(q "$DB" "SELECT count(*) FROM process l JOIN process o ON l.exec_from = o.process_id WHERE l.pid = o.pid AND EXISTS (SELECT 1 FROM chunk c WHERE c.process_id = l.process_id AND size = 1004)")"
+check "the image replaced by exec ends when the new one starts" 1 \
+	"$(q "$DB" "SELECT count(*) FROM process l JOIN process o ON l.exec_from = o.process_id WHERE o.ended_ns = l.started_ns")"
 check "leaves exited 4" "4|4|4" \
 	"$(q "$DB" "SELECT group_concat(exit_status, '|') FROM (SELECT DISTINCT p.process_id, p.exit_status FROM process p JOIN chunk c USING (process_id) WHERE c.size = 1004)")"
 check "the root exited 0" "exit|0" "$(q "$DB" "SELECT end_reason, exit_status FROM process WHERE process_id = $root")"

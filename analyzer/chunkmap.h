@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * chunkmap.h - chunks by address, for the collector: the chunks of one
+ * process image whose rows are not written yet (live, or freed into a
+ * cache where they still occupy the heap).
+ *
+ * A hash of the address would scatter neighbours: every lookup a cache
+ * miss, which at millions of chunks a second was the collector's largest
+ * cost after SQLite. The program reuses what it freed last, so the index
+ * keeps the heap's locality instead: a table per 64 KiB of address space
+ * with one slot per 32 bytes (chunks are at least 32 bytes apart), holding
+ * an index into a pool of entries that are reused last-freed-first.
+ * Entry pointers stay valid until the entry is removed.
+ */
+#ifndef HEAPPROF_CHUNKMAP_H
+#define HEAPPROF_CHUNKMAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct chunk_entry {
+	uint64_t addr; /* 0: not in use */
+	uint64_t size, chunk_bytes;
+	int64_t alloc_ns, free_ns, released_ns;
+	int64_t stack_id;
+	int64_t realloc_from;      /* chunk id of the chunk a moving realloc replaced */
+	int64_t row_id;            /* >0: the row is written (its chunk id) */
+	uint32_t link;             /* realloc partner not written yet: entry index + 1 */
+	int32_t alloc_tid, free_tid;
+	uint8_t backing, call, fate;
+	bool cached;               /* freed, still occupying the heap */
+};
+
+struct chunkmap;
+
+struct chunkmap *chunkmap_new(void);
+void chunkmap_free(struct chunkmap *m);
+
+/* The entry in the slot `addr` falls in: the chunk at `addr`, or another
+ * one that overlaps it (a chunk whose end was never seen), or NULL. */
+struct chunk_entry *chunkmap_slot(struct chunkmap *m, uint64_t addr);
+
+/* A new entry for `addr`, whose slot must be empty. Its fields are zero
+ * but addr. */
+struct chunk_entry *chunkmap_add(struct chunkmap *m, uint64_t addr);
+
+void chunkmap_remove(struct chunkmap *m, struct chunk_entry *e);
+
+/* Entries by index (for links between entries); 0 is none. */
+uint32_t chunkmap_index(const struct chunkmap *m, const struct chunk_entry *e);
+struct chunk_entry *chunkmap_at(struct chunkmap *m, uint32_t index);
+
+size_t chunkmap_count(const struct chunkmap *m);
+
+/* Each entry in use, in no particular order: start with *cursor = 0. */
+struct chunk_entry *chunkmap_next(struct chunkmap *m, uint32_t *cursor);
+
+#endif
