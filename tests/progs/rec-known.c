@@ -8,6 +8,9 @@
  * site_c: one 200 KiB malloc (mmap backing) and one 40 KiB (brk), freed
  * site_d: a realloc that stays in place and one that moves
  * site_e: memalign(4096, 1000), live
+ * site_f: 2 x malloc(48), live: the tcache hands back two of site_a's
+ *         chunks (the 7 it freed first went to the tcache, the other 53
+ *         to a fastbin, which site_c's big malloc consolidated)
  * Exit status 7. The lines of the calls are marked SITE_x for the test.
  */
 #include <malloc.h>
@@ -72,6 +75,13 @@ site_e(void)
 	keep[nkeep++] = memalign(4096, 1000); /* SITE_E */
 }
 
+__attribute__((noinline)) static void
+site_f(void)
+{
+	for (int i = 0; i < 2; i++)
+		keep[nkeep++] = malloc(48); /* SITE_F */
+}
+
 int
 main(void)
 {
@@ -80,6 +90,7 @@ main(void)
 	site_c();
 	site_d();
 	site_e();
+	site_f();
 	printf("kept %d\n", nkeep);
 	return 7;
 }
