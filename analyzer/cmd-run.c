@@ -376,10 +376,11 @@ summary(const char *db_path, const struct collect_stats *s)
 	char peak[32], leak[32];
 
 	fprintf(stderr,
-		"heapprof: %lld process%s, %lld chunks, peak live %s, leaked %s in %llu chunks\n",
+		"heapprof: %lld process%s, %lld chunk%s, peak live %s, leaked %s in %llu chunk%s\n",
 		(long long)s->images, s->images == 1 ? "" : "es", (long long)s->chunks,
-		fmt_size(peak, sizeof(peak), s->peak_live_bytes),
-		fmt_size(leak, sizeof(leak), s->leaked_bytes), (unsigned long long)s->leaked_chunks);
+		s->chunks == 1 ? "" : "s", fmt_size(peak, sizeof(peak), s->peak_live_bytes),
+		fmt_size(leak, sizeof(leak), s->leaked_bytes), (unsigned long long)s->leaked_chunks,
+		s->leaked_chunks == 1 ? "" : "s");
 	if (s->dropped || s->truncated)
 		fprintf(stderr, "heapprof: incomplete: %llu events dropped, %llu records truncated\n",
 			(unsigned long long)s->dropped, (unsigned long long)s->truncated);

@@ -1,12 +1,18 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# scripts/quickstart.sh - install what is missing, build, and run the
-# bundled example: a program whose heap stays ~40 MiB after it freed
-# everything but one 100-byte string, under heapprof's allocator, printing
-# glibc-style malloc_stats() (the same numbers glibc prints natively).
+# scripts/quickstart.sh - install what is missing, build, and run the main
+# job on the bundled example: `heapprof run` on a program whose heap stays
+# ~40 MiB after it freed everything but one 100-byte string, then the first
+# questions a user asks of the database, with the sqlite3 shell.
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/deps.sh
 sh scripts/build.sh build
-echo "== build/tests/pin-demo under LD_PRELOAD=build/preload/libheapprof.so"
-LD_PRELOAD="$PWD/build/preload/libheapprof.so" build/tests/pin-demo
+db=build/pin-demo.db
+echo "== build/analyzer/heapprof run -o $db --force build/tests/pin-demo"
+build/analyzer/heapprof run -o "$db" --force build/tests/pin-demo
+for q in chunks-by-backing largest-live-chunks; do
+	echo
+	echo "== sqlite3 $db < schema/examples/$q.sql"
+	sqlite3 -header -column "$db" <"schema/examples/$q.sql"
+done
