@@ -139,7 +139,7 @@ struct image {
 	struct module_in *mods;
 	size_t nmods;
 	struct thread_in *threads;
-	size_t nthreads;
+	size_t nthreads, last_thread;
 	uint64_t events;
 };
 
@@ -164,6 +164,7 @@ struct collector {
 	size_t nimages;
 	struct gstack **gstacks;
 	int64_t next_stack_id, next_chunk_id, next_process_id;
+	uint64_t scanned_at; /* last look at the spool directory */
 	uint64_t events, chunks, dropped, truncated;
 	uint64_t leaked_bytes, leaked_chunks, peak_live;
 };
@@ -433,9 +434,12 @@ ring_publish(struct ring_in *r)
 static struct thread_in *
 thread_of(struct image *im, int32_t tid)
 {
+	if (im->last_thread < im->nthreads && im->threads[im->last_thread].tid == tid)
+		return &im->threads[im->last_thread];
 	for (size_t i = 0; i < im->nthreads; i++)
 		if (im->threads[i].tid == tid)
-			return &im->threads[i];
+			return &im->threads[im->last_thread = i];
+	im->last_thread = im->nthreads;
 	im->threads = xrealloc(im->threads, (im->nthreads + 1) * sizeof(*im->threads));
 	im->threads[im->nthreads] = (struct thread_in){ tid, 0, 0, 0 };
 	return &im->threads[im->nthreads++];
@@ -1045,8 +1049,18 @@ bool
 collect_poll(struct collector *c)
 {
 	bool any = false;
+	uint64_t now = mono_ns();
 
-	scan_spool(c);
+	/* New processes are looked for every few ms (a directory read);
+	 * new rings of known ones every time (a load from their file). */
+	if (now - c->scanned_at >= 5000000ULL) {
+		scan_spool(c);
+		c->scanned_at = now;
+	} else {
+		for (size_t i = 0; i < c->nimages; i++)
+			if (!c->images[i]->finished)
+				scan_rings(c, c->images[i]);
+	}
 	for (size_t i = 0; i < c->nimages; i++) {
 		struct image *im = c->images[i];
 
