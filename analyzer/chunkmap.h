@@ -30,6 +30,9 @@ struct chunk_entry {
 	int32_t alloc_tid, free_tid;
 	uint8_t backing, call, fate;
 	bool cached;               /* freed, still occupying the heap */
+	/* the replay's (replay.c): what occupies the address, and its row */
+	uint8_t kind;
+	const void *ref;
 };
 
 struct chunkmap;

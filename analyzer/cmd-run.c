@@ -34,6 +34,7 @@
 #include "collect.h"
 #include "db.h"
 #include "events.h"
+#include "load.h"
 #include "util.h"
 
 #ifndef HP_LIBDIR
@@ -370,6 +371,36 @@ collect_until_done(struct collector *col, pid_t root)
 	return root_status;
 }
 
+/* "function (file:line)" of a stack's innermost frame, from the finished
+ * database. */
+static const char *
+pin_site(const char *db_path, int64_t stack_id, char *buf, size_t cap)
+{
+	static char site[512];
+	char err[256];
+	struct ld_db *db;
+	struct ld_frame f;
+
+	(void)buf;
+	(void)cap;
+	snprintf(site, sizeof(site), "the allocator's own memory");
+	if (stack_id <= 0 || !(db = ld_open(db_path, err, sizeof(err))))
+		return site;
+	if (ld_stack(db, stack_id, &f, 1) == 1) {
+		if (f.file && f.line > 0) {
+			const char *slash = strrchr(f.file, '/');
+			snprintf(site, sizeof(site), "%s (%s:%lld)", f.function ? f.function : "??",
+				 slash ? slash + 1 : f.file, (long long)f.line);
+		} else {
+			const char *m = f.module ? strrchr(f.module, '/') : NULL;
+			snprintf(site, sizeof(site), "%s (%s)", f.function ? f.function : "??",
+				 m ? m + 1 : f.module ? f.module : "?");
+		}
+	}
+	ld_close(db);
+	return site;
+}
+
 static void
 summary(const char *db_path, const struct collect_stats *s)
 {
@@ -384,7 +415,25 @@ summary(const char *db_path, const struct collect_stats *s)
 	if (s->dropped || s->truncated)
 		fprintf(stderr, "heapprof: incomplete: %llu events dropped, %llu records truncated\n",
 			(unsigned long long)s->dropped, (unsigned long long)s->truncated);
-	fprintf(stderr, "heapprof: wrote %s\n", db_path);
+	if (s->has_root) {
+		const struct db_summary *r = &s->root;
+		char a[32], b[32], c[32], d[32], e[32];
+		fprintf(stderr,
+			"heapprof: pid %lld at exit: heap extent %s, live %s, untrimmable %s "
+			"(malloc_trim(0) would return %s); worst untrimmable %s at %.3f s\n",
+			(long long)s->root_pid, fmt_size(a, sizeof(a), r->extent),
+			fmt_size(b, sizeof(b), r->live + r->mmap),
+			fmt_size(c, sizeof(c), r->untrimmable),
+			fmt_size(d, sizeof(d), r->trim_reclaimable),
+			fmt_size(e, sizeof(e), r->worst_untrimmable),
+			(double)(r->worst_ns - s->root_started_ns) / 1e9);
+		if (r->untrimmable && r->pin_bytes)
+			fprintf(stderr, "heapprof: top pin: %s, %s, from %s\n",
+				fmt_size(a, sizeof(a), r->pin_bytes), r->pin_state,
+				pin_site(db_path, r->pin_stack_id, b, sizeof(b)));
+	}
+	fprintf(stderr, "heapprof: wrote %s (heapprof report %s: pins, holes, stacks)\n", db_path,
+		db_path);
 }
 
 int

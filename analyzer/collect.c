@@ -31,11 +31,13 @@
 
 #include "chunkmap.h"
 #include "collect.h"
+#include "heapmodel.h"
 #include "events.h"
 #include "util.h"
 
 /* Wire values of hp_ev_free.fate and hp_ev_state.state (events.h). */
 enum { FATE_TCACHE = 1, FATE_FASTBIN = 2 };
+enum { HP_BACKING_MMAP_WIRE = 2 };
 enum { STATE_FREE = 0, STATE_CACHED = 1 };
 
 /* ---- images ---- */
@@ -132,7 +134,17 @@ struct image {
 	bool waited;
 	int exit_record_status;
 	bool has_exit_record;
-	struct chunkmap *chunks; /* chunks whose rows are not complete */
+	struct chunkmap *chunks; /* chunks whose rows are not complete, and the
+				  * ranges the allocator holds itself */
+	struct hm model;         /* the heaps they occupy */
+	bool modeled;            /* the model is whole (not a forked child's) */
+	bool has_summary;
+	struct db_summary summary; /* written at the end */
+	uint64_t worst_untrim, peak_extent;
+	int64_t worst_ns, peak_extent_ns, peak_live_ns;
+	struct tl_point *tl;     /* the timeline: every tl_step ns at most */
+	size_t ntl, tl_cap;
+	int64_t tl_step, tl_next;
 	uint64_t live_bytes, peak_live_bytes;
 	int64_t *stack_map; /* local stack id -> global */
 	size_t stack_cap;
@@ -141,6 +153,11 @@ struct image {
 	struct thread_in *threads;
 	size_t nthreads, last_thread;
 	uint64_t events;
+};
+
+struct tl_point {
+	int64_t ns;
+	uint64_t extent, live, cached, untrimmable;
 };
 
 /* A global stack: its frames as (image, offset). */
@@ -235,6 +252,9 @@ new_image(struct collector *c, const char *stem, struct hp_proc_file *proc)
 	im->start_ticks = proc->start_ticks;
 	im->next_seq = 1;
 	im->chunks = chunkmap_new();
+	hm_init(&im->model, im->chunks);
+	im->modeled = true;
+	im->tl_step = 1000000; /* 1 ms, doubled whenever the timeline fills */
 	im->process_id = c->next_process_id++;
 	im->pidfd = -1;
 	im->row.pid = im->pid;
@@ -505,6 +525,10 @@ on_process(struct collector *c, struct image *im, const struct hp_ev_process *ev
 	}
 	im->row.heap_start = (int64_t)ev->heap_start;
 	if (ev->flags & HP_PROC_FORKED) {
+		/* its heap is its parent's at the fork, which this image's
+		 * events do not show: no figures of its own (the reports
+		 * replay the parent's heap first) */
+		im->modeled = false;
 		struct image *parent = find_image(c, ev->ppid, ev->parent_serial);
 		if (parent) {
 			im->row.parent_id = parent->process_id;
@@ -612,6 +636,37 @@ on_unmodule(struct collector *c, struct image *im, const struct hp_ev_unmodule *
 		}
 }
 
+/* The heap model follows the map: an entry of kind HM_CHUNK occupies its
+ * heap; an mmap chunk (kind 0) is only counted. */
+static void
+model_add(struct image *im, struct chunk_entry *e)
+{
+	if (e->backing == HP_BACKING_MMAP_WIRE) {
+		e->kind = 0;
+		hm_mmap(&im->model, e->chunk_bytes, true);
+		return;
+	}
+	e->kind = HM_CHUNK;
+	if (!hm_occupy(&im->model, e))
+		e->kind = 0;
+}
+
+static void
+model_remove(struct image *im, struct chunk_entry *e)
+{
+	if (e->kind != 0)
+		hm_vacate(&im->model, e);
+	else if (e->backing == HP_BACKING_MMAP_WIRE && !e->free_ns)
+		hm_mmap(&im->model, e->chunk_bytes, false);
+	e->kind = 0;
+}
+
+static bool
+is_range(const struct chunk_entry *e)
+{
+	return e->kind == HM_RANGE_CACHED || e->kind == HM_RANGE_OWN;
+}
+
 /* Write the chunk's row; its id is given now, rows are appended in the
  * order they are written. */
 static int64_t
@@ -652,6 +707,7 @@ release_chunk(struct collector *c, struct image *im, struct chunk_entry *e)
 		e->released_ns = im->now;
 		write_chunk(c, im, e);
 	}
+	model_remove(im, e);
 	chunkmap_remove(im->chunks, e);
 }
 
@@ -660,6 +716,8 @@ release_chunk(struct collector *c, struct image *im, struct chunk_entry *e)
 static void
 free_chunk(struct image *im, struct chunk_entry *e, int32_t tid, int fate)
 {
+	if (e->backing == HP_BACKING_MMAP_WIRE)
+		hm_mmap(&im->model, e->chunk_bytes, false);
 	e->free_ns = im->now;
 	e->free_tid = tid;
 	e->fate = (uint8_t)fate;
@@ -673,12 +731,17 @@ on_alloc(struct collector *c, struct image *im, const struct hp_ev_alloc *ev)
 	struct thread_in *t = thread_of(im, ev->h.tid);
 
 	if (e) {
-		if (e->cached) {
+		if (is_range(e)) {
+			/* free space the allocator cached, handed out */
+			model_remove(im, e);
+			chunkmap_remove(im->chunks, e);
+		} else if (e->cached) {
 			release_chunk(c, im, e); /* reused */
 		} else {
 			/* never freed as far as we know, or overlapped: it ends here */
 			free_chunk(im, e, ev->h.tid, 0);
 			write_chunk(c, im, e);
+			model_remove(im, e);
 			chunkmap_remove(im->chunks, e);
 		}
 	}
@@ -694,10 +757,13 @@ on_alloc(struct collector *c, struct image *im, const struct hp_ev_alloc *ev)
 		e->realloc_from = t->realloc_from;
 		t->realloc_from = 0;
 	}
+	model_add(im, e);
 	c->chunks++;
 	im->live_bytes += ev->chunk_bytes;
-	if (im->live_bytes > im->peak_live_bytes)
+	if (im->live_bytes > im->peak_live_bytes) {
 		im->peak_live_bytes = im->live_bytes;
+		im->peak_live_ns = im->now;
+	}
 }
 
 static void
@@ -705,7 +771,7 @@ on_free(struct collector *c, struct image *im, const struct hp_ev_free *ev)
 {
 	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
 
-	if (e == NULL || e->addr != ev->chunk || e->cached) {
+	if (e == NULL || e->addr != ev->chunk || e->cached || is_range(e)) {
 		/* allocated before this image existed: inherited by fork */
 		db_heap_event(c->db, im->process_id, im->now, 7, ev->chunk, ev->chunk_bytes,
 			      ev->fate, true);
@@ -715,12 +781,15 @@ on_free(struct collector *c, struct image *im, const struct hp_ev_free *ev)
 	if (ev->fate == FATE_TCACHE || ev->fate == FATE_FASTBIN) {
 		/* still occupies the heap: the row waits for the release, unless
 		 * the realloc moving it needs its id now */
+		if (e->kind)
+			hm_to_cached(&im->model, e);
 		e->cached = true;
 		if (ev->realloc)
 			thread_of(im, ev->h.tid)->realloc_from = write_chunk(c, im, e);
 		return;
 	}
 	int64_t id = write_chunk(c, im, e);
+	model_remove(im, e);
 	chunkmap_remove(im->chunks, e);
 	if (ev->realloc)
 		thread_of(im, ev->h.tid)->realloc_from = id;
@@ -731,11 +800,15 @@ on_resize(struct collector *c, struct image *im, const struct hp_ev_resize *ev)
 {
 	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
 
-	if (e && e->addr == ev->chunk && !e->cached) {
+	if (e && e->addr == ev->chunk && !e->cached && !is_range(e)) {
 		im->live_bytes += ev->new_bytes - e->chunk_bytes;
-		if (im->live_bytes > im->peak_live_bytes)
+		if (im->live_bytes > im->peak_live_bytes) {
 			im->peak_live_bytes = im->live_bytes;
+			im->peak_live_ns = im->now;
+		}
 		e->size = ev->size;
+		if (e->kind)
+			hm_resize(&im->model, e, ev->new_bytes);
 		e->chunk_bytes = ev->new_bytes;
 	}
 	db_heap_event(c->db, im->process_id, im->now, 6, ev->chunk, ev->new_bytes,
@@ -751,7 +824,7 @@ on_state(struct collector *c, struct image *im, const struct hp_ev_state *ev)
 {
 	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
 
-	if (e && e->addr == ev->chunk && e->cached) {
+	if (e && e->addr == ev->chunk && e->cached && !is_range(e)) {
 		if (ev->state == STATE_FREE) {
 			release_chunk(c, im, e);
 			return;
@@ -759,7 +832,55 @@ on_state(struct collector *c, struct image *im, const struct hp_ev_state *ev)
 		if (ev->state == STATE_CACHED)
 			return; /* moved between caches: still cached */
 	}
+	/* the model keeps the allocator's own ranges too */
+	if (e && e->addr == ev->chunk && is_range(e)) {
+		if (ev->state == STATE_FREE) {
+			model_remove(im, e);
+			chunkmap_remove(im->chunks, e);
+		} else if (ev->state == STATE_CACHED) {
+			hm_to_cached(&im->model, e);
+		}
+	} else if (!e && ev->state != STATE_FREE) {
+		e = chunkmap_add(im->chunks, ev->chunk);
+		e->chunk_bytes = ev->bytes;
+		e->kind = ev->state == STATE_CACHED ? HM_RANGE_CACHED : HM_RANGE_OWN;
+		e->cached = ev->state == STATE_CACHED;
+		if (!hm_occupy(&im->model, e))
+			chunkmap_remove(im->chunks, e);
+	}
 	db_heap_event(c->db, im->process_id, im->now, 5, ev->chunk, ev->bytes, ev->state, true);
+}
+
+/* After each record: the run's worst and peak, and the timeline. */
+static void
+model_track(struct image *im)
+{
+	const struct hm *m = &im->model;
+
+	if (m->untrim > im->worst_untrim) {
+		im->worst_untrim = m->untrim;
+		im->worst_ns = im->now;
+	}
+	if (m->extent > im->peak_extent) {
+		im->peak_extent = m->extent;
+		im->peak_extent_ns = im->now;
+	}
+	if (im->now < im->tl_next)
+		return;
+	if (im->ntl == 4096) {
+		/* keep every other point, sample half as often */
+		for (size_t i = 0; i < im->ntl / 2; i++)
+			im->tl[i] = im->tl[2 * i];
+		im->ntl /= 2;
+		im->tl_step *= 2;
+	}
+	if (im->ntl == im->tl_cap) {
+		im->tl_cap = im->tl_cap ? im->tl_cap * 2 : 256;
+		im->tl = xrealloc(im->tl, im->tl_cap * sizeof(*im->tl));
+	}
+	im->tl[im->ntl++] = (struct tl_point){ im->now, m->extent, m->live + m->mmap, m->cached,
+					       m->untrim };
+	im->tl_next = im->now + im->tl_step;
 }
 
 static void
@@ -801,12 +922,17 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 		break;
 	case HP_EV_BRK: {
 		const struct hp_ev_brk *b = (const void *)e;
+		hm_brk(&im->model, b->old_brk, b->new_brk);
 		db_heap_event(c->db, im->process_id, ns, 1, b->old_brk, b->new_brk, 0, false);
 		break;
 	}
 	case HP_EV_MAP:
 	case HP_EV_UNMAP: {
 		const struct hp_ev_map *m = (const void *)e;
+		if (m->kind == HP_MAP_HEAP && HP_EV_TYPE(e->word) == HP_EV_MAP)
+			hm_map_heap(&im->model, m->addr, m->len);
+		else if (m->kind == HP_MAP_HEAP)
+			hm_unmap_heap(&im->model, m->addr, m->len);
 		db_heap_event(c->db, im->process_id, ns, HP_EV_TYPE(e->word) == HP_EV_MAP ? 2 : 3,
 			      m->addr, m->len, m->kind, true);
 		break;
@@ -833,6 +959,7 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 	default: /* FORK, DROPS: nothing to store */
 		break;
 	}
+	model_track(im);
 }
 
 /*
@@ -964,6 +1091,51 @@ set_end(struct collector *c, struct image *im)
 	}
 }
 
+/* The figures of the image's heaps at its end and over its run. */
+static void
+write_summary(struct collector *c, struct image *im)
+{
+	struct hm *m = &im->model;
+	struct chunk_entry *pin = hm_top_pin(m);
+	struct db_summary *x = &im->summary;
+	uint64_t held = m->extent + m->mmap, used = m->live + m->mmap;
+
+	*x = (struct db_summary){
+		.process_id = im->process_id,
+		.extent = m->extent,
+		.live = m->live,
+		.cached = m->cached,
+		.allocator = m->own,
+		.top_free = hm_top_free(m),
+		.untrimmable = m->untrim,
+		.trim_reclaimable = hm_trim_reclaimable(m),
+		.mmap = m->mmap,
+		.retained = held > used ? held - used : 0,
+		.peak_live = im->peak_live_bytes,
+		.peak_live_ns = im->peak_live_ns,
+		.peak_extent = im->peak_extent,
+		.peak_extent_ns = im->peak_extent_ns,
+		.worst_untrimmable = im->worst_untrim,
+		.worst_ns = im->worst_ns,
+	};
+	if (pin) {
+		x->pin_address = pin->addr;
+		x->pin_bytes = pin->chunk_bytes;
+		x->pin_state = pin->kind == HM_RANGE_OWN ? "allocator"
+			       : pin->cached		? "cached"
+							: "live";
+		x->pin_stack_id = pin->kind == HM_CHUNK ? pin->stack_id : 0;
+	}
+	db_summary(c->db, x);
+	for (size_t i = 0; i < im->ntl; i++)
+		db_timeline(c->db, im->process_id, im->tl[i].ns, im->tl[i].extent, im->tl[i].live,
+			    im->tl[i].cached, im->tl[i].untrimmable);
+	if (!im->ntl || im->tl[im->ntl - 1].ns != im->now)
+		db_timeline(c->db, im->process_id, im->now, m->extent, m->live + m->mmap, m->cached,
+			    m->untrim);
+	im->has_summary = true;
+}
+
 static void
 finish_image(struct collector *c, struct image *im)
 {
@@ -980,7 +1152,7 @@ finish_image(struct collector *c, struct image *im)
 	 * written already. */
 	uint32_t cursor = 0;
 	for (struct chunk_entry *e; (e = chunkmap_next(im->chunks, &cursor));) {
-		if (e->row_id)
+		if (e->row_id || is_range(e))
 			continue;
 		if (!e->cached) {
 			c->leaked_chunks++;
@@ -991,6 +1163,8 @@ finish_image(struct collector *c, struct image *im)
 	for (size_t i = 0; i < im->nthreads; i++)
 		db_thread(c->db, im->process_id, im->threads[i].tid, im->threads[i].started_ns,
 			  im->threads[i].ended_ns);
+	if (im->modeled)
+		write_summary(c, im);
 	if (im->peak_live_bytes > c->peak_live)
 		c->peak_live = im->peak_live_bytes;
 	c->dropped += im->proc->dropped_events;
@@ -1005,8 +1179,11 @@ finish_image(struct collector *c, struct image *im)
 	free(im->rings);
 	im->rings = NULL;
 	im->nrings = 0;
+	hm_free(&im->model);
 	chunkmap_free(im->chunks);
 	im->chunks = NULL;
+	free(im->tl);
+	im->tl = NULL;
 	if (im->pidfd >= 0)
 		close(im->pidfd);
 	im->pidfd = -1;
@@ -1143,15 +1320,14 @@ collect_finish(struct collector *c)
 		}
 }
 
-void
-collect_root_exit(const struct collector *c, int *status, int *signal)
+/* The last image of the root's exec chain (the root: neither forked nor
+ * exec'd from a recorded image), or NULL. */
+static const struct image *
+root_end(const struct collector *c)
 {
-	*status = *signal = -1;
 	for (size_t i = 0; i < c->nimages; i++) {
 		const struct image *im = c->images[i];
-		/* the root: neither forked nor exec'd from a recorded image;
-		 * follow its exec chain to the last image */
-		if (im->row.parent_id)
+		if (im->row.parent_id || im->row.exec_from)
 			continue;
 		const struct image *end = im;
 		for (bool moved = true; moved;) {
@@ -1162,10 +1338,18 @@ collect_root_exit(const struct collector *c, int *status, int *signal)
 					moved = true;
 				}
 		}
-		*status = (int)end->row.exit_status;
-		*signal = (int)end->row.exit_signal;
-		return;
+		return end;
 	}
+	return NULL;
+}
+
+void
+collect_root_exit(const struct collector *c, int *status, int *signal)
+{
+	const struct image *end = root_end(c);
+
+	*status = end ? (int)end->row.exit_status : -1;
+	*signal = end ? (int)end->row.exit_signal : -1;
 }
 
 void
@@ -1179,6 +1363,14 @@ collect_stats(const struct collector *c, struct collect_stats *s)
 	s->peak_live_bytes = c->peak_live;
 	s->leaked_bytes = c->leaked_bytes;
 	s->leaked_chunks = c->leaked_chunks;
+	s->has_root = false;
+	const struct image *end = root_end(c);
+	if (end && end->has_summary) {
+		s->has_root = true;
+		s->root = end->summary;
+		s->root_pid = end->pid;
+		s->root_started_ns = end->row.started_ns;
+	}
 }
 
 void

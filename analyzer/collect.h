@@ -49,6 +49,10 @@ struct collect_stats {
 	uint64_t images, events, chunks, dropped, truncated;
 	uint64_t peak_live_bytes; /* largest live bytes of any one image */
 	uint64_t leaked_bytes, leaked_chunks;
+	/* the heaps of the root process (the last image of its exec chain) */
+	bool has_root;
+	struct db_summary root;
+	int64_t root_pid, root_started_ns;
 };
 void collect_stats(const struct collector *c, struct collect_stats *s);
 

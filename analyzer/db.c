@@ -36,6 +36,8 @@ enum {
 	S_EVENT_ROWS,
 	S_CHUNK_RELEASED,
 	S_META,
+	S_SUMMARY,
+	S_TIMELINE,
 	S_COUNT
 };
 
@@ -63,6 +65,9 @@ static const char *const stmt_sql[S_COUNT] = {
 			 "SELECT * FROM hp_event_rows",
 	[S_CHUNK_RELEASED] = "UPDATE chunk SET released_ns = ?2 WHERE chunk_id = ?1",
 	[S_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+	[S_SUMMARY] = "INSERT OR REPLACE INTO heap_summary VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
+		      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+	[S_TIMELINE] = "INSERT OR REPLACE INTO heap_timeline VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 };
 
 /* ---- bulk rows: arrays read by a virtual table ---- */
@@ -244,6 +249,8 @@ enum op {
 	OP_STACK,
 	OP_RELEASED,
 	OP_META,
+	OP_SUMMARY,
+	OP_TIMELINE,
 };
 
 struct batch {
@@ -542,6 +549,22 @@ run_ops(struct db *db, const struct buf *ops)
 			bind_str(s, 1, &r);
 			bind_str(s, 2, &r);
 			step(db, S_META, "meta");
+			break;
+		case OP_SUMMARY:
+			s = db->s[S_SUMMARY];
+			for (int i = 1; i <= 16; i++)
+				bind_get_opt(s, i, &r);
+			bind_get_opt(s, 17, &r);
+			bind_get_opt(s, 18, &r);
+			bind_str(s, 19, &r);
+			bind_get_opt(s, 20, &r);
+			step(db, S_SUMMARY, "heap_summary");
+			break;
+		case OP_TIMELINE:
+			s = db->s[S_TIMELINE];
+			for (int i = 1; i <= 6; i++)
+				sqlite3_bind_int64(s, i, get_i64(&r));
+			step(db, S_TIMELINE, "heap_timeline");
 			break;
 		default:
 			set_error(db, "internal: bad batch operation");
@@ -896,6 +919,44 @@ db_stack(struct db *db, int64_t stack_id, unsigned depth, const int64_t *image_i
 		put_opt(o, image_ids[i], image_ids[i] > 0);
 		put_i64(o, (int64_t)offsets[i]);
 	}
+}
+
+void
+db_summary(struct db *db, const struct db_summary *x)
+{
+	struct buf *o = &db->cur->ops;
+	const uint64_t v[] = { x->extent,	    x->live,	     x->cached, x->allocator,
+			       x->top_free,	    x->untrimmable,  x->trim_reclaimable,
+			       x->mmap,		    x->retained,     x->peak_live };
+
+	put_op(db, OP_SUMMARY);
+	put_opt(o, x->process_id, true);
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		put_opt(o, (int64_t)v[i], true);
+	put_opt(o, x->peak_live_ns, x->peak_live_ns > 0);
+	put_opt(o, (int64_t)x->peak_extent, true);
+	put_opt(o, x->peak_extent_ns, x->peak_extent_ns > 0);
+	put_opt(o, (int64_t)x->worst_untrimmable, true);
+	put_opt(o, x->worst_ns, x->worst_ns > 0);
+	put_opt(o, (int64_t)x->pin_address, x->pin_bytes > 0);
+	put_opt(o, (int64_t)x->pin_bytes, x->pin_bytes > 0);
+	put_str(o, x->pin_bytes > 0 ? x->pin_state : NULL);
+	put_opt(o, x->pin_stack_id, x->pin_bytes > 0 && x->pin_stack_id > 0);
+}
+
+void
+db_timeline(struct db *db, int64_t process_id, int64_t ns, uint64_t extent, uint64_t live,
+	    uint64_t cached, uint64_t untrimmable)
+{
+	struct buf *o = &db->cur->ops;
+
+	put_op(db, OP_TIMELINE);
+	put_i64(o, process_id);
+	put_i64(o, ns);
+	put_i64(o, (int64_t)extent);
+	put_i64(o, (int64_t)live);
+	put_i64(o, (int64_t)cached);
+	put_i64(o, (int64_t)untrimmable);
 }
 
 void

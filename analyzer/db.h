@@ -83,6 +83,21 @@ void db_chunk_released(struct db *db, int64_t chunk_id, int64_t ns);
 void db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t address,
 		   uint64_t bytes, int64_t value, bool has_value);
 
+struct db_summary {
+	int64_t process_id;
+	uint64_t extent, live, cached, allocator, top_free, untrimmable, trim_reclaimable;
+	uint64_t mmap, retained;
+	uint64_t peak_live, peak_extent, worst_untrimmable;
+	int64_t peak_live_ns, peak_extent_ns, worst_ns;
+	uint64_t pin_address, pin_bytes;   /* pin_bytes 0: no pin */
+	const char *pin_state;
+	int64_t pin_stack_id;
+};
+
+void db_summary(struct db *db, const struct db_summary *s);
+void db_timeline(struct db *db, int64_t process_id, int64_t ns, uint64_t extent, uint64_t live,
+		 uint64_t cached, uint64_t untrimmable);
+
 /* The last commit: indexes, symbolized frames (max_frames per stack),
  * views, meta complete=1, a self-contained file (journal_mode DELETE).
  * Returns 0, or -1 with a message in err. Closes the database. */

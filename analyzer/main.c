@@ -14,10 +14,17 @@ static void
 usage(FILE *f)
 {
 	fputs("usage: heapprof run [-o FILE] [--force] [--max-depth N] [--] PROGRAM [ARGS...]\n"
+	      "       heapprof report FILE [--pid PID] [--at exit|worst|peak|SECONDS]\n"
+	      "                            [--format text|json] [--top N] [--by function|stack]\n"
+	      "       heapprof check FILE [--pid PID] [--at exit|worst] [--max-untrimmable SIZE]\n"
+	      "                           [--max-retained SIZE] [--max-leaked SIZE] [--max-peak SIZE]\n"
 	      "       heapprof --version\n"
 	      "\n"
 	      "run      run PROGRAM with heapprof's allocator, record every chunk and its\n"
-	      "         call stack into a SQLite database (default heapprof.PROGRAM.PID.db)\n",
+	      "         call stack into a SQLite database (default heapprof.PROGRAM.PID.db)\n"
+	      "report   how much free memory each process cannot give back, the chunks that\n"
+	      "         pin it and the holes below them, with their call stacks\n"
+	      "check    the same figures against limits: exit 0 if all hold, 1 if not\n",
 	      f);
 }
 
@@ -32,6 +39,10 @@ main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(argv[1], "collect") == 0)
 		return cmd_collect(argc - 1, argv + 1);
+	if (strcmp(argv[1], "report") == 0)
+		return cmd_report(argc - 1, argv + 1);
+	if (strcmp(argv[1], "check") == 0)
+		return cmd_check(argc - 1, argv + 1);
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("heapprof %s\n", HP_VERSION);
 		return 0;

@@ -12,7 +12,48 @@
 -- the heap exactly.
 --
 -- The collector runs this file with the statements between the markers
--- "-- @tables" and "-- @indexes" first, loads the data, then runs the rest
+-- "-- @tables" and "-- What the collector computed of each process image's heaps while it loaded
+-- the recording: the figures at its end and over its run (words as in the
+-- README: extent, live, cached, top free, untrimmable, retained).
+-- `heapprof report` computes the same for any instant, with the pins and
+-- holes. A forked image has no row: its heap starts as its parent's at the
+-- fork, which only a replay of the parent shows (the reports do that).
+CREATE TABLE heap_summary (
+  process_id              INTEGER PRIMARY KEY REFERENCES process,
+  extent_bytes            INTEGER NOT NULL,  -- at the end: heap extent, all heaps
+  live_bytes              INTEGER NOT NULL,  -- live chunks in the heaps
+  cached_bytes            INTEGER NOT NULL,  -- freed chunks a tcache or fastbin holds
+  allocator_bytes         INTEGER NOT NULL,  -- the allocator's own bytes in the heaps
+  top_free_bytes          INTEGER NOT NULL,  -- free above the top pin: trimmable
+  untrimmable_bytes       INTEGER NOT NULL,  -- free below the top pin (holes)
+  trim_reclaimable_bytes  INTEGER NOT NULL,  -- of those, whole pages malloc_trim(0) returns
+  mmap_bytes              INTEGER NOT NULL,  -- live mmap chunks
+  retained_bytes          INTEGER NOT NULL,  -- extent + mmap - live - live mmap
+  peak_live_bytes         INTEGER NOT NULL,  -- the most live (heap and mmap) at once
+  peak_live_ns            INTEGER,           -- when
+  peak_extent_bytes       INTEGER NOT NULL,  -- the largest heap extent
+  peak_extent_ns          INTEGER,           -- when
+  worst_untrimmable_bytes INTEGER NOT NULL,  -- the most untrimmable bytes at once
+  worst_untrimmable_ns    INTEGER,           -- when
+  top_pin_address         INTEGER,           -- at the end: the top pin (NULL: none)
+  top_pin_bytes           INTEGER,           -- its chunk bytes
+  top_pin_state           TEXT,              -- live, cached, or allocator
+  top_pin_stack_id        INTEGER REFERENCES stack -- its allocation stack
+) STRICT;
+
+-- The same figures over time, at most every millisecond (more sparsely for
+-- long runs: at most ~4000 points an image).
+CREATE TABLE heap_timeline (
+  process_id        INTEGER NOT NULL REFERENCES process,
+  ns                INTEGER NOT NULL,  -- when
+  extent_bytes      INTEGER NOT NULL,
+  live_bytes        INTEGER NOT NULL,  -- live chunks, heap and mmap
+  cached_bytes      INTEGER NOT NULL,
+  untrimmable_bytes INTEGER NOT NULL,
+  PRIMARY KEY (process_id, ns)
+) STRICT;
+
+-- @indexes" first, loads the data, then runs the rest
 -- (indexes are built after the load).
 
 -- @tables

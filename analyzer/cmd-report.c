@@ -1,0 +1,660 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * cmd-report.c - `heapprof report` (the figures, pins and holes of each
+ * process at an instant, as text or JSON) and `heapprof check` (the same
+ * figures against limits: the CI gate).
+ *
+ * Exit status: report 0; check 0 if every limit holds, 1 if one does not;
+ * both 2 on bad usage or bad input.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "load.h"
+#include "replay.h"
+#include "util.h"
+
+#define MAX_FRAMES 64
+
+struct opts {
+	const char *file;
+	int64_t pid;
+	enum rp_at at;
+	int64_t at_ns;
+	const char *at_name;
+	bool json;
+	bool by_stack;
+	long top;
+	/* check */
+	uint64_t max[4];
+	bool has_max[4];
+};
+
+enum { L_UNTRIMMABLE, L_RETAINED, L_LEAKED, L_PEAK };
+static const char *const limit_name[] = { "untrimmable", "retained", "leaked", "peak" };
+static const char *const limit_flag[] = { "--max-untrimmable", "--max-retained", "--max-leaked",
+					  "--max-peak" };
+
+static void
+report_usage(FILE *f)
+{
+	fputs("usage: heapprof report FILE [--pid PID] [--at exit|worst|peak|SECONDS]\n"
+	      "                       [--format text|json] [--top N] [--by function|stack]\n",
+	      f);
+}
+
+static void
+check_usage(FILE *f)
+{
+	fputs("usage: heapprof check FILE [--pid PID] [--at exit|worst] [--max-untrimmable SIZE]\n"
+	      "                      [--max-retained SIZE] [--max-leaked SIZE] [--max-peak SIZE]\n",
+	      f);
+}
+
+/* SECONDS after the process started: "1.5", "2". */
+static bool
+parse_seconds(const char *s, int64_t *ns)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s || !((*s >= '0' && *s <= '9') || *s == '.'))
+		return false;
+	v = strtod(s, &end);
+	if (*end || v < 0 || v > 1e9)
+		return false;
+	*ns = (int64_t)(v * 1e9);
+	return true;
+}
+
+/* Parse the options; returns 0, or 2 after saying what is wrong. */
+static int
+parse(int argc, char **argv, struct opts *o, bool check)
+{
+	memset(o, 0, sizeof(*o));
+	o->at = RP_AT_EXIT;
+	o->at_name = "exit";
+	o->top = 10;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		long n;
+		int k;
+
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			(check ? check_usage : report_usage)(stdout);
+			exit(0);
+		}
+		if (a[0] != '-' || strcmp(a, "-") == 0) {
+			if (o->file) {
+				hp_error(a, "one database at a time");
+				return 2;
+			}
+			o->file = a;
+			continue;
+		}
+		if (!v) {
+			hp_error(a, "needs a value");
+			return 2;
+		}
+		i++;
+		if (strcmp(a, "--pid") == 0) {
+			if (!parse_long(v, 1, 1L << 30, &n)) {
+				hp_error(v, "not a pid");
+				return 2;
+			}
+			o->pid = n;
+		} else if (strcmp(a, "--at") == 0) {
+			o->at_name = v;
+			if (strcmp(v, "exit") == 0) {
+				o->at = RP_AT_EXIT;
+			} else if (strcmp(v, "worst") == 0) {
+				o->at = RP_AT_WORST;
+			} else if (!check && strcmp(v, "peak") == 0) {
+				o->at = RP_AT_PEAK;
+			} else if (!check && parse_seconds(v, &o->at_ns)) {
+				o->at = RP_AT_TIME;
+			} else {
+				hp_error(v, check ? "--at takes exit or worst"
+						  : "--at takes exit, worst, peak or seconds since start");
+				return 2;
+			}
+		} else if (!check && strcmp(a, "--format") == 0) {
+			if (strcmp(v, "json") == 0)
+				o->json = true;
+			else if (strcmp(v, "text") != 0) {
+				hp_error(v, "--format takes text or json");
+				return 2;
+			}
+		} else if (!check && strcmp(a, "--top") == 0) {
+			if (!parse_long(v, 0, 100000, &o->top)) {
+				hp_error(v, "--top takes a number, 0 to 100000");
+				return 2;
+			}
+		} else if (!check && strcmp(a, "--by") == 0) {
+			if (strcmp(v, "stack") == 0)
+				o->by_stack = true;
+			else if (strcmp(v, "function") != 0) {
+				hp_error(v, "--by takes function or stack");
+				return 2;
+			}
+		} else {
+			for (k = 0; check && k < 4; k++)
+				if (strcmp(a, limit_flag[k]) == 0)
+					break;
+			if (!check || k == 4) {
+				hp_error(a, "unknown option");
+				(check ? check_usage : report_usage)(stderr);
+				return 2;
+			}
+			if (!parse_size(v, &o->max[k])) {
+				hp_error(v, "not a size (bytes, or with K, M, G, KiB, MiB, GiB)");
+				return 2;
+			}
+			o->has_max[k] = true;
+		}
+	}
+	if (!o->file) {
+		(check ? check_usage : report_usage)(stderr);
+		return 2;
+	}
+	if (check && !o->has_max[0] && !o->has_max[1] && !o->has_max[2] && !o->has_max[3]) {
+		hp_error(o->file, "no limit to check (--max-untrimmable, --max-retained, ...)");
+		return 2;
+	}
+	return 0;
+}
+
+static struct rp_result *
+analyze(struct ld_db *db, struct ld_process *p, const struct opts *o, size_t timeline)
+{
+	struct rp_options ro = {
+		.at = o->at,
+		.at_ns = o->at_ns,
+		.top = (size_t)o->top,
+		.timeline_points = timeline,
+		.group = o->by_stack ? NULL : ld_group_function,
+		.group_arg = db,
+	};
+	return rp_analyze(&p->in, &ro);
+}
+
+/* ---- text ---- */
+
+static const char *
+base(const char *path)
+{
+	const char *s = path ? strrchr(path, '/') : NULL;
+	return s ? s + 1 : path;
+}
+
+/* "function (file:line)" of a frame, into buf. */
+static const char *
+frame_text(char *buf, size_t cap, const struct ld_frame *f)
+{
+	if (f->file && f->line > 0)
+		snprintf(buf, cap, "%s (%s:%lld)", f->function ? f->function : "??", base(f->file),
+			 (long long)f->line);
+	else if (f->function)
+		snprintf(buf, cap, "%s (%s)", f->function, f->module ? base(f->module) : "?");
+	else
+		snprintf(buf, cap, "?? (%s)", f->module ? base(f->module) : "?");
+	return buf;
+}
+
+/* The innermost frame of a stack, as text. */
+static const char *
+site_text(struct ld_db *db, int64_t stack_id, char *buf, size_t cap)
+{
+	struct ld_frame f;
+
+	if (stack_id <= 0 || ld_stack(db, stack_id, &f, 1) == 0) {
+		snprintf(buf, cap, "(no stack recorded)");
+		return buf;
+	}
+	return frame_text(buf, cap, &f);
+}
+
+static const char *
+state_name(uint8_t state)
+{
+	return state == RP_LIVE ? "live" : state == RP_CACHED ? "cached" : "allocator";
+}
+
+static double
+secs(int64_t ns)
+{
+	return (double)ns / 1e9;
+}
+
+static void
+text_line(const char *what, uint64_t bytes, const char *extra)
+{
+	char b[32];
+	printf("  %-16s %12s%s%s\n", what, fmt_size(b, sizeof(b), bytes), extra ? "  " : "",
+	       extra ? extra : "");
+}
+
+/* The one sentence that says what would give the memory back. */
+static void
+advice(struct ld_db *db, const struct rp_result *r)
+{
+	char s[512], a[32], b[32];
+
+	if (r->at.untrimmable == 0) {
+		printf("  Nothing is pinned: every free byte of the heap is at its top, and free() "
+		       "trims it once it passes the trim threshold.\n");
+		return;
+	}
+	const struct rp_pin *p = r->npins ? &r->pins[0] : NULL;
+	fmt_size(a, sizeof(a), r->at.untrimmable);
+	fmt_size(b, sizeof(b), r->at.trim_reclaimable);
+	if (!p) {
+		printf("  %s of free memory is held below the top of the heap; malloc_trim(0) "
+		       "would return %s of it.\n",
+		       a, b);
+		return;
+	}
+	site_text(db, p->stack_id, s, sizeof(s));
+	if (p->state == RP_LIVE)
+		printf("  %s of free memory cannot be given back while the top pin, a %llu-byte "
+		       "chunk from %s, is live: freeing it (and the live chunks below it, in the "
+		       "order listed) lets free() trim the heap; malloc_trim(0) would return %s "
+		       "now.\n",
+		       a, (unsigned long long)p->bytes, s, b);
+	else if (p->state == RP_CACHED)
+		printf("  %s of free memory cannot be given back: the top pin is a %llu-byte chunk "
+		       "from %s that the program already freed but the allocator still caches "
+		       "(tcache or fastbin); it goes when a request of its size reuses it or the "
+		       "cache is flushed, and malloc_trim(0) would return %s now.\n",
+		       a, (unsigned long long)p->bytes, s, b);
+	else
+		printf("  %s of free memory cannot be given back: the allocator's own memory sits "
+		       "above it; malloc_trim(0) would return %s now.\n",
+		       a, b);
+}
+
+struct leak {
+	int64_t key, stack_id;
+	uint8_t backing;
+	uint64_t bytes, chunks;
+};
+
+static int
+by_leak_bytes(const void *x, const void *y)
+{
+	const struct leak *a = x, *b = y;
+	return a->bytes != b->bytes ? (a->bytes > b->bytes ? -1 : 1) : (a->key > b->key) - (a->key < b->key);
+}
+
+/* Chunks live at the end, grouped by site and backing, largest first. */
+static struct leak *
+leaks_of(struct ld_db *db, const struct ld_process *p, const struct opts *o, size_t *n)
+{
+	struct leak *v = NULL;
+	size_t cnt = 0;
+
+	for (size_t i = 0; i < p->in.nchunks; i++) {
+		const struct rp_chunk *c = &p->in.chunks[i];
+		if (c->free_ns)
+			continue;
+		int64_t key = o->by_stack ? c->stack_id : ld_group_function(db, c->stack_id);
+		size_t k;
+		for (k = 0; k < cnt; k++)
+			if (v[k].key == key && v[k].backing == c->backing)
+				break;
+		if (k == cnt) {
+			v = xrealloc(v, (cnt + 1) * sizeof(*v));
+			v[cnt++] = (struct leak){ key, c->stack_id, c->backing, 0, 0 };
+		}
+		v[k].bytes += c->size;
+		v[k].chunks++;
+	}
+	qsort(v, cnt, sizeof(*v), by_leak_bytes);
+	*n = cnt;
+	return v;
+}
+
+static const char *
+backing_name(uint8_t b)
+{
+	return b == RP_BRK ? "brk" : b == RP_MMAP ? "mmap" : b == RP_ARENA ? "arena" : "?";
+}
+
+static void
+text_stack(struct ld_db *db, int64_t stack_id, const char *indent, size_t max)
+{
+	struct ld_frame f[MAX_FRAMES];
+	char buf[512];
+	size_t n = stack_id > 0 ? ld_stack(db, stack_id, f, max < MAX_FRAMES ? max : MAX_FRAMES)
+				: 0;
+
+	if (n == 0)
+		printf("%s(no stack recorded)\n", indent);
+	for (size_t i = 0; i < n; i++)
+		printf("%s%s\n", indent, frame_text(buf, sizeof(buf), &f[i]));
+}
+
+static void
+text_process(struct ld_db *db, const struct ld_process *p, const struct rp_result *r,
+	     const struct opts *o)
+{
+	char a[32], b[32], c[32], line[256], site[512];
+	const struct rp_figures *f = &r->at;
+	int64_t t0 = p->in.started_ns;
+
+	printf("process %lld (%s), at %s: %.3f s after it started\n", (long long)p->pid,
+	       p->exe ? p->exe : "?", o->at_name, secs(f->at_ns - t0));
+	text_line("heap extent", f->extent, NULL);
+	snprintf(line, sizeof(line), "%llu chunk%s", (unsigned long long)f->live_chunks,
+		 f->live_chunks == 1 ? "" : "s");
+	text_line("live", f->live, line);
+	snprintf(line, sizeof(line), "%llu chunk%s freed, still held by a tcache or fastbin",
+		 (unsigned long long)f->cached_chunks, f->cached_chunks == 1 ? "" : "s");
+	text_line("cached", f->cached, line);
+	text_line("allocator's own", f->allocator, NULL);
+	snprintf(line, sizeof(line), "malloc_trim(0) could return %s of it",
+		 fmt_size(a, sizeof(a), f->trim_reclaimable));
+	text_line("untrimmable", f->untrimmable, line);
+	text_line("top free", f->top_free, "trimmable");
+	snprintf(line, sizeof(line), "%llu chunk%s", (unsigned long long)f->mmap_chunks,
+		 f->mmap_chunks == 1 ? "" : "s");
+	text_line("mmap", f->mmap, line);
+	text_line("retained", f->retained, "held from the kernel beyond live bytes");
+	printf("  peak live %s at %.3f s; peak extent %s at %.3f s; worst untrimmable %s at "
+	       "%.3f s\n",
+	       fmt_size(a, sizeof(a), r->peak_live), secs(r->peak_live_ns - t0),
+	       fmt_size(b, sizeof(b), r->peak_extent), secs(r->peak_extent_ns - t0),
+	       fmt_size(c, sizeof(c), r->worst_untrimmable), secs(r->worst_ns - t0));
+	printf("  leaked (live at the end) %s in %llu chunk%s\n",
+	       fmt_size(a, sizeof(a), r->leaked_bytes), (unsigned long long)r->leaked_chunks,
+	       r->leaked_chunks == 1 ? "" : "s");
+	if (p->dropped || p->truncated || !db->complete)
+		printf("  the recording is incomplete (%lld events dropped, %lld truncated%s): "
+		       "figures may be off\n",
+		       (long long)p->dropped, (long long)p->truncated,
+		       db->complete ? "" : ", the collector did not finish");
+	printf("\n");
+	advice(db, r);
+	if (r->npins) {
+		printf("\n  the top pin, %llu bytes (%s), allocated %.3f s before:\n",
+		       (unsigned long long)r->pins[0].bytes, state_name(r->pins[0].state),
+		       r->pins[0].alloc_ns ? secs(f->at_ns - r->pins[0].alloc_ns) : 0.0);
+		text_stack(db, r->pins[0].stack_id, "      ", 16);
+		printf("\n  pins, from the top down (weight: what becomes trimmable once it and "
+		       "those above are freed)\n");
+		for (size_t i = 0; i < r->npins; i++) {
+			const struct rp_pin *pin = &r->pins[i];
+			printf("  %3zu. %10s %-9s weight %10s  at 0x%llx  %s\n", i + 1,
+			       fmt_size(a, sizeof(a), pin->bytes), state_name(pin->state),
+			       fmt_size(b, sizeof(b), pin->weight), (unsigned long long)pin->addr,
+			       pin->state == RP_OWN ? "(the allocator's)"
+						    : site_text(db, pin->stack_id, site, sizeof(site)));
+		}
+	}
+	if (r->nholes && o->top) {
+		printf("\n  holes, largest first (of %zu)\n", r->nholes);
+		for (size_t i = 0; i < r->nholes && i < (size_t)o->top; i++) {
+			const struct rp_hole *h = &r->holes[i];
+			printf("  %3zu. %10s at 0x%llx, malloc_trim could return %s; last held by\n",
+			       i + 1, fmt_size(a, sizeof(a), h->bytes), (unsigned long long)h->addr,
+			       fmt_size(b, sizeof(b), h->trim_reclaimable));
+			if (h->nsites == 0)
+				printf("         (no chunk recorded there: free since the heap grew)\n");
+			for (size_t s = 0; s < h->nsites && s < 5; s++)
+				printf("         %10s in %llu chunk%s from %s\n",
+				       fmt_size(a, sizeof(a), h->sites[s].bytes),
+				       (unsigned long long)h->sites[s].chunks,
+				       h->sites[s].chunks == 1 ? "" : "s",
+				       site_text(db, h->sites[s].stack_id, site, sizeof(site)));
+			if (h->nsites > 5)
+				printf("         and %zu more sites\n", h->nsites - 5);
+		}
+	}
+	size_t nl;
+	struct leak *l = leaks_of(db, p, o, &nl);
+	if (nl && o->top) {
+		printf("\n  leaks (live at the end), largest first\n");
+		for (size_t i = 0; i < nl && i < (size_t)o->top; i++)
+			printf("  %3zu. %10s in %llu chunk%s (%s) from %s\n", i + 1,
+			       fmt_size(a, sizeof(a), l[i].bytes), (unsigned long long)l[i].chunks,
+			       l[i].chunks == 1 ? "" : "s", backing_name(l[i].backing),
+			       site_text(db, l[i].stack_id, site, sizeof(site)));
+	}
+	free(l);
+	printf("\n");
+}
+
+/* ---- JSON ---- */
+
+static void
+json_str(const char *s)
+{
+	if (!s) {
+		fputs("null", stdout);
+		return;
+	}
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20 || *p >= 0x7f)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+static void
+json_stack(struct ld_db *db, int64_t stack_id)
+{
+	struct ld_frame f[MAX_FRAMES];
+	size_t n = stack_id > 0 ? ld_stack(db, stack_id, f, MAX_FRAMES) : 0;
+
+	putchar('[');
+	for (size_t i = 0; i < n; i++) {
+		printf(i ? ", {\"function\": " : "{\"function\": ");
+		json_str(f[i].function);
+		printf(", \"file\": ");
+		json_str(f[i].file);
+		if (f[i].line > 0)
+			printf(", \"line\": %lld", (long long)f[i].line);
+		else
+			printf(", \"line\": null");
+		printf(", \"module\": ");
+		json_str(f[i].module);
+		putchar('}');
+	}
+	putchar(']');
+}
+
+static const char *
+function_of(struct ld_db *db, int64_t stack_id)
+{
+	return ld_function_name(db, ld_group_function(db, stack_id));
+}
+
+#define U(x) ((unsigned long long)(x))
+
+static void
+json_process(struct ld_db *db, const struct ld_process *p, const struct rp_result *r,
+	     const struct opts *o, bool first)
+{
+	const struct rp_figures *f = &r->at;
+	int64_t t0 = p->in.started_ns;
+
+	printf("%s\n    {\"pid\": %lld, \"process_id\": %lld, \"exe\": ", first ? "" : ",",
+	       (long long)p->pid, (long long)p->process_id);
+	json_str(p->exe);
+	printf(", \"at\": ");
+	json_str(o->at == RP_AT_TIME ? "time" : o->at_name);
+	printf(", \"at_ns\": %lld,\n", (long long)(f->at_ns - t0));
+	printf("     \"extent_bytes\": %llu, \"live_bytes\": %llu, \"cached_bytes\": %llu, "
+	       "\"allocator_bytes\": %llu, \"top_free_bytes\": %llu,\n",
+	       U(f->extent), U(f->live), U(f->cached), U(f->allocator), U(f->top_free));
+	printf("     \"untrimmable_bytes\": %llu, \"trim_reclaimable_bytes\": %llu, "
+	       "\"mmap_bytes\": %llu, \"retained_bytes\": %llu,\n",
+	       U(f->untrimmable), U(f->trim_reclaimable), U(f->mmap), U(f->retained));
+	printf("     \"live_chunks\": %llu, \"cached_chunks\": %llu, \"mmap_chunks\": %llu,\n",
+	       U(f->live_chunks), U(f->cached_chunks), U(f->mmap_chunks));
+	printf("     \"peak_live_bytes\": %llu, \"peak_live_ns\": %lld, \"peak_extent_bytes\": %llu, "
+	       "\"peak_extent_ns\": %lld,\n",
+	       U(r->peak_live), (long long)(r->peak_live_ns - t0), U(r->peak_extent),
+	       (long long)(r->peak_extent_ns - t0));
+	printf("     \"worst_untrimmable_bytes\": %llu, \"worst_untrimmable_ns\": %lld, "
+	       "\"leaked_bytes\": %llu, \"leaked_chunks\": %llu,\n",
+	       U(r->worst_untrimmable), (long long)(r->worst_ns - t0), U(r->leaked_bytes),
+	       U(r->leaked_chunks));
+	printf("     \"complete\": %s, \"dropped_events\": %lld, \"truncated_records\": %lld,\n",
+	       db->complete ? "true" : "false", (long long)p->dropped, (long long)p->truncated);
+	printf("     \"heaps\": [");
+	for (size_t i = 0; i < r->nheaps; i++)
+		printf("%s{\"kind\": \"%s\", \"start\": %llu, \"extent_bytes\": %llu}", i ? ", " : "",
+		       r->heaps[i].kind == RP_BRK ? "brk" : "arena", U(r->heaps[i].start),
+		       U(r->heaps[i].end - r->heaps[i].start));
+	printf("],\n     \"pins\": [");
+	for (size_t i = 0; i < r->npins; i++) {
+		const struct rp_pin *pin = &r->pins[i];
+		printf("%s\n       {\"address\": %llu, \"chunk_bytes\": %llu, \"state\": \"%s\", "
+		       "\"weight_bytes\": %llu, \"age_ns\": %lld, \"chunk_id\": %lld, \"stack\": ",
+		       i ? "," : "", U(pin->addr), U(pin->bytes), state_name(pin->state),
+		       U(pin->weight), (long long)(pin->alloc_ns ? f->at_ns - pin->alloc_ns : 0),
+		       (long long)pin->chunk_id);
+		json_stack(db, pin->stack_id);
+		putchar('}');
+	}
+	printf("],\n     \"holes\": [");
+	for (size_t i = 0; i < r->nholes && i < (size_t)o->top; i++) {
+		const struct rp_hole *h = &r->holes[i];
+		printf("%s\n       {\"address\": %llu, \"bytes\": %llu, \"trim_reclaimable_bytes\": "
+		       "%llu, \"former_sites\": [",
+		       i ? "," : "", U(h->addr), U(h->bytes), U(h->trim_reclaimable));
+		for (size_t s = 0; s < h->nsites; s++) {
+			printf("%s{\"function\": ", s ? ", " : "");
+			json_str(function_of(db, h->sites[s].stack_id));
+			printf(", \"bytes\": %llu, \"chunks\": %llu, \"stack_id\": %lld}",
+			       U(h->sites[s].bytes), U(h->sites[s].chunks),
+			       (long long)h->sites[s].stack_id);
+		}
+		printf("]}");
+	}
+	printf("],\n     \"leaks\": [");
+	size_t nl;
+	struct leak *l = leaks_of(db, p, o, &nl);
+	for (size_t i = 0; i < nl && i < (size_t)o->top; i++) {
+		printf("%s\n       {\"function\": ", i ? "," : "");
+		json_str(function_of(db, l[i].stack_id));
+		printf(", \"bytes\": %llu, \"chunks\": %llu, \"backing\": \"%s\", \"stack\": ",
+		       U(l[i].bytes), U(l[i].chunks), backing_name(l[i].backing));
+		json_stack(db, l[i].stack_id);
+		putchar('}');
+	}
+	free(l);
+	printf("]}");
+}
+
+/* ---- the commands ---- */
+
+static struct ld_db *
+open_and_load(const struct opts *o)
+{
+	char err[512];
+	struct ld_db *db = ld_open(o->file, err, sizeof(err));
+
+	if (!db) {
+		hp_error(o->file, "%s", err);
+		return NULL;
+	}
+	if (ld_load(db, o->pid, err, sizeof(err)) != 0) {
+		hp_error(o->file, "%s", err);
+		ld_close(db);
+		return NULL;
+	}
+	if (!db->complete)
+		hp_error(o->file, "the recording did not finish: figures may be incomplete");
+	return db;
+}
+
+int
+cmd_report(int argc, char **argv)
+{
+	struct opts o;
+	struct ld_db *db;
+	bool first = true;
+
+	if (parse(argc, argv, &o, false) != 0)
+		return 2;
+	if (!(db = open_and_load(&o)))
+		return 2;
+	if (o.json) {
+		printf("{\"file\": ");
+		json_str(o.file);
+		printf(", \"processes\": [");
+	}
+	for (size_t i = 0; i < db->nprocs; i++) {
+		struct ld_process *p = &db->procs[i];
+		if (!p->wanted)
+			continue;
+		struct rp_result *r = analyze(db, p, &o, 0);
+		if (o.json)
+			json_process(db, p, r, &o, first);
+		else
+			text_process(db, p, r, &o);
+		first = false;
+		rp_free(r);
+	}
+	if (o.json)
+		printf("\n]}\n");
+	ld_close(db);
+	return 0;
+}
+
+int
+cmd_check(int argc, char **argv)
+{
+	struct opts o;
+	struct ld_db *db;
+	bool failed = false;
+	size_t wanted = 0;
+
+	if (parse(argc, argv, &o, true) != 0)
+		return 2;
+	o.top = 1;
+	if (!(db = open_and_load(&o)))
+		return 2;
+	for (size_t i = 0; i < db->nprocs; i++)
+		wanted += db->procs[i].wanted;
+	for (size_t i = 0; i < db->nprocs; i++) {
+		struct ld_process *p = &db->procs[i];
+		if (!p->wanted)
+			continue;
+		struct rp_result *r = analyze(db, p, &o, 0);
+		uint64_t v[4] = { r->at.untrimmable, r->at.retained, r->leaked_bytes, r->peak_live };
+		for (int k = 0; k < 4; k++) {
+			char a[32], b[32], site[512], who[64];
+			if (!o.has_max[k])
+				continue;
+			bool ok = v[k] <= o.max[k];
+			who[0] = '\0';
+			if (wanted > 1)
+				snprintf(who, sizeof(who), " (pid %lld)", (long long)p->pid);
+			printf("%s %s%s %s %s %s (%llu bytes, limit %llu)", ok ? "PASS" : "FAIL",
+			       limit_name[k], who, fmt_size(a, sizeof(a), v[k]), ok ? "<=" : ">",
+			       fmt_size(b, sizeof(b), o.max[k]), U(v[k]), U(o.max[k]));
+			if (!ok && r->npins)
+				printf("; top pin: %s",
+				       r->pins[0].state == RP_OWN
+					       ? "the allocator's own memory"
+					       : site_text(db, r->pins[0].stack_id, site, sizeof(site)));
+			printf("\n");
+			failed |= !ok;
+		}
+		rp_free(r);
+	}
+	ld_close(db);
+	return failed ? 1 : 0;
+}

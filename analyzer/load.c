@@ -1,0 +1,430 @@
+/* SPDX-License-Identifier: MIT */
+/* load.c - reading a heapprof database for the reports (see load.h). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "load.h"
+#include "util.h"
+
+#define APPLICATION_ID 1213222470 /* "HPRF", schema/heapprof.sql */
+#define SCHEMA_VERSION 1
+
+/* Strings handed out by ld_stack, freed at close. */
+struct strs {
+	char **v;
+	size_t n, cap;
+};
+
+struct ld_db_priv {
+	struct ld_db pub;
+	struct strs strs;
+	sqlite3_stmt *frames;
+};
+
+static const char *
+keep(struct ld_db_priv *p, const unsigned char *s)
+{
+	if (!s)
+		return NULL;
+	if (p->strs.n == p->strs.cap) {
+		p->strs.cap = p->strs.cap ? p->strs.cap * 2 : 64;
+		p->strs.v = xrealloc(p->strs.v, p->strs.cap * sizeof(char *));
+	}
+	return p->strs.v[p->strs.n++] = xstrdup((const char *)s);
+}
+
+static char *
+dup_col(sqlite3_stmt *s, int i)
+{
+	const unsigned char *t = sqlite3_column_text(s, i);
+	return t ? xstrdup((const char *)t) : NULL;
+}
+
+/* One integer from a query, or `dflt`. */
+static int64_t
+query_int(sqlite3 *h, const char *sql, int64_t dflt, int *rc)
+{
+	sqlite3_stmt *s;
+	int64_t v = dflt;
+
+	*rc = sqlite3_prepare_v2(h, sql, -1, &s, NULL);
+	if (*rc != SQLITE_OK)
+		return dflt;
+	*rc = sqlite3_step(s);
+	if (*rc == SQLITE_ROW) {
+		if (sqlite3_column_type(s, 0) != SQLITE_NULL)
+			v = sqlite3_column_int64(s, 0);
+		*rc = SQLITE_OK;
+	} else if (*rc == SQLITE_DONE) {
+		*rc = SQLITE_OK;
+	}
+	sqlite3_finalize(s);
+	return v;
+}
+
+struct ld_db *
+ld_open(const char *path, char *err, size_t errcap)
+{
+	struct stat st;
+	struct ld_db_priv *p;
+	sqlite3 *h = NULL;
+	int rc;
+	char head[16];
+
+	/* Say what is wrong in words SQLite would not use. */
+	if (stat(path, &st) != 0) {
+		snprintf(err, errcap, "%s", strerror(errno));
+		return NULL;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(err, errcap, "is a directory");
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errcap, "not a regular file");
+		return NULL;
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errcap, "%s", strerror(errno));
+		return NULL;
+	}
+	ssize_t n = read(fd, head, sizeof(head));
+	close(fd);
+	if (n != (ssize_t)sizeof(head) || memcmp(head, "SQLite format 3", 16) != 0) {
+		snprintf(err, errcap, "not a SQLite database");
+		return NULL;
+	}
+	rc = sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY | SQLITE_OPEN_EXRESCODE, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errcap, "cannot open: %s", h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
+		sqlite3_close(h);
+		return NULL;
+	}
+	/* SQLite's advice for files from elsewhere: no schema tricks, no
+	 * memory mapping, checked cells, bounded sizes. */
+	sqlite3_db_config(h, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(h, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+	sqlite3_db_config(h, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL);
+	sqlite3_db_config(h, SQLITE_DBCONFIG_ENABLE_VIEW, 1, NULL);
+	sqlite3_limit(h, SQLITE_LIMIT_LENGTH, 1 << 20);
+	sqlite3_limit(h, SQLITE_LIMIT_SQL_LENGTH, 1 << 16);
+	sqlite3_exec(h, "PRAGMA cell_size_check = ON; PRAGMA mmap_size = 0;", NULL, NULL, NULL);
+
+	int64_t app = query_int(h, "PRAGMA application_id", 0, &rc);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errcap, "%s", sqlite3_errstr(rc));
+		sqlite3_close(h);
+		return NULL;
+	}
+	if (app != APPLICATION_ID) {
+		snprintf(err, errcap, "a SQLite database, but not heapprof's");
+		sqlite3_close(h);
+		return NULL;
+	}
+	int64_t version = query_int(h, "PRAGMA user_version", 0, &rc);
+	if (rc != SQLITE_OK || version != SCHEMA_VERSION) {
+		if (rc != SQLITE_OK)
+			snprintf(err, errcap, "%s", sqlite3_errstr(rc));
+		else if (version > SCHEMA_VERSION)
+			snprintf(err, errcap,
+				 "schema version %lld is newer than this heapprof reads (%d)",
+				 (long long)version, SCHEMA_VERSION);
+		else
+			snprintf(err, errcap, "schema version %lld is not one this heapprof reads",
+				 (long long)version);
+		sqlite3_close(h);
+		return NULL;
+	}
+	int64_t complete = query_int(h, "SELECT value = '1' FROM meta WHERE key = 'complete'", 0, &rc);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errcap, "damaged: %s", sqlite3_errmsg(h));
+		sqlite3_close(h);
+		return NULL;
+	}
+	p = xcalloc(1, sizeof(*p));
+	p->pub.h = h;
+	p->pub.path = path;
+	p->pub.complete = complete == 1;
+	return &p->pub;
+}
+
+static struct ld_process *
+find_proc(struct ld_db *db, int64_t process_id)
+{
+	/* process ids are 1..n in order, usually at index id - 1 */
+	if (process_id >= 1 && (size_t)process_id <= db->nprocs &&
+	    db->procs[process_id - 1].process_id == process_id)
+		return &db->procs[process_id - 1];
+	for (size_t i = 0; i < db->nprocs; i++)
+		if (db->procs[i].process_id == process_id)
+			return &db->procs[i];
+	return NULL;
+}
+
+static int
+fail_sql(struct ld_db *db, char *err, size_t errcap)
+{
+	snprintf(err, errcap, "damaged: %s", sqlite3_errmsg(db->h));
+	return -1;
+}
+
+static int
+load_functions(struct ld_db *db, char *err, size_t errcap)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	db->nstacks = query_int(db->h, "SELECT max(stack_id) FROM stack", 0, &rc);
+	if (rc != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	if (db->nstacks < 0 || db->nstacks > (1LL << 31)) {
+		snprintf(err, errcap, "damaged: stack ids out of range");
+		return -1;
+	}
+	db->fn_of_stack = xcalloc((size_t)db->nstacks + 1, sizeof(int64_t));
+	for (int64_t i = 0; i <= db->nstacks; i++)
+		db->fn_of_stack[i] = -i;
+	if (sqlite3_prepare_v2(db->h, "SELECT stack_id, function FROM frame WHERE depth = 0 "
+				      "ORDER BY function", -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	const char *last = NULL;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(s, 0);
+		const unsigned char *fn = sqlite3_column_text(s, 1);
+		if (id < 1 || id > db->nstacks || !fn)
+			continue;
+		if (!last || strcmp(last, (const char *)fn) != 0) {
+			db->fn_names = xrealloc(db->fn_names, (db->nfns + 1) * sizeof(char *));
+			last = db->fn_names[db->nfns++] = xstrdup((const char *)fn);
+		}
+		db->fn_of_stack[id] = (int64_t)db->nfns;
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
+}
+
+int
+ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(db->h,
+			       "SELECT process_id, pid, ppid, parent_id, exec_from, fork_ns, exe, "
+			       "end_reason, exit_status, exit_signal, heap_start, started_ns, "
+			       "ended_ns, dropped_events, truncated_records FROM process "
+			       "ORDER BY process_id",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		db->procs = xrealloc(db->procs, (db->nprocs + 1) * sizeof(*db->procs));
+		struct ld_process *p = &db->procs[db->nprocs++];
+		memset(p, 0, sizeof(*p));
+		p->process_id = sqlite3_column_int64(s, 0);
+		p->pid = sqlite3_column_int64(s, 1);
+		p->ppid = sqlite3_column_int64(s, 2);
+		p->parent_id = sqlite3_column_int64(s, 3);
+		p->exec_from = sqlite3_column_int64(s, 4);
+		p->in.fork_ns = sqlite3_column_int64(s, 5);
+		p->exe = dup_col(s, 6);
+		p->end_reason = dup_col(s, 7);
+		p->exit_status = sqlite3_column_type(s, 8) == SQLITE_NULL ? -1
+									  : sqlite3_column_int64(s, 8);
+		p->exit_signal = sqlite3_column_type(s, 9) == SQLITE_NULL ? -1
+									  : sqlite3_column_int64(s, 9);
+		p->in.heap_start = (uint64_t)sqlite3_column_int64(s, 10);
+		p->in.started_ns = sqlite3_column_int64(s, 11);
+		p->in.ended_ns = sqlite3_column_int64(s, 12);
+		p->dropped = sqlite3_column_int64(s, 13);
+		p->truncated = sqlite3_column_int64(s, 14);
+		p->wanted = pid == 0 || p->pid == pid;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return fail_sql(db, err, errcap);
+	/* a forked child's heap is its parent's at the fork: ancestors too */
+	bool any = false;
+	for (size_t i = 0; i < db->nprocs; i++) {
+		struct ld_process *p = &db->procs[i];
+		if (!p->wanted)
+			continue;
+		any = true;
+	}
+	if (!any) {
+		if (pid)
+			snprintf(err, errcap, "no process with pid %lld", (long long)pid);
+		else
+			snprintf(err, errcap, "no process was recorded");
+		return -1;
+	}
+	for (size_t i = 0; i < db->nprocs; i++) {
+		struct ld_process *p = &db->procs[i];
+		if (p->parent_id && p->in.fork_ns) {
+			struct ld_process *parent = find_proc(db, p->parent_id);
+			if (parent && parent != p && parent->process_id < p->process_id)
+				p->in.parent = &parent->in;
+		}
+	}
+	/* which to load: the wanted ones and their ancestors */
+	bool *need = xcalloc(db->nprocs, sizeof(bool));
+	for (size_t i = 0; i < db->nprocs; i++) {
+		if (!db->procs[i].wanted)
+			continue;
+		for (const struct rp_input *a = &db->procs[i].in; a; a = a->parent)
+			for (size_t j = 0; j < db->nprocs; j++)
+				if (&db->procs[j].in == a)
+					need[j] = true;
+	}
+
+	/* chunks, one pass over the table */
+	size_t *cap = xcalloc(db->nprocs, sizeof(size_t));
+	if (sqlite3_prepare_v2(db->h,
+			       "SELECT process_id, address, chunk_bytes, size, alloc_ns, free_ns, "
+			       "released_ns, chunk_id, stack_id, backing, fate FROM chunk",
+			       -1, &s, NULL) != SQLITE_OK) {
+		free(need);
+		free(cap);
+		return fail_sql(db, err, errcap);
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 0));
+		if (!p || !need[p - db->procs])
+			continue;
+		size_t k = (size_t)(p - db->procs);
+		struct rp_input *in = &p->in;
+		if (in->nchunks == cap[k]) {
+			cap[k] = cap[k] ? cap[k] * 2 : 1024;
+			in->chunks = xrealloc(in->chunks, cap[k] * sizeof(*in->chunks));
+		}
+		in->chunks[in->nchunks++] = (struct rp_chunk){
+			.addr = (uint64_t)sqlite3_column_int64(s, 1),
+			.bytes = (uint64_t)sqlite3_column_int64(s, 2),
+			.size = (uint64_t)sqlite3_column_int64(s, 3),
+			.alloc_ns = sqlite3_column_int64(s, 4),
+			.free_ns = sqlite3_column_int64(s, 5),
+			.released_ns = sqlite3_column_int64(s, 6),
+			.chunk_id = sqlite3_column_int64(s, 7),
+			.stack_id = sqlite3_column_int64(s, 8),
+			.backing = (uint8_t)sqlite3_column_int(s, 9),
+			.fate = (uint8_t)sqlite3_column_int(s, 10),
+		};
+	}
+	sqlite3_finalize(s);
+	free(cap);
+	if (rc != SQLITE_DONE) {
+		free(need);
+		return fail_sql(db, err, errcap);
+	}
+
+	/* heap events, in time order per process */
+	if (sqlite3_prepare_v2(db->h,
+			       "SELECT process_id, ns, kind, address, bytes, value FROM heap_event "
+			       "ORDER BY process_id, ns",
+			       -1, &s, NULL) != SQLITE_OK) {
+		free(need);
+		return fail_sql(db, err, errcap);
+	}
+	size_t ecap = 0;
+	struct ld_process *cur = NULL;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 0));
+		if (!p || !need[p - db->procs])
+			continue;
+		if (p != cur) {
+			cur = p;
+			ecap = p->in.nevents;
+		}
+		struct rp_input *in = &p->in;
+		if (in->nevents == ecap) {
+			ecap = ecap ? ecap * 2 : 256;
+			in->events = xrealloc(in->events, ecap * sizeof(*in->events));
+		}
+		in->events[in->nevents++] = (struct rp_event){
+			.ns = sqlite3_column_int64(s, 1),
+			.kind = (uint8_t)sqlite3_column_int(s, 2),
+			.addr = (uint64_t)sqlite3_column_int64(s, 3),
+			.bytes = (uint64_t)sqlite3_column_int64(s, 4),
+			.value = sqlite3_column_int64(s, 5),
+			.has_value = sqlite3_column_type(s, 5) != SQLITE_NULL,
+		};
+	}
+	sqlite3_finalize(s);
+	free(need);
+	if (rc != SQLITE_DONE)
+		return fail_sql(db, err, errcap);
+	return load_functions(db, err, errcap);
+}
+
+size_t
+ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap)
+{
+	struct ld_db_priv *p = (struct ld_db_priv *)db;
+	size_t n = 0;
+
+	if (!p->frames &&
+	    sqlite3_prepare_v2(db->h, "SELECT function, file, line, module FROM frame "
+				      "WHERE stack_id = ?1 ORDER BY depth", -1, &p->frames,
+			       NULL) != SQLITE_OK)
+		return 0;
+	sqlite3_bind_int64(p->frames, 1, stack_id);
+	while (n < cap && sqlite3_step(p->frames) == SQLITE_ROW) {
+		out[n].function = keep(p, sqlite3_column_text(p->frames, 0));
+		out[n].file = keep(p, sqlite3_column_text(p->frames, 1));
+		out[n].line = sqlite3_column_int64(p->frames, 2);
+		out[n].module = keep(p, sqlite3_column_text(p->frames, 3));
+		n++;
+	}
+	sqlite3_reset(p->frames);
+	return n;
+}
+
+int64_t
+ld_group_function(void *arg, int64_t stack_id)
+{
+	struct ld_db *db = arg;
+
+	if (stack_id < 1 || stack_id > db->nstacks)
+		return 0;
+	return db->fn_of_stack[stack_id];
+}
+
+const char *
+ld_function_name(struct ld_db *db, int64_t key)
+{
+	return key >= 1 && (size_t)key <= db->nfns ? db->fn_names[key - 1] : NULL;
+}
+
+void
+ld_close(struct ld_db *db)
+{
+	struct ld_db_priv *p = (struct ld_db_priv *)db;
+
+	if (!db)
+		return;
+	sqlite3_finalize(p->frames);
+	sqlite3_close(db->h);
+	for (size_t i = 0; i < db->nprocs; i++) {
+		free(db->procs[i].exe);
+		free(db->procs[i].end_reason);
+		free(db->procs[i].in.chunks);
+		free(db->procs[i].in.events);
+	}
+	free(db->procs);
+	for (size_t i = 0; i < db->nfns; i++)
+		free(db->fn_names[i]);
+	free(db->fn_names);
+	free(db->fn_of_stack);
+	for (size_t i = 0; i < p->strs.n; i++)
+		free(p->strs.v[i]);
+	free(p->strs.v);
+	free(p);
+}

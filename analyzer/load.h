@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * load.h - reading a heapprof database for the reports.
+ *
+ * A database may come from anywhere: it is opened read-only, with
+ * SQLite's defensive settings, checked to be heapprof's (application_id)
+ * of a schema version this heapprof reads (user_version), and every error
+ * becomes one line for the user: "FILE: what is wrong".
+ */
+#ifndef HP_LOAD_H
+#define HP_LOAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "replay.h"
+
+struct sqlite3;
+
+struct ld_process {
+	int64_t process_id, pid, ppid, parent_id, exec_from;
+	char *exe;
+	char *end_reason;
+	int64_t exit_status, exit_signal; /* -1: none */
+	int64_t dropped, truncated;
+	bool wanted;                      /* asked for (the rest: ancestors) */
+	struct rp_input in;
+};
+
+/* A frame of a stack, symbolized. */
+struct ld_frame {
+	const char *function, *file, *module; /* NULL if unknown */
+	int64_t line;                         /* 0 if unknown */
+};
+
+struct ld_db {
+	struct sqlite3 *h;
+	const char *path;
+	bool complete;
+	struct ld_process *procs;
+	size_t nprocs;
+	/* the innermost frame of each stack, and a function id for grouping */
+	int64_t nstacks;
+	int64_t *fn_of_stack;   /* by stack id: function id, or -stack_id if unknown */
+	char **fn_names;        /* by function id - 1 */
+	size_t nfns;
+};
+
+/* Open and check. Returns NULL with a message in err. */
+struct ld_db *ld_open(const char *path, char *err, size_t errcap);
+
+/* Load the processes whose pid is `pid` (0: all), their ancestors (a forked
+ * child's heap starts as its parent's), their chunks and heap events.
+ * Returns 0, or -1 with a message (also when no process has that pid). */
+int ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap);
+
+/* The frames of a stack, innermost first; returns how many (at most cap).
+ * Strings stay valid until ld_close. */
+size_t ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap);
+
+/* Group key by allocating function (replay's rp_options.group). */
+int64_t ld_group_function(void *db, int64_t stack_id);
+
+/* The function name of a group key, or NULL. */
+const char *ld_function_name(struct ld_db *db, int64_t key);
+
+void ld_close(struct ld_db *db);
+
+#endif

@@ -1,0 +1,603 @@
+/* SPDX-License-Identifier: MIT */
+/* replay.c - a process's heaps rebuilt from its recording (see replay.h). */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "chunkmap.h"
+#include "heapmodel.h"
+#include "replay.h"
+#include "util.h"
+
+/* ---- the engine: a heap model over its own map of chunks ---- */
+
+struct engine {
+	struct hm m;
+	struct chunkmap *map;
+};
+
+static void
+engine_init(struct engine *e)
+{
+	e->map = chunkmap_new();
+	hm_init(&e->m, e->map);
+}
+
+static void
+engine_free(struct engine *e)
+{
+	hm_free(&e->m);
+	chunkmap_free(e->map);
+}
+
+static void
+occupy(struct engine *e, uint64_t addr, uint64_t bytes, uint8_t kind, bool cached,
+       const struct rp_chunk *ref)
+{
+	struct chunk_entry *c;
+
+	if (chunkmap_slot(e->map, addr))
+		return; /* a record that cannot be placed: the first one stays */
+	c = chunkmap_add(e->map, addr);
+	c->chunk_bytes = bytes;
+	c->kind = kind;
+	c->cached = cached;
+	c->ref = ref;
+	if (!hm_occupy(&e->m, c))
+		chunkmap_remove(e->map, c);
+}
+
+static void
+vacate(struct engine *e, struct chunk_entry *c)
+{
+	hm_vacate(&e->m, c);
+	chunkmap_remove(e->map, c);
+}
+
+static void
+heap_event(struct engine *e, const struct rp_event *ev)
+{
+	struct chunk_entry *c;
+
+	switch (ev->kind) {
+	case RP_EV_BRK:
+		hm_brk(&e->m, ev->addr, ev->bytes);
+		break;
+	case RP_EV_MAP:
+		if (ev->value == 2)
+			hm_map_heap(&e->m, ev->addr, ev->bytes);
+		break;
+	case RP_EV_UNMAP:
+		if (ev->value == 2)
+			hm_unmap_heap(&e->m, ev->addr, ev->bytes);
+		break;
+	case RP_EV_STATE:
+		c = chunkmap_slot(e->map, ev->addr);
+		if (ev->value == 0) {
+			/* free: what was cached there (or the allocator's) is not */
+			if (c && c->addr == ev->addr && (c->cached || c->kind != HM_CHUNK))
+				vacate(e, c);
+		} else if (ev->value == 1) {
+			if (c && c->addr == ev->addr)
+				hm_to_cached(&e->m, c);
+			else if (!c)
+				occupy(e, ev->addr, ev->bytes, HM_RANGE_CACHED, true, NULL);
+		} else if (ev->value == 2 && !c) {
+			occupy(e, ev->addr, ev->bytes, HM_RANGE_OWN, false, NULL);
+		}
+		break;
+	case RP_EV_RESIZE:
+		c = chunkmap_slot(e->map, ev->addr);
+		if (c && c->addr == ev->addr && !c->cached && c->kind == HM_CHUNK)
+			hm_resize(&e->m, c, ev->bytes);
+		break;
+	case RP_EV_INHERITED_FREE:
+		c = chunkmap_slot(e->map, ev->addr);
+		if (c && c->addr == ev->addr && c->kind == HM_CHUNK) {
+			if (ev->value == RP_TCACHE || ev->value == RP_FASTBIN)
+				hm_to_cached(&e->m, c);
+			else
+				vacate(e, c);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- events of the chunks, in time order ---- */
+
+enum { E_ALLOC, E_CACHE, E_VACATE, E_MMAP_ON, E_MMAP_OFF };
+
+struct cev {
+	int64_t ns;
+	uint32_t chunk;
+	uint32_t kind;
+};
+
+static bool
+is_cached_fate(uint8_t fate)
+{
+	return fate == RP_TCACHE || fate == RP_FASTBIN;
+}
+
+/* When the chunk stops occupying the heap, or 0 (never, as recorded). */
+static int64_t
+vacate_ns(const struct rp_chunk *c)
+{
+	if (c->free_ns == 0)
+		return 0;
+	return is_cached_fate(c->fate) ? c->released_ns : c->free_ns;
+}
+
+/* LSD radix sort by ns (16 bits a pass, as many passes as the span needs). */
+static void
+sort_events(struct cev *v, size_t n)
+{
+	if (n < 2)
+		return;
+	int64_t lo = v[0].ns, hi = v[0].ns;
+	for (size_t i = 1; i < n; i++) {
+		if (v[i].ns < lo)
+			lo = v[i].ns;
+		if (v[i].ns > hi)
+			hi = v[i].ns;
+	}
+	uint64_t span = (uint64_t)(hi - lo);
+	struct cev *tmp = xmalloc(n * sizeof(*tmp));
+	size_t *count = xmalloc(65536 * sizeof(size_t));
+	for (unsigned shift = 0; shift < 64 && (shift == 0 || span >> shift); shift += 16) {
+		memset(count, 0, 65536 * sizeof(size_t));
+		for (size_t i = 0; i < n; i++)
+			count[((uint64_t)(v[i].ns - lo) >> shift) & 0xffff]++;
+		size_t sum = 0;
+		for (size_t d = 0; d < 65536; d++) {
+			size_t c = count[d];
+			count[d] = sum;
+			sum += c;
+		}
+		for (size_t i = 0; i < n; i++)
+			tmp[count[((uint64_t)(v[i].ns - lo) >> shift) & 0xffff]++] = v[i];
+		memcpy(v, tmp, n * sizeof(*v));
+	}
+	free(count);
+	free(tmp);
+}
+
+struct stream {
+	const struct rp_input *in;
+	struct cev *cev;
+	size_t ncev, ci, hi;
+};
+
+static void
+stream_open(struct stream *s, const struct rp_input *in)
+{
+	size_t n = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->in = in;
+	s->cev = xmalloc((in->nchunks * 3 + 1) * sizeof(*s->cev));
+	for (size_t i = 0; i < in->nchunks; i++) {
+		const struct rp_chunk *c = &in->chunks[i];
+		uint32_t k = (uint32_t)i;
+		if (c->backing == RP_MMAP) {
+			s->cev[n++] = (struct cev){ c->alloc_ns, k, E_MMAP_ON };
+			if (c->free_ns)
+				s->cev[n++] = (struct cev){ c->free_ns, k, E_MMAP_OFF };
+			continue;
+		}
+		s->cev[n++] = (struct cev){ c->alloc_ns, k, E_ALLOC };
+		if (c->free_ns && is_cached_fate(c->fate))
+			s->cev[n++] = (struct cev){ c->free_ns, k, E_CACHE };
+		int64_t v = vacate_ns(c);
+		if (v)
+			s->cev[n++] = (struct cev){ v, k, E_VACATE };
+	}
+	s->ncev = n;
+	sort_events(s->cev, n);
+}
+
+static void
+stream_close(struct stream *s)
+{
+	free(s->cev);
+}
+
+/* The time of the next event, or INT64_MAX. */
+static int64_t
+stream_peek(const struct stream *s)
+{
+	int64_t a = s->ci < s->ncev ? s->cev[s->ci].ns : INT64_MAX;
+	int64_t b = s->hi < s->in->nevents ? s->in->events[s->hi].ns : INT64_MAX;
+	return a < b ? a : b;
+}
+
+static void
+apply_chunk_event(struct engine *e, const struct rp_input *in, const struct cev *v)
+{
+	const struct rp_chunk *c = &in->chunks[v->chunk];
+	struct chunk_entry *x;
+
+	switch (v->kind) {
+	case E_ALLOC:
+		x = chunkmap_slot(e->map, c->addr);
+		if (x && (x->cached || x->kind != HM_CHUNK))
+			vacate(e, x); /* reused, or a cached range handed out */
+		occupy(e, c->addr, c->bytes, HM_CHUNK, false, c);
+		break;
+	case E_CACHE:
+		x = chunkmap_slot(e->map, c->addr);
+		if (x && x->ref == c)
+			hm_to_cached(&e->m, x);
+		break;
+	case E_VACATE:
+		x = chunkmap_slot(e->map, c->addr);
+		if (x && x->ref == c)
+			vacate(e, x);
+		break;
+	case E_MMAP_ON:
+	case E_MMAP_OFF:
+		hm_mmap(&e->m, c->bytes, v->kind == E_MMAP_ON);
+		break;
+	}
+}
+
+/* Apply everything up to and including `until`. */
+static void
+stream_run(struct engine *e, struct stream *s, int64_t until, void (*after)(void *, int64_t),
+	   void *arg)
+{
+	for (;;) {
+		int64_t t = stream_peek(s);
+		if (t == INT64_MAX || t > until)
+			return;
+		if (s->ci < s->ncev && s->cev[s->ci].ns == t)
+			apply_chunk_event(e, s->in, &s->cev[s->ci++]);
+		else
+			heap_event(e, &s->in->events[s->hi++]);
+		if (after)
+			after(arg, t);
+	}
+}
+
+/* Bring the engine to the state of `in` at `until` (its own time), the
+ * parent's heap at the fork first. */
+static void
+engine_run_to(struct engine *e, const struct rp_input *in, int64_t until,
+	      void (*after)(void *, int64_t), void *arg)
+{
+	struct stream s;
+
+	if (in->parent) {
+		engine_run_to(e, in->parent, in->fork_ns, NULL, NULL);
+		/* the child's break starts where the parent's was */
+	}
+	if (!e->m.has_brk && in->heap_start)
+		hm_brk(&e->m, in->heap_start, in->heap_start);
+	stream_open(&s, in);
+	stream_run(e, &s, until, after, arg);
+	stream_close(&s);
+}
+
+static void
+figures(const struct hm *m, struct rp_figures *f, int64_t at_ns)
+{
+	memset(f, 0, sizeof(*f));
+	f->at_ns = at_ns;
+	f->extent = m->extent;
+	f->live = m->live;
+	f->cached = m->cached;
+	f->allocator = m->own;
+	f->untrimmable = m->untrim;
+	f->top_free = hm_top_free(m);
+	f->mmap = m->mmap;
+	f->live_chunks = m->live_n;
+	f->cached_chunks = m->cached_n;
+	f->mmap_chunks = m->mmap_n;
+	uint64_t held = m->extent + m->mmap, used = m->live + m->mmap;
+	f->retained = held > used ? held - used : 0;
+}
+
+/* ---- the first pass: the whole run ---- */
+
+struct pass1 {
+	struct engine *e;
+	struct rp_result *r;
+	int64_t start, step, next_point;
+	size_t cap;
+	uint64_t last_extent, last_live, last_cached, last_untrim;
+	bool dirty;
+};
+
+static void
+add_point(struct pass1 *p, int64_t ns)
+{
+	struct rp_result *r = p->r;
+
+	if (r->npoints == p->cap) {
+		p->cap = p->cap ? p->cap * 2 : 256;
+		r->timeline = xrealloc(r->timeline, p->cap * sizeof(*r->timeline));
+	}
+	const struct hm *m = &p->e->m;
+	r->timeline[r->npoints++] = (struct rp_point){ ns, m->extent, m->live + m->mmap, m->cached,
+						       m->untrim };
+}
+
+static void
+after_event(void *arg, int64_t ns)
+{
+	struct pass1 *p = arg;
+	const struct hm *m = &p->e->m;
+	struct rp_result *r = p->r;
+	uint64_t live = m->live + m->mmap;
+
+	if (live > r->peak_live) {
+		r->peak_live = live;
+		r->peak_live_ns = ns;
+	}
+	if (m->extent > r->peak_extent) {
+		r->peak_extent = m->extent;
+		r->peak_extent_ns = ns;
+	}
+	if (m->untrim > r->worst_untrimmable) {
+		r->worst_untrimmable = m->untrim;
+		r->worst_ns = ns;
+	}
+	if (p->step && ns >= p->next_point) {
+		add_point(p, ns);
+		p->next_point = ns + p->step;
+	}
+}
+
+/* ---- the report's instant: pins, holes, sites ---- */
+
+static int
+by_bytes_desc(const void *a, const void *b)
+{
+	const struct rp_hole *x = a, *y = b;
+
+	if (x->bytes != y->bytes)
+		return x->bytes > y->bytes ? -1 : 1;
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+/* Holes of every heap (all of them: the trim figure needs each), and the
+ * pins of the chain down from each heap's top. */
+static void
+walk_heaps(struct hm *m, struct rp_result *r, size_t top)
+{
+	size_t cap = 0, pcap = 0;
+
+	for (size_t hi = 0; hi < m->nheaps; hi++) {
+		struct hm_heap *h = &m->heaps[hi];
+		uint64_t at = h->start;
+
+		if (!h->top)
+			continue;
+		for (long long g = hm_next(h, 0); g >= 0;
+		     g = hm_next(h, (size_t)g + 1)) {
+			uint64_t addr = h->start + (uint64_t)g * HM_GRAIN;
+			if (addr > at) {
+				if (r->nholes == cap) {
+					cap = cap ? cap * 2 : 64;
+					r->holes = xrealloc(r->holes, cap * sizeof(*r->holes));
+				}
+				uint64_t n = addr - at;
+				r->holes[r->nholes++] = (struct rp_hole){
+					at, n, hm_trim_range(at, n), (unsigned)hi, NULL, 0
+				};
+				r->at.trim_reclaimable += hm_trim_range(at, n);
+			}
+			uint64_t end = hm_entry_end(m, h, (size_t)g);
+			if (end > at)
+				at = end;
+		}
+		/* the chain: from the top down while holes remain below */
+		size_t g = h->top;
+		uint64_t free_below = h->untrim;
+		while (free_below > 0 && top > 0) {
+			long long p = hm_prev(h, g);
+			if (p < 0)
+				break;
+			uint64_t addr = h->start + (uint64_t)p * HM_GRAIN;
+			struct chunk_entry *c = chunkmap_slot(m->map, addr);
+			long long below = hm_prev(h, (size_t)p);
+			uint64_t floor = below < 0 ? h->start : hm_entry_end(m, h, (size_t)below);
+			uint64_t bytes = c ? c->chunk_bytes : HM_GRAIN;
+			uint64_t gap = addr > floor ? addr - floor : 0;
+			if (r->npins == pcap) {
+				pcap = pcap ? pcap * 2 : 16;
+				r->pins = xrealloc(r->pins, pcap * sizeof(*r->pins));
+			}
+			const struct rp_chunk *rc = c ? c->ref : NULL;
+			r->pins[r->npins++] = (struct rp_pin){
+				.addr = addr,
+				.bytes = bytes,
+				.weight = bytes + gap,
+				.alloc_ns = rc ? rc->alloc_ns : 0,
+				.chunk_id = rc ? rc->chunk_id : 0,
+				.stack_id = rc ? rc->stack_id : 0,
+				.state = !c || c->kind == HM_RANGE_OWN ? RP_OWN
+					 : c->cached		       ? RP_CACHED
+								       : RP_LIVE,
+				.heap = (unsigned)hi,
+			};
+			top--;
+			free_below -= gap < free_below ? gap : free_below;
+			g = (size_t)p;
+		}
+	}
+	qsort(r->holes, r->nholes, sizeof(*r->holes), by_bytes_desc);
+}
+
+struct cand {
+	int64_t vacated;
+	const struct rp_chunk *c;
+};
+
+static int
+by_vacated_desc(const void *a, const void *b)
+{
+	const struct cand *x = a, *y = b;
+
+	return x->vacated > y->vacated ? -1 : x->vacated < y->vacated;
+}
+
+/* The chunks that last occupied each of the first `top` holes, as sites:
+ * a byte's last occupant is the chunk that vacated it last before the
+ * instant (occupants of one byte never overlap in time). */
+static void
+hole_sites(struct rp_result *r, const struct rp_input *in, int64_t at, size_t top,
+	   const struct rp_options *opt)
+{
+	size_t n = r->nholes < top ? r->nholes : top;
+
+	for (size_t k = 0; k < n; k++) {
+		struct rp_hole *h = &r->holes[k];
+		struct cand *cand = NULL;
+		size_t nc = 0, cc = 0;
+
+		int64_t limit = at;
+		for (const struct rp_input *i = in; i; limit = i->fork_ns, i = i->parent) {
+			/* an ancestor's chunks count up to the fork that made the
+			 * next generation */
+			for (size_t j = 0; j < i->nchunks; j++) {
+				const struct rp_chunk *c = &i->chunks[j];
+				int64_t v = vacate_ns(c);
+				if (c->backing == RP_MMAP || v == 0 || v > limit ||
+				    c->addr >= h->addr + h->bytes || c->addr + c->bytes <= h->addr)
+					continue;
+				if (nc == cc) {
+					cc = cc ? cc * 2 : 64;
+					cand = xrealloc(cand, cc * sizeof(*cand));
+				}
+				cand[nc++] = (struct cand){ v, c };
+			}
+		}
+		qsort(cand, nc, sizeof(*cand), by_vacated_desc);
+		size_t grains = (size_t)(h->bytes / HM_GRAIN);
+		uint64_t *claimed = xcalloc((grains + 63) / 64, sizeof(uint64_t));
+		for (size_t j = 0; j < nc; j++) {
+			const struct rp_chunk *c = cand[j].c;
+			uint64_t lo = c->addr > h->addr ? c->addr : h->addr;
+			uint64_t hi = c->addr + c->bytes < h->addr + h->bytes ? c->addr + c->bytes
+									      : h->addr + h->bytes;
+			uint64_t got = 0;
+			for (size_t g = (size_t)((lo - h->addr) / HM_GRAIN); g < (hi - h->addr) / HM_GRAIN; g++)
+				if (!(claimed[g / 64] >> (g % 64) & 1)) {
+					claimed[g / 64] |= 1ULL << (g % 64);
+					got += HM_GRAIN;
+				}
+			if (!got)
+				continue;
+			int64_t key = opt->group ? opt->group(opt->group_arg, c->stack_id) : c->stack_id;
+			size_t s;
+			for (s = 0; s < h->nsites; s++) {
+				int64_t k2 = opt->group ? opt->group(opt->group_arg, h->sites[s].stack_id)
+							: h->sites[s].stack_id;
+				if (k2 == key)
+					break;
+			}
+			if (s == h->nsites) {
+				h->sites = xrealloc(h->sites, (h->nsites + 1) * sizeof(*h->sites));
+				h->sites[h->nsites++] = (struct rp_site){ c->stack_id, 0, 0 };
+			}
+			h->sites[s].bytes += got;
+			h->sites[s].chunks++;
+		}
+		free(claimed);
+		free(cand);
+		/* largest first */
+		for (size_t a = 1; a < h->nsites; a++)
+			for (size_t b = a; b > 0 && h->sites[b].bytes > h->sites[b - 1].bytes; b--) {
+				struct rp_site t = h->sites[b];
+				h->sites[b] = h->sites[b - 1];
+				h->sites[b - 1] = t;
+			}
+	}
+}
+
+static void
+leaks(struct rp_result *r, const struct rp_input *in)
+{
+	for (size_t j = 0; j < in->nchunks; j++)
+		if (in->chunks[j].free_ns == 0) {
+			r->leaked_bytes += in->chunks[j].size;
+			r->leaked_chunks++;
+		}
+}
+
+struct rp_result *
+rp_analyze(const struct rp_input *in, const struct rp_options *opt)
+{
+	struct rp_result *r = xcalloc(1, sizeof(*r));
+	struct engine e;
+	struct pass1 p = { 0 };
+	int64_t end = in->ended_ns > 0 ? in->ended_ns : INT64_MAX;
+
+	/* pass 1: the whole run, for the peaks, the worst instant and the
+	 * timeline */
+	engine_init(&e);
+	p.e = &e;
+	p.r = r;
+	if (opt->timeline_points && in->ended_ns > in->started_ns) {
+		p.step = (in->ended_ns - in->started_ns) / (int64_t)opt->timeline_points;
+		if (p.step < 1)
+			p.step = 1;
+		p.next_point = in->started_ns;
+	}
+	engine_run_to(&e, in, INT64_MAX, after_event, &p);
+	if (p.step)
+		add_point(&p, end == INT64_MAX ? r->peak_live_ns : end);
+	leaks(r, in);
+
+	int64_t at;
+	r->what = opt->at;
+	switch (opt->at) {
+	case RP_AT_WORST:
+		at = r->worst_ns;
+		break;
+	case RP_AT_PEAK:
+		at = r->peak_extent_ns;
+		break;
+	case RP_AT_TIME:
+		at = in->started_ns + opt->at_ns;
+		break;
+	default:
+		at = INT64_MAX;
+		break;
+	}
+	if (at != INT64_MAX) {
+		/* pass 2: again, up to the instant */
+		engine_free(&e);
+		engine_init(&e);
+		engine_run_to(&e, in, at, NULL, NULL);
+	}
+	figures(&e.m, &r->at, at == INT64_MAX ? (in->ended_ns ? in->ended_ns : 0) : at);
+	walk_heaps(&e.m, r, opt->top);
+	hole_sites(r, in, at, opt->top, opt);
+	r->nheaps = e.m.nheaps;
+	r->heaps = xcalloc(e.m.nheaps + 1, sizeof(*r->heaps));
+	for (size_t i = 0; i < e.m.nheaps; i++) {
+		const struct hm_heap *h = &e.m.heaps[i];
+		r->heaps[i] = (struct rp_heap){ h->start, h->end, h->kind, h->occupied, h->top_end };
+	}
+	engine_free(&e);
+	return r;
+}
+
+void
+rp_free(struct rp_result *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < r->nholes; i++)
+		free(r->holes[i].sites);
+	free(r->holes);
+	free(r->pins);
+	free(r->heaps);
+	free(r->timeline);
+	free(r);
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * replay.h - a process's heaps rebuilt from its recording, at any instant.
+ *
+ * Pure logic: the caller loads chunks and heap events (load.c does it from
+ * a database) and asks for the figures of DESIGN.md at the end, at the
+ * instant of peak heap extent, at the worst instant (most untrimmable
+ * bytes) or at a given time, with the pins and holes of that instant.
+ *
+ * The replay walks occupancy changes in time order (allocations, and the
+ * moments chunks stop occupying the heap) with, per heap, a bitmap of
+ * occupied 16-byte granules (a two-level summary finds the highest one
+ * fast) and the chunks by address; so untrimmable bytes are known after
+ * every event and the worst instant is found in one pass.
+ */
+#ifndef HP_REPLAY_H
+#define HP_REPLAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum { RP_BRK = 1, RP_MMAP = 2, RP_ARENA = 3 };                /* backing */
+enum { RP_TCACHE = 1, RP_FASTBIN = 2, RP_BIN = 3, RP_TOP = 4, RP_UNMAPPED = 5 }; /* fate */
+/* heap_event kinds */
+enum { RP_EV_BRK = 1, RP_EV_MAP, RP_EV_UNMAP, RP_EV_MADVISE, RP_EV_STATE, RP_EV_RESIZE,
+       RP_EV_INHERITED_FREE };
+
+/* One chunk row. Times are 0 where the row has NULL. */
+struct rp_chunk {
+	uint64_t addr, bytes, size;
+	int64_t alloc_ns, free_ns, released_ns;
+	int64_t chunk_id, stack_id;
+	uint8_t backing, fate;
+};
+
+/* One heap_event row. */
+struct rp_event {
+	int64_t ns;
+	uint64_t addr, bytes;
+	int64_t value;
+	bool has_value;
+	uint8_t kind;
+};
+
+struct rp_input {
+	struct rp_chunk *chunks; /* any order */
+	size_t nchunks;
+	struct rp_event *events; /* in time order */
+	size_t nevents;
+	uint64_t heap_start;     /* the break when recording began */
+	int64_t started_ns, ended_ns;
+	/* A forked child starts with its parent's heap as it was at fork_ns:
+	 * the parent's input, or NULL. */
+	const struct rp_input *parent;
+	int64_t fork_ns;
+};
+
+enum rp_at { RP_AT_EXIT, RP_AT_WORST, RP_AT_PEAK, RP_AT_TIME };
+
+struct rp_figures {
+	int64_t at_ns;
+	uint64_t extent;           /* heap extent: all heaps of the process */
+	uint64_t live;             /* live chunks of the program in its heaps */
+	uint64_t cached;           /* freed, held in a tcache or fastbin */
+	uint64_t allocator;        /* the allocator's own bytes in the heaps */
+	uint64_t top_free;
+	uint64_t untrimmable;      /* = extent - live - cached - allocator - top_free */
+	uint64_t trim_reclaimable; /* of untrimmable: whole pages malloc_trim(0) frees */
+	uint64_t mmap;             /* live mmap chunks */
+	uint64_t retained;         /* extent + mmap - live - live mmap */
+	uint64_t live_chunks, cached_chunks, mmap_chunks;
+};
+
+struct rp_frame_ref {
+	int64_t stack_id;
+};
+
+struct rp_pin {
+	uint64_t addr, bytes;
+	uint64_t weight;           /* becomes trimmable if this and every pin above go */
+	int64_t alloc_ns;          /* 0: the allocator's own */
+	int64_t chunk_id, stack_id;
+	uint8_t state;             /* RP_LIVE, RP_CACHED, RP_OWN */
+	unsigned heap;
+};
+
+enum { RP_LIVE = 1, RP_CACHED = 2, RP_OWN = 3 };
+
+struct rp_site {
+	int64_t stack_id;          /* a representative stack of the group */
+	uint64_t bytes, chunks;
+};
+
+struct rp_hole {
+	uint64_t addr, bytes, trim_reclaimable;
+	unsigned heap;
+	struct rp_site *sites;     /* the chunks that last occupied it, by stack */
+	size_t nsites;
+};
+
+struct rp_heap {
+	uint64_t start, end;       /* [start, end): extent */
+	uint8_t kind;              /* RP_BRK or RP_ARENA (a mapped heap) */
+	uint64_t occupied, top_end;
+};
+
+struct rp_point {               /* the timeline */
+	int64_t ns;
+	uint64_t extent, live, cached, untrimmable;
+};
+
+struct rp_result {
+	struct rp_figures at;      /* at the instant asked for */
+	enum rp_at what;
+	/* over the whole run */
+	uint64_t peak_live, peak_extent, worst_untrimmable;
+	int64_t peak_live_ns, peak_extent_ns, worst_ns;
+	uint64_t leaked_bytes, leaked_chunks;  /* live at the end (requested bytes) */
+	struct rp_heap *heaps;
+	size_t nheaps;
+	struct rp_pin *pins;       /* the top pin first, then down the chain */
+	size_t npins;
+	struct rp_hole *holes;     /* largest first */
+	size_t nholes;
+	struct rp_point *timeline;
+	size_t npoints;
+};
+
+struct rp_options {
+	enum rp_at at;
+	int64_t at_ns;             /* RP_AT_TIME: ns since the process started */
+	size_t top;                /* pins and holes to describe (0: none) */
+	size_t timeline_points;    /* 0: no timeline */
+	/* Sites are grouped by this key (e.g. the allocating function); NULL:
+	 * by stack. Returns a group id for a stack. */
+	int64_t (*group)(void *arg, int64_t stack_id);
+	void *group_arg;
+};
+
+/* Returns NULL only if memory runs out. */
+struct rp_result *rp_analyze(const struct rp_input *in, const struct rp_options *opt);
+void rp_free(struct rp_result *r);
+
+#endif
