@@ -146,8 +146,8 @@ parse(int argc, char **argv, struct opts *o, bool check)
 				if (strcmp(a, limit_flag[k]) == 0)
 					break;
 			if (!check || k == 4) {
-				hp_error(a, "unknown option");
-				(check ? check_usage : report_usage)(stderr);
+				hp_error(a, "unknown option (heapprof %s --help)",
+					 check ? "check" : "report");
 				return 2;
 			}
 			if (!parse_size(v, &o->max[k])) {
@@ -158,7 +158,8 @@ parse(int argc, char **argv, struct opts *o, bool check)
 		}
 	}
 	if (!o->file) {
-		(check ? check_usage : report_usage)(stderr);
+		hp_error(check ? "check" : "report", "which database? (heapprof %s FILE ...)",
+			 check ? "check" : "report");
 		return 2;
 	}
 	if (check && !o->has_max[0] && !o->has_max[1] && !o->has_max[2] && !o->has_max[3]) {
