@@ -103,7 +103,11 @@ ld_open(const char *path, char *err, size_t errcap)
 		snprintf(err, errcap, "not a SQLite database");
 		return NULL;
 	}
-	rc = sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY | SQLITE_OPEN_EXRESCODE, NULL);
+	/* one thread: no memory statistics, no connection mutex (both cost a
+	 * lock per row read) */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	rc = sqlite3_open_v2(path, &h,
+			     SQLITE_OPEN_READONLY | SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		snprintf(err, errcap, "cannot open: %s", h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
 		sqlite3_close(h);
@@ -285,8 +289,22 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 					need[j] = true;
 	}
 
-	/* chunks, one pass over the table */
+	/* chunks, one pass over the table; with one process wanted, its array
+	 * is sized once (chunk ids are 1..n) */
 	size_t *cap = xcalloc(db->nprocs, sizeof(size_t));
+	size_t nneed = 0, only = 0;
+	for (size_t i = 0; i < db->nprocs; i++)
+		if (need[i]) {
+			nneed++;
+			only = i;
+		}
+	if (nneed == 1) {
+		int64_t total = query_int(db->h, "SELECT max(chunk_id) FROM chunk", 0, &rc);
+		if (rc == SQLITE_OK && total > 0 && total < (1LL << 34)) {
+			cap[only] = (size_t)total;
+			db->procs[only].in.chunks = xmalloc(cap[only] * sizeof(struct rp_chunk));
+		}
+	}
 	if (sqlite3_prepare_v2(db->h,
 			       "SELECT process_id, address, chunk_bytes, size, alloc_ns, free_ns, "
 			       "released_ns, chunk_id, stack_id, backing, fate FROM chunk",

@@ -131,7 +131,8 @@ vacate_ns(const struct rp_chunk *c)
 	return is_cached_fate(c->fate) ? c->released_ns : c->free_ns;
 }
 
-/* LSD radix sort by ns (16 bits a pass, as many passes as the span needs). */
+/* LSD radix sort by ns: as few passes as the span of times allows, with
+ * digits of at most 13 bits (a count table that stays in cache). */
 static void
 sort_events(struct cev *v, size_t n)
 {
@@ -145,73 +146,121 @@ sort_events(struct cev *v, size_t n)
 			hi = v[i].ns;
 	}
 	uint64_t span = (uint64_t)(hi - lo);
-	struct cev *tmp = xmalloc(n * sizeof(*tmp));
-	size_t *count = xmalloc(65536 * sizeof(size_t));
-	for (unsigned shift = 0; shift < 64 && (shift == 0 || span >> shift); shift += 16) {
-		memset(count, 0, 65536 * sizeof(size_t));
+	unsigned bits = span ? 64 - (unsigned)__builtin_clzll(span) : 1;
+	unsigned passes = (bits + 12) / 13, digit = (bits + passes - 1) / passes;
+	size_t buckets = (size_t)1 << digit, mask = buckets - 1;
+	struct cev *tmp = xmalloc(n * sizeof(*tmp)), *src = v, *dst = tmp;
+	size_t *count = xmalloc(buckets * sizeof(size_t));
+	for (unsigned p = 0; p < passes; p++) {
+		unsigned shift = p * digit;
+		memset(count, 0, buckets * sizeof(size_t));
 		for (size_t i = 0; i < n; i++)
-			count[((uint64_t)(v[i].ns - lo) >> shift) & 0xffff]++;
+			count[((uint64_t)(src[i].ns - lo) >> shift) & mask]++;
 		size_t sum = 0;
-		for (size_t d = 0; d < 65536; d++) {
+		for (size_t d = 0; d < buckets; d++) {
 			size_t c = count[d];
 			count[d] = sum;
 			sum += c;
 		}
 		for (size_t i = 0; i < n; i++)
-			tmp[count[((uint64_t)(v[i].ns - lo) >> shift) & 0xffff]++] = v[i];
-		memcpy(v, tmp, n * sizeof(*v));
+			dst[count[((uint64_t)(src[i].ns - lo) >> shift) & mask]++] = src[i];
+		struct cev *t = src;
+		src = dst;
+		dst = t;
 	}
+	if (src != v)
+		memcpy(v, src, n * sizeof(*v));
 	free(count);
 	free(tmp);
 }
 
+/* Sort by time, cheaply when nearly sorted (the common case: rows are
+ * written in the order chunks end): the longest greedy run stays, the
+ * rest is sorted and merged in. */
+static void
+sort_adaptive(struct cev *v, size_t n)
+{
+	size_t m = 0, k = 0;
+	struct cev *exc;
+	int64_t last = INT64_MIN;
+
+	for (size_t i = 1; i < n; i++)
+		if (v[i].ns < v[i - 1].ns)
+			goto unsorted;
+	return;
+unsorted:
+	exc = xmalloc(n * sizeof(*exc));
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].ns >= last) {
+			last = v[i].ns;
+			v[m++] = v[i];
+		} else {
+			exc[k++] = v[i];
+		}
+	}
+	if (k > n / 8) {
+		memcpy(v + m, exc, k * sizeof(*exc));
+		free(exc);
+		sort_events(v, n);
+		return;
+	}
+	sort_events(exc, k);
+	/* merge from the back: v[0..m) and exc[0..k) into v[0..n) */
+	size_t i = m, j = k, o = n;
+	while (j > 0) {
+		if (i > 0 && v[i - 1].ns > exc[j - 1].ns)
+			v[--o] = v[--i];
+		else
+			v[--o] = exc[--j];
+	}
+	free(exc);
+}
+
+/* The chunks' events in three streams, each in time order; at the same
+ * time a chunk vacates before another is cached before one is allocated
+ * (reuse at the same address). */
+enum { S_VACATE, S_CACHE, S_ALLOC, S_N };
+
 struct stream {
 	const struct rp_input *in;
-	struct cev *cev;
-	size_t ncev, ci, hi;
+	struct cev *v[S_N];
+	size_t n[S_N], i[S_N];
+	size_t hi;
 };
 
 static void
 stream_open(struct stream *s, const struct rp_input *in)
 {
-	size_t n = 0;
-
 	memset(s, 0, sizeof(*s));
 	s->in = in;
-	s->cev = xmalloc((in->nchunks * 3 + 1) * sizeof(*s->cev));
+	for (int k = 0; k < S_N; k++)
+		s->v[k] = xmalloc((in->nchunks + 1) * sizeof(struct cev));
 	for (size_t i = 0; i < in->nchunks; i++) {
 		const struct rp_chunk *c = &in->chunks[i];
 		uint32_t k = (uint32_t)i;
 		if (c->backing == RP_MMAP) {
-			s->cev[n++] = (struct cev){ c->alloc_ns, k, E_MMAP_ON };
+			s->v[S_ALLOC][s->n[S_ALLOC]++] = (struct cev){ c->alloc_ns, k, E_MMAP_ON };
 			if (c->free_ns)
-				s->cev[n++] = (struct cev){ c->free_ns, k, E_MMAP_OFF };
+				s->v[S_VACATE][s->n[S_VACATE]++] =
+					(struct cev){ c->free_ns, k, E_MMAP_OFF };
 			continue;
 		}
-		s->cev[n++] = (struct cev){ c->alloc_ns, k, E_ALLOC };
+		s->v[S_ALLOC][s->n[S_ALLOC]++] = (struct cev){ c->alloc_ns, k, E_ALLOC };
 		if (c->free_ns && is_cached_fate(c->fate))
-			s->cev[n++] = (struct cev){ c->free_ns, k, E_CACHE };
+			s->v[S_CACHE][s->n[S_CACHE]++] = (struct cev){ c->free_ns, k, E_CACHE };
 		int64_t v = vacate_ns(c);
 		if (v)
-			s->cev[n++] = (struct cev){ v, k, E_VACATE };
+			s->v[S_VACATE][s->n[S_VACATE]++] = (struct cev){ v, k, E_VACATE };
 	}
-	s->ncev = n;
-	sort_events(s->cev, n);
+	for (int k = 0; k < S_N; k++)
+		sort_adaptive(s->v[k], s->n[k]);
 }
 
 static void
 stream_close(struct stream *s)
 {
-	free(s->cev);
-}
-
-/* The time of the next event, or INT64_MAX. */
-static int64_t
-stream_peek(const struct stream *s)
-{
-	int64_t a = s->ci < s->ncev ? s->cev[s->ci].ns : INT64_MAX;
-	int64_t b = s->hi < s->in->nevents ? s->in->events[s->hi].ns : INT64_MAX;
-	return a < b ? a : b;
+	for (int k = 0; k < S_N; k++)
+		free(s->v[k]);
 }
 
 static void
@@ -249,36 +298,55 @@ static void
 stream_run(struct engine *e, struct stream *s, int64_t until, void (*after)(void *, int64_t),
 	   void *arg)
 {
+	const struct rp_input *in = s->in;
+
 	for (;;) {
-		int64_t t = stream_peek(s);
+		int best = -1;
+		int64_t t = INT64_MAX;
+		/* on a tie the first stream wins (a vacate before an alloc) */
+		for (int k = 0; k < S_N; k++)
+			if (s->i[k] < s->n[k] && s->v[k][s->i[k]].ns < t) {
+				t = s->v[k][s->i[k]].ns;
+				best = k;
+			}
+		if (s->hi < in->nevents && in->events[s->hi].ns < t) {
+			t = in->events[s->hi].ns;
+			best = -1;
+		}
 		if (t == INT64_MAX || t > until)
 			return;
-		if (s->ci < s->ncev && s->cev[s->ci].ns == t)
-			apply_chunk_event(e, s->in, &s->cev[s->ci++]);
+		if (best >= 0)
+			apply_chunk_event(e, in, &s->v[best][s->i[best]++]);
 		else
-			heap_event(e, &s->in->events[s->hi++]);
+			heap_event(e, &in->events[s->hi++]);
 		if (after)
 			after(arg, t);
 	}
 }
 
 /* Bring the engine to the state of `in` at `until` (its own time), the
- * parent's heap at the fork first. */
+ * parent's heap at the fork first. `s`: the events of `in`, opened by the
+ * caller (and rewound here), or NULL. */
 static void
 engine_run_to(struct engine *e, const struct rp_input *in, int64_t until,
-	      void (*after)(void *, int64_t), void *arg)
+	      void (*after)(void *, int64_t), void *arg, struct stream *s)
 {
-	struct stream s;
+	struct stream own;
 
-	if (in->parent) {
-		engine_run_to(e, in->parent, in->fork_ns, NULL, NULL);
-		/* the child's break starts where the parent's was */
-	}
+	if (in->parent)
+		engine_run_to(e, in->parent, in->fork_ns, NULL, NULL, NULL);
+	/* a forked child's break starts where its parent's was */
 	if (!e->m.has_brk && in->heap_start)
 		hm_brk(&e->m, in->heap_start, in->heap_start);
-	stream_open(&s, in);
-	stream_run(e, &s, until, after, arg);
-	stream_close(&s);
+	if (!s) {
+		stream_open(&own, in);
+		s = &own;
+	}
+	memset(s->i, 0, sizeof(s->i));
+	s->hi = 0;
+	stream_run(e, s, until, after, arg);
+	if (s == &own)
+		stream_close(&own);
 }
 
 static void
@@ -445,42 +513,69 @@ by_vacated_desc(const void *a, const void *b)
 	return x->vacated > y->vacated ? -1 : x->vacated < y->vacated;
 }
 
+static int
+by_addr(const void *a, const void *b)
+{
+	const struct rp_hole *const *x = a, *const *y = b;
+
+	return (*x)->addr < (*y)->addr ? -1 : (*x)->addr > (*y)->addr;
+}
+
 /* The chunks that last occupied each of the first `top` holes, as sites:
  * a byte's last occupant is the chunk that vacated it last before the
- * instant (occupants of one byte never overlap in time). */
+ * instant (occupants of one byte never overlap in time). One pass over
+ * the chunks (and an ancestor's, up to the fork that made the next
+ * generation) finds the candidates of every hole. */
 static void
 hole_sites(struct rp_result *r, const struct rp_input *in, int64_t at, size_t top,
 	   const struct rp_options *opt)
 {
 	size_t n = r->nholes < top ? r->nholes : top;
+	struct rp_hole **sorted;
+	struct cand **cand;
+	size_t *nc, *cc;
 
-	for (size_t k = 0; k < n; k++) {
-		struct rp_hole *h = &r->holes[k];
-		struct cand *cand = NULL;
-		size_t nc = 0, cc = 0;
-
-		int64_t limit = at;
-		for (const struct rp_input *i = in; i; limit = i->fork_ns, i = i->parent) {
-			/* an ancestor's chunks count up to the fork that made the
-			 * next generation */
-			for (size_t j = 0; j < i->nchunks; j++) {
-				const struct rp_chunk *c = &i->chunks[j];
-				int64_t v = vacate_ns(c);
-				if (c->backing == RP_MMAP || v == 0 || v > limit ||
-				    c->addr >= h->addr + h->bytes || c->addr + c->bytes <= h->addr)
-					continue;
-				if (nc == cc) {
-					cc = cc ? cc * 2 : 64;
-					cand = xrealloc(cand, cc * sizeof(*cand));
+	if (n == 0)
+		return;
+	sorted = xmalloc(n * sizeof(*sorted));
+	for (size_t k = 0; k < n; k++)
+		sorted[k] = &r->holes[k];
+	qsort(sorted, n, sizeof(*sorted), by_addr);
+	cand = xcalloc(n, sizeof(*cand));
+	nc = xcalloc(n, sizeof(size_t));
+	cc = xcalloc(n, sizeof(size_t));
+	int64_t limit = at;
+	for (const struct rp_input *i = in; i; limit = i->fork_ns, i = i->parent) {
+		for (size_t j = 0; j < i->nchunks; j++) {
+			const struct rp_chunk *c = &i->chunks[j];
+			int64_t v = vacate_ns(c);
+			if (c->backing == RP_MMAP || v == 0 || v > limit)
+				continue;
+			/* the first hole that ends after the chunk starts */
+			size_t lo = 0, hi = n;
+			while (lo < hi) {
+				size_t mid = (lo + hi) / 2;
+				if (sorted[mid]->addr + sorted[mid]->bytes <= c->addr)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			for (size_t k = lo; k < n && sorted[k]->addr < c->addr + c->bytes; k++) {
+				if (nc[k] == cc[k]) {
+					cc[k] = cc[k] ? cc[k] * 2 : 64;
+					cand[k] = xrealloc(cand[k], cc[k] * sizeof(**cand));
 				}
-				cand[nc++] = (struct cand){ v, c };
+				cand[k][nc[k]++] = (struct cand){ v, c };
 			}
 		}
-		qsort(cand, nc, sizeof(*cand), by_vacated_desc);
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct rp_hole *h = sorted[k];
+		qsort(cand[k], nc[k], sizeof(**cand), by_vacated_desc);
 		size_t grains = (size_t)(h->bytes / HM_GRAIN);
 		uint64_t *claimed = xcalloc((grains + 63) / 64, sizeof(uint64_t));
-		for (size_t j = 0; j < nc; j++) {
-			const struct rp_chunk *c = cand[j].c;
+		for (size_t j = 0; j < nc[k]; j++) {
+			const struct rp_chunk *c = cand[k][j].c;
 			uint64_t lo = c->addr > h->addr ? c->addr : h->addr;
 			uint64_t hi = c->addr + c->bytes < h->addr + h->bytes ? c->addr + c->bytes
 									      : h->addr + h->bytes;
@@ -508,7 +603,7 @@ hole_sites(struct rp_result *r, const struct rp_input *in, int64_t at, size_t to
 			h->sites[s].chunks++;
 		}
 		free(claimed);
-		free(cand);
+		free(cand[k]);
 		/* largest first */
 		for (size_t a = 1; a < h->nsites; a++)
 			for (size_t b = a; b > 0 && h->sites[b].bytes > h->sites[b - 1].bytes; b--) {
@@ -517,6 +612,10 @@ hole_sites(struct rp_result *r, const struct rp_input *in, int64_t at, size_t to
 				h->sites[b - 1] = t;
 			}
 	}
+	free(cand);
+	free(nc);
+	free(cc);
+	free(sorted);
 }
 
 static void
@@ -548,7 +647,9 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 			p.step = 1;
 		p.next_point = in->started_ns;
 	}
-	engine_run_to(&e, in, INT64_MAX, after_event, &p);
+	struct stream events;
+	stream_open(&events, in);
+	engine_run_to(&e, in, INT64_MAX, after_event, &p, &events);
 	if (p.step)
 		add_point(&p, end == INT64_MAX ? r->peak_live_ns : end);
 	leaks(r, in);
@@ -573,8 +674,9 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 		/* pass 2: again, up to the instant */
 		engine_free(&e);
 		engine_init(&e);
-		engine_run_to(&e, in, at, NULL, NULL);
+		engine_run_to(&e, in, at, NULL, NULL, &events);
 	}
+	stream_close(&events);
 	figures(&e.m, &r->at, at == INT64_MAX ? (in->ended_ns ? in->ended_ns : 0) : at);
 	walk_heaps(&e.m, r, opt->top);
 	hole_sites(r, in, at, opt->top, opt);
