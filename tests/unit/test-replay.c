@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test-replay - the heap model and the replay on made-up recordings.
+ *
+ * 1. heapmodel against brute force: random chunks occupy and vacate a
+ *    heap; after every step untrimmable bytes, the top pin and top free
+ *    must be what a walk of a plain array says, and the bitmap's
+ *    previous/next searches must agree with a linear scan.
+ * 2. replay on small recordings whose answers are worked out by hand:
+ *    figures at the end, at the worst instant and at a given time; the pin
+ *    chain and its weights; holes, malloc_trim's pages and former sites;
+ *    a forked child that starts from its parent's heap.
+ *
+ * Usage: test-replay [seed] [steps]
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../harness.h"
+#include "../progs/rng.h"
+#include "chunkmap.h"
+#include "heapmodel.h"
+#include "replay.h"
+
+#define HEAP (256u << 10) /* 256 KiB of heap: 16384 granules */
+#define G 16
+
+/* No chunk of the array overlaps [g, g + bytes / G) granules. */
+static int
+room_at(const uint32_t *size_at, uint32_t g, uint32_t bytes)
+{
+	for (uint32_t k = g >= 64 ? g - 64 : 0; k < g + bytes / G; k++)
+		if (size_at[k] && k + size_at[k] / G > g)
+			return 0;
+	return 1;
+}
+
+static void
+model_vs_brute_force(uint64_t seed, unsigned steps)
+{
+	static uint32_t size_at[HEAP / G]; /* granule -> chunk bytes, 0: none */
+	struct chunkmap *map = chunkmap_new();
+	struct hm m;
+	const uint64_t base = 0x555555560000ULL;
+	unsigned bad_untrim = 0, bad_top = 0, bad_search = 0, peak = 0, live = 0;
+
+	memset(size_at, 0, sizeof(size_at));
+	hm_init(&m, map);
+	hm_brk(&m, base, base + HEAP);
+	for (unsigned step = 0; step < steps; step++) {
+		uint64_t x = rng_next(&seed);
+		/* chunks of 32..1024 bytes at 32-byte steps, never overlapping */
+		uint32_t bytes = (uint32_t)(32 + 32 * ((x >> 32) % 32));
+		uint32_t g = (uint32_t)((x >> 8) % (HEAP / G - 64)) & ~1u;
+		struct chunk_entry *c = chunkmap_slot(map, base + (uint64_t)g * G);
+
+		if (c && c->addr == base + (uint64_t)g * G) {
+			hm_vacate(&m, c);
+			chunkmap_remove(map, c);
+			size_at[g] = 0;
+		} else if (!c && room_at(size_at, g, bytes)) {
+			c = chunkmap_add(map, base + (uint64_t)g * G);
+			c->chunk_bytes = bytes;
+			c->kind = HM_CHUNK;
+			c->cached = (x & 7) == 0;
+			hm_occupy(&m, c);
+			size_at[g] = bytes;
+		}
+		/* brute force: occupied, top end */
+		uint64_t occupied = 0, top_end = base;
+		live = 0;
+		for (uint32_t k = 0; k < HEAP / G; k++)
+			if (size_at[k]) {
+				occupied += size_at[k];
+				top_end = base + (uint64_t)k * G + size_at[k];
+				live++;
+			}
+		if (live > peak)
+			peak = live;
+		uint64_t untrim = top_end > base ? top_end - base - occupied : 0;
+		bad_untrim += m.untrim != untrim;
+		bad_top += hm_top_free(&m) != base + HEAP - top_end;
+		if (step % 64 == 0) {
+			uint32_t probe = (uint32_t)(rng_next(&seed) % (HEAP / G));
+			long long prev = -1, next = -1;
+			for (uint32_t k = 0; k < probe; k++)
+				if (size_at[k])
+					prev = k;
+			for (uint32_t k = probe; k < HEAP / G; k++)
+				if (size_at[k]) {
+					next = k;
+					break;
+				}
+			bad_search += hm_prev(&m.heaps[0], probe) != prev;
+			bad_search += hm_next(&m.heaps[0], probe) != next;
+		}
+	}
+	CHECK(bad_untrim == 0, "untrimmable bytes agree after every step (%u wrong)", bad_untrim);
+	CHECK(bad_top == 0, "top free agrees after every step (%u wrong)", bad_top);
+	CHECK(bad_search == 0, "previous/next occupied granule agree (%u wrong)", bad_search);
+	CHECK(peak > 100, "the heap filled up (%u chunks at most)", peak);
+	hm_free(&m);
+	chunkmap_free(map);
+}
+
+/* ---- made-up recordings ---- */
+
+#define B 0x500000000000ULL /* heap base */
+#define KB 1024ULL
+
+static struct rp_chunk
+chunk(uint64_t off, uint64_t bytes, int64_t alloc, int64_t free_, uint8_t fate, int64_t released,
+      int64_t stack)
+{
+	static int64_t id;
+	return (struct rp_chunk){ .addr = B + off, .bytes = bytes, .size = bytes - 16,
+				  .alloc_ns = alloc, .free_ns = free_, .released_ns = released,
+				  .chunk_id = ++id, .stack_id = stack, .backing = RP_BRK,
+				  .fate = fate };
+}
+
+static void
+recordings(void)
+{
+	/* The heap grows to 1 MiB at t=1. Ten 64 KiB chunks at 0..640 KiB
+	 * (t=10..19, stack 1), a 48-byte pin above them at 640 KiB (t=20,
+	 * stack 2, live to the end); chunks 0..4 freed at t=30..34 (bins),
+	 * 5..9 at t=40..44: one hole of 640 KiB below the pin by t=44. A
+	 * 4 KiB chunk (stack 3) at 128 KiB reuses part of the hole at t=50
+	 * and lives on: the worst instant is t=44. */
+	struct rp_chunk c[16];
+	size_t n = 0;
+	for (int i = 0; i < 10; i++)
+		c[n++] = chunk((uint64_t)i * 64 * KB, 64 * KB, 10 + i, i < 5 ? 30 + i : 35 + i, RP_BIN,
+			       0, 1);
+	c[n++] = chunk(640 * KB, 48, 20, 0, 0, 0, 2);
+	c[n++] = chunk(128 * KB, 4 * KB, 50, 0, 0, 0, 3);
+	/* a cached chunk: freed into the tcache at t=60, still held */
+	c[n++] = chunk(640 * KB + 48, 48, 55, 60, RP_TCACHE, 0, 4);
+	struct rp_event ev[] = {
+		{ .ns = 1, .kind = RP_EV_BRK, .addr = B, .bytes = B + 1024 * KB },
+	};
+	struct rp_input in = { .chunks = c, .nchunks = n, .events = ev, .nevents = 1,
+			       .heap_start = B, .started_ns = 0, .ended_ns = 100 };
+	struct rp_options opt = { .at = RP_AT_EXIT, .top = 10 };
+	struct rp_result *r = rp_analyze(&in, &opt);
+
+	uint64_t top_end = 640 * KB + 96;
+	CHECK(r->at.extent == 1024 * KB, "extent 1 MiB (%llu)", (unsigned long long)r->at.extent);
+	CHECK(r->at.live == 48 + 4 * KB, "live: the pin and the 4 KiB chunk");
+	CHECK(r->at.cached == 48 && r->at.cached_chunks == 1, "cached: the tcache chunk");
+	CHECK(r->at.top_free == 1024 * KB - top_end, "top free: above the cached chunk");
+	CHECK(r->at.untrimmable == 640 * KB - 4 * KB, "untrimmable: the hole less the 4 KiB (%llu)",
+	      (unsigned long long)r->at.untrimmable);
+	CHECK(r->npins == 3 && r->pins[0].state == RP_CACHED && r->pins[0].stack_id == 4 &&
+		      r->pins[0].weight == 48,
+	      "the top pin is the cached chunk, weight its own 48 bytes");
+	CHECK(r->npins == 3 && r->pins[1].state == RP_LIVE && r->pins[1].stack_id == 2 &&
+		      r->pins[1].weight == 48 + (640 - 132) * KB,
+	      "then the live pin, weight itself and the hole below it");
+	CHECK(r->npins == 3 && r->pins[2].stack_id == 3 && r->pins[2].weight == (4 + 128) * KB,
+	      "then the 4 KiB chunk over the lowest hole; no pin below the last hole");
+	CHECK(r->nholes == 2 && r->holes[0].bytes == (640 - 132) * KB &&
+		      r->holes[1].bytes == 128 * KB,
+	      "two holes, largest first");
+	/* malloc_trim: whole pages past 48 bytes of header */
+	CHECK(r->holes[0].trim_reclaimable == (640 - 132) * KB - 4 * KB,
+	      "the big hole gives back all its pages but the first");
+	CHECK(r->at.trim_reclaimable == (640 - 132 - 4 + 128 - 4) * KB,
+	      "reclaimable bytes are the sum over holes");
+	CHECK(r->holes[0].nsites == 1 && r->holes[0].sites[0].stack_id == 1 &&
+		      r->holes[0].sites[0].chunks == 8,
+	      "the big hole was last held by 8 of stack 1's chunks (%zu sites, %llu chunks)",
+	      r->holes[0].nsites, r->holes[0].nsites ? (unsigned long long)r->holes[0].sites[0].chunks : 0);
+	CHECK(r->worst_untrimmable == 640 * KB && r->worst_ns == 44,
+	      "worst: 640 KiB at t=44 (%llu at %lld)", (unsigned long long)r->worst_untrimmable,
+	      (long long)r->worst_ns);
+	CHECK(r->peak_live == 640 * KB + 48 && r->peak_live_ns == 20, "peak live at t=20");
+	CHECK(r->leaked_chunks == 2, "leaks: the two chunks never freed");
+	rp_free(r);
+
+	opt.at = RP_AT_WORST;
+	r = rp_analyze(&in, &opt);
+	CHECK(r->at.at_ns == 44 && r->at.untrimmable == 640 * KB && r->at.live == 48,
+	      "at worst: the whole hole, only the pin live");
+	CHECK(r->npins == 1 && r->pins[0].stack_id == 2, "at worst: the pin is the live 48 bytes");
+	rp_free(r);
+
+	opt.at = RP_AT_TIME;
+	opt.at_ns = 32;
+	r = rp_analyze(&in, &opt);
+	CHECK(r->at.untrimmable == 3 * 64 * KB && r->at.live == 7 * 64 * KB + 48,
+	      "at t=32: three blocks freed below the rest");
+	rp_free(r);
+
+	/* A forked child (fork at t=25: blocks and pin live) frees the pin
+	 * it inherited and allocates nothing: its heap is the parent's. */
+	struct rp_event cev[] = {
+		{ .ns = 30, .kind = RP_EV_INHERITED_FREE, .addr = B + 640 * KB, .bytes = 48,
+		  .value = RP_BIN, .has_value = true },
+	};
+	struct rp_input child = { .events = cev, .nevents = 1, .heap_start = B + 1024 * KB,
+				  .started_ns = 26, .ended_ns = 40, .parent = &in, .fork_ns = 25 };
+	opt.at = RP_AT_EXIT;
+	r = rp_analyze(&child, &opt);
+	CHECK(r->at.extent == 1024 * KB && r->at.live == 640 * KB,
+	      "child: the parent's heap at the fork, less the freed pin");
+	CHECK(r->at.untrimmable == 0, "child: nothing pinned once the pin is gone");
+	rp_free(r);
+}
+
+int
+main(int argc, char **argv)
+{
+	uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 0) : 1;
+	unsigned steps = argc > 2 ? (unsigned)strtoul(argv[2], NULL, 0) : 20000;
+
+	model_vs_brute_force(seed * 0x9e3779b97f4a7c15ULL + 1, steps);
+	recordings();
+	return harness_exit();
+}
