@@ -259,18 +259,20 @@ advice(struct ld_db *db, const struct rp_result *r)
 		       a, b);
 		return;
 	}
+	char w[32];
 	site_text(db, p->stack_id, s, sizeof(s));
+	fmt_size(w, sizeof(w), p->weight);
 	if (p->state == RP_LIVE)
 		printf("  %s of free memory cannot be given back while the top pin, a %llu-byte "
-		       "chunk from %s, is live: freeing it (and the live chunks below it, in the "
-		       "order listed) lets free() trim the heap; malloc_trim(0) would return %s "
-		       "now.\n",
-		       a, (unsigned long long)p->bytes, s, b);
+		       "chunk from %s, is live: freeing it would let free() trim %s%s; "
+		       "malloc_trim(0) would return %s now.\n",
+		       a, (unsigned long long)p->bytes, s, w,
+		       r->npins > 1 ? " (the pins listed below it hold the rest)" : "", b);
 	else if (p->state == RP_CACHED)
 		printf("  %s of free memory cannot be given back: the top pin is a %llu-byte chunk "
 		       "from %s that the program already freed but the allocator still caches "
-		       "(tcache or fastbin); it goes when a request of its size reuses it or the "
-		       "cache is flushed, and malloc_trim(0) would return %s now.\n",
+		       "(tcache or fastbin) until a request of its size reuses it; "
+		       "malloc_trim(0) would return %s now.\n",
 		       a, (unsigned long long)p->bytes, s, b);
 	else
 		printf("  %s of free memory cannot be given back: the allocator's own memory sits "
