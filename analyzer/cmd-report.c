@@ -515,10 +515,18 @@ json_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 	printf("     \"complete\": %s, \"dropped_events\": %lld, \"truncated_records\": %lld,\n",
 	       db->complete ? "true" : "false", (long long)p->dropped, (long long)p->truncated);
 	printf("     \"heaps\": [");
-	for (size_t i = 0; i < r->nheaps; i++)
-		printf("%s{\"kind\": \"%s\", \"start\": %llu, \"extent_bytes\": %llu}", i ? ", " : "",
-		       r->heaps[i].kind == RP_BRK ? "brk" : "arena", U(r->heaps[i].start),
-		       U(r->heaps[i].end - r->heaps[i].start));
+	for (size_t i = 0; i < r->nheaps; i++) {
+		const struct rp_heap *h = &r->heaps[i];
+		uint64_t top = h->top_end > h->start ? h->top_end : h->start;
+		uint64_t span = top - h->start;
+		printf("%s{\"kind\": \"%s\", \"start\": %llu, \"extent_bytes\": %llu, "
+		       "\"occupied_bytes\": %llu, \"untrimmable_bytes\": %llu, "
+		       "\"top_free_bytes\": %llu}",
+		       i ? ", " : "", h->kind == RP_BRK ? "brk" : "arena", U(h->start),
+		       U(h->end - h->start), U(h->occupied),
+		       U(span > h->occupied ? span - h->occupied : 0),
+		       U(h->end > top ? h->end - top : 0));
+	}
 	printf("],\n     \"pins\": [");
 	for (size_t i = 0; i < r->npins; i++) {
 		const struct rp_pin *pin = &r->pins[i];

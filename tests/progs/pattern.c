@@ -14,10 +14,12 @@
  *   mmap-only   ten 1 MiB chunks (mmap), five freed: no holes
  *   freed-all   10000 x 4000 bytes pinned by a config string while the
  *               program works, then everything freed: no leak at all
+ *   arena-pin   a thread's arena: 200 x 40 KiB freed below a live chunk
  *
  * Usage: pattern MODE
  */
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
@@ -116,6 +118,16 @@ work(void)
 	nanosleep(&ts, NULL);
 }
 
+__attribute__((noinline)) static void *
+arena_work(void *arg)
+{
+	(void)arg;
+	fill_blocks(200, BLOCK);
+	pins[0] = keep_config();
+	free_blocks(200);
+	return NULL;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -179,7 +191,14 @@ main(int argc, char **argv)
 		free(pin);
 		return 0;
 	}
+	if (strcmp(mode, "arena-pin") == 0) {
+		pthread_t t;
+		if (pthread_create(&t, NULL, arena_work, NULL) != 0 || pthread_join(t, NULL) != 0)
+			return 99;
+		report_mallinfo();
+		return 0;
+	}
 	fprintf(stderr, "usage: pattern live-pin|cached-pin|stdio-pin|pages|slivers|"
-			"mmap-only|freed-all\n");
+			"mmap-only|freed-all|arena-pin\n");
 	return 2;
 }

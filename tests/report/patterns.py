@@ -216,6 +216,19 @@ def main():
         check("mmap-only: no holes, no pins, 5 chunks mapped", (0, [], [], 5),
               (r["untrimmable_bytes"], r["holes"], r["pins"], r["mmap_chunks"]))
 
+        # a thread's arena: its own mapped heap, pinned the same way
+        db, mi, _ = record(tmp, "arena-pin")
+        r = report(db)[0]
+        check("arena-pin: extent = arena (all arenas)", mi["arena"], r["extent_bytes"])
+        check("arena-pin: untrimmable + top free = fordblks - fsmblks (all arenas)",
+              mi["fordblks"] - mi["fsmblks"], r["untrimmable_bytes"] + r["top_free_bytes"])
+        arenas = [h for h in r["heaps"] if h["kind"] == "arena"]
+        check("arena-pin: the thread's heap holds the untrimmable bytes, pinned by keep_config",
+              (1, r["untrimmable_bytes"], "live", "keep_config"),
+              (len(arenas), sum(h["untrimmable_bytes"] for h in arenas), r["pins"][0]["state"],
+               innermost(r["pins"][0]["stack"])[0]))
+        check("arena-pin: heaps add up", r["extent_bytes"], sum(h["extent_bytes"] for h in r["heaps"]))
+
         # the instants: worst is the most untrimmable, peak the largest extent
         db, mi, _ = record(tmp, "freed-all")
         w = report(db, "--at", "worst")[0]
