@@ -26,7 +26,6 @@ struct chunk_entry {
 	int64_t stack_id;
 	int64_t realloc_from;      /* chunk id of the chunk a moving realloc replaced */
 	int64_t row_id;            /* >0: the row is written (its chunk id) */
-	uint32_t link;             /* realloc partner not written yet: entry index + 1 */
 	int32_t alloc_tid, free_tid;
 	uint8_t backing, call, fate;
 	bool cached;               /* freed, still occupying the heap */
@@ -50,7 +49,7 @@ struct chunk_entry *chunkmap_add(struct chunkmap *m, uint64_t addr);
 
 void chunkmap_remove(struct chunkmap *m, struct chunk_entry *e);
 
-/* Entries by index (for links between entries); 0 is none. */
+/* Entries by index; 0 is none. */
 uint32_t chunkmap_index(const struct chunkmap *m, const struct chunk_entry *e);
 struct chunk_entry *chunkmap_at(struct chunkmap *m, uint32_t index);
 

@@ -353,25 +353,36 @@ hm_trim_range(uint64_t addr, uint64_t bytes)
 	return rest > page - 1 ? rest & ~(page - 1) : 0;
 }
 
+void
+hm_holes(struct hm *m, struct hm_heap *h, void (*fn)(void *, uint64_t, uint64_t), void *arg)
+{
+	uint64_t at = h->start;
+
+	if (!h->top)
+		return;
+	for (long long g = hm_next(h, 0); g >= 0; g = hm_next(h, (size_t)g + 1)) {
+		uint64_t addr = h->start + (uint64_t)g * HM_GRAIN;
+		if (addr > at)
+			fn(arg, at, addr - at);
+		uint64_t end = hm_entry_end(m, h, (size_t)g);
+		if (end > at)
+			at = end;
+	}
+}
+
+static void
+add_trim(void *arg, uint64_t addr, uint64_t bytes)
+{
+	*(uint64_t *)arg += hm_trim_range(addr, bytes);
+}
+
 uint64_t
 hm_trim_reclaimable(struct hm *m)
 {
 	uint64_t total = 0;
 
-	for (size_t i = 0; i < m->nheaps; i++) {
-		struct hm_heap *h = &m->heaps[i];
-		uint64_t at = h->start;
-		if (!h->top)
-			continue;
-		for (long long g = hm_next(h, 0); g >= 0; g = hm_next(h, (size_t)g + 1)) {
-			uint64_t addr = h->start + (uint64_t)g * HM_GRAIN;
-			if (addr > at)
-				total += hm_trim_range(at, addr - at);
-			uint64_t end = hm_entry_end(m, h, (size_t)g);
-			if (end > at)
-				at = end;
-		}
-	}
+	for (size_t i = 0; i < m->nheaps; i++)
+		hm_holes(m, &m->heaps[i], add_trim, &total);
 	return total;
 }
 

@@ -90,7 +90,10 @@ uint64_t hm_top_free(const struct hm *m);
  * that is one free chunk: its whole pages past the chunk's own header and
  * list pointers (glibc's mtrim). */
 uint64_t hm_trim_range(uint64_t addr, uint64_t bytes);
-/* The same over every hole of every heap. */
+/* Each hole of a heap (a free range below its top pin), lowest first. */
+void hm_holes(struct hm *m, struct hm_heap *h, void (*fn)(void *arg, uint64_t addr,
+							   uint64_t bytes), void *arg);
+/* hm_trim_range over every hole of every heap. */
 uint64_t hm_trim_reclaimable(struct hm *m);
 
 /* The top pin of the heap with the most untrimmable bytes, or NULL. */

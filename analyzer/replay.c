@@ -431,37 +431,42 @@ by_bytes_desc(const void *a, const void *b)
 	return x->addr < y->addr ? -1 : x->addr > y->addr;
 }
 
+struct hole_list {
+	struct rp_result *r;
+	size_t cap;
+	unsigned heap;
+};
+
+static void
+add_hole(void *arg, uint64_t addr, uint64_t bytes)
+{
+	struct hole_list *l = arg;
+	struct rp_result *r = l->r;
+
+	if (r->nholes == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 64;
+		r->holes = xrealloc(r->holes, l->cap * sizeof(*r->holes));
+	}
+	r->holes[r->nholes++] =
+		(struct rp_hole){ addr, bytes, hm_trim_range(addr, bytes), l->heap, NULL, 0 };
+	r->at.trim_reclaimable += hm_trim_range(addr, bytes);
+}
+
 /* Holes of every heap (all of them: the trim figure needs each), and the
  * pins of the chain down from each heap's top. */
 static void
 walk_heaps(struct hm *m, struct rp_result *r, size_t top)
 {
-	size_t cap = 0, pcap = 0;
+	struct hole_list holes = { r, 0, 0 };
+	size_t pcap = 0;
 
 	for (size_t hi = 0; hi < m->nheaps; hi++) {
 		struct hm_heap *h = &m->heaps[hi];
-		uint64_t at = h->start;
 
 		if (!h->top)
 			continue;
-		for (long long g = hm_next(h, 0); g >= 0;
-		     g = hm_next(h, (size_t)g + 1)) {
-			uint64_t addr = h->start + (uint64_t)g * HM_GRAIN;
-			if (addr > at) {
-				if (r->nholes == cap) {
-					cap = cap ? cap * 2 : 64;
-					r->holes = xrealloc(r->holes, cap * sizeof(*r->holes));
-				}
-				uint64_t n = addr - at;
-				r->holes[r->nholes++] = (struct rp_hole){
-					at, n, hm_trim_range(at, n), (unsigned)hi, NULL, 0
-				};
-				r->at.trim_reclaimable += hm_trim_range(at, n);
-			}
-			uint64_t end = hm_entry_end(m, h, (size_t)g);
-			if (end > at)
-				at = end;
-		}
+		holes.heap = (unsigned)hi;
+		hm_holes(m, h, add_hole, &holes);
 		/* the chain: from the top down while holes remain below */
 		size_t g = h->top;
 		uint64_t free_below = h->untrim;
