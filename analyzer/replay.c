@@ -373,7 +373,7 @@ figures(const struct hm *m, struct rp_figures *f, int64_t at_ns)
 struct pass1 {
 	struct engine *e;
 	struct rp_result *r;
-	int64_t start, step, next_point;
+	int64_t start, step, next_point, last_ns;
 	size_t cap;
 	uint64_t last_extent, last_live, last_cached, last_untrim;
 	bool dirty;
@@ -400,6 +400,8 @@ after_event(void *arg, int64_t ns)
 	const struct hm *m = &p->e->m;
 	struct rp_result *r = p->r;
 	uint64_t live = m->live + m->mmap;
+
+	p->last_ns = ns;
 
 	if (live > r->peak_live) {
 		r->peak_live = live;
@@ -682,7 +684,10 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 		engine_run_to(&e, in, at, NULL, NULL, &events);
 	}
 	stream_close(&events);
-	figures(&e.m, &r->at, at == INT64_MAX ? (in->ended_ns ? in->ended_ns : 0) : at);
+	/* the end: when the process ended, or its last event if that is not
+	 * known (a recording whose collector died) */
+	int64_t last = in->ended_ns > p.last_ns ? in->ended_ns : p.last_ns;
+	figures(&e.m, &r->at, at == INT64_MAX ? last : at);
 	walk_heaps(&e.m, r, opt->top);
 	hole_sites(r, in, at, opt->top, opt);
 	r->nheaps = e.m.nheaps;

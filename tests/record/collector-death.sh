@@ -22,4 +22,10 @@ check "the program ended by itself" 0 "$(pgrep -fc "$PROGS/mt-stress")"
 check "and finished its work" 1 "$(grep -c ' 0 failed' "$TMP/out")"
 check "the database opens" ok "$(q "$DB" 'PRAGMA integrity_check')"
 check "and says it is incomplete" 0 "$(q "$DB" "SELECT value FROM meta WHERE key = 'complete'")"
+"$HEAPPROF" report "$DB" >"$TMP/report" 2>"$TMP/report.err"
+check "heapprof report reads what was committed" 0 "$?"
+check "and warns that the recording did not finish" 1 \
+	"$(grep -c 'the recording did not finish' "$TMP/report.err")"
+check "its end is the last event recorded (not before the start)" 1 \
+	"$(grep -c 'at exit: [0-9][0-9.]* s after it started' "$TMP/report")"
 finish
