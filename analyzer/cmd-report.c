@@ -19,6 +19,7 @@
 #include "util.h"
 
 #define MAX_FRAMES 64
+#define U(x) ((unsigned long long)(x))
 
 struct opts {
 	const char *file;
@@ -367,6 +368,17 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		 f->mmap_chunks == 1 ? "" : "s");
 	text_line("mmap", f->mmap, line);
 	text_line("retained", f->retained, "held from the kernel beyond live bytes");
+	for (size_t i = 0; r->nheaps > 1 && i < r->nheaps; i++) {
+		const struct rp_heap *h = &r->heaps[i];
+		uint64_t top = h->top_end > h->start ? h->top_end : h->start;
+		uint64_t span = top - h->start;
+		char d[32];
+		printf("    %s heap at 0x%llx: extent %s, untrimmable %s, top free %s\n",
+		       h->kind == RP_BRK ? "the brk" : "an arena's", U(h->start),
+		       fmt_size(a, sizeof(a), h->end - h->start),
+		       fmt_size(b, sizeof(b), span > h->occupied ? span - h->occupied : 0),
+		       fmt_size(d, sizeof(d), h->end > top ? h->end - top : 0));
+	}
 	printf("  peak live %s at %.3f s; peak extent %s at %.3f s; worst untrimmable %s at "
 	       "%.3f s\n",
 	       fmt_size(a, sizeof(a), r->peak_live), secs(r->peak_live_ns - t0),
@@ -480,8 +492,6 @@ function_of(struct ld_db *db, int64_t stack_id)
 {
 	return ld_function_name(db, ld_group_function(db, stack_id));
 }
-
-#define U(x) ((unsigned long long)(x))
 
 static void
 json_process(struct ld_db *db, const struct ld_process *p, const struct rp_result *r,
