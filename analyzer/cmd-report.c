@@ -187,40 +187,6 @@ analyze(struct ld_db *db, struct ld_process *p, const struct opts *o, size_t tim
 /* ---- text ---- */
 
 static const char *
-base(const char *path)
-{
-	const char *s = path ? strrchr(path, '/') : NULL;
-	return s ? s + 1 : path;
-}
-
-/* "function (file:line)" of a frame, into buf. */
-static const char *
-frame_text(char *buf, size_t cap, const struct ld_frame *f)
-{
-	if (f->file && f->line > 0)
-		snprintf(buf, cap, "%s (%s:%lld)", f->function ? f->function : "??", base(f->file),
-			 (long long)f->line);
-	else if (f->function)
-		snprintf(buf, cap, "%s (%s)", f->function, f->module ? base(f->module) : "?");
-	else
-		snprintf(buf, cap, "?? (%s)", f->module ? base(f->module) : "?");
-	return buf;
-}
-
-/* The innermost frame of a stack, as text. */
-static const char *
-site_text(struct ld_db *db, int64_t stack_id, char *buf, size_t cap)
-{
-	struct ld_frame f;
-
-	if (stack_id <= 0 || ld_stack(db, stack_id, &f, 1) == 0) {
-		snprintf(buf, cap, "(no stack recorded)");
-		return buf;
-	}
-	return frame_text(buf, cap, &f);
-}
-
-static const char *
 state_name(uint8_t state)
 {
 	return state == RP_LIVE ? "live" : state == RP_CACHED ? "cached" : "allocator";
@@ -261,7 +227,7 @@ advice(struct ld_db *db, const struct rp_result *r)
 		return;
 	}
 	char w[32];
-	site_text(db, p->stack_id, s, sizeof(s));
+	ld_site_text(db, p->stack_id, s, sizeof(s));
 	fmt_size(w, sizeof(w), p->weight);
 	if (p->state == RP_LIVE)
 		printf("  %s of free memory cannot be given back while the top pin, a %llu-byte "
@@ -288,10 +254,19 @@ struct leak {
 };
 
 static int
+by_group(const void *x, const void *y)
+{
+	const struct leak *a = x, *b = y;
+	if (a->key != b->key)
+		return a->key < b->key ? -1 : 1;
+	return (a->backing > b->backing) - (a->backing < b->backing);
+}
+
+static int
 by_leak_bytes(const void *x, const void *y)
 {
 	const struct leak *a = x, *b = y;
-	return a->bytes != b->bytes ? (a->bytes > b->bytes ? -1 : 1) : (a->key > b->key) - (a->key < b->key);
+	return a->bytes != b->bytes ? (a->bytes > b->bytes ? -1 : 1) : by_group(x, y);
 }
 
 /* Chunks live at the end, grouped by site and backing, largest first. */
@@ -299,26 +274,29 @@ static struct leak *
 leaks_of(struct ld_db *db, const struct ld_process *p, const struct opts *o, size_t *n)
 {
 	struct leak *v = NULL;
-	size_t cnt = 0;
+	size_t cnt = 0, groups = 0;
 
 	for (size_t i = 0; i < p->in.nchunks; i++) {
 		const struct rp_chunk *c = &p->in.chunks[i];
 		if (c->free_ns)
 			continue;
+		if ((cnt & (cnt - 1)) == 0)
+			v = xrealloc(v, (cnt ? cnt * 2 : 1) * sizeof(*v));
 		int64_t key = o->by_stack ? c->stack_id : ld_group_function(db, c->stack_id);
-		size_t k;
-		for (k = 0; k < cnt; k++)
-			if (v[k].key == key && v[k].backing == c->backing)
-				break;
-		if (k == cnt) {
-			v = xrealloc(v, (cnt + 1) * sizeof(*v));
-			v[cnt++] = (struct leak){ key, c->stack_id, c->backing, 0, 0 };
-		}
-		v[k].bytes += c->size;
-		v[k].chunks++;
+		v[cnt++] = (struct leak){ key, c->stack_id, c->backing, c->size, 1 };
 	}
-	qsort(v, cnt, sizeof(*v), by_leak_bytes);
-	*n = cnt;
+	/* one entry per group: sorted, then runs added up */
+	qsort(v, cnt, sizeof(*v), by_group);
+	for (size_t i = 0; i < cnt; i++) {
+		if (groups && by_group(&v[groups - 1], &v[i]) == 0) {
+			v[groups - 1].bytes += v[i].bytes;
+			v[groups - 1].chunks++;
+		} else {
+			v[groups++] = v[i];
+		}
+	}
+	qsort(v, groups, sizeof(*v), by_leak_bytes);
+	*n = groups;
 	return v;
 }
 
@@ -339,7 +317,7 @@ text_stack(struct ld_db *db, int64_t stack_id, const char *indent, size_t max)
 	if (n == 0)
 		printf("%s(no stack recorded)\n", indent);
 	for (size_t i = 0; i < n; i++)
-		printf("%s%s\n", indent, frame_text(buf, sizeof(buf), &f[i]));
+		printf("%s%s\n", indent, ld_frame_text(buf, sizeof(buf), &f[i]));
 }
 
 static void
@@ -407,7 +385,7 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 			       fmt_size(a, sizeof(a), pin->bytes), state_name(pin->state),
 			       fmt_size(b, sizeof(b), pin->weight), (unsigned long long)pin->addr,
 			       pin->state == RP_OWN ? "(the allocator's)"
-						    : site_text(db, pin->stack_id, site, sizeof(site)));
+						    : ld_site_text(db, pin->stack_id, site, sizeof(site)));
 		}
 	}
 	if (r->nholes && o->top) {
@@ -424,7 +402,7 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 				       fmt_size(a, sizeof(a), h->sites[s].bytes),
 				       (unsigned long long)h->sites[s].chunks,
 				       h->sites[s].chunks == 1 ? "" : "s",
-				       site_text(db, h->sites[s].stack_id, site, sizeof(site)));
+				       ld_site_text(db, h->sites[s].stack_id, site, sizeof(site)));
 			if (h->nsites > 5)
 				printf("         and %zu more sites\n", h->nsites - 5);
 		}
@@ -437,7 +415,7 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 			printf("  %3zu. %10s in %llu chunk%s (%s) from %s\n", i + 1,
 			       fmt_size(a, sizeof(a), l[i].bytes), (unsigned long long)l[i].chunks,
 			       l[i].chunks == 1 ? "" : "s", backing_name(l[i].backing),
-			       site_text(db, l[i].stack_id, site, sizeof(site)));
+			       ld_site_text(db, l[i].stack_id, site, sizeof(site)));
 	}
 	free(l);
 	printf("\n");
@@ -670,7 +648,7 @@ cmd_check(int argc, char **argv)
 				printf("; top pin: %s",
 				       r->pins[0].state == RP_OWN
 					       ? "the allocator's own memory"
-					       : site_text(db, r->pins[0].stack_id, site, sizeof(site)));
+					       : ld_site_text(db, r->pins[0].stack_id, site, sizeof(site)));
 			printf("\n");
 			failed |= !ok;
 		}

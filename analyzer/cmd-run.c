@@ -371,34 +371,24 @@ collect_until_done(struct collector *col, pid_t root)
 	return root_status;
 }
 
-/* "function (file:line)" of a stack's innermost frame, from the finished
- * database. */
+/* The top pin's site, from the finished database, into buf. */
 static const char *
-pin_site(const char *db_path, int64_t stack_id, char *buf, size_t cap)
+pin_site(const char *db_path, const struct db_summary *r, char *buf, size_t cap)
 {
-	static char site[512];
 	char err[256];
 	struct ld_db *db;
-	struct ld_frame f;
 
-	(void)buf;
-	(void)cap;
-	snprintf(site, sizeof(site), "the allocator's own memory");
-	if (stack_id <= 0 || !(db = ld_open(db_path, err, sizeof(err))))
-		return site;
-	if (ld_stack(db, stack_id, &f, 1) == 1) {
-		if (f.file && f.line > 0) {
-			const char *slash = strrchr(f.file, '/');
-			snprintf(site, sizeof(site), "%s (%s:%lld)", f.function ? f.function : "??",
-				 slash ? slash + 1 : f.file, (long long)f.line);
-		} else {
-			const char *m = f.module ? strrchr(f.module, '/') : NULL;
-			snprintf(site, sizeof(site), "%s (%s)", f.function ? f.function : "??",
-				 m ? m + 1 : f.module ? f.module : "?");
-		}
+	if (strcmp(r->pin_state, "allocator") == 0) {
+		snprintf(buf, cap, "the allocator's own memory");
+		return buf;
 	}
+	if (!(db = ld_open(db_path, err, sizeof(err)))) {
+		snprintf(buf, cap, "(the database cannot be read: %s)", err);
+		return buf;
+	}
+	ld_site_text(db, r->pin_stack_id, buf, cap);
 	ld_close(db);
-	return site;
+	return buf;
 }
 
 static void
@@ -417,7 +407,7 @@ summary(const char *db_path, const struct collect_stats *s)
 			(unsigned long long)s->dropped, (unsigned long long)s->truncated);
 	if (s->has_root) {
 		const struct db_summary *r = &s->root;
-		char a[32], b[32], c[32], d[32], e[32];
+		char a[32], b[32], c[32], d[32], e[32], site[512];
 		fprintf(stderr,
 			"heapprof: pid %lld at exit: heap extent %s, live %s, untrimmable %s "
 			"(malloc_trim(0) would return %s); worst untrimmable %s at %.3f s\n",
@@ -430,7 +420,7 @@ summary(const char *db_path, const struct collect_stats *s)
 		if (r->untrimmable && r->pin_bytes)
 			fprintf(stderr, "heapprof: top pin: %s, %s, from %s\n",
 				fmt_size(a, sizeof(a), r->pin_bytes), r->pin_state,
-				pin_site(db_path, r->pin_stack_id, b, sizeof(b)));
+				pin_site(db_path, r, site, sizeof(site)));
 	}
 	fprintf(stderr, "heapprof: wrote %s (heapprof report %s: pins, holes, stacks)\n", db_path,
 		db_path);

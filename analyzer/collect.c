@@ -140,8 +140,7 @@ struct image {
 	bool modeled;            /* the model is whole (not a forked child's) */
 	bool has_summary;
 	struct db_summary summary; /* written at the end */
-	uint64_t worst_untrim, peak_extent;
-	int64_t worst_ns, peak_extent_ns, peak_live_ns;
+	int64_t peak_live_ns;
 	struct tl_point *tl;     /* the timeline: every tl_step ns at most */
 	size_t ntl, tl_cap;
 	int64_t tl_step, tl_next;
@@ -855,16 +854,9 @@ on_state(struct collector *c, struct image *im, const struct hp_ev_state *ev)
 static void
 model_track(struct image *im)
 {
-	const struct hm *m = &im->model;
+	struct hm *m = &im->model;
 
-	if (m->untrim > im->worst_untrim) {
-		im->worst_untrim = m->untrim;
-		im->worst_ns = im->now;
-	}
-	if (m->extent > im->peak_extent) {
-		im->peak_extent = m->extent;
-		im->peak_extent_ns = im->now;
-	}
+	hm_track(&im->model, im->now);
 	if (im->now < im->tl_next)
 		return;
 	if (im->ntl == 4096) {
@@ -1098,7 +1090,6 @@ write_summary(struct collector *c, struct image *im)
 	struct hm *m = &im->model;
 	struct chunk_entry *pin = hm_top_pin(m);
 	struct db_summary *x = &im->summary;
-	uint64_t held = m->extent + m->mmap, used = m->live + m->mmap;
 
 	*x = (struct db_summary){
 		.process_id = im->process_id,
@@ -1110,13 +1101,13 @@ write_summary(struct collector *c, struct image *im)
 		.untrimmable = m->untrim,
 		.trim_reclaimable = hm_trim_reclaimable(m),
 		.mmap = m->mmap,
-		.retained = held > used ? held - used : 0,
+		.retained = hm_retained(m),
 		.peak_live = im->peak_live_bytes,
 		.peak_live_ns = im->peak_live_ns,
-		.peak_extent = im->peak_extent,
-		.peak_extent_ns = im->peak_extent_ns,
-		.worst_untrimmable = im->worst_untrim,
-		.worst_ns = im->worst_ns,
+		.peak_extent = m->peak_extent,
+		.peak_extent_ns = m->peak_extent_ns,
+		.worst_untrimmable = m->worst_untrim,
+		.worst_ns = m->worst_ns,
 	};
 	if (pin) {
 		x->pin_address = pin->addr;

@@ -326,6 +326,27 @@ hm_mmap(struct hm *m, uint64_t bytes, bool on)
 	}
 }
 
+void
+hm_track(struct hm *m, int64_t ns)
+{
+	if (m->untrim > m->worst_untrim) {
+		m->worst_untrim = m->untrim;
+		m->worst_ns = ns;
+	}
+	if (m->extent > m->peak_extent) {
+		m->peak_extent = m->extent;
+		m->peak_extent_ns = ns;
+	}
+}
+
+uint64_t
+hm_retained(const struct hm *m)
+{
+	uint64_t held = m->extent + m->mmap, used = m->live + m->mmap;
+
+	return held > used ? held - used : 0;
+}
+
 uint64_t
 hm_top_free(const struct hm *m)
 {

@@ -51,6 +51,9 @@ struct hm {
 	uint64_t extent, untrim;
 	bool has_brk;
 	size_t brk_heap;
+	/* over time, as hm_track saw it */
+	uint64_t worst_untrim, peak_extent;
+	int64_t worst_ns, peak_extent_ns;
 };
 
 void hm_init(struct hm *m, struct chunkmap *map);
@@ -82,6 +85,13 @@ uint64_t hm_entry_end(struct hm *m, struct hm_heap *h, size_t g);
 /* Highest occupied granule below g, lowest at or above g, or -1. */
 long long hm_prev(const struct hm_heap *h, size_t g);
 long long hm_next(const struct hm_heap *h, size_t g);
+
+/* After an event at time ns: note the worst untrimmable bytes and the
+ * peak extent so far (the first instant of each). */
+void hm_track(struct hm *m, int64_t ns);
+
+/* Held from the kernel (extent and mmap chunks) beyond live bytes. */
+uint64_t hm_retained(const struct hm *m);
 
 /* Free bytes above the top pin, over all heaps. */
 uint64_t hm_top_free(const struct hm *m);

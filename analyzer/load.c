@@ -255,14 +255,9 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	sqlite3_finalize(s);
 	if (rc != SQLITE_DONE)
 		return fail_sql(db, err, errcap);
-	/* a forked child's heap is its parent's at the fork: ancestors too */
 	bool any = false;
-	for (size_t i = 0; i < db->nprocs; i++) {
-		struct ld_process *p = &db->procs[i];
-		if (!p->wanted)
-			continue;
-		any = true;
-	}
+	for (size_t i = 0; i < db->nprocs; i++)
+		any |= db->procs[i].wanted;
 	if (!any) {
 		if (pid)
 			snprintf(err, errcap, "no process with pid %lld", (long long)pid);
@@ -278,7 +273,8 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 				p->in.parent = &parent->in;
 		}
 	}
-	/* which to load: the wanted ones and their ancestors */
+	/* which to load: the wanted ones and their ancestors (a forked child's
+	 * heap is its parent's at the fork) */
 	bool *need = xcalloc(db->nprocs, sizeof(bool));
 	for (size_t i = 0; i < db->nprocs; i++) {
 		if (!db->procs[i].wanted)
@@ -403,6 +399,37 @@ ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap)
 	}
 	sqlite3_reset(p->frames);
 	return n;
+}
+
+static const char *
+base(const char *path)
+{
+	const char *s = path ? strrchr(path, '/') : NULL;
+	return s ? s + 1 : path;
+}
+
+const char *
+ld_frame_text(char *buf, size_t cap, const struct ld_frame *f)
+{
+	if (f->file && f->line > 0)
+		snprintf(buf, cap, "%s (%s:%lld)", f->function ? f->function : "??", base(f->file),
+			 (long long)f->line);
+	else
+		snprintf(buf, cap, "%s (%s)", f->function ? f->function : "??",
+			 f->module ? base(f->module) : "?");
+	return buf;
+}
+
+const char *
+ld_site_text(struct ld_db *db, int64_t stack_id, char *buf, size_t cap)
+{
+	struct ld_frame f;
+
+	if (stack_id <= 0 || ld_stack(db, stack_id, &f, 1) == 0) {
+		snprintf(buf, cap, "(no stack recorded)");
+		return buf;
+	}
+	return ld_frame_text(buf, cap, &f);
 }
 
 int64_t

@@ -59,6 +59,14 @@ int ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap);
  * Strings stay valid until ld_close. */
 size_t ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap);
 
+/* "function (file:line)" of a frame, or "function (module)" without a
+ * line, "?? (module)" without a function; into buf. */
+const char *ld_frame_text(char *buf, size_t cap, const struct ld_frame *f);
+
+/* The innermost frame of a stack as ld_frame_text, or "(no stack
+ * recorded)". */
+const char *ld_site_text(struct ld_db *db, int64_t stack_id, char *buf, size_t cap);
+
 /* Group key by allocating function (replay's rp_options.group). */
 int64_t ld_group_function(void *db, int64_t stack_id);
 

@@ -364,8 +364,7 @@ figures(const struct hm *m, struct rp_figures *f, int64_t at_ns)
 	f->live_chunks = m->live_n;
 	f->cached_chunks = m->cached_n;
 	f->mmap_chunks = m->mmap_n;
-	uint64_t held = m->extent + m->mmap, used = m->live + m->mmap;
-	f->retained = held > used ? held - used : 0;
+	f->retained = hm_retained(m);
 }
 
 /* ---- the first pass: the whole run ---- */
@@ -397,7 +396,7 @@ static void
 after_event(void *arg, int64_t ns)
 {
 	struct pass1 *p = arg;
-	const struct hm *m = &p->e->m;
+	struct hm *m = &p->e->m;
 	struct rp_result *r = p->r;
 	uint64_t live = m->live + m->mmap;
 
@@ -407,14 +406,7 @@ after_event(void *arg, int64_t ns)
 		r->peak_live = live;
 		r->peak_live_ns = ns;
 	}
-	if (m->extent > r->peak_extent) {
-		r->peak_extent = m->extent;
-		r->peak_extent_ns = ns;
-	}
-	if (m->untrim > r->worst_untrimmable) {
-		r->worst_untrimmable = m->untrim;
-		r->worst_ns = ns;
-	}
+	hm_track(m, ns);
 	if (p->step && ns >= p->next_point) {
 		add_point(p, ns);
 		p->next_point = ns + p->step;
@@ -579,6 +571,7 @@ hole_sites(struct rp_result *r, const struct rp_input *in, int64_t at, size_t to
 	for (size_t k = 0; k < n; k++) {
 		struct rp_hole *h = sorted[k];
 		qsort(cand[k], nc[k], sizeof(**cand), by_vacated_desc);
+		int64_t *keys = NULL; /* the group key of each site */
 		size_t grains = (size_t)(h->bytes / HM_GRAIN);
 		uint64_t *claimed = xcalloc((grains + 63) / 64, sizeof(uint64_t));
 		for (size_t j = 0; j < nc[k]; j++) {
@@ -596,19 +589,18 @@ hole_sites(struct rp_result *r, const struct rp_input *in, int64_t at, size_t to
 				continue;
 			int64_t key = opt->group ? opt->group(opt->group_arg, c->stack_id) : c->stack_id;
 			size_t s;
-			for (s = 0; s < h->nsites; s++) {
-				int64_t k2 = opt->group ? opt->group(opt->group_arg, h->sites[s].stack_id)
-							: h->sites[s].stack_id;
-				if (k2 == key)
-					break;
-			}
+			for (s = 0; s < h->nsites && keys[s] != key; s++)
+				;
 			if (s == h->nsites) {
 				h->sites = xrealloc(h->sites, (h->nsites + 1) * sizeof(*h->sites));
+				keys = xrealloc(keys, (h->nsites + 1) * sizeof(*keys));
+				keys[h->nsites] = key;
 				h->sites[h->nsites++] = (struct rp_site){ c->stack_id, 0, 0 };
 			}
 			h->sites[s].bytes += got;
 			h->sites[s].chunks++;
 		}
+		free(keys);
 		free(claimed);
 		free(cand[k]);
 		/* largest first */
@@ -657,6 +649,10 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 	struct stream events;
 	stream_open(&events, in);
 	engine_run_to(&e, in, INT64_MAX, after_event, &p, &events);
+	r->peak_extent = e.m.peak_extent;
+	r->peak_extent_ns = e.m.peak_extent_ns;
+	r->worst_untrimmable = e.m.worst_untrim;
+	r->worst_ns = e.m.worst_ns;
 	if (p.step)
 		add_point(&p, end == INT64_MAX ? r->peak_live_ns : end);
 	leaks(r, in);

@@ -416,23 +416,25 @@ on_brk(uintptr_t old_brk, uintptr_t new_brk)
 }
 
 static void
-on_map(uintptr_t addr, size_t len, bool chunk)
+emit_map(uint32_t type, uintptr_t addr, size_t len, bool chunk)
 {
 	struct hp_ev_map *ev;
 
-	EMIT(HP_EV_MAP, ev,
+	EMIT(type, ev,
 	     (ev->addr = addr, ev->len = len, ev->kind = chunk ? HP_MAP_CHUNK : HP_MAP_HEAP,
 	      ev->pad = 0));
 }
 
 static void
+on_map(uintptr_t addr, size_t len, bool chunk)
+{
+	emit_map(HP_EV_MAP, addr, len, chunk);
+}
+
+static void
 on_unmap(uintptr_t addr, size_t len, bool chunk)
 {
-	struct hp_ev_map *ev;
-
-	EMIT(HP_EV_UNMAP, ev,
-	     (ev->addr = addr, ev->len = len, ev->kind = chunk ? HP_MAP_CHUNK : HP_MAP_HEAP,
-	      ev->pad = 0));
+	emit_map(HP_EV_UNMAP, addr, len, chunk);
 }
 
 static void
