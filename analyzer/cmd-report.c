@@ -68,7 +68,7 @@ parse_seconds(const char *s, int64_t *ns)
 	v = strtod(s, &end);
 	if (*end || v < 0 || v > 1e9)
 		return false;
-	*ns = (int64_t)(v * 1e9);
+	*ns = (int64_t)(v * 1e9 + 0.5); /* nearest: 0.053123457 is 53123456.99... */
 	return true;
 }
 
