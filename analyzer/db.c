@@ -33,6 +33,7 @@ enum {
 	S_STACK,
 	S_STACK_FRAME,
 	S_CHUNK_ROWS,
+	S_REALLOC_ROWS,
 	S_EVENT_ROWS,
 	S_CHUNK_RELEASED,
 	S_META,
@@ -58,12 +59,13 @@ static const char *const stmt_sql[S_COUNT] = {
 	/* chunk_id is left to SQLite (the last one plus one): an insert that
 	 * appends skips the search a given rowid costs (~20% faster); the ids
 	 * are the collector's all the same, which write_batch checks */
-	[S_CHUNK_ROWS] = "INSERT INTO chunk (process_id, address, size, chunk_bytes, backing, "
-			 "call, alloc_ns, alloc_tid, free_ns, free_tid, fate, released_ns, "
-			 "stack_id, realloc_from) SELECT * FROM hp_chunk_rows",
+	[S_CHUNK_ROWS] = "INSERT INTO chunk_packed (process_id, address, size, alloc_ns, "
+			 "free_ns, released_ns, stack_id, tids, info) SELECT * FROM hp_chunk_rows",
+	[S_REALLOC_ROWS] = "INSERT INTO chunk_realloc (chunk_id, realloc_from) "
+			   "SELECT * FROM hp_realloc_rows",
 	[S_EVENT_ROWS] = "INSERT INTO heap_event (process_id, ns, kind, address, bytes, value) "
 			 "SELECT * FROM hp_event_rows",
-	[S_CHUNK_RELEASED] = "UPDATE chunk SET released_ns = ?2 WHERE chunk_id = ?1",
+	[S_CHUNK_RELEASED] = "UPDATE chunk_packed SET released_ns = ?2 WHERE chunk_id = ?1",
 	[S_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
 	[S_SUMMARY] = "INSERT OR REPLACE INTO heap_summary VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
 		      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
@@ -79,8 +81,9 @@ static const char *const stmt_sql[S_COUNT] = {
  * multi-row VALUES with bound parameters).
  */
 #define BATCH 1024
-#define CHUNK_COLS 14
-#define CHUNK_RELEASED_COL 11
+#define CHUNK_COLS 9 /* of chunk_packed, as db_chunk sets them */
+#define CHUNK_RELEASED_COL 5
+#define REALLOC_COLS 2
 #define EVENT_COLS 6
 #define MAX_QUEUED 6 /* batches handed over but not written yet */
 
@@ -254,7 +257,7 @@ enum op {
 };
 
 struct batch {
-	struct rowbuf chunks, events;
+	struct rowbuf chunks, reallocs, events;
 	int64_t first_chunk; /* chunk id of chunks' row 0 */
 	struct buf ops;      /* encoded operations, in order */
 	struct batch *next;
@@ -269,7 +272,7 @@ struct image_id {
 struct db {
 	sqlite3 *h;
 	sqlite3_stmt *s[S_COUNT];
-	struct rowsource chunk_src, event_src;
+	struct rowsource chunk_src, realloc_src, event_src;
 
 	/* the collector's side */
 	struct batch *cur;
@@ -343,6 +346,9 @@ batch_new(void)
 	b->chunks.ncols = CHUNK_COLS;
 	b->chunks.v = xmalloc((size_t)BATCH * CHUNK_COLS * sizeof(int64_t));
 	b->chunks.nulls = xmalloc(BATCH * sizeof(uint32_t));
+	b->reallocs.ncols = REALLOC_COLS;
+	b->reallocs.v = xmalloc((size_t)BATCH * REALLOC_COLS * sizeof(int64_t));
+	b->reallocs.nulls = xmalloc(BATCH * sizeof(uint32_t));
 	b->events.ncols = EVENT_COLS;
 	b->events.v = xmalloc((size_t)BATCH * EVENT_COLS * sizeof(int64_t));
 	b->events.nulls = xmalloc(BATCH * sizeof(uint32_t));
@@ -354,6 +360,8 @@ batch_free(struct batch *b)
 {
 	free(b->chunks.v);
 	free(b->chunks.nulls);
+	free(b->reallocs.v);
+	free(b->reallocs.nulls);
 	free(b->events.v);
 	free(b->events.nulls);
 	free(b->ops.p);
@@ -585,11 +593,15 @@ write_batch(struct db *db, struct batch *b)
 		if (sqlite3_last_insert_rowid(db->h) != b->first_chunk + b->chunks.n - 1)
 			set_error(db, "internal: chunk ids out of step");
 	}
+	if (b->reallocs.n) {
+		db->realloc_src.cur = &b->reallocs;
+		step(db, S_REALLOC_ROWS, "chunk_realloc");
+	}
 	if (b->events.n) {
 		db->event_src.cur = &b->events;
 		step(db, S_EVENT_ROWS, "heap_event");
 	}
-	b->chunks.n = b->events.n = 0;
+	b->chunks.n = b->reallocs.n = b->events.n = 0;
 	b->ops.len = 0;
 }
 
@@ -751,9 +763,9 @@ db_create(const char *path, char *err, size_t errcap)
 	db->queue_tail = &db->queue;
 	db->cur = batch_new();
 	db->next_module_id = 1;
-	db->chunk_src.decl = "CREATE TABLE x (process_id, address, size, chunk_bytes, backing, "
-			     "call, alloc_ns, alloc_tid, free_ns, free_tid, fate, released_ns, "
-			     "stack_id, realloc_from)";
+	db->chunk_src.decl = "CREATE TABLE x (process_id, address, size, alloc_ns, free_ns, "
+			     "released_ns, stack_id, tids, info)";
+	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
 	db->event_src.decl = "CREATE TABLE x (process_id, ns, kind, address, bytes, value)";
 	/* One connection, used by one thread at a time: no memory statistics
 	 * (a global mutex per allocation) and no connection mutex. */
@@ -783,6 +795,7 @@ db_create(const char *path, char *err, size_t errcap)
 	}
 	free(tables);
 	sqlite3_create_module(db->h, "hp_chunk_rows", &rows_module, &db->chunk_src);
+	sqlite3_create_module(db->h, "hp_realloc_rows", &rows_module, &db->realloc_src);
 	sqlite3_create_module(db->h, "hp_event_rows", &rows_module, &db->event_src);
 	for (int i = 0; i < S_COUNT; i++) {
 		if (sqlite3_prepare_v3(db->h, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->s[i],
@@ -975,27 +988,33 @@ db_chunk(struct db *db, const struct db_chunk *c)
 		db->cur->first_chunk = c->chunk_id;
 	else if (c->chunk_id != db->cur->first_chunk + b->n)
 		set_error(db, "internal: chunk ids out of order");
+	/* the packing chunk_packed's comments describe */
+	int64_t tids = c->alloc_tid, info = c->backing | c->call << 2;
+	if (c->free_ns) {
+		tids |= c->free_tid << 32;
+		info |= c->fate << 5;
+	}
+	info |= (int64_t)(c->chunk_bytes - c->size) << 8;
+
 	r = rowbuf_add(b);
 	rowbuf_set(b, r, 0, c->process_id);
 	rowbuf_set(b, r, 1, (int64_t)c->address);
 	rowbuf_set(b, r, 2, (int64_t)c->size);
-	rowbuf_set(b, r, 3, (int64_t)c->chunk_bytes);
-	rowbuf_set(b, r, 4, c->backing);
-	rowbuf_set(b, r, 5, c->call);
-	rowbuf_set(b, r, 6, c->alloc_ns);
-	rowbuf_set(b, r, 7, c->alloc_tid);
-	if (c->free_ns) {
-		rowbuf_set(b, r, 8, c->free_ns);
-		rowbuf_set(b, r, 9, c->free_tid);
-		if (c->fate)
-			rowbuf_set(b, r, 10, c->fate);
-	}
+	rowbuf_set(b, r, 3, c->alloc_ns);
+	if (c->free_ns)
+		rowbuf_set(b, r, 4, c->free_ns);
 	if (c->released_ns)
 		rowbuf_set(b, r, CHUNK_RELEASED_COL, c->released_ns);
 	if (c->stack_id)
-		rowbuf_set(b, r, 12, c->stack_id);
-	if (c->realloc_from)
-		rowbuf_set(b, r, 13, c->realloc_from);
+		rowbuf_set(b, r, 6, c->stack_id);
+	rowbuf_set(b, r, 7, tids);
+	rowbuf_set(b, r, 8, info);
+	if (c->realloc_from) {
+		struct rowbuf *rb = &db->cur->reallocs;
+		int64_t *rr = rowbuf_add(rb);
+		rowbuf_set(rb, rr, 0, c->chunk_id);
+		rowbuf_set(rb, rr, 1, c->realloc_from);
+	}
 }
 
 void

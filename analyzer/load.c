@@ -15,7 +15,7 @@
 #include "util.h"
 
 #define APPLICATION_ID 1213222470 /* "HPRF", schema/heapprof.sql */
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 /* Strings handed out by ld_stack, freed at close. */
 struct strs {
@@ -295,15 +295,15 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			only = i;
 		}
 	if (nneed == 1) {
-		int64_t total = query_int(db->h, "SELECT max(chunk_id) FROM chunk", 0, &rc);
+		int64_t total = query_int(db->h, "SELECT max(chunk_id) FROM chunk_packed", 0, &rc);
 		if (rc == SQLITE_OK && total > 0 && total < (1LL << 34)) {
 			cap[only] = (size_t)total;
 			db->procs[only].in.chunks = xmalloc(cap[only] * sizeof(struct rp_chunk));
 		}
 	}
 	if (sqlite3_prepare_v2(db->h,
-			       "SELECT process_id, address, chunk_bytes, size, alloc_ns, free_ns, "
-			       "released_ns, chunk_id, stack_id, backing, fate FROM chunk",
+			       "SELECT process_id, address, size, info, alloc_ns, free_ns, "
+			       "released_ns, chunk_id, stack_id FROM chunk_packed",
 			       -1, &s, NULL) != SQLITE_OK) {
 		free(need);
 		free(cap);
@@ -319,17 +319,19 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			cap[k] = cap[k] ? cap[k] * 2 : 1024;
 			in->chunks = xrealloc(in->chunks, cap[k] * sizeof(*in->chunks));
 		}
+		uint64_t size = (uint64_t)sqlite3_column_int64(s, 2);
+		int64_t info = sqlite3_column_int64(s, 3);
 		in->chunks[in->nchunks++] = (struct rp_chunk){
 			.addr = (uint64_t)sqlite3_column_int64(s, 1),
-			.bytes = (uint64_t)sqlite3_column_int64(s, 2),
-			.size = (uint64_t)sqlite3_column_int64(s, 3),
+			.bytes = size + (uint64_t)(info >> 8),
+			.size = size,
 			.alloc_ns = sqlite3_column_int64(s, 4),
 			.free_ns = sqlite3_column_int64(s, 5),
 			.released_ns = sqlite3_column_int64(s, 6),
 			.chunk_id = sqlite3_column_int64(s, 7),
 			.stack_id = sqlite3_column_int64(s, 8),
-			.backing = (uint8_t)sqlite3_column_int(s, 9),
-			.fate = (uint8_t)sqlite3_column_int(s, 10),
+			.backing = (uint8_t)(info & 3),
+			.fate = (uint8_t)(info >> 5 & 7),
 		};
 	}
 	sqlite3_finalize(s);

@@ -58,7 +58,7 @@ CREATE TABLE heap_timeline (
 
 -- @tables
 PRAGMA application_id = 1213222470;  -- 0x48505246, "HPRF": a heapprof database
-PRAGMA user_version = 1;             -- this schema's version
+PRAGMA user_version = 2;             -- this schema's version
 
 -- Facts about the run, as key/value text.
 CREATE TABLE meta (
@@ -178,33 +178,58 @@ CREATE TABLE frame (
 
 -- One row per chunk the program obtained, written when the chunk ends (so
 -- chunk_id follows the order of ends, not of allocations). A realloc that
--- moves makes a new chunk (realloc_from names the old one); one that stays
+-- moves makes a new chunk (chunk_realloc names the old one); one that stays
 -- keeps the row and its final size.
 --
 -- A chunk's bytes are live from alloc_ns to free_ns; if fate is tcache or
 -- fastbin they still occupy the heap (cached) until released_ns (or the
 -- end of the process if that is NULL); then they are free. Free space the
 -- allocator caches without a chunk of the program's in it is in heap_event.
-CREATE TABLE chunk (
-  chunk_id     INTEGER PRIMARY KEY,
-  process_id   INTEGER NOT NULL REFERENCES process,
-  address      INTEGER NOT NULL,  -- chunk address (the user pointer is 16 bytes on)
-  size         INTEGER NOT NULL,  -- requested bytes
-  chunk_bytes  INTEGER NOT NULL,  -- bytes the chunk occupies
-  backing      INTEGER NOT NULL REFERENCES backing,
-  call         INTEGER NOT NULL REFERENCES call,
-  alloc_ns     INTEGER NOT NULL,  -- when allocated, ns
-  alloc_tid    INTEGER NOT NULL,  -- allocating thread
-  free_ns      INTEGER,           -- when freed, ns; NULL: live when its process ended
-  free_tid     INTEGER,           -- freeing thread
-  fate         INTEGER REFERENCES fate,  -- where it went when freed; NULL: not
-                                         -- freed, or its end was not seen
-  released_ns  INTEGER,           -- cached (fate tcache or fastbin): when it stopped
-                                  -- occupying the heap, by reuse at the same address
-                                  -- or by being merged into free space
-  stack_id     INTEGER REFERENCES stack, -- allocation stack; NULL: not recorded
-  realloc_from INTEGER               -- chunk_id this one replaced by a moving realloc
+--
+-- Query the view chunk (every column decoded) or chunks (the stable
+-- interface). This table is packed because a run writes one row per chunk,
+-- millions a second, and SQLite's cost of a row grows with its columns
+-- (~25 ns each, measured): small codes share one integer, and the rare
+-- realloc link has a table of its own.
+CREATE TABLE chunk_packed (
+  chunk_id    INTEGER PRIMARY KEY,
+  process_id  INTEGER NOT NULL REFERENCES process,
+  address     INTEGER NOT NULL,  -- chunk address (the user pointer is 16 bytes on)
+  size        INTEGER NOT NULL,  -- requested bytes
+  alloc_ns    INTEGER NOT NULL,  -- when allocated, ns
+  free_ns     INTEGER,           -- when freed, ns; NULL: live when its process ended
+  released_ns INTEGER,           -- cached (fate tcache or fastbin): when it stopped
+                                 -- occupying the heap, by reuse at the same address
+                                 -- or by being merged into free space
+  stack_id    INTEGER REFERENCES stack, -- allocation stack; NULL: not recorded
+  tids        INTEGER NOT NULL,  -- allocating thread + freeing thread << 32
+                                 -- (0: not freed)
+  info        INTEGER NOT NULL   -- backing code (bits 0-1) + call code << 2
+                                 -- + fate code << 5 (0: not freed, or its end
+                                 -- was not seen) + (chunk bytes - size) << 8
 ) STRICT;
+
+-- A chunk made by a realloc that moved: the chunk it replaced.
+CREATE TABLE chunk_realloc (
+  chunk_id     INTEGER PRIMARY KEY REFERENCES chunk_packed,
+  realloc_from INTEGER NOT NULL  -- the chunk_id of the old chunk
+) STRICT;
+
+-- Every column of a chunk, decoded; cheap to read (SQLite flattens it).
+CREATE VIEW chunk AS
+  SELECT chunk_id, process_id, address, size,
+         size + (info >> 8) AS chunk_bytes,
+         info & 3 AS backing,
+         (info >> 2) & 7 AS call,
+         alloc_ns,
+         tids & 4294967295 AS alloc_tid,
+         free_ns,
+         nullif(tids >> 32, 0) AS free_tid,
+         nullif((info >> 5) & 7, 0) AS fate,
+         released_ns, stack_id,
+         (SELECT r.realloc_from FROM chunk_realloc r
+          WHERE r.chunk_id = c.chunk_id) AS realloc_from
+  FROM chunk_packed c;
 
 -- What the allocator did on its own, and the heap's shape over time: what a
 -- replay needs besides the chunks to say what is live, cached or free.
@@ -222,7 +247,7 @@ CREATE TABLE heap_event (
 ) STRICT;
 
 -- @indexes
--- None on chunk: each would cost a sort of every row at the end of every
+-- None on chunk_packed: each would cost a sort of every row at the end of every
 -- run (~6 s an index for 17M chunks), and the questions asked of chunk
 -- (live at exit, bytes by stack, by backing) read the whole table anyway.
 CREATE INDEX heap_event_by_process ON heap_event (process_id, ns);
