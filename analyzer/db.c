@@ -55,7 +55,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_MODULE_GONE] = "UPDATE module SET unloaded_ns = ?2 WHERE module_id = ?1",
 	[S_STACK] = "INSERT INTO stack (stack_id, depth) VALUES (?1, ?2)",
 	[S_STACK_FRAME] = "INSERT INTO stack_frame (stack_id, depth, image_id, offset) "
-			  "VALUES (?1, ?2, ?3, ?4)",
+			  "SELECT * FROM hp_frame_rows",
 	/* chunk_id is left to SQLite (the last one plus one): an insert that
 	 * appends skips the search a given rowid costs (~20% faster); the ids
 	 * are the collector's all the same, which write_batch checks */
@@ -84,6 +84,7 @@ static const char *const stmt_sql[S_COUNT] = {
 #define CHUNK_COLS 9 /* of chunk_packed, as db_chunk sets them */
 #define CHUNK_RELEASED_COL 5
 #define REALLOC_COLS 2
+#define FRAME_COLS 4
 #define EVENT_COLS 6
 #define MAX_QUEUED 6 /* batches handed over but not written yet */
 
@@ -257,11 +258,63 @@ enum op {
 };
 
 struct batch {
-	struct rowbuf chunks, reallocs, events;
+	struct rowbuf chunks, reallocs, frames, events;
 	int64_t first_chunk; /* chunk id of chunks' row 0 */
 	struct buf ops;      /* encoded operations, in order */
 	struct batch *next;
 };
+
+/* A set of return addresses (image id > 0, offset): what symbolization
+ * looks up, once each however many stacks share it. */
+struct addr {
+	int64_t image_id;
+	uint64_t offset;
+};
+
+struct addrs {
+	struct addr *slot; /* image_id 0: empty */
+	size_t n, cap;     /* cap a power of two, or 0 */
+};
+
+static size_t
+addr_hash(int64_t image_id, uint64_t offset)
+{
+	return (size_t)(((uint64_t)image_id * 0x9e3779b97f4a7c15ULL ^ offset) * 0xff51afd7ed558ccdULL >> 17);
+}
+
+static void
+addrs_add(struct addrs *a, int64_t image_id, uint64_t offset)
+{
+	if (2 * (a->n + 1) > a->cap) {
+		struct addrs g = { .cap = a->cap ? 2 * a->cap : 4096 };
+		g.slot = xcalloc(g.cap, sizeof(*g.slot));
+		for (size_t i = 0; i < a->cap; i++)
+			if (a->slot[i].image_id)
+				addrs_add(&g, a->slot[i].image_id, a->slot[i].offset);
+		free(a->slot);
+		*a = g;
+	}
+	for (size_t i = addr_hash(image_id, offset) & (a->cap - 1);; i = (i + 1) & (a->cap - 1)) {
+		struct addr *e = &a->slot[i];
+		if (e->image_id == image_id && e->offset == offset)
+			return;
+		if (e->image_id == 0) {
+			*e = (struct addr){ image_id, offset };
+			a->n++;
+			return;
+		}
+	}
+}
+
+static int
+by_addr(const void *x, const void *y)
+{
+	const struct addr *a = x, *b = y;
+
+	if (a->image_id != b->image_id)
+		return a->image_id < b->image_id ? -1 : 1;
+	return a->offset < b->offset ? -1 : a->offset > b->offset;
+}
 
 /* An image known to this database: (path, build id) -> id. */
 struct image_id {
@@ -272,13 +325,14 @@ struct image_id {
 struct db {
 	sqlite3 *h;
 	sqlite3_stmt *s[S_COUNT];
-	struct rowsource chunk_src, realloc_src, event_src;
+	struct rowsource chunk_src, realloc_src, frame_src, event_src;
 
 	/* the collector's side */
 	struct batch *cur;
 	uint64_t cur_since;  /* when cur got its first content */
 	struct image_id *images;
 	size_t nimages;
+	struct addrs addrs; /* every frame's (image, offset), once */
 	int64_t next_module_id;
 
 	/* shared, under mu */
@@ -349,6 +403,9 @@ batch_new(void)
 	b->reallocs.ncols = REALLOC_COLS;
 	b->reallocs.v = xmalloc((size_t)BATCH * REALLOC_COLS * sizeof(int64_t));
 	b->reallocs.nulls = xmalloc(BATCH * sizeof(uint32_t));
+	b->frames.ncols = FRAME_COLS;
+	b->frames.v = xmalloc((size_t)BATCH * FRAME_COLS * sizeof(int64_t));
+	b->frames.nulls = xmalloc(BATCH * sizeof(uint32_t));
 	b->events.ncols = EVENT_COLS;
 	b->events.v = xmalloc((size_t)BATCH * EVENT_COLS * sizeof(int64_t));
 	b->events.nulls = xmalloc(BATCH * sizeof(uint32_t));
@@ -362,6 +419,8 @@ batch_free(struct batch *b)
 	free(b->chunks.nulls);
 	free(b->reallocs.v);
 	free(b->reallocs.nulls);
+	free(b->frames.v);
+	free(b->frames.nulls);
 	free(b->events.v);
 	free(b->events.nulls);
 	free(b->ops.p);
@@ -371,7 +430,7 @@ batch_free(struct batch *b)
 static bool
 batch_empty(const struct batch *b)
 {
-	return b->chunks.n == 0 && b->events.n == 0 && b->ops.len == 0;
+	return b->chunks.n == 0 && b->frames.n == 0 && b->events.n == 0 && b->ops.len == 0;
 }
 
 /* Encoding of operations: a tag byte, then int64s and strings (a length,
@@ -536,14 +595,6 @@ run_ops(struct db *db, const struct buf *ops)
 			sqlite3_bind_int64(s, 1, id);
 			sqlite3_bind_int64(s, 2, depth);
 			step(db, S_STACK, "stack");
-			s = db->s[S_STACK_FRAME];
-			for (int64_t i = 0; i < depth; i++) {
-				sqlite3_bind_int64(s, 1, id);
-				sqlite3_bind_int64(s, 2, i);
-				bind_get_opt(s, 3, &r);
-				sqlite3_bind_int64(s, 4, get_i64(&r));
-				step(db, S_STACK_FRAME, "stack_frame");
-			}
 			break;
 		}
 		case OP_RELEASED:
@@ -593,6 +644,10 @@ write_batch(struct db *db, struct batch *b)
 		if (sqlite3_last_insert_rowid(db->h) != b->first_chunk + b->chunks.n - 1)
 			set_error(db, "internal: chunk ids out of step");
 	}
+	if (b->frames.n) {
+		db->frame_src.cur = &b->frames;
+		step(db, S_STACK_FRAME, "stack_frame");
+	}
 	if (b->reallocs.n) {
 		db->realloc_src.cur = &b->reallocs;
 		step(db, S_REALLOC_ROWS, "chunk_realloc");
@@ -601,7 +656,7 @@ write_batch(struct db *db, struct batch *b)
 		db->event_src.cur = &b->events;
 		step(db, S_EVENT_ROWS, "heap_event");
 	}
-	b->chunks.n = b->reallocs.n = b->events.n = 0;
+	b->chunks.n = b->reallocs.n = b->frames.n = b->events.n = 0;
 	b->ops.len = 0;
 }
 
@@ -745,6 +800,7 @@ close_db(struct db *db)
 		free(db->images[i].build_id);
 	}
 	free(db->images);
+	free(db->addrs.slot);
 	pthread_mutex_destroy(&db->mu);
 	pthread_cond_destroy(&db->wake);
 	pthread_cond_destroy(&db->room);
@@ -766,6 +822,7 @@ db_create(const char *path, char *err, size_t errcap)
 	db->chunk_src.decl = "CREATE TABLE x (process_id, address, size, alloc_ns, free_ns, "
 			     "released_ns, stack_id, tids, info)";
 	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
+	db->frame_src.decl = "CREATE TABLE x (stack_id, depth, image_id, offset)";
 	db->event_src.decl = "CREATE TABLE x (process_id, ns, kind, address, bytes, value)";
 	/* One connection, used by one thread at a time: no memory statistics
 	 * (a global mutex per allocation) and no connection mutex. */
@@ -796,6 +853,7 @@ db_create(const char *path, char *err, size_t errcap)
 	free(tables);
 	sqlite3_create_module(db->h, "hp_chunk_rows", &rows_module, &db->chunk_src);
 	sqlite3_create_module(db->h, "hp_realloc_rows", &rows_module, &db->realloc_src);
+	sqlite3_create_module(db->h, "hp_frame_rows", &rows_module, &db->frame_src);
 	sqlite3_create_module(db->h, "hp_event_rows", &rows_module, &db->event_src);
 	for (int i = 0; i < S_COUNT; i++) {
 		if (sqlite3_prepare_v3(db->h, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->s[i],
@@ -923,14 +981,28 @@ void
 db_stack(struct db *db, int64_t stack_id, unsigned depth, const int64_t *image_ids,
 	 const uint64_t *offsets)
 {
-	struct buf *o = &db->cur->ops;
+	struct rowbuf *b = &db->cur->frames;
 
+	if (depth > BATCH) {
+		set_error(db, "internal: stack too deep");
+		return;
+	}
+	if (b->n + depth > BATCH) {
+		submit(db);
+		b = &db->cur->frames;
+	}
 	put_op(db, OP_STACK);
-	put_i64(o, stack_id);
-	put_i64(o, depth);
+	put_i64(&db->cur->ops, stack_id);
+	put_i64(&db->cur->ops, depth);
 	for (unsigned i = 0; i < depth; i++) {
-		put_opt(o, image_ids[i], image_ids[i] > 0);
-		put_i64(o, (int64_t)offsets[i]);
+		int64_t *r = rowbuf_add(b);
+		rowbuf_set(b, r, 0, stack_id);
+		rowbuf_set(b, r, 1, i);
+		if (image_ids[i] > 0) {
+			rowbuf_set(b, r, 2, image_ids[i]);
+			addrs_add(&db->addrs, image_ids[i], offsets[i]);
+		}
+		rowbuf_set(b, r, 3, (int64_t)offsets[i]);
 	}
 }
 
@@ -1062,117 +1134,81 @@ db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t 
 
 #define MAX_LOGICAL 16 /* inlined frames per physical frame */
 
-struct sym_entry {
-	int64_t image_id;
-	uint64_t offset;
-	int n;
-	struct sym_frame f[MAX_LOGICAL];
-	struct sym_entry *next;
-};
-
-#define SYM_BUCKETS 65536
-
-static struct sym_entry *
-sym_cached(struct sym_entry **tab, struct sym_ctx *ctx, sqlite3 *h, int64_t image_id,
-	   uint64_t offset, const char **module)
-{
-	size_t b = ((uint64_t)image_id * 0x9e3779b97f4a7c15ULL ^ offset) % SYM_BUCKETS;
-	struct sym_entry *e;
-	sqlite3_stmt *q;
-	char err[256];
-
-	for (e = tab[b]; e; e = e->next)
-		if (e->image_id == image_id && e->offset == offset)
-			return e;
-	e = xcalloc(1, sizeof(*e));
-	e->image_id = image_id;
-	e->offset = offset;
-	e->next = tab[b];
-	tab[b] = e;
-	*module = NULL;
-	if (image_id <= 0)
-		return e;
-	if (sqlite3_prepare_v2(h, "SELECT path, build_id FROM image WHERE image_id = ?1", -1, &q,
-			       NULL) != SQLITE_OK)
-		return e;
-	sqlite3_bind_int64(q, 1, image_id);
-	if (sqlite3_step(q) == SQLITE_ROW) {
-		const char *path = (const char *)sqlite3_column_text(q, 0);
-		const char *bid = (const char *)sqlite3_column_text(q, 1);
-
-		/* a return address: look up the call instruction before it */
-		e->n = sym_lookup(ctx, path, bid, offset ? offset - 1 : 0, e->f, MAX_LOGICAL, err,
-				  sizeof(err));
-		if (e->n < 0)
-			e->n = 0;
-	}
-	sqlite3_finalize(q);
-	return e;
-}
-
+/*
+ * Look up every distinct return address once, in image order (an object's
+ * DWARF is opened once and read in address order), into table symbol. An
+ * address that cannot be symbolized gets a row of NULLs: it was tried.
+ */
 static bool
 symbolize_frames(struct db *db)
 {
-	struct sym_entry **tab = xcalloc(SYM_BUCKETS, sizeof(*tab));
+	struct addrs *a = &db->addrs;
 	struct sym_ctx *ctx = sym_open();
-	sqlite3_stmt *q = NULL, *ins = NULL;
-	int64_t cur_stack = -1, logical = 0;
-	bool ok = true;
+	sqlite3_stmt *img = NULL, *ins = NULL;
+	struct sym_frame f[MAX_LOGICAL];
+	char *path = NULL, *bid = NULL;
+	int64_t cur = -1;
+	size_t n = 0;
+	bool ok = ctx != NULL;
 
-	if (ctx == NULL)
-		ok = false;
-	if (ok && (sqlite3_prepare_v2(db->h,
-				      "SELECT f.stack_id, f.depth, f.image_id, f.offset, i.path "
-				      "FROM stack_frame f LEFT JOIN image i USING (image_id) "
-				      "ORDER BY f.stack_id, f.depth",
-				      -1, &q, NULL) != SQLITE_OK ||
+	if (ok && (sqlite3_prepare_v2(db->h, "SELECT path, build_id FROM image WHERE image_id = ?1",
+				      -1, &img, NULL) != SQLITE_OK ||
 		   sqlite3_prepare_v2(db->h,
-				      "INSERT INTO frame (stack_id, depth, function, file, line, "
-				      "module, offset, inlined) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+				      "INSERT INTO symbol (image_id, offset, level, function, file, "
+				      "line, inlined) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 				      -1, &ins, NULL) != SQLITE_OK)) {
 		fail(db, "symbolize");
 		ok = false;
 	}
-	while (ok && sqlite3_step(q) == SQLITE_ROW) {
-		int64_t stack_id = sqlite3_column_int64(q, 0);
-		int64_t image_id = sqlite3_column_type(q, 2) == SQLITE_NULL ? 0
-									 : sqlite3_column_int64(q, 2);
-		uint64_t offset = (uint64_t)sqlite3_column_int64(q, 3);
-		const char *path = (const char *)sqlite3_column_text(q, 4);
-		const char *ignored;
-		struct sym_entry *e = sym_cached(tab, ctx, db->h, image_id, offset, &ignored);
+	for (size_t i = 0; i < a->cap; i++)
+		if (a->slot[i].image_id)
+			a->slot[n++] = a->slot[i];
+	qsort(a->slot, n, sizeof(*a->slot), by_addr);
+	memset(f, 0, sizeof(f));
+	for (size_t i = 0; ok && i < n; i++) {
+		struct addr *e = &a->slot[i];
+		char err[256];
+		int got = 0;
 
-		if (stack_id != cur_stack) {
-			cur_stack = stack_id;
-			logical = 0;
+		if (e->image_id != cur) {
+			cur = e->image_id;
+			free(path);
+			free(bid);
+			path = bid = NULL;
+			sqlite3_bind_int64(img, 1, cur);
+			if (sqlite3_step(img) == SQLITE_ROW) {
+				const char *t = (const char *)sqlite3_column_text(img, 0);
+				const char *b = (const char *)sqlite3_column_text(img, 1);
+				path = t ? xstrdup(t) : NULL;
+				bid = b ? xstrdup(b) : NULL;
+			}
+			sqlite3_reset(img);
 		}
-		int n = e->n > 0 ? e->n : 1;
-		for (int i = 0; i < n; i++) {
-			sqlite3_bind_int64(ins, 1, stack_id);
-			sqlite3_bind_int64(ins, 2, logical++);
-			bind_text(ins, 3, e->n > 0 ? e->f[i].function : NULL);
-			bind_text(ins, 4, e->n > 0 ? e->f[i].file : NULL);
-			bind_opt(ins, 5, e->n > 0 ? e->f[i].line : 0, e->n > 0 && e->f[i].line > 0);
-			bind_text(ins, 6, path);
-			sqlite3_bind_int64(ins, 7, (int64_t)offset);
-			sqlite3_bind_int64(ins, 8, e->n > 0 && e->f[i].inlined);
+		/* a return address: look up the call instruction before it */
+		if (path)
+			got = sym_lookup(ctx, path, bid, e->offset ? e->offset - 1 : 0, f, MAX_LOGICAL,
+					 err, sizeof(err));
+		for (int k = 0; k < (got > 0 ? got : 1); k++) {
+			sqlite3_bind_int64(ins, 1, e->image_id);
+			sqlite3_bind_int64(ins, 2, (int64_t)e->offset);
+			sqlite3_bind_int64(ins, 3, k);
+			bind_text(ins, 4, got > 0 ? f[k].function : NULL);
+			bind_text(ins, 5, got > 0 ? f[k].file : NULL);
+			bind_opt(ins, 6, got > 0 ? f[k].line : 0, got > 0 && f[k].line > 0);
+			sqlite3_bind_int64(ins, 7, got > 0 && f[k].inlined);
 			if (sqlite3_step(ins) != SQLITE_DONE) {
-				fail(db, "frame");
+				fail(db, "symbol");
 				ok = false;
 			}
 			sqlite3_reset(ins);
 		}
+		for (int k = 0; k < got; k++)
+			sym_frame_clear(&f[k]);
 	}
-	sqlite3_finalize(q);
+	free(path);
+	free(bid);
+	sqlite3_finalize(img);
 	sqlite3_finalize(ins);
-	for (size_t b = 0; b < SYM_BUCKETS; b++)
-		for (struct sym_entry *e = tab[b], *next; e; e = next) {
-			next = e->next;
-			for (int i = 0; i < e->n; i++)
-				sym_frame_clear(&e->f[i]);
-			free(e);
-		}
-	free(tab);
 	if (ctx)
 		sym_close(ctx);
 	return ok;

@@ -197,8 +197,10 @@ load_functions(struct ld_db *db, char *err, size_t errcap)
 	db->fn_of_stack = xcalloc((size_t)db->nstacks + 1, sizeof(int64_t));
 	for (int64_t i = 0; i <= db->nstacks; i++)
 		db->fn_of_stack[i] = -i;
-	if (sqlite3_prepare_v2(db->h, "SELECT stack_id, function FROM frame WHERE depth = 0 "
-				      "ORDER BY function", -1, &s, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db->h, "SELECT f.stack_id, y.function FROM stack_frame f "
+				      "JOIN symbol y ON y.image_id = f.image_id AND "
+				      "y.offset = f.offset AND y.level = 0 "
+				      "WHERE f.depth = 0 ORDER BY y.function", -1, &s, NULL) != SQLITE_OK)
 		return fail_sql(db, err, errcap);
 	const char *last = NULL;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -387,8 +389,12 @@ ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap)
 	size_t n = 0;
 
 	if (!p->frames &&
-	    sqlite3_prepare_v2(db->h, "SELECT function, file, line, module FROM frame "
-				      "WHERE stack_id = ?1 ORDER BY depth", -1, &p->frames,
+	    sqlite3_prepare_v2(db->h, "SELECT y.function, y.file, y.line, i.path "
+				      "FROM stack_frame f "
+				      "LEFT JOIN symbol y ON y.image_id = f.image_id "
+				      "AND y.offset = f.offset "
+				      "LEFT JOIN image i ON i.image_id = f.image_id "
+				      "WHERE f.stack_id = ?1 ORDER BY f.depth, y.level", -1, &p->frames,
 			       NULL) != SQLITE_OK)
 		return 0;
 	sqlite3_bind_int64(p->frames, 1, stack_id);
