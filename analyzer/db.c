@@ -59,8 +59,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	/* chunk_id is left to SQLite (the last one plus one): an insert that
 	 * appends skips the search a given rowid costs (~20% faster); the ids
 	 * are the collector's all the same, which write_batch checks */
-	[S_CHUNK_ROWS] = "INSERT INTO chunk_packed (process_id, address, size, alloc_ns, "
-			 "free_ns, released_ns, stack_id, tids, info) SELECT * FROM hp_chunk_rows",
+	[S_CHUNK_ROWS] = "INSERT INTO chunk_packed (address, size, alloc_ns, free_ns, "
+			 "released_ns, stack_id, tids, info) SELECT * FROM hp_chunk_rows",
 	[S_REALLOC_ROWS] = "INSERT INTO chunk_realloc (chunk_id, realloc_from) "
 			   "SELECT * FROM hp_realloc_rows",
 	[S_EVENT_ROWS] = "INSERT INTO heap_event (process_id, ns, kind, address, bytes, value) "
@@ -81,9 +81,10 @@ static const char *const stmt_sql[S_COUNT] = {
  * multi-row VALUES with bound parameters).
  */
 #define BATCH 1024
-#define CHUNK_COLS 9 /* of chunk_packed, as db_chunk sets them */
-#define CHUNK_RELEASED_COL 5
+#define CHUNK_COLS 8 /* of chunk_packed, as db_chunk sets them */
+#define CHUNK_RELEASED_COL 4
 #define REALLOC_COLS 2
+#define MAX_PROCESS_ID (1 << 24) /* the bits chunk_packed.info has for it */
 #define FRAME_COLS 4
 #define EVENT_COLS 6
 #define MAX_QUEUED 6 /* batches handed over but not written yet */
@@ -819,8 +820,8 @@ db_create(const char *path, char *err, size_t errcap)
 	db->queue_tail = &db->queue;
 	db->cur = batch_new();
 	db->next_module_id = 1;
-	db->chunk_src.decl = "CREATE TABLE x (process_id, address, size, alloc_ns, free_ns, "
-			     "released_ns, stack_id, tids, info)";
+	db->chunk_src.decl = "CREATE TABLE x (address, size, alloc_ns, free_ns, released_ns, "
+			     "stack_id, tids, info)";
 	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
 	db->frame_src.decl = "CREATE TABLE x (stack_id, depth, image_id, offset)";
 	db->event_src.decl = "CREATE TABLE x (process_id, ns, kind, address, bytes, value)";
@@ -1067,26 +1068,30 @@ db_chunk(struct db *db, const struct db_chunk *c)
 	else if (c->chunk_id != db->cur->first_chunk + b->n)
 		set_error(db, "internal: chunk ids out of order");
 	/* the packing chunk_packed's comments describe */
-	int64_t tids = c->alloc_tid, info = c->backing | c->call << 2;
+	uint64_t slack = c->chunk_bytes - c->size;
+	int64_t tids = c->alloc_tid, info = c->backing | c->call << 2 | c->process_id << 8;
 	if (c->free_ns) {
 		tids |= c->free_tid << 32;
 		info |= c->fate << 5;
 	}
-	info |= (int64_t)(c->chunk_bytes - c->size) << 8;
+	if (c->process_id >= MAX_PROCESS_ID || c->chunk_bytes < c->size || slack >= 1ULL << 31)
+		set_error(db, c->process_id >= MAX_PROCESS_ID
+				      ? "more process images than a database holds (16777215)"
+				      : "internal: chunk bytes out of range");
+	info |= (int64_t)(slack << 32);
 
 	r = rowbuf_add(b);
-	rowbuf_set(b, r, 0, c->process_id);
-	rowbuf_set(b, r, 1, (int64_t)c->address);
-	rowbuf_set(b, r, 2, (int64_t)c->size);
-	rowbuf_set(b, r, 3, c->alloc_ns);
+	rowbuf_set(b, r, 0, (int64_t)c->address);
+	rowbuf_set(b, r, 1, (int64_t)c->size);
+	rowbuf_set(b, r, 2, c->alloc_ns);
 	if (c->free_ns)
-		rowbuf_set(b, r, 4, c->free_ns);
+		rowbuf_set(b, r, 3, c->free_ns);
 	if (c->released_ns)
 		rowbuf_set(b, r, CHUNK_RELEASED_COL, c->released_ns);
 	if (c->stack_id)
-		rowbuf_set(b, r, 6, c->stack_id);
-	rowbuf_set(b, r, 7, tids);
-	rowbuf_set(b, r, 8, info);
+		rowbuf_set(b, r, 5, c->stack_id);
+	rowbuf_set(b, r, 6, tids);
+	rowbuf_set(b, r, 7, info);
 	if (c->realloc_from) {
 		struct rowbuf *rb = &db->cur->reallocs;
 		int64_t *rr = rowbuf_add(rb);

@@ -304,7 +304,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		}
 	}
 	if (sqlite3_prepare_v2(db->h,
-			       "SELECT process_id, address, size, info, alloc_ns, free_ns, "
+			       "SELECT info, address, size, alloc_ns, free_ns, "
 			       "released_ns, chunk_id, stack_id FROM chunk_packed",
 			       -1, &s, NULL) != SQLITE_OK) {
 		free(need);
@@ -312,7 +312,8 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		return fail_sql(db, err, errcap);
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 0));
+		int64_t info = sqlite3_column_int64(s, 0);
+		struct ld_process *p = find_proc(db, info >> 8 & 0xffffff);
 		if (!p || !need[p - db->procs])
 			continue;
 		size_t k = (size_t)(p - db->procs);
@@ -322,16 +323,15 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			in->chunks = xrealloc(in->chunks, cap[k] * sizeof(*in->chunks));
 		}
 		uint64_t size = (uint64_t)sqlite3_column_int64(s, 2);
-		int64_t info = sqlite3_column_int64(s, 3);
 		in->chunks[in->nchunks++] = (struct rp_chunk){
 			.addr = (uint64_t)sqlite3_column_int64(s, 1),
-			.bytes = size + (uint64_t)(info >> 8),
+			.bytes = size + (uint64_t)(info >> 32),
 			.size = size,
-			.alloc_ns = sqlite3_column_int64(s, 4),
-			.free_ns = sqlite3_column_int64(s, 5),
-			.released_ns = sqlite3_column_int64(s, 6),
-			.chunk_id = sqlite3_column_int64(s, 7),
-			.stack_id = sqlite3_column_int64(s, 8),
+			.alloc_ns = sqlite3_column_int64(s, 3),
+			.free_ns = sqlite3_column_int64(s, 4),
+			.released_ns = sqlite3_column_int64(s, 5),
+			.chunk_id = sqlite3_column_int64(s, 6),
+			.stack_id = sqlite3_column_int64(s, 7),
 			.backing = (uint8_t)(info & 3),
 			.fate = (uint8_t)(info >> 5 & 7),
 		};
