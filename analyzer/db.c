@@ -59,13 +59,14 @@ static const char *const stmt_sql[S_COUNT] = {
 	/* chunk_id is left to SQLite (the last one plus one): an insert that
 	 * appends skips the search a given rowid costs (~20% faster); the ids
 	 * are the collector's all the same, which write_batch checks */
-	[S_CHUNK_ROWS] = "INSERT INTO chunk_packed (address, size, alloc_ns, free_ns, "
-			 "released_ns, stack_id, tids, info) SELECT * FROM hp_chunk_rows",
+	[S_CHUNK_ROWS] = "INSERT INTO chunk_packed (address, size, alloc_ns, free_after, "
+			 "released_after, stack_id, tids, info) SELECT * FROM hp_chunk_rows",
 	[S_REALLOC_ROWS] = "INSERT INTO chunk_realloc (chunk_id, realloc_from) "
 			   "SELECT * FROM hp_realloc_rows",
 	[S_EVENT_ROWS] = "INSERT INTO heap_event (process_id, ns, kind, address, bytes, value) "
 			 "SELECT * FROM hp_event_rows",
-	[S_CHUNK_RELEASED] = "UPDATE chunk_packed SET released_ns = ?2 WHERE chunk_id = ?1",
+	[S_CHUNK_RELEASED] = "UPDATE chunk_packed SET released_after = ?2 - alloc_ns - free_after "
+			      "WHERE chunk_id = ?1",
 	[S_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
 	[S_SUMMARY] = "INSERT OR REPLACE INTO heap_summary VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
 		      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
@@ -1071,7 +1072,8 @@ db_chunk(struct db *db, const struct db_chunk *c)
 	uint64_t slack = c->chunk_bytes - c->size;
 	int64_t tids = c->alloc_tid, info = c->backing | c->call << 2 | c->process_id << 8;
 	if (c->free_ns) {
-		tids |= c->free_tid << 32;
+		if (c->free_tid != c->alloc_tid)
+			tids |= c->free_tid << 32;
 		info |= c->fate << 5;
 	}
 	if (c->process_id >= MAX_PROCESS_ID || c->chunk_bytes < c->size || slack >= 1ULL << 31)
@@ -1085,9 +1087,9 @@ db_chunk(struct db *db, const struct db_chunk *c)
 	rowbuf_set(b, r, 1, (int64_t)c->size);
 	rowbuf_set(b, r, 2, c->alloc_ns);
 	if (c->free_ns)
-		rowbuf_set(b, r, 3, c->free_ns);
+		rowbuf_set(b, r, 3, c->free_ns - c->alloc_ns);
 	if (c->released_ns)
-		rowbuf_set(b, r, CHUNK_RELEASED_COL, c->released_ns);
+		rowbuf_set(b, r, CHUNK_RELEASED_COL, c->released_ns - c->free_ns);
 	if (c->stack_id)
 		rowbuf_set(b, r, 5, c->stack_id);
 	rowbuf_set(b, r, 6, tids);
@@ -1108,7 +1110,8 @@ db_chunk_released(struct db *db, int64_t chunk_id, int64_t ns)
 
 	if (b->n && chunk_id >= cur->first_chunk && chunk_id < cur->first_chunk + b->n) {
 		unsigned row = (unsigned)(chunk_id - cur->first_chunk);
-		b->v[row * b->ncols + CHUNK_RELEASED_COL] = ns;
+		const int64_t *v = &b->v[row * b->ncols];
+		b->v[row * b->ncols + CHUNK_RELEASED_COL] = ns - v[2] - v[3]; /* - free_ns */
 		b->nulls[row] &= ~(1u << CHUNK_RELEASED_COL);
 		return;
 	}

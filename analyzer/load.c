@@ -304,8 +304,8 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		}
 	}
 	if (sqlite3_prepare_v2(db->h,
-			       "SELECT info, address, size, alloc_ns, free_ns, "
-			       "released_ns, chunk_id, stack_id FROM chunk_packed",
+			       "SELECT info, address, size, alloc_ns, free_after, "
+			       "released_after, chunk_id, stack_id FROM chunk_packed",
 			       -1, &s, NULL) != SQLITE_OK) {
 		free(need);
 		free(cap);
@@ -323,13 +323,18 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			in->chunks = xrealloc(in->chunks, cap[k] * sizeof(*in->chunks));
 		}
 		uint64_t size = (uint64_t)sqlite3_column_int64(s, 2);
+		int64_t alloc_ns = sqlite3_column_int64(s, 3);
+		int64_t free_ns = sqlite3_column_type(s, 4) == SQLITE_NULL
+					  ? 0 : alloc_ns + sqlite3_column_int64(s, 4);
+		int64_t released_ns = sqlite3_column_type(s, 5) == SQLITE_NULL
+					      ? 0 : free_ns + sqlite3_column_int64(s, 5);
 		in->chunks[in->nchunks++] = (struct rp_chunk){
 			.addr = (uint64_t)sqlite3_column_int64(s, 1),
 			.bytes = size + (uint64_t)(info >> 32),
 			.size = size,
-			.alloc_ns = sqlite3_column_int64(s, 3),
-			.free_ns = sqlite3_column_int64(s, 4),
-			.released_ns = sqlite3_column_int64(s, 5),
+			.alloc_ns = alloc_ns,
+			.free_ns = free_ns,
+			.released_ns = released_ns,
 			.chunk_id = sqlite3_column_int64(s, 6),
 			.stack_id = sqlite3_column_int64(s, 7),
 			.backing = (uint8_t)(info & 3),
