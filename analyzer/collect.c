@@ -412,15 +412,20 @@ ring_peek(struct ring_in *r, uint64_t head)
 
 /* The record numbered `seq` among those published after the ring's tail,
  * or NULL. Where a search for the same number stopped is remembered, so
- * waiting for a record costs a look at each new one, not a rescan. */
+ * waiting for a record costs a look at each new one, not a rescan; and a
+ * call looks at no more than FIND_AHEAD records: the number waited for is
+ * usually not written yet, and a full ring is 200k records to read for
+ * nothing (the next calls go on where this one stopped). */
+#define FIND_AHEAD 256
+
 static struct hp_ev *
 find_ahead(struct ring_in *r, uint64_t seq)
 {
 	uint64_t pos = r->scan_seq == seq && r->scan_pos > r->tail ? r->scan_pos : r->tail;
 
 	r->scan_seq = seq;
-	for (;; r->scan_pos = pos) {
-		if (pos >= r->head)
+	for (unsigned looked = 0;; r->scan_pos = pos, looked++) {
+		if (pos >= r->head || looked == FIND_AHEAD)
 			return NULL;
 		uint64_t off = pos & (r->size - 1);
 		if (r->size - off < sizeof(struct hp_ev)) {
