@@ -22,6 +22,7 @@
 
 #include "db.h"
 #include "symbolize.h"
+#include "symworker.h"
 #include "util.h"
 
 enum {
@@ -284,7 +285,8 @@ addr_hash(int64_t image_id, uint64_t offset)
 	return (size_t)(((uint64_t)image_id * 0x9e3779b97f4a7c15ULL ^ offset) * 0xff51afd7ed558ccdULL >> 17);
 }
 
-static void
+/* Add an address; true if it was not there. */
+static bool
 addrs_add(struct addrs *a, int64_t image_id, uint64_t offset)
 {
 	if (2 * (a->n + 1) > a->cap) {
@@ -299,23 +301,13 @@ addrs_add(struct addrs *a, int64_t image_id, uint64_t offset)
 	for (size_t i = addr_hash(image_id, offset) & (a->cap - 1);; i = (i + 1) & (a->cap - 1)) {
 		struct addr *e = &a->slot[i];
 		if (e->image_id == image_id && e->offset == offset)
-			return;
+			return false;
 		if (e->image_id == 0) {
 			*e = (struct addr){ image_id, offset };
 			a->n++;
-			return;
+			return true;
 		}
 	}
-}
-
-static int
-by_addr(const void *x, const void *y)
-{
-	const struct addr *a = x, *b = y;
-
-	if (a->image_id != b->image_id)
-		return a->image_id < b->image_id ? -1 : 1;
-	return a->offset < b->offset ? -1 : a->offset > b->offset;
 }
 
 /* An image known to this database: (path, build id) -> id. */
@@ -335,6 +327,7 @@ struct db {
 	struct image_id *images;
 	size_t nimages;
 	struct addrs addrs; /* every frame's (image, offset), once */
+	struct symworker *sym; /* looks them up as they come */
 	int64_t next_module_id;
 
 	/* shared, under mu */
@@ -803,6 +796,7 @@ close_db(struct db *db)
 	}
 	free(db->images);
 	free(db->addrs.slot);
+	symworker_free(db->sym);
 	pthread_mutex_destroy(&db->mu);
 	pthread_cond_destroy(&db->wake);
 	pthread_cond_destroy(&db->room);
@@ -878,6 +872,7 @@ db_create(const char *path, char *err, size_t errcap)
 	db->committed_at = mono_ns();
 	if (pthread_create(&db->writer, NULL, writer_main, db) == 0)
 		db->writer_running = true;
+	db->sym = symworker_start();
 	return db;
 }
 
@@ -1008,7 +1003,12 @@ db_stack(struct db *db, int64_t stack_id, unsigned depth, const int64_t *image_i
 		rowbuf_set(b, r, 1, i);
 		if (image_ids[i] > 0) {
 			rowbuf_set(b, r, 2, image_ids[i]);
-			addrs_add(&db->addrs, image_ids[i], offsets[i]);
+			if (addrs_add(&db->addrs, image_ids[i], offsets[i]) && db->sym &&
+			    (size_t)image_ids[i] <= db->nimages) {
+				const struct image_id *im = &db->images[image_ids[i] - 1];
+				symworker_add(db->sym, image_ids[i], offsets[i], im->path,
+					      im->build_id);
+			}
 		}
 		rowbuf_set(b, r, 3, (int64_t)offsets[i]);
 	}
@@ -1146,85 +1146,44 @@ db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t 
 
 /* ---- symbolization ---- */
 
-#define MAX_LOGICAL 16 /* inlined frames per physical frame */
-
-/*
- * Look up every distinct return address once, in image order (an object's
- * DWARF is opened once and read in address order), into table symbol. An
- * address that cannot be symbolized gets a row of NULLs: it was tried.
- */
+/* The symbolizer thread's results into table symbol. An address that
+ * could not be symbolized gets a row of NULLs: it was tried. */
 static bool
 symbolize_frames(struct db *db)
 {
-	struct addrs *a = &db->addrs;
-	struct sym_ctx *ctx = sym_open();
-	sqlite3_stmt *img = NULL, *ins = NULL;
-	struct sym_frame f[MAX_LOGICAL];
-	char *path = NULL, *bid = NULL;
-	int64_t cur = -1;
-	size_t n = 0;
-	bool ok = ctx != NULL;
+	const struct sym_result *r;
+	sqlite3_stmt *ins = NULL;
+	size_t n;
+	bool ok = true;
 
-	if (ok && (sqlite3_prepare_v2(db->h, "SELECT path, build_id FROM image WHERE image_id = ?1",
-				      -1, &img, NULL) != SQLITE_OK ||
-		   sqlite3_prepare_v2(db->h,
-				      "INSERT INTO symbol (image_id, offset, level, function, file, "
-				      "line, inlined) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-				      -1, &ins, NULL) != SQLITE_OK)) {
+	if (db->sym == NULL)
+		return false;
+	n = symworker_finish(db->sym, &r);
+	if (sqlite3_prepare_v2(db->h,
+			       "INSERT INTO symbol (image_id, offset, level, function, file, "
+			       "line, inlined) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+			       -1, &ins, NULL) != SQLITE_OK) {
 		fail(db, "symbolize");
-		ok = false;
+		return false;
 	}
-	for (size_t i = 0; i < a->cap; i++)
-		if (a->slot[i].image_id)
-			a->slot[n++] = a->slot[i];
-	qsort(a->slot, n, sizeof(*a->slot), by_addr);
-	memset(f, 0, sizeof(f));
 	for (size_t i = 0; ok && i < n; i++) {
-		struct addr *e = &a->slot[i];
-		char err[256];
-		int got = 0;
-
-		if (e->image_id != cur) {
-			cur = e->image_id;
-			free(path);
-			free(bid);
-			path = bid = NULL;
-			sqlite3_bind_int64(img, 1, cur);
-			if (sqlite3_step(img) == SQLITE_ROW) {
-				const char *t = (const char *)sqlite3_column_text(img, 0);
-				const char *b = (const char *)sqlite3_column_text(img, 1);
-				path = t ? xstrdup(t) : NULL;
-				bid = b ? xstrdup(b) : NULL;
-			}
-			sqlite3_reset(img);
-		}
-		/* a return address: look up the call instruction before it */
-		if (path)
-			got = sym_lookup(ctx, path, bid, e->offset ? e->offset - 1 : 0, f, MAX_LOGICAL,
-					 err, sizeof(err));
-		for (int k = 0; k < (got > 0 ? got : 1); k++) {
-			sqlite3_bind_int64(ins, 1, e->image_id);
-			sqlite3_bind_int64(ins, 2, (int64_t)e->offset);
+		const struct sym_frame *f = r[i].f;
+		for (int k = 0; ok && k < (r[i].n > 0 ? r[i].n : 1); k++) {
+			sqlite3_bind_int64(ins, 1, r[i].image_id);
+			sqlite3_bind_int64(ins, 2, (int64_t)r[i].offset);
 			sqlite3_bind_int64(ins, 3, k);
-			bind_text(ins, 4, got > 0 ? f[k].function : NULL);
-			bind_text(ins, 5, got > 0 ? f[k].file : NULL);
-			bind_opt(ins, 6, got > 0 ? f[k].line : 0, got > 0 && f[k].line > 0);
-			sqlite3_bind_int64(ins, 7, got > 0 && f[k].inlined);
+			bind_text(ins, 4, r[i].n > 0 ? f[k].function : NULL);
+			bind_text(ins, 5, r[i].n > 0 ? f[k].file : NULL);
+			bind_opt(ins, 6, r[i].n > 0 ? f[k].line : 0, r[i].n > 0 && f[k].line > 0);
+			sqlite3_bind_int64(ins, 7, r[i].n > 0 && f[k].inlined);
 			if (sqlite3_step(ins) != SQLITE_DONE) {
 				fail(db, "symbol");
 				ok = false;
 			}
 			sqlite3_reset(ins);
 		}
-		for (int k = 0; k < got; k++)
-			sym_frame_clear(&f[k]);
 	}
-	free(path);
-	free(bid);
-	sqlite3_finalize(img);
 	sqlite3_finalize(ins);
-	if (ctx)
-		sym_close(ctx);
 	return ok;
 }
 

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * symworker.c - return addresses symbolized by a thread of their own (see
+ * symworker.h).
+ */
+#include "config.h"
+
+#include "symworker.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+struct job {
+	int64_t image_id;
+	uint64_t offset;
+	const char *path, *build_id;
+};
+
+struct symworker {
+	pthread_mutex_t mu;
+	pthread_cond_t wake;
+	struct job *jobs; /* under mu */
+	size_t njobs, jobs_cap;
+	bool stop;        /* under mu */
+	bool running;
+	pthread_t thread;
+	/* the thread's own until it is joined */
+	struct sym_ctx *ctx;
+	struct sym_result *res;
+	size_t nres, res_cap;
+};
+
+static void
+look_up(struct symworker *w, const struct job *j)
+{
+	struct sym_frame f[SYM_MAX_LOGICAL];
+	char err[256];
+	int n;
+
+	memset(f, 0, sizeof(f));
+	/* a return address: look up the call instruction before it */
+	n = sym_lookup(w->ctx, j->path, j->build_id, j->offset ? j->offset - 1 : 0, f,
+		       SYM_MAX_LOGICAL, err, sizeof(err));
+	if (n < 0)
+		n = 0;
+	if (w->nres == w->res_cap) {
+		w->res_cap = w->res_cap ? 2 * w->res_cap : 1024;
+		w->res = xrealloc(w->res, w->res_cap * sizeof(*w->res));
+	}
+	struct sym_result *r = &w->res[w->nres++];
+	r->image_id = j->image_id;
+	r->offset = j->offset;
+	r->n = n;
+	r->f = NULL;
+	if (n > 0) {
+		r->f = xmalloc((size_t)n * sizeof(*r->f));
+		memcpy(r->f, f, (size_t)n * sizeof(*r->f));
+	}
+}
+
+/* Take every job queued, look them up; until stopped and none is left. */
+static void
+drain(struct symworker *w, bool wait)
+{
+	struct job *batch = NULL;
+	size_t cap = 0;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (wait && w->njobs == 0 && !w->stop)
+			pthread_cond_wait(&w->wake, &w->mu);
+		if (w->njobs == 0)
+			break;
+		/* swap the queue for an empty one, and work without the lock */
+		struct job *got = w->jobs;
+		size_t n = w->njobs, got_cap = w->jobs_cap;
+		w->jobs = batch;
+		w->jobs_cap = cap;
+		w->njobs = 0;
+		pthread_mutex_unlock(&w->mu);
+		for (size_t i = 0; i < n; i++)
+			look_up(w, &got[i]);
+		batch = got;
+		cap = got_cap;
+		pthread_mutex_lock(&w->mu);
+	}
+	pthread_mutex_unlock(&w->mu);
+	free(batch);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct symworker *w = arg;
+	struct sched_param sp = { 0 };
+
+	/* only what the recording leaves of the CPUs */
+	pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+	drain(w, true);
+	return NULL;
+}
+
+struct symworker *
+symworker_start(void)
+{
+	struct symworker *w = xcalloc(1, sizeof(*w));
+
+	w->ctx = sym_open();
+	if (w->ctx == NULL) {
+		free(w);
+		return NULL;
+	}
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->wake, NULL);
+	w->running = pthread_create(&w->thread, NULL, worker_main, w) == 0;
+	return w;
+}
+
+void
+symworker_add(struct symworker *w, int64_t image_id, uint64_t offset, const char *path,
+	      const char *build_id)
+{
+	pthread_mutex_lock(&w->mu);
+	if (w->njobs == w->jobs_cap) {
+		w->jobs_cap = w->jobs_cap ? 2 * w->jobs_cap : 1024;
+		w->jobs = xrealloc(w->jobs, w->jobs_cap * sizeof(*w->jobs));
+	}
+	w->jobs[w->njobs++] = (struct job){ image_id, offset, path, build_id };
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static int
+by_address(const void *x, const void *y)
+{
+	const struct sym_result *a = x, *b = y;
+
+	if (a->image_id != b->image_id)
+		return a->image_id < b->image_id ? -1 : 1;
+	return a->offset < b->offset ? -1 : a->offset > b->offset;
+}
+
+size_t
+symworker_finish(struct symworker *w, const struct sym_result **out)
+{
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->mu);
+	if (w->running) {
+		pthread_join(w->thread, NULL);
+		w->running = false;
+	}
+	drain(w, false); /* no thread, or added after it stopped */
+	qsort(w->res, w->nres, sizeof(*w->res), by_address);
+	*out = w->res;
+	return w->nres;
+}
+
+void
+symworker_free(struct symworker *w)
+{
+	if (!w)
+		return;
+	if (w->running) {
+		/* abandoned: what is queued is not wanted */
+		pthread_mutex_lock(&w->mu);
+		w->njobs = 0;
+		w->stop = true;
+		pthread_cond_signal(&w->wake);
+		pthread_mutex_unlock(&w->mu);
+		pthread_join(w->thread, NULL);
+	}
+	for (size_t i = 0; i < w->nres; i++) {
+		for (int k = 0; k < w->res[i].n; k++)
+			sym_frame_clear(&w->res[i].f[k]);
+		free(w->res[i].f);
+	}
+	free(w->res);
+	free(w->jobs);
+	sym_close(w->ctx);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->wake);
+	free(w);
+}
