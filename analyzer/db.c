@@ -55,16 +55,20 @@ static const char *const stmt_sql[S_COUNT] = {
 		     "loaded_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[S_MODULE_GONE] = "UPDATE module SET unloaded_ns = ?2 WHERE module_id = ?1",
 	[S_STACK] = "INSERT INTO stack (stack_id, depth) VALUES (?1, ?2)",
-	[S_STACK_FRAME] = "INSERT INTO stack_frame (stack_id, depth, image_id, offset) "
+	[S_STACK_FRAME] = "INSERT OR FAIL INTO stack_frame (stack_id, depth, image_id, offset) "
 			  "SELECT * FROM hp_frame_rows",
+	/* The bulk inserts are OR FAIL: a failing row keeps the rows before it
+	 * (any failure ends the run's writing anyway), so SQLite needs no
+	 * statement journal, which it otherwise kept in a temporary file: a
+	 * copy of the last 64 KiB page for every statement of 1024 rows. */
 	/* chunk_id is left to SQLite (the last one plus one): an insert that
 	 * appends skips the search a given rowid costs (~20% faster); the ids
 	 * are the collector's all the same, which write_batch checks */
-	[S_CHUNK_ROWS] = "INSERT INTO chunk_packed (address, size, alloc_ns, free_after, "
+	[S_CHUNK_ROWS] = "INSERT OR FAIL INTO chunk_packed (address, size, alloc_ns, free_after, "
 			 "released_after, stack_id, tids, info) SELECT * FROM hp_chunk_rows",
-	[S_REALLOC_ROWS] = "INSERT INTO chunk_realloc (chunk_id, realloc_from) "
+	[S_REALLOC_ROWS] = "INSERT OR FAIL INTO chunk_realloc (chunk_id, realloc_from) "
 			   "SELECT * FROM hp_realloc_rows",
-	[S_EVENT_ROWS] = "INSERT INTO heap_event (process_id, ns, kind, address, bytes, value) "
+	[S_EVENT_ROWS] = "INSERT OR FAIL INTO heap_event (process_id, ns, kind, address, bytes, value) "
 			 "SELECT * FROM hp_event_rows",
 	[S_CHUNK_RELEASED] = "UPDATE chunk_packed SET released_after = ?2 - alloc_ns - free_after "
 			      "WHERE chunk_id = ?1",
