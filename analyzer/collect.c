@@ -47,6 +47,7 @@ struct ring_in {
 	char *data;
 	uint64_t size;
 	uint64_t tail; /* consumed here; published to the producer in batches */
+	uint64_t published; /* the tail the producer last saw */
 	uint64_t head; /* what the producer had published when we looked */
 	uint64_t scan_seq, scan_pos; /* see find_ahead */
 };
@@ -447,6 +448,7 @@ find_ahead(struct ring_in *r, uint64_t seq)
 static void
 ring_publish(struct ring_in *r)
 {
+	r->published = r->tail;
 	__atomic_store_n(&r->hdr->tail, r->tail, __ATOMIC_RELEASE);
 	if (__atomic_load_n(&r->hdr->state, __ATOMIC_ACQUIRE) == HP_RING_RETIRED &&
 	    r->tail == __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE))
@@ -998,6 +1000,10 @@ merge(struct collector *c, struct image *im, bool final)
 				im->next_seq++;
 				progress = true;
 			}
+			/* room for the program as it is made, not when the merge
+			 * ends: a full ring keeps it waiting */
+			if (r->tail - r->published >= r->size / 16)
+				ring_publish(r);
 		}
 		if (progress) {
 			any = true;
