@@ -11,6 +11,7 @@
  * site_f: 2 x malloc(48), live: the tcache hands back two of site_a's
  *         chunks (the 7 it freed first went to the tcache, the other 53
  *         to a fastbin, which site_c's big malloc consolidated)
+ * site_g: malloc(3210), live, from site_g_inner inlined into site_g
  * Exit status 7. The lines of the calls are marked SITE_x for the test.
  */
 #include <malloc.h>
@@ -82,6 +83,20 @@ site_f(void)
 		keep[nkeep++] = malloc(48); /* SITE_F */
 }
 
+/* Always inlined: the frames of its malloc's caller are site_g_inner
+ * (inlined) and then site_g, at one return address. */
+static inline __attribute__((always_inline)) void
+site_g_inner(void)
+{
+	keep[nkeep++] = malloc(3210); /* SITE_G */
+}
+
+__attribute__((noinline)) static void
+site_g(void)
+{
+	site_g_inner(); /* SITE_G_CALL */
+}
+
 int
 main(void)
 {
@@ -91,6 +106,7 @@ main(void)
 	site_d();
 	site_e();
 	site_f();
+	site_g();
 	printf("kept %d\n", nkeep);
 	return 7;
 }

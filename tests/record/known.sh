@@ -9,7 +9,7 @@ DB=$TMP/known.db
 out=$("$HEAPPROF" run -o "$DB" "$PROGS/rec-known" 2>"$TMP/err")
 rc=$?
 check "exit status passed through" 7 "$rc"
-check "program output" "kept 55" "$out"
+check "program output" "kept 56" "$out"
 check "summary names the database" 1 "$(grep -c "wrote $DB" "$TMP/err")"
 check "integrity" ok "$(q "$DB" 'PRAGMA integrity_check')"
 check "complete" 1 "$(q "$DB" "SELECT value FROM meta WHERE key = 'complete'")"
@@ -58,6 +58,11 @@ check "site_a: the other 5 tcache chunks were still cached at the end" 5 \
 check "times are unique within the process" 0 \
 	"$(q "$DB" "SELECT count(*) - count(DISTINCT t) FROM (SELECT alloc_ns AS t FROM chunk UNION ALL SELECT free_ns FROM chunk WHERE free_ns IS NOT NULL UNION ALL SELECT ns FROM heap_event)")"
 check "every chunk has a stack" 0 "$(q "$DB" 'SELECT count(*) FROM chunk WHERE stack_id IS NULL')"
+check "freed by the thread that allocated it" 0 \
+	"$(q "$DB" "SELECT count(*) FROM chunk WHERE free_ns IS NOT NULL AND (free_tid IS NULL OR free_tid <> alloc_tid)")"
+check "site_g: an inlined function is a frame of its own, then the one it is in" \
+	"0|site_g_inner|$(line "$src" SITE_G)|1 1|site_g|$(line "$src" SITE_G_CALL)|0 2|main" \
+	"$(q "$DB" "SELECT group_concat(r, ' ') FROM (SELECT f.depth || '|' || f.function || CASE WHEN f.depth < 2 THEN '|' || f.line || '|' || f.inlined ELSE '' END AS r FROM frames f JOIN chunks c ON c.stack_id = f.stack_id WHERE c.size = 3210 AND f.depth < 3 ORDER BY f.depth)")"
 check "frames of every stack start at depth 0" 0 \
 	"$(q "$DB" 'SELECT count(*) FROM stack s WHERE NOT EXISTS (SELECT 1 FROM frames f WHERE f.stack_id = s.stack_id AND f.depth = 0)')"
 check "modules recorded with build-ids" 1 \
