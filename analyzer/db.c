@@ -785,6 +785,8 @@ schema_part(const char *from, const char *to)
 static void
 close_db(struct db *db)
 {
+	/* first: its queued lookups point at the image paths freed below */
+	symworker_free(db->sym);
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(db->s[i]);
 	sqlite3_close(db->h);
@@ -800,7 +802,6 @@ close_db(struct db *db)
 	}
 	free(db->images);
 	free(db->addrs.slot);
-	symworker_free(db->sym);
 	pthread_mutex_destroy(&db->mu);
 	pthread_cond_destroy(&db->wake);
 	pthread_cond_destroy(&db->room);
@@ -819,8 +820,8 @@ db_create(const char *path, char *err, size_t errcap)
 	db->queue_tail = &db->queue;
 	db->cur = batch_new();
 	db->next_module_id = 1;
-	db->chunk_src.decl = "CREATE TABLE x (address, size, alloc_ns, free_ns, released_ns, "
-			     "stack_id, tids, info)";
+	db->chunk_src.decl = "CREATE TABLE x (address, size, alloc_ns, free_after, "
+			     "released_after, stack_id, tids, info)";
 	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
 	db->frame_src.decl = "CREATE TABLE x (stack_id, depth, image_id, offset)";
 	db->event_src.decl = "CREATE TABLE x (process_id, ns, kind, address, bytes, value)";

@@ -324,10 +324,15 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		}
 		uint64_t size = (uint64_t)sqlite3_column_int64(s, 2);
 		int64_t alloc_ns = sqlite3_column_int64(s, 3);
+		/* differences added without overflow, whatever the file holds */
 		int64_t free_ns = sqlite3_column_type(s, 4) == SQLITE_NULL
-					  ? 0 : alloc_ns + sqlite3_column_int64(s, 4);
+					  ? 0
+					  : (int64_t)((uint64_t)alloc_ns +
+						      (uint64_t)sqlite3_column_int64(s, 4));
 		int64_t released_ns = sqlite3_column_type(s, 5) == SQLITE_NULL
-					      ? 0 : free_ns + sqlite3_column_int64(s, 5);
+					      ? 0
+					      : (int64_t)((uint64_t)free_ns +
+							  (uint64_t)sqlite3_column_int64(s, 5));
 		in->chunks[in->nchunks++] = (struct rp_chunk){
 			.addr = (uint64_t)sqlite3_column_int64(s, 1),
 			.bytes = size + (uint64_t)(info >> 32),
