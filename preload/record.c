@@ -154,21 +154,32 @@ rec_ticket(struct hp_ticket *t)
 	t->ns = now_ns();
 }
 
-/* An event numbered now. */
-#define EMIT(type_, ev_, fill_)                                                \
+/* A fixed-size event: room in the thread's ring, then its number (take_,
+ * which points tk_ at a ticket), fill_, and publication. */
+#define EMIT_NUMBERED(type_, ev_, take_, fill_)                                \
 	do {                                                                   \
 		struct hp_ring *r_;                                            \
-		struct hp_ticket t_;                                           \
+		const struct hp_ticket *tk_;                                   \
 		hp_self.guard++;                                               \
 		ev_ = begin(sizeof(*ev_), &r_);                                \
 		if (ev_) {                                                     \
-			rec_ticket(&t_);                                       \
-			header(&ev_->h, &t_);                                  \
+			take_;                                                 \
+			header(&ev_->h, tk_);                                  \
 			fill_;                                                 \
 			commit(r_, ev_, type_, sizeof(*ev_));                  \
 		}                                                              \
 		hp_self.guard--;                                               \
 	} while (0)
+
+/* An event numbered now. */
+#define EMIT(type_, ev_, fill_)                                                \
+	do {                                                                   \
+		struct hp_ticket t_;                                           \
+		EMIT_NUMBERED(type_, ev_, (rec_ticket(&t_), tk_ = &t_), fill_); \
+	} while (0)
+
+/* An event numbered by the ticket the allocator took before its work. */
+#define EMIT_TICKET(type_, ev_, ticket_, fill_) EMIT_NUMBERED(type_, ev_, tk_ = (ticket_), fill_)
 
 static size_t
 pad8(size_t n)
@@ -483,8 +494,6 @@ on_alloc(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes, enum hp_ba
 	bool is_new;
 	uint32_t stack_id;
 	struct hp_ev_alloc *ev;
-	struct hp_ring *r;
-	struct hp_ticket t;
 
 	(void)mem;
 	hp_self.guard++;
@@ -496,19 +505,10 @@ on_alloc(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes, enum hp_ba
 		check_modules(false);
 		send_stack(stack_id, ips, depth);
 	}
-	ev = begin(sizeof(*ev), &r);
-	if (ev) {
-		rec_ticket(&t);
-		header(&ev->h, &t);
-		ev->chunk = chunk;
-		ev->size = size;
-		ev->chunk_bytes = chunk_bytes;
-		ev->stack_id = stack_id;
-		ev->backing = (uint8_t)backing;
-		ev->call = (uint8_t)call;
-		ev->pad[0] = ev->pad[1] = 0;
-		commit(r, ev, HP_EV_ALLOC, sizeof(*ev));
-	}
+	EMIT(HP_EV_ALLOC, ev,
+	     (ev->chunk = chunk, ev->size = size, ev->chunk_bytes = chunk_bytes,
+	      ev->stack_id = stack_id, ev->backing = (uint8_t)backing, ev->call = (uint8_t)call,
+	      ev->pad[0] = ev->pad[1] = 0));
 	hp_self.guard--;
 }
 
@@ -517,20 +517,10 @@ on_free(const struct hp_ticket *t, uintptr_t chunk, size_t chunk_bytes, enum hp_
 	bool realloc)
 {
 	struct hp_ev_free *ev;
-	struct hp_ring *r;
 
-	hp_self.guard++;
-	ev = begin(sizeof(*ev), &r);
-	if (ev) {
-		header(&ev->h, t);
-		ev->chunk = chunk;
-		ev->chunk_bytes = chunk_bytes;
-		ev->fate = (uint8_t)fate;
-		ev->realloc = realloc;
-		memset(ev->pad, 0, sizeof(ev->pad));
-		commit(r, ev, HP_EV_FREE, sizeof(*ev));
-	}
-	hp_self.guard--;
+	EMIT_TICKET(HP_EV_FREE, ev, t,
+		    (ev->chunk = chunk, ev->chunk_bytes = chunk_bytes, ev->fate = (uint8_t)fate,
+		     ev->realloc = realloc, memset(ev->pad, 0, sizeof(ev->pad))));
 }
 
 static void
@@ -538,19 +528,10 @@ on_resize(const struct hp_ticket *t, size_t size, uintptr_t chunk, size_t old_by
 	  size_t new_bytes)
 {
 	struct hp_ev_resize *ev;
-	struct hp_ring *r;
 
-	hp_self.guard++;
-	ev = begin(sizeof(*ev), &r);
-	if (ev) {
-		header(&ev->h, t);
-		ev->chunk = chunk;
-		ev->size = size;
-		ev->old_bytes = old_bytes;
-		ev->new_bytes = new_bytes;
-		commit(r, ev, HP_EV_RESIZE, sizeof(*ev));
-	}
-	hp_self.guard--;
+	EMIT_TICKET(HP_EV_RESIZE, ev, t,
+		    (ev->chunk = chunk, ev->size = size, ev->old_bytes = old_bytes,
+		     ev->new_bytes = new_bytes));
 }
 
 static const struct hp_observer recorder = {

@@ -5,18 +5,9 @@
  * name demangled, and a template member function,
  * hp_sym::box<int>::get(int) const, inlined into it.
  */
-#if defined(__clang__)
-#define SYM_NOIPA __attribute__((noinline))
-#else
-#define SYM_NOIPA __attribute__((noipa))
-#endif
-
-extern "C" int sym_note(int site, int line, int outer_line);
-extern "C" int hp_sym_cxx_entry(int x);
+#include "sym-target.h"
 
 namespace hp_sym {
-
-enum { SITE_CXX = 2, SITE_CXX_INLINE = 3 }; /* as in sym-target.c */
 
 template <typename T> struct box {
 	T v;

@@ -22,26 +22,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* noipa: no inlining, cloning (sym_plain.constprop.0) or IPA-based call elision. */
-#if defined(__clang__)
-#define SYM_NOIPA __attribute__((noinline))
-#else
-#define SYM_NOIPA __attribute__((noipa))
-#endif
+#include "sym-target.h"
 
-enum {
-	SITE_PLAIN,
-	SITE_INLINE,
-	SITE_CXX,
-	SITE_CXX_INLINE,
-	SITE_COUNT,
-};
-
-int sym_note(int site, int line, int outer_line);
 int sym_plain(int x);
 int sym_outer(int x);
 int sym_target_report(FILE *out);
-int hp_sym_cxx_entry(int x); /* sym-target-cxx.cc */
 
 static struct {
 	void *ret;

@@ -46,16 +46,9 @@
 #include "symbolize.h"
 
 #include "../harness.h"
+#include "../progs/sym-target.h"
 
 extern char **environ;
-
-enum {
-	SITE_PLAIN,
-	SITE_INLINE,
-	SITE_CXX,
-	SITE_CXX_INLINE,
-	SITE_COUNT,
-};
 
 static const char *const site_names[SITE_COUNT] = { "plain", "inline", "cxx", "cxx-inline" };
 
