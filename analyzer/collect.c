@@ -1120,6 +1120,13 @@ write_summary(struct collector *c, struct image *im)
 		.worst_untrimmable = m->worst_untrim,
 		.worst_ns = m->worst_ns,
 	};
+	/* a figure that never rose above zero is zero from the start */
+	if (x->peak_live == 0)
+		x->peak_live_ns = im->row.started_ns;
+	if (x->peak_extent == 0)
+		x->peak_extent_ns = im->row.started_ns;
+	if (x->worst_untrimmable == 0)
+		x->worst_ns = im->row.started_ns;
 	if (pin) {
 		x->pin_address = pin->addr;
 		x->pin_bytes = pin->chunk_bytes;

@@ -218,6 +218,28 @@ load_functions(struct ld_db *db, char *err, size_t errcap)
 	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
 }
 
+/* Events into time order; events at the same time keep their order. */
+static void
+sort_events(struct rp_event *ev, size_t n)
+{
+	struct rp_event *tmp = xmalloc(n * sizeof(*ev));
+
+	for (size_t w = 1; w < n; w *= 2) {
+		for (size_t lo = 0; lo < n; lo += 2 * w) {
+			size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+			size_t i = lo, j = mid, o = lo;
+			while (i < mid && j < hi)
+				tmp[o++] = ev[j].ns < ev[i].ns ? ev[j++] : ev[i++];
+			while (i < mid)
+				tmp[o++] = ev[i++];
+			while (j < hi)
+				tmp[o++] = ev[j++];
+		}
+		memcpy(ev, tmp, n * sizeof(*ev));
+	}
+	free(tmp);
+}
+
 int
 ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 {
@@ -347,36 +369,37 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		};
 	}
 	sqlite3_finalize(s);
-	free(cap);
 	if (rc != SQLITE_DONE) {
 		free(need);
+		free(cap);
 		return fail_sql(db, err, errcap);
 	}
 
-	/* heap events, in time order per process */
+	/* heap events, one pass in the order they were written: the collector
+	 * writes each process's events in time order, so no index or sort is
+	 * needed (a file where they are not is sorted here) */
 	if (sqlite3_prepare_v2(db->h,
 			       "SELECT process_id, ns, kind, address, bytes, value FROM heap_event "
-			       "ORDER BY process_id, ns",
+			       "ORDER BY rowid",
 			       -1, &s, NULL) != SQLITE_OK) {
 		free(need);
+		free(cap);
 		return fail_sql(db, err, errcap);
 	}
-	size_t ecap = 0;
-	struct ld_process *cur = NULL;
+	memset(cap, 0, db->nprocs * sizeof(size_t));
+	bool *unsorted = xcalloc(db->nprocs, sizeof(bool));
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 0));
 		if (!p || !need[p - db->procs])
 			continue;
-		if (p != cur) {
-			cur = p;
-			ecap = p->in.nevents;
-		}
+		size_t k = (size_t)(p - db->procs);
 		struct rp_input *in = &p->in;
-		if (in->nevents == ecap) {
-			ecap = ecap ? ecap * 2 : 256;
-			in->events = xrealloc(in->events, ecap * sizeof(*in->events));
+		if (in->nevents == cap[k]) {
+			cap[k] = cap[k] ? cap[k] * 2 : 256;
+			in->events = xrealloc(in->events, cap[k] * sizeof(*in->events));
 		}
-		in->events[in->nevents++] = (struct rp_event){
+		struct rp_event *ev = &in->events[in->nevents++];
+		*ev = (struct rp_event){
 			.ns = sqlite3_column_int64(s, 1),
 			.kind = (uint8_t)sqlite3_column_int(s, 2),
 			.addr = (uint64_t)sqlite3_column_int64(s, 3),
@@ -384,8 +407,15 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			.value = sqlite3_column_int64(s, 5),
 			.has_value = sqlite3_column_type(s, 5) != SQLITE_NULL,
 		};
+		if (in->nevents > 1 && ev->ns < ev[-1].ns)
+			unsorted[k] = true;
 	}
 	sqlite3_finalize(s);
+	for (size_t k = 0; k < db->nprocs; k++)
+		if (unsorted[k])
+			sort_events(db->procs[k].in.events, db->procs[k].in.nevents);
+	free(unsorted);
+	free(cap);
 	free(need);
 	if (rc != SQLITE_DONE)
 		return fail_sql(db, err, errcap);

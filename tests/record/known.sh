@@ -57,6 +57,8 @@ check "site_a: the other 5 tcache chunks were still cached at the end" 5 \
 	"$(q "$DB" "SELECT count(*) FROM $(in_site site_a) WHERE fate = 'tcache' AND released_ns IS NULL")"
 check "times are unique within the process" 0 \
 	"$(q "$DB" "SELECT count(*) - count(DISTINCT t) FROM (SELECT alloc_ns AS t FROM chunk UNION ALL SELECT free_ns FROM chunk WHERE free_ns IS NOT NULL UNION ALL SELECT ns FROM heap_event)")"
+check "each process's heap events are in time order by rowid (the report reads them so)" 0 \
+	"$(q "$DB" "SELECT count(*) FROM (SELECT ns, lag(ns) OVER (PARTITION BY process_id ORDER BY rowid) AS prev FROM heap_event) WHERE ns <= prev")"
 check "every chunk has a stack" 0 "$(q "$DB" 'SELECT count(*) FROM chunk WHERE stack_id IS NULL')"
 check "freed by the thread that allocated it" 0 \
 	"$(q "$DB" "SELECT count(*) FROM chunk WHERE free_ns IS NOT NULL AND (free_tid IS NULL OR free_tid <> alloc_tid)")"
@@ -68,4 +70,11 @@ check "frames of every stack start at depth 0" 0 \
 check "modules recorded with build-ids" 1 \
 	"$(q "$DB" "SELECT count(*) > 0 FROM image WHERE path LIKE '%rec-known' AND build_id IS NOT NULL")"
 check "database is private (0600)" 600 "$(stat -c %a "$DB")"
+
+# a program that never touches its heap: its figures are 0 B from the start
+"$HEAPPROF" run -o "$TMP/none.db" true 2>"$TMP/none.err"
+check "no heap: the run's summary puts the worst instant at the start" 1 \
+	"$(grep -c 'worst untrimmable 0 B at 0.000 s$' "$TMP/none.err")"
+check "no heap: so does the report" 1 \
+	"$("$HEAPPROF" report "$TMP/none.db" | grep -c 'peak live 0 B at 0.000 s; peak extent 0 B at 0.000 s; worst untrimmable 0 B at 0.000 s')"
 finish

@@ -17,6 +17,7 @@ addresses, times and pids normalized; UPDATE_GOLDEN=1 rewrites them).
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -247,6 +248,20 @@ def main():
         t = report(db, "--at", "%.9f" % (w["at_ns"] / 1e9))[0]
         check("--at SECONDS at the worst instant gives the worst figures", w["untrimmable_bytes"],
               t["untrimmable_bytes"])
+        # heap events are read in the order written; a file where they are
+        # out of time order (rewritten by someone) is sorted, same report
+        shuffled = os.path.join(tmp, "shuffled.db")
+        with open(db, "rb") as src, open(shuffled, "wb") as dst:
+            dst.write(src.read())
+        con = sqlite3.connect(shuffled)
+        n = con.execute("SELECT count(*) FROM heap_event").fetchone()[0]
+        con.executescript("CREATE TEMP TABLE ev AS SELECT * FROM heap_event ORDER BY ns DESC;"
+                          "DELETE FROM heap_event; INSERT INTO heap_event SELECT * FROM ev;")
+        con.commit()
+        con.close()
+        for at in ("worst", "exit"):
+            check(f"freed-all: {n} heap events written in reverse time order, same report --at {at}",
+                  report(db, "--at", at), report(shuffled, "--at", at))
     print(f"{checks} checks, {failures} failed")
     return 1 if failures else 0
 
