@@ -12,6 +12,9 @@
  */
 #include "config.h"
 
+#define UNW_LOCAL_ONLY
+#include <libunwind.h>
+
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
@@ -50,19 +53,37 @@ guarded_alloc(size_t n, size_t align, bool zero)
 	return p;
 }
 
-static inline void
-report_alloc(void *mem, size_t size, enum hp_call call)
+static enum hp_backing
+backing_of(const struct hp_chunk *p)
 {
-	if (__builtin_expect(hp_observer != NULL, 0) && mem) {
-		struct hp_chunk *p = hp_mem2chunk(mem);
-
-		HP_OBSERVE(alloc, mem, size, (uintptr_t)p, hp_chunksize(p),
-			   hp_chunk_is_mmapped(p)  ? HP_BACKING_MMAP
-			   : hp_chunk_main_arena(p) ? HP_BACKING_BRK
-						    : HP_BACKING_ARENA,
-			   call);
-	}
+	return hp_chunk_is_mmapped(p)	 ? HP_BACKING_MMAP
+	       : hp_chunk_main_arena(p) ? HP_BACKING_BRK
+					: HP_BACKING_ARENA;
 }
+
+/* Tell the observer of an allocation, with the call stack walked from the
+ * allocation call's own frame: a macro, not a function, so that no frame
+ * of a helper is walked (and skipped) for every allocation. The array is
+ * sized at run time, so the frame grows only when someone observes. The
+ * guard is up: libunwind may allocate. */
+#define report_alloc(mem_, size_, call_)                                       \
+	do {                                                                   \
+		const struct hp_observer *o_ = hp_observer;                    \
+		void *m_ = (mem_);                                             \
+		if (__builtin_expect(o_ != NULL, 0) && m_ && o_->alloc) {      \
+			struct hp_chunk *p_ = hp_mem2chunk(m_);                \
+			unsigned cap_ = o_->stack_slots;                       \
+			void *raw_[cap_ ? cap_ : 1];                           \
+			int n_ = 0;                                            \
+			if (cap_) {                                            \
+				hp_self.guard++;                               \
+				n_ = unw_backtrace(raw_, (int)cap_);           \
+				hp_self.guard--;                               \
+			}                                                      \
+			o_->alloc(m_, (size_), (uintptr_t)p_, hp_chunksize(p_), \
+				  backing_of(p_), (call_), raw_, n_);          \
+		}                                                              \
+	} while (0)
 
 /* __libc_malloc's arena step: the main arena while the process has one
  * thread, else the thread's arena, retrying in another on failure. */

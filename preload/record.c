@@ -60,7 +60,7 @@ static struct module *modules;
 static unsigned long long dl_adds, dl_subs;
 static struct hp_mutex modules_lock = HP_MUTEX_INIT;
 
-static const struct hp_observer recorder;
+static struct hp_observer recorder;
 
 bool
 hp_record_active(void)
@@ -487,7 +487,7 @@ send_stack(uint32_t id, const uint64_t *ip, unsigned depth)
 
 static void
 on_alloc(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes, enum hp_backing backing,
-	 enum hp_call call)
+	 enum hp_call call, void *const *stack, int nstack)
 {
 	const uint64_t *ips;
 	unsigned depth;
@@ -499,7 +499,7 @@ on_alloc(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes, enum hp_ba
 	hp_self.guard++;
 	if (__builtin_expect(*epoch == 0, 0))
 		after_fork(false);
-	stack_id = hp_stacks_capture(&is_new, &ips, &depth);
+	stack_id = hp_stacks_intern(stack, nstack, &is_new, &ips, &depth);
 	if (is_new) {
 		/* A new stack may point into a newly loaded object. */
 		check_modules(false);
@@ -534,7 +534,7 @@ on_resize(const struct hp_ticket *t, size_t size, uintptr_t chunk, size_t old_by
 		     ev->new_bytes = new_bytes));
 }
 
-static const struct hp_observer recorder = {
+static struct hp_observer recorder = {
 	.ticket = on_ticket,
 	.brk = on_brk,
 	.map = on_map,
@@ -646,6 +646,7 @@ hp_record_init(char *const *envp)
 	*epoch = 1;
 	dl_iterate_phdr(find_self, (void *)&hp_record_init);
 	hp_stacks_init((unsigned)depth, self_lo, self_hi);
+	recorder.stack_slots = hp_stacks_slots();
 	send_process(0);
 	check_modules(true);
 	hp_self.guard--;

@@ -1,17 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * stacks.c - capture (libunwind's unw_backtrace) and deduplication of call
- * stacks (see stacks.h).
+ * stacks.c - deduplication of the call stacks the allocation calls capture
+ * with libunwind's unw_backtrace (see stacks.h).
  *
- * Runs inside malloc with the guard up: libunwind's allocations go to
- * heapprof's arena. The table is open-addressed; entries are immutable
+ * Runs inside malloc with the guard up. The table is open-addressed; entries are immutable
  * once published, and a grown table replaces the old one, which stays
  * valid for readers that still hold it (it is never freed).
  */
 #include "config.h"
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -157,23 +154,27 @@ insert(uint64_t h, const uint64_t *ip, unsigned n)
 	return e;
 }
 
-uint32_t
-hp_stacks_capture(bool *is_new, const uint64_t **ips, unsigned *depth)
+unsigned
+hp_stacks_slots(void)
 {
-	void *raw[HP_MAX_DEPTH_LIMIT + 16];
+	return max_depth + 16;
+}
+
+uint32_t
+hp_stacks_intern(void *const *raw, int got, bool *is_new, const uint64_t **ips, unsigned *depth)
+{
 	uint64_t ip[HP_MAX_DEPTH_LIMIT];
 	unsigned n = 0;
-	int got, i = 0;
+	int i = 0;
 	struct table *t;
 	struct entry *e;
 	size_t at;
 	uint64_t h;
 
 	*is_new = false;
-	got = unw_backtrace(raw, (int)(max_depth + 16));
 	if (got <= 0)
 		return 0;
-	/* Drop heapprof's own frames (malloc, the recorder) from the top. */
+	/* Drop heapprof's own frames (the allocation call) from the top. */
 	while (i < got && (uintptr_t)raw[i] >= self_lo && (uintptr_t)raw[i] < self_hi)
 		i++;
 	for (; i < got && n < max_depth; i++)

@@ -19,15 +19,20 @@
  * heapprof's own code, skipped at the top of every stack. */
 void hp_stacks_init(unsigned max_depth, uintptr_t self_lo, uintptr_t self_hi);
 
+/* The most return addresses a capture needs: the frames kept and room
+ * for heapprof's own at the top. */
+unsigned hp_stacks_slots(void);
+
 /*
- * The calling thread's stack: its id (from 1), and *is_new set when this
- * call inserted it (the caller then sends it, with the frames in *ips and
- * their number in *depth).
- * Returns 0 if it could not be captured or stored.
+ * The id (from 1) of the stack unw_backtrace gave in raw[0..n), heapprof's
+ * own frames dropped from the top; *is_new set when this call inserted it
+ * (the caller then sends it, with the frames in *ips and their number in
+ * *depth).
+ * Returns 0 if it is empty or could not be stored.
  * Lock: none (takes the table's lock to insert). Allocates: arena.
- * Must run with the guard up (libunwind may allocate).
  */
-uint32_t hp_stacks_capture(bool *is_new, const uint64_t **ips, unsigned *depth);
+uint32_t hp_stacks_intern(void *const *raw, int n, bool *is_new, const uint64_t **ips,
+			  unsigned *depth);
 
 /* After fork, in the child: start a new, empty table (the child's stream
  * has not seen any stack yet). */

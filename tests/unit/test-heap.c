@@ -136,11 +136,13 @@ ob_chunk(uintptr_t chunk, size_t bytes, enum hp_state state)
 
 static void
 ob_alloc(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes, enum hp_backing backing,
-	 enum hp_call call)
+	 enum hp_call call, void *const *stack, int nstack)
 {
 	(void)mem;
 	(void)size;
 	(void)call;
+	(void)stack;
+	(void)nstack;
 	events++;
 	if (backing != HP_BACKING_MMAP)
 		set_range(chunk, chunk_bytes, S_LIVE);
