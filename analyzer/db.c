@@ -35,6 +35,7 @@ enum {
 	S_STACK_FRAME,
 	S_CHUNK_ROWS,
 	S_REALLOC_ROWS,
+	S_SLACK_ROWS,
 	S_EVENT_ROWS,
 	S_CHUNK_RELEASED,
 	S_META,
@@ -65,9 +66,11 @@ static const char *const stmt_sql[S_COUNT] = {
 	 * appends skips the search a given rowid costs (~20% faster); the ids
 	 * are the collector's all the same, which write_batch checks */
 	[S_CHUNK_ROWS] = "INSERT OR FAIL INTO chunk_packed (address, size, alloc_ns, free_after, "
-			 "released_after, stack_id, tids, info) SELECT * FROM hp_chunk_rows",
+			 "released_after, who, info) SELECT * FROM hp_chunk_rows",
 	[S_REALLOC_ROWS] = "INSERT OR FAIL INTO chunk_realloc (chunk_id, realloc_from) "
 			   "SELECT * FROM hp_realloc_rows",
+	[S_SLACK_ROWS] = "INSERT OR FAIL INTO chunk_slack (chunk_id, slack) "
+			 "SELECT * FROM hp_slack_rows",
 	[S_EVENT_ROWS] = "INSERT OR FAIL INTO heap_event (process_id, ns, kind, address, bytes, value) "
 			 "SELECT * FROM hp_event_rows",
 	[S_CHUNK_RELEASED] = "UPDATE chunk_packed SET released_after = ?2 - alloc_ns - free_after "
@@ -87,10 +90,14 @@ static const char *const stmt_sql[S_COUNT] = {
  * multi-row VALUES with bound parameters).
  */
 #define BATCH 1024
-#define CHUNK_COLS 8 /* of chunk_packed, as db_chunk sets them */
+#define CHUNK_COLS 7 /* of chunk_packed, as db_chunk sets them */
 #define CHUNK_RELEASED_COL 4
-#define REALLOC_COLS 2
-#define MAX_PROCESS_ID (1 << 24) /* the bits chunk_packed.info has for it */
+#define PAIR_COLS 2 /* chunk_realloc, chunk_slack: chunk_id and a value */
+/* the bits chunk_packed has for these */
+#define MAX_PROCESS_ID (1 << 24)
+#define MAX_TID (1 << 22)
+#define MAX_STACK_ID (1LL << 32)
+#define SLACK_ESCAPE 511
 #define FRAME_COLS 4
 #define EVENT_COLS 6
 #define MAX_QUEUED 6 /* batches handed over but not written yet */
@@ -265,7 +272,7 @@ enum op {
 };
 
 struct batch {
-	struct rowbuf chunks, reallocs, frames, events;
+	struct rowbuf chunks, reallocs, slacks, frames, events;
 	int64_t first_chunk; /* chunk id of chunks' row 0 */
 	struct buf ops;      /* encoded operations, in order */
 	struct batch *next;
@@ -323,7 +330,7 @@ struct image_id {
 struct db {
 	sqlite3 *h;
 	sqlite3_stmt *s[S_COUNT];
-	struct rowsource chunk_src, realloc_src, frame_src, event_src;
+	struct rowsource chunk_src, realloc_src, slack_src, frame_src, event_src;
 
 	/* the collector's side */
 	struct batch *cur;
@@ -399,9 +406,12 @@ batch_new(void)
 	b->chunks.ncols = CHUNK_COLS;
 	b->chunks.v = xmalloc((size_t)BATCH * CHUNK_COLS * sizeof(int64_t));
 	b->chunks.nulls = xmalloc(BATCH * sizeof(uint32_t));
-	b->reallocs.ncols = REALLOC_COLS;
-	b->reallocs.v = xmalloc((size_t)BATCH * REALLOC_COLS * sizeof(int64_t));
+	b->reallocs.ncols = PAIR_COLS;
+	b->reallocs.v = xmalloc((size_t)BATCH * PAIR_COLS * sizeof(int64_t));
 	b->reallocs.nulls = xmalloc(BATCH * sizeof(uint32_t));
+	b->slacks.ncols = PAIR_COLS;
+	b->slacks.v = xmalloc((size_t)BATCH * PAIR_COLS * sizeof(int64_t));
+	b->slacks.nulls = xmalloc(BATCH * sizeof(uint32_t));
 	b->frames.ncols = FRAME_COLS;
 	b->frames.v = xmalloc((size_t)BATCH * FRAME_COLS * sizeof(int64_t));
 	b->frames.nulls = xmalloc(BATCH * sizeof(uint32_t));
@@ -418,6 +428,8 @@ batch_free(struct batch *b)
 	free(b->chunks.nulls);
 	free(b->reallocs.v);
 	free(b->reallocs.nulls);
+	free(b->slacks.v);
+	free(b->slacks.nulls);
 	free(b->frames.v);
 	free(b->frames.nulls);
 	free(b->events.v);
@@ -651,11 +663,15 @@ write_batch(struct db *db, struct batch *b)
 		db->realloc_src.cur = &b->reallocs;
 		step(db, S_REALLOC_ROWS, "chunk_realloc");
 	}
+	if (b->slacks.n) {
+		db->slack_src.cur = &b->slacks;
+		step(db, S_SLACK_ROWS, "chunk_slack");
+	}
 	if (b->events.n) {
 		db->event_src.cur = &b->events;
 		step(db, S_EVENT_ROWS, "heap_event");
 	}
-	b->chunks.n = b->reallocs.n = b->frames.n = b->events.n = 0;
+	b->chunks.n = b->reallocs.n = b->slacks.n = b->frames.n = b->events.n = 0;
 	b->ops.len = 0;
 }
 
@@ -821,8 +837,9 @@ db_create(const char *path, char *err, size_t errcap)
 	db->cur = batch_new();
 	db->next_module_id = 1;
 	db->chunk_src.decl = "CREATE TABLE x (address, size, alloc_ns, free_after, "
-			     "released_after, stack_id, tids, info)";
+			     "released_after, who, info)";
 	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
+	db->slack_src.decl = "CREATE TABLE x (chunk_id, slack)";
 	db->frame_src.decl = "CREATE TABLE x (stack_id, depth, image_id, offset)";
 	db->event_src.decl = "CREATE TABLE x (process_id, ns, kind, address, bytes, value)";
 	/* One connection, used by one thread at a time: no memory statistics
@@ -860,6 +877,7 @@ db_create(const char *path, char *err, size_t errcap)
 	free(tables);
 	sqlite3_create_module(db->h, "hp_chunk_rows", &rows_module, &db->chunk_src);
 	sqlite3_create_module(db->h, "hp_realloc_rows", &rows_module, &db->realloc_src);
+	sqlite3_create_module(db->h, "hp_slack_rows", &rows_module, &db->slack_src);
 	sqlite3_create_module(db->h, "hp_frame_rows", &rows_module, &db->frame_src);
 	sqlite3_create_module(db->h, "hp_event_rows", &rows_module, &db->event_src);
 	for (int i = 0; i < S_COUNT; i++) {
@@ -1075,17 +1093,20 @@ db_chunk(struct db *db, const struct db_chunk *c)
 		set_error(db, "internal: chunk ids out of order");
 	/* the packing chunk_packed's comments describe */
 	uint64_t slack = c->chunk_bytes - c->size;
-	int64_t tids = c->alloc_tid, info = c->backing | c->call << 2 | c->process_id << 8;
+	int64_t who = c->alloc_tid | c->stack_id << 22;
+	int64_t info = c->backing | c->call << 2 | c->process_id << 17;
 	if (c->free_ns) {
 		if (c->free_tid != c->alloc_tid)
-			tids |= c->free_tid << 32;
+			info |= c->free_tid << 41;
 		info |= c->fate << 5;
 	}
-	if (c->process_id >= MAX_PROCESS_ID || c->chunk_bytes < c->size || slack >= 1ULL << 31)
-		set_error(db, c->process_id >= MAX_PROCESS_ID
-				      ? "more process images than a database holds (16777215)"
-				      : "internal: chunk bytes out of range");
-	info |= (int64_t)(slack << 32);
+	if (c->process_id >= MAX_PROCESS_ID)
+		set_error(db, "more process images than a database holds (16777215)");
+	if (c->alloc_tid < 0 || c->alloc_tid >= MAX_TID || c->free_tid < 0 ||
+	    c->free_tid >= MAX_TID || c->stack_id < 0 || c->stack_id >= MAX_STACK_ID ||
+	    c->chunk_bytes < c->size)
+		set_error(db, "internal: a chunk's thread, stack or bytes out of range");
+	info |= (int64_t)(slack < SLACK_ESCAPE ? slack : SLACK_ESCAPE) << 8;
 
 	r = rowbuf_add(b);
 	rowbuf_set(b, r, 0, (int64_t)c->address);
@@ -1095,15 +1116,19 @@ db_chunk(struct db *db, const struct db_chunk *c)
 		rowbuf_set(b, r, 3, c->free_ns - c->alloc_ns);
 	if (c->released_ns)
 		rowbuf_set(b, r, CHUNK_RELEASED_COL, c->released_ns - c->free_ns);
-	if (c->stack_id)
-		rowbuf_set(b, r, 5, c->stack_id);
-	rowbuf_set(b, r, 6, tids);
-	rowbuf_set(b, r, 7, info);
+	rowbuf_set(b, r, 5, who);
+	rowbuf_set(b, r, 6, info);
 	if (c->realloc_from) {
 		struct rowbuf *rb = &db->cur->reallocs;
 		int64_t *rr = rowbuf_add(rb);
 		rowbuf_set(rb, rr, 0, c->chunk_id);
 		rowbuf_set(rb, rr, 1, c->realloc_from);
+	}
+	if (slack >= SLACK_ESCAPE) {
+		struct rowbuf *sb = &db->cur->slacks;
+		int64_t *sr = rowbuf_add(sb);
+		rowbuf_set(sb, sr, 0, c->chunk_id);
+		rowbuf_set(sb, sr, 1, (int64_t)slack);
 	}
 }
 

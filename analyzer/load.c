@@ -15,7 +15,7 @@
 #include "util.h"
 
 #define APPLICATION_ID 1213222470 /* "HPRF", schema/heapprof.sql */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 /* Strings handed out by ld_stack, freed at close. */
 struct strs {
@@ -326,8 +326,10 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		}
 	}
 	if (sqlite3_prepare_v2(db->h,
-			       "SELECT info, address, size, alloc_ns, free_after, "
-			       "released_after, chunk_id, stack_id FROM chunk_packed",
+			       "SELECT info, address, size, alloc_ns, free_after, released_after, "
+			       "chunk_id, who >> 22, CASE WHEN (info >> 8) & 511 = 511 THEN "
+			       "(SELECT s.slack FROM chunk_slack s WHERE s.chunk_id = c.chunk_id) "
+			       "END FROM chunk_packed c",
 			       -1, &s, NULL) != SQLITE_OK) {
 		free(need);
 		free(cap);
@@ -335,7 +337,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		int64_t info = sqlite3_column_int64(s, 0);
-		struct ld_process *p = find_proc(db, info >> 8 & 0xffffff);
+		struct ld_process *p = find_proc(db, info >> 17 & 0xffffff);
 		if (!p || !need[p - db->procs])
 			continue;
 		size_t k = (size_t)(p - db->procs);
@@ -357,7 +359,8 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 							  (uint64_t)sqlite3_column_int64(s, 5));
 		in->chunks[in->nchunks++] = (struct rp_chunk){
 			.addr = (uint64_t)sqlite3_column_int64(s, 1),
-			.bytes = size + (uint64_t)(info >> 32),
+			.bytes = size + ((info >> 8 & 511) < 511 ? (uint64_t)(info >> 8 & 511)
+							      : (uint64_t)sqlite3_column_int64(s, 8)),
 			.size = size,
 			.alloc_ns = alloc_ns,
 			.free_ns = free_ns,

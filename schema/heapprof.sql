@@ -58,7 +58,7 @@ CREATE TABLE heap_timeline (
 
 -- @tables
 PRAGMA application_id = 1213222470;  -- 0x48505246, "HPRF": a heapprof database
-PRAGMA user_version = 2;             -- this schema's version
+PRAGMA user_version = 3;             -- this schema's version
 
 -- Facts about the run, as key/value text.
 CREATE TABLE meta (
@@ -191,9 +191,13 @@ CREATE TABLE symbol (
 -- Query the view chunk (every column decoded) or chunks (the stable
 -- interface). This table is packed because a run writes one row per chunk,
 -- millions a second, and SQLite's cost of a row grows with its columns
--- (~25 ns each, measured, and a step of ~70 ns from 8 columns to 9): small
--- codes and the process share one integer, and the rare realloc link has a
--- table of its own.
+-- (~30 ns each, measured; going from 8 columns to 7 made a 2-thread churn
+-- 10% faster): the allocating thread shares an integer with the stack, small
+-- codes, the process and the freeing thread share another, and the rare
+-- realloc link and large slack have tables of their own.
+--
+-- Thread ids fit 22 bits (Linux's limit, PID_MAX_LIMIT, is 2^22); a stack id
+-- takes the 32 bits above them; a process id 24 bits.
 --
 -- Columns marked "always" are never NULL, but say so only here: a NOT NULL
 -- constraint is checked for every row written (~5% of the time a row
@@ -208,13 +212,15 @@ CREATE TABLE chunk_packed (
   released_after INTEGER,  -- cached (fate tcache or fastbin): ns from the free
                            -- until it stopped occupying the heap, by reuse at
                            -- the same address or by being merged into free space
-  stack_id       INTEGER REFERENCES stack, -- allocation stack; NULL: not recorded
-  tids           INTEGER,  -- always: allocating thread + freeing thread << 32
-                           -- (0: not freed, or freed by the allocating thread)
+  who            INTEGER,  -- always: allocating thread (bits 0-21)
+                           -- + stack_id << 22 (0: no stack recorded)
   info           INTEGER   -- always: backing code (bits 0-1) + call code << 2
                            -- + fate code << 5 (0: not freed, or its end was
-                           -- not seen) + process_id << 8 (24 bits)
-                           -- + (chunk bytes - size) << 32
+                           -- not seen) + slack << 8 (9 bits: chunk bytes -
+                           -- size; 511: it is in chunk_slack)
+                           -- + process_id << 17 (24 bits) + freeing thread
+                           -- << 41 (0: not freed, or freed by the allocating
+                           -- thread)
 ) STRICT;
 
 -- A chunk made by a realloc that moved: the chunk it replaced.
@@ -223,20 +229,30 @@ CREATE TABLE chunk_realloc (
   realloc_from INTEGER NOT NULL  -- the chunk_id of the old chunk
 ) STRICT;
 
+-- A chunk whose bytes exceed its size by 511 or more (most mmap chunks:
+-- they are whole pages).
+CREATE TABLE chunk_slack (
+  chunk_id INTEGER PRIMARY KEY REFERENCES chunk_packed,
+  slack    INTEGER NOT NULL  -- chunk bytes - size
+) STRICT;
+
 -- Every column of a chunk, decoded; cheap to read (SQLite flattens it).
 CREATE VIEW chunk AS
-  SELECT chunk_id, (info >> 8) & 16777215 AS process_id, address, size,
-         size + (info >> 32) AS chunk_bytes,
+  SELECT chunk_id, (info >> 17) & 16777215 AS process_id, address, size,
+         size + CASE WHEN (info >> 8) & 511 < 511 THEN (info >> 8) & 511
+                     ELSE (SELECT s.slack FROM chunk_slack s
+                           WHERE s.chunk_id = c.chunk_id) END AS chunk_bytes,
          info & 3 AS backing,
          (info >> 2) & 7 AS call,
          alloc_ns,
-         tids & 4294967295 AS alloc_tid,
+         who & 4194303 AS alloc_tid,
          alloc_ns + free_after AS free_ns,
          CASE WHEN free_after IS NULL THEN NULL
-              WHEN tids >> 32 = 0 THEN tids & 4294967295
-              ELSE tids >> 32 END AS free_tid,
+              WHEN info >> 41 = 0 THEN who & 4194303
+              ELSE info >> 41 END AS free_tid,
          nullif((info >> 5) & 7, 0) AS fate,
-         alloc_ns + free_after + released_after AS released_ns, stack_id,
+         alloc_ns + free_after + released_after AS released_ns,
+         nullif(who >> 22, 0) AS stack_id,
          (SELECT r.realloc_from FROM chunk_realloc r
           WHERE r.chunk_id = c.chunk_id) AS realloc_from
   FROM chunk_packed c;

@@ -36,6 +36,9 @@ check "site_b: line" "$(line "$src" SITE_B)" \
 	"$(q "$DB" "SELECT DISTINCT line FROM frames f JOIN chunks c ON c.stack_id = f.stack_id AND f.depth = 0 WHERE f.function = 'site_b'")"
 check "200 KiB is mmap" "mmap|unmapped" "$(q "$DB" 'SELECT backing, fate FROM chunks WHERE size = 204800')"
 check "40 KiB is brk" "brk" "$(q "$DB" 'SELECT backing FROM chunks WHERE size = 40960')"
+check "chunk bytes: 40 KiB + 16 for brk, whole pages for mmap (a slack kept in chunk_slack)" \
+	"40976 208896|$(q "$DB" 'SELECT chunk_id FROM chunks WHERE size = 204800')|4096" \
+	"$(q "$DB" "SELECT group_concat(chunk_bytes, ' ') FROM (SELECT chunk_bytes FROM chunks WHERE size IN (40960, 204800) ORDER BY size)")|$(q "$DB" 'SELECT chunk_id, slack FROM chunk_slack')"
 check "mmap chunk line" "$(line "$src" SITE_C_MMAP)" \
 	"$(q "$DB" "SELECT line FROM frames f JOIN chunks c ON c.stack_id = f.stack_id AND f.depth = 0 WHERE c.size = 204800")"
 check "site_d: in-place realloc keeps its row, moving one makes a new row" "4000|realloc|1" \
