@@ -106,26 +106,50 @@ ld_open(const char *path, char *err, size_t errcap)
 	/* one thread: no memory statistics, no connection mutex (both cost a
 	 * lock per row read) */
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-	rc = sqlite3_open_v2(path, &h,
-			     SQLITE_OPEN_READONLY | SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc != SQLITE_OK) {
-		snprintf(err, errcap, "cannot open: %s", h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
+	int64_t app = 0;
+	for (int writable = 0; writable < 2; writable++) {
+		rc = sqlite3_open_v2(path, &h,
+				     (writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY) |
+					     SQLITE_OPEN_EXRESCODE | SQLITE_OPEN_NOMUTEX,
+				     NULL);
+		if (rc != SQLITE_OK) {
+			snprintf(err, errcap, "cannot open: %s",
+				 h ? sqlite3_errmsg(h) : sqlite3_errstr(rc));
+			sqlite3_close(h);
+			return NULL;
+		}
+		/* SQLite's advice for files from elsewhere: no schema tricks,
+		 * no memory mapping, checked cells, bounded sizes; and this
+		 * connection writes nothing of its own. */
+		sqlite3_db_config(h, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+		sqlite3_db_config(h, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+		sqlite3_db_config(h, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL);
+		sqlite3_db_config(h, SQLITE_DBCONFIG_ENABLE_VIEW, 1, NULL);
+		sqlite3_limit(h, SQLITE_LIMIT_LENGTH, 1 << 20);
+		sqlite3_limit(h, SQLITE_LIMIT_SQL_LENGTH, 1 << 16);
+		sqlite3_exec(h, "PRAGMA cell_size_check = ON; PRAGMA mmap_size = 0; "
+				"PRAGMA query_only = ON;",
+			     NULL, NULL, NULL);
+		app = query_int(h, "PRAGMA application_id", 0, &rc);
+		/* A run that was cut off (its collector killed) leaves the
+		 * transaction it had open in a journal: reading needs it rolled
+		 * back, which SQLite does on a read-write connection, leaving
+		 * what was committed. */
+		if (rc != SQLITE_READONLY_ROLLBACK)
+			break;
 		sqlite3_close(h);
-		return NULL;
+		h = NULL;
 	}
-	/* SQLite's advice for files from elsewhere: no schema tricks, no
-	 * memory mapping, checked cells, bounded sizes. */
-	sqlite3_db_config(h, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
-	sqlite3_db_config(h, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
-	sqlite3_db_config(h, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL);
-	sqlite3_db_config(h, SQLITE_DBCONFIG_ENABLE_VIEW, 1, NULL);
-	sqlite3_limit(h, SQLITE_LIMIT_LENGTH, 1 << 20);
-	sqlite3_limit(h, SQLITE_LIMIT_SQL_LENGTH, 1 << 16);
-	sqlite3_exec(h, "PRAGMA cell_size_check = ON; PRAGMA mmap_size = 0;", NULL, NULL, NULL);
-
-	int64_t app = query_int(h, "PRAGMA application_id", 0, &rc);
 	if (rc != SQLITE_OK) {
-		snprintf(err, errcap, "%s", sqlite3_errstr(rc));
+		if ((rc & 0xff) == SQLITE_BUSY)
+			snprintf(err, errcap, "the database is locked: heapprof is still writing it "
+					      "(it can be read when the run ends)");
+		else if (rc == SQLITE_READONLY_ROLLBACK || (rc & 0xff) == SQLITE_CANTOPEN)
+			snprintf(err, errcap, "the run that wrote it was cut off, and reading it "
+					      "needs write access to it and its directory (to roll "
+					      "back its last transaction)");
+		else
+			snprintf(err, errcap, "%s", sqlite3_errstr(rc));
 		sqlite3_close(h);
 		return NULL;
 	}

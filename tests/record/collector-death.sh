@@ -20,12 +20,32 @@ while pgrep -f "$PROGS/mt-stress" >/dev/null 2>&1 && [ $i -lt 600 ]; do
 done
 check "the program ended by itself" 0 "$(pgrep -fc "$PROGS/mt-stress")"
 check "and finished its work" 1 "$(grep -c ' 0 failed' "$TMP/out")"
-check "the database opens" ok "$(q "$DB" 'PRAGMA integrity_check')"
-check "and says it is incomplete" 0 "$(q "$DB" "SELECT value FROM meta WHERE key = 'complete'")"
+# the writer always has a transaction open: its journal is left behind
+check "the open transaction's journal is left" 1 "$(test -s "$DB-journal" && echo 1)"
 "$HEAPPROF" report "$DB" >"$TMP/report" 2>"$TMP/report.err"
-check "heapprof report reads what was committed" 0 "$?"
+check "heapprof report reads what was committed (rolling the journal back)" 0 "$?"
 check "and warns that the recording did not finish" 1 \
 	"$(grep -c 'the recording did not finish' "$TMP/report.err")"
 check "its end is the last event recorded (not before the start)" 1 \
 	"$(grep -c 'at exit: [0-9][0-9.]* s after it started' "$TMP/report")"
+check "the database is intact" ok "$(q "$DB" 'PRAGMA integrity_check')"
+check "and says it is incomplete" 0 "$(q "$DB" "SELECT value FROM meta WHERE key = 'complete'")"
+check "chunks were committed" 1 "$(q "$DB" 'SELECT count(*) > 0 FROM chunk')"
+
+# a database still being written is locked: a reader is told so at once
+# and the run is not held up
+"$HEAPPROF" run -o "$TMP/busy.db" "$PROGS/mt-stress" 2 20 >"$TMP/busy.out" 2>&1 &
+hp=$!
+i=0
+while [ ! -s "$TMP/busy.db" ] && [ $i -lt 100 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+"$HEAPPROF" report "$TMP/busy.db" >/dev/null 2>"$TMP/busy.err"
+rc=$?
+check "report during the run: exit 2, one line naming the problem" "2|1|1" \
+	"$rc|$(wc -l <"$TMP/busy.err" | tr -d ' ')|$(grep -c 'locked: heapprof is still writing it' "$TMP/busy.err")"
+wait $hp
+check "the run then ends normally" 0 "$?"
+check "and its database reads" 1 "$("$HEAPPROF" report "$TMP/busy.db" >/dev/null 2>&1 && echo 1)"
 finish
