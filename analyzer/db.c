@@ -100,7 +100,13 @@ static const char *const stmt_sql[S_COUNT] = {
 #define SLACK_ESCAPE 511
 #define FRAME_COLS 4
 #define EVENT_COLS 6
-#define MAX_QUEUED 6 /* batches handed over but not written yet */
+/* Batches handed over but not written yet: room for bursts. A program
+ * that frees much at once (perl's global destruction, python dropping a
+ * big structure) makes rows faster than the writer writes them; with room
+ * for 512K rows (~32 MB) the program runs on meanwhile instead of waiting
+ * on full rings. perl text.pl, 7 alternating runs: 6 batches 2.05 s, 64
+ * 2.09 s, 128 2.05 s, 256 1.98 s, 512 1.91 s. */
+#define MAX_QUEUED 512
 
 struct rowbuf {
 	unsigned ncols, n;
@@ -241,10 +247,16 @@ static const sqlite3_module rows_module = {
 	.xRowid = rows_rowid,
 };
 
-/* The next row of the buffer, all NULL; the caller sets values. */
+/* The next row of the buffer, all NULL; the caller sets values. A
+ * buffer gets its memory when it gets its first row: most batches have
+ * only chunks. */
 static int64_t *
 rowbuf_add(struct rowbuf *b)
 {
+	if (b->v == NULL) {
+		b->v = xmalloc((size_t)BATCH * b->ncols * sizeof(int64_t));
+		b->nulls = xmalloc(BATCH * sizeof(uint32_t));
+	}
 	b->nulls[b->n] = (1u << b->ncols) - 1;
 	return &b->v[(size_t)b->n++ * b->ncols];
 }
@@ -404,20 +416,10 @@ batch_new(void)
 	struct batch *b = xcalloc(1, sizeof(*b));
 
 	b->chunks.ncols = CHUNK_COLS;
-	b->chunks.v = xmalloc((size_t)BATCH * CHUNK_COLS * sizeof(int64_t));
-	b->chunks.nulls = xmalloc(BATCH * sizeof(uint32_t));
 	b->reallocs.ncols = PAIR_COLS;
-	b->reallocs.v = xmalloc((size_t)BATCH * PAIR_COLS * sizeof(int64_t));
-	b->reallocs.nulls = xmalloc(BATCH * sizeof(uint32_t));
 	b->slacks.ncols = PAIR_COLS;
-	b->slacks.v = xmalloc((size_t)BATCH * PAIR_COLS * sizeof(int64_t));
-	b->slacks.nulls = xmalloc(BATCH * sizeof(uint32_t));
 	b->frames.ncols = FRAME_COLS;
-	b->frames.v = xmalloc((size_t)BATCH * FRAME_COLS * sizeof(int64_t));
-	b->frames.nulls = xmalloc(BATCH * sizeof(uint32_t));
 	b->events.ncols = EVENT_COLS;
-	b->events.v = xmalloc((size_t)BATCH * EVENT_COLS * sizeof(int64_t));
-	b->events.nulls = xmalloc(BATCH * sizeof(uint32_t));
 	return b;
 }
 
