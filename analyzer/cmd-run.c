@@ -571,6 +571,8 @@ cmd_run(int argc, char **argv)
 		hp_error(out, "%s", err);
 		rc = 125;
 	} else {
+		if (tmp[0])
+			db_remove_journal(out); /* the replaced file's, if a run was cut off */
 		if (tmp[0] && rename(tmp, out) != 0) {
 			hp_error(out, "cannot replace: %s", strerror(errno));
 			unlink(tmp);

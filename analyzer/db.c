@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "db.h"
 #include "symbolize.h"
@@ -775,6 +776,18 @@ stop_writer(struct db *db)
 	pthread_mutex_unlock(&db->mu);
 	pthread_join(db->writer, NULL);
 	db->writer_running = false;
+}
+
+void
+db_remove_journal(const char *path)
+{
+	size_t n = strlen(path);
+	char *j = xmalloc(n + sizeof("-journal"));
+
+	memcpy(j, path, n);
+	memcpy(j + n, "-journal", sizeof("-journal"));
+	unlink(j);
+	free(j);
 }
 
 /* The part of the schema between two marker lines (NULL: start or end). */

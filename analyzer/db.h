@@ -24,6 +24,12 @@ extern const char hp_schema_sql[];
  * and create the tables. Returns NULL with a message in err. */
 struct db *db_create(const char *path, char *err, size_t errcap);
 
+/* Remove the rollback journal of the database at `path`, if any: before a
+ * finished database replaces `path`, as a journal a killed run left there
+ * would be "rolled back" into it, corrupting it. (A new, empty file needs
+ * nothing: SQLite deletes a journal next to an empty database.) */
+void db_remove_journal(const char *path);
+
 /* Begin/commit batching: db_tick commits if the batch is older than
  * 100 ms. Errors are sticky: db_failed() returns the first message. */
 void db_tick(struct db *db);

@@ -22,6 +22,7 @@ check "the program ended by itself" 0 "$(pgrep -fc "$PROGS/mt-stress")"
 check "and finished its work" 1 "$(grep -c ' 0 failed' "$TMP/out")"
 # the writer always has a transaction open: its journal is left behind
 check "the open transaction's journal is left" 1 "$(test -s "$DB-journal" && echo 1)"
+cp "$DB-journal" "$TMP/stale-journal"
 "$HEAPPROF" report "$DB" >"$TMP/report" 2>"$TMP/report.err"
 check "heapprof report reads what was committed (rolling the journal back)" 0 "$?"
 check "and warns that the recording did not finish" 1 \
@@ -48,4 +49,21 @@ check "report during the run: exit 2, one line naming the problem" "2|1|1" \
 wait $hp
 check "the run then ends normally" 0 "$?"
 check "and its database reads" 1 "$("$HEAPPROF" report "$TMP/busy.db" >/dev/null 2>&1 && echo 1)"
+
+# the journal a killed run left must never be rolled back into a new
+# database of the same name, created anew or replaced with --force
+"$HEAPPROF" run -o "$TMP/ref.db" "$PROGS/rec-known" >/dev/null 2>&1
+want=$(q "$TMP/ref.db" 'SELECT count(*), sum(size) FROM chunk')
+for how in new --force; do
+	[ "$how" = new ] && rm -f "$TMP/new.db"
+	cp "$TMP/stale-journal" "$TMP/new.db-journal"
+	if [ "$how" = new ]; then
+		"$HEAPPROF" run -o "$TMP/new.db" "$PROGS/rec-known" >/dev/null 2>&1
+	else
+		"$HEAPPROF" run --force -o "$TMP/new.db" "$PROGS/rec-known" >/dev/null 2>&1
+	fi
+	check "$how over a stale journal: no journal left, intact, the new run's chunks" \
+		"no|ok|$want" \
+		"$(test -e "$TMP/new.db-journal" && echo yes || echo no)|$(q "$TMP/new.db" 'PRAGMA integrity_check')|$(q "$TMP/new.db" 'SELECT count(*), sum(size) FROM chunk')"
+done
 finish
