@@ -255,9 +255,9 @@ def measure(w, mode, rep, ctx):
             fail(f"{tag}: database {db} missing or empty", argv, errfile)
         lines = [l for l in err.splitlines() if l.startswith("heapprof: ")]
         size = os.path.getsize(db)
-        if os.path.exists(db + "-wal"):
-            size += os.path.getsize(db + "-wal")
-            res.setdefault("notes", []).append(f"{tag}: {db}-wal left behind")
+        if os.path.exists(db + "-journal"):
+            size += os.path.getsize(db + "-journal")
+            res.setdefault("notes", []).append(f"{tag}: {db}-journal left behind")
         try:
             chunks, events, procs = db_stats(db)
         except sqlite3.Error as e:
