@@ -302,6 +302,19 @@ parse_run(int argc, char **argv, struct run_opts *o)
 }
 
 /* The environment of the program: ours plus the preload and the spool. */
+/* The 4 entries child_env adds at the end of the environment. */
+static void
+free_child_env(char **env)
+{
+	size_t n = 0;
+
+	while (env[n])
+		n++;
+	for (size_t i = n >= 4 ? n - 4 : 0; i < n; i++)
+		free(env[i]);
+	free(env);
+}
+
 static char **
 child_env(const char *lib, const char *spool, long depth)
 {
@@ -478,6 +491,7 @@ cmd_run(int argc, char **argv)
 	pid = fork();
 	if (pid < 0) {
 		hp_error("fork", "%s", strerror(errno));
+		free_child_env(env);
 		remove_spool(spool);
 		return 125;
 	}
@@ -496,6 +510,7 @@ cmd_run(int argc, char **argv)
 		_exit(e == ENOENT ? 127 : 126);
 	}
 	target_pid = pid;
+	free_child_env(env);
 	close(gate[0]);
 	close(errpipe[1]);
 
