@@ -66,7 +66,7 @@ backing_of(const struct hp_chunk *p)
  * of a helper is walked (and skipped) for every allocation. The array is
  * sized at run time, so the frame grows only when someone observes. The
  * guard is up: libunwind may allocate. */
-#define report_alloc(mem_, size_, call_)                                       \
+#define REPORT_ALLOC(mem_, size_, call_)                                       \
 	do {                                                                   \
 		const struct hp_observer *o_ = hp_observer;                    \
 		void *m_ = (mem_);                                             \
@@ -130,7 +130,7 @@ do_malloc(size_t bytes, enum hp_call call)
 	} else {
 		mem = arena_malloc(bytes);
 	}
-	report_alloc(mem, bytes, call);
+	REPORT_ALLOC(mem, bytes, call);
 	return mem;
 }
 
@@ -285,7 +285,7 @@ do_calloc(size_t n, size_t elem_size)
 			csz = oldtopsize;
 		memset(mem, 0, csz - HP_SIZE_SZ);
 	}
-	report_alloc(mem, (size_t)bytes, HP_CALL_CALLOC);
+	REPORT_ALLOC(mem, (size_t)bytes, HP_CALL_CALLOC);
 	return mem;
 }
 
@@ -363,7 +363,7 @@ realloc(void *oldmem, size_t bytes)
 					   hp_chunksize(newp));
 			} else {
 				HP_OBSERVE(free, &t, (uintptr_t)oldp, oldsize, HP_FATE_UNMAPPED, true);
-				report_alloc(newmem, bytes, HP_CALL_REALLOC);
+				REPORT_ALLOC(newmem, bytes, HP_CALL_REALLOC);
 			}
 			return newmem;
 		}
@@ -399,7 +399,7 @@ realloc(void *oldmem, size_t bytes)
 			HP_OBSERVE(resize, &t, bytes, (uintptr_t)newp, oldsize, hp_chunksize(newp));
 		} else {
 			HP_OBSERVE(free, &t, (uintptr_t)oldp, oldsize, old_fate, true);
-			report_alloc(newmem, bytes, HP_CALL_REALLOC);
+			REPORT_ALLOC(newmem, bytes, HP_CALL_REALLOC);
 		}
 	}
 	return newmem;
@@ -452,7 +452,7 @@ mid_memalign(size_t alignment, size_t bytes)
 		if (av != NULL)
 			hp_mstate_unlock(av, locked);
 	}
-	report_alloc(mem, bytes, HP_CALL_MEMALIGN);
+	REPORT_ALLOC(mem, bytes, HP_CALL_MEMALIGN);
 	return mem;
 }
 
