@@ -192,7 +192,7 @@ CREATE TABLE symbol (
 -- interface). This table is packed because a run writes one row per chunk,
 -- millions a second, and SQLite's cost of a row grows with its columns
 -- (~30 ns each, measured; going from 8 columns to 7 made a 2-thread churn
--- 10% faster): the allocating thread shares an integer with the stack, small
+-- 7-9% faster): the allocating thread shares an integer with the stack, small
 -- codes, the process and the freeing thread share another, and the rare
 -- realloc link and large slack have tables of their own.
 --
