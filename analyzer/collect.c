@@ -282,9 +282,11 @@ new_image(struct collector *c, const char *stem, struct hp_proc_file *proc)
 		write_process(c, after);
 	}
 	/* Its end is watched with a pidfd: exact for our children (we wait for
-	 * them), the zombie's status for the others where we catch it. */
+	 * them), the zombie's status for the others where we catch it. Without
+	 * pidfds (ENOSYS before Linux 5.3, a seccomp filter, valgrind) it is
+	 * watched in /proc (gone_by_proc). */
 	im->pidfd = (int)syscall(SYS_pidfd_open, im->pid, 0);
-	if (im->pidfd < 0 && !after)
+	if (im->pidfd < 0 && errno == ESRCH && !after)
 		im->dead = true;
 	c->images = xrealloc(c->images, (c->nimages + 1) * sizeof(*c->images));
 	c->images[c->nimages++] = im;
@@ -1231,6 +1233,36 @@ zombie_status(struct image *im)
 	}
 }
 
+/* Without a pidfd: the process is gone if /proc has no such pid, or a
+ * zombie, or another process with its pid (a start time not its own). */
+static bool
+gone_by_proc(const struct image *im)
+{
+	char path[64], buf[2048];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)im->pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return false;
+	if (p[2] == 'Z' || p[2] == 'X')
+		return true;
+	int field = 3; /* p + 2 is the state, field 3; the start time is 22 */
+	for (p += 2; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	return field == 22 && strtoull(p, NULL, 10) != im->start_ticks;
+}
+
 bool
 collect_poll(struct collector *c)
 {
@@ -1239,7 +1271,8 @@ collect_poll(struct collector *c)
 
 	/* New processes are looked for every few ms (a directory read);
 	 * new rings of known ones every time (a load from their file). */
-	if (now - c->scanned_at >= 5000000ULL) {
+	bool scan = now - c->scanned_at >= 5000000ULL;
+	if (scan) {
 		scan_spool(c);
 		c->scanned_at = now;
 	} else {
@@ -1253,9 +1286,9 @@ collect_poll(struct collector *c)
 		if (im->finished)
 			continue;
 		any |= merge(c, im, false);
-		if (im->pidfd >= 0 && !im->dead) {
+		if (!im->dead) {
 			struct pollfd p = { im->pidfd, POLLIN, 0 };
-			if (poll(&p, 1, 0) > 0) {
+			if (im->pidfd >= 0 ? poll(&p, 1, 0) > 0 : scan && gone_by_proc(im)) {
 				im->dead = true;
 				im->end_ns = (int64_t)mono_ns();
 				zombie_status(im);
