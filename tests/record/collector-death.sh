@@ -23,6 +23,18 @@ check "and finished its work" 1 "$(grep -c ' 0 failed' "$TMP/out")"
 # the writer always has a transaction open: its journal is left behind
 check "the open transaction's journal is left" 1 "$(test -s "$DB-journal" && echo 1)"
 cp "$DB-journal" "$TMP/stale-journal"
+# where the journal cannot be rolled back (the file is immutable), the
+# report says so in one line
+mkdir "$TMP/ro" && cp "$DB" "$DB-journal" "$TMP/ro/"
+if chattr +i "$TMP/ro/dead.db" 2>/dev/null; then
+	"$HEAPPROF" report "$TMP/ro/dead.db" >/dev/null 2>"$TMP/ro.err"
+	rc=$?
+	chattr -i "$TMP/ro/dead.db"
+	check "a cut-off run that cannot be rolled back: exit 2, one line saying why" "2|1|1" \
+		"$rc|$(wc -l <"$TMP/ro.err" | tr -d ' ')|$(grep -c 'was cut off, and reading it needs write access' "$TMP/ro.err")"
+else
+	echo "note: chattr +i does not work here; the read-only case is not checked"
+fi
 "$HEAPPROF" report "$DB" >"$TMP/report" 2>"$TMP/report.err"
 check "heapprof report reads what was committed (rolling the journal back)" 0 "$?"
 check "and warns that the recording did not finish" 1 \
