@@ -154,7 +154,8 @@ chunkmap_add(struct chunkmap *m, uint64_t addr)
 	} else {
 		if (m->used % BLOCK == 0) {
 			m->blocks = xrealloc(m->blocks, (m->nblocks + 1) * sizeof(*m->blocks));
-			m->blocks[m->nblocks++] = xmalloc(BLOCK * sizeof(struct chunk_entry));
+			/* entries on cache-line boundaries: one line each */
+			m->blocks[m->nblocks++] = xaligned(64, BLOCK * sizeof(struct chunk_entry));
 		}
 		index = ++m->used;
 	}

@@ -19,20 +19,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* One cache line: the collector looks up millions a second at random,
+ * and an entry that spanned two lines cost two misses. */
 struct chunk_entry {
 	uint64_t addr; /* 0: not in use */
 	uint64_t size, chunk_bytes;
-	int64_t alloc_ns, free_ns, released_ns;
-	int64_t stack_id;
-	int64_t realloc_from;      /* chunk id of the chunk a moving realloc replaced */
-	int64_t row_id;            /* >0: the row is written (its chunk id) */
+	int64_t alloc_ns, free_ns;
+	union {
+		int64_t realloc_from; /* the collector's, until the row is written:
+				       * the chunk a moving realloc replaced */
+		int64_t row_id;       /* the collector's, once `written` */
+		const void *ref;      /* the replay's (replay.c): its row */
+	};
+	uint32_t stack_id;            /* the database's (it numbers them from 1) */
 	int32_t alloc_tid, free_tid;
-	uint8_t backing, call, fate;
-	bool cached;               /* freed, still occupying the heap */
-	/* the replay's (replay.c): what occupies the address, and its row */
-	uint8_t kind;
-	const void *ref;
+	uint8_t backing : 2, call : 3, fate : 3;
+	bool cached;                  /* freed, still occupying the heap */
+	bool written;                 /* the collector wrote its row */
+	uint8_t kind;                 /* what occupies the address (heapmodel.h) */
 };
+_Static_assert(sizeof(struct chunk_entry) == 64, "a chunk entry is one cache line");
 
 struct chunkmap;
 

@@ -675,10 +675,10 @@ is_range(const struct chunk_entry *e)
 	return e->kind == HM_RANGE_CACHED || e->kind == HM_RANGE_OWN;
 }
 
-/* Write the chunk's row; its id is given now, rows are appended in the
- * order they are written. */
+/* Write the chunk's row (released_ns 0: not released); its id is given
+ * now, rows are appended in the order they are written. */
 static int64_t
-write_chunk(struct collector *c, struct image *im, struct chunk_entry *e)
+write_chunk(struct collector *c, struct image *im, struct chunk_entry *e, int64_t released_ns)
 {
 	int64_t id = c->next_chunk_id++;
 	struct db_chunk row = {
@@ -694,13 +694,14 @@ write_chunk(struct collector *c, struct image *im, struct chunk_entry *e)
 		.free_ns = e->free_ns,
 		.free_tid = e->free_tid,
 		.fate = e->fate,
-		.released_ns = e->released_ns,
+		.released_ns = released_ns,
 		.stack_id = e->stack_id,
-		.realloc_from = e->realloc_from,
+		.realloc_from = e->written ? 0 : e->realloc_from,
 	};
 
 	db_chunk(c->db, &row);
 	e->row_id = id;
+	e->written = true;
 	return id;
 }
 
@@ -709,12 +710,10 @@ write_chunk(struct collector *c, struct image *im, struct chunk_entry *e)
 static void
 release_chunk(struct collector *c, struct image *im, struct chunk_entry *e)
 {
-	if (e->row_id)
+	if (e->written)
 		db_chunk_released(c->db, e->row_id, im->now);
-	else {
-		e->released_ns = im->now;
-		write_chunk(c, im, e);
-	}
+	else
+		write_chunk(c, im, e, im->now);
 	model_remove(im, e);
 	chunkmap_remove(im->chunks, e);
 }
@@ -748,7 +747,7 @@ on_alloc(struct collector *c, struct image *im, const struct hp_ev_alloc *ev)
 		} else {
 			/* never freed as far as we know, or overlapped: it ends here */
 			free_chunk(im, e, ev->h.tid, 0);
-			write_chunk(c, im, e);
+			write_chunk(c, im, e, 0);
 			model_remove(im, e);
 			chunkmap_remove(im->chunks, e);
 		}
@@ -793,10 +792,10 @@ on_free(struct collector *c, struct image *im, const struct hp_ev_free *ev)
 			hm_to_cached(&im->model, e);
 		e->cached = true;
 		if (ev->realloc)
-			thread_of(im, ev->h.tid)->realloc_from = write_chunk(c, im, e);
+			thread_of(im, ev->h.tid)->realloc_from = write_chunk(c, im, e, 0);
 		return;
 	}
-	int64_t id = write_chunk(c, im, e);
+	int64_t id = write_chunk(c, im, e, 0);
 	model_remove(im, e);
 	chunkmap_remove(im->chunks, e);
 	if (ev->realloc)
@@ -1163,13 +1162,13 @@ finish_image(struct collector *c, struct image *im)
 	 * written already. */
 	uint32_t cursor = 0;
 	for (struct chunk_entry *e; (e = chunkmap_next(im->chunks, &cursor));) {
-		if (e->row_id || is_range(e))
+		if (e->written || is_range(e))
 			continue;
 		if (!e->cached) {
 			c->leaked_chunks++;
 			c->leaked_bytes += e->size;
 		}
-		write_chunk(c, im, e);
+		write_chunk(c, im, e, 0);
 	}
 	for (size_t i = 0; i < im->nthreads; i++)
 		db_thread(c->db, im->process_id, im->threads[i].tid, im->threads[i].started_ns,

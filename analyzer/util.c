@@ -31,6 +31,16 @@ xmalloc(size_t n)
 }
 
 void *
+xaligned(size_t align, size_t n)
+{
+	void *p;
+
+	if (posix_memalign(&p, align, n ? n : 1) != 0)
+		oom();
+	return p;
+}
+
+void *
 xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n ? n : 1, size ? size : 1);

@@ -14,6 +14,8 @@
  * exit 125 on failure. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
+/* n bytes aligned to `align` (a power of two, a multiple of a pointer) */
+void *xaligned(size_t align, size_t n);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 
