@@ -159,17 +159,107 @@ find_library(char *out, size_t cap)
 
 /* ---- the spool ---- */
 
-static bool
-make_spool(char *dir, size_t cap)
+#define SPOOL_MARK "collector" /* in a spool: "PID START-TICKS" of its collector */
+
+static const char *
+spool_base(size_t i)
 {
 	const char *bases[] = { "/dev/shm", getenv("TMPDIR"), "/tmp" };
 
+	return i < 3 && bases[i] && bases[i][0] == '/' ? bases[i] : NULL;
+}
+
+/* A process's start time (/proc/PID/stat field 22), 0 if there is none. */
+static unsigned long long
+start_ticks_of(long pid)
+{
+	char path[64], buf[1024];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (!(f = fopen(path, "re")))
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	for (int field = 2; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	return strtoull(p, NULL, 10);
+}
+
+/* Mark the spool as this process's: a later heapprof that finds the mark's
+ * process gone knows the spool is abandoned. */
+static void
+mark_spool(const char *dir)
+{
+	char path[PATH_MAX + 32];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, SPOOL_MARK);
+	if ((f = fopen(path, "wxe"))) {
+		fprintf(f, "%ld %llu\n", (long)getpid(), start_ticks_of(getpid()));
+		fclose(f);
+	}
+}
+
+static void remove_spool(const char *dir);
+
+/* Remove the spools of collectors that are gone (killed: nothing of theirs
+ * cleaned up), which would otherwise hold their rings, in memory when in
+ * /dev/shm, until reboot. Only directories of this user's with a mark, so
+ * never another heapprof's that still runs. */
+static void
+sweep_spools(void)
+{
 	for (size_t i = 0; i < 3; i++) {
-		if (!bases[i] || bases[i][0] != '/')
+		const char *base = spool_base(i);
+		DIR *d = base ? opendir(base) : NULL;
+		struct dirent *de;
+
+		if (!d)
 			continue;
-		snprintf(dir, cap, "%s/heapprof-XXXXXX", bases[i]);
-		if (mkdtemp(dir))
+		while ((de = readdir(d)) != NULL) {
+			char dir[PATH_MAX], mark[PATH_MAX + 32];
+			struct stat st;
+			long pid = 0;
+			unsigned long long ticks = 0;
+			FILE *f;
+
+			if (strncmp(de->d_name, "heapprof-", 9) != 0)
+				continue;
+			snprintf(dir, sizeof(dir), "%s/%s", base, de->d_name);
+			if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid())
+				continue;
+			snprintf(mark, sizeof(mark), "%s/%s", dir, SPOOL_MARK);
+			if (!(f = fopen(mark, "re")))
+				continue;
+			int got = fscanf(f, "%ld %llu", &pid, &ticks);
+			fclose(f);
+			if (got == 2 && pid > 0 && start_ticks_of(pid) != ticks)
+				remove_spool(dir);
+		}
+		closedir(d);
+	}
+}
+
+static bool
+make_spool(char *dir, size_t cap)
+{
+	sweep_spools();
+	for (size_t i = 0; i < 3; i++) {
+		const char *base = spool_base(i);
+		if (!base)
+			continue;
+		snprintf(dir, cap, "%s/heapprof-XXXXXX", base);
+		if (mkdtemp(dir)) {
+			mark_spool(dir);
 			return true;
+		}
 	}
 	return false;
 }
@@ -180,12 +270,12 @@ remove_spool(const char *dir)
 	char cmd[PATH_MAX + 16];
 	DIR *d;
 
-	/* Only our own files (P*.proc, P*.r*) live there. */
+	/* Only our own files (P*.proc, P*.r*, the mark) live there. */
 	d = opendir(dir);
 	if (d) {
 		struct dirent *de;
 		while ((de = readdir(d)) != NULL)
-			if (de->d_name[0] == 'P') {
+			if (de->d_name[0] == 'P' || strcmp(de->d_name, SPOOL_MARK) == 0) {
 				snprintf(cmd, sizeof(cmd), "%s/%s", dir, de->d_name);
 				unlink(cmd);
 			}
@@ -661,6 +751,8 @@ cmd_collect(int argc, char **argv)
 			close(devnull);
 	}
 	closefrom(3);
+	sweep_spools();
+	mark_spool(spool);
 	db = db_create(out, err, sizeof(err));
 	if (db == NULL) {
 		hp_error(out, "%s", err);

@@ -665,6 +665,7 @@ on_exit_hook(int status, void *arg)
 	EMIT(HP_EV_EXIT, ev, (ev->status = status, ev->pad = 0));
 	spool.proc->exit_status = status;
 	__atomic_store_n(&spool.proc->state, HP_PROC_EXITED, __ATOMIC_RELEASE);
+	hp_spool_exit(&spool);
 }
 
 /* Where the heapprof command is: $HEAPPROF_BIN, next to this library in a

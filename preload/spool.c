@@ -109,6 +109,7 @@ hp_spool_open(struct hp_spool *s, const char *dir, pid_t collector, size_t ring_
 	int saved = errno, r;
 
 	memset(s, 0, sizeof(*s));
+	s->dir = dir;
 	s->dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (s->dirfd < 0) {
 		r = -errno;
@@ -241,6 +242,32 @@ hp_spool_stop(struct hp_spool *s)
 		__atomic_store_n(&s->proc->state, HP_PROC_STOPPED, __ATOMIC_RELEASE);
 }
 
+/* The collector is gone: stop recording and remove this image's files,
+ * which nobody will read (they held up to a ring per thread, in memory
+ * when the spool is in /dev/shm, until reboot). The directory goes too if
+ * they were the last in it; the collector's own mark keeps it otherwise,
+ * for the next heapprof to sweep (cmd-run.c). */
+static void
+hp_spool_abandon(struct hp_spool *s)
+{
+	char name[96];
+	int saved = errno;
+
+	hp_spool_stop(s);
+	if (s->proc == NULL)
+		return;
+	unsigned n = __atomic_load_n(&s->proc->nrings, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; i < n; i++) {
+		ring_name(name, sizeof(name), s->pid, s->serial, i);
+		unlinkat(s->dirfd, name, 0);
+	}
+	proc_name(name, sizeof(name), s->pid, s->serial);
+	unlinkat(s->dirfd, name, 0);
+	if (s->dir)
+		rmdir(s->dir);
+	errno = saved;
+}
+
 /* Whether the collector still runs: it exists and is not a zombie (a dead
  * collector not yet reaped by its parent still answers kill(pid, 0)). */
 static bool
@@ -286,7 +313,7 @@ wait_for_room(struct hp_spool *s, struct hp_ring *r, size_t bytes)
 			continue;
 		}
 		if ((spins & 255) == 0 && !collector_alive(s)) {
-			hp_spool_stop(s);
+			hp_spool_abandon(s);
 			return false;
 		}
 		struct timespec ts = { 0, spins < 1000 ? 20000 : 200000 };
@@ -335,4 +362,11 @@ hp_spool_commit(struct hp_ring *r, void *rec, uint32_t type, size_t bytes)
 	__atomic_store_n(&((struct hp_ev *)rec)->word, HP_EV_WORD(type, bytes), __ATOMIC_RELAXED);
 	r->head += bytes;
 	__atomic_store_n(&r->hdr->head, r->head, __ATOMIC_RELEASE);
+}
+
+void
+hp_spool_exit(struct hp_spool *s)
+{
+	if (!s->stopped && !collector_alive(s))
+		hp_spool_abandon(s);
 }

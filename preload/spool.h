@@ -34,6 +34,7 @@ struct hp_ring {
 
 struct hp_spool {
 	int dirfd;                  /* the spool directory, O_PATH */
+	const char *dir;            /* its path (the caller's, kept valid) */
 	struct hp_proc_file *proc;  /* mapped process file */
 	uint64_t serial;
 	pid_t pid;
@@ -75,5 +76,11 @@ void hp_spool_drop(struct hp_spool *s);
 
 /* Stop recording for good (collector gone); state STOPPED. */
 void hp_spool_stop(struct hp_spool *s);
+
+/*
+ * At exit: if the collector is gone, nobody will read this image's files,
+ * so remove them (see hp_spool_abandon). Lock: none.
+ */
+void hp_spool_exit(struct hp_spool *s);
 
 #endif

@@ -10,16 +10,33 @@ DB=$TMP/dead.db
 "$HEAPPROF" run -o "$DB" "$PROGS/mt-stress" 2 100 >"$TMP/out" 2>&1 &
 hp=$!
 sleep 0.5
+# its spool, from the program's environment
+prog=$(pgrep -f "^$PROGS/mt-stress 2 100" | head -n 1)
+spool=$(tr '\0' '\n' <"/proc/$prog/environ" 2>/dev/null | sed -n 's/^HEAPPROF_SPOOL=//p')
 kill -9 $hp
 wait $hp 2>/dev/null
 # the program was our child's child: wait for it to end on its own
 i=0
-while pgrep -f "$PROGS/mt-stress" >/dev/null 2>&1 && [ $i -lt 600 ]; do
+while pgrep -f "^$PROGS/mt-stress 2 100" >/dev/null 2>&1 && [ $i -lt 600 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done
-check "the program ended by itself" 0 "$(pgrep -fc "$PROGS/mt-stress")"
+check "the program ended by itself" 0 "$(pgrep -fc "^$PROGS/mt-stress 2 100")"
 check "and finished its work" 1 "$(grep -c ' 0 failed' "$TMP/out")"
+check "it removed its ring files, which nobody would read (spool $spool)" "yes|0" \
+	"$([ -n "$spool" ] && echo yes)|$(ls "$spool" 2>/dev/null | grep -c "^P$prog\.")"
+# the next heapprof removes what a killed collector left (its mark, here),
+# and nothing of a collector that runs, or of a directory it cannot tell
+live=$(dirname "$spool")/heapprof-test-live-$$
+unmarked=$(dirname "$spool")/heapprof-test-unmarked-$$
+mkdir "$live" "$unmarked"
+echo "$$ $(sed 's/.*) //' /proc/$$/stat | cut -d' ' -f20)" >"$live/collector"
+touch "$live/P1.0.proc" "$unmarked/P1.0.proc"
+"$HEAPPROF" run -o "$TMP/next.db" true 2>/dev/null
+check "the next run swept the dead collector's spool" no "$([ -e "$spool" ] && echo yes || echo no)"
+check "and kept a live collector's and an unmarked one" "yes yes" \
+	"$([ -e "$live/P1.0.proc" ] && echo yes) $([ -e "$unmarked/P1.0.proc" ] && echo yes)"
+rm -rf "$live" "$unmarked"
 # the writer always has a transaction open: its journal is left behind
 check "the open transaction's journal is left" 1 "$(test -s "$DB-journal" && echo 1)"
 cp "$DB-journal" "$TMP/stale-journal"
