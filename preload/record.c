@@ -705,7 +705,7 @@ start_collector(void)
 
 	if (!find_collector(bin, sizeof(bin))) {
 		hp_log("cannot find the heapprof command (set HEAPPROF_BIN): not recording");
-		hp_spool_stop(&spool);
+		hp_spool_abandon(&spool);
 		return;
 	}
 	hp_format(pid, sizeof(pid), "%d", (int)spool.pid);
@@ -726,7 +726,7 @@ start_collector(void)
 		n++;
 	char **env = hp_arena_alloc((n + 1) * sizeof(char *), 16, false);
 	if (env == NULL) {
-		hp_spool_stop(&spool);
+		hp_spool_abandon(&spool);
 		return;
 	}
 	for (size_t i = 0; i < n; i++)
@@ -738,14 +738,14 @@ start_collector(void)
 	hp_arena_free(env);
 	if (rc != 0) {
 		hp_log("cannot start %s: not recording", bin);
-		hp_spool_stop(&spool);
+		hp_spool_abandon(&spool);
 		return;
 	}
 	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
 		;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		hp_log("%s failed to start: not recording", bin);
-		hp_spool_stop(&spool);
+		hp_spool_abandon(&spool);
 		return;
 	}
 	/* Children (fork, exec) write to the same spool and collector. */

@@ -242,12 +242,7 @@ hp_spool_stop(struct hp_spool *s)
 		__atomic_store_n(&s->proc->state, HP_PROC_STOPPED, __ATOMIC_RELEASE);
 }
 
-/* The collector is gone: stop recording and remove this image's files,
- * which nobody will read (they held up to a ring per thread, in memory
- * when the spool is in /dev/shm, until reboot). The directory goes too if
- * they were the last in it; the collector's own mark keeps it otherwise,
- * for the next heapprof to sweep (cmd-run.c). */
-static void
+void
 hp_spool_abandon(struct hp_spool *s)
 {
 	char name[96];

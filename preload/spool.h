@@ -78,6 +78,15 @@ void hp_spool_drop(struct hp_spool *s);
 void hp_spool_stop(struct hp_spool *s);
 
 /*
+ * No collector will read this image's files (it is gone, or never
+ * started): stop recording and remove them (they hold up to a ring per
+ * thread, in memory when the spool is in /dev/shm, until reboot). The
+ * directory goes too if they were the last in it; a collector's mark keeps
+ * it otherwise, for the next heapprof to sweep (cmd-run.c). Lock: none.
+ */
+void hp_spool_abandon(struct hp_spool *s);
+
+/*
  * At exit: if the collector is gone, nobody will read this image's files,
  * so remove them (see hp_spool_abandon). Lock: none.
  */

@@ -24,4 +24,14 @@ check "root ended by exit 0 (its exit record)" "exit|0" \
 	"$(q "$DB" 'SELECT end_reason, exit_status FROM process WHERE parent_id IS NULL AND exec_from IS NULL')"
 rootpid=$(q "$DB" 'SELECT pid FROM process WHERE parent_id IS NULL AND exec_from IS NULL')
 check "its spool directory is gone" 0 "$(ls -d /dev/shm/heapprof-"$rootpid"-* /tmp/heapprof-"$rootpid"-* 2>/dev/null | wc -l)"
+
+# no collector to start: the program runs unrecorded, says so once, and
+# leaves no spool behind
+out=$(LD_PRELOAD=$LIB HEAPPROF_OUTPUT=$TMP/none.db HEAPPROF_BIN=$TMP/no-such-heapprof \
+	sh -c 'echo $$; exec "$0"' "$PROGS/rec-known" 2>"$TMP/err2")
+rc=$?
+pid=$(echo "$out" | head -n 1)
+check "no collector: the status; a line saying why from sh and from the program it became" "7|2" \
+	"$rc|$(grep -c 'cannot find the heapprof command' "$TMP/err2")"
+check "no collector: no spool left" 0 "$(ls -d /dev/shm/heapprof-"$pid"-* /tmp/heapprof-"$pid"-* 2>/dev/null | wc -l)"
 finish
