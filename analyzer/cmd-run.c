@@ -169,27 +169,14 @@ spool_base(size_t i)
 	return i < 3 && bases[i] && bases[i][0] == '/' ? bases[i] : NULL;
 }
 
-/* A process's start time (/proc/PID/stat field 22), 0 if there is none. */
+/* A process's start time, 0 if there is no such process. */
 static unsigned long long
 start_ticks_of(long pid)
 {
-	char path[64], buf[1024];
-	FILE *f;
-	size_t n;
+	char state;
+	unsigned long long ticks;
 
-	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-	if (!(f = fopen(path, "re")))
-		return 0;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	if (!p)
-		return 0;
-	for (int field = 2; *p && field < 22; p++)
-		if (*p == ' ')
-			field++;
-	return strtoull(p, NULL, 10);
+	return proc_stat(pid, &state, &ticks) ? ticks : 0;
 }
 
 /* Mark the spool as this process's: a later heapprof that finds the mark's

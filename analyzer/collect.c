@@ -1237,29 +1237,11 @@ zombie_status(struct image *im)
 static bool
 gone_by_proc(const struct image *im)
 {
-	char path[64], buf[2048];
-	int fd;
-	ssize_t n;
+	char state;
+	unsigned long long ticks;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)im->pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT || errno == ESRCH;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return true;
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ')
-		return false;
-	if (p[2] == 'Z' || p[2] == 'X')
-		return true;
-	int field = 3; /* p + 2 is the state, field 3; the start time is 22 */
-	for (p += 2; *p && field < 22; p++)
-		if (*p == ' ')
-			field++;
-	return field == 22 && strtoull(p, NULL, 10) != im->start_ticks;
+	return !proc_stat(im->pid, &state, &ticks) || state == 'Z' || state == 'X' ||
+	       ticks != im->start_ticks;
 }
 
 bool

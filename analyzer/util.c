@@ -5,11 +5,13 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -28,6 +30,35 @@ xmalloc(size_t n)
 	if (!p)
 		oom();
 	return p;
+}
+
+bool
+proc_stat(long pid, char *state, unsigned long long *start_ticks)
+{
+	char path[64], buf[2048];
+	int fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* the fields after the ")" that ends the command name */
+	char *p = strrchr(buf, ')');
+	if (!p || p[1] != ' ')
+		return false;
+	*state = p[2];
+	int field = 3;
+	for (p += 2; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	*start_ticks = strtoull(p, NULL, 10);
+	return true;
 }
 
 void *

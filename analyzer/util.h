@@ -14,6 +14,10 @@
  * exit 125 on failure. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
+/* A process's state letter and start time (/proc/PID/stat fields 3 and
+ * 22). Returns false if there is no such process. */
+bool proc_stat(long pid, char *state, unsigned long long *start_ticks);
+
 /* n bytes aligned to `align` (a power of two, a multiple of a pointer) */
 void *xaligned(size_t align, size_t n);
 void *xrealloc(void *p, size_t n);
