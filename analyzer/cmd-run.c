@@ -159,7 +159,8 @@ find_library(char *out, size_t cap)
 
 /* ---- the spool ---- */
 
-#define SPOOL_MARK "collector" /* in a spool: "PID START-TICKS" of its collector */
+/* In a spool: "PID START-TICKS PID-NAMESPACE" of its collector. */
+#define SPOOL_MARK "collector"
 
 static const char *
 spool_base(size_t i)
@@ -179,6 +180,15 @@ start_ticks_of(long pid)
 	return proc_stat(pid, &state, &ticks) ? ticks : 0;
 }
 
+/* The pid namespace pids are read in (0 if unknown). */
+static unsigned long long
+pid_namespace(void)
+{
+	struct stat st;
+
+	return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long long)st.st_ino : 0;
+}
+
 /* Mark the spool as this process's: a later heapprof that finds the mark's
  * process gone knows the spool is abandoned. */
 static void
@@ -189,7 +199,8 @@ mark_spool(const char *dir)
 
 	snprintf(path, sizeof(path), "%s/%s", dir, SPOOL_MARK);
 	if ((f = fopen(path, "wxe"))) {
-		fprintf(f, "%ld %llu\n", (long)getpid(), start_ticks_of(getpid()));
+		fprintf(f, "%ld %llu %llu\n", (long)getpid(), start_ticks_of(getpid()),
+			pid_namespace());
 		fclose(f);
 	}
 }
@@ -198,11 +209,16 @@ static void remove_spool(const char *dir);
 
 /* Remove the spools of collectors that are gone (killed: nothing of theirs
  * cleaned up), which would otherwise hold their rings, in memory when in
- * /dev/shm, until reboot. Only directories of this user's with a mark, so
- * never another heapprof's that still runs. */
+ * /dev/shm, until reboot. Only directories of this user's with a mark
+ * written in this pid namespace (a container sharing /dev/shm sees other
+ * pids), so never another heapprof's that still runs. */
 static void
 sweep_spools(void)
 {
+	unsigned long long ns = pid_namespace();
+
+	if (ns == 0)
+		return;
 	for (size_t i = 0; i < 3; i++) {
 		const char *base = spool_base(i);
 		DIR *d = base ? opendir(base) : NULL;
@@ -214,7 +230,7 @@ sweep_spools(void)
 			char dir[PATH_MAX], mark[PATH_MAX + 32];
 			struct stat st;
 			long pid = 0;
-			unsigned long long ticks = 0;
+			unsigned long long ticks = 0, their_ns = 0;
 			FILE *f;
 
 			if (strncmp(de->d_name, "heapprof-", 9) != 0)
@@ -225,9 +241,9 @@ sweep_spools(void)
 			snprintf(mark, sizeof(mark), "%s/%s", dir, SPOOL_MARK);
 			if (!(f = fopen(mark, "re")))
 				continue;
-			int got = fscanf(f, "%ld %llu", &pid, &ticks);
+			int got = fscanf(f, "%ld %llu %llu", &pid, &ticks, &their_ns);
 			fclose(f);
-			if (got == 2 && pid > 0 && start_ticks_of(pid) != ticks)
+			if (got == 3 && pid > 0 && their_ns == ns && start_ticks_of(pid) != ticks)
 				remove_spool(dir);
 		}
 		closedir(d);

@@ -29,14 +29,17 @@ check "it removed its ring files, which nobody would read (spool $spool)" "yes|0
 # and nothing of a collector that runs, or of a directory it cannot tell
 live=$(dirname "$spool")/heapprof-test-live-$$
 unmarked=$(dirname "$spool")/heapprof-test-unmarked-$$
-mkdir "$live" "$unmarked"
-echo "$$ $(sed 's/.*) //' /proc/$$/stat | cut -d' ' -f20)" >"$live/collector"
+elsewhere=$(dirname "$spool")/heapprof-test-elsewhere-$$
+mkdir "$live" "$unmarked" "$elsewhere"
+echo "2147483647 1 1" >"$elsewhere/collector" # another pid namespace's
+touch "$elsewhere/P1.0.proc"
+echo "$$ $(sed 's/.*) //' /proc/$$/stat | cut -d' ' -f20) $(stat -L -c %i /proc/self/ns/pid)" >"$live/collector"
 touch "$live/P1.0.proc" "$unmarked/P1.0.proc"
 "$HEAPPROF" run -o "$TMP/next.db" true 2>/dev/null
 check "the next run swept the dead collector's spool" no "$([ -e "$spool" ] && echo yes || echo no)"
-check "and kept a live collector's and an unmarked one" "yes yes" \
-	"$([ -e "$live/P1.0.proc" ] && echo yes) $([ -e "$unmarked/P1.0.proc" ] && echo yes)"
-rm -rf "$live" "$unmarked"
+check "and kept a live collector's, an unmarked one and another pid namespace's" "yes yes yes" \
+	"$([ -e "$live/P1.0.proc" ] && echo yes) $([ -e "$unmarked/P1.0.proc" ] && echo yes) $([ -e "$elsewhere/P1.0.proc" ] && echo yes)"
+rm -rf "$live" "$unmarked" "$elsewhere"
 # the writer always has a transaction open: its journal is left behind
 check "the open transaction's journal is left" 1 "$(test -s "$DB-journal" && echo 1)"
 cp "$DB-journal" "$TMP/stale-journal"
