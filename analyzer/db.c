@@ -648,33 +648,33 @@ run_ops(struct db *db, const struct buf *ops)
 
 /* Write one batch: operations first (they refer only to rows of earlier
  * batches or to each other, in order), then the bulk rows. */
+/* Insert a buffer's rows (if any) with its INSERT ... SELECT statement,
+ * which reads them through `src`; the buffer is empty afterwards. */
+static void
+insert_rows(struct db *db, struct rowsource *src, struct rowbuf *rows, int which,
+	    const char *what)
+{
+	if (rows->n == 0)
+		return;
+	src->cur = rows;
+	step(db, which, what);
+	rows->n = 0;
+}
+
 static void
 write_batch(struct db *db, struct batch *b)
 {
 	run_ops(db, &b->ops);
+	int64_t last_chunk = b->first_chunk + b->chunks.n - 1;
 	if (b->chunks.n) {
-		db->chunk_src.cur = &b->chunks;
-		step(db, S_CHUNK_ROWS, "chunk");
-		if (sqlite3_last_insert_rowid(db->h) != b->first_chunk + b->chunks.n - 1)
+		insert_rows(db, &db->chunk_src, &b->chunks, S_CHUNK_ROWS, "chunk");
+		if (sqlite3_last_insert_rowid(db->h) != last_chunk)
 			set_error(db, "internal: chunk ids out of step");
 	}
-	if (b->frames.n) {
-		db->frame_src.cur = &b->frames;
-		step(db, S_STACK_FRAME, "stack_frame");
-	}
-	if (b->reallocs.n) {
-		db->realloc_src.cur = &b->reallocs;
-		step(db, S_REALLOC_ROWS, "chunk_realloc");
-	}
-	if (b->slacks.n) {
-		db->slack_src.cur = &b->slacks;
-		step(db, S_SLACK_ROWS, "chunk_slack");
-	}
-	if (b->events.n) {
-		db->event_src.cur = &b->events;
-		step(db, S_EVENT_ROWS, "heap_event");
-	}
-	b->chunks.n = b->reallocs.n = b->slacks.n = b->frames.n = b->events.n = 0;
+	insert_rows(db, &db->frame_src, &b->frames, S_STACK_FRAME, "stack_frame");
+	insert_rows(db, &db->realloc_src, &b->reallocs, S_REALLOC_ROWS, "chunk_realloc");
+	insert_rows(db, &db->slack_src, &b->slacks, S_SLACK_ROWS, "chunk_slack");
+	insert_rows(db, &db->event_src, &b->events, S_EVENT_ROWS, "heap_event");
 	b->ops.len = 0;
 }
 
