@@ -521,6 +521,8 @@ on_process(struct collector *c, struct image *im, const struct hp_ev_process *ev
 	im->row.pid = ev->pid;
 	im->row.ppid = ev->ppid;
 	im->row.started_ns = im->now;
+	im->peak_live_ns = im->now;
+	hm_start(&im->model, im->now);
 	/* the image this one replaced ends here, if it was finished without
 	 * knowing when */
 	for (size_t i = 0; im->row.exec_from && i < c->nimages; i++) {
@@ -1121,13 +1123,6 @@ write_summary(struct collector *c, struct image *im)
 		.worst_untrimmable = m->worst_untrim,
 		.worst_ns = m->worst_ns,
 	};
-	/* a figure that never rose above zero is zero from the start */
-	if (x->peak_live == 0)
-		x->peak_live_ns = im->row.started_ns;
-	if (x->peak_extent == 0)
-		x->peak_extent_ns = im->row.started_ns;
-	if (x->worst_untrimmable == 0)
-		x->worst_ns = im->row.started_ns;
 	if (pin) {
 		x->pin_address = pin->addr;
 		x->pin_bytes = pin->chunk_bytes;

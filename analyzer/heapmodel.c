@@ -327,6 +327,12 @@ hm_mmap(struct hm *m, uint64_t bytes, bool on)
 }
 
 void
+hm_start(struct hm *m, int64_t ns)
+{
+	m->worst_ns = m->peak_extent_ns = ns;
+}
+
+void
 hm_track(struct hm *m, int64_t ns)
 {
 	if (m->untrim > m->worst_untrim) {

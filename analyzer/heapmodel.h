@@ -86,6 +86,10 @@ uint64_t hm_entry_end(struct hm *m, struct hm_heap *h, size_t g);
 long long hm_prev(const struct hm_heap *h, size_t g);
 long long hm_next(const struct hm_heap *h, size_t g);
 
+/* The process starts at ns: a figure that never rises above zero has its
+ * peak there. */
+void hm_start(struct hm *m, int64_t ns);
+
 /* After an event at time ns: note the worst untrimmable bytes and the
  * peak extent so far (the first instant of each). */
 void hm_track(struct hm *m, int64_t ns);

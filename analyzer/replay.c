@@ -648,18 +648,13 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 	}
 	struct stream events;
 	stream_open(&events, in);
+	hm_start(&e.m, in->started_ns);
+	r->peak_live_ns = in->started_ns;
 	engine_run_to(&e, in, INT64_MAX, after_event, &p, &events);
 	r->peak_extent = e.m.peak_extent;
 	r->peak_extent_ns = e.m.peak_extent_ns;
 	r->worst_untrimmable = e.m.worst_untrim;
 	r->worst_ns = e.m.worst_ns;
-	/* a figure that never rose above zero is zero from the start */
-	if (r->peak_live == 0)
-		r->peak_live_ns = in->started_ns;
-	if (r->peak_extent == 0)
-		r->peak_extent_ns = in->started_ns;
-	if (r->worst_untrimmable == 0)
-		r->worst_ns = in->started_ns;
 	if (p.step)
 		add_point(&p, end == INT64_MAX ? r->peak_live_ns : end);
 	leaks(r, in);
