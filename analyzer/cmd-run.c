@@ -440,14 +440,6 @@ child_env(const char *lib, const char *spool, long depth)
 	return env;
 }
 
-static const char *
-base_name(const char *p)
-{
-	const char *s = strrchr(p, '/');
-
-	return s ? s + 1 : p;
-}
-
 /* Collect until every process is gone. Returns the root's wait status. */
 static int
 collect_until_done(struct collector *col, pid_t root)
@@ -608,7 +600,7 @@ cmd_run(int argc, char **argv)
 	close(errpipe[1]);
 
 	if ((o.output ? snprintf(out, sizeof(out), "%s", o.output)
-		      : snprintf(out, sizeof(out), "heapprof.%s.%d.db", base_name(prog), (int)pid)) >=
+		      : snprintf(out, sizeof(out), "heapprof.%s.%d.db", path_base(prog), (int)pid)) >=
 	    (int)sizeof(out)) {
 		hp_error("output", "file name too long");
 		kill(pid, SIGKILL);

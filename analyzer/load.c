@@ -476,22 +476,15 @@ ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap)
 	return n;
 }
 
-static const char *
-base(const char *path)
-{
-	const char *s = path ? strrchr(path, '/') : NULL;
-	return s ? s + 1 : path;
-}
-
 const char *
 ld_frame_text(char *buf, size_t cap, const struct ld_frame *f)
 {
 	if (f->file && f->line > 0)
-		snprintf(buf, cap, "%s (%s:%lld)", f->function ? f->function : "??", base(f->file),
+		snprintf(buf, cap, "%s (%s:%lld)", f->function ? f->function : "??", path_base(f->file),
 			 (long long)f->line);
 	else
 		snprintf(buf, cap, "%s (%s)", f->function ? f->function : "??",
-			 f->module ? base(f->module) : "?");
+			 f->module ? path_base(f->module) : "?");
 	return buf;
 }
 

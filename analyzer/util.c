@@ -32,6 +32,14 @@ xmalloc(size_t n)
 	return p;
 }
 
+const char *
+path_base(const char *path)
+{
+	const char *s = path ? strrchr(path, '/') : NULL;
+
+	return s ? s + 1 : path;
+}
+
 bool
 proc_stat(long pid, char *state, unsigned long long *start_ticks)
 {

@@ -14,6 +14,9 @@
  * exit 125 on failure. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
+/* The last component of a path (NULL stays NULL). */
+const char *path_base(const char *path);
+
 /* A process's state letter and start time (/proc/PID/stat fields 3 and
  * 22). Returns false if there is no such process. */
 bool proc_stat(long pid, char *state, unsigned long long *start_ticks);
