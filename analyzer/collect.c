@@ -866,7 +866,7 @@ model_track(struct image *im)
 {
 	struct hm *m = &im->model;
 
-	hm_track(&im->model, im->now);
+	hm_track(m, im->now);
 	if (im->now < im->tl_next)
 		return;
 	if (im->ntl == 4096) {
