@@ -233,15 +233,19 @@ analyze_snapshot(struct ld_db *db, struct ld_process *p, const struct opts *o,
 			 (long long)x->id);
 	else if (o->at == RP_AT_WORST && m->present && m->worst_ns != x->ns)
 		snprintf(note, cap,
-			 "the worst snapshot kept; the worst instant, at %.3f s, had %s untrimmable "
-			 "(snapshots keep the worst within 1/16 once it has settled)",
+			 "the worst snapshot kept; the worst instant, at %.3f s, had %s more "
+			 "untrimmable, %s (a snapshot recording keeps the worst within 1/16 once "
+			 "it has settled)",
 			 (double)(m->worst_ns - p->in.started_ns) / 1e9,
-			 fmt_size(a, sizeof(a), m->worst_untrimmable));
+			 fmt_size(a, sizeof(a), m->worst_untrimmable - x->untrimmable),
+			 fmt_size(b, sizeof(b), m->worst_untrimmable));
 	else if (o->at == RP_AT_PEAK && m->present && m->peak_extent_ns != x->ns)
 		snprintf(note, cap,
-			 "the peak snapshot kept; the peak instant, at %.3f s, had a heap extent of "
-			 "%s (snapshots keep the peak within 1/16 once it has settled)",
+			 "the peak snapshot kept; the peak instant, at %.3f s, had a heap extent "
+			 "%s larger, %s (a snapshot recording keeps the peak within 1/16 once it "
+			 "has settled)",
 			 (double)(m->peak_extent_ns - p->in.started_ns) / 1e9,
+			 fmt_size(a, sizeof(a), m->peak_extent - x->extent),
 			 fmt_size(b, sizeof(b), m->peak_extent));
 	return r;
 }

@@ -788,6 +788,17 @@ cmd_run(int argc, char **argv)
 
 /* ---- collect (started by a program recording on its own) ---- */
 
+/* The process runs: it exists and is not a zombie (its parent may wait for
+ * the output the collector still holds before it reaps it). */
+static bool
+alive(long pid)
+{
+	char state;
+	unsigned long long ticks;
+
+	return proc_stat(pid, &state, &ticks) && state != 'Z' && state != 'X';
+}
+
 int
 cmd_collect(int argc, char **argv)
 {
@@ -871,7 +882,7 @@ cmd_collect(int argc, char **argv)
 	for (;;) {
 		bool any = collect_poll(col);
 		uint64_t now = mono_ns();
-		if (any || collect_pending(col) > 0 || (attach && kill((pid_t)attach, 0) == 0))
+		if (any || collect_pending(col) > 0 || (attach && alive(attach)))
 			quiet_since = now;
 		else if (now - quiet_since > 500000000ULL)
 			break;

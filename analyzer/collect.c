@@ -148,7 +148,7 @@ struct image {
 	struct tl_point *tl;     /* the timeline: every tl_step ns at most */
 	size_t ntl, tl_cap;
 	int64_t tl_step, tl_next;
-	uint64_t live_bytes, peak_live_bytes;
+	uint64_t peak_live_bytes; /* live chunks, heaps and mmap, at most */
 	int64_t *stack_map; /* local stack id -> global */
 	size_t stack_cap;
 	struct module_in *mods;
@@ -689,6 +689,10 @@ on_process(struct collector *c, struct image *im, const struct hp_ev_process *ev
 		if (parent)
 			im->row.parent_id = parent->process_id;
 	}
+	/* the brk heap is there from the start, however empty (as the
+	 * reports' replay has it) */
+	if (!im->model.has_brk && ev->heap_start)
+		hm_brk(&im->model, ev->heap_start, ev->heap_start);
 	hm_start(&im->model, im->now);
 	snap_start(im->snap, &im->model, im->now, im->modeled);
 	write_process(c, im);
@@ -887,7 +891,6 @@ free_chunk(struct image *im, struct chunk_entry *e, int32_t tid, int fate)
 	e->free_ns = im->now;
 	e->free_tid = tid;
 	e->fate = (uint8_t)fate;
-	im->live_bytes -= e->chunk_bytes;
 }
 
 static void
@@ -928,11 +931,6 @@ on_alloc(struct collector *c, struct image *im, const struct hp_ev_alloc *ev)
 	model_add(im, e);
 	snap_alloc(im->snap, e);
 	c->chunks++;
-	im->live_bytes += ev->chunk_bytes;
-	if (im->live_bytes > im->peak_live_bytes) {
-		im->peak_live_bytes = im->live_bytes;
-		im->peak_live_ns = im->now;
-	}
 }
 
 static void
@@ -972,11 +970,6 @@ on_resize(struct collector *c, struct image *im, const struct hp_ev_resize *ev)
 	if (e && e->addr == ev->chunk && !e->cached && !is_range(e)) {
 		touch(im, e->addr);
 		snap_resize(im->snap, e, ev->size);
-		im->live_bytes += ev->new_bytes - e->chunk_bytes;
-		if (im->live_bytes > im->peak_live_bytes) {
-			im->peak_live_bytes = im->live_bytes;
-			im->peak_live_ns = im->now;
-		}
 		e->size = ev->size;
 		if (e->kind)
 			hm_resize(&im->model, e, ev->new_bytes);
@@ -1028,6 +1021,10 @@ model_track(struct image *im)
 {
 	struct hm *m = &im->model;
 
+	if (m->live + m->mmap > im->peak_live_bytes) {
+		im->peak_live_bytes = m->live + m->mmap;
+		im->peak_live_ns = im->now;
+	}
 	snap_after(im->snap, m, im->now);
 	hm_track(m, im->now);
 	if (im->now < im->tl_next)
@@ -1549,6 +1546,13 @@ collect_finish(struct collector *c)
 			c->images[i]->dead = true;
 			finish_image(c, c->images[i]);
 		}
+	if (c->snapshots) {
+		/* the self-check: snapshots rebuilt from an undo record whose
+		 * figures differed from the model's at their instant */
+		char v[24];
+		snprintf(v, sizeof(v), "%u", c->snap_failures);
+		db_meta(c->db, "snapshot_check_failures", v);
+	}
 }
 
 /* The last image of the root's exec chain (the root: neither forked nor

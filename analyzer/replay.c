@@ -338,6 +338,10 @@ engine_run_to(struct engine *e, const struct rp_input *in, int64_t until,
 	/* a forked child's break starts where its parent's was */
 	if (!e->m.has_brk && in->heap_start)
 		hm_brk(&e->m, in->heap_start, in->heap_start);
+	/* a forked child's start is an instant of its own: its heap is its
+	 * parent's, which may be its peak (as the collector sees it) */
+	if (in->parent && after && in->started_ns <= until)
+		after(arg, in->started_ns);
 	if (!s) {
 		stream_open(&own, in);
 		s = &own;

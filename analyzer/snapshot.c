@@ -681,9 +681,9 @@ snap_after(struct snap *s, struct hm *m, int64_t ns)
 		struct cand *c = &s->cand[k];
 		if (!c->active)
 			continue;
+		/* as large as the heap: as much as writing it would take */
 		size_t held = c->nsaved + (c->former ? fm_count(c->former) : 0);
-		size_t heap = chunkmap_count(m->map) + fm_count(s->former);
-		if (held <= BUDGET_FLOOR || held <= 2 * heap)
+		if (held <= BUDGET_FLOOR || held <= 2 * chunkmap_count(m->map))
 			continue;
 		/* settle: worth a rewrite only if it beats the stored one well */
 		uint64_t margin = c->stored_value >> MARGIN_SHIFT;
