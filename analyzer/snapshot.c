@@ -10,7 +10,7 @@
 #include "util.h"
 
 #define KEPT 16                  /* interval snapshots and intervals kept an image */
-#define BUDGET_FLOOR 65536       /* undo records smaller than this never settle */
+#define BUDGET_FLOOR 4096        /* undo records smaller than this never settle */
 #define MARGIN_FLOOR (64 << 10)  /* a settled peak or worst must beat the stored one by */
 #define MARGIN_SHIFT 4           /* ... this much and 1/16 of it */
 
