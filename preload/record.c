@@ -828,6 +828,7 @@ static void
 after_fork(bool handler)
 {
 	uint64_t forked_at = handler ? fork_ns : 0;
+	pid_t forker = spool.pid; /* with the handlers: the process that forked */
 
 	parent_serial = handler ? parent_serial : spool.serial;
 	hp_self.ring = NULL;
@@ -837,6 +838,10 @@ after_fork(bool handler)
 		*epoch = 1;
 		return;
 	}
+	/* getppid() is already the subreaper's pid if the parent is gone (a
+	 * daemon's double fork) */
+	if (handler)
+		spool.proc->ppid = forker;
 	*epoch = 1;
 	fork_ns = forked_at;
 	hp_stacks_reset();
