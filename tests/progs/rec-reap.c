@@ -229,7 +229,7 @@ careless_parent(void)
 	}
 	if (fork() == 0) {
 		mark(20);
-		usleep(300000); /* long enough for heapprof to see it alive */
+		sleep(1); /* long enough for heapprof to see it alive */
 		raise(SIGTERM);
 		_exit(100);
 	}
