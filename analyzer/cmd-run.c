@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -160,11 +161,19 @@ find_library(char *out, size_t cap)
 
 /* ---- the spool ---- */
 
-/* In a spool: "PID START-TICKS PID-NAMESPACE" of its collector. */
+/*
+ * In a spool: "PID START-TICKS PID-NAMESPACE lock" of its collector, which
+ * holds a lock (flock) on it for as long as it runs. A later heapprof that
+ * can take the lock knows the spool is abandoned; a mark without "lock"
+ * (an older heapprof's) is judged by its pid and start time, which needs
+ * the same pid namespace and the same view of /proc.
+ */
 #define SPOOL_MARK "collector"
 /* In a spool: what its collector writes ("full" or "snapshots", the
  * database file's "DEV INO", its absolute path), for heapprof snapshot. */
 #define SPOOL_OUTPUT "output"
+
+static int mark_fd = -1; /* the mark's lock: held until this process ends */
 
 static const char *
 spool_base(size_t i)
@@ -184,45 +193,104 @@ start_ticks_of(long pid)
 	return proc_stat(pid, &state, &ticks) ? ticks : 0;
 }
 
-/* The pid namespace pids are read in (0 if unknown). */
+/*
+ * How this process sees pids and start times: the inode of the pid
+ * namespace it reads /proc in, or 0 if another process's pid and start
+ * time cannot be judged from here: /proc is another pid namespace's
+ * (mounted for an ancestor, so its pids are not the ones getpid gives), or
+ * a time namespace shifts the boot time that start times count from.
+ */
 static unsigned long long
-pid_namespace(void)
+pid_view(void)
 {
+	char buf[256];
 	struct stat st;
+	long long secs, nsecs;
+	ssize_t n = readlink("/proc/self", buf, sizeof(buf) - 1);
 
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (strtol(buf, NULL, 10) != (long)getpid())
+		return 0;
+	int fd = open("/proc/self/timens_offsets", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) { /* Linux 5.6+; "boottime SECS NSECS" */
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[n > 0 ? n : 0] = '\0';
+		const char *b = strstr(buf, "boottime");
+		if (b && sscanf(b + 8, "%lld %lld", &secs, &nsecs) == 2 && (secs || nsecs))
+			return 0;
+	}
 	return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long long)st.st_ino : 0;
 }
 
-/* Mark the spool as this process's: a later heapprof that finds the mark's
- * process gone knows the spool is abandoned. */
+/* Mark the spool as this process's. The mark is written and locked under
+ * another name first, so that no one sees it unlocked. */
 static void
 mark_spool(const char *dir)
 {
-	char path[PATH_MAX + 32];
-	FILE *f;
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 64], line[96];
+	int fd, n;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, SPOOL_MARK);
-	if ((f = fopen(path, "wxe"))) {
-		fprintf(f, "%ld %llu %llu\n", (long)getpid(), start_ticks_of(getpid()),
-			pid_namespace());
-		fclose(f);
+	snprintf(tmp, sizeof(tmp), "%s/%s.%ld", dir, SPOOL_MARK, (long)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	n = snprintf(line, sizeof(line), "%ld %llu %llu lock\n", (long)getpid(),
+		     start_ticks_of(getpid()), pid_view());
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || write(fd, line, (size_t)n) != n ||
+	    link(tmp, path) != 0) {
+		close(fd);
+		unlink(tmp);
+		return;
 	}
+	unlink(tmp);
+	mark_fd = fd;
+}
+
+/* Whether the spool whose mark is `mark` is abandoned: its collector is
+ * gone. Anything unclear (no mark, an unreadable one, an old mark of
+ * another pid namespace's, or one that cannot be judged from this one's
+ * view: `ns` 0) is not. */
+static bool
+spool_abandoned(const char *mark, unsigned long long ns)
+{
+	char line[128], word[8] = "";
+	long pid = 0;
+	unsigned long long ticks = 0, their_ns = 0;
+	ssize_t n;
+	int fd = open(mark, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	if (flock(fd, LOCK_SH | LOCK_NB) != 0) {
+		close(fd); /* locked: its collector runs */
+		return false;
+	}
+	n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	line[n] = '\0';
+	int got = sscanf(line, "%ld %llu %llu %7s", &pid, &ticks, &their_ns, word);
+	if (got == 4 && strcmp(word, "lock") == 0)
+		return true; /* its collector would hold the lock */
+	return got >= 3 && pid > 0 && ns != 0 && their_ns == ns && start_ticks_of(pid) != ticks;
 }
 
 static void remove_spool(const char *dir);
 
 /* Remove the spools of collectors that are gone (killed: nothing of theirs
  * cleaned up), which would otherwise hold their rings, in memory when in
- * /dev/shm, until reboot. Only directories of this user's with a mark
- * written in this pid namespace (a container sharing /dev/shm sees other
- * pids), so never another heapprof's that still runs. */
+ * /dev/shm, until reboot: only this user's directories, and never one
+ * whose collector runs. */
 static void
 sweep_spools(void)
 {
-	unsigned long long ns = pid_namespace();
+	unsigned long long ns = pid_view();
 
-	if (ns == 0)
-		return;
 	for (size_t i = 0; i < 3; i++) {
 		const char *base = spool_base(i);
 		DIR *d = base ? opendir(base) : NULL;
@@ -233,9 +301,6 @@ sweep_spools(void)
 		while ((de = readdir(d)) != NULL) {
 			char dir[PATH_MAX], mark[PATH_MAX + 32];
 			struct stat st;
-			long pid = 0;
-			unsigned long long ticks = 0, their_ns = 0;
-			FILE *f;
 
 			if (strncmp(de->d_name, "heapprof-", 9) != 0)
 				continue;
@@ -243,11 +308,7 @@ sweep_spools(void)
 			if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid())
 				continue;
 			snprintf(mark, sizeof(mark), "%s/%s", dir, SPOOL_MARK);
-			if (!(f = fopen(mark, "re")))
-				continue;
-			int got = fscanf(f, "%ld %llu %llu", &pid, &ticks, &their_ns);
-			fclose(f);
-			if (got == 3 && pid > 0 && their_ns == ns && start_ticks_of(pid) != ticks)
+			if (spool_abandoned(mark, ns))
 				remove_spool(dir);
 		}
 		closedir(d);
@@ -277,13 +338,14 @@ remove_spool(const char *dir)
 	char cmd[PATH_MAX + 16];
 	DIR *d;
 
-	/* Only our own files (P*.proc, P*.r*, the mark, the output note,
-	 * requests) live there. */
+	/* Only our own files (P*.proc, P*.r*, the mark, a mark being made,
+	 * the output note, requests) live there. */
 	d = opendir(dir);
 	if (d) {
 		struct dirent *de;
 		while ((de = readdir(d)) != NULL)
-			if (de->d_name[0] == 'P' || strcmp(de->d_name, SPOOL_MARK) == 0 ||
+			if (de->d_name[0] == 'P' ||
+			    strncmp(de->d_name, SPOOL_MARK, strlen(SPOOL_MARK)) == 0 ||
 			    strcmp(de->d_name, SPOOL_OUTPUT) == 0 ||
 			    strncmp(de->d_name, SNAPSHOT_REQUEST, sizeof(SNAPSHOT_REQUEST) - 1) == 0) {
 				snprintf(cmd, sizeof(cmd), "%s/%s", dir, de->d_name);
@@ -382,6 +444,8 @@ record_mode(struct db *db, bool snapshots, int64_t every_ns)
 	char v[32];
 
 	db_meta(db, "recording", snapshots ? "snapshots" : "full");
+	if (snapshots)
+		db_compact(db);
 	snprintf(v, sizeof(v), "%lld", (long long)(every_ns > 0 ? every_ns : 60000000000LL));
 	db_meta(db, "interval_ns", v);
 }

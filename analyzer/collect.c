@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -189,6 +190,14 @@ struct fork_model {
  * failed) must not hold a heap's worth of memory for the rest of the run. */
 #define MAX_FORK_MODELS 64
 
+/* A recorded parent's wait call returned this child's end (REAP record),
+ * waiting for the child's image to be finished. */
+struct reap {
+	pid_t pid;
+	int status;
+	int64_t ns;
+};
+
 struct collector {
 	struct db *db;
 	char *dir;
@@ -209,6 +218,8 @@ struct collector {
 	bool demand;           /* a request arrived: snapshot every image */
 	char **requests;       /* the request files, removed once served */
 	size_t nrequests;
+	struct reap *reaps;
+	size_t nreaps, reaps_cap;
 };
 
 struct collector *
@@ -1045,6 +1056,45 @@ model_track(struct image *im)
 	im->tl_next = im->now + im->tl_step;
 }
 
+static void set_end(struct collector *c, struct image *im);
+
+/*
+ * A recorded parent reaped child `pid`. The child is the process that held
+ * the pid at that instant: the one with that pid whose last image started
+ * before it (a pid is not reused before its holder is reaped). If that
+ * image is finished already, its row gets the end now; else the reap waits
+ * for the image's end (set_end).
+ */
+static void
+on_reap(struct collector *c, const struct hp_ev_reap *ev)
+{
+	struct image *child = NULL;
+
+	if (!WIFEXITED(ev->status) && !WIFSIGNALED(ev->status))
+		return; /* not an end (the preload sends none such) */
+	for (size_t i = 0; i < c->nimages; i++) {
+		struct image *o = c->images[i];
+		if (o->pid != ev->pid || o->exec_ended || o->row.started_ns > (int64_t)ev->h.ns)
+			continue;
+		if (!child || o->row.started_ns > child->row.started_ns)
+			child = o;
+	}
+	if (child && child->finished) {
+		if (!child->waited) {
+			child->waited = true;
+			child->wait_status = ev->status;
+			set_end(c, child);
+			write_process(c, child);
+		}
+		return;
+	}
+	if (c->nreaps == c->reaps_cap) {
+		c->reaps_cap = c->reaps_cap ? 2 * c->reaps_cap : 64;
+		c->reaps = xrealloc(c->reaps, c->reaps_cap * sizeof(*c->reaps));
+	}
+	c->reaps[c->nreaps++] = (struct reap){ ev->pid, ev->status, (int64_t)ev->h.ns };
+}
+
 static void
 apply(struct collector *c, struct image *im, const struct hp_ev *e)
 {
@@ -1126,6 +1176,9 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 	case HP_EV_FORK:
 		if (c->snapshots)
 			save_fork_model(c, im, e->ns);
+		break;
+	case HP_EV_REAP:
+		on_reap(c, (const struct hp_ev_reap *)e);
 		break;
 	default: /* DROPS: nothing to store */
 		break;
@@ -1258,10 +1311,26 @@ merge(struct collector *c, struct image *im, bool final)
 	return any;
 }
 
-/* How the image ended, from what is known. */
+/* How the image ended, from what is known: how the process ended for
+ * whoever reaped it (heapprof, a recorded parent, or its zombie as seen in
+ * /proc) is exact; an exit record is what it last asked for. */
 static void
 set_end(struct collector *c, struct image *im)
 {
+	if (!im->waited && !im->exec_ended) {
+		/* the earliest reap of its pid since it started */
+		struct reap *r = NULL;
+		for (size_t i = 0; i < c->nreaps; i++) {
+			struct reap *x = &c->reaps[i];
+			if (x->pid == im->pid && x->ns >= im->row.started_ns && (!r || x->ns < r->ns))
+				r = x;
+		}
+		if (r) {
+			im->waited = true;
+			im->wait_status = r->status;
+			*r = c->reaps[--c->nreaps];
+		}
+	}
 	im->row.exit_status = im->row.exit_signal = -1;
 	if (im->exec_ended) {
 		im->row.end_reason = "exec";
@@ -1273,7 +1342,7 @@ set_end(struct collector *c, struct image *im)
 		im->row.exit_signal = WTERMSIG(im->wait_status);
 	} else if (im->has_exit_record) {
 		im->row.end_reason = "exit";
-		im->row.exit_status = im->exit_record_status;
+		im->row.exit_status = im->exit_record_status & 0xff;
 	} else {
 		im->row.end_reason = "unknown";
 	}
@@ -1388,8 +1457,35 @@ finish_image(struct collector *c, struct image *im)
 	im->pidfd = -1;
 }
 
+/* PIDFD_GET_INFO (linux/pidfd.h, Linux 6.15+; Debian 12's headers predate
+ * it): the first version of its struct, enough for the exit code. */
+struct pidfd_info_v0 {
+	uint64_t mask, cgroupid;
+	uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+	int32_t exit_code;
+};
+#define HP_PIDFD_GET_INFO _IOWR(0xFF, 11, struct pidfd_info_v0)
+#define HP_PIDFD_INFO_EXIT (1ULL << 3)
+
+/* Once a process is reaped, its pidfd tells how it ended (Linux 6.15+):
+ * the end of a child its parent reaped at once, such as one whose parent
+ * ignores SIGCHLD. */
+static bool
+pidfd_exit_status(struct image *im)
+{
+	struct pidfd_info_v0 info = { .mask = HP_PIDFD_INFO_EXIT };
+
+	if (im->pidfd < 0 || ioctl(im->pidfd, HP_PIDFD_GET_INFO, &info) != 0 ||
+	    !(info.mask & HP_PIDFD_INFO_EXIT))
+		return false;
+	im->wait_status = info.exit_code;
+	im->waited = true;
+	return true;
+}
+
 /* A process that ended but was not reaped yet shows its wait status in
- * /proc/PID/stat (field 52, Linux 3.5+). */
+ * /proc/PID/stat (field 52, Linux 3.5+); one reaped already, in its pidfd
+ * where the kernel keeps it. */
 static void
 zombie_status(struct image *im)
 {
@@ -1397,20 +1493,24 @@ zombie_status(struct image *im)
 	int fd;
 	ssize_t n;
 
-	if (im->waited)
+	if (im->waited || pidfd_exit_status(im))
 		return;
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)im->pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		pidfd_exit_status(im); /* reaped meanwhile */
 		return;
+	}
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	if (n <= 0)
 		return;
 	buf[n] = '\0';
 	char *p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || p[2] != 'Z')
+	if (!p || p[1] != ' ' || p[2] != 'Z') {
+		pidfd_exit_status(im); /* reaped meanwhile */
 		return;
+	}
 	int field = 3; /* p + 2 is the state, field 3 */
 	for (p += 2; *p && field < 52; p++)
 		if (*p == ' ')
@@ -1642,6 +1742,7 @@ collect_free(struct collector *c)
 			free(g);
 		}
 	free(c->gstacks);
+	free(c->reaps);
 	if (c->dirfd >= 0)
 		close(c->dirfd);
 	free(c->dir);

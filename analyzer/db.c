@@ -413,6 +413,7 @@ struct db {
 	struct addrs addrs; /* every frame's (image, offset), once */
 	struct symworker *sym; /* looks them up as they come */
 	int64_t next_module_id;
+	bool compact;        /* VACUUM at the end (a snapshot recording) */
 	/* snapshots: ids, and the row ids of each one kept (to delete it) */
 	int64_t next_snapshot_id, next_snapchunk_id, next_former_id, next_interval_id;
 	struct snap_rows {
@@ -1565,6 +1566,26 @@ symbolize_frames(struct db *db)
 	return ok;
 }
 
+void
+db_compact(struct db *db)
+{
+	db->compact = true;
+}
+
+static int64_t
+freelist_count(struct db *db)
+{
+	sqlite3_stmt *st;
+	int64_t n = 0;
+
+	if (sqlite3_prepare_v2(db->h, "PRAGMA freelist_count", -1, &st, NULL) != SQLITE_OK)
+		return 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
 int
 db_finish(struct db *db, char *err, size_t errcap)
 {
@@ -1580,6 +1601,10 @@ db_finish(struct db *db, char *err, size_t errcap)
 		submit(db);
 		ok = !db->error[0] && exec(db, "COMMIT") &&
 		     exec(db, "PRAGMA journal_mode = DELETE;");
+		/* replaced snapshots left free pages: the file is rewritten
+		 * without them (it is as small as the heaps it holds) */
+		if (ok && db->compact && freelist_count(db) > 0)
+			ok = exec(db, "VACUUM");
 	}
 	free(indexes);
 	free(views);

@@ -155,6 +155,10 @@ void db_site(struct db *db, int64_t interval_id, const struct db_site *s);
 void db_interval_merge(struct db *db, int64_t into, int64_t from, int64_t process_id,
 		       int64_t start_ns, int64_t end_ns);
 
+/* Rewrite the file without its free pages when finishing: a snapshot
+ * recording deletes the snapshots it replaces. */
+void db_compact(struct db *db);
+
 /* The last commit: indexes, symbolized frames (max_frames per stack),
  * views, meta complete=1, a self-contained file (journal_mode DELETE).
  * Returns 0, or -1 with a message in err. Closes the database. */

@@ -659,17 +659,59 @@ hp_record_init(char *const *envp)
 }
 
 static void
-on_exit_hook(int status, void *arg)
+record_exit(int status)
 {
 	struct hp_ev_exit *ev;
 
-	(void)arg;
-	if (!active || spool.stopped)
-		return;
 	EMIT(HP_EV_EXIT, ev, (ev->status = status, ev->pad = 0));
 	spool.proc->exit_status = status;
 	__atomic_store_n(&spool.proc->state, HP_PROC_EXITED, __ATOMIC_RELEASE);
 	hp_spool_exit(&spool);
+}
+
+static void
+on_exit_hook(int status, void *arg)
+{
+	(void)arg;
+	if (!active || spool.stopped)
+		return;
+	record_exit(status);
+}
+
+/* Whether a record made now may be written, for calls that are not the
+ * allocator's (_exit, the wait family): not in a vfork child, which shares
+ * this process's memory and would write into its files (a child forked
+ * without handlers has its epoch page wiped and gets files of its own at
+ * its first record), and not in a signal handler that interrupted
+ * heapprof's own code (that one is counted as dropped). */
+static bool
+may_record(void)
+{
+	if (!active || spool.stopped)
+		return false;
+	if (*epoch != 0 && (pid_t)syscall(SYS_getpid) != spool.pid)
+		return false;
+	if (hp_self.guard) {
+		hp_spool_drop(&spool);
+		return false;
+	}
+	return true;
+}
+
+void
+hp_record_exit(int status)
+{
+	if (may_record())
+		record_exit(status);
+}
+
+void
+hp_record_reap(pid_t pid, int status)
+{
+	struct hp_ev_reap *ev;
+
+	if (may_record())
+		EMIT(HP_EV_REAP, ev, (ev->pid = pid, ev->status = status));
 }
 
 /* Where the heapprof command is: $HEAPPROF_BIN, next to this library in a
@@ -751,7 +793,9 @@ start_collector(void)
 		hp_spool_abandon(&spool);
 		return;
 	}
-	while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+	/* wait4 itself: waitpid is exits.c's, which would take this for one
+	 * of the program's */
+	while (syscall(SYS_wait4, child, &status, 0, NULL) < 0 && errno == EINTR)
 		;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		hp_log("%s failed to start: not recording", bin);
@@ -794,6 +838,7 @@ static void
 after_fork(bool handler)
 {
 	uint64_t forked_at = handler ? fork_ns : 0;
+	pid_t forker = spool.pid; /* with the handlers: the process that forked */
 
 	parent_serial = handler ? parent_serial : spool.serial;
 	hp_self.ring = NULL;
@@ -803,6 +848,10 @@ after_fork(bool handler)
 		*epoch = 1;
 		return;
 	}
+	/* getppid() is already the subreaper's pid if the parent is gone (a
+	 * daemon's double fork) */
+	if (handler)
+		spool.proc->ppid = forker;
 	*epoch = 1;
 	fork_ns = forked_at;
 	hp_stacks_reset();

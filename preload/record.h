@@ -15,6 +15,7 @@
 #define HP_RECORD_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 /* From the first allocation (hp_init_slow), possibly inside ld.so: read
  * the environment, open the spool, write the process and module records
@@ -28,6 +29,17 @@ void hp_record_constructor(void);
 /* Fork handlers (called by init.c's). */
 void hp_record_fork_prepare(void);
 void hp_record_fork_child(void);
+
+/* The process is about to end by _exit(status) or _Exit(status): the
+ * EXIT record exit() would have made. Nothing in a vfork child. Errno may
+ * change. Lock: none. Allocates: arena. AS-safe: yes (in a signal handler
+ * that interrupted heapprof itself the record is dropped, and counted). */
+void hp_record_exit(int status);
+
+/* A wait call of the program's returned child `pid`'s end, `status` as
+ * wait(2) encodes it: the REAP record. Same conditions as hp_record_exit.
+ * Lock: none. Allocates: arena. AS-safe: yes. */
+void hp_record_reap(pid_t pid, int status);
 
 /* The calling thread is exiting (its last key destructor round). */
 void hp_record_thread_exit(void);

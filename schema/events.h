@@ -71,7 +71,7 @@ struct hp_proc_file {
 
 enum {
 	HP_PROC_RUNNING = 1,
-	HP_PROC_EXITED = 2,   /* exit() ran: every ring is complete */
+	HP_PROC_EXITED = 2,   /* exit(), _exit() or _Exit() ran */
 	HP_PROC_STOPPED = 3,  /* recording stopped (collector gone, no memory) */
 };
 
@@ -114,8 +114,9 @@ enum hp_ev_type {
 	HP_EV_MADVISE = 13, /* malloc_trim released free pages */
 	HP_EV_THREAD = 14,  /* a thread started or exited */
 	HP_EV_FORK = 15,    /* this process is about to fork */
-	HP_EV_EXIT = 16,    /* exit() with a status */
+	HP_EV_EXIT = 16,    /* exit(), _exit() or _Exit() with a status */
 	HP_EV_DROPS = 17,   /* events were lost (count) */
+	HP_EV_REAP = 18,    /* a wait call returned a child's end */
 };
 
 /* Common header: 24 bytes. */
@@ -239,10 +240,21 @@ struct hp_ev_fork {
 	struct hp_ev h;
 };
 
+/* exit(), _exit() or _Exit() with `status` (the int the program passed;
+ * a waiter sees its low 8 bits). The last one of an image counts. */
 struct hp_ev_exit {
 	struct hp_ev h;
 	int32_t status;
 	uint32_t pad;
+};
+
+/* wait, waitpid, wait3, wait4 or waitid returned the end of child `pid`
+ * (exited or killed, never stopped or continued): `status` as wait(2)
+ * encodes it (waitid's siginfo is converted). */
+struct hp_ev_reap {
+	struct hp_ev h;
+	int32_t pid;
+	int32_t status;
 };
 
 struct hp_ev_drops {

@@ -1,15 +1,17 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # scripts/deps.sh - install what heapprof needs on Debian 12, as root:
-# the compilers and meson to build it, the -dev packages it links with,
-# and the programs its tests run. Installs only what is missing (apt-get
-# install is idempotent); runs apt-get update once per hour at most.
+# the -dev packages it links with, and the package of every command its
+# build, tests and benchmarks call (scripts/commands.txt: the compilers,
+# meson, and the programs the tests run, down to procps for pgrep).
+# Installs only what is missing (apt-get install is idempotent); runs
+# apt-get update once per hour at most.
 set -eu
 
-packages="gcc g++ libc6-dev make meson ninja-build pkg-config
-	libunwind-dev libdw-dev libelf-dev libsqlite3-dev
-	sqlite3 python3 perl valgrind heaptrack util-linux coreutils
-	binutils gdb file"
+commands=$(dirname "$0")/commands.txt
+[ -r "$commands" ] || { echo "deps.sh: $commands: cannot read" >&2; exit 1; }
+packages="libc6-dev libunwind-dev libdw-dev libelf-dev libsqlite3-dev make gdb file
+	$(sed -n 's/^[^#[:space:]][^[:space:]]*[[:space:]]\{1,\}\([^[:space:]]\{1,\}\).*/\1/p' "$commands" | sort -u)"
 
 missing=""
 for p in $packages; do

@@ -3,10 +3,13 @@
 # check-exports.sh LIBHEAPPROF MAPFILE
 #
 # libheapprof.so must export exactly the names its version script lists
-# (the malloc family and heapprof_*), all unversioned, and nothing else:
-# a stray export could interpose on the program's own symbols.
+# (the malloc family, _exit, _Exit and the wait family, heapprof_*), all
+# unversioned, and nothing else: a stray export could interpose on the
+# program's own symbols. The process-end names must be among them: without
+# them a child reaped by its own parent has no recorded end.
 set -u
 lib=$1 map=$2
+ends="_exit _Exit wait __wait waitpid __waitpid wait3 wait4 waitid"
 # the names between "global:" and "local:" (wildcards such as heapprof_*
 # match later exports; there are none yet)
 want=$(awk '/global:/ {on = 1; next} /local:/ {on = 0} on' "$map" | tr ' ;\t' '\n\n\n' |
@@ -26,6 +29,9 @@ for s in $have; do
 done
 for s in $want; do
 	echo "$have" | grep -qx "$s" || { echo "missing export: $s"; fail=1; }
+done
+for s in $ends; do
+	echo "$want" | grep -qx "$s" || { echo "not in $map: $s"; fail=1; }
 done
 [ -z "$versioned" ] || { echo "versioned exports: $versioned"; fail=1; }
 [ $fail -eq 0 ] && echo "ok: $(echo "$have" | wc -l) exports, all unversioned"
