@@ -204,8 +204,11 @@ analyze_snapshot(struct ld_db *db, struct ld_process *p, const struct opts *o,
 	if (!x) {
 		if (p->nsnaps)
 			snprintf(note, cap, "no %s snapshot (the recording was cut off?)", o->at_name);
-		else
+		else if (p->parent_id && p->in.fork_ns)
 			snprintf(note, cap, "no snapshot: its heap at its fork was not captured");
+		else
+			snprintf(note, cap, "no snapshot (the recording was cut off before one was "
+					    "written?)");
 		return NULL;
 	}
 	if (ld_snapshot(db, x->id, &snap, err, sizeof(err)) != 0) {
@@ -734,7 +737,7 @@ cmd_report(int argc, char **argv)
 {
 	struct opts o;
 	struct ld_db *db;
-	bool first = true;
+	bool first = true, missing = false;
 
 	if (parse(argc, argv, &o, false) != 0)
 		return 2;
@@ -758,6 +761,7 @@ cmd_report(int argc, char **argv)
 		struct rp_result *r = analyze(db, p, &o, 0, note, sizeof(note));
 		if (!r) {
 			hp_error(o.file, "pid %lld: %s", (long long)p->pid, note);
+			missing = true;
 			continue;
 		}
 		if (o.json)
@@ -770,7 +774,9 @@ cmd_report(int argc, char **argv)
 	if (o.json)
 		printf("\n]}\n");
 	ld_close(db);
-	return 0;
+	/* nothing to report is bad input; some processes without figures
+	 * (each said why) is a report of the others */
+	return missing && first ? 2 : 0;
 }
 
 int
@@ -778,7 +784,7 @@ cmd_check(int argc, char **argv)
 {
 	struct opts o;
 	struct ld_db *db;
-	bool failed = false;
+	bool failed = false, unknown = false;
 	size_t wanted = 0;
 
 	if (parse(argc, argv, &o, true) != 0)
@@ -795,7 +801,9 @@ cmd_check(int argc, char **argv)
 		char note[512];
 		struct rp_result *r = analyze(db, p, &o, 0, note, sizeof(note));
 		if (!r) {
+			/* a limit that cannot be checked does not pass */
 			hp_error(o.file, "pid %lld: %s", (long long)p->pid, note);
+			unknown = true;
 			continue;
 		}
 		uint64_t v[4] = { r->at.untrimmable, r->at.retained, r->leaked_bytes, r->peak_live };
@@ -821,5 +829,5 @@ cmd_check(int argc, char **argv)
 		rp_free(r);
 	}
 	ld_close(db);
-	return failed ? 1 : 0;
+	return unknown ? 2 : failed ? 1 : 0;
 }

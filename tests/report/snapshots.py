@@ -258,12 +258,47 @@ def main():
               (0, True, True), (lst.returncode, "interval" in lst.stdout,
                                 "did not finish" in lst.stderr))
         ex = subprocess.run([HEAPPROF, "report", db], capture_output=True, text=True)
-        check("killed: no exit snapshot: said in one line per process", True,
-              "no exit snapshot" in ex.stderr)
+        check("killed: no exit snapshot: exit 2, said in one line", (2, True),
+              (ex.returncode, "no exit snapshot" in ex.stderr))
+        ex = subprocess.run([HEAPPROF, "check", db, "--max-untrimmable", "1G"],
+                            capture_output=True, text=True)
+        check("killed: check cannot check the end: exit 2", (2, True),
+              (ex.returncode, "no exit snapshot" in ex.stderr))
         r = subprocess.run([HEAPPROF, "report", db, "--at", "0.5", "--format", "json"],
                            capture_output=True, text=True)
         check("killed: --at 0.5 gives the nearest interval snapshot, incomplete", (0, False),
               (r.returncode, json.loads(r.stdout)["processes"][0]["complete"]))
+
+        # hostile snapshot databases: one line, exit 2, or the bad rows left
+        # out; never a crash
+        good = os.path.join(tmp, "live-pin-snap.db")
+        for desc, sql, want_rc, says in (
+                ("a heap that ends before it starts",
+                 "UPDATE snapshot_heap SET end_address = start - 1", 2, "damaged"),
+                ("a heap of a petabyte",
+                 "UPDATE snapshot_heap SET end_address = start + (1 << 50)", 2, "damaged"),
+                ("chunks of unknown occupants and absurd sizes",
+                 "UPDATE snapshot_chunk SET occupant = 99 WHERE chunk_id % 2 = 0;"
+                 "UPDATE snapshot_chunk SET chunk_bytes = 1 << 60 WHERE chunk_id % 3 = 0", 0, ""),
+                ("a snapshot whose rows are gone",
+                 "DELETE FROM snapshot_chunk; DELETE FROM snapshot_former", 0, ""),
+                ("formers of absurd sizes",
+                 "UPDATE snapshot_former SET bytes = 1 << 62", 0, ""),
+                ("no snapshots at all", "DELETE FROM snapshot", 2, "no snapshot")):
+            bad = os.path.join(tmp, "hostile.db")
+            with open(good, "rb") as a, open(bad, "wb") as b:
+                b.write(a.read())
+            con = sqlite3.connect(bad)
+            con.executescript(sql)
+            con.commit()
+            con.close()
+            for at in ("exit", "worst"):
+                r = subprocess.run([HEAPPROF, "report", bad, "--at", at], capture_output=True,
+                                   text=True)
+                lines = r.stderr.splitlines()
+                check(f"hostile: {desc}, --at {at}: exit {want_rc}, no crash",
+                      (want_rc, True), (r.returncode,
+                                        not says or (len(lines) == 1 and says in lines[0])))
 
         # the database grows with the heap, not with the run: 5 s and 30 s
         # of the same steady heap make files of the same size
