@@ -241,6 +241,24 @@ def main():
               (meta(db, "complete"), meta(db, "recording"),
                rows(db, "SELECT count(*) FROM snapshot WHERE reason = 'exit'")))
 
+        # the program killed: its snapshots are taken from what it recorded
+        db, stop = os.path.join(tmp, "program-killed.db"), os.path.join(tmp, "never")
+        run = subprocess.Popen([HEAPPROF, "run", "--snapshots", "-o", db,
+                                os.path.join(PROGS, "snap-pattern"), "wait", stop],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(500):
+            kids = open(f"/proc/{run.pid}/task/{run.pid}/children").read().split()
+            if kids and os.path.exists(db):
+                break
+            time.sleep(0.01)
+        time.sleep(0.5)
+        os.kill(int(kids[0]), 9)
+        check("program killed: heapprof run exits 128+9", 137, run.wait(timeout=60))
+        check("program killed: a complete recording, its end, an exit snapshot with its heap",
+              ("1", [("signal", 9)], True),
+              (meta(db, "complete"), rows(db, "SELECT end_reason, exit_signal FROM processes"),
+               rows(db, "SELECT live_chunks FROM snapshot WHERE reason = 'exit'")[0][0] > 10000))
+
         # the collector killed: what was written is readable, marked incomplete
         db, stop = os.path.join(tmp, "killed.db"), os.path.join(tmp, "stop3")
         run = subprocess.Popen([HEAPPROF, "run", "--snapshot-every", "0.1", "-o", db,
