@@ -293,12 +293,17 @@ apply_chunk_event(struct engine *e, const struct rp_input *in, const struct cev 
 	}
 }
 
-/* Apply everything up to and including `until`. */
+/* Apply everything up to and including `until`. `after` sees the state
+ * once all that happened at an instant is applied: one recorded event may
+ * end a chunk and begin another at the same time (reuse at its address),
+ * and the state between the two was never the heap's. */
 static void
 stream_run(struct engine *e, struct stream *s, int64_t until, void (*after)(void *, int64_t),
 	   void *arg)
 {
 	const struct rp_input *in = s->in;
+	bool pending = false;
+	int64_t last = 0;
 
 	for (;;) {
 		int best = -1;
@@ -313,14 +318,18 @@ stream_run(struct engine *e, struct stream *s, int64_t until, void (*after)(void
 			t = in->events[s->hi].ns;
 			best = -1;
 		}
+		if (pending && t != last) {
+			after(arg, last);
+			pending = false;
+		}
 		if (t == INT64_MAX || t > until)
 			return;
 		if (best >= 0)
 			apply_chunk_event(e, in, &s->v[best][s->i[best]++]);
 		else
 			heap_event(e, &in->events[s->hi++]);
-		if (after)
-			after(arg, t);
+		pending = after != NULL;
+		last = t;
 	}
 }
 
