@@ -9,7 +9,8 @@
  * batches wait; past that the collector waits, so memory stays bounded.
  * Ids the collector needs back (images, modules) are assigned here, on the
  * collector's side. The schema's text is split at its "-- @indexes" and
- * "-- @views" markers: tables first, indexes and views after the load.
+ * "-- @views" markers: tables and views first (committed before the first
+ * row, so that a run cut off still has its views), indexes after the load.
  */
 #include "config.h"
 
@@ -843,7 +844,7 @@ struct db *
 db_create(const char *path, char *err, size_t errcap)
 {
 	struct db *db = xcalloc(1, sizeof(*db));
-	char *tables;
+	char *tables, *views;
 
 	pthread_mutex_init(&db->mu, NULL);
 	pthread_cond_init(&db->wake, NULL);
@@ -890,16 +891,19 @@ db_create(const char *path, char *err, size_t errcap)
 	 * per database.
 	 */
 	tables = schema_part(NULL, "\n-- @indexes\n");
+	views = schema_part("\n-- @views\n", NULL);
 	if (!exec(db, "PRAGMA page_size = 65536; PRAGMA locking_mode = EXCLUSIVE;"
 		      "PRAGMA journal_mode = PERSIST; PRAGMA synchronous = OFF;"
 		      "PRAGMA cache_size = -65536;") ||
-	    !exec(db, "BEGIN") || !exec(db, tables)) {
+	    !exec(db, "BEGIN") || !exec(db, tables) || !exec(db, views)) {
 		snprintf(err, errcap, "cannot create the schema: %s", db->error);
 		free(tables);
+		free(views);
 		close_db(db);
 		return NULL;
 	}
 	free(tables);
+	free(views);
 	sqlite3_create_module(db->h, "hp_chunk_rows", &rows_module, &db->chunk_src);
 	sqlite3_create_module(db->h, "hp_realloc_rows", &rows_module, &db->realloc_src);
 	sqlite3_create_module(db->h, "hp_slack_rows", &rows_module, &db->slack_src);
@@ -1248,12 +1252,11 @@ int
 db_finish(struct db *db, char *err, size_t errcap)
 {
 	char *indexes = schema_part("\n-- @indexes\n", "\n-- @views\n");
-	char *views = schema_part("\n-- @views\n", NULL);
 	bool ok;
 
 	stop_writer(db);
 	ok = !db->error[0] && exec(db, "COMMIT; BEGIN") && exec(db, indexes) &&
-	     symbolize_frames(db) && exec(db, views);
+	     symbolize_frames(db);
 	if (ok) {
 		db_meta(db, "complete", "1");
 		submit(db);
@@ -1261,7 +1264,6 @@ db_finish(struct db *db, char *err, size_t errcap)
 		     exec(db, "PRAGMA journal_mode = DELETE;");
 	}
 	free(indexes);
-	free(views);
 	if (!ok)
 		snprintf(err, errcap, "%s", db->error[0] ? db->error : "cannot finish");
 	close_db(db);

@@ -3,10 +3,10 @@
  * db.h - writing a heapprof database (schema/heapprof.sql).
  *
  * The collector loads rows in large transactions, committed every 100 ms
- * so that a collector crash loses at most that much; indexes and views
- * come after the load, then the frames are symbolized. Until db_finish()
- * the meta key "complete" says 0, so a half-written database is never
- * passed off as whole.
+ * so that a collector crash loses at most that much; the tables and views
+ * are committed before the first row, indexes come after the load, then
+ * the frames are symbolized. Until db_finish() the meta key "complete"
+ * says 0, so a half-written database is never passed off as whole.
  */
 #ifndef HP_DB_H
 #define HP_DB_H
@@ -105,7 +105,7 @@ void db_timeline(struct db *db, int64_t process_id, int64_t ns, uint64_t extent,
 		 uint64_t cached, uint64_t untrimmable);
 
 /* The last commit: indexes, symbolized frames (max_frames per stack),
- * views, meta complete=1, a self-contained file (journal_mode DELETE).
+ * meta complete=1, a self-contained file (journal_mode DELETE).
  * Returns 0, or -1 with a message in err. Closes the database. */
 int db_finish(struct db *db, char *err, size_t errcap);
 

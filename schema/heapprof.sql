@@ -53,8 +53,8 @@ CREATE TABLE heap_timeline (
   PRIMARY KEY (process_id, ns)
 ) STRICT;
 
--- @indexes" first, loads the data, then runs the rest
--- (indexes are built after the load).
+-- @indexes" first, and the views after "-- @views" (so that a run cut off
+-- has them too), loads the data, then builds the indexes.
 
 -- @tables
 PRAGMA application_id = 1213222470;  -- 0x48505246, "HPRF": a heapprof database
