@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -190,18 +191,22 @@ pid_namespace(void)
 }
 
 /* Mark the spool as this process's: a later heapprof that finds the mark's
- * process gone knows the spool is abandoned. */
+ * process gone knows the spool is abandoned. It replaces the mark of the
+ * program that made the spool (standalone recording), at once: written
+ * under another name (exclusively), then renamed over it. */
 static void
 mark_spool(const char *dir)
 {
-	char path[PATH_MAX + 32];
+	char path[PATH_MAX + 32], tmp[PATH_MAX + 32];
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", dir, SPOOL_MARK);
-	if ((f = fopen(path, "wxe"))) {
+	snprintf(tmp, sizeof(tmp), "%s/%s.new", dir, SPOOL_MARK);
+	if ((f = fopen(tmp, "wxe"))) {
 		fprintf(f, "%ld %llu %llu\n", (long)getpid(), start_ticks_of(getpid()),
 			pid_namespace());
-		fclose(f);
+		if (fclose(f) != 0 || rename(tmp, path) != 0)
+			unlink(tmp);
 	}
 }
 
@@ -250,15 +255,40 @@ sweep_spools(void)
 	}
 }
 
+/* Free bytes of the filesystem of `dir` (0 if unknown). */
+static unsigned long long
+free_bytes(const char *dir)
+{
+	struct statvfs fs;
+
+	return statvfs(dir, &fs) == 0 ? (unsigned long long)fs.f_bavail * fs.f_frsize : 0;
+}
+
+/* The spool goes in the first base with HP_SPOOL_ROOM free bytes, else in
+ * the one with the most: rings in a small /dev/shm would take the space
+ * the program may need there (and get small). */
 static bool
 make_spool(char *dir, size_t cap)
 {
+	unsigned long long room[3];
+	size_t order[3], k = 0;
+
 	sweep_spools();
 	for (size_t i = 0; i < 3; i++) {
-		const char *base = spool_base(i);
-		if (!base)
-			continue;
-		snprintf(dir, cap, "%s/heapprof-XXXXXX", base);
+		room[i] = spool_base(i) ? free_bytes(spool_base(i)) : 0;
+		if (room[i] >= HP_SPOOL_ROOM)
+			order[k++] = i;
+	}
+	for (size_t i = 0; i < 3; i++) /* the others, most room first */
+		if (spool_base(i) && room[i] < HP_SPOOL_ROOM) {
+			size_t j = k++;
+			for (; j > 0 && room[order[j - 1]] < room[i] &&
+			       room[order[j - 1]] < HP_SPOOL_ROOM; j--)
+				order[j] = order[j - 1];
+			order[j] = i;
+		}
+	for (size_t j = 0; j < k; j++) {
+		snprintf(dir, cap, "%s/heapprof-XXXXXX", spool_base(order[j]));
 		if (mkdtemp(dir)) {
 			mark_spool(dir);
 			return true;
@@ -278,7 +308,8 @@ remove_spool(const char *dir)
 	if (d) {
 		struct dirent *de;
 		while ((de = readdir(d)) != NULL)
-			if (de->d_name[0] == 'P' || strcmp(de->d_name, SPOOL_MARK) == 0) {
+			if (de->d_name[0] == 'P' || strcmp(de->d_name, SPOOL_MARK) == 0 ||
+			    strcmp(de->d_name, SPOOL_MARK ".new") == 0) {
 				snprintf(cmd, sizeof(cmd), "%s/%s", dir, de->d_name);
 				unlink(cmd);
 			}

@@ -51,6 +51,12 @@
 #define HP_ENV_RING_KB "HEAPPROF_RING_KB"     /* ring data per thread */
 
 #define HP_MAX_DEPTH_LIMIT 256
+#define HP_RING_KB_MAX (1024 * 1024) /* HEAPPROF_RING_KB above it: the default */
+
+/* A spool goes in the first of /dev/shm, $TMPDIR, /tmp with this much free
+ * space (else in the one with the most): a small /dev/shm (a container's
+ * 64 MiB) is left to the program. */
+#define HP_SPOOL_ROOM (128ULL << 20)
 
 /* Process file. */
 struct hp_proc_file {
