@@ -42,15 +42,119 @@
 #define HP_LIBDIR "/usr/local/lib"
 #endif
 
-static volatile sig_atomic_t forward_sig;
-static pid_t target_pid;
+/* ---- signals ----
+ *
+ * A signal someone sends heapprof run is meant for the program: it is
+ * forwarded, and heapprof goes on collecting (it never dies of one, or the
+ * program would be orphaned and the database left unfinished). Before the
+ * program runs it waits its turn; after the program has ended it is
+ * ignored. What the terminal sends the foreground process group (^C, ^\)
+ * the program got itself: not sent twice. The job control signals keep
+ * their default action (^Z stops heapprof with the program). heapprof
+ * collect, detached, ignores them all. Signals ignored when heapprof
+ * started stay ignored, for heapprof and for the program.
+ */
+static volatile sig_atomic_t target_pid;   /* 0: not started, or reaped */
+static volatile sig_atomic_t target_done;
+static volatile sig_atomic_t pending_sig;  /* sent before the program ran */
+static pid_t self_pid;
+static struct sigaction orig_action[NSIG];
+static bool changed[NSIG];
+
+/* Signals of the program's machine faults: a real one (not sent by
+ * someone) is heapprof's own, and kills it as it would have. */
+static bool
+is_fault(int sig)
+{
+	return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE ||
+	       sig == SIGTRAP || sig == SIGSYS;
+}
 
 static void
-on_signal(int sig)
+on_signal(int sig, siginfo_t *si, void *ctx)
 {
-	forward_sig = sig;
-	if (target_pid > 0)
-		kill(target_pid, sig);
+	int saved = errno;
+
+	(void)ctx;
+	/* sent by a process (kill, sigqueue, tgkill) other than heapprof
+	 * itself (raise, abort, and the kernel's SIGPIPE and SIGXFSZ for
+	 * heapprof's own writes, which then fail with EPIPE, EFBIG) */
+	bool sent = (si->si_code == SI_USER || si->si_code == SI_QUEUE ||
+		     si->si_code == SI_TKILL) && si->si_pid != self_pid;
+	if (!sent) {
+		if (is_fault(sig) && si->si_code > 0) {
+			signal(sig, SIG_DFL);
+			raise(sig);
+		}
+	} else if (target_pid > 0) {
+		kill((pid_t)target_pid, sig);
+	} else if (!target_done) {
+		pending_sig = sig;
+	}
+	errno = saved;
+}
+
+/* Job control: stopping and continuing are not fatal, and heapprof stops
+ * with its program on ^Z. */
+static bool
+keeps_default(int sig)
+{
+	return sig == SIGKILL || sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN ||
+	       sig == SIGTTOU || sig == SIGCONT;
+}
+
+/* Every catchable signal to `handler` (or SIG_IGN when NULL), except
+ * those ignored already; the originals are kept for the program. */
+static void
+take_signals(void (*handler)(int, siginfo_t *, void *))
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigfillset(&sa.sa_mask);
+	if (handler) {
+		sa.sa_sigaction = handler;
+		sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	} else {
+		sa.sa_handler = SIG_IGN;
+	}
+	self_pid = getpid();
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (keeps_default(sig) || (!handler && sig == SIGCHLD))
+			continue;
+		if (sigaction(sig, NULL, &orig_action[sig]) != 0 ||
+		    orig_action[sig].sa_handler == SIG_IGN)
+			continue; /* glibc's own (32, 33), or ignored already */
+		if (sigaction(sig, &sa, NULL) == 0)
+			changed[sig] = true;
+	}
+}
+
+/* In the program's process, before exec: the dispositions heapprof got. */
+static void
+restore_signals(void)
+{
+	for (int sig = 1; sig < NSIG; sig++)
+		if (changed[sig])
+			sigaction(sig, &orig_action[sig], NULL);
+}
+
+/* The program exists now: signals go to it. */
+static void
+set_target(pid_t pid)
+{
+	target_pid = pid;
+	int sig = pending_sig;
+	if (sig)
+		kill(pid, sig);
+}
+
+/* It was reaped: its pid may be another process's soon. */
+static void
+clear_target(void)
+{
+	target_done = 1;
+	target_pid = 0;
 }
 
 /* ---- the program ---- */
@@ -484,11 +588,12 @@ collect_until_done(struct collector *col, pid_t root)
 		bool any = collect_poll(col);
 
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-			collect_reaped(col, pid, status);
 			if (pid == root) {
+				clear_target();
 				root_status = status;
 				root_done = true;
 			}
+			collect_reaped(col, pid, status);
 		}
 		if (pid < 0 && errno == ECHILD && root_done)
 			break;
@@ -591,8 +696,9 @@ cmd_run(int argc, char **argv)
 		hp_error("spool", "cannot create a private directory: %s", strerror(errno));
 		return 125;
 	}
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGXFSZ, SIG_IGN);
+	/* SIGPIPE and SIGXFSZ (writing into a closed pipe, past the file
+	 * size limit) are handled as ignored: the writes fail instead */
+	take_signals(on_signal);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 
 	/* The child waits on `gate` until the database exists (its name may
@@ -615,17 +721,16 @@ cmd_run(int argc, char **argv)
 		char go;
 		close(gate[1]);
 		close(errpipe[0]);
+		restore_signals();
 		if (read(gate[0], &go, 1) != 1)
 			_exit(125);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGXFSZ, SIG_DFL);
 		execve(prog, o.argv, env);
 		int e = errno;
 		if (write(errpipe[1], &e, sizeof(e)) < 0)
 			_exit(126);
 		_exit(e == ENOENT ? 127 : 126);
 	}
-	target_pid = pid;
+	set_target(pid);
 	free_child_env(env);
 	close(gate[0]);
 	close(errpipe[1]);
@@ -667,12 +772,6 @@ cmd_run(int argc, char **argv)
 		buf_free(&cmd);
 	}
 	col = collect_new(db, spool, false);
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGQUIT, &sa, NULL);
 
 	if (write(gate[1], "g", 1) != 1) {
 		hp_error("pipe", "%s", strerror(errno));
@@ -766,9 +865,7 @@ cmd_collect(int argc, char **argv)
 	if (pid > 0)
 		_exit(0);
 	setsid();
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGXFSZ, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
+	take_signals(NULL);
 	int devnull = open("/dev/null", O_RDWR);
 	if (devnull >= 0) {
 		dup2(devnull, 0);
