@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,9 +425,66 @@ remove_spool(const char *dir)
 
 /* ---- the database file ---- */
 
-/* Create `path` exclusively (0600, no symlink followed). With force, an
- * existing file is replaced at the end: we write to a temporary name in
- * the same directory (returned in tmp) and rename it. */
+/* DB-journal: SQLite's rollback journal of the database DB. */
+static void
+journal_of(char *buf, size_t cap, const char *db)
+{
+	snprintf(buf, cap, "%s-journal", db);
+}
+
+/*
+ * SQLite opens DB-journal with O_CREAT, not O_EXCL: one that another user
+ * made first (in a shared directory like /tmp) would get every page
+ * heapprof writes. So heapprof makes it itself, exclusively, mode 0600
+ * (SQLite then uses that file); one of ours already there is the journal a
+ * killed run left, removed first (with `keep_ours`, of a database being
+ * replaced, only checked: that database may need it until the new one is
+ * renamed over it); any other is refused.
+ */
+static int
+create_journal(const char *db, bool keep_ours, char *why, size_t whycap)
+{
+	char path[PATH_MAX + 16];
+	struct stat st;
+	int fd;
+
+	journal_of(path, sizeof(path), db);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
+			snprintf(why, whycap, "its journal %.160s-journal already exists and is "
+					      "not heapprof's: remove it or write elsewhere",
+				 path_base(db));
+			return -1;
+		}
+		if (keep_ours)
+			return 0;
+		unlink(path);
+	} else if (keep_ours) {
+		return 0;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(why, whycap, "cannot create its journal: %s", strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Remove a database file heapprof made and its journal. */
+static void
+remove_output(const char *path)
+{
+	char j[PATH_MAX + 16];
+
+	journal_of(j, sizeof(j), path);
+	unlink(path);
+	unlink(j);
+}
+
+/* Create `path` exclusively (0600, no symlink followed), and its journal.
+ * With force, an existing file is replaced at the end: we write to a
+ * temporary name in the same directory (returned in tmp) and rename it. */
 static int
 create_output(const char *path, bool force, char *tmp, size_t cap, char *why, size_t whycap)
 {
@@ -436,6 +494,10 @@ create_output(const char *path, bool force, char *tmp, size_t cap, char *why, si
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd >= 0) {
 		close(fd);
+		if (create_journal(path, false, why, whycap) != 0) {
+			unlink(path);
+			return -1;
+		}
 		return 0;
 	}
 	if (errno == EEXIST && force) {
@@ -444,6 +506,8 @@ create_output(const char *path, bool force, char *tmp, size_t cap, char *why, si
 			snprintf(why, whycap, "exists and is not a regular file");
 			return -1;
 		}
+		if (create_journal(path, true, why, whycap) != 0)
+			return -1;
 		snprintf(tmp, cap, "%s.heapprof-XXXXXX", path);
 		fd = mkstemp(tmp);
 		if (fd < 0) {
@@ -452,6 +516,10 @@ create_output(const char *path, bool force, char *tmp, size_t cap, char *why, si
 		}
 		fchmod(fd, 0600);
 		close(fd);
+		if (create_journal(tmp, false, why, whycap) != 0) {
+			unlink(tmp);
+			return -1;
+		}
 		return 0;
 	}
 	if (errno == EEXIST)
@@ -461,6 +529,51 @@ create_output(const char *path, bool force, char *tmp, size_t cap, char *why, si
 	else
 		snprintf(why, whycap, "cannot create: %s", strerror(errno));
 	return -1;
+}
+
+/* Whether `path` is a whole heapprof database with a process in it (a
+ * report can read it). */
+static bool
+readable_db(const char *path)
+{
+	char err[256];
+	struct ld_db *db = ld_open(path, err, sizeof(err));
+	const char *check[] = { "PRAGMA quick_check", "SELECT count(*) > 0 FROM process" };
+	const char *want[] = { "ok", "1" };
+	bool ok = db != NULL;
+
+	for (size_t i = 0; ok && i < 2; i++) {
+		sqlite3_stmt *s;
+		ok = sqlite3_prepare_v2(db->h, check[i], -1, &s, NULL) == SQLITE_OK &&
+		     sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) &&
+		     strcmp((const char *)sqlite3_column_text(s, 0), want[i]) == 0;
+		sqlite3_finalize(s);
+	}
+	ld_close(db);
+	return ok;
+}
+
+/*
+ * The database could not be finished (err: the disk full, the file size
+ * limit reached): what was committed before stays if it is a whole
+ * database with a process in it, marked incomplete; otherwise (nothing
+ * was committed, or it is the temporary file of --force, which must not
+ * replace a whole file) it is removed, with its journal. One line says
+ * which.
+ */
+static void
+output_failed(const char *out, const char *file, bool replacing, const char *err)
+{
+	if (!replacing && readable_db(file)) {
+		hp_error(out, "%s: the rest of the recording is lost; what was written before is "
+			      "kept, marked incomplete", err);
+		return;
+	}
+	remove_output(file);
+	if (replacing)
+		hp_error(out, "%s: the recording is lost; the file was left as it was", err);
+	else
+		hp_error(out, "%s: the recording is lost; no database was kept", err);
 }
 
 /* ---- running ---- */
@@ -754,7 +867,7 @@ cmd_run(int argc, char **argv)
 	db = db_create(tmp[0] ? tmp : out, err, sizeof(err));
 	if (db == NULL) {
 		hp_error(out, "%s", err);
-		unlink(tmp[0] ? tmp : out);
+		remove_output(tmp[0] ? tmp : out);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		remove_spool(spool);
@@ -782,7 +895,7 @@ cmd_run(int argc, char **argv)
 		waitpid(pid, NULL, 0);
 		collect_free(col);
 		db_abandon(db);
-		unlink(tmp[0] ? tmp : out);
+		remove_output(tmp[0] ? tmp : out);
 		remove_spool(spool);
 		return child_errno == ENOENT ? 127 : 126;
 	}
@@ -797,27 +910,25 @@ cmd_run(int argc, char **argv)
 	if (st.images == 0)
 		fprintf(stderr, "heapprof: %s: no events arrived: the program was not recorded "
 				"(static, setuid, or its own malloc?)\n", prog);
+	/* The program ran: its status is the run's, whatever becomes of the
+	 * database (what did is said on stderr). */
 	if (db_finish(db, err, sizeof(err)) != 0) {
-		hp_error(out, "%s", err);
-		rc = 125;
+		output_failed(out, tmp[0] ? tmp : out, tmp[0] != '\0', err);
 	} else {
 		if (tmp[0])
 			db_remove_journal(out); /* the replaced file's, if a run was cut off */
 		if (tmp[0] && rename(tmp, out) != 0) {
-			hp_error(out, "cannot replace: %s", strerror(errno));
-			unlink(tmp);
-			rc = 125;
+			snprintf(why, sizeof(why), "cannot replace: %s", strerror(errno));
+			output_failed(out, tmp, true, why);
 		} else {
 			summary(out, &st);
-			rc = 0;
 		}
 	}
-	if (rc == 0) {
-		if (WIFEXITED(status))
-			rc = WEXITSTATUS(status);
-		else if (WIFSIGNALED(status))
-			rc = 128 + WTERMSIG(status);
-	}
+	rc = 0;
+	if (WIFEXITED(status))
+		rc = WEXITSTATUS(status);
+	else if (WIFSIGNALED(status))
+		rc = 128 + WTERMSIG(status);
 	return rc;
 }
 
@@ -879,7 +990,7 @@ cmd_collect(int argc, char **argv)
 	db = db_create(out, err, sizeof(err));
 	if (db == NULL) {
 		hp_error(out, "%s", err);
-		unlink(out);
+		remove_output(out);
 		remove_spool(spool);
 		return 1;
 	}
@@ -904,7 +1015,7 @@ cmd_collect(int argc, char **argv)
 	collect_free(col);
 	remove_spool(spool);
 	if (db_finish(db, err, sizeof(err)) != 0) {
-		hp_error(out, "%s", err);
+		output_failed(out, out, false, err);
 		return 1;
 	}
 	return 0;

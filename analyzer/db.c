@@ -379,12 +379,30 @@ set_error(struct db *db, const char *msg)
 	pthread_mutex_unlock(&db->mu);
 }
 
+/* The system's word for an I/O error, or NULL: EFBIG (the file size
+ * limit) is only a "disk I/O error" to SQLite. */
+static const char *
+io_errno(struct db *db)
+{
+	int c = sqlite3_errcode(db->h) & 0xff, e = sqlite3_system_errno(db->h);
+
+	if (c != SQLITE_IOERR && c != SQLITE_FULL)
+		return NULL;
+	if (!e) /* the database file's own, when a rollback since reset errno */
+		sqlite3_file_control(db->h, "main", SQLITE_FCNTL_LAST_ERRNO, &e);
+	return e ? strerror(e) : NULL;
+}
+
 static void
 fail(struct db *db, const char *what)
 {
 	char msg[512];
+	const char *why = io_errno(db);
 
-	snprintf(msg, sizeof(msg), "%s: %s", what, sqlite3_errmsg(db->h));
+	if (why)
+		snprintf(msg, sizeof(msg), "%s: %s (%s)", what, sqlite3_errmsg(db->h), why);
+	else
+		snprintf(msg, sizeof(msg), "%s: %s", what, sqlite3_errmsg(db->h));
 	set_error(db, msg);
 }
 
@@ -405,7 +423,14 @@ exec(struct db *db, const char *sql)
 	char *msg = NULL;
 
 	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		set_error(db, msg ? msg : "error");
+		const char *why = io_errno(db);
+		char full[512];
+
+		if (why)
+			snprintf(full, sizeof(full), "%s (%s)", msg ? msg : "error", why);
+		else
+			snprintf(full, sizeof(full), "%s", msg ? msg : "error");
+		set_error(db, full);
 		sqlite3_free(msg);
 		return false;
 	}
@@ -662,9 +687,35 @@ insert_rows(struct db *db, struct rowsource *src, struct rowbuf *rows, int which
 	rows->n = 0;
 }
 
+/* After a failure (the disk full, the file size limit) nothing more is
+ * written: the transaction that failed is rolled back, and the file stays
+ * as it was at the last commit, a database marked incomplete. Later
+ * batches are dropped (the collector goes on reading the rings, so the
+ * program is not held up). Writer's side. */
+static bool
+stop_on_failure(struct db *db)
+{
+	if (!db_failed(db))
+		return false;
+	if (!sqlite3_get_autocommit(db->h))
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	return true;
+}
+
+static void
+drop_batch(struct batch *b)
+{
+	b->chunks.n = b->reallocs.n = b->slacks.n = b->frames.n = b->events.n = 0;
+	b->ops.len = 0;
+}
+
 static void
 write_batch(struct db *db, struct batch *b)
 {
+	if (stop_on_failure(db)) {
+		drop_batch(b);
+		return;
+	}
 	run_ops(db, &b->ops);
 	int64_t last_chunk = b->first_chunk + b->chunks.n - 1;
 	if (b->chunks.n) {
@@ -684,8 +735,11 @@ commit_if_due(struct db *db, bool now)
 {
 	uint64_t t = mono_ns();
 
+	if (stop_on_failure(db))
+		return;
 	if (now || t - db->committed_at >= 100000000ULL) {
-		exec(db, "COMMIT; BEGIN");
+		if (!exec(db, "COMMIT; BEGIN"))
+			stop_on_failure(db);
 		db->committed_at = t;
 	}
 }
@@ -920,7 +974,12 @@ db_create(const char *path, char *err, size_t errcap)
 	db_meta(db, "heapprof_version", HP_VERSION);
 	db_meta(db, "complete", "0");
 	submit(db);
-	exec(db, "COMMIT; BEGIN");
+	if (db->error[0] || !exec(db, "COMMIT; BEGIN")) {
+		/* the disk full already, or the file size limit too low */
+		snprintf(err, errcap, "cannot create the schema: %s", db->error);
+		close_db(db);
+		return NULL;
+	}
 	db->committed_at = mono_ns();
 	if (pthread_create(&db->writer, NULL, writer_main, db) == 0)
 		db->writer_running = true;
@@ -1264,8 +1323,13 @@ db_finish(struct db *db, char *err, size_t errcap)
 		     exec(db, "PRAGMA journal_mode = DELETE;");
 	}
 	free(indexes);
-	if (!ok)
+	if (!ok) {
 		snprintf(err, errcap, "%s", db->error[0] ? db->error : "cannot finish");
+		/* what was committed stays, marked incomplete, in one file */
+		if (!sqlite3_get_autocommit(db->h))
+			sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_exec(db->h, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+	}
 	close_db(db);
 	return ok ? 0 : -1;
 }
@@ -1274,7 +1338,8 @@ void
 db_abandon(struct db *db)
 {
 	stop_writer(db);
-	exec(db, "COMMIT");
+	if (!sqlite3_get_autocommit(db->h))
+		sqlite3_exec(db->h, db->error[0] ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
 	exec(db, "PRAGMA journal_mode = DELETE;");
 	close_db(db);
 }

@@ -21,7 +21,8 @@ struct db;
 extern const char hp_schema_sql[];
 
 /* Open the database file `path` (already created, empty, by the caller)
- * and create the tables. Returns NULL with a message in err. */
+ * and create the tables and views, committed. Returns NULL with a message
+ * in err. */
 struct db *db_create(const char *path, char *err, size_t errcap);
 
 /* Remove the rollback journal of the database at `path`, if any: before a
@@ -31,7 +32,11 @@ struct db *db_create(const char *path, char *err, size_t errcap);
 void db_remove_journal(const char *path);
 
 /* Begin/commit batching: db_tick commits if the batch is older than
- * 100 ms. Errors are sticky: db_failed() returns the first message. */
+ * 100 ms. Errors are sticky: db_failed() returns the first message. After
+ * one (the disk full, the file size limit reached) nothing more is
+ * written: the transaction that failed is rolled back and the rest is
+ * dropped, so the file holds what was committed before, marked
+ * incomplete. */
 void db_tick(struct db *db);
 const char *db_failed(struct db *db);
 
@@ -106,7 +111,8 @@ void db_timeline(struct db *db, int64_t process_id, int64_t ns, uint64_t extent,
 
 /* The last commit: indexes, symbolized frames (max_frames per stack),
  * meta complete=1, a self-contained file (journal_mode DELETE).
- * Returns 0, or -1 with a message in err. Closes the database. */
+ * Returns 0, or -1 with a message in err (the file then holds what was
+ * committed, marked incomplete). Closes the database. */
 int db_finish(struct db *db, char *err, size_t errcap);
 
 /* Close without finishing (the collector failed): what was committed stays,

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rec-churn THREADS PAIRS - each of THREADS threads, all at once, makes
- * PAIRS malloc/free pairs of 40..103 bytes and keeps one chunk of 3000 +
- * its number live until the end: enough events to go round a ring of a few
- * MiB many times. Prints "churned THREADS x PAIRS"; exit status 0.
+ * rec-churn THREADS PAIRS [PAUSE-MS] - each of THREADS threads, all at
+ * once, makes PAIRS malloc/free pairs of 40..103 bytes and keeps one chunk
+ * of 3000 + its number live until the end: enough events to go round a
+ * ring of a few MiB many times. With PAUSE-MS, the threads start after
+ * that pause. Prints "churned THREADS x PAIRS"; exit status 0.
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 
 static long pairs;
 static pthread_barrier_t start;
@@ -37,6 +39,11 @@ main(int argc, char **argv)
 	pairs = argc > 2 ? atol(argv[2]) : 10000;
 	if (threads < 1 || threads > 1024 || pairs < 0)
 		return 2;
+	if (argc > 3) {
+		long ms = atol(argv[3]);
+		struct timespec ts = { ms / 1000, ms % 1000 * 1000000 };
+		nanosleep(&ts, NULL);
+	}
 	pthread_barrier_init(&start, NULL, (unsigned)threads);
 	for (long t = 0; t < threads; t++)
 		pthread_create(&th[t], NULL, worker, (void *)t);
