@@ -300,7 +300,7 @@ pid_namespace(void)
  * program that made the spool (standalone recording), at once: written
  * under another name (exclusively), then renamed over it. */
 static void
-mark_spool(const char *dir)
+mark_spool(const char *dir, pid_t pid)
 {
 	char path[PATH_MAX + 32], tmp[PATH_MAX + 32];
 	FILE *f;
@@ -308,8 +308,7 @@ mark_spool(const char *dir)
 	snprintf(path, sizeof(path), "%s/%s", dir, SPOOL_MARK);
 	snprintf(tmp, sizeof(tmp), "%s/%s.new", dir, SPOOL_MARK);
 	if ((f = fopen(tmp, "wxe"))) {
-		fprintf(f, "%ld %llu %llu\n", (long)getpid(), start_ticks_of(getpid()),
-			pid_namespace());
+		fprintf(f, "%ld %llu %llu\n", (long)pid, start_ticks_of(pid), pid_namespace());
 		if (fclose(f) != 0 || rename(tmp, path) != 0)
 			unlink(tmp);
 	}
@@ -395,7 +394,7 @@ make_spool(char *dir, size_t cap)
 	for (size_t j = 0; j < k; j++) {
 		snprintf(dir, cap, "%s/heapprof-XXXXXX", spool_base(order[j]));
 		if (mkdtemp(dir)) {
-			mark_spool(dir);
+			mark_spool(dir, getpid());
 			return true;
 		}
 	}
@@ -967,14 +966,19 @@ cmd_collect(int argc, char **argv)
 		remove_spool(spool);
 		return 1;
 	}
-	/* Detach: the program waits for this process, not for the collector. */
+	/* Detach: the program waits for this process, not for the collector.
+	 * The spool is the collector's before the program goes on: marked
+	 * here, in the program's stead, so that no heapprof sweeps it if
+	 * the program ends at once. */
 	pid_t pid = fork();
 	if (pid < 0) {
 		hp_error("fork", "%s", strerror(errno));
 		return 1;
 	}
-	if (pid > 0)
+	if (pid > 0) {
+		mark_spool(spool, pid);
 		_exit(0);
+	}
 	setsid();
 	take_signals(NULL);
 	int devnull = open("/dev/null", O_RDWR);
@@ -986,7 +990,6 @@ cmd_collect(int argc, char **argv)
 	}
 	closefrom(3);
 	sweep_spools();
-	mark_spool(spool);
 	db = db_create(out, err, sizeof(err));
 	if (db == NULL) {
 		hp_error(out, "%s", err);

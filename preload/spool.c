@@ -399,14 +399,22 @@ mark_pid(const struct hp_spool *s)
 }
 
 /* Whether the process a spool's mark names still runs; true when that
- * cannot be told (no mark yet, another pid namespace). */
+ * cannot be told (another pid namespace). No mark at all (the program
+ * makes one with the spool): the spool was swept, its collector gone, if
+ * our process file went with it. */
 static bool
 mark_alive(const struct hp_spool *s)
 {
+	char name[96], path[512];
 	uint64_t ticks;
 	pid_t pid = read_mark(s, &ticks);
 
-	return pid == 0 || start_ticks(pid) == ticks;
+	if (pid == 0) {
+		proc_name(name, sizeof(name), s->pid, s->serial);
+		spool_path(s, path, sizeof(path), name);
+		return access(path, F_OK) == 0;
+	}
+	return start_ticks(pid) == ticks;
 }
 
 void
