@@ -748,9 +748,12 @@ summary(const char *db_path, const struct collect_stats *s)
 		s->chunks == 1 ? "" : "s", fmt_size(peak, sizeof(peak), s->peak_live_bytes),
 		fmt_size(leak, sizeof(leak), s->leaked_bytes), (unsigned long long)s->leaked_chunks,
 		s->leaked_chunks == 1 ? "" : "s");
-	if (s->dropped || s->truncated)
-		fprintf(stderr, "heapprof: incomplete: %llu events dropped, %llu records truncated\n",
-			(unsigned long long)s->dropped, (unsigned long long)s->truncated);
+	if (s->dropped || s->truncated || s->bad)
+		fprintf(stderr,
+			"heapprof: incomplete: %llu events dropped, %llu records truncated, "
+			"%llu bad records dropped\n",
+			(unsigned long long)s->dropped, (unsigned long long)s->truncated,
+			(unsigned long long)s->bad);
 	if (s->has_root) {
 		const struct db_summary *r = &s->root;
 		char a[32], b[32], c[32], d[32], e[32], site[512];

@@ -49,8 +49,10 @@ enum {
 static const char *const stmt_sql[S_COUNT] = {
 	[S_PROCESS] = "INSERT OR REPLACE INTO process (process_id, pid, ppid, parent_id, "
 		      "exec_from, fork_ns, exe, argv, started_ns, ended_ns, end_reason, "
-		      "exit_status, exit_signal, heap_start, dropped_events, truncated_records) "
-		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+		      "exit_status, exit_signal, heap_start, dropped_events, truncated_records, "
+		      "bad_records) "
+		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+		      "?17)",
 	[S_THREAD] = "INSERT OR REPLACE INTO thread (process_id, tid, started_ns, ended_ns) "
 		     "VALUES (?1, ?2, ?3, ?4)",
 	[S_IMAGE] = "INSERT INTO image (image_id, path, build_id) VALUES (?1, ?2, ?3)",
@@ -600,6 +602,7 @@ run_ops(struct db *db, const struct buf *ops)
 				bind_get_opt(s, i, &r);
 			sqlite3_bind_int64(s, 15, get_i64(&r));
 			sqlite3_bind_int64(s, 16, get_i64(&r));
+			sqlite3_bind_int64(s, 17, get_i64(&r));
 			step(db, S_PROCESS, "process");
 			break;
 		case OP_THREAD:
@@ -1026,6 +1029,7 @@ db_process(struct db *db, const struct db_process *p)
 	put_opt(o, p->heap_start, p->heap_start > 0);
 	put_i64(o, p->dropped_events);
 	put_i64(o, p->truncated_records);
+	put_i64(o, p->bad_records);
 }
 
 void

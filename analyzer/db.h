@@ -53,6 +53,7 @@ struct db_process {
 	int64_t exit_status, exit_signal;       /* -1: none */
 	int64_t heap_start;
 	int64_t dropped_events, truncated_records;
+	int64_t bad_records;                    /* dropped: they failed their checks */
 };
 
 /* Insert or replace a process row (by id). */

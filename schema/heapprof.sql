@@ -114,7 +114,9 @@ CREATE TABLE process (
   exit_signal       INTEGER,              -- signal number, if a signal ended it
   heap_start        INTEGER,              -- the break when recording began (address)
   dropped_events    INTEGER NOT NULL DEFAULT 0,  -- events the program could not record
-  truncated_records INTEGER NOT NULL DEFAULT 0   -- records cut short by a sudden end
+  truncated_records INTEGER NOT NULL DEFAULT 0,  -- records cut short by a sudden end
+  bad_records       INTEGER NOT NULL DEFAULT 0   -- records that failed their checks (the
+                                                 -- program wrote over its rings): dropped
 ) STRICT;
 
 CREATE TABLE thread (
@@ -287,7 +289,7 @@ CREATE INDEX module_by_process ON module (process_id);
 CREATE VIEW processes AS
   SELECT pid, ppid, exe, argv, started_ns, ended_ns, exit_status, exit_signal,
          process_id, parent_id, exec_from, end_reason, dropped_events,
-         truncated_records
+         truncated_records, bad_records
   FROM process;
 
 CREATE VIEW chunks AS
