@@ -563,30 +563,6 @@ thread_of(struct image *im, int32_t tid)
 }
 
 static void
-json_string(struct buf *b, const char *s, size_t n)
-{
-	buf_add(b, "\"", 1);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		char esc[8];
-
-		if (ch == '"' || ch == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)ch;
-			buf_add(b, esc, 2);
-		} else if (ch < 0x20 || ch >= 0x7f) {
-			/* control bytes, and everything non-ASCII byte by byte:
-			 * argv need not be UTF-8 */
-			snprintf(esc, sizeof(esc), "\\u%04x", ch);
-			buf_add(b, esc, 6);
-		} else {
-			buf_add(b, s + i, 1);
-		}
-	}
-	buf_add(b, "\"", 1);
-}
-
-static void
 on_process(struct collector *c, struct image *im, const struct hp_ev_process *ev)
 {
 	const char *exe = (const char *)(ev + 1);
@@ -601,7 +577,7 @@ on_process(struct collector *c, struct image *im, const struct hp_ev_process *ev
 		size_t n = strnlen(argv + off, ev->argv_bytes - off);
 		if (k)
 			buf_add(&j, ",", 1);
-		json_string(&j, argv + off, n);
+		json_quote(&j, argv + off, n);
 		off += n + 1;
 	}
 	buf_add(&j, "]", 2);

@@ -570,7 +570,7 @@ ld_frame_text(char *buf, size_t cap, const struct ld_frame *f)
 	else
 		snprintf(buf, cap, "%s (%s)", f->function ? f->function : "??",
 			 f->module ? path_base(f->module) : "?");
-	return buf;
+	return text_safe(buf);
 }
 
 const char *

@@ -67,7 +67,8 @@ int ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap);
 size_t ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap);
 
 /* "function (file:line)" of a frame, or "function (module)" without a
- * line, "?? (module)" without a function; into buf. */
+ * line, "?? (module)" without a function; into buf, fit for a terminal
+ * (text_safe). */
 const char *ld_frame_text(char *buf, size_t cap, const struct ld_frame *f);
 
 /* The innermost frame of a stack as ld_frame_text, or "(no stack
