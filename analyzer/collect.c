@@ -205,10 +205,11 @@ collect_new(struct db *db, const char *dir, bool attach)
 
 /* Map a spool file if it is already as long as we need: a file the
  * program is still setting up may be shorter, and touching a mapping past
- * the end of its file is SIGBUS. So is touching a page of a sparse file
- * that a full tmpfs cannot give a block: the program reserves its files'
- * blocks, and a file without them (a program of another heapprof) gets
- * them here or is not read. */
+ * the end of its file is SIGBUS. So is reading a page of a sparse file
+ * that a full tmpfs cannot give a block: the program gives a file's first
+ * page its block before anything else (spool.c), and the collector reads
+ * no other page but those records were written to; a file without even
+ * that is not read yet. */
 static void *
 map_file(int dirfd, const char *name, size_t len)
 {
@@ -219,8 +220,7 @@ map_file(int dirfd, const char *name, size_t len)
 	if (fd < 0)
 		return NULL;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < len ||
-	    ((uint64_t)st.st_blocks * 512 < len &&
-	     fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)len) != 0)) {
+	    (uint64_t)st.st_blocks * 512 < HP_PAGE) {
 		close(fd);
 		return NULL;
 	}

@@ -152,13 +152,6 @@ header(struct hp_ev *h, const struct hp_ticket *t)
 static void
 rec_ticket(struct hp_ticket *t)
 {
-	if (spool.stopped) {
-		/* nothing will be written (and a forked child without files of
-		 * its own has only its parent's process file) */
-		t->seq = 0;
-		t->ns = 0;
-		return;
-	}
 	t->seq = __atomic_fetch_add(&spool.proc->seq, 1, __ATOMIC_RELAXED);
 	t->ns = now_ns();
 }
@@ -423,6 +416,15 @@ on_ticket(struct hp_ticket *t)
 		hp_self.guard++;
 		after_fork(false);
 		hp_self.guard--;
+	}
+	if (__builtin_expect(spool.stopped, 0)) {
+		/* nothing will be written (the other records take their number
+		 * once they have room, which they then do not get); and a forked
+		 * child without files of its own has only its parent's process
+		 * file, whose numbers are the parent's */
+		t->seq = 0;
+		t->ns = 0;
+		return;
 	}
 	rec_ticket(t);
 }

@@ -93,23 +93,23 @@ file_size_limit(void)
 }
 
 /*
- * Give the file its blocks now. A sparse file (ftruncate) in a tmpfs that
- * is full, or fills later, is a SIGBUS at the first touch of a page that
- * has none - in the program, or in the collector reading it. fallocate
- * says ENOSPC instead (man 2 fallocate); where a filesystem has no
- * fallocate, the zeros are written.
+ * Give [off, off + len) of the file its blocks now. A sparse file in a
+ * tmpfs that is full, or fills later, is a SIGBUS at the first touch of a
+ * page that has none - in the program, or in the collector reading it;
+ * fallocate says ENOSPC instead (man 2 fallocate). Where a filesystem has
+ * no fallocate, the zeros are written.
  */
 static int
-reserve_file(int fd, uint64_t len)
+reserve_file(int fd, uint64_t off, uint64_t len)
 {
 	static const char zero[4096];
 
-	if (fallocate(fd, 0, 0, (off_t)len) == 0)
+	if (fallocate(fd, FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0)
 		return 0;
 	if (errno != EOPNOTSUPP && errno != ENOSYS)
 		return -errno;
-	for (uint64_t off = 0; off < len;) {
-		size_t n = len - off < sizeof(zero) ? (size_t)(len - off) : sizeof(zero);
+	for (uint64_t end = off + len; off < end;) {
+		size_t n = end - off < sizeof(zero) ? (size_t)(end - off) : sizeof(zero);
 		ssize_t w = pwrite(fd, zero, n, (off_t)off);
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -120,21 +120,23 @@ reserve_file(int fd, uint64_t len)
 	return 0;
 }
 
-/* Create DIR/NAME exclusively (0600) with `len` bytes reserved; a
- * descriptor or -errno (-EFBIG past the file size limit, nothing tried). */
+/* Create DIR/NAME exclusively (0600), `size` bytes long, the first
+ * `reserve` of them with their blocks; a descriptor or -errno (-EFBIG past
+ * the file size limit, where nothing is tried: growing a file past it
+ * sends the program SIGXFSZ). */
 static int
-create_file(struct hp_spool *s, const char *name, uint64_t len)
+create_file(struct hp_spool *s, const char *name, uint64_t size, uint64_t reserve)
 {
 	char path[512];
 	int fd, r;
 
-	if (len > file_size_limit())
+	if (size > file_size_limit())
 		return -EFBIG;
 	spool_path(s, path, sizeof(path), name);
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
-	r = reserve_file(fd, len);
+	r = ftruncate(fd, (off_t)size) == 0 ? reserve_file(fd, 0, reserve) : -errno;
 	if (r < 0) {
 		close(fd);
 		unlink(path);
@@ -152,7 +154,7 @@ create_proc_file(struct hp_spool *s)
 	s->pid = (pid_t)syscall(SYS_getpid);
 	for (s->serial = 0; s->serial < 1000; s->serial++) {
 		proc_name(name, sizeof(name), s->pid, s->serial);
-		fd = create_file(s, name, HP_PAGE);
+		fd = create_file(s, name, HP_PAGE, HP_PAGE);
 		if (fd != -EEXIST)
 			break;
 	}
@@ -219,29 +221,56 @@ hp_spool_reopen_child(struct hp_spool *s)
 	return r;
 }
 
-/*
- * The data bytes of a new ring: as configured, but within the file size
- * limit, and no more than a quarter of what the spool's filesystem has
- * free beyond an eighth of its size (left to others: a tmpfs is shared
- * with the program's own files), so that the threads that come later get
- * rings too. A power of two, at least RING_MIN.
- */
+/* The data bytes of a new ring: as configured, within the file size
+ * limit. A power of two, at least RING_MIN. */
 static uint64_t
 ring_size(const struct hp_spool *s)
 {
 	uint64_t size = s->ring_bytes, limit = file_size_limit();
-	struct statfs fs;
 
 	while (size > RING_MIN && HP_PAGE + size > limit)
 		size /= 2;
-	if (statfs(s->dir, &fs) == 0) {
-		uint64_t avail = (uint64_t)fs.f_bavail * (uint64_t)fs.f_bsize;
-		uint64_t keep = (uint64_t)fs.f_blocks * (uint64_t)fs.f_bsize / 8;
-		uint64_t room = avail > keep ? avail - keep : 0;
-		while (size > RING_MIN && HP_PAGE + size > room / 4)
-			size /= 2;
-	}
 	return size;
+}
+
+/*
+ * A ring's data gets its blocks a segment at a time, as the writer first
+ * goes through it: memory as the thread uses it (an idle thread's ring
+ * takes a segment), and where the space is short, the ring goes round
+ * within the segments it has (see hp_spool_begin) instead of a SIGBUS.
+ */
+#define SEGMENT (256 * 1024)
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+/* Blocks for [from, from + len) of r's data: MADV_POPULATE_WRITE fails
+ * (EFAULT) where a write would be a SIGBUS (man 2 madvise); before Linux
+ * 5.14, fallocate through the file's name. */
+static bool
+populate(struct hp_spool *s, struct hp_ring *r, uint64_t from, uint64_t len)
+{
+	char name[96], path[512];
+	int saved = errno, fd;
+	bool ok;
+
+	if (madvise(r->data + from, len, MADV_POPULATE_WRITE) == 0) {
+		errno = saved;
+		return true;
+	}
+	ok = false;
+	if (errno == EINVAL) {
+		ring_name(name, sizeof(name), s->pid, s->serial, r->index);
+		spool_path(s, path, sizeof(path), name);
+		fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (fd >= 0) {
+			ok = reserve_file(fd, HP_PAGE + from, len) == 0;
+			close(fd);
+		}
+	}
+	errno = saved;
+	return ok;
 }
 
 static struct hp_ring *
@@ -249,18 +278,12 @@ create_ring(struct hp_spool *s, unsigned index)
 {
 	char name[96];
 	struct hp_ring *r;
-	uint64_t size;
+	uint64_t size = ring_size(s), first = size < SEGMENT ? size : SEGMENT;
 	void *map;
 	int fd;
 
 	ring_name(name, sizeof(name), s->pid, s->serial, index);
-	/* smaller while the space is not there (another process took it
-	 * since statfs looked) */
-	for (size = ring_size(s);; size /= 2) {
-		fd = create_file(s, name, HP_PAGE + size);
-		if (fd >= 0 || (fd != -ENOSPC && fd != -EFBIG && fd != -EDQUOT) || size <= RING_MIN)
-			break;
-	}
+	fd = create_file(s, name, HP_PAGE + size, HP_PAGE + first);
 	if (fd < 0)
 		return NULL;
 	map = mmap(NULL, HP_PAGE + size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -275,10 +298,50 @@ create_ring(struct hp_spool *s, unsigned index)
 	r->hdr = map;
 	r->data = (char *)map + HP_PAGE;
 	r->size = size;
+	r->reserved = first;
 	r->index = index;
 	r->hdr->version = HP_EV_VERSION;
 	r->hdr->data_bytes = r->size;
 	return r;
+}
+
+/* Whether a ring may grow by a segment: an eighth of the spool's
+ * filesystem stays free (a tmpfs is shared with the program's own files)
+ * and room for the first segments of threads yet to come. */
+static bool
+may_grow(const struct hp_spool *s)
+{
+	struct statfs fs;
+
+	if (statfs(s->dir, &fs) != 0)
+		return true;
+	uint64_t avail = (uint64_t)fs.f_bavail * (uint64_t)fs.f_bsize;
+	uint64_t keep = (uint64_t)fs.f_blocks * (uint64_t)fs.f_bsize / 8 + 4 * SEGMENT;
+	return avail > keep + SEGMENT;
+}
+
+/* Whether [off, off + bytes) has its blocks, and a record header after it
+ * (where padding may have to go next): more segments if need be. Out of
+ * the writer's way: once a ring has gone round, never called. */
+__attribute__((noinline, cold)) static bool
+ring_room(struct hp_spool *s, struct hp_ring *r, uint64_t off, size_t bytes)
+{
+	uint64_t want = off + bytes + sizeof(struct hp_ev);
+
+	if (r->reserved >= r->size)
+		return true;
+	if (want > r->size)
+		want = r->size;
+	while (r->reserved < want) {
+		uint64_t n = r->size - r->reserved < SEGMENT ? r->size - r->reserved : SEGMENT;
+		int saved = errno;
+		bool ok = may_grow(s) && populate(s, r, r->reserved, n);
+		errno = saved;
+		if (!ok)
+			return false;
+		r->reserved += n;
+	}
+	return true;
 }
 
 /* A ring whose thread is gone can be drained and reused. */
@@ -547,8 +610,13 @@ hp_spool_begin(struct hp_spool *s, struct hp_ring *r, size_t bytes)
 		__atomic_store_n(&r->hdr->head, r->head, __ATOMIC_RELEASE);
 		off = 0;
 	}
-	if (off + bytes > r->size) {
-		/* Pad to the end of the data area: records never wrap. */
+	/* Pad to the end of the data area: records never wrap. And where the
+	 * ring has no blocks to go further (its filesystem is full), it goes
+	 * round within those it has, the rest padded over, never touched (its
+	 * first segment holds any record and a header after it). */
+	if (off + bytes > r->size ||
+	    (__builtin_expect(off + bytes + sizeof(struct hp_ev) > r->reserved, 0) &&
+	     !ring_room(s, r, off, bytes))) {
 		size_t pad = r->size - off;
 		if (r->head + pad - r->tail_seen > r->size && !wait_for_room(s, r, pad))
 			return NULL;

@@ -26,6 +26,7 @@ struct hp_ring {
 	struct hp_ring_header *hdr;
 	char *data;
 	uint64_t size;        /* data bytes, a power of two */
+	uint64_t reserved;    /* data bytes with their blocks, from the start */
 	uint64_t head;        /* producer's copy of hdr->head */
 	uint64_t tail_seen;   /* last tail read from the header */
 	unsigned index;       /* the n of its file name */
@@ -64,15 +65,17 @@ int hp_spool_open(struct hp_spool *s, const char *dir, pid_t collector, size_t r
 int hp_spool_reopen_child(struct hp_spool *s);
 
 /* A ring for the calling thread (tid): a drained one of this image or a
- * new file, its blocks reserved (fallocate), smaller than configured when
- * the file size limit or the space of the spool's filesystem asks for it.
- * NULL if recording stopped or there is no memory or space. Lock: none. */
+ * new file (smaller than configured when the file size limit asks for
+ * it), whose data gets its blocks as it is first written (a segment at a
+ * time, fallocate or MADV_POPULATE_WRITE: never a SIGBUS). NULL if
+ * recording stopped or there is no memory or space. Lock: none. */
 struct hp_ring *hp_spool_ring(struct hp_spool *s, pid_t tid);
 
 /*
- * Room for a record of `bytes` (a multiple of 8) in r, waiting for the
- * collector if the ring is full. NULL if recording stopped: the caller
- * then drops the event (and counts it with hp_spool_drop).
+ * Room for a record of `bytes` (a multiple of 8, less than 256 KiB) in r,
+ * waiting for the collector if the ring is full. NULL if recording
+ * stopped: the caller then drops the event (and counts it with
+ * hp_spool_drop).
  */
 void *hp_spool_begin(struct hp_spool *s, struct hp_ring *r, size_t bytes);
 
