@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rec-signals READY-FILE - counts the SIGUSR1, SIGALRM and SIGHUP it gets.
- * Creates READY-FILE once its handlers are in place, then allocates and
- * frees until it has had one of each (or 20 s have passed), and prints
- * "usr1 N alrm N hup N"; exit status 0. Anything else sent to it keeps its
- * default action.
+ * rec-signals READY-FILE - counts the SIGUSR1, SIGALRM, SIGHUP and SIGINT
+ * it gets. Creates READY-FILE once its handlers are in place, then
+ * allocates and frees until it has had one of the first three (or 20 s
+ * have passed), and prints "usr1 N alrm N hup N int N"; exit status 0.
+ * Anything else sent to it keeps its default action.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static volatile sig_atomic_t usr1, alrm, hup;
+static volatile sig_atomic_t usr1, alrm, hup, intr;
 
 static void
 on_signal(int sig)
@@ -22,6 +22,8 @@ on_signal(int sig)
 		usr1++;
 	else if (sig == SIGALRM)
 		alrm++;
+	else if (sig == SIGINT)
+		intr++;
 	else
 		hup++;
 }
@@ -39,6 +41,7 @@ main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGALRM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 	if ((fd = open(argv[1], O_WRONLY | O_CREAT | O_EXCL, 0600)) < 0)
 		return 3;
 	close(fd);
@@ -48,6 +51,6 @@ main(int argc, char **argv)
 	}
 	/* a moment more: a signal sent twice would arrive now */
 	usleep(200000);
-	printf("usr1 %d alrm %d hup %d\n", (int)usr1, (int)alrm, (int)hup);
+	printf("usr1 %d alrm %d hup %d int %d\n", (int)usr1, (int)alrm, (int)hup, (int)intr);
 	return 0;
 }

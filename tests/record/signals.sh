@@ -30,8 +30,44 @@ kill -ALRM $hp
 kill -HUP $hp
 wait $hp
 check "USR1, ALRM, HUP to heapprof: the program got each once, its status" \
-	"0|usr1 1 alrm 1 hup 1" "$?|$(cat "$TMP/out")"
+	"0|usr1 1 alrm 1 hup 1 int 0" "$?|$(cat "$TMP/out")"
 check "and the database is complete, with its views" "1|3" "$(complete "$TMP/handled.db")"
+
+# ^C on the terminal: the terminal sends SIGINT to the program itself
+# (heapprof and it are its foreground process group): not sent twice
+python3 - "$HEAPPROF" "$PROGS" "$TMP" >"$TMP/tty" 2>&1 <<'PY'
+import os, pty, re, select, signal, sys, time
+heapprof, progs, tmp = sys.argv[1:4]
+ready = tmp + "/ready-tty"
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(heapprof, [heapprof, "run", "-o", tmp + "/tty.db", progs + "/rec-signals", ready])
+for _ in range(100):
+    if os.path.exists(ready):
+        break
+    time.sleep(0.1)
+os.write(fd, b"\x03")
+time.sleep(0.3)
+for sig in (signal.SIGUSR1, signal.SIGALRM, signal.SIGHUP):
+    os.kill(pid, sig)
+out = b""
+while True:
+    r, _, _ = select.select([fd], [], [], 30)
+    if not r:
+        break
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+_, status = os.waitpid(pid, 0)
+got = re.search(r"usr1 \d+ alrm \d+ hup \d+ int \d+", out.decode(errors="replace"))
+print("%d|%s" % (os.waitstatus_to_exitcode(status), got.group(0) if got else ""))
+PY
+check "^C on the terminal: the program got one SIGINT, heapprof lived on" \
+	"0|usr1 1 alrm 1 hup 1 int 1" "$(tr -d '\r' <"$TMP/tty")"
 
 # signals it does not handle end it, as they would without heapprof
 for sig in USR2 TERM 40; do
@@ -67,7 +103,7 @@ kill -USR1 $prog
 kill -ALRM $prog
 kill -HUP $prog
 wait $prog
-check "the program ends normally" "0|usr1 1 alrm 1 hup 1" "$?|$(cat "$TMP/out")"
+check "the program ends normally" "0|usr1 1 alrm 1 hup 1 int 0" "$?|$(cat "$TMP/out")"
 i=0
 while [ "$(q "$TMP/alone.db" "SELECT value FROM meta WHERE key = 'complete'" 2>/dev/null)" != 1 ] &&
 	[ $i -lt 200 ]; do
