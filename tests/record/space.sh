@@ -44,10 +44,10 @@ check "and every chunk is recorded, none dropped" "160008|0|1" \
 	"$(churned "$OUT/shm4.db")|$(q "$OUT/shm4.db" 'SELECT sum(dropped_events) FROM processes')|$(q "$OUT/shm4.db" "SELECT value FROM meta WHERE key = 'complete'")"
 
 # a container's 64 MiB /dev/shm and 64 threads
-run_ns "64m:/dev/shm" "" -o "$OUT/shm64.db" "$PROGS/rec-churn" 64 2000 >"$TMP/out" 2>"$TMP/err"
-check "64 MiB /dev/shm, 64 threads: the program ends normally" "0|churned 64 x 2000" \
+run_ns "64m:/dev/shm" "" -o "$OUT/shm64.db" "$PROGS/rec-churn" 64 10000 >"$TMP/out" 2>"$TMP/err"
+check "64 MiB /dev/shm, 64 threads: the program ends normally" "0|churned 64 x 10000" \
 	"$?|$(cat "$TMP/out")"
-check "and every chunk is recorded" "128064|0" \
+check "and every chunk is recorded" "640064|0" \
 	"$(churned "$OUT/shm64.db")|$(q "$OUT/shm64.db" 'SELECT sum(dropped_events) FROM processes')"
 
 # nowhere much room: /dev/shm, $TMPDIR and /tmp small; the rings shrink
