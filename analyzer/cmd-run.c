@@ -62,8 +62,8 @@ static pid_t self_pid;
 static struct sigaction orig_action[NSIG];
 static bool changed[NSIG];
 
-/* Signals of the program's machine faults: a real one (not sent by
- * someone) is heapprof's own, and kills it as it would have. */
+/* Machine faults: a real one (not one sent by someone) is heapprof's own,
+ * and kills it as it would have. */
 static bool
 is_fault(int sig)
 {

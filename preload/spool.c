@@ -195,9 +195,8 @@ hp_spool_open(struct hp_spool *s, const char *dir, pid_t collector, size_t ring_
 int
 hp_spool_reopen_child(struct hp_spool *s)
 {
-	int saved = errno, r;
-
 	struct hp_proc_file *parent = s->borrowed ? NULL : s->proc;
+	int saved = errno, r;
 
 	for (struct hp_ring *ring = s->rings, *next; ring; ring = next) {
 		next = ring->next;
@@ -322,7 +321,7 @@ may_grow(const struct hp_spool *s)
 
 /* Whether [off, off + bytes) has its blocks, and a record header after it
  * (where padding may have to go next): more segments if need be. Out of
- * the writer's way: once a ring has gone round, never called. */
+ * the writer's way: called only at the end of the blocks a ring has. */
 __attribute__((noinline, cold)) static bool
 ring_room(struct hp_spool *s, struct hp_ring *r, uint64_t off, size_t bytes)
 {

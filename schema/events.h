@@ -51,7 +51,9 @@
 #define HP_ENV_RING_KB "HEAPPROF_RING_KB"     /* ring data per thread */
 
 #define HP_MAX_DEPTH_LIMIT 256
-#define HP_RING_KB_MAX (1024 * 1024) /* HEAPPROF_RING_KB above it: the default */
+/* HEAPPROF_RING_KB above it: the default. A record's length has 24 bits,
+ * and padding may span all of a ring but its first segment. */
+#define HP_RING_KB_MAX (16 * 1024)
 
 /* A spool goes in the first of /dev/shm, $TMPDIR, /tmp with this much free
  * space (else in the one with the most): a small /dev/shm (a container's
