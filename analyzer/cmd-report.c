@@ -417,8 +417,10 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 	const struct rp_figures *f = &r->at;
 	int64_t t0 = p->in.started_ns;
 
+	char exe[512];
+	snprintf(exe, sizeof(exe), "%s", p->exe ? p->exe : "?");
 	printf("process %lld (%s), at %s: %.3f s after it started\n", (long long)p->pid,
-	       p->exe ? p->exe : "?", o->at_name, secs(f->at_ns - t0));
+	       text_safe(exe), o->at_name, secs(f->at_ns - t0));
 	if (note[0])
 		printf("  from %s\n", note);
 	text_line("heap extent", f->extent, NULL);
@@ -514,23 +516,20 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 
 /* ---- JSON ---- */
 
+/* A string of the database's: UTF-8 as it is (it was sent byte by byte,
+ * so that "é" came out as "Ã©"), what is no UTF-8 as U+FFFD. */
 static void
 json_str(const char *s)
 {
+	struct buf b = { 0 };
+
 	if (!s) {
 		fputs("null", stdout);
 		return;
 	}
-	putchar('"');
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			printf("\\%c", *p);
-		else if (*p < 0x20 || *p >= 0x7f)
-			printf("\\u%04x", *p);
-		else
-			putchar(*p);
-	}
-	putchar('"');
+	json_quote(&b, s, strlen(s));
+	fwrite(b.p, 1, b.len, stdout);
+	buf_free(&b);
 }
 
 static void

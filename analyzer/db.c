@@ -9,7 +9,8 @@
  * batches wait; past that the collector waits, so memory stays bounded.
  * Ids the collector needs back (images, modules) are assigned here, on the
  * collector's side. The schema's text is split at its "-- @indexes" and
- * "-- @views" markers: tables first, indexes and views after the load.
+ * "-- @views" markers: tables and views first (committed before the first
+ * row, so that a run cut off still has its views), indexes after the load.
  */
 #include "config.h"
 
@@ -62,8 +63,10 @@ enum {
 static const char *const stmt_sql[S_COUNT] = {
 	[S_PROCESS] = "INSERT OR REPLACE INTO process (process_id, pid, ppid, parent_id, "
 		      "exec_from, fork_ns, exe, argv, started_ns, ended_ns, end_reason, "
-		      "exit_status, exit_signal, heap_start, dropped_events, truncated_records) "
-		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+		      "exit_status, exit_signal, heap_start, dropped_events, truncated_records, "
+		      "bad_records) "
+		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+		      "?17)",
 	[S_THREAD] = "INSERT OR REPLACE INTO thread (process_id, tid, started_ns, ended_ns) "
 		     "VALUES (?1, ?2, ?3, ?4)",
 	[S_IMAGE] = "INSERT INTO image (image_id, path, build_id) VALUES (?1, ?2, ?3)",
@@ -445,12 +448,30 @@ set_error(struct db *db, const char *msg)
 	pthread_mutex_unlock(&db->mu);
 }
 
+/* The system's word for an I/O error, or NULL: EFBIG (the file size
+ * limit) is only a "disk I/O error" to SQLite. */
+static const char *
+io_errno(struct db *db)
+{
+	int c = sqlite3_errcode(db->h) & 0xff, e = sqlite3_system_errno(db->h);
+
+	if (c != SQLITE_IOERR && c != SQLITE_FULL)
+		return NULL;
+	if (!e) /* the database file's own, when a rollback since reset errno */
+		sqlite3_file_control(db->h, "main", SQLITE_FCNTL_LAST_ERRNO, &e);
+	return e ? strerror(e) : NULL;
+}
+
 static void
 fail(struct db *db, const char *what)
 {
 	char msg[512];
+	const char *why = io_errno(db);
 
-	snprintf(msg, sizeof(msg), "%s: %s", what, sqlite3_errmsg(db->h));
+	if (why)
+		snprintf(msg, sizeof(msg), "%s: %s (%s)", what, sqlite3_errmsg(db->h), why);
+	else
+		snprintf(msg, sizeof(msg), "%s: %s", what, sqlite3_errmsg(db->h));
 	set_error(db, msg);
 }
 
@@ -471,7 +492,14 @@ exec(struct db *db, const char *sql)
 	char *msg = NULL;
 
 	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		set_error(db, msg ? msg : "error");
+		const char *why = io_errno(db);
+		char full[512];
+
+		if (why)
+			snprintf(full, sizeof(full), "%s (%s)", msg ? msg : "error", why);
+		else
+			snprintf(full, sizeof(full), "%s", msg ? msg : "error");
+		set_error(db, full);
 		sqlite3_free(msg);
 		return false;
 	}
@@ -651,6 +679,7 @@ run_ops(struct db *db, const struct buf *ops)
 				bind_get_opt(s, i, &r);
 			sqlite3_bind_int64(s, 15, get_i64(&r));
 			sqlite3_bind_int64(s, 16, get_i64(&r));
+			sqlite3_bind_int64(s, 17, get_i64(&r));
 			step(db, S_PROCESS, "process");
 			break;
 		case OP_THREAD:
@@ -788,9 +817,35 @@ insert_rows(struct db *db, struct rowsource *src, struct rowbuf *rows, int which
 	rows->n = 0;
 }
 
+/* After a failure (the disk full, the file size limit) nothing more is
+ * written: the transaction that failed is rolled back, and the file stays
+ * as it was at the last commit, a database marked incomplete. Later
+ * batches are dropped (the collector goes on reading the rings, so the
+ * program is not held up). Writer's side. */
+static bool
+stop_on_failure(struct db *db)
+{
+	if (!db_failed(db))
+		return false;
+	if (!sqlite3_get_autocommit(db->h))
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	return true;
+}
+
+static void
+drop_batch(struct batch *b)
+{
+	b->chunks.n = b->reallocs.n = b->slacks.n = b->frames.n = b->events.n = 0;
+	b->ops.len = 0;
+}
+
 static void
 write_batch(struct db *db, struct batch *b)
 {
+	if (stop_on_failure(db)) {
+		drop_batch(b);
+		return;
+	}
 	run_ops(db, &b->ops);
 	int64_t last_chunk = b->first_chunk + b->chunks.n - 1;
 	if (b->chunks.n) {
@@ -813,8 +868,11 @@ commit_if_due(struct db *db, bool now)
 {
 	uint64_t t = mono_ns();
 
+	if (stop_on_failure(db))
+		return;
 	if (now || t - db->committed_at >= 100000000ULL) {
-		exec(db, "COMMIT; BEGIN");
+		if (!exec(db, "COMMIT; BEGIN"))
+			stop_on_failure(db);
 		db->committed_at = t;
 	}
 }
@@ -974,7 +1032,7 @@ struct db *
 db_create(const char *path, char *err, size_t errcap)
 {
 	struct db *db = xcalloc(1, sizeof(*db));
-	char *tables;
+	char *tables, *views;
 
 	pthread_mutex_init(&db->mu, NULL);
 	pthread_cond_init(&db->wake, NULL);
@@ -1031,16 +1089,19 @@ db_create(const char *path, char *err, size_t errcap)
 	 * per database.
 	 */
 	tables = schema_part(NULL, "\n-- @indexes\n");
+	views = schema_part("\n-- @views\n", NULL);
 	if (!exec(db, "PRAGMA page_size = 65536; PRAGMA locking_mode = EXCLUSIVE;"
 		      "PRAGMA journal_mode = PERSIST; PRAGMA synchronous = OFF;"
 		      "PRAGMA cache_size = -65536;") ||
-	    !exec(db, "BEGIN") || !exec(db, tables)) {
+	    !exec(db, "BEGIN") || !exec(db, tables) || !exec(db, views)) {
 		snprintf(err, errcap, "cannot create the schema: %s", db->error);
 		free(tables);
+		free(views);
 		close_db(db);
 		return NULL;
 	}
 	free(tables);
+	free(views);
 	sqlite3_create_module(db->h, "hp_chunk_rows", &rows_module, &db->chunk_src);
 	sqlite3_create_module(db->h, "hp_realloc_rows", &rows_module, &db->realloc_src);
 	sqlite3_create_module(db->h, "hp_slack_rows", &rows_module, &db->slack_src);
@@ -1060,7 +1121,12 @@ db_create(const char *path, char *err, size_t errcap)
 	db_meta(db, "heapprof_version", HP_VERSION);
 	db_meta(db, "complete", "0");
 	submit(db);
-	exec(db, "COMMIT; BEGIN");
+	if (db->error[0] || !exec(db, "COMMIT; BEGIN")) {
+		/* the disk full already, or the file size limit too low */
+		snprintf(err, errcap, "cannot create the schema: %s", db->error);
+		close_db(db);
+		return NULL;
+	}
 	db->committed_at = mono_ns();
 	if (pthread_create(&db->writer, NULL, writer_main, db) == 0)
 		db->writer_running = true;
@@ -1107,6 +1173,7 @@ db_process(struct db *db, const struct db_process *p)
 	put_opt(o, p->heap_start, p->heap_start > 0);
 	put_i64(o, p->dropped_events);
 	put_i64(o, p->truncated_records);
+	put_i64(o, p->bad_records);
 }
 
 void
@@ -1590,12 +1657,11 @@ int
 db_finish(struct db *db, char *err, size_t errcap)
 {
 	char *indexes = schema_part("\n-- @indexes\n", "\n-- @views\n");
-	char *views = schema_part("\n-- @views\n", NULL);
 	bool ok;
 
 	stop_writer(db);
 	ok = !db->error[0] && exec(db, "COMMIT; BEGIN") && exec(db, indexes) &&
-	     symbolize_frames(db) && exec(db, views);
+	     symbolize_frames(db);
 	if (ok) {
 		db_meta(db, "complete", "1");
 		submit(db);
@@ -1607,9 +1673,13 @@ db_finish(struct db *db, char *err, size_t errcap)
 			ok = exec(db, "VACUUM");
 	}
 	free(indexes);
-	free(views);
-	if (!ok)
+	if (!ok) {
 		snprintf(err, errcap, "%s", db->error[0] ? db->error : "cannot finish");
+		/* what was committed stays, marked incomplete, in one file */
+		if (!sqlite3_get_autocommit(db->h))
+			sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_exec(db->h, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+	}
 	close_db(db);
 	return ok ? 0 : -1;
 }
@@ -1618,7 +1688,8 @@ void
 db_abandon(struct db *db)
 {
 	stop_writer(db);
-	exec(db, "COMMIT");
+	if (!sqlite3_get_autocommit(db->h))
+		sqlite3_exec(db->h, db->error[0] ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
 	exec(db, "PRAGMA journal_mode = DELETE;");
 	close_db(db);
 }

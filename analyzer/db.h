@@ -3,10 +3,10 @@
  * db.h - writing a heapprof database (schema/heapprof.sql).
  *
  * The collector loads rows in large transactions, committed every 100 ms
- * so that a collector crash loses at most that much; indexes and views
- * come after the load, then the frames are symbolized. Until db_finish()
- * the meta key "complete" says 0, so a half-written database is never
- * passed off as whole.
+ * so that a collector crash loses at most that much; the tables and views
+ * are committed before the first row, indexes come after the load, then
+ * the frames are symbolized. Until db_finish() the meta key "complete"
+ * says 0, so a half-written database is never passed off as whole.
  */
 #ifndef HP_DB_H
 #define HP_DB_H
@@ -21,7 +21,8 @@ struct db;
 extern const char hp_schema_sql[];
 
 /* Open the database file `path` (already created, empty, by the caller)
- * and create the tables. Returns NULL with a message in err. */
+ * and create the tables and views, committed. Returns NULL with a message
+ * in err. */
 struct db *db_create(const char *path, char *err, size_t errcap);
 
 /* Remove the rollback journal of the database at `path`, if any: before a
@@ -31,7 +32,11 @@ struct db *db_create(const char *path, char *err, size_t errcap);
 void db_remove_journal(const char *path);
 
 /* Begin/commit batching: db_tick commits if the batch is older than
- * 100 ms. Errors are sticky: db_failed() returns the first message. */
+ * 100 ms. Errors are sticky: db_failed() returns the first message. After
+ * one (the disk full, the file size limit reached) nothing more is
+ * written: the transaction that failed is rolled back and the rest is
+ * dropped, so the file holds what was committed before, marked
+ * incomplete. */
 void db_tick(struct db *db);
 const char *db_failed(struct db *db);
 
@@ -48,6 +53,7 @@ struct db_process {
 	int64_t exit_status, exit_signal;       /* -1: none */
 	int64_t heap_start;
 	int64_t dropped_events, truncated_records;
+	int64_t bad_records;                    /* dropped: they failed their checks */
 };
 
 /* Insert or replace a process row (by id). */
@@ -160,8 +166,9 @@ void db_interval_merge(struct db *db, int64_t into, int64_t from, int64_t proces
 void db_compact(struct db *db);
 
 /* The last commit: indexes, symbolized frames (max_frames per stack),
- * views, meta complete=1, a self-contained file (journal_mode DELETE).
- * Returns 0, or -1 with a message in err. Closes the database. */
+ * meta complete=1, a self-contained file (journal_mode DELETE).
+ * Returns 0, or -1 with a message in err (the file then holds what was
+ * committed, marked incomplete). Closes the database. */
 int db_finish(struct db *db, char *err, size_t errcap);
 
 /* Close without finishing (the collector failed): what was committed stays,

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "heapmodel.h"
 #include "util.h"
@@ -11,34 +12,77 @@
 /* ---- the bitmap: l0 a bit per granule, l1 a bit per non-zero l0 word,
  * l2 a bit per non-zero l1 word ---- */
 
+/*
+ * The levels are as long as the heap (l0 1/128 of it), but only the pages
+ * near chunks are ever written: they are mapped MAP_NORESERVE and grown
+ * with mremap, so untouched pages take no memory, and the model's memory
+ * follows the chunks, not what the heap's extent claims (a recording can
+ * claim anything). False if the address space is not there.
+ */
+static size_t
+level_bytes(size_t words)
+{
+	return (words * sizeof(uint64_t) + 4095) & ~(size_t)4095;
+}
+
+static bool
+level_grow(uint64_t **p, size_t *bytes, size_t words)
+{
+	size_t want = level_bytes(words);
+	void *q;
+
+	if (want <= *bytes)
+		return true;
+	if (*p == NULL)
+		q = mmap(NULL, want, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	else
+		q = mremap(*p, *bytes, want, MREMAP_MAYMOVE);
+	if (q == MAP_FAILED)
+		return false;
+	*p = q; /* what is new reads zero */
+	*bytes = want;
+	return true;
+}
+
 static void
+level_free(uint64_t *p, size_t bytes)
+{
+	if (p)
+		munmap(p, bytes);
+}
+
+static bool
 occ_need(struct hm_occ *o, size_t granules)
 {
 	size_t words = (granules + 63) / 64;
 
 	if (words <= o->words)
-		return;
+		return true;
+	if (words > SIZE_MAX / 16)
+		return false;
 	size_t n = o->words ? o->words : 64;
 	while (n < words)
 		n *= 2;
 	size_t n1 = (n + 63) / 64, n2 = (n1 + 63) / 64;
-	size_t o1 = (o->words + 63) / 64, o2 = (o1 + 63) / 64;
-	o->l0 = xrealloc(o->l0, n * sizeof(uint64_t));
-	memset(o->l0 + o->words, 0, (n - o->words) * sizeof(uint64_t));
-	o->l1 = xrealloc(o->l1, n1 * sizeof(uint64_t));
-	memset(o->l1 + o1, 0, (n1 - o1) * sizeof(uint64_t));
-	o->l2 = xrealloc(o->l2, n2 * sizeof(uint64_t));
-	memset(o->l2 + o2, 0, (n2 - o2) * sizeof(uint64_t));
+	/* a level that grew before another failed is only longer than it
+	 * needs to be */
+	if (!level_grow(&o->l2, &o->bytes[2], n2) || !level_grow(&o->l1, &o->bytes[1], n1) ||
+	    !level_grow(&o->l0, &o->bytes[0], n))
+		return false;
 	o->words = n;
+	return true;
 }
 
-static void
+static bool
 occ_set(struct hm_occ *o, size_t g)
 {
-	occ_need(o, g + 1);
+	if (!occ_need(o, g + 1))
+		return false;
 	o->l0[g / 64] |= 1ULL << (g % 64);
 	o->l1[g / 4096] |= 1ULL << (g / 64 % 64);
 	o->l2[g / 262144] |= 1ULL << (g / 4096 % 64);
+	return true;
 }
 
 static void
@@ -104,6 +148,10 @@ hm_next(const struct hm_heap *h, size_t g)
 	while (!m) {
 		if (++w >= o->words)
 			return -1;
+		if (w % 4096 == 0 && o->l2[w / 4096] == 0) {
+			w += 4095; /* 4096 empty words */
+			continue;
+		}
 		if (w % 64 == 0 && o->l1[w / 64] == 0) {
 			w += 63; /* 64 empty words */
 			continue;
@@ -114,6 +162,10 @@ hm_next(const struct hm_heap *h, size_t g)
 }
 
 /* ---- heaps ---- */
+
+/* How far past a heap's end an address may be and still be taken as the
+ * heap's (see hm_heap_of). */
+#define HM_FAR (1ULL << 30)
 
 void
 hm_init(struct hm *m, struct chunkmap *map)
@@ -126,9 +178,9 @@ void
 hm_free(struct hm *m)
 {
 	for (size_t i = 0; i < m->nheaps; i++) {
-		free(m->heaps[i].occ.l0);
-		free(m->heaps[i].occ.l1);
-		free(m->heaps[i].occ.l2);
+		level_free(m->heaps[i].occ.l0, m->heaps[i].occ.bytes[0]);
+		level_free(m->heaps[i].occ.l1, m->heaps[i].occ.bytes[1]);
+		level_free(m->heaps[i].occ.l2, m->heaps[i].occ.bytes[2]);
 	}
 	free(m->heaps);
 	m->heaps = NULL;
@@ -191,10 +243,15 @@ hm_heap_of(struct hm *m, uint64_t addr)
 			return &m->heaps[i];
 		}
 	/* past every heap's end: a move of the break that was not recorded
-	 * (lost events); the closest heap below takes it */
+	 * (lost events); the closest heap below takes it, if it is no
+	 * farther than the heap is long (or 1 GiB): farther, it is in no heap
+	 * we know (a thread arena's heap a forked child inherited) */
 	for (size_t i = 0; i < m->nheaps; i++)
 		if (addr >= m->heaps[i].start && (!best || m->heaps[i].start > best->start))
 			best = &m->heaps[i];
+	if (best && addr - best->end >= (best->end - best->start > HM_FAR ? best->end - best->start
+									   : HM_FAR))
+		return NULL;
 	return best;
 }
 
@@ -297,7 +354,8 @@ hm_occupy(struct hm *m, struct chunk_entry *c)
 	if (!h)
 		return false;
 	size_t g = (size_t)((c->addr - h->start) / HM_GRAIN);
-	occ_set(&h->occ, g);
+	if (!occ_set(&h->occ, g))
+		return false;
 	h->occupied += c->chunk_bytes;
 	if (g + 1 >= h->top) {
 		h->top = g + 1;

@@ -29,6 +29,7 @@ enum { HM_BRK = 1, HM_MAPPED = 3 };
 struct hm_occ {
 	size_t words;
 	uint64_t *l0, *l1, *l2;
+	size_t bytes[3]; /* mapped, of l0, l1, l2 */
 };
 
 struct hm_heap {
@@ -66,7 +67,8 @@ void hm_clone(struct hm *d, const struct hm *m, struct chunkmap *map);
  * HM_MAPPED, before any chunk is placed. */
 void hm_restore_heap(struct hm *m, uint64_t start, uint64_t end, uint8_t kind);
 
-/* The heap an address is in (or the closest below it), or NULL. */
+/* The heap an address is in (or the closest below it, if not far past its
+ * end), or NULL. */
 struct hm_heap *hm_heap_of(struct hm *m, uint64_t addr);
 
 /* Heap shape: the break moved; a heap's memory was mapped or unmapped. */
@@ -75,7 +77,8 @@ void hm_map_heap(struct hm *m, uint64_t addr, uint64_t len);
 void hm_unmap_heap(struct hm *m, uint64_t addr, uint64_t len);
 
 /* The caller added `c` to the map (addr, chunk_bytes, kind, cached set):
- * count it as occupying its heap. Returns false if it is in no heap. */
+ * count it as occupying its heap. Returns false if it is in no heap (or
+ * the address space for the heap's bitmap is not there). */
 bool hm_occupy(struct hm *m, struct chunk_entry *c);
 /* It no longer occupies anything; the caller removes it from the map
  * after this. */

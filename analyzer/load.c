@@ -27,7 +27,20 @@ struct ld_db_priv {
 	struct ld_db pub;
 	struct strs strs;
 	sqlite3_stmt *frames;
+	/* the processes by id, when their ids are not 1..n in order */
+	struct proc_index {
+		int64_t id;
+		size_t i;
+	} *by_id;
 };
+
+/* User addresses are below 2^56 on every 64-bit Linux (5-level paging):
+ * a file that says otherwise is damaged. */
+#define MAX_ADDR (1LL << 56)
+/* A forked child's heap is replayed from its ancestors' at each fork;
+ * beyond this many generations (a hostile file can chain a million), the
+ * child starts from an empty heap instead. */
+#define MAX_FORK_DEPTH 256
 
 static const char *
 keep(struct ld_db_priv *p, const unsigned char *s)
@@ -124,7 +137,9 @@ ld_open(const char *path, char *err, size_t errcap)
 		sqlite3_db_config(h, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 		sqlite3_db_config(h, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
 		sqlite3_db_config(h, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL);
-		sqlite3_db_config(h, SQLITE_DBCONFIG_ENABLE_VIEW, 1, NULL);
+		/* nothing read here is a view: a view in place of a table
+		 * (one with an endless recursive query) is refused */
+		sqlite3_db_config(h, SQLITE_DBCONFIG_ENABLE_VIEW, 0, NULL);
 		sqlite3_limit(h, SQLITE_LIMIT_LENGTH, 1 << 20);
 		sqlite3_limit(h, SQLITE_LIMIT_SQL_LENGTH, 1 << 16);
 		sqlite3_exec(h, "PRAGMA cell_size_check = ON; PRAGMA mmap_size = 0; "
@@ -193,17 +208,40 @@ ld_open(const char *path, char *err, size_t errcap)
 	return &p->pub;
 }
 
+static int
+by_proc_id(const void *a, const void *b)
+{
+	const struct proc_index *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
 static struct ld_process *
 find_proc(struct ld_db *db, int64_t process_id)
 {
+	struct ld_db_priv *p = (struct ld_db_priv *)db;
+
 	/* process ids are 1..n in order, usually at index id - 1 */
 	if (process_id >= 1 && (size_t)process_id <= db->nprocs &&
 	    db->procs[process_id - 1].process_id == process_id)
 		return &db->procs[process_id - 1];
-	for (size_t i = 0; i < db->nprocs; i++)
-		if (db->procs[i].process_id == process_id)
-			return &db->procs[i];
-	return NULL;
+	/* else by a sorted index (a scan per row was quadratic) */
+	if (!p->by_id && db->nprocs) {
+		p->by_id = xmalloc(db->nprocs * sizeof(*p->by_id));
+		for (size_t i = 0; i < db->nprocs; i++)
+			p->by_id[i] = (struct proc_index){ db->procs[i].process_id, i };
+		qsort(p->by_id, db->nprocs, sizeof(*p->by_id), by_proc_id);
+	}
+	size_t lo = 0, hi = db->nprocs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (p->by_id[mid].id < process_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < db->nprocs && p->by_id[lo].id == process_id ? &db->procs[p->by_id[lo].i]
+								 : NULL;
 }
 
 static int
@@ -214,21 +252,20 @@ fail_sql(struct ld_db *db, char *err, size_t errcap)
 }
 
 static int
+by_stack_id(const void *a, const void *b)
+{
+	const struct ld_stack_fn *x = a, *y = b;
+
+	return x->stack_id < y->stack_id ? -1 : x->stack_id > y->stack_id;
+}
+
+static int
 load_functions(struct ld_db *db, char *err, size_t errcap)
 {
 	sqlite3_stmt *s;
+	size_t cap = 0;
 	int rc;
 
-	db->nstacks = query_int(db->h, "SELECT max(stack_id) FROM stack", 0, &rc);
-	if (rc != SQLITE_OK)
-		return fail_sql(db, err, errcap);
-	if (db->nstacks < 0 || db->nstacks > (1LL << 31)) {
-		snprintf(err, errcap, "damaged: stack ids out of range");
-		return -1;
-	}
-	db->fn_of_stack = xcalloc((size_t)db->nstacks + 1, sizeof(int64_t));
-	for (int64_t i = 0; i <= db->nstacks; i++)
-		db->fn_of_stack[i] = -i;
 	if (sqlite3_prepare_v2(db->h, "SELECT f.stack_id, y.function FROM stack_frame f "
 				      "JOIN symbol y ON y.image_id = f.image_id AND "
 				      "y.offset = f.offset AND y.level = 0 "
@@ -238,15 +275,20 @@ load_functions(struct ld_db *db, char *err, size_t errcap)
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(s, 0);
 		const unsigned char *fn = sqlite3_column_text(s, 1);
-		if (id < 1 || id > db->nstacks || !fn)
+		if (id < 1 || !fn)
 			continue;
 		if (!last || strcmp(last, (const char *)fn) != 0) {
 			db->fn_names = xrealloc(db->fn_names, (db->nfns + 1) * sizeof(char *));
 			last = db->fn_names[db->nfns++] = xstrdup((const char *)fn);
 		}
-		db->fn_of_stack[id] = (int64_t)db->nfns;
+		if (db->nstack_fns == cap) {
+			cap = cap ? cap * 2 : 256;
+			db->stack_fns = xrealloc(db->stack_fns, cap * sizeof(*db->stack_fns));
+		}
+		db->stack_fns[db->nstack_fns++] = (struct ld_stack_fn){ id, (int64_t)db->nfns };
 	}
 	sqlite3_finalize(s);
+	qsort(db->stack_fns, db->nstack_fns, sizeof(*db->stack_fns), by_stack_id);
 	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
 }
 
@@ -287,8 +329,12 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			       "ORDER BY process_id",
 			       -1, &s, NULL) != SQLITE_OK)
 		return fail_sql(db, err, errcap);
+	size_t pcap = 0;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		db->procs = xrealloc(db->procs, (db->nprocs + 1) * sizeof(*db->procs));
+		if (db->nprocs == pcap) {
+			pcap = pcap ? pcap * 2 : 16;
+			db->procs = xrealloc(db->procs, pcap * sizeof(*db->procs));
+		}
 		struct ld_process *p = &db->procs[db->nprocs++];
 		memset(p, 0, sizeof(*p));
 		p->process_id = sqlite3_column_int64(s, 0);
@@ -323,25 +369,34 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			snprintf(err, errcap, "no process was recorded");
 		return -1;
 	}
+	/* parents come before their children (lower ids, and the rows are
+	 * in id order): each one's depth is known when its children's is
+	 * asked for */
+	size_t *parent = xmalloc(db->nprocs * sizeof(size_t));
+	unsigned *depth = xcalloc(db->nprocs, sizeof(unsigned));
 	for (size_t i = 0; i < db->nprocs; i++) {
 		struct ld_process *p = &db->procs[i];
+		parent[i] = SIZE_MAX;
 		if (p->parent_id && p->in.fork_ns) {
-			struct ld_process *parent = find_proc(db, p->parent_id);
-			if (parent && parent != p && parent->process_id < p->process_id)
-				p->in.parent = &parent->in;
+			struct ld_process *par = find_proc(db, p->parent_id);
+			size_t j = par ? (size_t)(par - db->procs) : SIZE_MAX;
+			if (par && j < i && par->process_id < p->process_id &&
+			    depth[j] < MAX_FORK_DEPTH) {
+				p->in.parent = &par->in;
+				parent[i] = j;
+				depth[i] = depth[j] + 1;
+			}
 		}
 	}
+	free(depth);
 	/* which to load: the wanted ones and their ancestors (a forked child's
-	 * heap is its parent's at the fork) */
+	 * heap is its parent's at the fork); each is marked once */
 	bool *need = xcalloc(db->nprocs, sizeof(bool));
-	for (size_t i = 0; i < db->nprocs; i++) {
-		if (!db->procs[i].wanted)
-			continue;
-		for (const struct rp_input *a = &db->procs[i].in; a; a = a->parent)
-			for (size_t j = 0; j < db->nprocs; j++)
-				if (&db->procs[j].in == a)
-					need[j] = true;
-	}
+	for (size_t i = 0; i < db->nprocs; i++)
+		for (size_t a = db->procs[i].wanted ? i : SIZE_MAX; a != SIZE_MAX && !need[a];
+		     a = parent[a])
+			need[a] = true;
+	free(parent);
 
 	/* chunks, one pass over the table; with one process wanted, its array
 	 * is sized once (chunk ids are 1..n) */
@@ -354,6 +409,11 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		}
 	if (nneed == 1) {
 		int64_t total = query_int(db->h, "SELECT max(chunk_id) FROM chunk_packed", 0, &rc);
+		/* an id is any number a file holds: no more rows than the file
+		 * has room for (a row takes more than 8 bytes) */
+		struct stat st;
+		if (stat(db->path, &st) == 0 && total > st.st_size / 8)
+			total = st.st_size / 8;
 		if (rc == SQLITE_OK && total > 0 && total < (1LL << 34)) {
 			cap[only] = (size_t)total;
 			db->procs[only].in.chunks = xmalloc(cap[only] * sizeof(struct rp_chunk));
@@ -391,10 +451,21 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 					      ? 0
 					      : (int64_t)((uint64_t)free_ns +
 							  (uint64_t)sqlite3_column_int64(s, 5));
+		int64_t addr = sqlite3_column_int64(s, 1);
+		int64_t slack = (info >> 8 & 511) < 511 ? (info >> 8 & 511) : sqlite3_column_int64(s, 8);
+		if (addr < 0 || addr >= MAX_ADDR || (int64_t)size < 0 || size >= MAX_ADDR ||
+		    slack < 0 || slack >= MAX_ADDR || addr + (int64_t)size + slack > MAX_ADDR) {
+			snprintf(err, errcap, "damaged: chunk %lld has an address or size no "
+					      "process can have",
+				 (long long)sqlite3_column_int64(s, 6));
+			sqlite3_finalize(s);
+			free(need);
+			free(cap);
+			return -1;
+		}
 		in->chunks[in->nchunks++] = (struct rp_chunk){
-			.addr = (uint64_t)sqlite3_column_int64(s, 1),
-			.bytes = size + ((info >> 8 & 511) < 511 ? (uint64_t)(info >> 8 & 511)
-							      : (uint64_t)sqlite3_column_int64(s, 8)),
+			.addr = (uint64_t)addr,
+			.bytes = size + (uint64_t)slack,
 			.size = size,
 			.alloc_ns = alloc_ns,
 			.free_ns = free_ns,
@@ -435,12 +506,26 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			cap[k] = cap[k] ? cap[k] * 2 : 256;
 			in->events = xrealloc(in->events, cap[k] * sizeof(*in->events));
 		}
+		int64_t addr = sqlite3_column_int64(s, 3), bytes = sqlite3_column_int64(s, 4);
+		int kind = sqlite3_column_int(s, 2);
+		/* brk: two breaks; the others: a range */
+		if (addr < 0 || addr >= MAX_ADDR || bytes < 0 || bytes >= MAX_ADDR ||
+		    (kind != RP_EV_BRK && addr + bytes > MAX_ADDR)) {
+			snprintf(err, errcap, "damaged: a heap event of process %lld has an "
+					      "address or size no process can have",
+				 (long long)p->process_id);
+			sqlite3_finalize(s);
+			free(unsorted);
+			free(need);
+			free(cap);
+			return -1;
+		}
 		struct rp_event *ev = &in->events[in->nevents++];
 		*ev = (struct rp_event){
 			.ns = sqlite3_column_int64(s, 1),
-			.kind = (uint8_t)sqlite3_column_int(s, 2),
-			.addr = (uint64_t)sqlite3_column_int64(s, 3),
-			.bytes = (uint64_t)sqlite3_column_int64(s, 4),
+			.kind = (uint8_t)kind,
+			.addr = (uint64_t)addr,
+			.bytes = (uint64_t)bytes,
 			.value = sqlite3_column_int64(s, 5),
 			.has_value = sqlite3_column_type(s, 5) != SQLITE_NULL,
 		};
@@ -751,7 +836,7 @@ ld_frame_text(char *buf, size_t cap, const struct ld_frame *f)
 	else
 		snprintf(buf, cap, "%s (%s)", f->function ? f->function : "??",
 			 f->module ? path_base(f->module) : "?");
-	return buf;
+	return text_safe(buf);
 }
 
 const char *
@@ -770,10 +855,20 @@ int64_t
 ld_group_function(void *arg, int64_t stack_id)
 {
 	struct ld_db *db = arg;
+	size_t lo = 0, hi = db->nstack_fns;
 
-	if (stack_id < 1 || stack_id > db->nstacks)
+	if (stack_id < 1)
 		return 0;
-	return db->fn_of_stack[stack_id];
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (db->stack_fns[mid].stack_id < stack_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* a stack whose function is not known is a group of its own */
+	return lo < db->nstack_fns && db->stack_fns[lo].stack_id == stack_id ? db->stack_fns[lo].fn
+									      : -stack_id;
 }
 
 const char *
@@ -802,7 +897,8 @@ ld_close(struct ld_db *db)
 	for (size_t i = 0; i < db->nfns; i++)
 		free(db->fn_names[i]);
 	free(db->fn_names);
-	free(db->fn_of_stack);
+	free(db->stack_fns);
+	free(p->by_id);
 	for (size_t i = 0; i < p->strs.n; i++)
 		free(p->strs.v[i]);
 	free(p->strs.v);

@@ -59,9 +59,14 @@ struct ld_db {
 	bool snapshots;         /* a snapshot recording (meta recording) */
 	struct ld_process *procs;
 	size_t nprocs;
-	/* the innermost frame of each stack, and a function id for grouping */
-	int64_t nstacks;
-	int64_t *fn_of_stack;   /* by stack id: function id, or -stack_id if unknown */
+	/* the innermost frame of each stack, and a function id for grouping:
+	 * (stack id, function id) of the stacks whose function is known,
+	 * sorted by stack id (a stack id is any number a file holds: an
+	 * array indexed by it would be as large as the largest) */
+	struct ld_stack_fn {
+		int64_t stack_id, fn;
+	} *stack_fns;
+	size_t nstack_fns;
 	char **fn_names;        /* by function id - 1 */
 	size_t nfns;
 };
@@ -71,7 +76,9 @@ struct ld_db *ld_open(const char *path, char *err, size_t errcap);
 
 /* Load the processes whose pid is `pid` (0: all), their ancestors (a forked
  * child's heap starts as its parent's), their chunks and heap events.
- * Returns 0, or -1 with a message (also when no process has that pid). */
+ * Returns 0, or -1 with a message (also when no process has that pid, and
+ * "damaged: ..." for addresses or sizes no process can have). Memory and
+ * time follow the rows the file holds, whatever numbers are in them. */
 int ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap);
 
 /* The heaps, chunks and formers of snapshot `id` into s (rp_snapshot_free
@@ -84,7 +91,8 @@ void ld_snapshot_free(struct rp_snapshot *s);
 size_t ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap);
 
 /* "function (file:line)" of a frame, or "function (module)" without a
- * line, "?? (module)" without a function; into buf. */
+ * line, "?? (module)" without a function; into buf, fit for a terminal
+ * (text_safe). */
 const char *ld_frame_text(char *buf, size_t cap, const struct ld_frame *f);
 
 /* The innermost frame of a stack as ld_frame_text, or "(no stack

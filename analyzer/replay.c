@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "chunkmap.h"
 #include "heapmodel.h"
@@ -586,7 +587,16 @@ hole_sites(struct rp_result *r, const struct rp_input *in, int64_t at, size_t to
 		qsort(cand[k], nc[k], sizeof(**cand), by_vacated_desc);
 		int64_t *keys = NULL; /* the group key of each site */
 		size_t grains = (size_t)(h->bytes / HM_GRAIN);
-		uint64_t *claimed = xcalloc((grains + 63) / 64, sizeof(uint64_t));
+		/* a bit per granule of the hole, mapped MAP_NORESERVE: only the
+		 * pages under former chunks take memory, however large a hole a
+		 * file claims (too large for the address space: no sites) */
+		size_t claimed_bytes = ((grains + 63) / 64 * sizeof(uint64_t) + 4095) & ~(size_t)4095;
+		uint64_t *claimed = mmap(NULL, claimed_bytes, PROT_READ | PROT_WRITE,
+					 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (claimed == MAP_FAILED) {
+			claimed = NULL;
+			nc[k] = 0;
+		}
 		for (size_t j = 0; j < nc[k]; j++) {
 			const struct rp_chunk *c = cand[k][j].c;
 			uint64_t lo = c->addr > h->addr ? c->addr : h->addr;
@@ -614,7 +624,8 @@ hole_sites(struct rp_result *r, const struct rp_input *in, int64_t at, size_t to
 			h->sites[s].chunks++;
 		}
 		free(keys);
-		free(claimed);
+		if (claimed)
+			munmap(claimed, claimed_bytes);
 		free(cand[k]);
 		/* largest first */
 		for (size_t a = 1; a < h->nsites; a++)

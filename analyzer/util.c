@@ -251,3 +251,84 @@ buf_free(struct buf *b)
 	b->p = NULL;
 	b->len = b->cap = 0;
 }
+
+size_t
+utf8_char(const char *s, size_t n, uint32_t *cp)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t len;
+	uint32_t c, min;
+
+	if (n == 0)
+		return 0;
+	if (u[0] < 0x80) {
+		*cp = u[0];
+		return 1;
+	}
+	if ((u[0] & 0xe0) == 0xc0)
+		len = 2, c = u[0] & 0x1f, min = 0x80;
+	else if ((u[0] & 0xf0) == 0xe0)
+		len = 3, c = u[0] & 0x0f, min = 0x800;
+	else if ((u[0] & 0xf8) == 0xf0)
+		len = 4, c = u[0] & 0x07, min = 0x10000;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((u[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (u[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+char *
+text_safe(char *s)
+{
+	size_t n = strlen(s);
+
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t len = utf8_char(s + i, n - i, &cp);
+		bool bad = len == 0 || cp < 0x20 || (cp >= 0x7f && cp < 0xa0);
+		if (len == 0)
+			len = 1;
+		if (bad)
+			memset(s + i, '?', len);
+		i += len;
+	}
+	return s;
+}
+
+void
+json_quote(struct buf *b, const char *s, size_t n)
+{
+	buf_add(b, "\"", 1);
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t len = utf8_char(s + i, n - i, &cp);
+		char esc[8];
+
+		if (len == 0) {
+			buf_add(b, "\\ufffd", 6);
+			i++;
+			continue;
+		}
+		if (cp == '"' || cp == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)cp;
+			buf_add(b, esc, 2);
+		} else if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) {
+			snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)cp);
+			buf_add(b, esc, 6);
+		} else {
+			buf_add(b, s + i, len);
+		}
+		i += len;
+	}
+	buf_add(b, "\"", 1);
+}

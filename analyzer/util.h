@@ -46,6 +46,17 @@ const char *fmt_size(char *buf, size_t cap, uint64_t bytes);
 /* Monotonic clock in ns (CLOCK_MONOTONIC, comparable with the events). */
 uint64_t mono_ns(void);
 
+/* The length of the UTF-8 character at s (of at most n bytes), its code
+ * point in *cp; 0 if none starts there (a stray byte, an overlong form, a
+ * surrogate, past U+10FFFF). */
+size_t utf8_char(const char *s, size_t n, uint32_t *cp);
+
+/* s made fit for a terminal, in place: control characters (C0, DEL, C1)
+ * and bytes that are no UTF-8 become '?' (a database is anyone's: an
+ * escape sequence in a function name must not reach the terminal).
+ * Returns s. */
+char *text_safe(char *s);
+
 /* A growable byte buffer. */
 struct buf {
 	char *p;
@@ -53,5 +64,9 @@ struct buf {
 };
 void buf_add(struct buf *b, const void *data, size_t n);
 void buf_free(struct buf *b);
+
+/* A JSON string of n bytes of s: UTF-8 as it is, control characters
+ * escaped, bytes that are no UTF-8 as U+FFFD. */
+void json_quote(struct buf *b, const char *s, size_t n);
 
 #endif

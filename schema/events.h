@@ -52,6 +52,14 @@
 #define HP_ENV_SNAPSHOTS "HEAPPROF_SNAPSHOTS" /* standalone: snapshots every N s */
 
 #define HP_MAX_DEPTH_LIMIT 256
+/* HEAPPROF_RING_KB above it: the default. A record's length has 24 bits,
+ * and padding may span all of a ring but its first segment. */
+#define HP_RING_KB_MAX (16 * 1024)
+
+/* A spool goes in the first of /dev/shm, $TMPDIR, /tmp with this much free
+ * space (else in the one with the most): a small /dev/shm (a container's
+ * 64 MiB) is left to the program. */
+#define HP_SPOOL_ROOM (128ULL << 20)
 
 /* Process file. */
 struct hp_proc_file {
@@ -117,6 +125,7 @@ enum hp_ev_type {
 	HP_EV_EXIT = 16,    /* exit(), _exit() or _Exit() with a status */
 	HP_EV_DROPS = 17,   /* events were lost (count) */
 	HP_EV_REAP = 18,    /* a wait call returned a child's end */
+	HP_EV_LAST = HP_EV_REAP, /* the highest type (the collector checks types) */
 };
 
 /* Common header: 24 bytes. */

@@ -28,8 +28,8 @@
 -- "-- @indexes" first, loads the data, then runs the rest (indexes are
 -- built after the load).
 
--- @tables" and "-- @indexes" first, loads the data, then runs the rest
--- (indexes are built after the load).
+-- @tables" and "-- @indexes" first, and the views after "-- @views" (so that
+-- a run cut off has them too), loads the data, then builds the indexes.
 
 -- @tables
 PRAGMA application_id = 1213222470;  -- 0x48505246, "HPRF": a heapprof database
@@ -89,7 +89,9 @@ CREATE TABLE process (
   exit_signal       INTEGER,              -- signal number, if a signal ended it
   heap_start        INTEGER,              -- the break when recording began (address)
   dropped_events    INTEGER NOT NULL DEFAULT 0,  -- events the program could not record
-  truncated_records INTEGER NOT NULL DEFAULT 0   -- records cut short by a sudden end
+  truncated_records INTEGER NOT NULL DEFAULT 0,  -- records cut short by a sudden end
+  bad_records       INTEGER NOT NULL DEFAULT 0   -- records that failed their checks (the
+                                                 -- program wrote over its rings): dropped
 ) STRICT;
 
 CREATE TABLE thread (
@@ -432,7 +434,7 @@ CREATE INDEX module_by_process ON module (process_id);
 CREATE VIEW processes AS
   SELECT pid, ppid, exe, argv, started_ns, ended_ns, exit_status, exit_signal,
          process_id, parent_id, exec_from, end_reason, dropped_events,
-         truncated_records
+         truncated_records, bad_records
   FROM process;
 
 -- The program's chunks: in a full recording one row per chunk it obtained

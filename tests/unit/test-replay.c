@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "../harness.h"
 #include "../progs/rng.h"
@@ -212,6 +213,57 @@ recordings(void)
 	rp_free(r);
 }
 
+/* Peak resident memory so far, bytes. */
+static uint64_t
+max_rss(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (uint64_t)ru.ru_maxrss * 1024;
+}
+
+/* What a recording claims of its heaps does not decide the memory the
+ * model takes; a chunk far past every heap is in none. */
+static void
+far_and_huge(void)
+{
+	/* a heap of 1 TiB (its bitmap as long as 8 GiB), a chunk at its
+	 * bottom and one at its top */
+	struct rp_chunk c[3];
+	c[0] = chunk(0, 64 * KB, 10, 0, 0, 0, 1);
+	c[1] = chunk((1ULL << 40) - 64 * KB, 64 * KB, 11, 0, 0, 0, 2);
+	struct rp_event ev[] = {
+		{ .ns = 1, .kind = RP_EV_BRK, .addr = B, .bytes = B + (1ULL << 40) },
+	};
+	struct rp_input in = { .chunks = c, .nchunks = 2, .events = ev, .nevents = 1,
+			       .heap_start = B, .started_ns = 0, .ended_ns = 100 };
+	struct rp_options opt = { .at = RP_AT_EXIT, .top = 10 };
+	uint64_t before = max_rss();
+	struct rp_result *r = rp_analyze(&in, &opt);
+	CHECK(r->at.extent == 1ULL << 40 && r->at.live == 128 * KB &&
+	      r->at.untrimmable == (1ULL << 40) - 128 * KB,
+	      "a 1 TiB heap: its figures (untrimmable %llu)", (unsigned long long)r->at.untrimmable);
+	CHECK(r->nholes == 1 && r->npins == 1 && r->pins[0].stack_id == 2,
+	      "a 1 TiB heap: one hole below the pin at its top");
+	CHECK(max_rss() - before < 64 * KB * KB, "a 1 TiB heap: less than 64 MiB of memory (%llu)",
+	      (unsigned long long)(max_rss() - before));
+	rp_free(r);
+
+	/* a 1 MiB heap, and a chunk 32 TiB above it (a thread arena's heap
+	 * a forked child inherited and never saw mapped) */
+	c[0] = chunk(64 * KB, 48, 10, 0, 0, 0, 1);
+	c[1] = chunk(1ULL << 45, 64 * KB, 11, 0, 0, 0, 2);
+	ev[0].bytes = B + 1024 * KB;
+	r = rp_analyze(&in, &opt);
+	CHECK(r->at.extent == 1024 * KB && r->at.live == 48 && r->at.untrimmable == 64 * KB,
+	      "a chunk far past the heap is in no heap (live %llu, untrimmable %llu)",
+	      (unsigned long long)r->at.live, (unsigned long long)r->at.untrimmable);
+	CHECK(max_rss() - before < 64 * KB * KB, "nor does it take memory (%llu)",
+	      (unsigned long long)(max_rss() - before));
+	rp_free(r);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -220,5 +272,6 @@ main(int argc, char **argv)
 
 	model_vs_brute_force(seed * 0x9e3779b97f4a7c15ULL + 1, steps);
 	recordings();
+	far_and_huge();
 	return harness_exit();
 }
