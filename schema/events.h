@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * events.h - the binary event stream from libheapprof.so to the collector
- * (wire format version 1). Both sides include this file; nothing else
+ * (wire format version 3). Both sides include this file; nothing else
  * crosses the process boundary.
  *
  * Transport: a spool directory (private, 0700) holds, for every process
@@ -38,7 +38,7 @@
 
 #include <stdint.h>
 
-#define HP_EV_VERSION 2
+#define HP_EV_VERSION 3
 #define HP_PROC_MAGIC 0x31434f5250504548ULL /* "HEPPROC1" */
 #define HP_RING_MAGIC 0x31474e4952504548ULL /* "HEPRING1" */
 #define HP_PAGE 4096
@@ -202,7 +202,8 @@ struct hp_ev_state {
 	struct hp_ev h;
 	uint64_t chunk;
 	uint64_t bytes;
-	uint8_t state; /* hp_state: 0 free, 1 cached, 2 live */
+	uint8_t state; /* hp_state: 0 free, 1 cached in a tcache, 2 live,
+			* 3 cached in a fastbin */
 	uint8_t pad[7];
 };
 
