@@ -206,45 +206,112 @@ text_line(const char *what, uint64_t bytes, const char *extra)
 	       extra ? extra : "");
 }
 
+/* Print `text` as lines of at most `width` columns, each starting with
+ * `indent` (a word longer than a line gets a line of its own). */
+static void
+wrap(const char *indent, const char *text, size_t width)
+{
+	size_t in = strlen(indent), col = 0;
+	const char *p = text;
+
+	while (*p) {
+		while (*p == ' ')
+			p++;
+		size_t n = strcspn(p, " ");
+		if (!n)
+			break;
+		if (col && col + 1 + n > width) {
+			putchar('\n');
+			col = 0;
+		}
+		if (!col) {
+			fputs(indent, stdout);
+			col = in;
+		} else {
+			putchar(' ');
+			col++;
+		}
+		fwrite(p, 1, n, stdout);
+		col += n;
+		p += n;
+	}
+	if (col)
+		putchar('\n');
+}
+
 /* The one sentence that says what would give the memory back. */
 static void
 advice(struct ld_db *db, const struct rp_result *r)
 {
-	char s[512], a[32], b[32];
+	char t[2048], s[512], a[96], b[32], c[32], w[32];
+	const struct rp_figures *f = &r->at;
 
-	if (r->at.untrimmable == 0) {
-		printf("  Nothing is pinned: every free byte of the heap is at its top, and free() "
-		       "trims it once it passes the trim threshold.\n");
+	fmt_size(b, sizeof(b), f->trim_reclaimable);
+	if (f->untrimmable == 0) {
+		if (f->fastbin && f->trim_reclaimable > f->trim_top)
+			snprintf(t, sizeof(t),
+				 "Nothing free is pinned, but fastbins hold %s of chunks the program "
+				 "freed (glibc keeps chunks of up to 128 bytes there, unmerged, until "
+				 "a large request or malloc_trim consolidates them): free() never "
+				 "gives them back; malloc_trim(0) would return %s now.",
+				 fmt_size(a, sizeof(a), f->fastbin), b);
+		else
+			snprintf(t, sizeof(t),
+				 "Nothing is pinned: every free byte of the heap is at its top, and "
+				 "free() trims it once it passes the trim threshold.");
+		wrap("  ", t, 80);
 		return;
 	}
 	const struct rp_pin *p = r->npins ? &r->pins[0] : NULL;
-	fmt_size(a, sizeof(a), r->at.untrimmable);
-	fmt_size(b, sizeof(b), r->at.trim_reclaimable);
+	fmt_size(a, sizeof(a), f->untrimmable);
+	strcat(a, " of free memory");
+	if (f->untrimmable_resident == 0)
+		strcat(a, " (none of it resident)");
+	else if (f->untrimmable_resident < f->untrimmable)
+		snprintf(a + strlen(a), sizeof(a) - strlen(a), " (%s of it resident)",
+			 fmt_size(c, sizeof(c), f->untrimmable_resident));
 	if (!p) {
-		printf("  %s of free memory is held below the top of the heap; malloc_trim(0) "
-		       "would return %s of it.\n",
-		       a, b);
+		snprintf(t, sizeof(t),
+			 "%s is held below the top of the heap; malloc_trim(0) "
+			 "would return %s now.",
+			 a, b);
+		wrap("  ", t, 80);
 		return;
 	}
-	char w[32];
 	ld_site_text(db, p->stack_id, s, sizeof(s));
 	fmt_size(w, sizeof(w), p->weight);
 	if (p->state == RP_LIVE)
-		printf("  %s of free memory cannot be given back while the top pin, a %llu-byte "
-		       "chunk from %s, is live: freeing it would let free() trim %s%s; "
-		       "malloc_trim(0) would return %s now.\n",
-		       a, (unsigned long long)p->bytes, s, w,
-		       r->npins > 1 ? " (the pins listed below it hold the rest)" : "", b);
+		snprintf(t, sizeof(t),
+			 "%s cannot be given back while the top pin, a %llu-byte "
+			 "chunk from %s, is live: freeing it would let free() trim %s%s; "
+			 "malloc_trim(0) would return %s now.",
+			 a, (unsigned long long)p->bytes, s, w,
+			 r->npins > 1 ? " (the pins listed below it hold the rest)" : "", b);
+	else if (p->state == RP_CACHED && p->cache == RP_FASTBIN)
+		snprintf(t, sizeof(t),
+			 "%s cannot be given back: the top pin is a %llu-byte chunk "
+			 "from %s that the program already freed but a fastbin still holds, until "
+			 "a large request or malloc_trim consolidates it; malloc_trim(0) would "
+			 "return %s now.",
+			 a, (unsigned long long)p->bytes, s, b);
 	else if (p->state == RP_CACHED)
-		printf("  %s of free memory cannot be given back: the top pin is a %llu-byte chunk "
-		       "from %s that the program already freed but the allocator still caches "
-		       "(tcache or fastbin) until a request of its size reuses it; "
-		       "malloc_trim(0) would return %s now.\n",
-		       a, (unsigned long long)p->bytes, s, b);
+		snprintf(t, sizeof(t),
+			 "%s cannot be given back: the top pin is a %llu-byte chunk "
+			 "from %s that the program already freed but its thread's tcache still "
+			 "holds, until a request of its size reuses it; malloc_trim(0) would "
+			 "return %s now.",
+			 a, (unsigned long long)p->bytes, s, b);
 	else
-		printf("  %s of free memory cannot be given back: the allocator's own memory sits "
-		       "above it; malloc_trim(0) would return %s now.\n",
-		       a, b);
+		snprintf(t, sizeof(t),
+			 "%s cannot be given back: the allocator's own memory sits "
+			 "above it; malloc_trim(0) would return %s now.",
+			 a, b);
+	if (f->fastbin > f->untrimmable)
+		snprintf(t + strlen(t), sizeof(t) - strlen(t),
+			 " Fastbins hold another %s of chunks the program freed: free() never "
+			 "gives them back, malloc_trim(0) consolidates them first.",
+			 fmt_size(c, sizeof(c), f->fastbin));
+	wrap("  ", t, 80);
 }
 
 struct leak {
@@ -330,30 +397,41 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 
 	printf("process %lld (%s), at %s: %.3f s after it started\n", (long long)p->pid,
 	       p->exe ? p->exe : "?", o->at_name, secs(f->at_ns - t0));
-	text_line("heap extent", f->extent, NULL);
+	snprintf(line, sizeof(line), "%s resident", fmt_size(a, sizeof(a), f->resident));
+	text_line("heap extent", f->extent, line);
 	snprintf(line, sizeof(line), "%llu chunk%s", (unsigned long long)f->live_chunks,
 		 f->live_chunks == 1 ? "" : "s");
 	text_line("live", f->live, line);
-	snprintf(line, sizeof(line), "%llu chunk%s freed, still held by a tcache or fastbin",
+	snprintf(line, sizeof(line), "%llu freed chunk%s a tcache or fastbin holds",
 		 (unsigned long long)f->cached_chunks, f->cached_chunks == 1 ? "" : "s");
+	if (f->fastbin)
+		snprintf(line, sizeof(line), "%llu freed chunk%s, %s of it in fastbins",
+			 (unsigned long long)f->cached_chunks, f->cached_chunks == 1 ? "" : "s",
+			 fmt_size(a, sizeof(a), f->fastbin));
 	text_line("cached", f->cached, line);
 	text_line("allocator's own", f->allocator, NULL);
-	snprintf(line, sizeof(line), "malloc_trim(0) could return %s of it",
-		 fmt_size(a, sizeof(a), f->trim_reclaimable));
+	snprintf(line, sizeof(line), "free below the top pin, %s of it resident",
+		 fmt_size(a, sizeof(a), f->untrimmable_resident));
 	text_line("untrimmable", f->untrimmable, line);
 	text_line("top free", f->top_free, "trimmable");
 	snprintf(line, sizeof(line), "%llu chunk%s", (unsigned long long)f->mmap_chunks,
 		 f->mmap_chunks == 1 ? "" : "s");
 	text_line("mmap", f->mmap, line);
 	text_line("retained", f->retained, "held from the kernel beyond live bytes");
+	snprintf(line, sizeof(line), "resident pages it would give back now (%s of the top)",
+		 fmt_size(a, sizeof(a), f->trim_top));
+	text_line("malloc_trim(0)", f->trim_reclaimable, line);
 	for (size_t i = 0; r->nheaps > 1 && i < r->nheaps; i++) {
 		const struct rp_heap *h = &r->heaps[i];
 		uint64_t top = h->top_end > h->start ? h->top_end : h->start;
 		uint64_t span = top - h->start;
 		char d[32];
-		printf("    %s heap at 0x%llx: extent %s, untrimmable %s, top free %s\n",
+		char e[32];
+		printf("    %s heap at 0x%llx: extent %s (%s resident), untrimmable %s, "
+		       "top free %s\n",
 		       h->kind == RP_BRK ? "the brk" : "an arena's", U(h->start),
 		       fmt_size(a, sizeof(a), h->end - h->start),
+		       fmt_size(e, sizeof(e), h->resident),
 		       fmt_size(b, sizeof(b), span > h->occupied ? span - h->occupied : 0),
 		       fmt_size(d, sizeof(d), h->end > top ? h->end - top : 0));
 	}
@@ -484,12 +562,15 @@ json_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 	printf(", \"at\": ");
 	json_str(o->at == RP_AT_TIME ? "time" : o->at_name);
 	printf(", \"at_ns\": %lld,\n", (long long)(f->at_ns - t0));
-	printf("     \"extent_bytes\": %llu, \"live_bytes\": %llu, \"cached_bytes\": %llu, "
-	       "\"allocator_bytes\": %llu, \"top_free_bytes\": %llu,\n",
-	       U(f->extent), U(f->live), U(f->cached), U(f->allocator), U(f->top_free));
-	printf("     \"untrimmable_bytes\": %llu, \"trim_reclaimable_bytes\": %llu, "
-	       "\"mmap_bytes\": %llu, \"retained_bytes\": %llu,\n",
-	       U(f->untrimmable), U(f->trim_reclaimable), U(f->mmap), U(f->retained));
+	printf("     \"extent_bytes\": %llu, \"resident_bytes\": %llu, \"live_bytes\": %llu, "
+	       "\"cached_bytes\": %llu, \"fastbin_bytes\": %llu,\n",
+	       U(f->extent), U(f->resident), U(f->live), U(f->cached), U(f->fastbin));
+	printf("     \"allocator_bytes\": %llu, \"top_free_bytes\": %llu, "
+	       "\"untrimmable_bytes\": %llu, \"untrimmable_resident_bytes\": %llu,\n",
+	       U(f->allocator), U(f->top_free), U(f->untrimmable), U(f->untrimmable_resident));
+	printf("     \"trim_reclaimable_bytes\": %llu, ", U(f->trim_reclaimable));
+	printf("\"trim_top_bytes\": %llu, \"mmap_bytes\": %llu, \"retained_bytes\": %llu,\n",
+	       U(f->trim_top), U(f->mmap), U(f->retained));
 	printf("     \"live_chunks\": %llu, \"cached_chunks\": %llu, \"mmap_chunks\": %llu,\n",
 	       U(f->live_chunks), U(f->cached_chunks), U(f->mmap_chunks));
 	printf("     \"peak_live_bytes\": %llu, \"peak_live_ns\": %lld, \"peak_extent_bytes\": %llu, "
@@ -508,10 +589,10 @@ json_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		uint64_t top = h->top_end > h->start ? h->top_end : h->start;
 		uint64_t span = top - h->start;
 		printf("%s{\"kind\": \"%s\", \"start\": %llu, \"extent_bytes\": %llu, "
-		       "\"occupied_bytes\": %llu, \"untrimmable_bytes\": %llu, "
-		       "\"top_free_bytes\": %llu}",
+		       "\"resident_bytes\": %llu, \"occupied_bytes\": %llu, "
+		       "\"untrimmable_bytes\": %llu, \"top_free_bytes\": %llu}",
 		       i ? ", " : "", h->kind == RP_BRK ? "brk" : "arena", U(h->start),
-		       U(h->end - h->start), U(h->occupied),
+		       U(h->end - h->start), U(h->resident), U(h->occupied),
 		       U(span > h->occupied ? span - h->occupied : 0),
 		       U(h->end > top ? h->end - top : 0));
 	}

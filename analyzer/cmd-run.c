@@ -505,13 +505,15 @@ summary(const char *db_path, const struct collect_stats *s)
 			(unsigned long long)s->dropped, (unsigned long long)s->truncated);
 	if (s->has_root) {
 		const struct db_summary *r = &s->root;
-		char a[32], b[32], c[32], d[32], e[32], site[512];
+		char a[32], b[32], c[32], d[32], e[32], f[32], site[512];
 		fprintf(stderr,
-			"heapprof: pid %lld at exit: heap extent %s, live %s, untrimmable %s "
-			"(malloc_trim(0) would return %s); worst untrimmable %s at %.3f s\n",
+			"heapprof: pid %lld at exit: heap extent %s (%s resident), live %s, "
+			"untrimmable %s\n",
 			(long long)s->root_pid, fmt_size(a, sizeof(a), r->extent),
-			fmt_size(b, sizeof(b), r->live + r->mmap),
-			fmt_size(c, sizeof(c), r->untrimmable),
+			fmt_size(f, sizeof(f), r->resident), fmt_size(b, sizeof(b), r->live + r->mmap),
+			fmt_size(c, sizeof(c), r->untrimmable));
+		fprintf(stderr,
+			"heapprof: malloc_trim(0) would return %s; worst untrimmable %s at %.3f s\n",
 			fmt_size(d, sizeof(d), r->trim_reclaimable),
 			fmt_size(e, sizeof(e), r->worst_untrimmable),
 			(double)(r->worst_ns - s->root_started_ns) / 1e9);

@@ -38,7 +38,7 @@
 /* Wire values of hp_ev_free.fate and hp_ev_state.state (events.h). */
 enum { FATE_TCACHE = 1, FATE_FASTBIN = 2 };
 enum { HP_BACKING_MMAP_WIRE = 2 };
-enum { STATE_FREE = 0, STATE_CACHED = 1 };
+enum { STATE_FREE = 0, STATE_CACHED = 1, STATE_LIVE = 2, STATE_FASTBIN = 3 };
 
 /* ---- images ---- */
 
@@ -790,9 +790,10 @@ on_free(struct collector *c, struct image *im, const struct hp_ev_free *ev)
 	if (ev->fate == FATE_TCACHE || ev->fate == FATE_FASTBIN) {
 		/* still occupies the heap: the row waits for the release, unless
 		 * the realloc moving it needs its id now */
+		uint8_t cache = ev->fate == FATE_FASTBIN ? HM_FASTBIN : HM_TCACHE;
 		if (e->kind)
-			hm_to_cached(&im->model, e);
-		e->cached = true;
+			hm_to_cached(&im->model, e, cache);
+		e->cached = cache;
 		if (ev->realloc)
 			thread_of(im, ev->h.tid)->realloc_from = write_chunk(c, im, e, 0);
 		return;
@@ -825,35 +826,42 @@ on_resize(struct collector *c, struct image *im, const struct hp_ev_resize *ev)
 }
 
 /* The allocator changed the state of a range itself. About a cached chunk
- * of the program's, it completes the chunk's row; anything else (free space
- * going into or out of a cache, the heap's own bookkeeping) is a row of
- * its own. */
+ * of the program's, it completes the chunk's row, or says it moved from a
+ * fastbin into a tcache or back (a row of its own: malloc_trim frees what
+ * fastbins hold, not what tcaches do); anything else (free space going
+ * into or out of a cache, the heap's own bookkeeping) is a row of its own. */
 static void
 on_state(struct collector *c, struct image *im, const struct hp_ev_state *ev)
 {
 	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
+	uint8_t cache = ev->state == STATE_CACHED ? HM_TCACHE
+			: ev->state == STATE_FASTBIN ? HM_FASTBIN
+						     : 0;
 
 	if (e && e->addr == ev->chunk && e->cached && !is_range(e)) {
 		if (ev->state == STATE_FREE) {
 			release_chunk(c, im, e);
 			return;
 		}
-		if (ev->state == STATE_CACHED)
-			return; /* moved between caches: still cached */
-	}
-	/* the model keeps the allocator's own ranges too */
-	if (e && e->addr == ev->chunk && is_range(e)) {
+		if (!cache || cache == e->cached)
+			return;
+		/* moved between caches: still cached */
+		if (e->kind)
+			hm_to_cached(&im->model, e, cache);
+		e->cached = cache;
+	} else if (e && e->addr == ev->chunk && is_range(e)) {
+		/* the model keeps the allocator's own ranges too */
 		if (ev->state == STATE_FREE) {
 			model_remove(im, e);
 			chunkmap_remove(im->chunks, e);
-		} else if (ev->state == STATE_CACHED) {
-			hm_to_cached(&im->model, e);
+		} else if (cache) {
+			hm_to_cached(&im->model, e, cache);
 		}
 	} else if (!e && ev->state != STATE_FREE) {
 		e = chunkmap_add(im->chunks, ev->chunk);
 		e->chunk_bytes = ev->bytes;
-		e->kind = ev->state == STATE_CACHED ? HM_RANGE_CACHED : HM_RANGE_OWN;
-		e->cached = ev->state == STATE_CACHED;
+		e->kind = cache ? HM_RANGE_CACHED : HM_RANGE_OWN;
+		e->cached = cache;
 		if (!hm_occupy(&im->model, e))
 			chunkmap_remove(im->chunks, e);
 	}
@@ -941,6 +949,7 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 	}
 	case HP_EV_MADVISE: {
 		const struct hp_ev_madvise *m = (const void *)e;
+		hm_madvise(&im->model, m->addr, m->len);
 		db_heap_event(c->db, im->process_id, ns, 4, m->addr, m->len, 0, false);
 		break;
 	}
@@ -1114,6 +1123,7 @@ write_summary(struct collector *c, struct image *im)
 		.top_free = hm_top_free(m),
 		.untrimmable = m->untrim,
 		.trim_reclaimable = hm_trim_reclaimable(m),
+		.resident = hm_resident(m),
 		.mmap = m->mmap,
 		.retained = hm_retained(m),
 		.peak_live = im->peak_live_bytes,

@@ -78,7 +78,7 @@ static const char *const stmt_sql[S_COUNT] = {
 			      "WHERE chunk_id = ?1",
 	[S_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
 	[S_SUMMARY] = "INSERT OR REPLACE INTO heap_summary VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-		      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+		      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
 	[S_TIMELINE] = "INSERT OR REPLACE INTO heap_timeline VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 };
 
@@ -631,6 +631,7 @@ run_ops(struct db *db, const struct buf *ops)
 			bind_get_opt(s, 18, &r);
 			bind_str(s, 19, &r);
 			bind_get_opt(s, 20, &r);
+			bind_get_opt(s, 21, &r);
 			step(db, S_SUMMARY, "heap_summary");
 			break;
 		case OP_TIMELINE:
@@ -1083,6 +1084,7 @@ db_summary(struct db *db, const struct db_summary *x)
 	put_opt(o, (int64_t)x->pin_bytes, x->pin_bytes > 0);
 	put_str(o, x->pin_bytes > 0 ? x->pin_state : NULL);
 	put_opt(o, x->pin_stack_id, x->pin_bytes > 0 && x->pin_stack_id > 0);
+	put_opt(o, (int64_t)x->resident, true);
 }
 
 void

@@ -92,6 +92,7 @@ void db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint
 struct db_summary {
 	int64_t process_id;
 	uint64_t extent, live, cached, allocator, top_free, untrimmable, trim_reclaimable;
+	uint64_t resident;
 	uint64_t mmap, retained;
 	uint64_t peak_live, peak_extent, worst_untrimmable;
 	int64_t peak_live_ns, peak_extent_ns, worst_ns;

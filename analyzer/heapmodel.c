@@ -113,6 +113,97 @@ hm_next(const struct hm_heap *h, size_t g)
 	return (long long)(w * 64 + (size_t)__builtin_ctzll(m));
 }
 
+/* ---- resident pages: a bit per page, from the page of the heap's start ---- */
+
+static size_t
+page_ix(const struct hm_heap *h, uint64_t addr)
+{
+	return addr > h->start ? (size_t)(addr / HM_PAGE - h->start / HM_PAGE) : 0;
+}
+
+static void
+res_need(struct hm_heap *h, size_t pages)
+{
+	size_t words = (pages + 63) / 64;
+
+	if (words <= h->res_words)
+		return;
+	size_t n = h->res_words ? h->res_words : 16;
+	while (n < words)
+		n *= 2;
+	h->res = xrealloc(h->res, n * sizeof(uint64_t));
+	memset(h->res + h->res_words, 0, (n - h->res_words) * sizeof(uint64_t));
+	h->res_words = n;
+}
+
+static uint64_t
+word_mask(size_t b, size_t n)
+{
+	return (n == 64 ? ~0ULL : (1ULL << n) - 1) << b;
+}
+
+/* Pages [p0, p1) resident (on) or not. */
+static void
+res_mark(struct hm_heap *h, size_t p0, size_t p1, bool on)
+{
+	if (on)
+		res_need(h, p1);
+	else if (p1 > h->res_words * 64)
+		p1 = h->res_words * 64;
+	while (p0 < p1) {
+		size_t w = p0 / 64, b = p0 % 64, n = 64 - b < p1 - p0 ? 64 - b : p1 - p0;
+		uint64_t mask = word_mask(b, n);
+		if (on) {
+			h->resident += (uint64_t)__builtin_popcountll(mask & ~h->res[w]);
+			h->res[w] |= mask;
+		} else {
+			h->resident -= (uint64_t)__builtin_popcountll(mask & h->res[w]);
+			h->res[w] &= ~mask;
+		}
+		p0 += n;
+	}
+}
+
+static uint64_t
+res_count(const struct hm_heap *h, size_t p0, size_t p1)
+{
+	uint64_t n = 0;
+
+	if (p1 > h->res_words * 64)
+		p1 = h->res_words * 64;
+	while (p0 < p1) {
+		size_t w = p0 / 64, b = p0 % 64, k = 64 - b < p1 - p0 ? 64 - b : p1 - p0;
+		n += (uint64_t)__builtin_popcountll(word_mask(b, k) & h->res[w]);
+		p0 += k;
+	}
+	return n;
+}
+
+/* A chunk [addr, addr + bytes) was handed out: its pages are used, and so
+ * is the page of the header glibc writes just past it (the next chunk's
+ * size, or a remainder's). */
+static void
+res_touch(struct hm_heap *h, uint64_t addr, uint64_t bytes)
+{
+	uint64_t end = addr + bytes + 16;
+
+	if (end > h->end && h->end > addr)
+		end = h->end;
+	res_mark(h, page_ix(h, addr), page_ix(h, end - 1) + 1, true);
+}
+
+/* Pages from `addr` (rounded up to a page) to `end` are the kernel's. */
+static void
+res_drop(struct hm_heap *h, uint64_t addr, uint64_t end)
+{
+	size_t p0 = page_ix(h, addr + HM_PAGE - 1), p1 = end == UINT64_MAX ? SIZE_MAX
+									   : page_ix(h, end);
+
+	if (addr <= h->start)
+		p0 = 0;
+	res_mark(h, p0, p1, false);
+}
+
 /* ---- heaps ---- */
 
 void
@@ -129,6 +220,7 @@ hm_free(struct hm *m)
 		free(m->heaps[i].occ.l0);
 		free(m->heaps[i].occ.l1);
 		free(m->heaps[i].occ.l2);
+		free(m->heaps[i].res);
 	}
 	free(m->heaps);
 	m->heaps = NULL;
@@ -182,6 +274,8 @@ hm_brk(struct hm *m, uint64_t old_brk, uint64_t new_brk)
 	struct hm_heap *h = &m->heaps[m->brk_heap];
 	if (new_brk < h->start)
 		new_brk = h->start;
+	if (new_brk < h->end)
+		res_drop(h, new_brk, UINT64_MAX);
 	m->extent += new_brk - h->end;
 	h->end = new_brk;
 }
@@ -206,6 +300,7 @@ hm_unmap_heap(struct hm *m, uint64_t addr, uint64_t len)
 		if (h->kind != HM_BRK && addr >= h->start && addr + len == h->end) {
 			m->extent -= len;
 			h->end = addr;
+			res_drop(h, addr, UINT64_MAX);
 			return;
 		}
 	}
@@ -241,6 +336,8 @@ count(struct hm *m, const struct chunk_entry *c, int sign)
 		m->own += sign > 0 ? b : -b;
 	} else if (c->cached) {
 		m->cached += sign > 0 ? b : -b;
+		if (c->cached == HM_FASTBIN)
+			m->fastbin += sign > 0 ? b : -b;
 		if (c->kind == HM_CHUNK)
 			m->cached_n += sign > 0 ? 1 : -1;
 	} else {
@@ -263,6 +360,7 @@ hm_occupy(struct hm *m, struct chunk_entry *c)
 		h->top = g + 1;
 		h->top_end = c->addr + c->chunk_bytes;
 	}
+	res_touch(h, c->addr, c->chunk_bytes);
 	count(m, c, 1);
 	retally(m, h);
 	return true;
@@ -288,12 +386,12 @@ hm_vacate(struct hm *m, struct chunk_entry *c)
 }
 
 void
-hm_to_cached(struct hm *m, struct chunk_entry *c)
+hm_to_cached(struct hm *m, struct chunk_entry *c, uint8_t cache)
 {
-	if (c->cached || c->kind == HM_RANGE_OWN)
+	if (c->cached == cache || c->kind == HM_RANGE_OWN)
 		return;
 	count(m, c, -1);
-	c->cached = true;
+	c->cached = cache;
 	count(m, c, 1);
 }
 
@@ -307,6 +405,8 @@ hm_resize(struct hm *m, struct chunk_entry *c, uint64_t new_bytes)
 		h->occupied += new_bytes - c->chunk_bytes;
 		if ((size_t)((c->addr - h->start) / HM_GRAIN) + 1 == h->top)
 			h->top_end = c->addr + new_bytes;
+		if (new_bytes > c->chunk_bytes)
+			res_touch(h, c->addr, new_bytes);
 	}
 	c->chunk_bytes = new_bytes;
 	count(m, c, 1);
@@ -324,6 +424,15 @@ hm_mmap(struct hm *m, uint64_t bytes, bool on)
 		m->mmap -= bytes < m->mmap ? bytes : m->mmap;
 		m->mmap_n -= m->mmap_n > 0;
 	}
+}
+
+void
+hm_madvise(struct hm *m, uint64_t addr, uint64_t len)
+{
+	struct hm_heap *h = hm_heap_of(m, addr);
+
+	if (h)
+		res_drop(h, addr, addr + len);
 }
 
 void
@@ -367,17 +476,65 @@ hm_top_free(const struct hm *m)
 }
 
 uint64_t
-hm_trim_range(uint64_t addr, uint64_t bytes)
+hm_resident(const struct hm *m)
+{
+	uint64_t pages = 0;
+
+	for (size_t i = 0; i < m->nheaps; i++)
+		pages += m->heaps[i].resident;
+	return pages * HM_PAGE;
+}
+
+uint64_t
+hm_resident_range(const struct hm_heap *h, uint64_t addr, uint64_t bytes)
+{
+	uint64_t end = addr + bytes, n = 0;
+	uint64_t lo = (addr + HM_PAGE - 1) & ~(uint64_t)(HM_PAGE - 1);
+	uint64_t hi = end & ~(uint64_t)(HM_PAGE - 1);
+
+	if (bytes == 0)
+		return 0;
+	if (hi < lo) /* within one page */
+		return res_count(h, page_ix(h, addr), page_ix(h, addr) + 1) ? bytes : 0;
+	if (hi > lo)
+		n = res_count(h, page_ix(h, lo), page_ix(h, hi)) * HM_PAGE;
+	/* the partial pages at either end */
+	if (addr < lo && res_count(h, page_ix(h, addr), page_ix(h, addr) + 1))
+		n += lo - addr;
+	if (end > hi && res_count(h, page_ix(h, hi), page_ix(h, hi) + 1))
+		n += end - hi;
+	return n;
+}
+
+uint64_t
+hm_trim_pages(uint64_t addr, uint64_t bytes, uint64_t *first)
 {
 	/* glibc's mtrim: a free chunk keeps its header and list pointers
 	 * (sizeof (struct malloc_chunk), 48 bytes on 64-bit) */
-	const uint64_t head = 48, page = 4096;
+	const uint64_t head = 48, page = HM_PAGE;
 
 	if (bytes <= page - 1 + head)
 		return 0;
 	uint64_t aligned = (addr + head + page - 1) & ~(page - 1);
 	uint64_t rest = addr + bytes - aligned;
+	*first = aligned;
 	return rest > page - 1 ? rest & ~(page - 1) : 0;
+}
+
+uint64_t
+hm_trim_range(uint64_t addr, uint64_t bytes)
+{
+	uint64_t first;
+
+	return hm_trim_pages(addr, bytes, &first);
+}
+
+uint64_t
+hm_hole_trim(const struct hm_heap *h, uint64_t addr, uint64_t bytes)
+{
+	uint64_t first = 0, n = hm_trim_pages(addr, bytes, &first);
+
+	return n ? hm_resident_range(h, first, n) : 0;
 }
 
 void
@@ -397,20 +554,72 @@ hm_holes(struct hm *m, struct hm_heap *h, void (*fn)(void *, uint64_t, uint64_t)
 	}
 }
 
+struct res_sum {
+	const struct hm_heap *h;
+	uint64_t bytes;
+};
+
 static void
-add_trim(void *arg, uint64_t addr, uint64_t bytes)
+add_resident(void *arg, uint64_t addr, uint64_t bytes)
 {
-	*(uint64_t *)arg += hm_trim_range(addr, bytes);
+	struct res_sum *r = arg;
+
+	r->bytes += hm_resident_range(r->h, addr, bytes);
+}
+
+uint64_t
+hm_holes_resident(struct hm *m)
+{
+	struct res_sum r = { NULL, 0 };
+
+	for (size_t i = 0; i < m->nheaps; i++) {
+		r.h = &m->heaps[i];
+		hm_holes(m, &m->heaps[i], add_resident, &r);
+	}
+	return r.bytes;
+}
+
+void
+hm_trim(struct hm *m, struct hm_trim *t)
+{
+	memset(t, 0, sizeof(*t));
+	for (size_t i = 0; i < m->nheaps; i++) {
+		struct hm_heap *h = &m->heaps[i];
+		uint64_t at = h->start; /* the end of what stays occupied */
+
+		/* malloc_consolidate: what fastbins hold becomes free, merged
+		 * with the free space around it (free chunks never touch
+		 * each other in glibc: the free runs between what stays are
+		 * its free chunks after the consolidation) */
+		for (long long g = hm_next(h, 0); g >= 0; g = hm_next(h, (size_t)g + 1)) {
+			uint64_t addr = h->start + (uint64_t)g * HM_GRAIN;
+			struct chunk_entry *c = chunkmap_slot(m->map, addr);
+			if (c && c->addr == addr && c->cached == HM_FASTBIN)
+				continue;
+			if (addr > at)
+				t->holes += hm_hole_trim(h, at, addr - at);
+			uint64_t end = hm_entry_end(m, h, (size_t)g);
+			if (end > at)
+				at = end;
+		}
+		/* what is left above is the top chunk: systrim(0) gives the
+		 * main arena's back to a page (top_area = size - MINSIZE - 1,
+		 * rounded down to pages); a thread arena's top stays */
+		if (h->kind == HM_BRK && h->end > at && h->end - at > 33) {
+			uint64_t extra = (h->end - at - 33) & ~(uint64_t)(HM_PAGE - 1);
+			t->top += hm_resident_range(h, h->end - extra, extra);
+		}
+	}
+	t->bytes = t->holes + t->top;
 }
 
 uint64_t
 hm_trim_reclaimable(struct hm *m)
 {
-	uint64_t total = 0;
+	struct hm_trim t;
 
-	for (size_t i = 0; i < m->nheaps; i++)
-		hm_holes(m, &m->heaps[i], add_trim, &total);
-	return total;
+	hm_trim(m, &t);
+	return t.bytes;
 }
 
 struct chunk_entry *

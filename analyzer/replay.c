@@ -32,7 +32,7 @@ engine_free(struct engine *e)
 }
 
 static void
-occupy(struct engine *e, uint64_t addr, uint64_t bytes, uint8_t kind, bool cached,
+occupy(struct engine *e, uint64_t addr, uint64_t bytes, uint8_t kind, uint8_t cached,
        const struct rp_chunk *ref)
 {
 	struct chunk_entry *c;
@@ -44,6 +44,11 @@ occupy(struct engine *e, uint64_t addr, uint64_t bytes, uint8_t kind, bool cache
 	c->kind = kind;
 	c->cached = cached;
 	c->ref = ref;
+	if (ref) {
+		c->size = ref->size;
+		c->alloc_ns = ref->alloc_ns;
+		c->stack_id = (uint32_t)ref->stack_id;
+	}
 	if (!hm_occupy(&e->m, c))
 		chunkmap_remove(e->map, c);
 }
@@ -78,14 +83,20 @@ heap_event(struct engine *e, const struct rp_event *ev)
 			/* free: what was cached there (or the allocator's) is not */
 			if (c && c->addr == ev->addr && (c->cached || c->kind != HM_CHUNK))
 				vacate(e, c);
-		} else if (ev->value == 1) {
+		} else if (ev->value == 1 || ev->value == 3) {
+			/* into a tcache (1) or a fastbin (3): free space the
+			 * allocator cached, or a cached chunk moving between them */
+			uint8_t cache = ev->value == 1 ? HM_TCACHE : HM_FASTBIN;
 			if (c && c->addr == ev->addr)
-				hm_to_cached(&e->m, c);
+				hm_to_cached(&e->m, c, cache);
 			else if (!c)
-				occupy(e, ev->addr, ev->bytes, HM_RANGE_CACHED, true, NULL);
+				occupy(e, ev->addr, ev->bytes, HM_RANGE_CACHED, cache, NULL);
 		} else if (ev->value == 2 && !c) {
-			occupy(e, ev->addr, ev->bytes, HM_RANGE_OWN, false, NULL);
+			occupy(e, ev->addr, ev->bytes, HM_RANGE_OWN, 0, NULL);
 		}
+		break;
+	case RP_EV_MADVISE:
+		hm_madvise(&e->m, ev->addr, ev->bytes);
 		break;
 	case RP_EV_RESIZE:
 		c = chunkmap_slot(e->map, ev->addr);
@@ -96,7 +107,8 @@ heap_event(struct engine *e, const struct rp_event *ev)
 		c = chunkmap_slot(e->map, ev->addr);
 		if (c && c->addr == ev->addr && c->kind == HM_CHUNK) {
 			if (ev->value == RP_TCACHE || ev->value == RP_FASTBIN)
-				hm_to_cached(&e->m, c);
+				hm_to_cached(&e->m, c,
+					     ev->value == RP_FASTBIN ? HM_FASTBIN : HM_TCACHE);
 			else
 				vacate(e, c);
 		}
@@ -274,12 +286,12 @@ apply_chunk_event(struct engine *e, const struct rp_input *in, const struct cev 
 		x = chunkmap_slot(e->map, c->addr);
 		if (x && (x->cached || x->kind != HM_CHUNK))
 			vacate(e, x); /* reused, or a cached range handed out */
-		occupy(e, c->addr, c->bytes, HM_CHUNK, false, c);
+		occupy(e, c->addr, c->bytes, HM_CHUNK, 0, c);
 		break;
 	case E_CACHE:
 		x = chunkmap_slot(e->map, c->addr);
 		if (x && x->ref == c)
-			hm_to_cached(&e->m, x);
+			hm_to_cached(&e->m, x, c->fate == RP_FASTBIN ? HM_FASTBIN : HM_TCACHE);
 		break;
 	case E_VACATE:
 		x = chunkmap_slot(e->map, c->addr);
@@ -350,16 +362,24 @@ engine_run_to(struct engine *e, const struct rp_input *in, int64_t until,
 }
 
 static void
-figures(const struct hm *m, struct rp_figures *f, int64_t at_ns)
+figures(struct hm *m, struct rp_figures *f, int64_t at_ns)
 {
+	struct hm_trim t;
+
 	memset(f, 0, sizeof(*f));
 	f->at_ns = at_ns;
 	f->extent = m->extent;
+	f->resident = hm_resident(m);
 	f->live = m->live;
 	f->cached = m->cached;
+	f->fastbin = m->fastbin;
 	f->allocator = m->own;
 	f->untrimmable = m->untrim;
+	f->untrimmable_resident = hm_holes_resident(m);
 	f->top_free = hm_top_free(m);
+	hm_trim(m, &t);
+	f->trim_reclaimable = t.bytes;
+	f->trim_top = t.top;
 	f->mmap = m->mmap;
 	f->live_chunks = m->live_n;
 	f->cached_chunks = m->cached_n;
@@ -429,6 +449,7 @@ struct hole_list {
 	struct rp_result *r;
 	size_t cap;
 	unsigned heap;
+	const struct hm_heap *h;
 };
 
 static void
@@ -442,8 +463,7 @@ add_hole(void *arg, uint64_t addr, uint64_t bytes)
 		r->holes = xrealloc(r->holes, l->cap * sizeof(*r->holes));
 	}
 	r->holes[r->nholes++] =
-		(struct rp_hole){ addr, bytes, hm_trim_range(addr, bytes), l->heap, NULL, 0 };
-	r->at.trim_reclaimable += hm_trim_range(addr, bytes);
+		(struct rp_hole){ addr, bytes, hm_hole_trim(l->h, addr, bytes), l->heap, NULL, 0 };
 }
 
 /* Holes of every heap (all of them: the trim figure needs each), and the
@@ -451,7 +471,7 @@ add_hole(void *arg, uint64_t addr, uint64_t bytes)
 static void
 walk_heaps(struct hm *m, struct rp_result *r, size_t top)
 {
-	struct hole_list holes = { r, 0, 0 };
+	struct hole_list holes = { r, 0, 0, NULL };
 	size_t pcap = 0;
 
 	for (size_t hi = 0; hi < m->nheaps; hi++) {
@@ -460,6 +480,7 @@ walk_heaps(struct hm *m, struct rp_result *r, size_t top)
 		if (!h->top)
 			continue;
 		holes.heap = (unsigned)hi;
+		holes.h = h;
 		hm_holes(m, h, add_hole, &holes);
 		/* the chain: from the top down while holes remain below */
 		size_t g = h->top;
@@ -489,6 +510,10 @@ walk_heaps(struct hm *m, struct rp_result *r, size_t top)
 				.state = !c || c->kind == HM_RANGE_OWN ? RP_OWN
 					 : c->cached		       ? RP_CACHED
 								       : RP_LIVE,
+				.cache = !c ? 0
+					 : c->cached == HM_FASTBIN ? RP_FASTBIN
+					 : c->cached		   ? RP_TCACHE
+								   : 0,
 				.heap = (unsigned)hi,
 			};
 			top--;
@@ -692,7 +717,8 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 	r->heaps = xcalloc(e.m.nheaps + 1, sizeof(*r->heaps));
 	for (size_t i = 0; i < e.m.nheaps; i++) {
 		const struct hm_heap *h = &e.m.heaps[i];
-		r->heaps[i] = (struct rp_heap){ h->start, h->end, h->kind, h->occupied, h->top_end };
+		r->heaps[i] = (struct rp_heap){ h->start, h->end, h->kind, h->occupied, h->top_end,
+						h->resident * HM_PAGE };
 	}
 	engine_free(&e);
 	return r;

@@ -61,12 +61,16 @@ enum rp_at { RP_AT_EXIT, RP_AT_WORST, RP_AT_PEAK, RP_AT_TIME };
 struct rp_figures {
 	int64_t at_ns;
 	uint64_t extent;           /* heap extent: all heaps of the process */
+	uint64_t resident;         /* of it, resident pages (heapmodel.h) */
 	uint64_t live;             /* live chunks of the program in its heaps */
 	uint64_t cached;           /* freed, held in a tcache or fastbin */
+	uint64_t fastbin;          /* of cached, what fastbins hold */
 	uint64_t allocator;        /* the allocator's own bytes in the heaps */
 	uint64_t top_free;
 	uint64_t untrimmable;      /* = extent - live - cached - allocator - top_free */
-	uint64_t trim_reclaimable; /* of untrimmable: whole pages malloc_trim(0) frees */
+	uint64_t untrimmable_resident; /* of it, the bytes in resident pages */
+	uint64_t trim_reclaimable; /* resident bytes malloc_trim(0) gives back (hm_trim) */
+	uint64_t trim_top;         /* of those, the brk heap's top */
 	uint64_t mmap;             /* live mmap chunks */
 	uint64_t retained;         /* extent + mmap - live - live mmap */
 	uint64_t live_chunks, cached_chunks, mmap_chunks;
@@ -82,6 +86,7 @@ struct rp_pin {
 	int64_t alloc_ns;          /* 0: the allocator's own */
 	int64_t chunk_id, stack_id;
 	uint8_t state;             /* RP_LIVE, RP_CACHED, RP_OWN */
+	uint8_t cache;             /* cached: RP_TCACHE or RP_FASTBIN */
 	unsigned heap;
 };
 
@@ -93,7 +98,8 @@ struct rp_site {
 };
 
 struct rp_hole {
-	uint64_t addr, bytes, trim_reclaimable;
+	uint64_t addr, bytes;
+	uint64_t trim_reclaimable; /* resident whole pages malloc_trim madvises */
 	unsigned heap;
 	struct rp_site *sites;     /* the chunks that last occupied it, by stack */
 	size_t nsites;
@@ -103,6 +109,7 @@ struct rp_heap {
 	uint64_t start, end;       /* [start, end): extent */
 	uint8_t kind;              /* RP_BRK or RP_ARENA (a mapped heap) */
 	uint64_t occupied, top_end;
+	uint64_t resident;
 };
 
 struct rp_point {               /* the timeline */

@@ -26,7 +26,9 @@ CREATE TABLE heap_summary (
   allocator_bytes         INTEGER NOT NULL,  -- the allocator's own bytes in the heaps
   top_free_bytes          INTEGER NOT NULL,  -- free above the top pin: trimmable
   untrimmable_bytes       INTEGER NOT NULL,  -- free below the top pin (holes)
-  trim_reclaimable_bytes  INTEGER NOT NULL,  -- of those, whole pages malloc_trim(0) returns
+  trim_reclaimable_bytes  INTEGER NOT NULL,  -- what malloc_trim(0) would give back: the
+                                             -- resident whole pages of the free chunks
+                                             -- (with what fastbins hold) and of the top
   mmap_bytes              INTEGER NOT NULL,  -- live mmap chunks
   retained_bytes          INTEGER NOT NULL,  -- extent + mmap - live - live mmap
   peak_live_bytes         INTEGER NOT NULL,  -- the most live (heap and mmap) at once
@@ -38,7 +40,9 @@ CREATE TABLE heap_summary (
   top_pin_address         INTEGER,           -- at the end: the top pin (NULL: none)
   top_pin_bytes           INTEGER,           -- its chunk bytes
   top_pin_state           TEXT,              -- live, cached, or allocator
-  top_pin_stack_id        INTEGER REFERENCES stack -- its allocation stack
+  top_pin_stack_id        INTEGER REFERENCES stack, -- its allocation stack
+  resident_bytes          INTEGER            -- of the extent, resident pages: used by
+                                             -- chunks and not given back since
 ) STRICT;
 
 -- The same figures over time, at most every millisecond (more sparsely for
@@ -268,7 +272,10 @@ CREATE TABLE heap_event (
   bytes      INTEGER NOT NULL,  -- brk: new break; others: length of the range
   value      INTEGER            -- map: 1 chunk mapping, 2 heap memory;
                                 -- state (a range that is no chunk of the
-                                -- program's): 0 free, 1 cached, 2 live;
+                                -- program's, or a cached chunk of the
+                                -- program's moving between a tcache and a
+                                -- fastbin): 0 free, 1 cached in a tcache,
+                                -- 2 live, 3 cached in a fastbin;
                                 -- resize: the chunk's old bytes;
                                 -- inherited_free: the fate
 ) STRICT;

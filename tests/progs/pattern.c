@@ -8,8 +8,16 @@
  *   live-pin    1000 x 40 KiB freed below a live 100-byte chunk
  *   cached-pin  the same, the 100-byte chunk freed too (the tcache holds it)
  *   stdio-pin   1000 x 40 KiB freed below a stdio FILE's buffer
- *   pages       100 holes of 64 KiB between live 32-byte chunks; then
- *               malloc_trim(0), and the resident heap bytes it gave back
+ *   pages       100 holes of 64 KiB between live 32-byte chunks; then a
+ *               forked child calls malloc_trim(0) on the same heap and
+ *               says how many resident bytes it gave back (mincore)
+ *   self-trim   the same, but the program itself calls malloc_trim(0),
+ *               then says how many heap bytes are resident
+ *   fastbins    200000 chunks of 100 bytes freed below a live one: a
+ *               tcache and fastbins hold them; a child's malloc_trim(0)
+ *               consolidates and returns them
+ *   fastbins-mt the same in 4 threads' arenas (the threads exit, their
+ *               tcaches go to the fastbins too), main's heap busy
  *   slivers     1000 holes of 1100 bytes between live 32-byte chunks
  *   mmap-only   ten 1 MiB chunks (mmap), five freed: no holes
  *   freed-all   10000 x 4000 bytes pinned by a config string while the
@@ -18,6 +26,7 @@
  *
  * Usage: pattern MODE
  */
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -25,13 +34,14 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define N 1000
 #define BLOCK (40 * 1024)
 
-static void *blocks[10000];
+static void *blocks[200000];
 static void *pins[1000];
 
 static void
@@ -54,12 +64,11 @@ report_mallinfo(void)
 	say("uordblks %llu hblkhd %llu\n", mi.uordblks, mi.hblkhd);
 }
 
-/* Resident bytes of the heap (mincore over it, page by page; no stdio,
- * which would allocate). */
+/* Resident bytes of [lo, hi) (mincore, page by page; no stdio, which
+ * would allocate). */
 static unsigned long long
-heap_resident(char *lo)
+resident(char *lo, char *hi)
 {
-	char *hi = sbrk(0);
 	unsigned long long n = 0;
 	unsigned char v;
 
@@ -68,6 +77,75 @@ heap_resident(char *lo)
 		if (mincore(p, 4096, &v) == 0 && (v & 1))
 			n += 4096;
 	return n;
+}
+
+/* The brk heap's start, from /proc/self/maps ("[heap]"). */
+static char *
+heap_start(void)
+{
+	static char buf[65536];
+	int fd = open("/proc/self/maps", O_RDONLY);
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		_exit(99);
+	buf[n] = '\0';
+	char *h = strstr(buf, "[heap]");
+	if (!h)
+		_exit(99);
+	while (h > buf && h[-1] != '\n')
+		h--;
+	return (char *)strtoull(h, NULL, 16);
+}
+
+/* Thread arenas' heaps (64 MiB-aligned), as found from their chunks. */
+#define HEAP_MAX ((uintptr_t)64 << 20)
+static uintptr_t arena_heaps[16];
+static int narena_heaps;
+
+static void
+note_arena_heap(void *p)
+{
+	uintptr_t h = (uintptr_t)p & ~(HEAP_MAX - 1);
+
+	for (int i = 0; i < narena_heaps; i++)
+		if (arena_heaps[i] == h)
+			return;
+	if (narena_heaps < 16)
+		arena_heaps[narena_heaps++] = h;
+}
+
+/* Resident bytes of every heap: the brk heap and the thread arenas'. */
+static unsigned long long
+heaps_resident(void)
+{
+	unsigned long long n = resident(heap_start(), sbrk(0));
+
+	for (int i = 0; i < narena_heaps; i++)
+		n += resident((char *)arena_heaps[i], (char *)arena_heaps[i] + HEAP_MAX);
+	return n;
+}
+
+/* A child calls malloc_trim(0) on a copy of this heap and says how many
+ * resident bytes it gave back; this process's heap stays as it is. */
+static void
+trim_in_child(void)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		_exit(99);
+	if (pid == 0) {
+		unsigned long long before = heaps_resident();
+		malloc_trim(0);
+		unsigned long long after = heaps_resident();
+		say("trim_rss %llu resident %llu\n", before - after, before);
+		_exit(0);
+	}
+	if (waitpid(pid, NULL, 0) != pid)
+		_exit(99);
 }
 
 __attribute__((noinline)) static void
@@ -128,6 +206,28 @@ arena_work(void *arg)
 	return NULL;
 }
 
+static pthread_barrier_t barrier;
+
+__attribute__((noinline)) static void *
+small_work(void *arg)
+{
+	void **v = arg;
+
+	for (int i = 0; i < 50000; i++) {
+		v[i] = malloc(100);
+		if (!v[i])
+			exit(99);
+		memset(v[i], 7, 100);
+	}
+	note_arena_heap(v[0]);
+	char *pin = keep_config();
+	for (int i = 0; i < 50000; i++)
+		free(v[i]);
+	/* all four at once: each in an arena of its own */
+	pthread_barrier_wait(&barrier);
+	return pin;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -158,16 +258,49 @@ main(int argc, char **argv)
 		report_mallinfo();
 		return 0;
 	}
-	if (strcmp(mode, "pages") == 0) {
+	if (strcmp(mode, "pages") == 0 || strcmp(mode, "self-trim") == 0) {
 		interleave(100, 64 * 1024, 32);
 		for (int i = 0; i < 100; i++)
 			free(blocks[i]);
+		if (mode[0] == 'p') {
+			trim_in_child();
+		} else {
+			malloc_trim(0);
+			say("resident %llu %llu\n", heaps_resident(), 0);
+		}
 		report_mallinfo();
-		unsigned long long before = heap_resident(blocks[0]);
-		malloc_trim(0);
-		unsigned long long after = heap_resident(blocks[0]);
-		say("trim_rss %llu %llu\n", before - after, 0);
 		return 0;
+	}
+	if (strcmp(mode, "fastbins") == 0) {
+		for (int i = 0; i < 200000; i++) {
+			blocks[i] = malloc(100);
+			if (!blocks[i])
+				return 99;
+			memset(blocks[i], 3, 100);
+		}
+		pin = keep_config();
+		free_blocks(200000);
+		trim_in_child();
+		report_mallinfo();
+		return pin[0] == 't' ? 0 : 1;
+	}
+	if (strcmp(mode, "fastbins-mt") == 0) {
+		pthread_t t[4];
+		pthread_barrier_init(&barrier, NULL, 4);
+		for (int k = 0; k < 4; k++)
+			if (pthread_create(&t[k], NULL, small_work, &blocks[k * 50000]) != 0)
+				return 99;
+		for (int k = 0; k < 4; k++)
+			if (pthread_join(t[k], (void **)&pins[k]) != 0)
+				return 99;
+		/* main's heap: fastbins below a live chunk too */
+		for (int i = 0; i < 20000; i++)
+			blocks[i] = malloc(60);
+		pin = keep_config();
+		free_blocks(20000);
+		trim_in_child();
+		report_mallinfo();
+		return pin[0] == 't' ? 0 : 1;
 	}
 	if (strcmp(mode, "slivers") == 0) {
 		interleave(1000, 1100, 32);
@@ -198,7 +331,7 @@ main(int argc, char **argv)
 		report_mallinfo();
 		return 0;
 	}
-	fprintf(stderr, "usage: pattern live-pin|cached-pin|stdio-pin|pages|slivers|"
-			"mmap-only|freed-all|arena-pin\n");
+	fprintf(stderr, "usage: pattern live-pin|cached-pin|stdio-pin|pages|self-trim|"
+			"fastbins|fastbins-mt|slivers|mmap-only|freed-all|arena-pin\n");
 	return 2;
 }
