@@ -189,7 +189,20 @@ analyze(struct ld_db *db, struct ld_process *p, const struct opts *o, size_t tim
 static const char *
 state_name(uint8_t state)
 {
-	return state == RP_LIVE ? "live" : state == RP_CACHED ? "cached" : "allocator";
+	return state == RP_LIVE	     ? "live"
+	       : state == RP_CACHED  ? "cached"
+	       : state == RP_STASHED ? "stashed"
+				     : "allocator";
+}
+
+/* What a pin that is no chunk of the program's is. */
+static const char *
+pin_what(const struct rp_pin *p)
+{
+	if (p->state == RP_STASHED)
+		return p->cache == RP_FASTBIN ? "free space the allocator keeps in a fastbin"
+					      : "free space the allocator keeps in a tcache";
+	return "the allocator's own memory";
 }
 
 static double
@@ -301,6 +314,17 @@ advice(struct ld_db *db, const struct rp_result *r)
 			 "holds, until a request of its size reuses it; malloc_trim(0) would "
 			 "return %s now.",
 			 a, (unsigned long long)p->bytes, s, b);
+	else if (p->state == RP_STASHED)
+		snprintf(t, sizeof(t),
+			 "%s cannot be given back: the top pin is a %llu-byte free chunk that the "
+			 "allocator itself keeps in a %s (taken from a bin for later requests of "
+			 "its size, or a remainder it split off: the program never had it), until "
+			 "%s; malloc_trim(0) would return %s now.",
+			 a, (unsigned long long)p->bytes,
+			 p->cache == RP_FASTBIN ? "fastbin" : "tcache",
+			 p->cache == RP_FASTBIN ? "a large request or malloc_trim consolidates it"
+						: "a request of its size takes it",
+			 b);
 	else
 		snprintf(t, sizeof(t),
 			 "%s cannot be given back: the allocator's own memory sits "
@@ -451,10 +475,17 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 	printf("\n");
 	advice(db, r);
 	if (r->npins) {
-		printf("\n  the top pin, %llu bytes (%s), allocated %.3f s before:\n",
-		       (unsigned long long)r->pins[0].bytes, state_name(r->pins[0].state),
-		       r->pins[0].alloc_ns ? secs(f->at_ns - r->pins[0].alloc_ns) : 0.0);
-		text_stack(db, r->pins[0].stack_id, "      ", 16);
+		const struct rp_pin *top = &r->pins[0];
+		if (top->state == RP_OWN || top->state == RP_STASHED) {
+			printf("\n  the top pin, %llu bytes (%s): %s, no chunk of the program's\n",
+			       (unsigned long long)top->bytes, state_name(top->state),
+			       pin_what(top));
+		} else {
+			printf("\n  the top pin, %llu bytes (%s), allocated %.3f s before:\n",
+			       (unsigned long long)top->bytes, state_name(top->state),
+			       top->alloc_ns ? secs(f->at_ns - top->alloc_ns) : 0.0);
+			text_stack(db, top->stack_id, "      ", 16);
+		}
 		printf("\n  pins, from the top down (weight: what becomes trimmable once it and "
 		       "those above are freed)\n");
 		for (size_t i = 0; i < r->npins; i++) {
@@ -462,8 +493,9 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 			printf("  %3zu. %10s %-9s weight %10s  at 0x%llx  %s\n", i + 1,
 			       fmt_size(a, sizeof(a), pin->bytes), state_name(pin->state),
 			       fmt_size(b, sizeof(b), pin->weight), (unsigned long long)pin->addr,
-			       pin->state == RP_OWN ? "(the allocator's)"
-						    : ld_site_text(db, pin->stack_id, site, sizeof(site)));
+			       pin->state == RP_OWN || pin->state == RP_STASHED
+				       ? strcat(strcat(strcpy(site, "("), pin_what(pin)), ")")
+				       : ld_site_text(db, pin->stack_id, site, sizeof(site)));
 		}
 	}
 	if (r->nholes && o->top) {
@@ -600,8 +632,12 @@ json_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 	for (size_t i = 0; i < r->npins; i++) {
 		const struct rp_pin *pin = &r->pins[i];
 		printf("%s\n       {\"address\": %llu, \"chunk_bytes\": %llu, \"state\": \"%s\", "
-		       "\"weight_bytes\": %llu, \"age_ns\": %lld, \"chunk_id\": %lld, \"stack\": ",
+		       "\"cache\": %s, \"weight_bytes\": %llu, \"age_ns\": %lld, \"chunk_id\": %lld, "
+		       "\"stack\": ",
 		       i ? "," : "", U(pin->addr), U(pin->bytes), state_name(pin->state),
+		       pin->cache == RP_FASTBIN  ? "\"fastbin\""
+		       : pin->cache == RP_TCACHE ? "\"tcache\""
+						 : "null",
 		       U(pin->weight), (long long)(pin->alloc_ns ? f->at_ns - pin->alloc_ns : 0),
 		       (long long)pin->chunk_id);
 		json_stack(db, pin->stack_id);
@@ -727,8 +763,9 @@ cmd_check(int argc, char **argv)
 			       fmt_size(b, sizeof(b), o.max[k]), U(v[k]), U(o.max[k]));
 			if (!ok && r->npins)
 				printf("; top pin: %s",
-				       r->pins[0].state == RP_OWN
-					       ? "the allocator's own memory"
+				       r->pins[0].state == RP_OWN ? "the allocator's own memory"
+				       : r->pins[0].state == RP_STASHED
+					       ? "free space the allocator keeps in a tcache or fastbin"
 					       : ld_site_text(db, r->pins[0].stack_id, site, sizeof(site)));
 			printf("\n");
 			failed |= !ok;

@@ -480,6 +480,10 @@ pin_site(const char *db_path, const struct db_summary *r, char *buf, size_t cap)
 		snprintf(buf, cap, "the allocator's own memory");
 		return buf;
 	}
+	if (strcmp(r->pin_state, "stashed") == 0) {
+		snprintf(buf, cap, "free space the allocator keeps in a tcache or fastbin");
+		return buf;
+	}
 	if (!(db = ld_open(db_path, err, sizeof(err)))) {
 		snprintf(buf, cap, "(the database cannot be read: %s)", err);
 		return buf;
@@ -518,8 +522,12 @@ summary(const char *db_path, const struct collect_stats *s)
 			fmt_size(e, sizeof(e), r->worst_untrimmable),
 			(double)(r->worst_ns - s->root_started_ns) / 1e9);
 		if (r->untrimmable && r->pin_bytes)
-			fprintf(stderr, "heapprof: top pin: %s, %s, from %s\n",
+			fprintf(stderr, "heapprof: top pin: %s, %s, %s %s\n",
 				fmt_size(a, sizeof(a), r->pin_bytes), r->pin_state,
+				strcmp(r->pin_state, "live") == 0 ||
+						strcmp(r->pin_state, "cached") == 0
+					? "from"
+					: "is",
 				pin_site(db_path, r, site, sizeof(site)));
 	}
 	fprintf(stderr, "heapprof: wrote %s (heapprof report %s: pins, holes, stacks)\n", db_path,

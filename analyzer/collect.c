@@ -1136,9 +1136,10 @@ write_summary(struct collector *c, struct image *im)
 	if (pin) {
 		x->pin_address = pin->addr;
 		x->pin_bytes = pin->chunk_bytes;
-		x->pin_state = pin->kind == HM_RANGE_OWN ? "allocator"
-			       : pin->cached		? "cached"
-							: "live";
+		x->pin_state = pin->kind == HM_RANGE_OWN      ? "allocator"
+			       : pin->kind == HM_RANGE_CACHED ? "stashed"
+			       : pin->cached		      ? "cached"
+							      : "live";
 		x->pin_stack_id = pin->kind == HM_CHUNK ? pin->stack_id : 0;
 	}
 	db_summary(c->db, x);

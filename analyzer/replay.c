@@ -508,6 +508,7 @@ walk_heaps(struct hm *m, struct rp_result *r, size_t top)
 				.chunk_id = rc ? rc->chunk_id : 0,
 				.stack_id = rc ? rc->stack_id : 0,
 				.state = !c || c->kind == HM_RANGE_OWN ? RP_OWN
+					 : c->kind == HM_RANGE_CACHED  ? RP_STASHED
 					 : c->cached		       ? RP_CACHED
 								       : RP_LIVE,
 				.cache = !c ? 0

@@ -85,12 +85,15 @@ struct rp_pin {
 	uint64_t weight;           /* becomes trimmable if this and every pin above go */
 	int64_t alloc_ns;          /* 0: the allocator's own */
 	int64_t chunk_id, stack_id;
-	uint8_t state;             /* RP_LIVE, RP_CACHED, RP_OWN */
-	uint8_t cache;             /* cached: RP_TCACHE or RP_FASTBIN */
+	uint8_t state;             /* RP_LIVE, RP_CACHED, RP_STASHED, RP_OWN */
+	uint8_t cache;             /* cached, stashed: RP_TCACHE or RP_FASTBIN */
 	unsigned heap;
 };
 
-enum { RP_LIVE = 1, RP_CACHED = 2, RP_OWN = 3 };
+/* RP_STASHED: free space the allocator put into a tcache or fastbin
+ * itself (a chunk it took from a bin for later requests of its size, or
+ * a remainder it split off): a real chunk, never one of the program's. */
+enum { RP_LIVE = 1, RP_CACHED = 2, RP_OWN = 3, RP_STASHED = 4 };
 
 struct rp_site {
 	int64_t stack_id;          /* a representative stack of the group */

@@ -39,7 +39,10 @@ CREATE TABLE heap_summary (
   worst_untrimmable_ns    INTEGER,           -- when
   top_pin_address         INTEGER,           -- at the end: the top pin (NULL: none)
   top_pin_bytes           INTEGER,           -- its chunk bytes
-  top_pin_state           TEXT,              -- live, cached, or allocator
+  top_pin_state           TEXT,              -- live, cached (freed by the program, held by
+                                             -- a tcache or fastbin), stashed (free space the
+                                             -- allocator put into one: no chunk of the
+                                             -- program's), or allocator (its own)
   top_pin_stack_id        INTEGER REFERENCES stack, -- its allocation stack
   resident_bytes          INTEGER            -- of the extent, resident pages: used by
                                              -- chunks and not given back since

@@ -18,6 +18,9 @@
  *               consolidates and returns them
  *   fastbins-mt the same in 4 threads' arenas (the threads exit, their
  *               tcaches go to the fastbins too), main's heap busy
+ *   stashed-pin 1000 x 40 KiB freed below a live chunk that realloc shrank
+ *               in place: the tail it split off went into the tcache, above
+ *               it: free space the allocator holds, no chunk of the program's
  *   slivers     1000 holes of 1100 bytes between live 32-byte chunks
  *   mmap-only   ten 1 MiB chunks (mmap), five freed: no holes
  *   freed-all   10000 x 4000 bytes pinned by a config string while the
@@ -241,6 +244,18 @@ main(int argc, char **argv)
 		report_mallinfo();
 		return pin[0] == 't' ? 0 : 1;
 	}
+	if (strcmp(mode, "stashed-pin") == 0) {
+		fill_blocks(N, BLOCK);
+		pin = keep_config();
+		char *big = malloc(1000); /* SHRUNK_SITE */
+		if (!big)
+			return 99;
+		memset(big, 1, 1000);
+		big = realloc(big, 500); /* in place: a 496-byte tail to the tcache */
+		free_blocks(N);
+		report_mallinfo();
+		return big && pin[0] == 't' ? 0 : 1;
+	}
 	if (strcmp(mode, "cached-pin") == 0) {
 		fill_blocks(N, BLOCK);
 		pin = keep_config();
@@ -332,6 +347,6 @@ main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: pattern live-pin|cached-pin|stdio-pin|pages|self-trim|"
-			"fastbins|fastbins-mt|slivers|mmap-only|freed-all|arena-pin\n");
+			"fastbins|fastbins-mt|stashed-pin|slivers|mmap-only|freed-all|arena-pin\n");
 	return 2;
 }

@@ -198,6 +198,23 @@ def main():
               sum(l["bytes"] for l in r["leaks"] if l["function"] == "keep_config"))
         golden("cached-pin.json", normalize_json([r]))
 
+        # the top pin is free space the allocator cached itself (the tail a
+        # realloc split off, in the tcache): labelled so, no chunk
+        db, mi, _ = record(tmp, "stashed-pin")
+        r = report(db)[0]
+        agree_with_glibc("stashed-pin", r, mi)
+        top = r["pins"][0]
+        check("stashed-pin: the top pin is the 496-byte tail the tcache holds, no chunk",
+              ("stashed", "tcache", 496, 0, []),
+              (top["state"], top["cache"], top["chunk_bytes"], top["chunk_id"], top["stack"]))
+        check("stashed-pin: below it the live chunk realloc shrank", ("live", 512),
+              (r["pins"][1]["state"], r["pins"][1]["chunk_bytes"]))
+        rc, out = run_check(db, "--max-untrimmable", "1M")
+        check("stashed-pin: check's FAIL line says what the top pin is", (1, True),
+              (rc, "top pin: free space the allocator keeps in a tcache" in out))
+        check("stashed-pin: the collector's summary says stashed", "stashed",
+              summary(db, "top_pin_state"))
+
         # a stdio FILE pins the heap
         db, mi, _ = record(tmp, "stdio-pin")
         r = report(db)[0]
