@@ -419,8 +419,9 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 	const struct rp_figures *f = &r->at;
 	int64_t t0 = p->in.started_ns;
 
-	printf("process %lld (%s), at %s: %.3f s after it started\n", (long long)p->pid,
-	       p->exe ? p->exe : "?", o->at_name, secs(f->at_ns - t0));
+	printf("process %lld (%s), at %s: %s%.3f s after it started\n", (long long)p->pid,
+	       p->exe ? p->exe : "?", o->at_name, r->past_end ? "past its end, so at its end, " : "",
+	       secs(f->at_ns - t0));
 	snprintf(line, sizeof(line), "%s resident", fmt_size(a, sizeof(a), f->resident));
 	text_line("heap extent", f->extent, line);
 	snprintf(line, sizeof(line), "%llu chunk%s", (unsigned long long)f->live_chunks,
@@ -593,7 +594,8 @@ json_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 	json_str(p->exe);
 	printf(", \"at\": ");
 	json_str(o->at == RP_AT_TIME ? "time" : o->at_name);
-	printf(", \"at_ns\": %lld,\n", (long long)(f->at_ns - t0));
+	printf(", \"at_ns\": %lld, \"past_end\": %s,\n", (long long)(f->at_ns - t0),
+	       r->past_end ? "true" : "false");
 	printf("     \"extent_bytes\": %llu, \"resident_bytes\": %llu, \"live_bytes\": %llu, "
 	       "\"cached_bytes\": %llu, \"fastbin_bytes\": %llu,\n",
 	       U(f->extent), U(f->resident), U(f->live), U(f->cached), U(f->fastbin));
@@ -692,6 +694,26 @@ open_and_load(const struct opts *o)
 	}
 	if (!db->complete)
 		hp_error(o->file, "the recording did not finish: figures may be incomplete");
+	/* an instant after every process ended is a mistake, not their end */
+	if (o->at == RP_AT_TIME) {
+		const struct ld_process *longest = NULL;
+		int64_t most = -1;
+		for (size_t i = 0; i < db->nprocs; i++) {
+			const struct ld_process *p = &db->procs[i];
+			int64_t ran = rp_end_ns(&p->in) - p->in.started_ns;
+			if (p->wanted && ran > most) {
+				most = ran;
+				longest = p;
+			}
+		}
+		if (longest && o->at_ns >= most) {
+			hp_error(o->at_name, "--at is past the end: %s %lld ran %.3f s",
+				 db->nprocs > 1 ? "the longest process, pid" : "pid",
+				 (long long)longest->pid, secs(most));
+			ld_close(db);
+			return NULL;
+		}
+	}
 	return db;
 }
 

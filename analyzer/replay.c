@@ -696,6 +696,10 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 		break;
 	case RP_AT_TIME:
 		at = in->started_ns + opt->at_ns;
+		if (at >= (in->ended_ns > p.last_ns ? in->ended_ns : p.last_ns)) {
+			at = INT64_MAX; /* past its end: at its end */
+			r->past_end = true;
+		}
 		break;
 	default:
 		at = INT64_MAX;
@@ -723,6 +727,24 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 	}
 	engine_free(&e);
 	return r;
+}
+
+int64_t
+rp_end_ns(const struct rp_input *in)
+{
+	int64_t t = in->ended_ns;
+
+	for (size_t i = 0; i < in->nchunks; i++) {
+		const struct rp_chunk *c = &in->chunks[i];
+		int64_t last = c->released_ns > c->free_ns ? c->released_ns : c->free_ns;
+		if (c->alloc_ns > last)
+			last = c->alloc_ns;
+		if (last > t)
+			t = last;
+	}
+	if (in->nevents && in->events[in->nevents - 1].ns > t)
+		t = in->events[in->nevents - 1].ns;
+	return t;
 }
 
 void

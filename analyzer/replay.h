@@ -123,6 +123,7 @@ struct rp_point {               /* the timeline */
 struct rp_result {
 	struct rp_figures at;      /* at the instant asked for */
 	enum rp_at what;
+	bool past_end;             /* RP_AT_TIME after the process ended: at its end */
 	/* over the whole run */
 	uint64_t peak_live, peak_extent, worst_untrimmable;
 	int64_t peak_live_ns, peak_extent_ns, worst_ns;
@@ -150,6 +151,10 @@ struct rp_options {
 
 /* Returns NULL only if memory runs out. */
 struct rp_result *rp_analyze(const struct rp_input *in, const struct rp_options *opt);
+
+/* When the process ended, or its last recorded event if later (or if
+ * its end is not known). */
+int64_t rp_end_ns(const struct rp_input *in);
 void rp_free(struct rp_result *r);
 
 #endif

@@ -277,6 +277,15 @@ def main():
             text = subprocess.run([HEAPPROF, "report", db], capture_output=True, text=True).stdout
             check(f"{mode}: the advice names the fastbins, not 'nothing is pinned'", (True, False),
                   ("astbins hold" in text, "Nothing is pinned" in text))
+        # --at past one process's end (the trimming child ends first): that
+        # one at its end, saying so; past every process's end: refused
+        both = report(db, "--at", "%.9f" % ((r["at_ns"] - 1) / 1e9))
+        check("an instant after the child's end: the child at its end, saying so",
+              (2, False, True), (len(both), both[0]["past_end"], both[1]["past_end"]))
+        check("... the parent at that instant", r["at_ns"] - 1, both[0]["at_ns"])
+        text = subprocess.run([HEAPPROF, "report", db, "--at", "%.9f" % ((r["at_ns"] - 1) / 1e9)],
+                              capture_output=True, text=True).stdout
+        check("... the text says so", 1, text.count("past its end, so at its end"))
 
         db, mi, _ = record(tmp, "slivers")
         r = report(db)[0]
