@@ -30,6 +30,8 @@ struct opts {
 	bool json;
 	bool by_stack;
 	long top;
+	const char **skip; /* --skip patterns */
+	size_t nskip;
 	/* check */
 	uint64_t max[4];
 	bool has_max[4];
@@ -44,7 +46,8 @@ static void
 report_usage(FILE *f)
 {
 	fputs("usage: heapprof report FILE [--pid PID] [--at exit|worst|peak|SECONDS]\n"
-	      "                       [--format text|json] [--top N] [--by function|stack]\n",
+	      "                       [--format text|json] [--top N] [--by function|stack]\n"
+	      "                       [--skip FUNCTION|MODULE|FILE]...\n",
 	      f);
 }
 
@@ -52,7 +55,8 @@ static void
 check_usage(FILE *f)
 {
 	fputs("usage: heapprof check FILE [--pid PID] [--at exit|worst] [--max-untrimmable SIZE]\n"
-	      "                      [--max-retained SIZE] [--max-leaked SIZE] [--max-peak SIZE]\n",
+	      "                      [--max-retained SIZE] [--max-leaked SIZE] [--max-peak SIZE]\n"
+	      "                      [--skip FUNCTION|MODULE|FILE]...\n",
 	      f);
 }
 
@@ -123,6 +127,9 @@ parse(int argc, char **argv, struct opts *o, bool check)
 						  : "--at takes exit, worst, peak or seconds since start");
 				return 2;
 			}
+		} else if (strcmp(a, "--skip") == 0) {
+			o->skip = xrealloc(o->skip, (o->nskip + 1) * sizeof(char *));
+			o->skip[o->nskip++] = v;
 		} else if (!check && strcmp(a, "--format") == 0) {
 			if (strcmp(v, "json") == 0)
 				o->json = true;
@@ -554,6 +561,22 @@ json_str(const char *s)
 }
 
 static void
+json_frame(const struct ld_frame *f)
+{
+	printf("{\"function\": ");
+	json_str(f->function);
+	printf(", \"file\": ");
+	json_str(f->file);
+	if (f->line > 0)
+		printf(", \"line\": %lld", (long long)f->line);
+	else
+		printf(", \"line\": null");
+	printf(", \"module\": ");
+	json_str(f->module);
+	printf(", \"offset\": %llu}", U(f->offset));
+}
+
+static void
 json_stack(struct ld_db *db, int64_t stack_id)
 {
 	struct ld_frame f[MAX_FRAMES];
@@ -561,19 +584,26 @@ json_stack(struct ld_db *db, int64_t stack_id)
 
 	putchar('[');
 	for (size_t i = 0; i < n; i++) {
-		printf(i ? ", {\"function\": " : "{\"function\": ");
-		json_str(f[i].function);
-		printf(", \"file\": ");
-		json_str(f[i].file);
-		if (f[i].line > 0)
-			printf(", \"line\": %lld", (long long)f[i].line);
-		else
-			printf(", \"line\": null");
-		printf(", \"module\": ");
-		json_str(f[i].module);
-		putchar('}');
+		if (i)
+			printf(", ");
+		json_frame(&f[i]);
 	}
 	putchar(']');
+}
+
+/* The site of a stack (its first frame that is no allocation wrapper),
+ * or null. */
+static void
+json_site(struct ld_db *db, int64_t stack_id)
+{
+	struct ld_frame f[MAX_FRAMES];
+	size_t k = ld_site_index(db, stack_id);
+	size_t n = stack_id > 0 && k < MAX_FRAMES ? ld_stack(db, stack_id, f, k + 1) : 0;
+
+	if (n == k + 1)
+		json_frame(&f[k]);
+	else
+		printf("null");
 }
 
 static const char *
@@ -643,6 +673,8 @@ json_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		       U(pin->weight), (long long)(pin->alloc_ns ? f->at_ns - pin->alloc_ns : 0),
 		       (long long)pin->chunk_id);
 		json_stack(db, pin->stack_id);
+		printf(", \"site\": ");
+		json_site(db, pin->stack_id);
 		putchar('}');
 	}
 	printf("],\n     \"holes\": [");
@@ -669,6 +701,8 @@ json_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		printf(", \"bytes\": %llu, \"chunks\": %llu, \"backing\": \"%s\", \"stack\": ",
 		       U(l[i].bytes), U(l[i].chunks), backing_name(l[i].backing));
 		json_stack(db, l[i].stack_id);
+		printf(", \"site\": ");
+		json_site(db, l[i].stack_id);
 		putchar('}');
 	}
 	free(l);
@@ -687,6 +721,8 @@ open_and_load(const struct opts *o)
 		hp_error(o->file, "%s", err);
 		return NULL;
 	}
+	for (size_t i = 0; i < o->nskip; i++)
+		ld_skip(db, o->skip[i]);
 	if (ld_load(db, o->pid, err, sizeof(err)) != 0) {
 		hp_error(o->file, "%s", err);
 		ld_close(db);
@@ -748,6 +784,7 @@ cmd_report(int argc, char **argv)
 	if (o.json)
 		printf("\n]}\n");
 	ld_close(db);
+	free(o.skip);
 	return 0;
 }
 
@@ -795,5 +832,6 @@ cmd_check(int argc, char **argv)
 		rp_free(r);
 	}
 	ld_close(db);
+	free(o.skip);
 	return failed ? 1 : 0;
 }

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,10 +24,19 @@ struct strs {
 	size_t n, cap;
 };
 
+/* The patterns of alloc_wrapper (none in a database from before it) and
+ * ld_skip's: [0] functions, [1] modules, [2] files. */
+struct wrappers {
+	char **v[3];
+	size_t n[3];
+};
+
 struct ld_db_priv {
 	struct ld_db pub;
 	struct strs strs;
 	sqlite3_stmt *frames;
+	struct wrappers wrappers;
+	bool has_wrappers;
 };
 
 static const char *
@@ -205,10 +215,138 @@ fail_sql(struct ld_db *db, char *err, size_t errcap)
 	return -1;
 }
 
+void
+ld_skip(struct ld_db *db, const char *pattern)
+{
+	db->skip = xrealloc(db->skip, (db->nskip + 1) * sizeof(char *));
+	db->skip[db->nskip++] = xstrdup(pattern);
+}
+
+static void
+wrapper_add(struct wrappers *w, int kind, const char *pattern)
+{
+	w->v[kind] = xrealloc(w->v[kind], (w->n[kind] + 1) * sizeof(char *));
+	w->v[kind][w->n[kind]++] = xstrdup(pattern);
+}
+
 static int
-load_functions(struct ld_db *db, char *err, size_t errcap)
+load_wrappers(struct ld_db *db)
+{
+	struct ld_db_priv *p = (struct ld_db_priv *)db;
+	struct wrappers *w = &p->wrappers;
+	sqlite3_stmt *s;
+	int rc;
+
+	if (p->has_wrappers)
+		return 0;
+	p->has_wrappers = true;
+	for (size_t i = 0; i < db->nskip; i++)
+		for (int k = 0; k < 3; k++)
+			wrapper_add(w, k, db->skip[i]);
+	int64_t has = query_int(db->h, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' "
+				       "AND name = 'alloc_wrapper'", 0, &rc);
+	if (rc != SQLITE_OK)
+		return -1;
+	if (!has)
+		return 0;
+	if (sqlite3_prepare_v2(db->h, "SELECT pattern, kind FROM alloc_wrapper", -1, &s, NULL) !=
+	    SQLITE_OK)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *pat = (const char *)sqlite3_column_text(s, 0);
+		const char *kind = (const char *)sqlite3_column_text(s, 1);
+		if (!pat || !kind)
+			continue;
+		int k = strcmp(kind, "function") == 0 ? 0 : strcmp(kind, "module") == 0 ? 1
+							  : strcmp(kind, "file") == 0	  ? 2
+												  : -1;
+		if (k >= 0)
+			wrapper_add(w, k, pat);
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void
+wrappers_free(struct wrappers *w)
+{
+	for (int k = 0; k < 3; k++) {
+		for (size_t i = 0; i < w->n[k]; i++)
+			free(w->v[k][i]);
+		free(w->v[k]);
+	}
+}
+
+static bool
+matches(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; s && i < n; i++)
+		if (fnmatch(v[i], s, 0) == 0)
+			return true;
+	return false;
+}
+
+static bool
+is_wrapper(const struct wrappers *w, const char *fn, const char *file, const char *module)
+{
+	return matches(w->v[0], w->n[0], fn) ||
+	       matches(w->v[1], w->n[1], module ? path_base(module) : NULL) ||
+	       matches(w->v[2], w->n[2], file);
+}
+
+/* Function names to ids (1..n), by hash. */
+struct names {
+	size_t *slot; /* id, 0: empty */
+	size_t cap;
+};
+
+static uint64_t
+str_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 0x100000001b3ULL;
+	return h;
+}
+
+static int64_t
+name_id(struct ld_db *db, struct names *t, const char *name)
+{
+	if (db->nfns * 2 >= t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		size_t *slot = xcalloc(cap, sizeof(size_t));
+		for (size_t i = 0; i < t->cap; i++)
+			if (t->slot[i]) {
+				size_t j = str_hash(db->fn_names[t->slot[i] - 1]) & (cap - 1);
+				while (slot[j])
+					j = (j + 1) & (cap - 1);
+				slot[j] = t->slot[i];
+			}
+		free(t->slot);
+		t->slot = slot;
+		t->cap = cap;
+	}
+	size_t j = str_hash(name) & (t->cap - 1);
+	for (; t->slot[j]; j = (j + 1) & (t->cap - 1))
+		if (strcmp(db->fn_names[t->slot[j] - 1], name) == 0)
+			return (int64_t)t->slot[j];
+	db->fn_names = xrealloc(db->fn_names, (db->nfns + 1) * sizeof(char *));
+	db->fn_names[db->nfns++] = xstrdup(name);
+	t->slot[j] = db->nfns;
+	return (int64_t)db->nfns;
+}
+
+/* The site of every stack: its first frame (innermost first, inlined ones
+ * included, as ld_stack lists them) that is no allocation wrapper, or its
+ * innermost if all are; grouped by the site's function (an unsymbolized
+ * site by its address: "0x1a9b in module"). */
+static int
+load_sites(struct ld_db *db, char *err, size_t errcap)
 {
 	sqlite3_stmt *s;
+	const struct wrappers *w = &((struct ld_db_priv *)db)->wrappers;
+	struct names names = { 0 };
 	int rc;
 
 	db->nstacks = query_int(db->h, "SELECT max(stack_id) FROM stack", 0, &rc);
@@ -219,26 +357,54 @@ load_functions(struct ld_db *db, char *err, size_t errcap)
 		return -1;
 	}
 	db->fn_of_stack = xcalloc((size_t)db->nstacks + 1, sizeof(int64_t));
+	db->site_of_stack = xcalloc((size_t)db->nstacks + 1, sizeof(int32_t));
 	for (int64_t i = 0; i <= db->nstacks; i++)
 		db->fn_of_stack[i] = -i;
-	if (sqlite3_prepare_v2(db->h, "SELECT f.stack_id, y.function FROM stack_frame f "
-				      "JOIN symbol y ON y.image_id = f.image_id AND "
-				      "y.offset = f.offset AND y.level = 0 "
-				      "WHERE f.depth = 0 ORDER BY y.function", -1, &s, NULL) != SQLITE_OK)
+	if (load_wrappers(db) != 0)
 		return fail_sql(db, err, errcap);
-	const char *last = NULL;
+	if (sqlite3_prepare_v2(db->h, "SELECT f.stack_id, y.function, y.file, i.path, f.offset "
+				      "FROM stack_frame f "
+				      "LEFT JOIN symbol y ON y.image_id = f.image_id "
+				      "AND y.offset = f.offset "
+				      "LEFT JOIN image i ON i.image_id = f.image_id "
+				      "ORDER BY f.stack_id, f.depth, y.level",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	int64_t cur = 0;
+	int32_t k = 0;
+	bool found = true;
+	char buf[512];
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		int64_t id = sqlite3_column_int64(s, 0);
-		const unsigned char *fn = sqlite3_column_text(s, 1);
-		if (id < 1 || id > db->nstacks || !fn)
+		if (id < 1 || id > db->nstacks)
 			continue;
-		if (!last || strcmp(last, (const char *)fn) != 0) {
-			db->fn_names = xrealloc(db->fn_names, (db->nfns + 1) * sizeof(char *));
-			last = db->fn_names[db->nfns++] = xstrdup((const char *)fn);
+		if (id != cur) {
+			cur = id;
+			k = 0;
+			found = false;
+		} else {
+			k++;
 		}
-		db->fn_of_stack[id] = (int64_t)db->nfns;
+		if (found)
+			continue;
+		const char *fn = (const char *)sqlite3_column_text(s, 1);
+		const char *file = (const char *)sqlite3_column_text(s, 2);
+		const char *mod = (const char *)sqlite3_column_text(s, 3);
+		bool wrapper = is_wrapper(w, fn, file, mod);
+		if (wrapper && k > 0)
+			continue; /* the innermost stays the site until one is not */
+		found = !wrapper;
+		db->site_of_stack[id] = k;
+		if (!fn) {
+			snprintf(buf, sizeof(buf), "0x%llx in %s",
+				 (unsigned long long)sqlite3_column_int64(s, 4),
+				 mod ? path_base(mod) : "?");
+			fn = buf;
+		}
+		db->fn_of_stack[id] = name_id(db, &names, fn);
 	}
 	sqlite3_finalize(s);
+	free(names.slot);
 	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
 }
 
@@ -446,7 +612,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	free(need);
 	if (rc != SQLITE_DONE)
 		return fail_sql(db, err, errcap);
-	return load_functions(db, err, errcap);
+	return load_sites(db, err, errcap);
 }
 
 size_t
@@ -456,7 +622,7 @@ ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap)
 	size_t n = 0;
 
 	if (!p->frames &&
-	    sqlite3_prepare_v2(db->h, "SELECT y.function, y.file, y.line, i.path "
+	    sqlite3_prepare_v2(db->h, "SELECT y.function, y.file, y.line, i.path, f.offset "
 				      "FROM stack_frame f "
 				      "LEFT JOIN symbol y ON y.image_id = f.image_id "
 				      "AND y.offset = f.offset "
@@ -470,6 +636,7 @@ ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap)
 		out[n].file = keep(p, sqlite3_column_text(p->frames, 1));
 		out[n].line = sqlite3_column_int64(p->frames, 2);
 		out[n].module = keep(p, sqlite3_column_text(p->frames, 3));
+		out[n].offset = (uint64_t)sqlite3_column_int64(p->frames, 4);
 		n++;
 	}
 	sqlite3_reset(p->frames);
@@ -479,25 +646,49 @@ ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap)
 const char *
 ld_frame_text(char *buf, size_t cap, const struct ld_frame *f)
 {
-	if (f->file && f->line > 0)
-		snprintf(buf, cap, "%s (%s:%lld)", f->function ? f->function : "??", path_base(f->file),
-			 (long long)f->line);
-	else
-		snprintf(buf, cap, "%s (%s)", f->function ? f->function : "??",
+	if (!f->function)
+		snprintf(buf, cap, "0x%llx in %s", (unsigned long long)f->offset,
 			 f->module ? path_base(f->module) : "?");
+	else if (f->file && f->line > 0)
+		snprintf(buf, cap, "%s (%s:%lld)", f->function, path_base(f->file), (long long)f->line);
+	else
+		snprintf(buf, cap, "%s (%s)", f->function, f->module ? path_base(f->module) : "?");
 	return buf;
+}
+
+size_t
+ld_site_index(struct ld_db *db, int64_t stack_id)
+{
+	struct ld_frame f[64];
+	size_t n;
+
+	if (db->site_of_stack)
+		return stack_id >= 1 && stack_id <= db->nstacks
+			       ? (size_t)db->site_of_stack[stack_id]
+			       : 0;
+	/* not loaded (ld_open without ld_load): this stack's alone */
+	if (stack_id < 1 || load_wrappers(db) != 0 || (n = ld_stack(db, stack_id, f, 64)) == 0)
+		return 0;
+	for (size_t k = 0; k < n; k++)
+		if (!is_wrapper(&((struct ld_db_priv *)db)->wrappers, f[k].function, f[k].file,
+				f[k].module))
+			return k;
+	return 0;
 }
 
 const char *
 ld_site_text(struct ld_db *db, int64_t stack_id, char *buf, size_t cap)
 {
-	struct ld_frame f;
+	struct ld_frame f[64];
+	size_t k = ld_site_index(db, stack_id), n;
 
-	if (stack_id <= 0 || ld_stack(db, stack_id, &f, 1) == 0) {
+	if (k >= 64)
+		k = 63;
+	if (stack_id <= 0 || (n = ld_stack(db, stack_id, f, k + 1)) == 0) {
 		snprintf(buf, cap, "(no stack recorded)");
 		return buf;
 	}
-	return ld_frame_text(buf, cap, &f);
+	return ld_frame_text(buf, cap, &f[n - 1 < k ? n - 1 : k]);
 }
 
 int64_t
@@ -524,6 +715,7 @@ ld_close(struct ld_db *db)
 	if (!db)
 		return;
 	sqlite3_finalize(p->frames);
+	wrappers_free(&p->wrappers);
 	sqlite3_close(db->h);
 	for (size_t i = 0; i < db->nprocs; i++) {
 		free(db->procs[i].exe);
@@ -536,6 +728,10 @@ ld_close(struct ld_db *db)
 		free(db->fn_names[i]);
 	free(db->fn_names);
 	free(db->fn_of_stack);
+	free(db->site_of_stack);
+	for (size_t i = 0; i < db->nskip; i++)
+		free(db->skip[i]);
+	free(db->skip);
 	for (size_t i = 0; i < p->strs.n; i++)
 		free(p->strs.v[i]);
 	free(p->strs.v);

@@ -32,6 +32,7 @@ struct ld_process {
 struct ld_frame {
 	const char *function, *file, *module; /* NULL if unknown */
 	int64_t line;                         /* 0 if unknown */
+	uint64_t offset;                      /* in its module (absolute if none) */
 };
 
 struct ld_db {
@@ -40,15 +41,26 @@ struct ld_db {
 	bool complete;
 	struct ld_process *procs;
 	size_t nprocs;
-	/* the innermost frame of each stack, and a function id for grouping */
+	/* the site of each stack (its first frame that is no allocation
+	 * wrapper), and a function id for grouping */
 	int64_t nstacks;
 	int64_t *fn_of_stack;   /* by stack id: function id, or -stack_id if unknown */
+	int32_t *site_of_stack; /* by stack id: the site's index in ld_stack's frames */
 	char **fn_names;        /* by function id - 1 */
 	size_t nfns;
+	/* what ld_skip added: patterns for functions, modules and files */
+	char **skip;
+	size_t nskip;
 };
 
 /* Open and check. Returns NULL with a message in err. */
 struct ld_db *ld_open(const char *path, char *err, size_t errcap);
+
+/* Frames matching the glob `pattern` (a function's name, a module's
+ * basename or a source file) allocate for their caller: a stack's site is
+ * past them, as past those the database's alloc_wrapper table names.
+ * Before ld_load. */
+void ld_skip(struct ld_db *db, const char *pattern);
 
 /* Load the processes whose pid is `pid` (0: all), their ancestors (a forked
  * child's heap starts as its parent's), their chunks and heap events.
@@ -60,14 +72,16 @@ int ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap);
 size_t ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap);
 
 /* "function (file:line)" of a frame, or "function (module)" without a
- * line, "?? (module)" without a function; into buf. */
+ * line, "0x1a9b in module" without a function; into buf. */
 const char *ld_frame_text(char *buf, size_t cap, const struct ld_frame *f);
 
-/* The innermost frame of a stack as ld_frame_text, or "(no stack
- * recorded)". */
+/* The site of a stack, its index among ld_stack's frames (0 if unknown). */
+size_t ld_site_index(struct ld_db *db, int64_t stack_id);
+
+/* The site of a stack as ld_frame_text, or "(no stack recorded)". */
 const char *ld_site_text(struct ld_db *db, int64_t stack_id, char *buf, size_t cap);
 
-/* Group key by allocating function (replay's rp_options.group). */
+/* Group key by the site's function (replay's rp_options.group). */
 int64_t ld_group_function(void *db, int64_t stack_id);
 
 /* The function name of a group key, or NULL. */

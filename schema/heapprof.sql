@@ -102,6 +102,59 @@ CREATE TABLE event_kind (
 INSERT INTO event_kind VALUES (1, 'brk'), (2, 'map'), (3, 'unmap'), (4, 'madvise'),
   (5, 'state'), (6, 'resize'), (7, 'inherited_free');
 
+-- Allocation wrappers: frames that allocate on behalf of their caller
+-- (operator new, xmalloc, Perl_safesysmalloc, sqlite3Malloc, ...). A
+-- chunk's site is the first frame of its stack that is none of these (the
+-- view sites, and heapprof report). Patterns are GLOB patterns (* ? [...])
+-- on the function's name (demangled), on the basename of the module the
+-- frame is in, or on its source file. Rows may be added to a database to
+-- skip more.
+CREATE TABLE alloc_wrapper (
+  pattern TEXT NOT NULL,  -- e.g. 'xmalloc', 'operator new*', 'libc.so.6'
+  kind    TEXT NOT NULL CHECK (kind IN ('function', 'module', 'file')),
+  PRIMARY KEY (pattern, kind)
+) STRICT;
+INSERT INTO alloc_wrapper (pattern, kind) VALUES
+  -- whatever the C and C++ runtimes allocate is for their caller, and so
+  -- is what the standard C++ library's templates inlined into it allocate
+  ('libc.so.6', 'module'), ('libstdc++.so.6', 'module'),
+  ('/usr/include/c++/*', 'file'),
+  -- C++ (also where libstdc++ is linked in statically, as in cc1)
+  ('operator new*', 'function'),
+  ('__gnu_cxx::new_allocator<*>::allocate*', 'function'),
+  ('std::__new_allocator<*>::allocate*', 'function'),
+  ('std::allocator<*>::allocate*', 'function'),
+  ('std::allocator_traits<*>::allocate*', 'function'),
+  ('std::_Vector_base<*>::_M_allocate*', 'function'),
+  -- libiberty (gcc, binutils), gnulib
+  ('xmalloc', 'function'), ('xcalloc', 'function'), ('xrealloc', 'function'),
+  ('xstrdup', 'function'), ('xstrndup', 'function'), ('xmemdup', 'function'),
+  ('xzalloc', 'function'), ('xnmalloc', 'function'), ('xcharalloc', 'function'),
+  ('xasprintf', 'function'), ('xvasprintf', 'function'),
+  -- gmp (gcc)
+  ('__gmp_default_allocate', 'function'), ('__gmp_default_reallocate', 'function'),
+  -- perl
+  ('Perl_safesys*', 'function'),
+  -- SQLite (its symbols: a libsqlite3 without them needs its module skipped)
+  ('sqlite3Malloc*', 'function'), ('sqlite3Realloc', 'function'),
+  ('sqlite3MemMalloc', 'function'), ('sqlite3MemRealloc', 'function'),
+  ('sqlite3DbMalloc*', 'function'), ('sqlite3DbRealloc*', 'function'),
+  ('sqlite3DbStrDup', 'function'), ('sqlite3DbStrNDup', 'function'),
+  ('dbReallocFinish', 'function'), ('mallocWithAlarm', 'function'),
+  ('sqlite3_malloc*', 'function'), ('sqlite3_realloc*', 'function'),
+  -- CPython
+  ('PyMem_*', 'function'), ('_PyMem_*', 'function'),
+  ('PyObject_Malloc', 'function'), ('PyObject_Calloc', 'function'),
+  ('PyObject_Realloc', 'function'), ('_PyObject_Malloc', 'function'),
+  ('_PyObject_Calloc', 'function'), ('_PyObject_Realloc', 'function'),
+  ('pymalloc_*', 'function'), ('gc_alloc', 'function'),
+  ('_PyObject_GC_New*', 'function'), ('_PyObject_New*', 'function'),
+  ('PyType_GenericAlloc', 'function'), ('_PyType_AllocNoTrack', 'function'),
+  -- GLib
+  ('g_malloc*', 'function'), ('g_realloc*', 'function'), ('g_try_malloc*', 'function'),
+  ('g_try_realloc*', 'function'), ('g_slice_alloc*', 'function'),
+  ('g_strdup*', 'function'), ('g_strndup', 'function'), ('g_memdup*', 'function');
+
 -- One row per process image: a fork makes a new row (parent_id set), and
 -- so does every successful exec (same pid, exec_from set).
 CREATE TABLE process (
@@ -319,3 +372,21 @@ CREATE VIEW frames AS
   FROM stack_frame sf
   LEFT JOIN symbol y ON y.image_id = sf.image_id AND y.offset = sf.offset
   LEFT JOIN image i ON i.image_id = sf.image_id;
+
+-- Each stack's site: its first frame that is no allocation wrapper
+-- (alloc_wrapper), or its innermost if all are. Group by sites.function
+-- (or by the whole row) to ask which code allocated.
+CREATE VIEW sites AS
+  SELECT stack_id, depth, function, file, line, module, offset FROM (
+    SELECT f.*, row_number() OVER (
+             PARTITION BY f.stack_id
+             ORDER BY EXISTS (
+               SELECT 1 FROM alloc_wrapper w
+               WHERE (w.kind = 'function' AND f.function GLOB w.pattern)
+                  OR (w.kind = 'file' AND f.file GLOB w.pattern)
+                  OR (w.kind = 'module' AND
+                      replace(f.module, rtrim(f.module, replace(f.module, '/', '')), '')
+                        GLOB w.pattern)),
+             f.depth) AS k
+    FROM frames f)
+  WHERE k = 1;

@@ -21,6 +21,9 @@
  *   stashed-pin 1000 x 40 KiB freed below a live chunk that realloc shrank
  *               in place: the tail it split off went into the tcache, above
  *               it: free space the allocator holds, no chunk of the program's
+ *   wrapped     live-pin, but every chunk comes through allocation
+ *               wrappers: xmalloc (a known one), and pool_get (the
+ *               program's own) under the pin
  *   slivers     1000 holes of 1100 bytes between live 32-byte chunks
  *   mmap-only   ten 1 MiB chunks (mmap), five freed: no holes
  *   freed-all   10000 x 4000 bytes pinned by a config string while the
@@ -179,6 +182,44 @@ keep_config(void)
 	return s;
 }
 
+/* libiberty's: a wrapper every report skips */
+void *xmalloc(size_t n);
+
+__attribute__((noinline)) void *
+xmalloc(size_t n)
+{
+	void *p = malloc(n);
+	if (!p)
+		exit(99);
+	return p;
+}
+
+/* the program's own wrapper (--skip pool_get) */
+__attribute__((noinline)) static void *
+pool_get(size_t n)
+{
+	char *p = xmalloc(n);
+	memset(p, 0, n);
+	return p;
+}
+
+__attribute__((noinline)) static void
+fill_wrapped(int n, size_t bytes)
+{
+	for (int i = 0; i < n; i++) {
+		blocks[i] = xmalloc(bytes); /* WRAPPED_SITE */
+		memset(blocks[i], i & 0xff, bytes);
+	}
+}
+
+__attribute__((noinline)) static char *
+keep_pooled(void)
+{
+	char *s = pool_get(100); /* POOLED_SITE */
+	strcpy(s, "threads=4");
+	return s;
+}
+
 __attribute__((noinline)) static void
 interleave(int n, size_t hole, size_t pin)
 {
@@ -255,6 +296,13 @@ main(int argc, char **argv)
 		free_blocks(N);
 		report_mallinfo();
 		return big && pin[0] == 't' ? 0 : 1;
+	}
+	if (strcmp(mode, "wrapped") == 0) {
+		fill_wrapped(N, BLOCK);
+		pin = keep_pooled();
+		free_blocks(N);
+		report_mallinfo();
+		return pin[0] == 't' ? 0 : 1;
 	}
 	if (strcmp(mode, "cached-pin") == 0) {
 		fill_blocks(N, BLOCK);
@@ -347,6 +395,6 @@ main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: pattern live-pin|cached-pin|stdio-pin|pages|self-trim|"
-			"fastbins|fastbins-mt|stashed-pin|slivers|mmap-only|freed-all|arena-pin\n");
+			"fastbins|fastbins-mt|stashed-pin|wrapped|slivers|mmap-only|freed-all|arena-pin\n");
 	return 2;
 }

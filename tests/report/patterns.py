@@ -24,6 +24,7 @@ import tempfile
 
 HEAPPROF, PROGS, GOLDEN = sys.argv[1], sys.argv[2], sys.argv[3]
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "progs", "pattern.c")
+BLOCK = 40 * 1024
 failures = 0
 checks = 0
 
@@ -123,7 +124,7 @@ def normalize_json(procs):
     def walk(v, key=None):
         if isinstance(v, dict):
             return {k: walk(x, k) for k, x in v.items()
-                    if k not in ("pid", "exe", "address", "start", "age_ns", "stack_id")
+                    if k not in ("pid", "exe", "address", "start", "age_ns", "stack_id", "offset")
                     and not k.endswith("_ns")}
         if isinstance(v, list):
             if key == "stack":
@@ -214,6 +215,56 @@ def main():
               (rc, "top pin: free space the allocator keeps in a tcache" in out))
         check("stashed-pin: the collector's summary says stashed", "stashed",
               summary(db, "top_pin_state"))
+
+        # allocation wrappers: xmalloc (built in), pool_get (--skip); the
+        # same sites in the report, check, heapprof run's summary and SQL
+        wrapped_line, pooled_line = line_of("WRAPPED_SITE"), line_of("POOLED_SITE")
+        db, mi, err = record(tmp, "wrapped")
+        r = report(db)[0]
+        site = lambda x: (x["site"]["function"], x["site"]["line"])
+        check("wrapped: the top pin's site is past xmalloc: pool_get", "pool_get",
+              r["pins"][0]["site"]["function"])
+        check("wrapped: the hole was held by fill_wrapped's chunks (past xmalloc)",
+              "fill_wrapped", r["holes"][0]["former_sites"][0]["function"])
+        check("wrapped: heapprof run's summary names pool_get", 1,
+              len(re.findall(r"top pin: 112 B, live, from pool_get \(pattern\.c:", err)))
+        r = report(db, "--skip", "pool_get")[0]
+        check("wrapped --skip pool_get: the site is keep_pooled's line",
+              ("keep_pooled", pooled_line), site(r["pins"][0]))
+        check("wrapped --skip pool_get: the leak's site too", ("keep_pooled", pooled_line),
+              site(r["leaks"][0]))
+        rc, out = run_check(db, "--max-untrimmable", "1M", "--skip", "pool_get")
+        check("wrapped: check --skip pool_get names keep_pooled", (1, True),
+              (rc, "top pin: keep_pooled (pattern.c:%d)" % pooled_line in out))
+        con = sqlite3.connect(db)
+        q = ("SELECT s.function FROM sites s JOIN chunks c USING (stack_id) "
+             "WHERE c.size = %d GROUP BY 1")
+        check("wrapped: SQL's sites view says the same", (["pool_get"], ["fill_wrapped"]),
+              ([x[0] for x in con.execute(q % 100)], [x[0] for x in con.execute(q % BLOCK)]))
+        con.execute("INSERT INTO alloc_wrapper VALUES ('pool_*', 'function')")
+        con.commit()
+        check("wrapped: a row added to alloc_wrapper: the view skips it", ["keep_pooled"],
+              [x[0] for x in con.execute(q % 100)])
+        con.close()
+        check("wrapped: ... and so does the report", "keep_pooled",
+              report(db)[0]["pins"][0]["site"]["function"])
+
+        # C++: operator new and the standard library's inlined templates
+        cdb = os.path.join(tmp, "cxx.db")
+        p = subprocess.run([HEAPPROF, "run", "-o", cdb, os.path.join(PROGS, "cxx-new")],
+                           capture_output=True, text=True)
+        check("cxx-new: recorded", 0, p.returncode)
+        r = report(cdb)[0]
+        names = ([s["function"] for h in r["holes"] for s in h["former_sites"]] +
+                 [l["function"] for l in r["leaks"]])
+        check("cxx-new: sites are the program's functions, never operator new or std::",
+              (True, []), (len(names) > 5, [n for n in names if n and
+                                              (n.startswith("operator new") or "std::" in n)]))
+        con = sqlite3.connect(cdb)
+        check("cxx-new: the sites view agrees", 0, con.execute(
+            "SELECT count(*) FROM sites WHERE function GLOB 'operator new*' "
+            "OR file GLOB '/usr/include/c++/*'").fetchone()[0])
+        con.close()
 
         # a stdio FILE pins the heap
         db, mi, _ = record(tmp, "stdio-pin")
