@@ -506,6 +506,20 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 				       : ld_site_text(db, pin->stack_id, site, sizeof(site)));
 		}
 	}
+	if (r->nholders && o->top) {
+		printf("\n  who holds the holes: the live chunks among and above them, by site\n"
+		       "  (keeps: what malloc_trim(0) would give back once the site's chunks are "
+		       "freed)\n");
+		for (size_t i = 0; i < r->nholders && i < (size_t)o->top; i++) {
+			const struct hm_holder *x = &r->holders[i];
+			printf("  %3zu. keeps %10s  %llu chunk%s, %s, from %s\n", i + 1,
+			       fmt_size(a, sizeof(a), x->keeps), U(x->chunks), x->chunks == 1 ? "" : "s",
+			       fmt_size(b, sizeof(b), x->bytes),
+			       ld_site_text(db, x->stack_id, site, sizeof(site)));
+		}
+		if (r->nholders > (size_t)o->top)
+			printf("       and %zu more sites\n", r->nholders - (size_t)o->top);
+	}
 	if (r->nholes && o->top) {
 		printf("\n  holes, largest first (of %zu)\n", r->nholes);
 		for (size_t i = 0; i < r->nholes && i < (size_t)o->top; i++) {
@@ -675,6 +689,17 @@ json_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		json_stack(db, pin->stack_id);
 		printf(", \"site\": ");
 		json_site(db, pin->stack_id);
+		putchar('}');
+	}
+	printf("],\n     \"holders\": [");
+	for (size_t i = 0; i < r->nholders && i < (size_t)o->top; i++) {
+		const struct hm_holder *x = &r->holders[i];
+		printf("%s\n       {\"function\": ", i ? "," : "");
+		json_str(function_of(db, x->stack_id));
+		printf(", \"chunks\": %llu, \"bytes\": %llu, \"keeps_bytes\": %llu, "
+		       "\"stack_id\": %lld, \"site\": ",
+		       U(x->chunks), U(x->bytes), U(x->keeps), (long long)x->stack_id);
+		json_site(db, x->stack_id);
 		putchar('}');
 	}
 	printf("],\n     \"holes\": [");

@@ -622,6 +622,150 @@ hm_trim_reclaimable(struct hm *m)
 	return t.bytes;
 }
 
+/* A top chunk [at, h->end): the resident bytes trimming it to a page
+ * gives back (systrim(0)'s rule). */
+static uint64_t
+top_trim(const struct hm_heap *h, uint64_t at)
+{
+	if (h->end <= at || h->end - at <= 33)
+		return 0;
+	uint64_t extra = (h->end - at - 33) & ~(uint64_t)(HM_PAGE - 1);
+	return hm_resident_range(h, h->end - extra, extra);
+}
+
+struct blocker {
+	uint64_t addr, end, gap; /* gap: start of the free run below it */
+	int64_t key, stack_id;   /* key INT64_MIN: no live chunk of the program's */
+	uint64_t bytes;
+};
+
+struct holder_set {
+	struct hm_holder *v;
+	size_t n, cap;
+	size_t *slot; /* index + 1 by hash of the key */
+	size_t slots;
+};
+
+static struct hm_holder *
+holder_of(struct holder_set *s, int64_t key, int64_t stack_id)
+{
+	if (s->n * 2 >= s->slots) {
+		size_t slots = s->slots ? s->slots * 2 : 256;
+		size_t *slot = xcalloc(slots, sizeof(size_t));
+		for (size_t i = 0; i < s->n; i++) {
+			size_t j = (size_t)((uint64_t)s->v[i].key * 0x9e3779b97f4a7c15ULL) & (slots - 1);
+			while (slot[j])
+				j = (j + 1) & (slots - 1);
+			slot[j] = i + 1;
+		}
+		free(s->slot);
+		s->slot = slot;
+		s->slots = slots;
+	}
+	size_t j = (size_t)((uint64_t)key * 0x9e3779b97f4a7c15ULL) & (s->slots - 1);
+	for (; s->slot[j]; j = (j + 1) & (s->slots - 1))
+		if (s->v[s->slot[j] - 1].key == key)
+			return &s->v[s->slot[j] - 1];
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 64;
+		s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+	}
+	s->v[s->n] = (struct hm_holder){ key, stack_id, 0, 0, 0 };
+	s->slot[j] = ++s->n;
+	return &s->v[s->n - 1];
+}
+
+static int
+by_keeps(const void *a, const void *b)
+{
+	const struct hm_holder *x = a, *y = b;
+
+	if (x->keeps != y->keeps)
+		return x->keeps > y->keeps ? -1 : 1;
+	if (x->bytes != y->bytes)
+		return x->bytes > y->bytes ? -1 : 1;
+	return x->key < y->key ? -1 : x->key > y->key;
+}
+
+struct hm_holder *
+hm_holders(struct hm *m, int64_t (*group)(void *, int64_t), void *arg, size_t *n)
+{
+	struct holder_set set = { 0 };
+	struct blocker *b = NULL;
+	size_t cap = 0;
+
+	for (size_t hi = 0; hi < m->nheaps; hi++) {
+		struct hm_heap *h = &m->heaps[hi];
+		size_t nb = 0, first = SIZE_MAX;
+		uint64_t at = h->start;
+
+		if (!h->top || !h->untrim)
+			continue;
+		/* what stays occupied once the fastbins are consolidated (as
+		 * hm_trim), in address order */
+		for (long long g = hm_next(h, 0); g >= 0; g = hm_next(h, (size_t)g + 1)) {
+			uint64_t addr = h->start + (uint64_t)g * HM_GRAIN;
+			struct chunk_entry *c = chunkmap_slot(m->map, addr);
+			if (c && c->addr == addr && c->cached == HM_FASTBIN)
+				continue;
+			if (nb == cap) {
+				cap = cap ? cap * 2 : 1024;
+				b = xrealloc(b, cap * sizeof(*b));
+			}
+			bool live = c && c->addr == addr && c->kind == HM_CHUNK && !c->cached;
+			int64_t stack = live ? (int64_t)c->stack_id : 0;
+			b[nb] = (struct blocker){
+				.addr = addr,
+				.end = hm_entry_end(m, h, (size_t)g),
+				.gap = at,
+				.key = !live ? INT64_MIN : group ? group(arg, stack) : stack,
+				.stack_id = stack,
+				.bytes = live ? c->chunk_bytes : 0,
+			};
+			if (first == SIZE_MAX && addr > at)
+				first = nb ? nb - 1 : 0; /* from the one below the lowest hole */
+			if (b[nb].end > at)
+				at = b[nb].end;
+			nb++;
+		}
+		if (first == SIZE_MAX)
+			continue;
+		/* a run of one group's chunks with only free space between them:
+		 * freed, the free runs around them merge */
+		for (size_t i = first; i < nb;) {
+			size_t j = i;
+			if (b[i].key == INT64_MIN) {
+				i++;
+				continue;
+			}
+			struct hm_holder *x = holder_of(&set, b[i].key, b[i].stack_id);
+			uint64_t before = 0;
+			for (; j < nb && b[j].key == b[i].key; j++) {
+				x->chunks++;
+				x->bytes += b[j].bytes;
+				before += hm_hole_trim(h, b[j].gap, b[j].addr - b[j].gap);
+			}
+			uint64_t start = b[i].gap, after;
+			if (j < nb) {
+				before += hm_hole_trim(h, b[j].gap, b[j].addr - b[j].gap);
+				after = hm_hole_trim(h, start, b[j].addr - start);
+			} else {
+				/* the top falls to the run's start */
+				before += top_trim(h, b[j - 1].end);
+				after = top_trim(h, start);
+			}
+			x->keeps += after > before ? after - before : 0;
+			i = j;
+		}
+	}
+	free(b);
+	free(set.slot);
+	if (set.n)
+		qsort(set.v, set.n, sizeof(*set.v), by_keeps);
+	*n = set.n;
+	return set.v;
+}
+
 struct chunk_entry *
 hm_top_pin(struct hm *m)
 {

@@ -154,6 +154,23 @@ void hm_trim(struct hm *m, struct hm_trim *t);
 /* hm_trim's bytes. */
 uint64_t hm_trim_reclaimable(struct hm *m);
 
+/* Who holds the holes: the live chunks of the program from the lowest
+ * hole of each heap up (and the one just below it), grouped by
+ * group(arg, stack_id) (NULL: by
+ * stack), with what each group keeps from being given back: the resident
+ * bytes malloc_trim(0) would return on top of hm_trim's if that group's
+ * chunks were freed (they merge the free runs around them; those at the
+ * top of a heap let the top fall, counted as systrim(0) would trim it, to
+ * a page). Returns the groups (*n of them, largest keeps first; the
+ * caller frees the array), or NULL if none. */
+struct hm_holder {
+	int64_t key, stack_id;  /* stack_id: a representative */
+	uint64_t chunks, bytes; /* live chunks at or above the lowest hole */
+	uint64_t keeps;
+};
+struct hm_holder *hm_holders(struct hm *m, int64_t (*group)(void *arg, int64_t stack_id),
+			     void *arg, size_t *n);
+
 /* The top pin of the heap with the most untrimmable bytes, or NULL. */
 struct chunk_entry *hm_top_pin(struct hm *m);
 

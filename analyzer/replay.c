@@ -718,6 +718,7 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 	figures(&e.m, &r->at, at == INT64_MAX ? last : at);
 	walk_heaps(&e.m, r, opt->top);
 	hole_sites(r, in, at, opt->top, opt);
+	r->holders = hm_holders(&e.m, opt->group, opt->group_arg, &r->nholders);
 	r->nheaps = e.m.nheaps;
 	r->heaps = xcalloc(e.m.nheaps + 1, sizeof(*r->heaps));
 	for (size_t i = 0; i < e.m.nheaps; i++) {
@@ -755,6 +756,7 @@ rp_free(struct rp_result *r)
 	for (size_t i = 0; i < r->nholes; i++)
 		free(r->holes[i].sites);
 	free(r->holes);
+	free(r->holders);
 	free(r->pins);
 	free(r->heaps);
 	free(r->timeline);

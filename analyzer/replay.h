@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "heapmodel.h"
+
 enum { RP_BRK = 1, RP_MMAP = 2, RP_ARENA = 3 };                /* backing */
 enum { RP_TCACHE = 1, RP_FASTBIN = 2, RP_BIN = 3, RP_TOP = 4, RP_UNMAPPED = 5 }; /* fate */
 /* heap_event kinds */
@@ -134,6 +136,8 @@ struct rp_result {
 	size_t npins;
 	struct rp_hole *holes;     /* largest first */
 	size_t nholes;
+	struct hm_holder *holders; /* who holds the holes, by site (heapmodel.h) */
+	size_t nholders;
 	struct rp_point *timeline;
 	size_t npoints;
 };

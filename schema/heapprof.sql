@@ -119,6 +119,8 @@ INSERT INTO alloc_wrapper (pattern, kind) VALUES
   -- is what the standard C++ library's templates inlined into it allocate
   ('libc.so.6', 'module'), ('libstdc++.so.6', 'module'),
   ('/usr/include/c++/*', 'file'),
+  -- a frame named so is an inlined wrapper (ld.so's __rtld_malloc)
+  ('malloc', 'function'), ('calloc', 'function'), ('realloc', 'function'),
   -- C++ (also where libstdc++ is linked in statically, as in cc1)
   ('operator new*', 'function'),
   ('__gnu_cxx::new_allocator<*>::allocate*', 'function'),

@@ -24,6 +24,10 @@
  *   wrapped     live-pin, but every chunk comes through allocation
  *               wrappers: xmalloc (a known one), and pool_get (the
  *               program's own) under the pin
+ *   survivors   2000 x 20000 bytes, of which every 10th (survive_a) and
+ *               every 10th but 5 (survive_b) live on: 400 chunks hold 30 MiB
+ *               of holes; one child trims, another frees survive_a's chunks
+ *               first, and each says what it gave back
  *   slivers     1000 holes of 1100 bytes between live 32-byte chunks
  *   mmap-only   ten 1 MiB chunks (mmap), five freed: no holes
  *   freed-all   10000 x 4000 bytes pinned by a config string while the
@@ -134,10 +138,11 @@ heaps_resident(void)
 	return n;
 }
 
-/* A child calls malloc_trim(0) on a copy of this heap and says how many
- * resident bytes it gave back; this process's heap stays as it is. */
+/* A child calls malloc_trim(0) on a copy of this heap (having freed
+ * free_first[0..nfree) first) and says how many resident bytes it gave
+ * back, as `key`; this process's heap stays as it is. */
 static void
-trim_in_child(void)
+trim_in_child_after(const char *key, void **free_first, int nfree)
 {
 	pid_t pid = fork();
 
@@ -145,13 +150,23 @@ trim_in_child(void)
 		_exit(99);
 	if (pid == 0) {
 		unsigned long long before = heaps_resident();
+		for (int i = 0; i < nfree; i++)
+			free(free_first[i]);
 		malloc_trim(0);
 		unsigned long long after = heaps_resident();
-		say("trim_rss %llu resident %llu\n", before - after, before);
+		char fmt[64];
+		snprintf(fmt, sizeof(fmt), "%s %%llu resident %%llu\n", key);
+		say(fmt, before - after, before);
 		_exit(0);
 	}
 	if (waitpid(pid, NULL, 0) != pid)
 		_exit(99);
+}
+
+static void
+trim_in_child(void)
+{
+	trim_in_child_after("trim_rss", NULL, 0);
 }
 
 __attribute__((noinline)) static void
@@ -218,6 +233,26 @@ keep_pooled(void)
 	char *s = pool_get(100); /* POOLED_SITE */
 	strcpy(s, "threads=4");
 	return s;
+}
+
+__attribute__((noinline)) static void *
+survive_a(size_t n)
+{
+	char *p = malloc(n); /* SURVIVE_A */
+	if (!p)
+		exit(99);
+	memset(p, 'a', n);
+	return p;
+}
+
+__attribute__((noinline)) static void *
+survive_b(size_t n)
+{
+	char *p = malloc(n); /* SURVIVE_B */
+	if (!p)
+		exit(99);
+	memset(p, 'b', n);
+	return p;
 }
 
 __attribute__((noinline)) static void
@@ -303,6 +338,26 @@ main(int argc, char **argv)
 		free_blocks(N);
 		report_mallinfo();
 		return pin[0] == 't' ? 0 : 1;
+	}
+	if (strcmp(mode, "survivors") == 0) {
+		static void *a[200];
+		int na = 0;
+		for (int i = 0; i < 2000; i++) {
+			if (i % 10 == 0)
+				blocks[i] = a[na++] = survive_a(20000);
+			else if (i % 10 == 5)
+				blocks[i] = survive_b(20000);
+			else if (!(blocks[i] = malloc(20000)))
+				return 99;
+			memset(blocks[i], 1, 20000);
+		}
+		for (int i = 0; i < 2000; i++)
+			if (i % 5)
+				free(blocks[i]);
+		trim_in_child();
+		trim_in_child_after("free_a_rss", a, na);
+		report_mallinfo();
+		return 0;
 	}
 	if (strcmp(mode, "cached-pin") == 0) {
 		fill_blocks(N, BLOCK);
@@ -395,6 +450,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: pattern live-pin|cached-pin|stdio-pin|pages|self-trim|"
-			"fastbins|fastbins-mt|stashed-pin|wrapped|slivers|mmap-only|freed-all|arena-pin\n");
+			"fastbins|fastbins-mt|stashed-pin|wrapped|survivors|slivers|mmap-only|\n"
+			"freed-all|arena-pin\n");
 	return 2;
 }

@@ -266,6 +266,32 @@ def main():
             "OR file GLOB '/usr/include/c++/*'").fetchone()[0])
         con.close()
 
+        # who holds the holes: 400 survivors of two sites among 30 MiB of
+        # holes; the top pin alone frees little. What freeing one site's
+        # chunks would give back, against a child that does it and trims.
+        db, mi, _ = record(tmp, "survivors")
+        r = report(db)[0]
+        agree_with_glibc("survivors", r, mi)
+        nat = native("survivors")
+        holders = {h["function"]: h for h in r["holders"]}
+        check("survivors: two sites hold the holes, 200 chunks each",
+              (["survive_a", "survive_b"], 200, 200),
+              (sorted(holders), holders.get("survive_a", {}).get("chunks"),
+               holders.get("survive_b", {}).get("chunks")))
+        check("survivors: malloc_trim(0) as predicted, here and under glibc",
+              (r["trim_reclaimable_bytes"],) * 2, (mi["trim_rss"], nat["trim_rss"]))
+        keeps = holders.get("survive_a", {}).get("keeps_bytes", 0)
+        check("survivors: freeing survive_a's chunks gives back what it keeps, here and "
+              "under glibc", (keeps,) * 2,
+              (mi["free_a_rss"] - mi["trim_rss"], nat["free_a_rss"] - nat["trim_rss"]))
+        check("survivors: that is far more than the top pin's weight", True,
+              keeps > 10 * r["pins"][0]["weight_bytes"])
+        text = subprocess.run([HEAPPROF, "report", db, "--pid", str(r["pid"])],
+                              capture_output=True, text=True).stdout
+        check("survivors: the text lists them", 2,
+              len(re.findall(r"keeps +[0-9.]+ MiB +200 chunks, 3\.8 MiB, from survive_[ab] "
+                             r"\(pattern\.c:", text)))
+
         # a stdio FILE pins the heap
         db, mi, _ = record(tmp, "stdio-pin")
         r = report(db)[0]
