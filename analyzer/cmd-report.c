@@ -418,6 +418,81 @@ text_stack(struct ld_db *db, int64_t stack_id, const char *indent, size_t max)
 		printf("%s%s\n", indent, ld_frame_text(buf, sizeof(buf), &f[i]));
 }
 
+/* --by stack: each of n stacks as "#ID site <- caller <- ...", with as
+ * many callers past the site as it takes to tell it from the other
+ * stacks of its list (at most CHAIN frames). Returns n strings to free. */
+#define CHAIN 6
+
+static char **
+stack_labels(struct ld_db *db, const int64_t *ids, size_t n)
+{
+	char **out = xcalloc(n ? n : 1, sizeof(char *));
+	char (*text)[CHAIN][256] = xcalloc(n ? n : 1, sizeof(*text));
+	size_t *len = xcalloc(n ? n : 1, sizeof(size_t));
+
+	for (size_t i = 0; i < n; i++) {
+		struct ld_frame f[MAX_FRAMES];
+		size_t k = ld_site_index(db, ids[i]);
+		size_t m = ids[i] > 0 ? ld_stack(db, ids[i], f, MAX_FRAMES) : 0;
+		for (size_t j = k; j < m && len[i] < CHAIN; j++)
+			ld_frame_text(text[i][len[i]++], sizeof(text[i][0]), &f[j]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t want = 1;
+		for (size_t j = 0; j < n; j++) {
+			if (j == i || ids[j] == ids[i])
+				continue;
+			size_t same = 0;
+			while (same < len[i] && same < len[j] &&
+			       strcmp(text[i][same], text[j][same]) == 0)
+				same++;
+			if (same + 1 > want)
+				want = same + 1;
+		}
+		if (want > len[i])
+			want = len[i];
+		struct buf b = { 0 };
+		char id[32];
+		snprintf(id, sizeof(id), "#%lld ", (long long)ids[i]);
+		buf_add(&b, id, strlen(id));
+		if (!len[i])
+			buf_add(&b, "(no stack recorded)", 19);
+		for (size_t k = 0; k < want; k++) {
+			if (k)
+				buf_add(&b, " <- ", 4);
+			buf_add(&b, text[i][k], strlen(text[i][k]));
+		}
+		buf_add(&b, "", 1);
+		out[i] = b.p;
+	}
+	free(text);
+	free(len);
+	return out;
+}
+
+static void
+free_labels(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* The site of each of n stacks, as text: ld_site_text, or with --by
+ * stack its label among them. */
+static char **
+site_texts(struct ld_db *db, const struct opts *o, const int64_t *ids, size_t n)
+{
+	if (o->by_stack)
+		return stack_labels(db, ids, n);
+	char **out = xcalloc(n ? n : 1, sizeof(char *));
+	for (size_t i = 0; i < n; i++) {
+		char buf[512];
+		out[i] = xstrdup(ld_site_text(db, ids[i], buf, sizeof(buf)));
+	}
+	return out;
+}
+
 static void
 text_process(struct ld_db *db, const struct ld_process *p, const struct rp_result *r,
 	     const struct opts *o)
@@ -496,6 +571,10 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		}
 		printf("\n  pins, from the top down (weight: what becomes trimmable once it and "
 		       "those above are freed)\n");
+		int64_t *ids = xcalloc(r->npins + 1, sizeof(int64_t));
+		for (size_t i = 0; i < r->npins; i++)
+			ids[i] = r->pins[i].stack_id;
+		char **sites = site_texts(db, o, ids, r->npins);
 		for (size_t i = 0; i < r->npins; i++) {
 			const struct rp_pin *pin = &r->pins[i];
 			printf("  %3zu. %10s %-9s weight %10s  at 0x%llx  %s\n", i + 1,
@@ -503,20 +582,28 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 			       fmt_size(b, sizeof(b), pin->weight), (unsigned long long)pin->addr,
 			       pin->state == RP_OWN || pin->state == RP_STASHED
 				       ? strcat(strcat(strcpy(site, "("), pin_what(pin)), ")")
-				       : ld_site_text(db, pin->stack_id, site, sizeof(site)));
+				       : sites[i]);
 		}
+		free_labels(sites, r->npins);
+		free(ids);
 	}
 	if (r->nholders && o->top) {
 		printf("\n  who holds the holes: the live chunks among and above them, by site\n"
 		       "  (keeps: what malloc_trim(0) would give back once the site's chunks are "
 		       "freed)\n");
-		for (size_t i = 0; i < r->nholders && i < (size_t)o->top; i++) {
+		size_t n = r->nholders < (size_t)o->top ? r->nholders : (size_t)o->top;
+		int64_t *ids = xcalloc(n + 1, sizeof(int64_t));
+		for (size_t i = 0; i < n; i++)
+			ids[i] = r->holders[i].stack_id;
+		char **sites = site_texts(db, o, ids, n);
+		for (size_t i = 0; i < n; i++) {
 			const struct hm_holder *x = &r->holders[i];
 			printf("  %3zu. keeps %10s  %llu chunk%s, %s, from %s\n", i + 1,
 			       fmt_size(a, sizeof(a), x->keeps), U(x->chunks), x->chunks == 1 ? "" : "s",
-			       fmt_size(b, sizeof(b), x->bytes),
-			       ld_site_text(db, x->stack_id, site, sizeof(site)));
+			       fmt_size(b, sizeof(b), x->bytes), sites[i]);
 		}
+		free_labels(sites, n);
+		free(ids);
 		if (r->nholders > (size_t)o->top)
 			printf("       and %zu more sites\n", r->nholders - (size_t)o->top);
 	}
@@ -529,12 +616,17 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 			       fmt_size(b, sizeof(b), h->trim_reclaimable));
 			if (h->nsites == 0)
 				printf("         (no chunk recorded there: free since the heap grew)\n");
-			for (size_t s = 0; s < h->nsites && s < 5; s++)
+			size_t ns = h->nsites < 5 ? h->nsites : 5;
+			int64_t ids[5];
+			for (size_t s = 0; s < ns; s++)
+				ids[s] = h->sites[s].stack_id;
+			char **sites = site_texts(db, o, ids, ns);
+			for (size_t s = 0; s < ns; s++)
 				printf("         %10s in %llu chunk%s from %s\n",
 				       fmt_size(a, sizeof(a), h->sites[s].bytes),
 				       (unsigned long long)h->sites[s].chunks,
-				       h->sites[s].chunks == 1 ? "" : "s",
-				       ld_site_text(db, h->sites[s].stack_id, site, sizeof(site)));
+				       h->sites[s].chunks == 1 ? "" : "s", sites[s]);
+			free_labels(sites, ns);
 			if (h->nsites > 5)
 				printf("         and %zu more sites\n", h->nsites - 5);
 		}
@@ -542,12 +634,18 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 	size_t nl;
 	struct leak *l = leaks_of(db, p, o, &nl);
 	if (nl && o->top) {
+		size_t n = nl < (size_t)o->top ? nl : (size_t)o->top;
+		int64_t *ids = xcalloc(n + 1, sizeof(int64_t));
+		for (size_t i = 0; i < n; i++)
+			ids[i] = l[i].stack_id;
+		char **sites = site_texts(db, o, ids, n);
 		printf("\n  leaks (live at the end), largest first\n");
-		for (size_t i = 0; i < nl && i < (size_t)o->top; i++)
+		for (size_t i = 0; i < n; i++)
 			printf("  %3zu. %10s in %llu chunk%s (%s) from %s\n", i + 1,
 			       fmt_size(a, sizeof(a), l[i].bytes), (unsigned long long)l[i].chunks,
-			       l[i].chunks == 1 ? "" : "s", backing_name(l[i].backing),
-			       ld_site_text(db, l[i].stack_id, site, sizeof(site)));
+			       l[i].chunks == 1 ? "" : "s", backing_name(l[i].backing), sites[i]);
+		free_labels(sites, n);
+		free(ids);
 	}
 	free(l);
 	printf("\n");
@@ -700,6 +798,10 @@ json_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		       "\"stack_id\": %lld, \"site\": ",
 		       U(x->chunks), U(x->bytes), U(x->keeps), (long long)x->stack_id);
 		json_site(db, x->stack_id);
+		if (o->by_stack) {
+			printf(", \"stack\": ");
+			json_stack(db, x->stack_id);
+		}
 		putchar('}');
 	}
 	printf("],\n     \"holes\": [");
@@ -711,9 +813,14 @@ json_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		for (size_t s = 0; s < h->nsites; s++) {
 			printf("%s{\"function\": ", s ? ", " : "");
 			json_str(function_of(db, h->sites[s].stack_id));
-			printf(", \"bytes\": %llu, \"chunks\": %llu, \"stack_id\": %lld}",
+			printf(", \"bytes\": %llu, \"chunks\": %llu, \"stack_id\": %lld",
 			       U(h->sites[s].bytes), U(h->sites[s].chunks),
 			       (long long)h->sites[s].stack_id);
+			if (o->by_stack) {
+				printf(", \"stack\": ");
+				json_stack(db, h->sites[s].stack_id);
+			}
+			putchar('}');
 		}
 		printf("]}");
 	}

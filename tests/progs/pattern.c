@@ -28,6 +28,8 @@
  *               every 10th but 5 (survive_b) live on: 400 chunks hold 30 MiB
  *               of holes; one child trims, another frees survive_a's chunks
  *               first, and each says what it gave back
+ *   two-stacks  live-pin, but the blocks come from one function called
+ *               from two places (load_a, load_b): one site, two stacks
  *   slivers     1000 holes of 1100 bytes between live 32-byte chunks
  *   mmap-only   ten 1 MiB chunks (mmap), five freed: no holes
  *   freed-all   10000 x 4000 bytes pinned by a config string while the
@@ -235,6 +237,33 @@ keep_pooled(void)
 	return s;
 }
 
+static volatile int loaded;
+
+__attribute__((noinline)) static void
+fill_at(int from, int n)
+{
+	for (int i = from; i < from + n; i++) {
+		blocks[i] = malloc(BLOCK); /* FILL_AT */
+		if (!blocks[i])
+			exit(99);
+		memset(blocks[i], i & 0xff, BLOCK);
+	}
+}
+
+__attribute__((noinline)) static void
+load_a(void)
+{
+	fill_at(0, N / 2); /* LOAD_A */
+	loaded++;
+}
+
+__attribute__((noinline)) static void
+load_b(void)
+{
+	fill_at(N / 2, N / 2); /* LOAD_B */
+	loaded++;
+}
+
 __attribute__((noinline)) static void *
 survive_a(size_t n)
 {
@@ -335,6 +364,14 @@ main(int argc, char **argv)
 	if (strcmp(mode, "wrapped") == 0) {
 		fill_wrapped(N, BLOCK);
 		pin = keep_pooled();
+		free_blocks(N);
+		report_mallinfo();
+		return pin[0] == 't' ? 0 : 1;
+	}
+	if (strcmp(mode, "two-stacks") == 0) {
+		load_a();
+		load_b();
+		pin = keep_config();
 		free_blocks(N);
 		report_mallinfo();
 		return pin[0] == 't' ? 0 : 1;
@@ -450,7 +487,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: pattern live-pin|cached-pin|stdio-pin|pages|self-trim|"
-			"fastbins|fastbins-mt|stashed-pin|wrapped|survivors|slivers|mmap-only|\n"
-			"freed-all|arena-pin\n");
+			"fastbins|fastbins-mt|stashed-pin|wrapped|two-stacks|survivors|slivers|\n"
+			"mmap-only|freed-all|arena-pin\n");
 	return 2;
 }

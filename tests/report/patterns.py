@@ -292,6 +292,41 @@ def main():
               len(re.findall(r"keeps +[0-9.]+ MiB +200 chunks, 3\.8 MiB, from survive_[ab] "
                              r"\(pattern\.c:", text)))
 
+        # --by stack: one site, two stacks, told apart by their callers
+        db, mi, _ = record(tmp, "two-stacks")
+        r = report(db)[0]
+        check("two-stacks: by function, one site for the hole", [("fill_at", 1000)],
+              [(x["function"], x["chunks"]) for x in r["holes"][0]["former_sites"]])
+        r = report(db, "--by", "stack")[0]
+        sites = r["holes"][0]["former_sites"]
+        check("two-stacks --by stack: two stacks of 500 chunks, each with its frames",
+              (2, [500, 500], True, 2),
+              (len(sites), [x["chunks"] for x in sites], all(len(x.get("stack", [])) > 2 for x in sites),
+               len(set(x["stack_id"] for x in sites))))
+        text = subprocess.run([HEAPPROF, "report", db, "--by", "stack"], capture_output=True,
+                              text=True).stdout
+        fa = line_of("FILL_AT")
+        check("two-stacks --by stack: the text tells them apart by their callers",
+              [("a", line_of("LOAD_A")), ("b", line_of("LOAD_B"))],
+              sorted((m.group(1), int(m.group(2))) for m in re.finditer(
+                  r"from #\d+ fill_at \(pattern\.c:%d\) <- load_(a|b) \(pattern\.c:(\d+)\)" % fa,
+                  text)))
+
+        # a program without symbols: frames are module+offset
+        stripped = os.path.join(tmp, "pattern-stripped")
+        subprocess.run(["objcopy", "--strip-all", os.path.join(PROGS, "pattern"), stripped],
+                       check=True)
+        db = os.path.join(tmp, "stripped.db")
+        subprocess.run([HEAPPROF, "run", "-o", db, stripped, "live-pin"], capture_output=True)
+        r = report(db)[0]
+        site = r["pins"][0]["site"]
+        text = subprocess.run([HEAPPROF, "report", db], capture_output=True, text=True).stdout
+        m = re.search(r"top pin, a 112-byte\s+chunk from 0x([0-9a-f]+) in pattern-stripped", text)
+        check("stripped: the top pin's site is module+offset, in text and JSON",
+              (None, "pattern-stripped", True, site["offset"]),
+              (site["function"], os.path.basename(site["module"] or ""), site["offset"] > 0,
+               int(m.group(1), 16) if m else None))
+
         # a stdio FILE pins the heap
         db, mi, _ = record(tmp, "stdio-pin")
         r = report(db)[0]
