@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "events.h"
 #include "load.h"
 #include "replay.h"
 #include "util.h"
@@ -27,6 +28,8 @@ struct opts {
 	enum rp_at at;
 	int64_t at_ns;
 	const char *at_name;
+	const char *mark;  /* --at mark:NAME: NAME */
+	long mark_n;       /* its Nth occurrence, 1 the first; -1: the last */
 	bool json;
 	bool by_stack;
 	long top;
@@ -76,6 +79,49 @@ parse_seconds(const char *s, int64_t *ns)
 	return true;
 }
 
+/* NAME, NAME#N or NAME#last of --at mark:... */
+static bool
+parse_mark(const char *v, struct opts *o)
+{
+	const char *hash = strrchr(v, '#');
+	static char name[HP_MARK_MAX];
+
+	o->mark = v;
+	o->mark_n = 1;
+	if (!hash)
+		return true;
+	if (strcmp(hash + 1, "last") == 0)
+		o->mark_n = -1;
+	else if (!parse_long(hash + 1, 1, 1L << 30, &o->mark_n))
+		return false;
+	if (hash == v || (size_t)(hash - v) >= sizeof(name))
+		return false;
+	memcpy(name, v, (size_t)(hash - v));
+	name[hash - v] = '\0';
+	o->mark = name;
+	return true;
+}
+
+/* The time of --at mark:NAME in process p, ns since it started; false if
+ * it has no such mark. */
+static bool
+mark_at(const struct ld_process *p, const struct opts *o, int64_t *at_ns)
+{
+	long seen = 0;
+	const struct ld_mark *hit = NULL;
+
+	for (size_t i = 0; i < p->nmarks; i++)
+		if (strcmp(p->marks[i].name, o->mark) == 0) {
+			hit = &p->marks[i];
+			if (++seen == o->mark_n)
+				break;
+		}
+	if (!hit || (o->mark_n > 0 && seen < o->mark_n))
+		return false;
+	*at_ns = hit->ns - p->in.started_ns;
+	return true;
+}
+
 /* Parse the options; returns 0, or 2 after saying what is wrong. */
 static int
 parse(int argc, char **argv, struct opts *o, bool check)
@@ -118,13 +164,20 @@ parse(int argc, char **argv, struct opts *o, bool check)
 				o->at = RP_AT_EXIT;
 			} else if (strcmp(v, "worst") == 0) {
 				o->at = RP_AT_WORST;
-			} else if (!check && strcmp(v, "peak") == 0) {
+			} else if (strcmp(v, "peak") == 0) {
 				o->at = RP_AT_PEAK;
-			} else if (!check && parse_seconds(v, &o->at_ns)) {
+			} else if (parse_seconds(v, &o->at_ns)) {
+				o->at = RP_AT_TIME;
+			} else if (strncmp(v, "mark:", 5) == 0 && v[5]) {
+				if (!parse_mark(v + 5, o)) {
+					hp_error(v, "--at mark:NAME takes #N (N from 1) or #last after "
+						    "the name, or nothing");
+					return 2;
+				}
 				o->at = RP_AT_TIME;
 			} else {
-				hp_error(v, check ? "--at takes exit or worst"
-						  : "--at takes exit, worst, peak or seconds since start");
+				hp_error(v, "--at takes exit, worst, peak, seconds since start or "
+					    "mark:NAME");
 				return 2;
 			}
 		} else if (strcmp(a, "--skip") == 0) {
@@ -178,11 +231,12 @@ parse(int argc, char **argv, struct opts *o, bool check)
 }
 
 static struct rp_result *
-analyze(struct ld_db *db, struct ld_process *p, const struct opts *o, size_t timeline)
+analyze(struct ld_db *db, struct ld_process *p, const struct opts *o, int64_t at_ns,
+	size_t timeline)
 {
 	struct rp_options ro = {
 		.at = o->at,
-		.at_ns = o->at_ns,
+		.at_ns = at_ns,
 		.top = (size_t)o->top,
 		.timeline_points = timeline,
 		.group = o->by_stack ? NULL : ld_group_function,
@@ -735,7 +789,11 @@ json_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 	       (long long)p->pid, (long long)p->process_id);
 	json_str(p->exe);
 	printf(", \"at\": ");
-	json_str(o->at == RP_AT_TIME ? "time" : o->at_name);
+	json_str(o->mark ? "mark" : o->at == RP_AT_TIME ? "time" : o->at_name);
+	if (o->mark) {
+		printf(", \"mark\": ");
+		json_str(o->mark);
+	}
 	printf(", \"at_ns\": %lld, \"past_end\": %s,\n", (long long)(f->at_ns - t0),
 	       r->past_end ? "true" : "false");
 	printf("     \"extent_bytes\": %llu, \"resident_bytes\": %llu, \"live_bytes\": %llu, "
@@ -862,8 +920,33 @@ open_and_load(const struct opts *o)
 	}
 	if (!db->complete)
 		hp_error(o->file, "the recording did not finish: figures may be incomplete");
-	/* an instant after every process ended is a mistake, not their end */
-	if (o->at == RP_AT_TIME) {
+	/* a mark no process made, or an instant after every process ended,
+	 * is a mistake */
+	if (o->mark) {
+		size_t have = 0;
+		int64_t at;
+		struct buf names = { 0 };
+		for (size_t i = 0; i < db->nprocs; i++) {
+			const struct ld_process *p = &db->procs[i];
+			if (!p->wanted)
+				continue;
+			have += mark_at(p, o, &at);
+			for (size_t k = 0; k < p->nmarks && names.len < 200; k++) {
+				buf_add(&names, names.len ? ", " : "", names.len ? 2 : 0);
+				buf_add(&names, p->marks[k].name, strlen(p->marks[k].name));
+			}
+		}
+		buf_add(&names, "", 1);
+		if (!have) {
+			hp_error(o->at_name, "no process has this mark (%s%s)",
+				 names.len > 1 ? "marks: " : "no marks were made",
+				 names.len > 1 ? names.p : "");
+			free(names.p);
+			ld_close(db);
+			return NULL;
+		}
+		free(names.p);
+	} else if (o->at == RP_AT_TIME) {
 		const struct ld_process *longest = NULL;
 		int64_t most = -1;
 		for (size_t i = 0; i < db->nprocs; i++) {
@@ -901,11 +984,17 @@ cmd_report(int argc, char **argv)
 		json_str(o.file);
 		printf(", \"processes\": [");
 	}
+	size_t skipped = 0;
 	for (size_t i = 0; i < db->nprocs; i++) {
 		struct ld_process *p = &db->procs[i];
+		int64_t at_ns = o.at_ns;
 		if (!p->wanted)
 			continue;
-		struct rp_result *r = analyze(db, p, &o, 0);
+		if (o.mark && !mark_at(p, &o, &at_ns)) {
+			skipped++;
+			continue;
+		}
+		struct rp_result *r = analyze(db, p, &o, at_ns, 0);
 		if (o.json)
 			json_process(db, p, r, &o, first);
 		else
@@ -915,6 +1004,9 @@ cmd_report(int argc, char **argv)
 	}
 	if (o.json)
 		printf("\n]}\n");
+	if (skipped)
+		hp_error(o.at_name, "%zu process%s without this mark not reported", skipped,
+			 skipped == 1 ? "" : "es");
 	ld_close(db);
 	free(o.skip);
 	return 0;
@@ -937,9 +1029,10 @@ cmd_check(int argc, char **argv)
 		wanted += db->procs[i].wanted;
 	for (size_t i = 0; i < db->nprocs; i++) {
 		struct ld_process *p = &db->procs[i];
-		if (!p->wanted)
+		int64_t at_ns = o.at_ns;
+		if (!p->wanted || (o.mark && !mark_at(p, &o, &at_ns)))
 			continue;
-		struct rp_result *r = analyze(db, p, &o, 0);
+		struct rp_result *r = analyze(db, p, &o, at_ns, 0);
 		uint64_t v[4] = { r->at.untrimmable, r->at.retained, r->leaked_bytes, r->peak_live };
 		for (int k = 0; k < 4; k++) {
 			char a[32], b[32], site[512], who[64];

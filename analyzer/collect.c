@@ -962,6 +962,18 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 			ti->started_ns = ns;
 		break;
 	}
+	case HP_EV_MARK: {
+		const struct hp_ev_mark *m = (const void *)e;
+		char name[HP_MARK_MAX];
+		size_t room = HP_EV_BYTES(e->word) > sizeof(*m) ? HP_EV_BYTES(e->word) - sizeof(*m) : 0;
+		size_t n = m->name_bytes < room ? m->name_bytes : room;
+		if (n > sizeof(name) - 1)
+			n = sizeof(name) - 1;
+		memcpy(name, m + 1, n);
+		name[n] = '\0';
+		db_mark(c->db, im->process_id, ns, name);
+		break;
+	}
 	case HP_EV_EXIT:
 		im->exit_record_status = ((const struct hp_ev_exit *)e)->status;
 		im->has_exit_record = true;

@@ -42,6 +42,7 @@ enum {
 	S_META,
 	S_SUMMARY,
 	S_TIMELINE,
+	S_MARK,
 	S_COUNT
 };
 
@@ -80,6 +81,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SUMMARY] = "INSERT OR REPLACE INTO heap_summary VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
 		      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
 	[S_TIMELINE] = "INSERT OR REPLACE INTO heap_timeline VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[S_MARK] = "INSERT INTO mark (process_id, ns, name) VALUES (?1, ?2, ?3)",
 };
 
 /* ---- bulk rows: arrays read by a virtual table ---- */
@@ -282,6 +284,7 @@ enum op {
 	OP_META,
 	OP_SUMMARY,
 	OP_TIMELINE,
+	OP_MARK,
 };
 
 struct batch {
@@ -640,6 +643,13 @@ run_ops(struct db *db, const struct buf *ops)
 				sqlite3_bind_int64(s, i, get_i64(&r));
 			step(db, S_TIMELINE, "heap_timeline");
 			break;
+		case OP_MARK:
+			s = db->s[S_MARK];
+			sqlite3_bind_int64(s, 1, get_i64(&r));
+			sqlite3_bind_int64(s, 2, get_i64(&r));
+			bind_str(s, 3, &r);
+			step(db, S_MARK, "mark");
+			break;
 		default:
 			set_error(db, "internal: bad batch operation");
 			return;
@@ -932,6 +942,15 @@ db_tick(struct db *db)
 	 * file is never far behind */
 	if (!batch_empty(db->cur) && mono_ns() - db->cur_since >= 50000000ULL)
 		submit(db);
+}
+
+void
+db_mark(struct db *db, int64_t process_id, int64_t ns, const char *name)
+{
+	put_op(db, OP_MARK);
+	put_i64(&db->cur->ops, process_id);
+	put_i64(&db->cur->ops, ns);
+	put_str(&db->cur->ops, name);
 }
 
 void

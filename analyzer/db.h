@@ -37,6 +37,9 @@ const char *db_failed(struct db *db);
 
 void db_meta(struct db *db, const char *key, const char *value);
 
+/* The program marked an instant (heapprof_mark). */
+void db_mark(struct db *db, int64_t process_id, int64_t ns, const char *name);
+
 struct db_process {
 	int64_t id;
 	int64_t pid, ppid;

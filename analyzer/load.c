@@ -430,6 +430,33 @@ sort_events(struct rp_event *ev, size_t n)
 	free(tmp);
 }
 
+/* The marks of the wanted processes (none in a database from before the
+ * table). */
+static int
+load_marks(struct ld_db *db, char *err, size_t errcap)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (!query_int(db->h, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+			      "name = 'mark'", 0, &rc))
+		return rc == SQLITE_OK ? 0 : fail_sql(db, err, errcap);
+	if (sqlite3_prepare_v2(db->h, "SELECT process_id, ns, name FROM mark ORDER BY process_id, ns",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 0));
+		const unsigned char *name = sqlite3_column_text(s, 2);
+		if (!p || !p->wanted || !name)
+			continue;
+		p->marks = xrealloc(p->marks, (p->nmarks + 1) * sizeof(*p->marks));
+		p->marks[p->nmarks++] = (struct ld_mark){ sqlite3_column_int64(s, 1),
+							  xstrdup((const char *)name) };
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
+}
+
 int
 ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 {
@@ -612,6 +639,8 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	free(need);
 	if (rc != SQLITE_DONE)
 		return fail_sql(db, err, errcap);
+	if (load_marks(db, err, errcap) != 0)
+		return -1;
 	return load_sites(db, err, errcap);
 }
 
@@ -722,6 +751,9 @@ ld_close(struct ld_db *db)
 		free(db->procs[i].end_reason);
 		free(db->procs[i].in.chunks);
 		free(db->procs[i].in.events);
+		for (size_t k = 0; k < db->procs[i].nmarks; k++)
+			free(db->procs[i].marks[k].name);
+		free(db->procs[i].marks);
 	}
 	free(db->procs);
 	for (size_t i = 0; i < db->nfns; i++)

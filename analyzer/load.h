@@ -18,6 +18,12 @@
 
 struct sqlite3;
 
+/* An instant the program marked (heapprof_mark). */
+struct ld_mark {
+	int64_t ns;
+	char *name;
+};
+
 struct ld_process {
 	int64_t process_id, pid, ppid, parent_id, exec_from;
 	char *exe;
@@ -25,6 +31,8 @@ struct ld_process {
 	int64_t exit_status, exit_signal; /* -1: none */
 	int64_t dropped, truncated;
 	bool wanted;                      /* asked for (the rest: ancestors) */
+	struct ld_mark *marks;            /* in time order */
+	size_t nmarks;
 	struct rp_input in;
 };
 

@@ -654,6 +654,32 @@ hp_record_init(char *const *envp)
 	__atomic_store_n(&hp_observer, &recorder, __ATOMIC_RELEASE);
 }
 
+void
+hp_record_mark(const char *name)
+{
+	struct hp_ev_mark *ev;
+	struct hp_ring *r;
+	struct hp_ticket t;
+
+	if (!active || spool.stopped || !name)
+		return;
+	size_t n = strnlen(name, HP_MARK_MAX - 1);
+	size_t bytes = pad8(sizeof(*ev) + n + 1);
+	hp_self.guard++;
+	ev = begin(bytes, &r);
+	if (ev) {
+		rec_ticket(&t);
+		header(&ev->h, &t);
+		ev->name_bytes = (uint32_t)n + 1;
+		ev->pad = 0;
+		char *p = (char *)(ev + 1);
+		memcpy(p, name, n);
+		memset(p + n, 0, bytes - sizeof(*ev) - n);
+		commit(r, ev, HP_EV_MARK, bytes);
+	}
+	hp_self.guard--;
+}
+
 static void
 on_exit_hook(int status, void *arg)
 {

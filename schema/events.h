@@ -115,6 +115,7 @@ enum hp_ev_type {
 	HP_EV_FORK = 15,    /* this process is about to fork */
 	HP_EV_EXIT = 16,    /* exit() with a status */
 	HP_EV_DROPS = 17,   /* events were lost (count) */
+	HP_EV_MARK = 19,    /* the program marked an instant (heapprof_mark) */
 };
 
 /* Common header: 24 bytes. */
@@ -248,6 +249,14 @@ struct hp_ev_exit {
 struct hp_ev_drops {
 	struct hp_ev h;
 	uint64_t count;
+};
+
+#define HP_MARK_MAX 256 /* bytes of a mark's name, NUL included */
+
+struct hp_ev_mark {
+	struct hp_ev h;
+	uint32_t name_bytes; /* then the name, NUL included, padding to 8 */
+	uint32_t pad;
 };
 
 #endif

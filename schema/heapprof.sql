@@ -240,6 +240,14 @@ CREATE TABLE symbol (
   PRIMARY KEY (image_id, offset, level)
 ) STRICT, WITHOUT ROWID;
 
+-- Instants the program marked with heapprof_mark(NAME) (heapprof.h), for
+-- heapprof report --at mark:NAME.
+CREATE TABLE mark (
+  process_id INTEGER NOT NULL REFERENCES process,
+  ns         INTEGER NOT NULL,  -- when, ns (ordered with the process's events)
+  name       TEXT NOT NULL      -- the name the program gave it
+) STRICT;
+
 -- One row per chunk the program obtained, written when the chunk ends (so
 -- chunk_id follows the order of ends, not of allocations). A realloc that
 -- moves makes a new chunk (chunk_realloc names the old one); one that stays

@@ -30,6 +30,9 @@
  *               first, and each says what it gave back
  *   two-stacks  live-pin, but the blocks come from one function called
  *               from two places (load_a, load_b): one site, two stacks
+ *   marked      marks "phase" (heapprof_mark) after filling 1000 x 40 KiB,
+ *               frees them below a 2000-byte chunk, marks "pinned" and
+ *               "phase" again, then frees the pin: nothing pinned at exit
  *   slivers     1000 holes of 1100 bytes between live 32-byte chunks
  *   mmap-only   ten 1 MiB chunks (mmap), five freed: no holes
  *   freed-all   10000 x 4000 bytes pinned by a config string while the
@@ -49,6 +52,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "heapprof.h"
 
 #define N 1000
 #define BLOCK (40 * 1024)
@@ -368,6 +373,20 @@ main(int argc, char **argv)
 		report_mallinfo();
 		return pin[0] == 't' ? 0 : 1;
 	}
+	if (strcmp(mode, "marked") == 0) {
+		fill_blocks(N, BLOCK);
+		HEAPPROF_MARK("phase");
+		char *big = malloc(2000); /* MARKED_PIN */
+		if (!big)
+			return 99;
+		memset(big, 1, 2000);
+		free_blocks(N);
+		HEAPPROF_MARK("pinned");
+		HEAPPROF_MARK("phase");
+		free(big);
+		report_mallinfo();
+		return 0;
+	}
 	if (strcmp(mode, "two-stacks") == 0) {
 		load_a();
 		load_b();
@@ -487,7 +506,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: pattern live-pin|cached-pin|stdio-pin|pages|self-trim|"
-			"fastbins|fastbins-mt|stashed-pin|wrapped|two-stacks|survivors|slivers|\n"
-			"mmap-only|freed-all|arena-pin\n");
+			"fastbins|fastbins-mt|stashed-pin|wrapped|two-stacks|survivors|marked|\n"
+			"slivers|mmap-only|freed-all|arena-pin\n");
 	return 2;
 }

@@ -327,6 +327,40 @@ def main():
               (site["function"], os.path.basename(site["module"] or ""), site["offset"] > 0,
                int(m.group(1), 16) if m else None))
 
+        # instants the program marked (heapprof_mark)
+        db, mi, _ = record(tmp, "marked")
+        check("marked: runs natively (heapprof_mark is weak)", 0,
+              subprocess.run([os.path.join(PROGS, "pattern"), "marked"],
+                             capture_output=True).returncode)
+        at = lambda w: report(db, "--at", w)[0]
+        m = at("mark:pinned")
+        check("marked: at mark:pinned ~39 MiB pinned by the 2000-byte chunk",
+              (True, "main", line_of("MARKED_PIN"), "mark", "pinned"),
+              (m["untrimmable_bytes"] > 39 << 20, m["pins"][0]["site"]["function"],
+               m["pins"][0]["site"]["line"], m["at"], m["mark"]))
+        check("marked: nothing pinned at exit", 0, at("exit")["untrimmable_bytes"])
+        check("marked: mark:phase is the first, #2 and #last the second",
+              (0, m["untrimmable_bytes"], m["untrimmable_bytes"]),
+              (at("mark:phase")["untrimmable_bytes"], at("mark:phase#2")["untrimmable_bytes"],
+               at("mark:phase#last")["untrimmable_bytes"]))
+        rc, out = run_check(db, "--at", "mark:pinned", "--max-untrimmable", "1M")
+        check("marked: check --at mark:pinned fails, --at exit passes", (1, 0),
+              (rc, run_check(db, "--at", "exit", "--max-untrimmable", "1M")[0]))
+        for when in ("peak", "worst", "0.001"):
+            rc, out = run_check(db, "--at", when, "--max-retained", "1G")
+            check(f"check --at {when}: the instants report takes", (0, "PASS"), (rc, out[:4]))
+        p = subprocess.run([HEAPPROF, "report", db, "--at", "mark:nope"], capture_output=True,
+                           text=True)
+        check("marked: an unknown mark is an error naming the marks there", (2, True),
+              (p.returncode, "no process has this mark (marks: phase, pinned, phase)" in p.stderr))
+        # an interpreter marks through its foreign-function interface
+        pdb = os.path.join(tmp, "py.db")
+        p = subprocess.run([HEAPPROF, "run", "-o", pdb, sys.executable, "-c",
+                            "import ctypes; ctypes.CDLL(None).heapprof_mark(b'py-ready')"],
+                           capture_output=True, text=True)
+        check("python3 marks with ctypes", (0, "mark"), (p.returncode,
+                                                         report(pdb, "--at", "mark:py-ready")[-1]["at"]))
+
         # a stdio FILE pins the heap
         db, mi, _ = record(tmp, "stdio-pin")
         r = report(db)[0]
