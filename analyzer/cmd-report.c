@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,22 +46,59 @@ static const char *const limit_name[] = { "untrimmable", "retained", "leaked", "
 static const char *const limit_flag[] = { "--max-untrimmable", "--max-retained", "--max-leaked",
 					  "--max-peak" };
 
+static const char at_help[] =
+	"  --at INSTANT      exit: when the process ended (the default)\n"
+	"                    worst: the instant with the most untrimmable bytes\n"
+	"                    peak: the instant of the largest heap extent\n"
+	"                    SECONDS: that long after the process started (e.g. 1.5)\n"
+	"                    mark:NAME: where the program called heapprof_mark(\"NAME\")\n"
+	"                      (the first; mark:NAME#N the Nth, mark:NAME#last the last)\n";
+
+static const char common_help[] =
+	"  --pid PID         only the processes with this pid\n"
+	"  --skip PATTERN    a function, module or source file (glob) that allocates\n"
+	"                    for its caller: sites are named past it (repeatable)\n";
+
 static void
 report_usage(FILE *f)
 {
-	fputs("usage: heapprof report FILE [--pid PID] [--at exit|worst|peak|SECONDS]\n"
-	      "                       [--format text|json] [--top N] [--by function|stack]\n"
-	      "                       [--skip FUNCTION|MODULE|FILE]...\n",
+	fputs("usage: heapprof report FILE [--pid PID] [--at INSTANT] [--format text|json]\n"
+	      "                            [--top N] [--by function|stack] [--skip PATTERN]...\n"
+	      "\n"
+	      "Each process's heaps in the recording FILE at an instant: the figures, what\n"
+	      "would give the memory back, the pins, who holds the holes, the holes and the\n"
+	      "leaks. Options take their value as --opt VALUE or --opt=VALUE.\n"
+	      "\n",
+	      f);
+	fputs(at_help, f);
+	fputs(common_help, f);
+	fputs("  --format FORMAT   text (the default) or json\n"
+	      "  --top N           how many pins, holes, sites and leaks to list (10)\n"
+	      "  --by stack        group sites by whole stack, not by function\n",
 	      f);
 }
 
 static void
 check_usage(FILE *f)
 {
-	fputs("usage: heapprof check FILE [--pid PID] [--at exit|worst] [--max-untrimmable SIZE]\n"
-	      "                      [--max-retained SIZE] [--max-leaked SIZE] [--max-peak SIZE]\n"
-	      "                      [--skip FUNCTION|MODULE|FILE]...\n",
+	fputs("usage: heapprof check FILE [--pid PID] [--at INSTANT] [--max-untrimmable SIZE]\n"
+	      "                           [--max-retained SIZE] [--max-leaked SIZE]\n"
+	      "                           [--max-peak SIZE] [--format text|json]\n"
+	      "                           [--skip PATTERN]...\n"
+	      "\n"
+	      "The CI gate: each limit against each process of the recording FILE. Exit 0\n"
+	      "if every limit holds, 1 if one does not, 2 on bad usage or input. SIZE is\n"
+	      "bytes, or with K, M, G (KiB, MiB, GiB) or kB, MB, GB. Options take their\n"
+	      "value as --opt VALUE or --opt=VALUE.\n"
+	      "\n"
+	      "  --max-untrimmable SIZE  free bytes below the top pin, at --at\n"
+	      "  --max-retained SIZE     heap extent + mmap bytes - live bytes, at --at\n"
+	      "  --max-leaked SIZE       bytes still live when the process ended\n"
+	      "  --max-peak SIZE         the most live bytes at any instant\n",
 	      f);
+	fputs(at_help, f);
+	fputs(common_help, f);
+	fputs("  --format FORMAT   text (one line per limit, the default) or json\n", f);
 }
 
 /* SECONDS after the process started: "1.5", "2". */
@@ -126,12 +164,16 @@ mark_at(const struct ld_process *p, const struct opts *o, int64_t *at_ns)
 static int
 parse(int argc, char **argv, struct opts *o, bool check)
 {
+	static const char *const value_opts[] = { "--pid", "--at", "--skip", "--format", "--top",
+						  "--by", "--max-untrimmable", "--max-retained",
+						  "--max-leaked", "--max-peak" };
+
 	memset(o, 0, sizeof(*o));
 	o->at = RP_AT_EXIT;
 	o->at_name = "exit";
 	o->top = 10;
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		const char *a = argv[i], *v = NULL, *name = NULL;
 		long n;
 		int k;
 
@@ -147,19 +189,28 @@ parse(int argc, char **argv, struct opts *o, bool check)
 			o->file = a;
 			continue;
 		}
-		if (!v) {
+		for (size_t j = 0; j < sizeof(value_opts) / sizeof(value_opts[0]); j++)
+			if (hp_option(a, value_opts[j], &v)) {
+				name = value_opts[j];
+				break;
+			}
+		if (!name) {
+			hp_error(a, "unknown option (heapprof %s --help)", check ? "check" : "report");
+			return 2;
+		}
+		if (!v && (i + 1 >= argc || !(v = argv[++i]))) {
 			hp_error(a, "needs a value");
 			return 2;
 		}
-		i++;
-		if (strcmp(a, "--pid") == 0) {
+		if (strcmp(name, "--pid") == 0) {
 			if (!parse_long(v, 1, 1L << 30, &n)) {
 				hp_error(v, "not a pid");
 				return 2;
 			}
 			o->pid = n;
-		} else if (strcmp(a, "--at") == 0) {
+		} else if (strcmp(name, "--at") == 0) {
 			o->at_name = v;
+			o->mark = NULL;
 			if (strcmp(v, "exit") == 0) {
 				o->at = RP_AT_EXIT;
 			} else if (strcmp(v, "worst") == 0) {
@@ -180,22 +231,22 @@ parse(int argc, char **argv, struct opts *o, bool check)
 					    "mark:NAME");
 				return 2;
 			}
-		} else if (strcmp(a, "--skip") == 0) {
+		} else if (strcmp(name, "--skip") == 0) {
 			o->skip = xrealloc(o->skip, (o->nskip + 1) * sizeof(char *));
 			o->skip[o->nskip++] = v;
-		} else if (!check && strcmp(a, "--format") == 0) {
+		} else if (strcmp(name, "--format") == 0) {
 			if (strcmp(v, "json") == 0)
 				o->json = true;
 			else if (strcmp(v, "text") != 0) {
 				hp_error(v, "--format takes text or json");
 				return 2;
 			}
-		} else if (!check && strcmp(a, "--top") == 0) {
+		} else if (!check && strcmp(name, "--top") == 0) {
 			if (!parse_long(v, 0, 100000, &o->top)) {
 				hp_error(v, "--top takes a number, 0 to 100000");
 				return 2;
 			}
-		} else if (!check && strcmp(a, "--by") == 0) {
+		} else if (!check && strcmp(name, "--by") == 0) {
 			if (strcmp(v, "stack") == 0)
 				o->by_stack = true;
 			else if (strcmp(v, "function") != 0) {
@@ -204,7 +255,7 @@ parse(int argc, char **argv, struct opts *o, bool check)
 			}
 		} else {
 			for (k = 0; check && k < 4; k++)
-				if (strcmp(a, limit_flag[k]) == 0)
+				if (strcmp(name, limit_flag[k]) == 0)
 					break;
 			if (!check || k == 4) {
 				hp_error(a, "unknown option (heapprof %s --help)",
@@ -276,8 +327,43 @@ static void
 text_line(const char *what, uint64_t bytes, const char *extra)
 {
 	char b[32];
-	printf("  %-16s %12s%s%s\n", what, fmt_size(b, sizeof(b), bytes), extra ? "  " : "",
+	printf("  %-18s %10s%s%s\n", what, fmt_size(b, sizeof(b), bytes), extra ? "  " : "",
 	       extra ? extra : "");
+}
+
+/* A list line: `head` (printf-formatted), then " from SITE", on one line
+ * if it fits 100 columns, else SITE on a line of its own. */
+static void __attribute__((format(printf, 2, 3)))
+list_line(const char *site, const char *fmt, ...)
+{
+	char head[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(head, sizeof(head), fmt, ap);
+	va_end(ap);
+	if (strlen(head) + 6 + strlen(site) <= 100) {
+		printf("%s from %s\n", head, site);
+		return;
+	}
+	/* SITE on lines of its own, a stack (--by stack) cut at its callers */
+	printf("%s from\n", head);
+	size_t col = 0;
+	for (const char *p = site; *p;) {
+		const char *next = strstr(p + 1, " <- ");
+		size_t n = next ? (size_t)(next - p) : strlen(p);
+		if (col && col + n > 100) {
+			printf("\n");
+			col = 0;
+			if (*p == ' ')
+				p++, n--;
+		}
+		if (!col)
+			col = (size_t)printf("%s", p == site ? "           " : "             ");
+		col += (size_t)printf("%.*s", (int)n, p);
+		p += n;
+	}
+	printf("\n");
 }
 
 /* Print `text` as lines of at most `width` columns, each starting with
@@ -551,11 +637,11 @@ static void
 text_process(struct ld_db *db, const struct ld_process *p, const struct rp_result *r,
 	     const struct opts *o)
 {
-	char a[32], b[32], c[32], line[256], site[512];
+	char a[32], b[32], line[256], site[512];
 	const struct rp_figures *f = &r->at;
 	int64_t t0 = p->in.started_ns;
 
-	printf("process %lld (%s), at %s: %s%.3f s after it started\n", (long long)p->pid,
+	printf("process %lld (%s)\n  at %s: %s%.3f s after it started\n", (long long)p->pid,
 	       p->exe ? p->exe : "?", o->at_name, r->past_end ? "past its end, so at its end, " : "",
 	       secs(f->at_ns - t0));
 	snprintf(line, sizeof(line), "%s resident", fmt_size(a, sizeof(a), f->resident));
@@ -588,22 +674,24 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		uint64_t span = top - h->start;
 		char d[32];
 		char e[32];
-		printf("    %s heap at 0x%llx: extent %s (%s resident), untrimmable %s, "
-		       "top free %s\n",
-		       h->kind == RP_BRK ? "the brk" : "an arena's", U(h->start),
-		       fmt_size(a, sizeof(a), h->end - h->start),
+		if (i == 0)
+			printf("    %-5s %-14s %10s %10s %12s %10s\n", "heap", "at", "extent",
+			       "resident", "untrimmable", "top free");
+		printf("    %-5s 0x%-12llx %10s %10s %12s %10s\n", h->kind == RP_BRK ? "brk" : "arena",
+		       U(h->start), fmt_size(a, sizeof(a), h->end - h->start),
 		       fmt_size(e, sizeof(e), h->resident),
 		       fmt_size(b, sizeof(b), span > h->occupied ? span - h->occupied : 0),
 		       fmt_size(d, sizeof(d), h->end > top ? h->end - top : 0));
 	}
-	printf("  peak live %s at %.3f s; peak extent %s at %.3f s; worst untrimmable %s at "
-	       "%.3f s\n",
-	       fmt_size(a, sizeof(a), r->peak_live), secs(r->peak_live_ns - t0),
-	       fmt_size(b, sizeof(b), r->peak_extent), secs(r->peak_extent_ns - t0),
-	       fmt_size(c, sizeof(c), r->worst_untrimmable), secs(r->worst_ns - t0));
-	printf("  leaked (live at the end) %s in %llu chunk%s\n",
-	       fmt_size(a, sizeof(a), r->leaked_bytes), (unsigned long long)r->leaked_chunks,
-	       r->leaked_chunks == 1 ? "" : "s");
+	snprintf(line, sizeof(line), "at %.3f s", secs(r->peak_live_ns - t0));
+	text_line("peak live", r->peak_live, line);
+	snprintf(line, sizeof(line), "at %.3f s", secs(r->peak_extent_ns - t0));
+	text_line("peak extent", r->peak_extent, line);
+	snprintf(line, sizeof(line), "at %.3f s", secs(r->worst_ns - t0));
+	text_line("worst untrimmable", r->worst_untrimmable, line);
+	snprintf(line, sizeof(line), "%llu chunk%s live at the end", U(r->leaked_chunks),
+		 r->leaked_chunks == 1 ? "" : "s");
+	text_line("leaked", r->leaked_bytes, line);
 	if (p->dropped || p->truncated || !db->complete)
 		printf("  the recording is incomplete (%lld events dropped, %lld truncated%s): "
 		       "figures may be off\n",
@@ -614,7 +702,7 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 	if (r->npins) {
 		const struct rp_pin *top = &r->pins[0];
 		if (top->state == RP_OWN || top->state == RP_STASHED) {
-			printf("\n  the top pin, %llu bytes (%s): %s, no chunk of the program's\n",
+			printf("\n  the top pin, %llu bytes (%s): %s\n",
 			       (unsigned long long)top->bytes, state_name(top->state),
 			       pin_what(top));
 		} else {
@@ -623,20 +711,20 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 			       top->alloc_ns ? secs(f->at_ns - top->alloc_ns) : 0.0);
 			text_stack(db, top->stack_id, "      ", 16);
 		}
-		printf("\n  pins, from the top down (weight: what becomes trimmable once it and "
-		       "those above are freed)\n");
+		printf("\n  pins from the top down (weight: what free() can trim once it and those\n"
+		       "  above are freed)\n");
 		int64_t *ids = xcalloc(r->npins + 1, sizeof(int64_t));
 		for (size_t i = 0; i < r->npins; i++)
 			ids[i] = r->pins[i].stack_id;
 		char **sites = site_texts(db, o, ids, r->npins);
 		for (size_t i = 0; i < r->npins; i++) {
 			const struct rp_pin *pin = &r->pins[i];
-			printf("  %3zu. %10s %-9s weight %10s  at 0x%llx  %s\n", i + 1,
-			       fmt_size(a, sizeof(a), pin->bytes), state_name(pin->state),
-			       fmt_size(b, sizeof(b), pin->weight), (unsigned long long)pin->addr,
-			       pin->state == RP_OWN || pin->state == RP_STASHED
-				       ? strcat(strcat(strcpy(site, "("), pin_what(pin)), ")")
-				       : sites[i]);
+			list_line(pin->state == RP_OWN || pin->state == RP_STASHED
+					  ? strcat(strcat(strcpy(site, "("), pin_what(pin)), ")")
+					  : sites[i],
+				  "  %3zu. %10s %-9s weight %10s at 0x%llx", i + 1,
+				  fmt_size(a, sizeof(a), pin->bytes), state_name(pin->state),
+				  fmt_size(b, sizeof(b), pin->weight), (unsigned long long)pin->addr);
 		}
 		free_labels(sites, r->npins);
 		free(ids);
@@ -652,9 +740,9 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		char **sites = site_texts(db, o, ids, n);
 		for (size_t i = 0; i < n; i++) {
 			const struct hm_holder *x = &r->holders[i];
-			printf("  %3zu. keeps %10s  %llu chunk%s, %s, from %s\n", i + 1,
-			       fmt_size(a, sizeof(a), x->keeps), U(x->chunks), x->chunks == 1 ? "" : "s",
-			       fmt_size(b, sizeof(b), x->bytes), sites[i]);
+			list_line(sites[i], "  %3zu. keeps %10s  %llu chunk%s, %s,", i + 1,
+				  fmt_size(a, sizeof(a), x->keeps), U(x->chunks),
+				  x->chunks == 1 ? "" : "s", fmt_size(b, sizeof(b), x->bytes));
 		}
 		free_labels(sites, n);
 		free(ids);
@@ -665,21 +753,21 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		printf("\n  holes, largest first (of %zu)\n", r->nholes);
 		for (size_t i = 0; i < r->nholes && i < (size_t)o->top; i++) {
 			const struct rp_hole *h = &r->holes[i];
-			printf("  %3zu. %10s at 0x%llx, malloc_trim could return %s; last held by\n",
+			printf("  %3zu. %10s at 0x%llx, malloc_trim would return %s; last held by\n",
 			       i + 1, fmt_size(a, sizeof(a), h->bytes), (unsigned long long)h->addr,
 			       fmt_size(b, sizeof(b), h->trim_reclaimable));
 			if (h->nsites == 0)
-				printf("         (no chunk recorded there: free since the heap grew)\n");
+				printf("         (no chunk of the program's was there)\n");
 			size_t ns = h->nsites < 5 ? h->nsites : 5;
 			int64_t ids[5];
 			for (size_t s = 0; s < ns; s++)
 				ids[s] = h->sites[s].stack_id;
 			char **sites = site_texts(db, o, ids, ns);
 			for (size_t s = 0; s < ns; s++)
-				printf("         %10s in %llu chunk%s from %s\n",
-				       fmt_size(a, sizeof(a), h->sites[s].bytes),
-				       (unsigned long long)h->sites[s].chunks,
-				       h->sites[s].chunks == 1 ? "" : "s", sites[s]);
+				list_line(sites[s], "         %10s in %llu chunk%s",
+					  fmt_size(a, sizeof(a), h->sites[s].bytes),
+					  (unsigned long long)h->sites[s].chunks,
+					  h->sites[s].chunks == 1 ? "" : "s");
 			free_labels(sites, ns);
 			if (h->nsites > 5)
 				printf("         and %zu more sites\n", h->nsites - 5);
@@ -695,14 +783,38 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		char **sites = site_texts(db, o, ids, n);
 		printf("\n  leaks (live at the end), largest first\n");
 		for (size_t i = 0; i < n; i++)
-			printf("  %3zu. %10s in %llu chunk%s (%s) from %s\n", i + 1,
-			       fmt_size(a, sizeof(a), l[i].bytes), (unsigned long long)l[i].chunks,
-			       l[i].chunks == 1 ? "" : "s", backing_name(l[i].backing), sites[i]);
+			list_line(sites[i], "  %3zu. %10s in %llu chunk%s (%s)", i + 1,
+				  fmt_size(a, sizeof(a), l[i].bytes), (unsigned long long)l[i].chunks,
+				  l[i].chunks == 1 ? "" : "s", backing_name(l[i].backing));
 		free_labels(sites, n);
 		free(ids);
 	}
 	free(l);
 	printf("\n");
+}
+
+/* With several processes: one line each, before their reports. */
+static void
+text_table(struct ld_db *db, struct rp_result **res, const struct opts *o, size_t n)
+{
+	char a[32], b[32], c[32], d[32], e[32];
+
+	printf("%s: %zu processes, at %s\n", o->file, n, o->at_name);
+	printf("  %8s  %-14s %10s %10s %12s %10s %10s\n", "pid", "program", "extent", "resident",
+	       "untrimmable", "trim(0)", "leaked");
+	for (size_t i = 0; i < db->nprocs; i++) {
+		const struct rp_result *r = res[i];
+		const char *exe = db->procs[i].exe ? path_base(db->procs[i].exe) : "?";
+		if (!r)
+			continue;
+		printf("  %8lld  %-14.14s %10s %10s %12s %10s %10s\n", (long long)db->procs[i].pid,
+		       exe, fmt_size(a, sizeof(a), r->at.extent),
+		       fmt_size(b, sizeof(b), r->at.resident),
+		       fmt_size(c, sizeof(c), r->at.untrimmable),
+		       fmt_size(d, sizeof(d), r->at.trim_reclaimable),
+		       fmt_size(e, sizeof(e), r->leaked_bytes));
+	}
+	printf("  (trim(0): what malloc_trim(0) would give back; the reports follow)\n\n");
 }
 
 /* ---- JSON ---- */
@@ -984,7 +1096,10 @@ cmd_report(int argc, char **argv)
 		json_str(o.file);
 		printf(", \"processes\": [");
 	}
-	size_t skipped = 0;
+	/* every process's figures first: with several, a table of them comes
+	 * before the reports */
+	size_t skipped = 0, n = 0;
+	struct rp_result **res = xcalloc(db->nprocs + 1, sizeof(*res));
 	for (size_t i = 0; i < db->nprocs; i++) {
 		struct ld_process *p = &db->procs[i];
 		int64_t at_ns = o.at_ns;
@@ -994,14 +1109,22 @@ cmd_report(int argc, char **argv)
 			skipped++;
 			continue;
 		}
-		struct rp_result *r = analyze(db, p, &o, at_ns, 0);
-		if (o.json)
-			json_process(db, p, r, &o, first);
-		else
-			text_process(db, p, r, &o);
-		first = false;
-		rp_free(r);
+		res[i] = analyze(db, p, &o, at_ns, 0);
+		n++;
 	}
+	if (!o.json && n > 1)
+		text_table(db, res, &o, n);
+	for (size_t i = 0; i < db->nprocs; i++) {
+		if (!res[i])
+			continue;
+		if (o.json)
+			json_process(db, &db->procs[i], res[i], &o, first);
+		else
+			text_process(db, &db->procs[i], res[i], &o);
+		first = false;
+		rp_free(res[i]);
+	}
+	free(res);
 	if (o.json)
 		printf("\n]}\n");
 	if (skipped)
@@ -1027,6 +1150,12 @@ cmd_check(int argc, char **argv)
 		return 2;
 	for (size_t i = 0; i < db->nprocs; i++)
 		wanted += db->procs[i].wanted;
+	if (o.json) {
+		printf("{\"file\": ");
+		json_str(o.file);
+		printf(", \"checks\": [");
+	}
+	bool first = true;
 	for (size_t i = 0; i < db->nprocs; i++) {
 		struct ld_process *p = &db->procs[i];
 		int64_t at_ns = o.at_ns;
@@ -1039,6 +1168,29 @@ cmd_check(int argc, char **argv)
 			if (!o.has_max[k])
 				continue;
 			bool ok = v[k] <= o.max[k];
+			failed |= !ok;
+			if (o.json) {
+				const struct rp_pin *pin = r->npins ? &r->pins[0] : NULL;
+				printf("%s\n  {\"pid\": %lld, \"process_id\": %lld, \"exe\": ",
+				       first ? "" : ",", (long long)p->pid, (long long)p->process_id);
+				json_str(p->exe);
+				printf(", \"limit\": \"%s\", \"bytes\": %llu, \"max_bytes\": %llu, "
+				       "\"pass\": %s, \"at\": ",
+				       limit_name[k], U(v[k]), U(o.max[k]), ok ? "true" : "false");
+				json_str(k >= L_LEAKED ? (k == L_LEAKED ? "exit" : "peak") : o.at_name);
+				printf(", \"top_pin\": ");
+				if (pin && k < L_LEAKED) {
+					printf("{\"state\": \"%s\", \"chunk_bytes\": %llu, \"site\": ",
+					       state_name(pin->state), U(pin->bytes));
+					json_site(db, pin->stack_id);
+					putchar('}');
+				} else {
+					printf("null");
+				}
+				putchar('}');
+				first = false;
+				continue;
+			}
 			who[0] = '\0';
 			if (wanted > 1)
 				snprintf(who, sizeof(who), " (pid %lld)", (long long)p->pid);
@@ -1052,10 +1204,11 @@ cmd_check(int argc, char **argv)
 					       ? "free space the allocator keeps in a tcache or fastbin"
 					       : ld_site_text(db, r->pins[0].stack_id, site, sizeof(site)));
 			printf("\n");
-			failed |= !ok;
 		}
 		rp_free(r);
 	}
+	if (o.json)
+		printf("\n], \"pass\": %s}\n", failed ? "false" : "true");
 	ld_close(db);
 	free(o.skip);
 	return failed ? 1 : 0;

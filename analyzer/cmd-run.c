@@ -333,8 +333,20 @@ create_output(const char *path, bool force, char *tmp, size_t cap, char *why, si
 static void
 usage_run(void)
 {
-	fputs("usage: heapprof run [-o FILE] [--force] [--max-depth N] [--] PROGRAM [ARGS...]\n",
-	      stderr);
+	fputs("usage: heapprof run [-o FILE] [--force] [--max-depth N] [--] PROGRAM [ARGS...]\n"
+	      "\n"
+	      "Run PROGRAM with heapprof's allocator and record every chunk it obtains, with\n"
+	      "its call stack, into a SQLite database; then say what its heaps hold at its\n"
+	      "end. The exit status is PROGRAM's (128+N if signal N ended it); 125: heapprof\n"
+	      "failed, 126: PROGRAM cannot be run, 127: not found. Options take their value\n"
+	      "as --opt VALUE or --opt=VALUE.\n"
+	      "\n"
+	      "  -o, --output FILE   the database (default heapprof.PROGRAM.PID.db)\n"
+	      "  -f, --force         replace FILE if it exists (once the new one is complete)\n"
+	      "  --max-depth N       frames per call stack, 1 to 256 (64)\n"
+	      "\n"
+	      "Then: heapprof report FILE (heapprof report --help).\n",
+	      stdout);
 }
 
 struct run_opts {
@@ -361,18 +373,21 @@ parse_run(int argc, char **argv, struct run_opts *o)
 		}
 		if (a[0] != '-')
 			break;
-		if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-			if (++i >= argc || argv[i][0] == '\0') {
+		const char *v;
+
+		if (strcmp(a, "-o") == 0 || hp_option(a, "--output", &v)) {
+			if (strcmp(a, "-o") == 0 || !v)
+				v = ++i < argc ? argv[i] : NULL;
+			if (!v || v[0] == '\0') {
 				hp_error(a, "needs a file name");
 				return 2;
 			}
-			o->output = argv[i];
-		} else if (strncmp(a, "--output=", 9) == 0) {
-			o->output = a + 9;
+			o->output = v;
 		} else if (strcmp(a, "--force") == 0 || strcmp(a, "-f") == 0) {
 			o->force = true;
-		} else if (strcmp(a, "--max-depth") == 0 || strncmp(a, "--max-depth=", 12) == 0) {
-			const char *v = a[11] == '=' ? a + 12 : (++i < argc ? argv[i] : NULL);
+		} else if (hp_option(a, "--max-depth", &v)) {
+			if (!v)
+				v = ++i < argc ? argv[i] : NULL;
 			if (!parse_long(v, 1, HP_MAX_DEPTH_LIMIT, &o->max_depth)) {
 				hp_error("--max-depth", "'%s' is not a number from 1 to %d",
 					 v ? v : "", HP_MAX_DEPTH_LIMIT);
@@ -713,11 +728,24 @@ cmd_collect(int argc, char **argv)
 	struct db *db;
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--spool") == 0 && i + 1 < argc)
-			spool = argv[++i];
-		else if (strcmp(argv[i], "--attach") == 0 && i + 1 < argc) {
-			if (!parse_long(argv[++i], 1, INT_MAX, &attach)) {
-				hp_error("--attach", "'%s' is not a process id", argv[i]);
+		const char *v;
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs("usage: heapprof collect --spool DIR [--attach PID] -- OUTPUT\n"
+			      "\n"
+			      "The collector a recorded program starts itself when HEAPPROF_OUTPUT\n"
+			      "names the database (see heapprof run for the usual way): it reads\n"
+			      "the spool directory DIR into the database OUTPUT until every\n"
+			      "process of the tree (and PID, with --attach) is gone.\n",
+			      stdout);
+			return 0;
+		}
+		if (hp_option(argv[i], "--spool", &v) && (v || i + 1 < argc))
+			spool = v ? v : argv[++i];
+		else if (hp_option(argv[i], "--attach", &v) && (v || i + 1 < argc)) {
+			if (!v)
+				v = argv[++i];
+			if (!parse_long(v, 1, INT_MAX, &attach)) {
+				hp_error("--attach", "'%s' is not a process id", v);
 				return 2;
 			}
 		} else if (strcmp(argv[i], "--") == 0 && i + 1 < argc) {

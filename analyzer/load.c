@@ -675,13 +675,17 @@ ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap)
 const char *
 ld_frame_text(char *buf, size_t cap, const struct ld_frame *f)
 {
+	char fn[256];
+
 	if (!f->function)
 		snprintf(buf, cap, "0x%llx in %s", (unsigned long long)f->offset,
 			 f->module ? path_base(f->module) : "?");
 	else if (f->file && f->line > 0)
-		snprintf(buf, cap, "%s (%s:%lld)", f->function, path_base(f->file), (long long)f->line);
+		snprintf(buf, cap, "%s (%s:%lld)", short_function(fn, sizeof(fn), f->function, 60),
+			 path_base(f->file), (long long)f->line);
 	else
-		snprintf(buf, cap, "%s (%s)", f->function, f->module ? path_base(f->module) : "?");
+		snprintf(buf, cap, "%s (%s)", short_function(fn, sizeof(fn), f->function, 60),
+			 f->module ? path_base(f->module) : "?");
 	return buf;
 }
 

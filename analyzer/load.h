@@ -80,7 +80,8 @@ int ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap);
 size_t ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap);
 
 /* "function (file:line)" of a frame, or "function (module)" without a
- * line, "0x1a9b in module" without a function; into buf. */
+ * line, "0x1a9b in module" without a function; into buf. A long C++
+ * name is shortened (short_function). */
 const char *ld_frame_text(char *buf, size_t cap, const struct ld_frame *f);
 
 /* The site of a stack, its index among ld_stack's frames (0 if unknown). */

@@ -14,17 +14,23 @@ static void
 usage(FILE *f)
 {
 	fputs("usage: heapprof run [-o FILE] [--force] [--max-depth N] [--] PROGRAM [ARGS...]\n"
-	      "       heapprof report FILE [--pid PID] [--at exit|worst|peak|SECONDS]\n"
-	      "                            [--format text|json] [--top N] [--by function|stack]\n"
-	      "       heapprof check FILE [--pid PID] [--at exit|worst] [--max-untrimmable SIZE]\n"
-	      "                           [--max-retained SIZE] [--max-leaked SIZE] [--max-peak SIZE]\n"
+	      "       heapprof report FILE [--pid PID] [--at INSTANT] [--format text|json]\n"
+	      "                            [--top N] [--by function|stack] [--skip PATTERN]...\n"
+	      "       heapprof check FILE [--pid PID] [--at INSTANT] [--max-untrimmable SIZE]\n"
+	      "                           [--max-retained SIZE] [--max-leaked SIZE]\n"
+	      "                           [--max-peak SIZE] [--format text|json] [--skip PATTERN]...\n"
 	      "       heapprof --version\n"
 	      "\n"
 	      "run      run PROGRAM with heapprof's allocator, record every chunk and its\n"
 	      "         call stack into a SQLite database (default heapprof.PROGRAM.PID.db)\n"
 	      "report   how much free memory each process cannot give back, the chunks that\n"
 	      "         pin it and the holes below them, with their call stacks\n"
-	      "check    the same figures against limits: exit 0 if all hold, 1 if not\n",
+	      "check    the same figures against limits: exit 0 if all hold, 1 if not\n"
+	      "\n"
+	      "INSTANT: exit (the end, the default), worst (the most untrimmable bytes), peak\n"
+	      "(the largest heap extent), SECONDS after the process started, or mark:NAME\n"
+	      "(where the program called heapprof_mark(\"NAME\")). heapprof COMMAND --help\n"
+	      "says more. Options take their value as --opt VALUE or --opt=VALUE.\n",
 	      f);
 }
 
