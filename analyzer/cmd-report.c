@@ -298,6 +298,16 @@ analyze(struct ld_db *db, struct ld_process *p, const struct opts *o, int64_t at
 
 /* ---- text ---- */
 
+/* Whether the process ever had a pymalloc arena. */
+static bool
+r_has_pymalloc(const struct ld_process *p)
+{
+	for (size_t i = 0; i < p->in.npmaps; i++)
+		if (p->in.pmaps[i].pymalloc)
+			return true;
+	return false;
+}
+
 static const char *
 state_name(uint8_t state)
 {
@@ -668,6 +678,16 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 	snprintf(line, sizeof(line), "resident pages it would give back now (%s of the top)",
 		 fmt_size(a, sizeof(a), f->trim_top));
 	text_line("malloc_trim(0)", f->trim_reclaimable, line);
+	if (p->cpython || f->pymalloc_arenas) {
+		snprintf(line, sizeof(line), "%llu arena%s: CPython's small objects, not chunks",
+			 U(f->pymalloc_arenas), f->pymalloc_arenas == 1 ? "" : "s");
+		text_line("pymalloc", f->pymalloc, line);
+	}
+	if (f->program_mmaps) {
+		snprintf(line, sizeof(line), "%llu anonymous mapping%s the program made itself",
+			 U(f->program_mmaps), f->program_mmaps == 1 ? "" : "s");
+		text_line("other mmaps", f->program_mmap, line);
+	}
 	for (size_t i = 0; r->nheaps > 1 && i < r->nheaps; i++) {
 		const struct rp_heap *h = &r->heaps[i];
 		uint64_t top = h->top_end > h->start ? h->top_end : h->start;
@@ -699,6 +719,22 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		       db->complete ? "" : ", the collector did not finish");
 	printf("\n");
 	advice(db, r);
+	if (p->cpython || f->pymalloc_arenas) {
+		char t[1024];
+		if (f->pymalloc_arenas || r_has_pymalloc(p))
+			snprintf(t, sizeof(t),
+				 "This is CPython: it keeps objects of up to 512 bytes in pymalloc's "
+				 "arenas, mmaps of its own (%s in %llu now), and heapprof sees only "
+				 "what pymalloc passes to malloc, not the objects inside them. Run it "
+				 "with PYTHONMALLOC=malloc to see every object as a chunk.",
+				 fmt_size(a, sizeof(a), f->pymalloc), U(f->pymalloc_arenas));
+		else
+			snprintf(t, sizeof(t),
+				 "This is CPython without pymalloc arenas (PYTHONMALLOC=malloc): "
+				 "every object is a chunk.");
+		printf("\n");
+		wrap("  ", t, 80);
+	}
 	if (r->npins) {
 		const struct rp_pin *top = &r->pins[0];
 		if (top->state == RP_OWN || top->state == RP_STASHED) {
@@ -917,6 +953,10 @@ json_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 	printf("     \"trim_reclaimable_bytes\": %llu, ", U(f->trim_reclaimable));
 	printf("\"trim_top_bytes\": %llu, \"mmap_bytes\": %llu, \"retained_bytes\": %llu,\n",
 	       U(f->trim_top), U(f->mmap), U(f->retained));
+	printf("     \"interpreter\": %s, \"pymalloc_bytes\": %llu, \"pymalloc_arenas\": %llu, "
+	       "\"program_mmap_bytes\": %llu, \"program_mmaps\": %llu,\n",
+	       p->cpython ? "\"cpython\"" : "null", U(f->pymalloc), U(f->pymalloc_arenas),
+	       U(f->program_mmap), U(f->program_mmaps));
 	printf("     \"live_chunks\": %llu, \"cached_chunks\": %llu, \"mmap_chunks\": %llu,\n",
 	       U(f->live_chunks), U(f->cached_chunks), U(f->mmap_chunks));
 	printf("     \"peak_live_bytes\": %llu, \"peak_live_ns\": %lld, \"peak_extent_bytes\": %llu, "

@@ -153,6 +153,13 @@ struct image {
 	struct thread_in *threads;
 	size_t nthreads, last_thread;
 	uint64_t events;
+	struct pmap *pmaps;   /* the program's own mappings, still mapped */
+	size_t npmaps;
+};
+
+struct pmap {
+	uint64_t addr, len;
+	int64_t ns, stack_id;
 };
 
 struct tl_point {
@@ -868,6 +875,45 @@ on_state(struct collector *c, struct image *im, const struct hp_ev_state *ev)
 	db_heap_event(c->db, im->process_id, im->now, 5, ev->chunk, ev->bytes, ev->state, true);
 }
 
+/* The program's own mmap or munmap: a row for each mapping once the last
+ * of it is gone (or at the end); an munmap of part of one trims it. */
+static void
+on_program_map(struct collector *c, struct image *im, const struct hp_ev_map *m, bool on)
+{
+	if (on) {
+		im->pmaps = xrealloc(im->pmaps, (im->npmaps + 1) * sizeof(*im->pmaps));
+		im->pmaps[im->npmaps++] = (struct pmap){
+			m->addr, m->len, im->now,
+			m->stack_id && m->stack_id < im->stack_cap ? im->stack_map[m->stack_id] : 0
+		};
+		return;
+	}
+	uint64_t lo = m->addr, hi = m->addr + m->len;
+	for (size_t i = 0; i < im->npmaps;) {
+		struct pmap *p = &im->pmaps[i];
+		uint64_t end = p->addr + p->len;
+		if (hi <= p->addr || lo >= end) {
+			i++;
+			continue;
+		}
+		if (lo <= p->addr && hi >= end) {
+			db_program_mmap(c->db, im->process_id, p->addr, p->len, p->ns, im->now,
+					p->stack_id);
+			*p = im->pmaps[--im->npmaps];
+			continue;
+		}
+		/* part of it: what is left below or above (the larger part, if
+		 * the hole is in the middle) */
+		if (lo > p->addr && (hi >= end || lo - p->addr >= end - hi)) {
+			p->len = lo - p->addr;
+		} else {
+			p->len = end - hi;
+			p->addr = hi;
+		}
+		i++;
+	}
+}
+
 /* After each record: the run's worst and peak, and the timeline. */
 static void
 model_track(struct image *im)
@@ -939,6 +985,10 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 	case HP_EV_MAP:
 	case HP_EV_UNMAP: {
 		const struct hp_ev_map *m = (const void *)e;
+		if (m->kind == HP_MAP_PROGRAM) {
+			on_program_map(c, im, m, HP_EV_TYPE(e->word) == HP_EV_MAP);
+			break;
+		}
 		if (m->kind == HP_MAP_HEAP && HP_EV_TYPE(e->word) == HP_EV_MAP)
 			hm_map_heap(&im->model, m->addr, m->len);
 		else if (m->kind == HP_MAP_HEAP)
@@ -1191,6 +1241,12 @@ finish_image(struct collector *c, struct image *im)
 	for (size_t i = 0; i < im->nthreads; i++)
 		db_thread(c->db, im->process_id, im->threads[i].tid, im->threads[i].started_ns,
 			  im->threads[i].ended_ns);
+	for (size_t i = 0; i < im->npmaps; i++)
+		db_program_mmap(c->db, im->process_id, im->pmaps[i].addr, im->pmaps[i].len,
+				im->pmaps[i].ns, 0, im->pmaps[i].stack_id);
+	free(im->pmaps);
+	im->pmaps = NULL;
+	im->npmaps = 0;
 	if (im->modeled)
 		write_summary(c, im);
 	if (im->peak_live_bytes > c->peak_live)

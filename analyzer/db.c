@@ -43,6 +43,7 @@ enum {
 	S_SUMMARY,
 	S_TIMELINE,
 	S_MARK,
+	S_PROGRAM_MMAP,
 	S_COUNT
 };
 
@@ -82,6 +83,7 @@ static const char *const stmt_sql[S_COUNT] = {
 		      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
 	[S_TIMELINE] = "INSERT OR REPLACE INTO heap_timeline VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_MARK] = "INSERT INTO mark (process_id, ns, name) VALUES (?1, ?2, ?3)",
+	[S_PROGRAM_MMAP] = "INSERT INTO program_mmap VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 };
 
 /* ---- bulk rows: arrays read by a virtual table ---- */
@@ -285,6 +287,7 @@ enum op {
 	OP_SUMMARY,
 	OP_TIMELINE,
 	OP_MARK,
+	OP_PROGRAM_MMAP,
 };
 
 struct batch {
@@ -650,6 +653,12 @@ run_ops(struct db *db, const struct buf *ops)
 			bind_str(s, 3, &r);
 			step(db, S_MARK, "mark");
 			break;
+		case OP_PROGRAM_MMAP:
+			s = db->s[S_PROGRAM_MMAP];
+			for (int i = 1; i <= 6; i++)
+				bind_get_opt(s, i, &r);
+			step(db, S_PROGRAM_MMAP, "program_mmap");
+			break;
 		default:
 			set_error(db, "internal: bad batch operation");
 			return;
@@ -951,6 +960,21 @@ db_mark(struct db *db, int64_t process_id, int64_t ns, const char *name)
 	put_i64(&db->cur->ops, process_id);
 	put_i64(&db->cur->ops, ns);
 	put_str(&db->cur->ops, name);
+}
+
+void
+db_program_mmap(struct db *db, int64_t process_id, uint64_t address, uint64_t bytes,
+		int64_t mapped_ns, int64_t unmapped_ns, int64_t stack_id)
+{
+	struct buf *o = &db->cur->ops;
+
+	put_op(db, OP_PROGRAM_MMAP);
+	put_opt(o, process_id, true);
+	put_opt(o, (int64_t)address, true);
+	put_opt(o, (int64_t)bytes, true);
+	put_opt(o, mapped_ns, true);
+	put_opt(o, unmapped_ns, unmapped_ns > 0);
+	put_opt(o, stack_id, stack_id > 0);
 }
 
 void

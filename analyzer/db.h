@@ -37,6 +37,11 @@ const char *db_failed(struct db *db);
 
 void db_meta(struct db *db, const char *key, const char *value);
 
+/* Anonymous memory the program mapped itself (unmapped_ns, stack_id 0:
+ * none). */
+void db_program_mmap(struct db *db, int64_t process_id, uint64_t address, uint64_t bytes,
+		     int64_t mapped_ns, int64_t unmapped_ns, int64_t stack_id);
+
 /* The program marked an instant (heapprof_mark). */
 void db_mark(struct db *db, int64_t process_id, int64_t ns, const char *name);
 

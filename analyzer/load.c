@@ -457,6 +457,81 @@ load_marks(struct ld_db *db, char *err, size_t errcap)
 	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
 }
 
+/* Known small-object allocators: CPython's pymalloc, which keeps objects of
+ * up to 512 bytes in arenas it maps itself, 256 KiB (before 3.10) or 1 MiB
+ * each, from python3.x or libpython3.x (_PyObject_ArenaMmap, new_arena). */
+static bool
+is_cpython(const char *module)
+{
+	const char *b = module ? path_base(module) : "";
+
+	return fnmatch("python3*", b, 0) == 0 || fnmatch("libpython3*", b, 0) == 0;
+}
+
+static bool
+is_pymalloc_arena(uint64_t bytes, const char *module, const char *function)
+{
+	if (function && (fnmatch("_PyObject_Arena*", function, 0) == 0 ||
+			 strcmp(function, "new_arena") == 0))
+		return true;
+	return is_cpython(module) && (bytes == 256 << 10 || bytes == 1 << 20);
+}
+
+/* The program's own mappings of the wanted processes, and which of them
+ * run CPython (none of either in a database from before the table). */
+static int
+load_program_maps(struct ld_db *db, char *err, size_t errcap, size_t *cap)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT DISTINCT m.process_id, i.path FROM module m "
+				      "JOIN image i USING (image_id) WHERE i.path GLOB '*python3*'",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 0));
+		if (p && is_cpython((const char *)sqlite3_column_text(s, 1)))
+			p->cpython = true;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return fail_sql(db, err, errcap);
+	if (!query_int(db->h, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+			      "name = 'program_mmap'", 0, &rc))
+		return rc == SQLITE_OK ? 0 : fail_sql(db, err, errcap);
+	if (sqlite3_prepare_v2(db->h, "SELECT m.process_id, m.bytes, m.mapped_ns, m.unmapped_ns, "
+				      "i.path, y.function FROM program_mmap m "
+				      "LEFT JOIN stack_frame f ON f.stack_id = m.stack_id AND f.depth = 0 "
+				      "LEFT JOIN image i ON i.image_id = f.image_id "
+				      "LEFT JOIN symbol y ON y.image_id = f.image_id AND "
+				      "y.offset = f.offset AND y.level = 0",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	memset(cap, 0, db->nprocs * sizeof(size_t));
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 0));
+		if (!p || !p->wanted)
+			continue;
+		struct rp_input *in = &p->in;
+		size_t k = (size_t)(p - db->procs);
+		if (in->npmaps == cap[k]) {
+			cap[k] = cap[k] ? cap[k] * 2 : 64;
+			in->pmaps = xrealloc(in->pmaps, cap[k] * sizeof(*in->pmaps));
+		}
+		uint64_t bytes = (uint64_t)sqlite3_column_int64(s, 1);
+		in->pmaps[in->npmaps++] = (struct rp_pmap){
+			.bytes = bytes,
+			.mapped_ns = sqlite3_column_int64(s, 2),
+			.unmapped_ns = sqlite3_column_int64(s, 3),
+			.pymalloc = is_pymalloc_arena(bytes, (const char *)sqlite3_column_text(s, 4),
+						      (const char *)sqlite3_column_text(s, 5)),
+		};
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
+}
+
 int
 ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 {
@@ -635,10 +710,12 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		if (unsorted[k])
 			sort_events(db->procs[k].in.events, db->procs[k].in.nevents);
 	free(unsorted);
-	free(cap);
 	free(need);
-	if (rc != SQLITE_DONE)
-		return fail_sql(db, err, errcap);
+	if (rc != SQLITE_DONE || load_program_maps(db, err, errcap, cap) != 0) {
+		free(cap);
+		return rc != SQLITE_DONE ? fail_sql(db, err, errcap) : -1;
+	}
+	free(cap);
 	if (load_marks(db, err, errcap) != 0)
 		return -1;
 	return load_sites(db, err, errcap);
@@ -755,6 +832,7 @@ ld_close(struct ld_db *db)
 		free(db->procs[i].end_reason);
 		free(db->procs[i].in.chunks);
 		free(db->procs[i].in.events);
+		free(db->procs[i].in.pmaps);
 		for (size_t k = 0; k < db->procs[i].nmarks; k++)
 			free(db->procs[i].marks[k].name);
 		free(db->procs[i].marks);

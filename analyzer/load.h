@@ -33,6 +33,7 @@ struct ld_process {
 	bool wanted;                      /* asked for (the rest: ancestors) */
 	struct ld_mark *marks;            /* in time order */
 	size_t nmarks;
+	bool cpython;                     /* CPython is loaded (pymalloc's home) */
 	struct rp_input in;
 };
 

@@ -387,6 +387,24 @@ figures(struct hm *m, struct rp_figures *f, int64_t at_ns)
 	f->retained = hm_retained(m);
 }
 
+/* The program's own mappings at `at` (INT64_MAX: the end). */
+static void
+program_maps(const struct rp_input *in, struct rp_figures *f, int64_t at)
+{
+	for (size_t i = 0; i < in->npmaps; i++) {
+		const struct rp_pmap *m = &in->pmaps[i];
+		if (m->mapped_ns > at || (m->unmapped_ns && m->unmapped_ns <= at))
+			continue;
+		if (m->pymalloc) {
+			f->pymalloc += m->bytes;
+			f->pymalloc_arenas++;
+		} else {
+			f->program_mmap += m->bytes;
+			f->program_mmaps++;
+		}
+	}
+}
+
 /* ---- the first pass: the whole run ---- */
 
 struct pass1 {
@@ -716,6 +734,7 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 	 * known (a recording whose collector died) */
 	int64_t last = in->ended_ns > p.last_ns ? in->ended_ns : p.last_ns;
 	figures(&e.m, &r->at, at == INT64_MAX ? last : at);
+	program_maps(in, &r->at, at);
 	walk_heaps(&e.m, r, opt->top);
 	hole_sites(r, in, at, opt->top, opt);
 	r->holders = hm_holders(&e.m, opt->group, opt->group_arg, &r->nholders);

@@ -45,9 +45,18 @@ struct rp_event {
 	uint8_t kind;
 };
 
+/* Anonymous memory the program mapped itself; unmapped_ns 0: never. */
+struct rp_pmap {
+	uint64_t bytes;
+	int64_t mapped_ns, unmapped_ns;
+	bool pymalloc;           /* an arena of CPython's pymalloc */
+};
+
 struct rp_input {
 	struct rp_chunk *chunks; /* any order */
 	size_t nchunks;
+	struct rp_pmap *pmaps;   /* any order */
+	size_t npmaps;
 	struct rp_event *events; /* in time order */
 	size_t nevents;
 	uint64_t heap_start;     /* the break when recording began */
@@ -76,6 +85,9 @@ struct rp_figures {
 	uint64_t mmap;             /* live mmap chunks */
 	uint64_t retained;         /* extent + mmap - live - live mmap */
 	uint64_t live_chunks, cached_chunks, mmap_chunks;
+	/* out of the heaps: what the program mapped itself (rp_pmap) */
+	uint64_t pymalloc, pymalloc_arenas;      /* pymalloc's arenas */
+	uint64_t program_mmap, program_mmaps;    /* the others */
 };
 
 struct rp_frame_ref {

@@ -103,6 +103,11 @@ struct hp_observer {
 	 * before; the freed tail is reported through `chunk`). Lock: none. */
 	void (*resize)(const struct hp_ticket *t, size_t size, uintptr_t chunk,
 		       size_t old_chunk_bytes, size_t new_chunk_bytes);
+	/* Not the allocator's: the program itself mapped anonymous memory
+	 * with mmap (on; stack as for alloc), or unmapped a range with munmap
+	 * (off, no stack), e.g. a small-object allocator's arenas (CPython's
+	 * pymalloc). Lock: none. */
+	void (*program_map)(uintptr_t addr, size_t len, bool on, void *const *stack, int nstack);
 };
 
 /* The observer in force, or NULL (the common case outside profiling). */

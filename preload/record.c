@@ -433,7 +433,7 @@ emit_map(uint32_t type, uintptr_t addr, size_t len, bool chunk)
 
 	EMIT(type, ev,
 	     (ev->addr = addr, ev->len = len, ev->kind = chunk ? HP_MAP_CHUNK : HP_MAP_HEAP,
-	      ev->pad = 0));
+	      ev->stack_id = 0));
 }
 
 static void
@@ -534,6 +534,30 @@ on_resize(const struct hp_ticket *t, size_t size, uintptr_t chunk, size_t old_by
 		     ev->new_bytes = new_bytes));
 }
 
+static void
+on_program_map(uintptr_t addr, size_t len, bool on, void *const *stack, int nstack)
+{
+	struct hp_ev_map *ev;
+	uint32_t stack_id = 0;
+
+	hp_self.guard++;
+	if (__builtin_expect(*epoch == 0, 0))
+		after_fork(false);
+	if (on) {
+		const uint64_t *ips;
+		unsigned depth;
+		bool is_new;
+		stack_id = hp_stacks_intern(stack, nstack, &is_new, &ips, &depth);
+		if (is_new) {
+			check_modules(false);
+			send_stack(stack_id, ips, depth);
+		}
+	}
+	EMIT(on ? HP_EV_MAP : HP_EV_UNMAP, ev,
+	     (ev->addr = addr, ev->len = len, ev->kind = HP_MAP_PROGRAM, ev->stack_id = stack_id));
+	hp_self.guard--;
+}
+
 static struct hp_observer recorder = {
 	.ticket = on_ticket,
 	.brk = on_brk,
@@ -544,6 +568,7 @@ static struct hp_observer recorder = {
 	.alloc = on_alloc,
 	.free = on_free,
 	.resize = on_resize,
+	.program_map = on_program_map,
 };
 
 /* ---- start-up ---- */

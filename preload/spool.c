@@ -85,7 +85,7 @@ create_proc_file(struct hp_spool *s)
 		close(fd);
 		return e;
 	}
-	s->proc = mmap(NULL, HP_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	s->proc = hp_os_mmap(NULL, HP_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	if (s->proc == MAP_FAILED) {
 		s->proc = NULL;
@@ -130,12 +130,12 @@ hp_spool_reopen_child(struct hp_spool *s)
 
 	for (struct hp_ring *ring = s->rings, *next; ring; ring = next) {
 		next = ring->next;
-		munmap(ring->hdr, HP_PAGE + ring->size);
+		hp_os_munmap(ring->hdr, HP_PAGE + ring->size);
 		hp_arena_free(ring);
 	}
 	s->rings = NULL;
 	if (s->proc)
-		munmap(s->proc, HP_PAGE);
+		hp_os_munmap(s->proc, HP_PAGE);
 	s->proc = NULL;
 	hp_mutex_reset(&s->lock);
 	r = create_proc_file(s);
@@ -159,13 +159,13 @@ create_ring(struct hp_spool *s, unsigned index)
 		close(fd);
 		return NULL;
 	}
-	map = mmap(NULL, HP_PAGE + s->ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	map = hp_os_mmap(NULL, HP_PAGE + s->ring_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	if (map == MAP_FAILED)
 		return NULL;
 	r = hp_arena_alloc(sizeof(*r), 16, true);
 	if (!r) {
-		munmap(map, HP_PAGE + s->ring_bytes);
+		hp_os_munmap(map, HP_PAGE + s->ring_bytes);
 		return NULL;
 	}
 	r->hdr = map;

@@ -214,14 +214,16 @@ struct hp_ev_brk {
 	uint64_t new_brk;
 };
 
-enum { HP_MAP_CHUNK = 1, HP_MAP_HEAP = 2 };
+enum { HP_MAP_CHUNK = 1, HP_MAP_HEAP = 2, HP_MAP_PROGRAM = 3 };
 
 struct hp_ev_map {
 	struct hp_ev h;
 	uint64_t addr;
 	uint64_t len;
-	uint32_t kind; /* HP_MAP_CHUNK: an mmap chunk; HP_MAP_HEAP: heap memory */
-	uint32_t pad;
+	uint32_t kind;     /* HP_MAP_CHUNK: an mmap chunk; HP_MAP_HEAP: heap
+			    * memory; HP_MAP_PROGRAM: the program's own mmap
+			    * (anonymous) or munmap (any range) */
+	uint32_t stack_id; /* HP_MAP_PROGRAM's mmap: its call stack; else 0 */
 };
 
 struct hp_ev_madvise {

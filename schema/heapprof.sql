@@ -240,6 +240,19 @@ CREATE TABLE symbol (
   PRIMARY KEY (image_id, offset, level)
 ) STRICT, WITHOUT ROWID;
 
+-- Anonymous memory the program mapped itself with mmap, not through malloc:
+-- where small-object allocators keep their objects (CPython's pymalloc
+-- arenas, 256 KiB or 1 MiB each), which heapprof does not see as chunks.
+-- Written when the mapping goes, or at the end of the process.
+CREATE TABLE program_mmap (
+  process_id  INTEGER NOT NULL REFERENCES process,
+  address     INTEGER NOT NULL,  -- start
+  bytes       INTEGER NOT NULL,  -- length (what is left of it if part was unmapped)
+  mapped_ns   INTEGER NOT NULL,  -- when mmap made it, ns
+  unmapped_ns INTEGER,           -- when munmap took the last of it; NULL: never
+  stack_id    INTEGER REFERENCES stack  -- the mmap call's stack (NULL: none)
+) STRICT;
+
 -- Instants the program marked with heapprof_mark(NAME) (heapprof.h), for
 -- heapprof report --at mark:NAME.
 CREATE TABLE mark (

@@ -361,6 +361,37 @@ def main():
         check("python3 marks with ctypes", (0, "mark"), (p.returncode,
                                                          report(pdb, "--at", "mark:py-ready")[-1]["at"]))
 
+        # CPython's pymalloc: its arenas are mmaps of its own, counted as
+        # such and against Python's own count (sys._debugmallocstats)
+        py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+        code = ("import ctypes, sys\n"
+                "x = [str(i) * 2 for i in range(300000)]\n"
+                "ctypes.CDLL(None).heapprof_mark(b'built')\n"
+                "sys._debugmallocstats()\n")
+        pdb = os.path.join(tmp, "pymalloc.db")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONMALLOC"}
+        p = subprocess.run([HEAPPROF, "run", "-o", pdb, py, "-c", code], capture_output=True,
+                           text=True, env=env)
+        m = re.search(r"# arenas allocated current\s*=\s*(\d+)", p.stderr)
+        r = report(pdb, "--at", "mark:built")[-1]
+        check("pymalloc: the arenas live at the mark, as Python counts them", (True, "cpython"),
+              (m is not None and r["pymalloc_arenas"] == int(m.group(1)) > 0, r["interpreter"]))
+        check("pymalloc: 1 MiB each (Python 3.10 and later) or 256 KiB",
+              True, r["pymalloc_bytes"] in (r["pymalloc_arenas"] << 20, r["pymalloc_arenas"] << 18))
+        text = subprocess.run([HEAPPROF, "report", pdb, "--at", "mark:built"],
+                              capture_output=True, text=True).stdout
+        check("pymalloc: the report says so", (1, 1),
+              (len(re.findall(r"^  pymalloc +[0-9.]+ MiB +\d+ arenas", text, re.M)),
+               text.count("Run it with PYTHONMALLOC=malloc")))
+        p = subprocess.run([HEAPPROF, "run", "-o", pdb + "2", py, "-c", code], capture_output=True,
+                           text=True, env=dict(env, PYTHONMALLOC="malloc"))
+        r = report(pdb + "2", "--at", "mark:built")[-1]
+        text = subprocess.run([HEAPPROF, "report", pdb + "2", "--at", "mark:built"],
+                              capture_output=True, text=True).stdout
+        check("PYTHONMALLOC=malloc: no arenas, and the report says every object is a chunk",
+              (0, "cpython", 1), (r["pymalloc_arenas"], r["interpreter"],
+                                  text.count("without pymalloc arenas")))
+
         # a stdio FILE pins the heap
         db, mi, _ = record(tmp, "stdio-pin")
         r = report(db)[0]
