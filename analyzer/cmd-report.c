@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cmd-report.c - `heapprof report` (the figures, pins and holes of each
- * process at an instant, as text or JSON) and `heapprof check` (the same
- * figures against limits: the CI gate).
+ * cmd-report.c - `heapprof report` (the figures, pins, holders, holes and
+ * leaks of each process at an instant, as text or JSON) and `heapprof
+ * check` (the same figures against limits: the CI gate). The figures are
+ * computed by replay.c and heapmodel.c; this file chooses the instant
+ * (--at, marks) and writes them out.
  *
  * Exit status: report 0; check 0 if every limit holds, 1 if one does not;
  * both 2 on bad usage or bad input.
