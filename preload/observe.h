@@ -11,9 +11,10 @@
  * heap grows over it; after that each change of state is reported exactly
  * once, either by the user-level call (alloc, free, realloc) or by a
  * `chunk` call for what the allocator does on its own (tcache stashing, from
- * a bin or from a fastbin, fastbin consolidation, remainders freed by realloc and memalign, the tcache
- * of an exiting thread, the tcache control blocks themselves). Coalescing and
- * splitting of free chunks are not reported: free next to free is free.
+ * a bin or from a fastbin, fastbin consolidation, remainders freed by
+ * realloc and memalign, the tcache of an exiting thread, the tcache control
+ * blocks themselves). Coalescing and splitting of free chunks are not
+ * reported: free next to free is free.
  *
  * Calls with `_locked` semantics come with the heap lock held (or from the
  * only thread); observers must not allocate from the tracked heap, must not

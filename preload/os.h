@@ -5,10 +5,11 @@
  * The break is moved through libc's sbrk(), exactly as glibc's MORECORE
  * does, so that libc's cached break (__curbrk) stays right for programs
  * that call sbrk themselves. mmap and munmap are made with syscall(): the
- * library exports its own mmap and munmap (exports.c, which record the
+ * library exports its own mmap and munmap (progmap.c, which record the
  * program's), and the allocator's mappings must not pass through them;
- * mremap and the rest go through libc, which never allocates. Test builds (HP_TEST_HOOKS) can make the n-th sbrk or
- * mmap fail to reach every out-of-memory path.
+ * mremap and the rest go through libc, which never allocates. Test builds
+ * (HP_TEST_HOOKS) can make the n-th sbrk or mmap fail to reach every
+ * out-of-memory path.
  */
 #ifndef HP_OS_H
 #define HP_OS_H
