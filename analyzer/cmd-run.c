@@ -695,23 +695,30 @@ record_mode(struct db *db, bool snapshots, int64_t every_ns)
 }
 
 static void
-usage_run(FILE *f)
+usage_run(void)
 {
 	fputs("usage: heapprof run [-o FILE] [--force] [--max-depth N] [--snapshots]\n"
 	      "                    [--snapshot-every SECONDS] [--] PROGRAM [ARGS...]\n"
 	      "\n"
-	      "  -o, --output FILE     the database (default heapprof.PROGRAM.PID.db)\n"
-	      "  -f, --force           replace FILE if it exists (once the new one is complete)\n"
-	      "  --max-depth N         frames per call stack, 1 to 256 (default 64)\n"
-	      "  --snapshots           record snapshots of the heaps instead of every chunk:\n"
-	      "                        at each process's end, peak extent and worst\n"
-	      "                        untrimmable instant, every interval and on demand\n"
-	      "                        (heapprof snapshot FILE); the file grows with the heap,\n"
-	      "                        not with the run\n"
+	      "Run PROGRAM with heapprof's allocator and record every chunk it obtains, with\n"
+	      "its call stack, into a SQLite database; then say what its heaps hold at its\n"
+	      "end. The exit status is PROGRAM's (128+N if signal N ended it); 125: heapprof\n"
+	      "failed, 126: PROGRAM cannot be run, 127: not found. Options take their value\n"
+	      "as --opt VALUE or --opt=VALUE.\n"
+	      "\n"
+	      "  -o, --output FILE   the database (default heapprof.PROGRAM.PID.db)\n"
+	      "  -f, --force         replace FILE if it exists (once the new one is complete)\n"
+	      "  --max-depth N       frames per call stack, 1 to 256 (64)\n"
+	      "  --snapshots         keep snapshots of the heaps instead of every chunk: at\n"
+	      "                      each process's end, its peak extent and worst untrimmable\n"
+	      "                      instant, every interval and on demand (heapprof snapshot\n"
+	      "                      FILE); the file grows with the heap, not with the run\n"
 	      "  --snapshot-every SECONDS\n"
-	      "                        the interval of snapshots and sites (default 60; implies\n"
-	      "                        --snapshots)\n",
-	      f);
+	      "                      the interval of snapshots and sites (60; implies\n"
+	      "                      --snapshots)\n"
+	      "\n"
+	      "Then: heapprof report FILE (heapprof report --help).\n",
+	      stdout);
 }
 
 struct run_opts {
@@ -750,18 +757,21 @@ parse_run(int argc, char **argv, struct run_opts *o)
 		}
 		if (a[0] != '-')
 			break;
-		if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-			if (++i >= argc || argv[i][0] == '\0') {
+		const char *v;
+
+		if (strcmp(a, "-o") == 0 || hp_option(a, "--output", &v)) {
+			if (strcmp(a, "-o") == 0 || !v)
+				v = ++i < argc ? argv[i] : NULL;
+			if (!v || v[0] == '\0') {
 				hp_error(a, "needs a file name");
 				return 2;
 			}
-			o->output = argv[i];
-		} else if (strncmp(a, "--output=", 9) == 0) {
-			o->output = a + 9;
+			o->output = v;
 		} else if (strcmp(a, "--force") == 0 || strcmp(a, "-f") == 0) {
 			o->force = true;
-		} else if (strcmp(a, "--max-depth") == 0 || strncmp(a, "--max-depth=", 12) == 0) {
-			const char *v = a[11] == '=' ? a + 12 : (++i < argc ? argv[i] : NULL);
+		} else if (hp_option(a, "--max-depth", &v)) {
+			if (!v)
+				v = ++i < argc ? argv[i] : NULL;
 			if (!parse_long(v, 1, HP_MAX_DEPTH_LIMIT, &o->max_depth)) {
 				hp_error("--max-depth", "'%s' is not a number from 1 to %d",
 					 v ? v : "", HP_MAX_DEPTH_LIMIT);
@@ -769,9 +779,9 @@ parse_run(int argc, char **argv, struct run_opts *o)
 			}
 		} else if (strcmp(a, "--snapshots") == 0) {
 			o->snapshots = true;
-		} else if (strcmp(a, "--snapshot-every") == 0 ||
-			   strncmp(a, "--snapshot-every=", 17) == 0) {
-			const char *v = a[16] == '=' ? a + 17 : (++i < argc ? argv[i] : NULL);
+		} else if (hp_option(a, "--snapshot-every", &v)) {
+			if (!v)
+				v = ++i < argc ? argv[i] : NULL;
 			if (!parse_every(v, &o->every_ns)) {
 				hp_error("--snapshot-every", "'%s' is not a number of seconds (at least 0.001)",
 					 v ? v : "");
@@ -779,7 +789,7 @@ parse_run(int argc, char **argv, struct run_opts *o)
 			}
 			o->snapshots = true;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			usage_run(stdout);
+			usage_run();
 			return 0;
 		} else {
 			hp_error(a, "unknown option (see heapprof run --help)");
@@ -881,6 +891,10 @@ pin_site(const char *db_path, const struct db_summary *r, char *buf, size_t cap)
 		snprintf(buf, cap, "the allocator's own memory");
 		return buf;
 	}
+	if (strcmp(r->pin_state, "stashed") == 0) {
+		snprintf(buf, cap, "free space the allocator keeps in a tcache or fastbin");
+		return buf;
+	}
 	if (!(db = ld_open(db_path, err, sizeof(err)))) {
 		snprintf(buf, cap, "(the database cannot be read: %s)", err);
 		return buf;
@@ -909,19 +923,25 @@ summary(const char *db_path, const struct collect_stats *s)
 			(unsigned long long)s->bad);
 	if (s->has_root) {
 		const struct db_summary *r = &s->root;
-		char a[32], b[32], c[32], d[32], e[32], site[512];
+		char a[32], b[32], c[32], d[32], e[32], f[32], site[512];
 		fprintf(stderr,
-			"heapprof: pid %lld at exit: heap extent %s, live %s, untrimmable %s "
-			"(malloc_trim(0) would return %s); worst untrimmable %s at %.3f s\n",
+			"heapprof: pid %lld at exit: heap extent %s (%s resident), live %s, "
+			"untrimmable %s\n",
 			(long long)s->root_pid, fmt_size(a, sizeof(a), r->extent),
-			fmt_size(b, sizeof(b), r->live + r->mmap),
-			fmt_size(c, sizeof(c), r->untrimmable),
+			fmt_size(f, sizeof(f), r->resident), fmt_size(b, sizeof(b), r->live + r->mmap),
+			fmt_size(c, sizeof(c), r->untrimmable));
+		fprintf(stderr,
+			"heapprof: malloc_trim(0) would return %s; worst untrimmable %s at %.3f s\n",
 			fmt_size(d, sizeof(d), r->trim_reclaimable),
 			fmt_size(e, sizeof(e), r->worst_untrimmable),
 			(double)(r->worst_ns - s->root_started_ns) / 1e9);
 		if (r->untrimmable && r->pin_bytes)
-			fprintf(stderr, "heapprof: top pin: %s, %s, from %s\n",
+			fprintf(stderr, "heapprof: top pin: %s, %s, %s %s\n",
 				fmt_size(a, sizeof(a), r->pin_bytes), r->pin_state,
+				strcmp(r->pin_state, "live") == 0 ||
+						strcmp(r->pin_state, "cached") == 0
+					? "from"
+					: "is",
 				pin_site(db_path, r, site, sizeof(site)));
 	}
 	fprintf(stderr, "heapprof: wrote %s (heapprof report %s: pins, holes, stacks)\n", db_path,
@@ -1115,17 +1135,33 @@ cmd_collect(int argc, char **argv)
 	struct db *db;
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--spool") == 0 && i + 1 < argc)
-			spool = argv[++i];
-		else if (strcmp(argv[i], "--snapshots") == 0 && i + 1 < argc) {
-			if (!parse_every(argv[++i], &every_ns)) {
-				hp_error("--snapshots", "'%s' is not a number of seconds", argv[i]);
+		const char *v;
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs("usage: heapprof collect --spool DIR [--attach PID] [--snapshots SECONDS]\n"
+			      "                        -- OUTPUT\n"
+			      "\n"
+			      "The collector a recorded program starts itself when HEAPPROF_OUTPUT\n"
+			      "names the database (see heapprof run for the usual way): it reads\n"
+			      "the spool directory DIR into the database OUTPUT until every\n"
+			      "process of the tree (and PID, with --attach) is gone.\n",
+			      stdout);
+			return 0;
+		}
+		if (hp_option(argv[i], "--spool", &v) && (v || i + 1 < argc))
+			spool = v ? v : argv[++i];
+		else if (hp_option(argv[i], "--snapshots", &v) && (v || i + 1 < argc)) {
+			if (!v)
+				v = argv[++i];
+			if (!parse_every(v, &every_ns)) {
+				hp_error("--snapshots", "'%s' is not a number of seconds", v);
 				return 2;
 			}
 			snapshots = true;
-		} else if (strcmp(argv[i], "--attach") == 0 && i + 1 < argc) {
-			if (!parse_long(argv[++i], 1, INT_MAX, &attach)) {
-				hp_error("--attach", "'%s' is not a process id", argv[i]);
+		} else if (hp_option(argv[i], "--attach", &v) && (v || i + 1 < argc)) {
+			if (!v)
+				v = argv[++i];
+			if (!parse_long(v, 1, INT_MAX, &attach)) {
+				hp_error("--attach", "'%s' is not a process id", v);
 				return 2;
 			}
 		} else if (strcmp(argv[i], "--") == 0 && i + 1 < argc) {

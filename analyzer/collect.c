@@ -40,7 +40,7 @@
 /* Wire values of hp_ev_free.fate and hp_ev_state.state (events.h). */
 enum { FATE_TCACHE = 1, FATE_FASTBIN = 2 };
 enum { HP_BACKING_MMAP_WIRE = 2 };
-enum { STATE_FREE = 0, STATE_CACHED = 1 };
+enum { STATE_FREE = 0, STATE_CACHED = 1, STATE_LIVE = 2, STATE_FASTBIN = 3 };
 
 /* ---- images ---- */
 
@@ -159,6 +159,13 @@ struct image {
 	struct thread_in *threads;
 	size_t nthreads, last_thread;
 	uint64_t events;
+	struct pmap *pmaps;   /* the program's own mappings, still mapped */
+	size_t npmaps;
+};
+
+struct pmap {
+	uint64_t addr, len;
+	int64_t ns, stack_id;
 };
 
 struct tl_point {
@@ -640,8 +647,11 @@ save_fork_model(struct collector *c, struct image *im, uint64_t fork_ns)
 	f->parent_id = im->process_id;
 	f->fork_ns = fork_ns;
 	f->chunks = chunkmap_clone(im->chunks);
-	hm_clone(&f->model, &im->model, f->chunks);
 	f->snap = snap_fork(im->snap);
+	if (!hm_clone(&f->model, &im->model, f->chunks)) {
+		free_fork_model(f); /* its child is not modeled */
+		return;
+	}
 	f->next = c->forks;
 	c->forks = f;
 	if (++c->nforks > MAX_FORK_MODELS) {
@@ -1024,9 +1034,10 @@ on_free(struct collector *c, struct image *im, const struct hp_ev_free *ev)
 	if (ev->fate == FATE_TCACHE || ev->fate == FATE_FASTBIN) {
 		/* still occupies the heap: the row waits for the release, unless
 		 * the realloc moving it needs its id now */
+		uint8_t cache = ev->fate == FATE_FASTBIN ? HM_FASTBIN : HM_TCACHE;
 		if (e->kind)
-			hm_to_cached(&im->model, e);
-		e->cached = true;
+			hm_to_cached(&im->model, e, cache);
+		e->cached = cache;
 		if (ev->realloc)
 			thread_of(im, ev->h.tid)->realloc_from = write_chunk(c, im, e, 0);
 		return;
@@ -1055,40 +1066,88 @@ on_resize(struct collector *c, struct image *im, const struct hp_ev_resize *ev)
 }
 
 /* The allocator changed the state of a range itself. About a cached chunk
- * of the program's, it completes the chunk's row; anything else (free space
- * going into or out of a cache, the heap's own bookkeeping) is a row of
- * its own. */
+ * of the program's, it completes the chunk's row, or says it moved from a
+ * fastbin into a tcache or back (a row of its own: malloc_trim frees what
+ * fastbins hold, not what tcaches do); anything else (free space going
+ * into or out of a cache, the heap's own bookkeeping) is a row of its own. */
 static void
 on_state(struct collector *c, struct image *im, const struct hp_ev_state *ev)
 {
 	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
+	uint8_t cache = ev->state == STATE_CACHED ? HM_TCACHE
+			: ev->state == STATE_FASTBIN ? HM_FASTBIN
+						     : 0;
 
 	if (e && e->addr == ev->chunk && e->cached && !is_range(e)) {
 		if (ev->state == STATE_FREE) {
 			release_chunk(c, im, e);
 			return;
 		}
-		if (ev->state == STATE_CACHED)
-			return; /* moved between caches: still cached */
-	}
-	/* the model keeps the allocator's own ranges too */
-	touch(im, ev->chunk);
-	if (e && e->addr == ev->chunk && is_range(e)) {
+		if (!cache || cache == e->cached)
+			return;
+		/* moved between caches: still cached */
+		touch(im, e->addr);
+		if (e->kind)
+			hm_to_cached(&im->model, e, cache);
+		e->cached = cache;
+	} else if (e && e->addr == ev->chunk && is_range(e)) {
+		/* the model keeps the allocator's own ranges too */
+		touch(im, e->addr);
 		if (ev->state == STATE_FREE) {
 			model_remove(im, e);
 			chunkmap_remove(im->chunks, e);
-		} else if (ev->state == STATE_CACHED) {
-			hm_to_cached(&im->model, e);
+		} else if (cache) {
+			hm_to_cached(&im->model, e, cache);
 		}
 	} else if (!e && ev->state != STATE_FREE) {
+		touch(im, ev->chunk);
 		e = chunkmap_add(im->chunks, ev->chunk);
 		e->chunk_bytes = ev->bytes;
-		e->kind = ev->state == STATE_CACHED ? HM_RANGE_CACHED : HM_RANGE_OWN;
-		e->cached = ev->state == STATE_CACHED;
+		e->kind = cache ? HM_RANGE_CACHED : HM_RANGE_OWN;
+		e->cached = cache;
 		if (!hm_occupy(&im->model, e))
 			chunkmap_remove(im->chunks, e);
 	}
 	heap_event(c, im, 5, ev->chunk, ev->bytes, ev->state, true);
+}
+
+/* The program's own mmap or munmap: a row for each mapping once the last
+ * of it is gone (or at the end); an munmap of part of one trims it. */
+static void
+on_program_map(struct collector *c, struct image *im, const struct hp_ev_map *m, bool on)
+{
+	if (on) {
+		im->pmaps = xrealloc(im->pmaps, (im->npmaps + 1) * sizeof(*im->pmaps));
+		im->pmaps[im->npmaps++] = (struct pmap){
+			m->addr, m->len, im->now,
+			m->stack_id && m->stack_id < im->stack_cap ? im->stack_map[m->stack_id] : 0
+		};
+		return;
+	}
+	uint64_t lo = m->addr, hi = m->addr + m->len;
+	for (size_t i = 0; i < im->npmaps;) {
+		struct pmap *p = &im->pmaps[i];
+		uint64_t end = p->addr + p->len;
+		if (hi <= p->addr || lo >= end) {
+			i++;
+			continue;
+		}
+		if (lo <= p->addr && hi >= end) {
+			db_program_mmap(c->db, im->process_id, p->addr, p->len, p->ns, im->now,
+					p->stack_id);
+			*p = im->pmaps[--im->npmaps];
+			continue;
+		}
+		/* part of it: what is left below or above (the larger part, if
+		 * the hole is in the middle) */
+		if (lo > p->addr && (hi >= end || lo - p->addr >= end - hi)) {
+			p->len = lo - p->addr;
+		} else {
+			p->len = end - hi;
+			p->addr = hi;
+		}
+		i++;
+	}
 }
 
 /* After each record: the run's worst and peak, and the timeline. */
@@ -1231,7 +1290,7 @@ valid_record(const struct image *im, const struct hp_ev *e, uint64_t now_ns)
 	}
 	case HP_EV_STATE: {
 		const struct hp_ev_state *v = (const void *)e;
-		return bytes == sizeof(*v) && addr_ok(v->chunk, v->bytes) && v->state <= 2;
+		return bytes == sizeof(*v) && addr_ok(v->chunk, v->bytes) && v->state <= STATE_FASTBIN;
 	}
 	case HP_EV_BRK: {
 		const struct hp_ev_brk *v = (const void *)e;
@@ -1241,7 +1300,9 @@ valid_record(const struct image *im, const struct hp_ev *e, uint64_t now_ns)
 	case HP_EV_UNMAP: {
 		const struct hp_ev_map *v = (const void *)e;
 		return bytes == sizeof(*v) && addr_ok(v->addr, v->len) &&
-		       (v->kind == HP_MAP_CHUNK || v->kind == HP_MAP_HEAP);
+		       (v->kind == HP_MAP_CHUNK || v->kind == HP_MAP_HEAP ||
+			v->kind == HP_MAP_PROGRAM) &&
+		       (v->kind == HP_MAP_PROGRAM || v->stack_id == 0) && v->stack_id <= max_stack;
 	}
 	case HP_EV_MADVISE: {
 		const struct hp_ev_madvise *v = (const void *)e;
@@ -1258,6 +1319,11 @@ valid_record(const struct image *im, const struct hp_ev *e, uint64_t now_ns)
 		return bytes == sizeof(struct hp_ev_drops);
 	case HP_EV_REAP:
 		return bytes == sizeof(struct hp_ev_reap) && ((const struct hp_ev_reap *)e)->pid > 0;
+	case HP_EV_MARK: {
+		const struct hp_ev_mark *v = (const void *)e;
+		return bytes >= sizeof(*v) && v->name_bytes <= bytes - sizeof(*v) &&
+		       str_ok((const char *)(v + 1), v->name_bytes);
+	}
 	default:
 		return false;
 	}
@@ -1316,6 +1382,10 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 	case HP_EV_MAP:
 	case HP_EV_UNMAP: {
 		const struct hp_ev_map *m = (const void *)e;
+		if (m->kind == HP_MAP_PROGRAM) {
+			on_program_map(c, im, m, HP_EV_TYPE(e->word) == HP_EV_MAP);
+			break;
+		}
 		if (m->kind == HP_MAP_HEAP && HP_EV_TYPE(e->word) == HP_EV_MAP)
 			hm_map_heap(&im->model, m->addr, m->len);
 		else if (m->kind == HP_MAP_HEAP) {
@@ -1328,6 +1398,7 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 	}
 	case HP_EV_MADVISE: {
 		const struct hp_ev_madvise *m = (const void *)e;
+		hm_madvise(&im->model, m->addr, m->len);
 		heap_event(c, im, 4, m->addr, m->len, 0, false);
 		break;
 	}
@@ -1338,6 +1409,18 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 			ti->ended_ns = ns;
 		else if (!ti->started_ns)
 			ti->started_ns = ns;
+		break;
+	}
+	case HP_EV_MARK: {
+		const struct hp_ev_mark *m = (const void *)e;
+		char name[HP_MARK_MAX];
+		size_t room = HP_EV_BYTES(e->word) > sizeof(*m) ? HP_EV_BYTES(e->word) - sizeof(*m) : 0;
+		size_t n = m->name_bytes < room ? m->name_bytes : room;
+		if (n > sizeof(name) - 1)
+			n = sizeof(name) - 1;
+		memcpy(name, m + 1, n);
+		name[n] = '\0';
+		db_mark(c->db, im->process_id, ns, name);
 		break;
 	}
 	case HP_EV_EXIT:
@@ -1442,6 +1525,8 @@ merge(struct collector *c, struct image *im, bool final)
 				hold = true;
 			} else if (e) {
 				apply(c, im, e);
+				/* padding as the producer writes it: number 0 */
+				e->seq = 0;
 				__atomic_store_n(&e->word, HP_EV_WORD(HP_EV_PAD, HP_EV_BYTES(e->word)),
 						 __ATOMIC_RELAXED);
 				im->next_seq++;
@@ -1557,6 +1642,7 @@ write_summary(struct collector *c, struct image *im)
 		.top_free = hm_top_free(m),
 		.untrimmable = m->untrim,
 		.trim_reclaimable = hm_trim_reclaimable(m),
+		.resident = hm_resident(m),
 		.mmap = m->mmap,
 		.retained = hm_retained(m),
 		.peak_live = im->peak_live_bytes,
@@ -1569,9 +1655,10 @@ write_summary(struct collector *c, struct image *im)
 	if (pin) {
 		x->pin_address = pin->addr;
 		x->pin_bytes = pin->chunk_bytes;
-		x->pin_state = pin->kind == HM_RANGE_OWN ? "allocator"
-			       : pin->cached		? "cached"
-							: "live";
+		x->pin_state = pin->kind == HM_RANGE_OWN      ? "allocator"
+			       : pin->kind == HM_RANGE_CACHED ? "stashed"
+			       : pin->cached		      ? "cached"
+							      : "live";
 		x->pin_stack_id = pin->kind == HM_CHUNK ? pin->stack_id : 0;
 	}
 	db_summary(c->db, x);
@@ -1601,6 +1688,7 @@ finish_image(struct collector *c, struct image *im)
 	c->snap_failures += snap_check_failures(im->snap);
 	snap_free(im->snap);
 	im->snap = NULL;
+	im->model.res_hook = NULL;
 	/* Live chunks leaked; cached ones stayed cached; complete rows are
 	 * written already. */
 	uint32_t cursor = 0;
@@ -1616,6 +1704,12 @@ finish_image(struct collector *c, struct image *im)
 	for (size_t i = 0; i < im->nthreads; i++)
 		db_thread(c->db, im->process_id, im->threads[i].tid, im->threads[i].started_ns,
 			  im->threads[i].ended_ns);
+	for (size_t i = 0; i < im->npmaps; i++)
+		db_program_mmap(c->db, im->process_id, im->pmaps[i].addr, im->pmaps[i].len,
+				im->pmaps[i].ns, 0, im->pmaps[i].stack_id);
+	free(im->pmaps);
+	im->pmaps = NULL;
+	im->npmaps = 0;
 	if (im->modeled)
 		write_summary(c, im);
 	if (im->peak_live_bytes > c->peak_live)

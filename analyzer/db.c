@@ -53,10 +53,14 @@ enum {
 	S_DELETE_SNAPCHUNKS,
 	S_DELETE_FORMERS,
 	S_DELETE_SNAPHEAPS,
+	S_RESIDENT_ROWS,
+	S_DELETE_RESIDENT,
 	S_INTERVAL,
 	S_MERGE_SITES,
 	S_DELETE_SITES,
 	S_DELETE_INTERVAL,
+	S_MARK,
+	S_PROGRAM_MMAP,
 	S_COUNT
 };
 
@@ -95,7 +99,7 @@ static const char *const stmt_sql[S_COUNT] = {
 			      "WHERE chunk_id = ?1",
 	[S_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
 	[S_SUMMARY] = "INSERT OR REPLACE INTO heap_summary VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-		      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+		      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
 	[S_TIMELINE] = "INSERT OR REPLACE INTO heap_timeline VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_SNAPSHOT] = "INSERT INTO snapshot VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
 		       "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
@@ -109,6 +113,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_DELETE_SNAPCHUNKS] = "DELETE FROM snapshot_chunk WHERE chunk_id BETWEEN ?1 AND ?2",
 	[S_DELETE_FORMERS] = "DELETE FROM snapshot_former WHERE former_id BETWEEN ?1 AND ?2",
 	[S_DELETE_SNAPHEAPS] = "DELETE FROM snapshot_heap WHERE snapshot_id = ?1",
+	[S_RESIDENT_ROWS] = "INSERT OR FAIL INTO snapshot_resident SELECT * FROM hp_resident_rows",
+	[S_DELETE_RESIDENT] = "DELETE FROM snapshot_resident WHERE snapshot_id = ?1",
 	[S_INTERVAL] = "INSERT OR REPLACE INTO interval VALUES (?1, ?2, ?3, ?4)",
 	/* interval ?2's sites added into interval ?1's ("WHERE true": an
 	 * INSERT ... SELECT with an upsert needs a WHERE to parse) */
@@ -133,6 +139,8 @@ static const char *const stmt_sql[S_COUNT] = {
 			  "freed_later = freed_later + excluded.freed_later",
 	[S_DELETE_SITES] = "DELETE FROM site WHERE interval_id = ?1",
 	[S_DELETE_INTERVAL] = "DELETE FROM interval WHERE interval_id = ?1",
+	[S_MARK] = "INSERT INTO mark (process_id, ns, name) VALUES (?1, ?2, ?3)",
+	[S_PROGRAM_MMAP] = "INSERT INTO program_mmap VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 };
 
 /* ---- bulk rows: arrays read by a virtual table ---- */
@@ -157,6 +165,7 @@ static const char *const stmt_sql[S_COUNT] = {
 #define SNAPCHUNK_COLS 14
 #define FORMER_COLS 6
 #define SITE_COLS 18
+#define RESIDENT_COLS 3
 /* Batches handed over but not written yet: room for bursts. A program
  * that frees much at once (perl's global destruction, python dropping a
  * big structure) makes rows faster than the writer writes them; with room
@@ -343,11 +352,13 @@ enum op {
 	OP_DELETE_SNAPSHOT,
 	OP_INTERVAL,
 	OP_MERGE_INTERVAL,
+	OP_MARK,
+	OP_PROGRAM_MMAP,
 };
 
 struct batch {
 	struct rowbuf chunks, reallocs, slacks, frames, events;
-	struct rowbuf snapchunks, formers, sites;
+	struct rowbuf snapchunks, formers, sites, resident;
 	int64_t first_chunk; /* chunk id of chunks' row 0 */
 	struct buf ops;      /* encoded operations, in order */
 	struct batch *next;
@@ -406,7 +417,7 @@ struct db {
 	sqlite3 *h;
 	sqlite3_stmt *s[S_COUNT];
 	struct rowsource chunk_src, realloc_src, slack_src, frame_src, event_src;
-	struct rowsource snapchunk_src, former_src, site_src;
+	struct rowsource snapchunk_src, former_src, site_src, resident_src;
 
 	/* the collector's side */
 	struct batch *cur;
@@ -519,6 +530,7 @@ batch_new(void)
 	b->snapchunks.ncols = SNAPCHUNK_COLS;
 	b->formers.ncols = FORMER_COLS;
 	b->sites.ncols = SITE_COLS;
+	b->resident.ncols = RESIDENT_COLS;
 	return b;
 }
 
@@ -541,6 +553,8 @@ batch_free(struct batch *b)
 	free(b->formers.nulls);
 	free(b->sites.v);
 	free(b->sites.nulls);
+	free(b->resident.v);
+	free(b->resident.nulls);
 	free(b->ops.p);
 	free(b);
 }
@@ -549,7 +563,7 @@ static bool
 batch_empty(const struct batch *b)
 {
 	return b->chunks.n == 0 && b->frames.n == 0 && b->events.n == 0 && b->snapchunks.n == 0 &&
-	       b->formers.n == 0 && b->sites.n == 0 && b->ops.len == 0;
+	       b->formers.n == 0 && b->sites.n == 0 && b->resident.n == 0 && b->ops.len == 0;
 }
 
 /* Encoding of operations: a tag byte, then int64s and strings (a length,
@@ -737,6 +751,7 @@ run_ops(struct db *db, const struct buf *ops)
 			bind_get_opt(s, 18, &r);
 			bind_str(s, 19, &r);
 			bind_get_opt(s, 20, &r);
+			bind_get_opt(s, 21, &r);
 			step(db, S_SUMMARY, "heap_summary");
 			break;
 		case OP_TIMELINE:
@@ -770,6 +785,8 @@ run_ops(struct db *db, const struct buf *ops)
 			step(db, S_DELETE_SNAPSHOT, "snapshot");
 			sqlite3_bind_int64(db->s[S_DELETE_SNAPHEAPS], 1, id);
 			step(db, S_DELETE_SNAPHEAPS, "snapshot_heap");
+			sqlite3_bind_int64(db->s[S_DELETE_RESIDENT], 1, id);
+			step(db, S_DELETE_RESIDENT, "snapshot_resident");
 			sqlite3_bind_int64(db->s[S_DELETE_SNAPCHUNKS], 1, c0);
 			sqlite3_bind_int64(db->s[S_DELETE_SNAPCHUNKS], 2, c1);
 			step(db, S_DELETE_SNAPCHUNKS, "snapshot_chunk");
@@ -795,6 +812,19 @@ run_ops(struct db *db, const struct buf *ops)
 			step(db, S_DELETE_INTERVAL, "interval");
 			break;
 		}
+		case OP_MARK:
+			s = db->s[S_MARK];
+			sqlite3_bind_int64(s, 1, get_i64(&r));
+			sqlite3_bind_int64(s, 2, get_i64(&r));
+			bind_str(s, 3, &r);
+			step(db, S_MARK, "mark");
+			break;
+		case OP_PROGRAM_MMAP:
+			s = db->s[S_PROGRAM_MMAP];
+			for (int i = 1; i <= 6; i++)
+				bind_get_opt(s, i, &r);
+			step(db, S_PROGRAM_MMAP, "program_mmap");
+			break;
 		default:
 			set_error(db, "internal: bad batch operation");
 			return;
@@ -860,6 +890,7 @@ write_batch(struct db *db, struct batch *b)
 	insert_rows(db, &db->snapchunk_src, &b->snapchunks, S_SNAPCHUNK_ROWS, "snapshot_chunk");
 	insert_rows(db, &db->former_src, &b->formers, S_FORMER_ROWS, "snapshot_former");
 	insert_rows(db, &db->site_src, &b->sites, S_SITE_ROWS, "site");
+	insert_rows(db, &db->resident_src, &b->resident, S_RESIDENT_ROWS, "snapshot_resident");
 	b->ops.len = 0;
 }
 
@@ -1054,6 +1085,7 @@ db_create(const char *path, char *err, size_t errcap)
 	db->site_src.decl = "CREATE TABLE x (interval_id, stack_id, backing, allocs, alloc_bytes, "
 			    "frees, free_bytes, peak_live_bytes, f0, f1, f2, f3, f4, f5, f6, f7, "
 			    "f8, f9)";
+	db->resident_src.decl = "CREATE TABLE x (snapshot_id, address, bytes)";
 	db->next_snapshot_id = db->next_snapchunk_id = db->next_former_id = 1;
 	db->next_interval_id = 1;
 	/* One connection, used by one thread at a time: no memory statistics
@@ -1110,6 +1142,7 @@ db_create(const char *path, char *err, size_t errcap)
 	sqlite3_create_module(db->h, "hp_snapchunk_rows", &rows_module, &db->snapchunk_src);
 	sqlite3_create_module(db->h, "hp_former_rows", &rows_module, &db->former_src);
 	sqlite3_create_module(db->h, "hp_site_rows", &rows_module, &db->site_src);
+	sqlite3_create_module(db->h, "hp_resident_rows", &rows_module, &db->resident_src);
 	for (int i = 0; i < S_COUNT; i++) {
 		if (sqlite3_prepare_v3(db->h, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->s[i],
 				       NULL) != SQLITE_OK) {
@@ -1141,6 +1174,30 @@ db_tick(struct db *db)
 	 * file is never far behind */
 	if (!batch_empty(db->cur) && mono_ns() - db->cur_since >= 50000000ULL)
 		submit(db);
+}
+
+void
+db_mark(struct db *db, int64_t process_id, int64_t ns, const char *name)
+{
+	put_op(db, OP_MARK);
+	put_i64(&db->cur->ops, process_id);
+	put_i64(&db->cur->ops, ns);
+	put_str(&db->cur->ops, name);
+}
+
+void
+db_program_mmap(struct db *db, int64_t process_id, uint64_t address, uint64_t bytes,
+		int64_t mapped_ns, int64_t unmapped_ns, int64_t stack_id)
+{
+	struct buf *o = &db->cur->ops;
+
+	put_op(db, OP_PROGRAM_MMAP);
+	put_opt(o, process_id, true);
+	put_opt(o, (int64_t)address, true);
+	put_opt(o, (int64_t)bytes, true);
+	put_opt(o, mapped_ns, true);
+	put_opt(o, unmapped_ns, unmapped_ns > 0);
+	put_opt(o, stack_id, stack_id > 0);
 }
 
 void
@@ -1294,6 +1351,7 @@ db_summary(struct db *db, const struct db_summary *x)
 	put_opt(o, (int64_t)x->pin_bytes, x->pin_bytes > 0);
 	put_str(o, x->pin_bytes > 0 ? x->pin_state : NULL);
 	put_opt(o, x->pin_stack_id, x->pin_bytes > 0 && x->pin_stack_id > 0);
+	put_opt(o, (int64_t)x->resident, true);
 }
 
 void
@@ -1477,6 +1535,17 @@ db_snapshot_chunk(struct db *db, const struct db_snapshot_chunk *c)
 	}
 	if (c->stack_id)
 		rowbuf_set(b, r, 13, c->stack_id);
+}
+
+void
+db_snapshot_resident(struct db *db, uint64_t address, uint64_t bytes)
+{
+	int64_t *r = bulk_row(db, offsetof(struct batch, resident));
+	struct rowbuf *b = &db->cur->resident;
+
+	rowbuf_set(b, r, 0, db->open_snap.id);
+	rowbuf_set(b, r, 1, (int64_t)address);
+	rowbuf_set(b, r, 2, (int64_t)bytes);
 }
 
 void

@@ -42,6 +42,14 @@ const char *db_failed(struct db *db);
 
 void db_meta(struct db *db, const char *key, const char *value);
 
+/* Anonymous memory the program mapped itself (unmapped_ns, stack_id 0:
+ * none). */
+void db_program_mmap(struct db *db, int64_t process_id, uint64_t address, uint64_t bytes,
+		     int64_t mapped_ns, int64_t unmapped_ns, int64_t stack_id);
+
+/* The program marked an instant (heapprof_mark). */
+void db_mark(struct db *db, int64_t process_id, int64_t ns, const char *name);
+
 struct db_process {
 	int64_t id;
 	int64_t pid, ppid;
@@ -98,6 +106,7 @@ void db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint
 struct db_summary {
 	int64_t process_id;
 	uint64_t extent, live, cached, allocator, top_free, untrimmable, trim_reclaimable;
+	uint64_t resident;
 	uint64_t mmap, retained;
 	uint64_t peak_live, peak_extent, worst_untrimmable;
 	int64_t peak_live_ns, peak_extent_ns, worst_ns;
@@ -136,6 +145,8 @@ struct db_snapshot_chunk {
 int64_t db_snapshot_begin(struct db *db);
 void db_snapshot_heap(struct db *db, uint64_t start, uint64_t end, int backing);
 void db_snapshot_chunk(struct db *db, const struct db_snapshot_chunk *c);
+/* A run of resident pages of the snapshot's heaps. */
+void db_snapshot_resident(struct db *db, uint64_t address, uint64_t bytes);
 void db_snapshot_former(struct db *db, uint64_t address, uint64_t bytes, int64_t stack_id,
 			int64_t vacated_ns);
 void db_snapshot_end(struct db *db, const struct db_snapshot *s);

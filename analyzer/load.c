@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,13 @@ struct strs {
 	size_t n, cap;
 };
 
+/* The patterns of alloc_wrapper (none in a database from before it) and
+ * ld_skip's: [0] functions, [1] modules, [2] files. */
+struct wrappers {
+	char **v[3];
+	size_t n[3];
+};
+
 struct ld_db_priv {
 	struct ld_db pub;
 	struct strs strs;
@@ -32,6 +40,8 @@ struct ld_db_priv {
 		int64_t id;
 		size_t i;
 	} *by_id;
+	struct wrappers wrappers;
+	bool has_wrappers;
 };
 
 /* User addresses are below 2^56 on every 64-bit Linux (5-level paging):
@@ -251,44 +261,196 @@ fail_sql(struct ld_db *db, char *err, size_t errcap)
 	return -1;
 }
 
-static int
-by_stack_id(const void *a, const void *b)
+void
+ld_skip(struct ld_db *db, const char *pattern)
 {
-	const struct ld_stack_fn *x = a, *y = b;
+	db->skip = xrealloc(db->skip, (db->nskip + 1) * sizeof(char *));
+	db->skip[db->nskip++] = xstrdup(pattern);
+}
 
-	return x->stack_id < y->stack_id ? -1 : x->stack_id > y->stack_id;
+static void
+wrapper_add(struct wrappers *w, int kind, const char *pattern)
+{
+	w->v[kind] = xrealloc(w->v[kind], (w->n[kind] + 1) * sizeof(char *));
+	w->v[kind][w->n[kind]++] = xstrdup(pattern);
 }
 
 static int
-load_functions(struct ld_db *db, char *err, size_t errcap)
+load_wrappers(struct ld_db *db)
 {
+	struct ld_db_priv *p = (struct ld_db_priv *)db;
+	struct wrappers *w = &p->wrappers;
 	sqlite3_stmt *s;
-	size_t cap = 0;
 	int rc;
 
-	if (sqlite3_prepare_v2(db->h, "SELECT f.stack_id, y.function FROM stack_frame f "
-				      "JOIN symbol y ON y.image_id = f.image_id AND "
-				      "y.offset = f.offset AND y.level = 0 "
-				      "WHERE f.depth = 0 ORDER BY y.function", -1, &s, NULL) != SQLITE_OK)
-		return fail_sql(db, err, errcap);
-	const char *last = NULL;
+	if (p->has_wrappers)
+		return 0;
+	p->has_wrappers = true;
+	for (size_t i = 0; i < db->nskip; i++)
+		for (int k = 0; k < 3; k++)
+			wrapper_add(w, k, db->skip[i]);
+	int64_t has = query_int(db->h, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' "
+				       "AND name = 'alloc_wrapper'", 0, &rc);
+	if (rc != SQLITE_OK)
+		return -1;
+	if (!has)
+		return 0;
+	if (sqlite3_prepare_v2(db->h, "SELECT pattern, kind FROM alloc_wrapper", -1, &s, NULL) !=
+	    SQLITE_OK)
+		return -1;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(s, 0);
-		const unsigned char *fn = sqlite3_column_text(s, 1);
-		if (id < 1 || !fn)
+		const char *pat = (const char *)sqlite3_column_text(s, 0);
+		const char *kind = (const char *)sqlite3_column_text(s, 1);
+		if (!pat || !kind)
 			continue;
-		if (!last || strcmp(last, (const char *)fn) != 0) {
-			db->fn_names = xrealloc(db->fn_names, (db->nfns + 1) * sizeof(char *));
-			last = db->fn_names[db->nfns++] = xstrdup((const char *)fn);
-		}
-		if (db->nstack_fns == cap) {
-			cap = cap ? cap * 2 : 256;
-			db->stack_fns = xrealloc(db->stack_fns, cap * sizeof(*db->stack_fns));
-		}
-		db->stack_fns[db->nstack_fns++] = (struct ld_stack_fn){ id, (int64_t)db->nfns };
+		int k = strcmp(kind, "function") == 0 ? 0 : strcmp(kind, "module") == 0 ? 1
+							  : strcmp(kind, "file") == 0	  ? 2
+												  : -1;
+		if (k >= 0)
+			wrapper_add(w, k, pat);
 	}
 	sqlite3_finalize(s);
-	qsort(db->stack_fns, db->nstack_fns, sizeof(*db->stack_fns), by_stack_id);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void
+wrappers_free(struct wrappers *w)
+{
+	for (int k = 0; k < 3; k++) {
+		for (size_t i = 0; i < w->n[k]; i++)
+			free(w->v[k][i]);
+		free(w->v[k]);
+	}
+}
+
+static bool
+matches(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; s && i < n; i++)
+		if (fnmatch(v[i], s, 0) == 0)
+			return true;
+	return false;
+}
+
+static bool
+is_wrapper(const struct wrappers *w, const char *fn, const char *file, const char *module)
+{
+	return matches(w->v[0], w->n[0], fn) ||
+	       matches(w->v[1], w->n[1], module ? path_base(module) : NULL) ||
+	       matches(w->v[2], w->n[2], file);
+}
+
+/* Function names to ids (1..n), by hash. */
+struct names {
+	size_t *slot; /* id, 0: empty */
+	size_t cap;
+};
+
+static uint64_t
+str_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 0x100000001b3ULL;
+	return h;
+}
+
+static int64_t
+name_id(struct ld_db *db, struct names *t, const char *name)
+{
+	if (db->nfns * 2 >= t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		size_t *slot = xcalloc(cap, sizeof(size_t));
+		for (size_t i = 0; i < t->cap; i++)
+			if (t->slot[i]) {
+				size_t j = str_hash(db->fn_names[t->slot[i] - 1]) & (cap - 1);
+				while (slot[j])
+					j = (j + 1) & (cap - 1);
+				slot[j] = t->slot[i];
+			}
+		free(t->slot);
+		t->slot = slot;
+		t->cap = cap;
+	}
+	size_t j = str_hash(name) & (t->cap - 1);
+	for (; t->slot[j]; j = (j + 1) & (t->cap - 1))
+		if (strcmp(db->fn_names[t->slot[j] - 1], name) == 0)
+			return (int64_t)t->slot[j];
+	db->fn_names = xrealloc(db->fn_names, (db->nfns + 1) * sizeof(char *));
+	db->fn_names[db->nfns++] = xstrdup(name);
+	t->slot[j] = db->nfns;
+	return (int64_t)db->nfns;
+}
+
+/* The site of every stack: its first frame (innermost first, inlined ones
+ * included, as ld_stack lists them) that is no allocation wrapper, or its
+ * innermost if all are; grouped by the site's function (an unsymbolized
+ * site by its address: "0x1a9b in module"). */
+static int
+load_sites(struct ld_db *db, char *err, size_t errcap)
+{
+	sqlite3_stmt *s;
+	const struct wrappers *w = &((struct ld_db_priv *)db)->wrappers;
+	struct names names = { 0 };
+	int rc;
+
+	size_t cap = 0;
+
+	db->sites_loaded = true;
+	if (load_wrappers(db) != 0)
+		return fail_sql(db, err, errcap);
+	if (sqlite3_prepare_v2(db->h, "SELECT f.stack_id, y.function, y.file, i.path, f.offset "
+				      "FROM stack_frame f "
+				      "LEFT JOIN symbol y ON y.image_id = f.image_id "
+				      "AND y.offset = f.offset "
+				      "LEFT JOIN image i ON i.image_id = f.image_id "
+				      "ORDER BY f.stack_id, f.depth, y.level",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	int64_t cur = 0;
+	int32_t k = 0;
+	bool found = true;
+	char buf[512];
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(s, 0);
+		if (id < 1)
+			continue;
+		if (id != cur) {
+			cur = id;
+			k = 0;
+			found = false;
+		} else {
+			k++;
+		}
+		if (found)
+			continue;
+		const char *fn = (const char *)sqlite3_column_text(s, 1);
+		const char *file = (const char *)sqlite3_column_text(s, 2);
+		const char *mod = (const char *)sqlite3_column_text(s, 3);
+		bool wrapper = is_wrapper(w, fn, file, mod);
+		if (wrapper && k > 0)
+			continue; /* the innermost stays the site until one is not */
+		found = !wrapper;
+		if (!fn) {
+			snprintf(buf, sizeof(buf), "0x%llx in %s",
+				 (unsigned long long)sqlite3_column_int64(s, 4),
+				 mod ? path_base(mod) : "?");
+			fn = buf;
+		}
+		/* rows come by stack id: this stack's entry is the last */
+		if (k == 0) {
+			if (db->nstack_fns == cap) {
+				cap = cap ? cap * 2 : 256;
+				db->stack_fns = xrealloc(db->stack_fns, cap * sizeof(*db->stack_fns));
+			}
+			db->nstack_fns++;
+		}
+		db->stack_fns[db->nstack_fns - 1] =
+			(struct ld_stack_fn){ id, name_id(db, &names, fn), k };
+	}
+	sqlite3_finalize(s);
+	free(names.slot);
 	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
 }
 
@@ -314,6 +476,108 @@ sort_events(struct rp_event *ev, size_t n)
 		memcpy(ev, tmp, n * sizeof(*ev));
 	}
 	free(tmp);
+}
+
+/* The marks of the wanted processes (none in a database from before the
+ * table). */
+static int
+load_marks(struct ld_db *db, char *err, size_t errcap)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (!query_int(db->h, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+			      "name = 'mark'", 0, &rc))
+		return rc == SQLITE_OK ? 0 : fail_sql(db, err, errcap);
+	if (sqlite3_prepare_v2(db->h, "SELECT process_id, ns, name FROM mark ORDER BY process_id, ns",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 0));
+		const unsigned char *name = sqlite3_column_text(s, 2);
+		if (!p || !p->wanted || !name)
+			continue;
+		p->marks = xrealloc(p->marks, (p->nmarks + 1) * sizeof(*p->marks));
+		p->marks[p->nmarks++] = (struct ld_mark){ sqlite3_column_int64(s, 1),
+							  xstrdup((const char *)name) };
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
+}
+
+/* Known small-object allocators: CPython's pymalloc, which keeps objects of
+ * up to 512 bytes in arenas it maps itself, 256 KiB (before 3.10) or 1 MiB
+ * each, from python3.x or libpython3.x (_PyObject_ArenaMmap, new_arena). */
+static bool
+is_cpython(const char *module)
+{
+	const char *b = module ? path_base(module) : "";
+
+	return fnmatch("python3*", b, 0) == 0 || fnmatch("libpython3*", b, 0) == 0;
+}
+
+static bool
+is_pymalloc_arena(uint64_t bytes, const char *module, const char *function)
+{
+	if (function && (fnmatch("_PyObject_Arena*", function, 0) == 0 ||
+			 strcmp(function, "new_arena") == 0))
+		return true;
+	return is_cpython(module) && (bytes == 256 << 10 || bytes == 1 << 20);
+}
+
+/* The program's own mappings of the wanted processes, and which of them
+ * run CPython (none of either in a database from before the table). */
+static int
+load_program_maps(struct ld_db *db, char *err, size_t errcap, size_t *cap)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT DISTINCT m.process_id, i.path FROM module m "
+				      "JOIN image i USING (image_id) WHERE i.path GLOB '*python3*'",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 0));
+		if (p && is_cpython((const char *)sqlite3_column_text(s, 1)))
+			p->cpython = true;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return fail_sql(db, err, errcap);
+	if (!query_int(db->h, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+			      "name = 'program_mmap'", 0, &rc))
+		return rc == SQLITE_OK ? 0 : fail_sql(db, err, errcap);
+	if (sqlite3_prepare_v2(db->h, "SELECT m.process_id, m.bytes, m.mapped_ns, m.unmapped_ns, "
+				      "i.path, y.function FROM program_mmap m "
+				      "LEFT JOIN stack_frame f ON f.stack_id = m.stack_id AND f.depth = 0 "
+				      "LEFT JOIN image i ON i.image_id = f.image_id "
+				      "LEFT JOIN symbol y ON y.image_id = f.image_id AND "
+				      "y.offset = f.offset AND y.level = 0",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	memset(cap, 0, db->nprocs * sizeof(size_t));
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 0));
+		if (!p || !p->wanted)
+			continue;
+		struct rp_input *in = &p->in;
+		size_t k = (size_t)(p - db->procs);
+		if (in->npmaps == cap[k]) {
+			cap[k] = cap[k] ? cap[k] * 2 : 64;
+			in->pmaps = xrealloc(in->pmaps, cap[k] * sizeof(*in->pmaps));
+		}
+		uint64_t bytes = (uint64_t)sqlite3_column_int64(s, 1);
+		in->pmaps[in->npmaps++] = (struct rp_pmap){
+			.bytes = bytes,
+			.mapped_ns = sqlite3_column_int64(s, 2),
+			.unmapped_ns = sqlite3_column_int64(s, 3),
+			.pymalloc = is_pymalloc_arena(bytes, (const char *)sqlite3_column_text(s, 4),
+						      (const char *)sqlite3_column_text(s, 5)),
+		};
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
 }
 
 int
@@ -537,13 +801,17 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		if (unsorted[k])
 			sort_events(db->procs[k].in.events, db->procs[k].in.nevents);
 	free(unsorted);
-	free(cap);
 	free(need);
-	if (rc != SQLITE_DONE)
-		return fail_sql(db, err, errcap);
+	if (rc != SQLITE_DONE || load_program_maps(db, err, errcap, cap) != 0) {
+		free(cap);
+		return rc != SQLITE_DONE ? fail_sql(db, err, errcap) : -1;
+	}
+	free(cap);
+	if (load_marks(db, err, errcap) != 0)
+		return -1;
 	if (db->snapshots && load_snapshots(db, err, errcap) != 0)
 		return -1;
-	return load_functions(db, err, errcap);
+	return load_sites(db, err, errcap);
 }
 
 /* ---- snapshot recordings ---- */
@@ -709,6 +977,31 @@ ld_snapshot(struct ld_db *db, int64_t id, struct rp_snapshot *out, char *err, si
 		ld_snapshot_free(out);
 		return fail_sql(db, err, errcap);
 	}
+	/* their resident pages */
+	if (sqlite3_prepare_v2(db->h,
+			       "SELECT address, bytes FROM snapshot_resident WHERE snapshot_id = ?1",
+			       -1, &s, NULL) != SQLITE_OK) {
+		ld_snapshot_free(out);
+		return fail_sql(db, err, errcap);
+	}
+	sqlite3_bind_int64(s, 1, id);
+	cap = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		uint64_t addr = (uint64_t)sqlite3_column_int64(s, 0);
+		uint64_t bytes = (uint64_t)sqlite3_column_int64(s, 1);
+		if (bytes >> 40 || addr >> 56)
+			continue;
+		if (out->nresident == cap) {
+			cap = cap ? 2 * cap : 64;
+			out->resident = xrealloc(out->resident, cap * sizeof(*out->resident));
+		}
+		out->resident[out->nresident++] = (struct rp_run){ addr, bytes };
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		ld_snapshot_free(out);
+		return fail_sql(db, err, errcap);
+	}
 	/* what occupied them */
 	if (snapshot_rows(db, id, "first_chunk_id", "last_chunk_id", &lo, &hi)) {
 		if (sqlite3_prepare_v2(db->h,
@@ -795,6 +1088,7 @@ void
 ld_snapshot_free(struct rp_snapshot *s)
 {
 	free(s->heaps);
+	free(s->resident);
 	free(s->entries);
 	free(s->formers);
 	memset(s, 0, sizeof(*s));
@@ -807,7 +1101,7 @@ ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap)
 	size_t n = 0;
 
 	if (!p->frames &&
-	    sqlite3_prepare_v2(db->h, "SELECT y.function, y.file, y.line, i.path "
+	    sqlite3_prepare_v2(db->h, "SELECT y.function, y.file, y.line, i.path, f.offset "
 				      "FROM stack_frame f "
 				      "LEFT JOIN symbol y ON y.image_id = f.image_id "
 				      "AND y.offset = f.offset "
@@ -821,6 +1115,7 @@ ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap)
 		out[n].file = keep(p, sqlite3_column_text(p->frames, 1));
 		out[n].line = sqlite3_column_int64(p->frames, 2);
 		out[n].module = keep(p, sqlite3_column_text(p->frames, 3));
+		out[n].offset = (uint64_t)sqlite3_column_int64(p->frames, 4);
 		n++;
 	}
 	sqlite3_reset(p->frames);
@@ -830,35 +1125,26 @@ ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap)
 const char *
 ld_frame_text(char *buf, size_t cap, const struct ld_frame *f)
 {
-	if (f->file && f->line > 0)
-		snprintf(buf, cap, "%s (%s:%lld)", f->function ? f->function : "??", path_base(f->file),
-			 (long long)f->line);
+	char fn[256];
+
+	if (!f->function)
+		snprintf(buf, cap, "0x%llx in %s", (unsigned long long)f->offset,
+			 f->module ? path_base(f->module) : "?");
+	else if (f->file && f->line > 0)
+		snprintf(buf, cap, "%s (%s:%lld)", short_function(fn, sizeof(fn), f->function, 60),
+			 path_base(f->file), (long long)f->line);
 	else
-		snprintf(buf, cap, "%s (%s)", f->function ? f->function : "??",
+		snprintf(buf, cap, "%s (%s)", short_function(fn, sizeof(fn), f->function, 60),
 			 f->module ? path_base(f->module) : "?");
 	return text_safe(buf);
 }
 
-const char *
-ld_site_text(struct ld_db *db, int64_t stack_id, char *buf, size_t cap)
+/* The entry of a stack in stack_fns, or NULL. */
+static const struct ld_stack_fn *
+stack_fn(const struct ld_db *db, int64_t stack_id)
 {
-	struct ld_frame f;
-
-	if (stack_id <= 0 || ld_stack(db, stack_id, &f, 1) == 0) {
-		snprintf(buf, cap, "(no stack recorded)");
-		return buf;
-	}
-	return ld_frame_text(buf, cap, &f);
-}
-
-int64_t
-ld_group_function(void *arg, int64_t stack_id)
-{
-	struct ld_db *db = arg;
 	size_t lo = 0, hi = db->nstack_fns;
 
-	if (stack_id < 1)
-		return 0;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 		if (db->stack_fns[mid].stack_id < stack_id)
@@ -866,9 +1152,54 @@ ld_group_function(void *arg, int64_t stack_id)
 		else
 			hi = mid;
 	}
+	return lo < db->nstack_fns && db->stack_fns[lo].stack_id == stack_id ? &db->stack_fns[lo]
+									      : NULL;
+}
+
+size_t
+ld_site_index(struct ld_db *db, int64_t stack_id)
+{
+	struct ld_frame f[64];
+	size_t n;
+
+	if (db->sites_loaded) {
+		const struct ld_stack_fn *x = stack_fn(db, stack_id);
+		return x ? (size_t)x->site : 0;
+	}
+	/* not loaded (ld_open without ld_load): this stack's alone */
+	if (stack_id < 1 || load_wrappers(db) != 0 || (n = ld_stack(db, stack_id, f, 64)) == 0)
+		return 0;
+	for (size_t k = 0; k < n; k++)
+		if (!is_wrapper(&((struct ld_db_priv *)db)->wrappers, f[k].function, f[k].file,
+				f[k].module))
+			return k;
+	return 0;
+}
+
+const char *
+ld_site_text(struct ld_db *db, int64_t stack_id, char *buf, size_t cap)
+{
+	struct ld_frame f[64];
+	size_t k = ld_site_index(db, stack_id), n;
+
+	if (k >= 64)
+		k = 63;
+	if (stack_id <= 0 || (n = ld_stack(db, stack_id, f, k + 1)) == 0) {
+		snprintf(buf, cap, "(no stack recorded)");
+		return buf;
+	}
+	return ld_frame_text(buf, cap, &f[n - 1 < k ? n - 1 : k]);
+}
+
+int64_t
+ld_group_function(void *arg, int64_t stack_id)
+{
+	const struct ld_stack_fn *x = stack_fn(arg, stack_id);
+
+	if (stack_id < 1)
+		return 0;
 	/* a stack whose function is not known is a group of its own */
-	return lo < db->nstack_fns && db->stack_fns[lo].stack_id == stack_id ? db->stack_fns[lo].fn
-									      : -stack_id;
+	return x ? x->fn : -stack_id;
 }
 
 const char *
@@ -885,6 +1216,7 @@ ld_close(struct ld_db *db)
 	if (!db)
 		return;
 	sqlite3_finalize(p->frames);
+	wrappers_free(&p->wrappers);
 	sqlite3_close(db->h);
 	for (size_t i = 0; i < db->nprocs; i++) {
 		free(db->procs[i].exe);
@@ -892,6 +1224,10 @@ ld_close(struct ld_db *db)
 		free(db->procs[i].in.chunks);
 		free(db->procs[i].in.events);
 		free(db->procs[i].snaps);
+		free(db->procs[i].in.pmaps);
+		for (size_t k = 0; k < db->procs[i].nmarks; k++)
+			free(db->procs[i].marks[k].name);
+		free(db->procs[i].marks);
 	}
 	free(db->procs);
 	for (size_t i = 0; i < db->nfns; i++)
@@ -899,6 +1235,9 @@ ld_close(struct ld_db *db)
 	free(db->fn_names);
 	free(db->stack_fns);
 	free(p->by_id);
+	for (size_t i = 0; i < db->nskip; i++)
+		free(db->skip[i]);
+	free(db->skip);
 	for (size_t i = 0; i < p->strs.n; i++)
 		free(p->strs.v[i]);
 	free(p->strs.v);

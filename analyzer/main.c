@@ -15,10 +15,12 @@ usage(FILE *f)
 {
 	fputs("usage: heapprof run [-o FILE] [--force] [--max-depth N] [--snapshots]\n"
 	      "                    [--snapshot-every SECONDS] [--] PROGRAM [ARGS...]\n"
-	      "       heapprof report FILE [--pid PID] [--at exit|worst|peak|SECONDS]\n"
-	      "                            [--format text|json] [--top N] [--by function|stack]\n"
-	      "       heapprof check FILE [--pid PID] [--at exit|worst] [--max-untrimmable SIZE]\n"
-	      "                           [--max-retained SIZE] [--max-leaked SIZE] [--max-peak SIZE]\n"
+	      "       heapprof report FILE [--pid PID] [--at INSTANT] [--format text|json]\n"
+	      "                            [--top N] [--by function|stack] [--skip PATTERN]...\n"
+	      "       heapprof report FILE --list-snapshots [--pid PID] [--format text|json]\n"
+	      "       heapprof check FILE [--pid PID] [--at INSTANT] [--max-untrimmable SIZE]\n"
+	      "                           [--max-retained SIZE] [--max-leaked SIZE]\n"
+	      "                           [--max-peak SIZE] [--format text|json] [--skip PATTERN]...\n"
 	      "       heapprof snapshot FILE\n"
 	      "       heapprof --version\n"
 	      "\n"
@@ -27,7 +29,12 @@ usage(FILE *f)
 	      "report   how much free memory each process cannot give back, the chunks that\n"
 	      "         pin it and the holes below them, with their call stacks\n"
 	      "check    the same figures against limits: exit 0 if all hold, 1 if not\n"
-	      "snapshot ask a running heapprof run --snapshots for a snapshot now\n",
+	      "snapshot ask a running heapprof run --snapshots for a snapshot now\n"
+	      "\n"
+	      "INSTANT: exit (the end, the default), worst (the most untrimmable bytes), peak\n"
+	      "(the largest heap extent), SECONDS after the process started, or mark:NAME\n"
+	      "(where the program called heapprof_mark(\"NAME\")). heapprof COMMAND --help\n"
+	      "says more. Options take their value as --opt VALUE or --opt=VALUE.\n",
 	      f);
 }
 

@@ -332,3 +332,76 @@ json_quote(struct buf *b, const char *s, size_t n)
 	}
 	buf_add(b, "\"", 1);
 }
+
+bool
+hp_option(const char *arg, const char *name, const char **value)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(arg, name, n) != 0 || (arg[n] != '\0' && arg[n] != '='))
+		return false;
+	*value = arg[n] == '=' ? arg + n + 1 : NULL;
+	return true;
+}
+
+/* `name` with what is inside <> at nesting `depth` or deeper folded to
+ * "..." (the angle brackets of operator<, operator<<, operator-> and the
+ * like are not template brackets). */
+static void
+fold(struct buf *out, const char *name, int depth, bool params)
+{
+	int level = 0, paren = 0;
+
+	out->len = 0;
+	for (const char *p = name; *p; p++) {
+		bool op = p >= name + 8 && strncmp(p - 8, "operator", 8) == 0;
+		bool op2 = p >= name + 9 && strncmp(p - 9, "operator", 8) == 0 &&
+			   (p[-1] == '<' || p[-1] == '>' || p[-1] == '-');
+		if (*p == '<' && !op && !op2 && paren == 0) {
+			level++;
+			if (level == depth)
+				buf_add(out, "<...", 4);
+			if (level >= depth)
+				continue;
+		} else if (*p == '>' && level > 0 && !op && !op2 && p[-1] != '-' && paren == 0) {
+			level--;
+			if (level >= depth)
+				continue;
+			if (level == depth - 1) {
+				buf_add(out, ">", 1);
+				continue;
+			}
+		} else if (level >= depth) {
+			continue;
+		}
+		if (params && level == 0 && *p == '(' && paren++ == 0 && p[1] != ')') {
+			buf_add(out, "(...", 4);
+			continue;
+		}
+		if (params && level == 0 && *p == ')' && paren > 0 && --paren == 0) {
+			buf_add(out, ")", 1);
+			continue;
+		}
+		if (params && paren > 0)
+			continue;
+		buf_add(out, p, 1);
+	}
+	buf_add(out, "", 1);
+}
+
+const char *
+short_function(char *buf, size_t cap, const char *name, size_t max)
+{
+	struct buf b = { 0 };
+
+	snprintf(buf, cap, "%s", name);
+	for (int depth = 2; strlen(buf) > max && depth >= 0; depth--) {
+		if (depth > 0)
+			fold(&b, name, depth, false);
+		else
+			fold(&b, name, 1, true);
+		snprintf(buf, cap, "%s", b.p);
+	}
+	free(b.p);
+	return buf;
+}

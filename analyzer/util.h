@@ -40,6 +40,15 @@ bool parse_size(const char *s, uint64_t *out);
  * malformed, negative or above 10^9 s. */
 bool parse_seconds(const char *s, int64_t *ns);
 
+/* Is the command-line word `arg` the option `name`, as "--name" or
+ * "--name=VALUE"? *value is set to VALUE, or NULL for the first form. */
+bool hp_option(const char *arg, const char *name, const char **value);
+
+/* A function name fit for a line of text: long C++ names with their
+ * template arguments folded ("std::map<...>::find") and then their
+ * parameters ("(...)"), until at most `max` bytes. Into buf; returns it. */
+const char *short_function(char *buf, size_t cap, const char *name, size_t max);
+
 /* Human size: "12.3 MiB", "512 B". Returns buf. */
 const char *fmt_size(char *buf, size_t cap, uint64_t bytes);
 

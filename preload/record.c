@@ -445,7 +445,7 @@ emit_map(uint32_t type, uintptr_t addr, size_t len, bool chunk)
 
 	EMIT(type, ev,
 	     (ev->addr = addr, ev->len = len, ev->kind = chunk ? HP_MAP_CHUNK : HP_MAP_HEAP,
-	      ev->pad = 0));
+	      ev->stack_id = 0));
 }
 
 static void
@@ -546,6 +546,30 @@ on_resize(const struct hp_ticket *t, size_t size, uintptr_t chunk, size_t old_by
 		     ev->new_bytes = new_bytes));
 }
 
+static void
+on_program_map(uintptr_t addr, size_t len, bool on, void *const *stack, int nstack)
+{
+	struct hp_ev_map *ev;
+	uint32_t stack_id = 0;
+
+	hp_self.guard++;
+	if (__builtin_expect(*epoch == 0, 0))
+		after_fork(false);
+	if (on) {
+		const uint64_t *ips;
+		unsigned depth;
+		bool is_new;
+		stack_id = hp_stacks_intern(stack, nstack, &is_new, &ips, &depth);
+		if (is_new) {
+			check_modules(false);
+			send_stack(stack_id, ips, depth);
+		}
+	}
+	EMIT(on ? HP_EV_MAP : HP_EV_UNMAP, ev,
+	     (ev->addr = addr, ev->len = len, ev->kind = HP_MAP_PROGRAM, ev->stack_id = stack_id));
+	hp_self.guard--;
+}
+
 static struct hp_observer recorder = {
 	.ticket = on_ticket,
 	.brk = on_brk,
@@ -556,6 +580,7 @@ static struct hp_observer recorder = {
 	.alloc = on_alloc,
 	.free = on_free,
 	.resize = on_resize,
+	.program_map = on_program_map,
 };
 
 /* ---- start-up ---- */
@@ -718,6 +743,32 @@ hp_record_init(char *const *envp)
 	hp_self.guard--;
 	active = true;
 	__atomic_store_n(&hp_observer, &recorder, __ATOMIC_RELEASE);
+}
+
+void
+hp_record_mark(const char *name)
+{
+	struct hp_ev_mark *ev;
+	struct hp_ring *r;
+	struct hp_ticket t;
+
+	if (!active || spool.stopped || !name)
+		return;
+	size_t n = strnlen(name, HP_MARK_MAX - 1);
+	size_t bytes = pad8(sizeof(*ev) + n + 1);
+	hp_self.guard++;
+	ev = begin(bytes, &r);
+	if (ev) {
+		rec_ticket(&t);
+		header(&ev->h, &t);
+		ev->name_bytes = (uint32_t)n + 1;
+		ev->pad = 0;
+		char *p = (char *)(ev + 1);
+		memcpy(p, name, n);
+		memset(p + n, 0, bytes - sizeof(*ev) - n);
+		commit(r, ev, HP_EV_MARK, bytes);
+	}
+	hp_self.guard--;
 }
 
 static void

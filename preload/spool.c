@@ -160,7 +160,7 @@ create_proc_file(struct hp_spool *s)
 	}
 	if (fd < 0)
 		return fd;
-	s->proc = mmap(NULL, HP_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	s->proc = hp_os_mmap(NULL, HP_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	if (s->proc == MAP_FAILED) {
 		s->proc = NULL;
@@ -200,7 +200,7 @@ hp_spool_reopen_child(struct hp_spool *s)
 
 	for (struct hp_ring *ring = s->rings, *next; ring; ring = next) {
 		next = ring->next;
-		munmap(ring->hdr, HP_PAGE + ring->size);
+		hp_os_munmap(ring->hdr, HP_PAGE + ring->size);
 		hp_arena_free(ring);
 	}
 	s->rings = NULL;
@@ -214,7 +214,7 @@ hp_spool_reopen_child(struct hp_spool *s)
 		s->borrowed = true;
 		s->stopped = true;
 	} else if (parent) {
-		munmap(parent, HP_PAGE);
+		hp_os_munmap(parent, HP_PAGE);
 	}
 	errno = saved;
 	return r;
@@ -285,13 +285,13 @@ create_ring(struct hp_spool *s, unsigned index)
 	fd = create_file(s, name, HP_PAGE + size, HP_PAGE + first);
 	if (fd < 0)
 		return NULL;
-	map = mmap(NULL, HP_PAGE + size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	map = hp_os_mmap(NULL, HP_PAGE + size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);
 	if (map == MAP_FAILED)
 		return NULL;
 	r = hp_arena_alloc(sizeof(*r), 16, true);
 	if (!r) {
-		munmap(map, HP_PAGE + size);
+		hp_os_munmap(map, HP_PAGE + size);
 		return NULL;
 	}
 	r->hdr = map;
