@@ -35,6 +35,7 @@
 #include "spool.h"
 #include "stacks.h"
 #include "tcache.h"
+#include "unwind.h"
 
 #ifndef HP_BINDIR
 #define HP_BINDIR "/usr/local/bin"
@@ -646,6 +647,9 @@ hp_record_init(char *const *envp)
 	*epoch = 1;
 	dl_iterate_phdr(find_self, (void *)&hp_record_init);
 	hp_stacks_init((unsigned)depth, self_lo, self_hi);
+	hp_unwind_init(self_lo, self_hi, depth < 1 ? 1 : depth > HP_MAX_DEPTH_LIMIT ?
+				 HP_MAX_DEPTH_LIMIT : (unsigned)depth,
+		       env_get(envp, HP_ENV_UNWIND_CHECK));
 	recorder.stack_slots = hp_stacks_slots();
 	send_process(0);
 	check_modules(true);
@@ -660,6 +664,7 @@ on_exit_hook(int status, void *arg)
 	struct hp_ev_exit *ev;
 
 	(void)arg;
+	hp_unwind_report();
 	if (!active || spool.stopped)
 		return;
 	EMIT(HP_EV_EXIT, ev, (ev->status = status, ev->pad = 0));
@@ -811,6 +816,7 @@ hp_record_fork_child(void)
 {
 	if (!active)
 		return;
+	hp_unwind_fork_child();
 	hp_self.guard++;
 	after_fork(true);
 	hp_self.guard--;
