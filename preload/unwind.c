@@ -1275,7 +1275,7 @@ hp_unwind_report(void)
 }
 
 /* dlclose: the module's code goes away, and with it the meaning of every
- * rule cached for its addresses. (dlopen needs nothing: new code is new
+ * rule cached for its addresses, ours and libunwind's. (dlopen needs nothing: new code is new
  * addresses, unknown to the table; and it must not be wrapped, since it
  * looks at its caller to choose the search path.) */
 EXPORT int
@@ -1293,5 +1293,7 @@ dlclose(void *handle)
 	}
 	ret = fn(handle);
 	hp_unwind_flush();
+	/* libunwind (the fallback) keeps its own rules by address, too. */
+	unw_flush_cache(unw_local_addr_space, 0, 0);
 	return ret;
 }
