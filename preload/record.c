@@ -500,7 +500,7 @@ on_alloc(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes, enum hp_ba
 	hp_self.guard++;
 	if (__builtin_expect(*epoch == 0, 0))
 		after_fork(false);
-	stack_id = hp_stacks_intern(stack, nstack, &is_new, &ips, &depth);
+	stack_id = hp_stacks_intern(stack, nstack, hp_unwind_repeated(), &is_new, &ips, &depth);
 	if (is_new) {
 		/* A new stack may point into a newly loaded object. */
 		check_modules(false);
@@ -827,6 +827,7 @@ hp_record_thread_exit(void)
 {
 	struct hp_ev_thread *ev;
 
+	hp_unwind_thread_exit();
 	if (!active || spool.stopped || hp_self.ring == NULL)
 		return;
 	EMIT(HP_EV_THREAD, ev, (ev->exiting = 1, ev->pad = 0));

@@ -62,7 +62,7 @@ enum fallback {
 	FB_COUNT
 };
 static struct {
-	unsigned long captures, compared, differ, fallbacks[FB_COUNT];
+	unsigned long captures, compared, differ, repeated, fallbacks[FB_COUNT];
 } stats;
 
 static void
@@ -925,13 +925,31 @@ struct shadow {
 	uint64_t rule[SHADOW];
 };
 
+/* A thread's own rules: the previous capture's frames, and a small
+ * direct-mapped cache of rules in front of the shared table (which is
+ * larger than the caches close to the core, and shared). In heapprof's
+ * arena, not in static TLS, which every thread's stack pays for. */
+#define CACHE_BITS 9
+
+struct unwind_data {
+	unsigned last; /* sh[last] holds the previous capture's frames */
+	unsigned n[2]; /* how many */
+	unsigned gen;  /* the rules' generation when it was made */
+	void **prev;   /* with the check: the previous capture */
+	int prev_n;
+	struct shadow sh[2];
+	struct {
+		uint64_t key, rule;
+	} cache[1u << CACHE_BITS];
+};
+
 struct unwind_thread {
 	uintptr_t stack_lo, stack_hi; /* the thread's own stack mapping */
+	struct unwind_data *data;
 	unsigned maps_reads;
-	unsigned last;     /* sh[last] holds the previous capture's frames */
-	unsigned n[2];     /* how many */
-	unsigned gen;      /* the rules' generation when it was made */
-	struct shadow sh[2];
+	bool exited;   /* data is gone: the thread is ending */
+	bool walked;   /* the last capture was walked here (not libunwind's) */
+	bool repeated; /* ... and gave the same frames as the one before */
 };
 
 static __thread struct unwind_thread ut __attribute__((tls_model("initial-exec")));
@@ -1057,21 +1075,26 @@ __asm__(".text\n"
 /* The rule for the frame at (ip, sp): from the previous capture on this
  * thread when it walked the same frame (it usually did: only the frames
  * near the allocation change from one capture to the next), else from the
- * table, else computed. The previous capture is followed in step (*k):
- * its next frame is tried first, then the frame found at the same stack
- * address. A rule depends only on the address, so a match on ip is all
- * that correctness needs; the stack itself is read again every time. */
+ * thread's cache, the shared table, or computed. The previous capture is
+ * followed in step (*k): its next frame is tried first, then the frame
+ * found at the same stack address. A rule depends only on the address, so
+ * a match on ip is all that correctness needs; the stack itself is read
+ * again every time. 0 when no rule could be had just now. *in_step is
+ * cleared unless the frame was the previous capture's next one. */
 static inline uint64_t
-rule_for(const struct shadow *old, unsigned m, unsigned *k, const struct rtable **t,
-	 uintptr_t ip, uintptr_t sp, unsigned gen)
+rule_for(struct unwind_data *d, unsigned m, unsigned *k, const struct rtable **t, uintptr_t ip,
+	 uintptr_t sp, unsigned gen, bool *in_step)
 {
+	const struct shadow *old = &d->sh[d->last];
 	unsigned i = *k;
-	uint64_t rule;
+	uint64_t rule, key = ip - 1;
+	size_t c;
 
 	if (__builtin_expect(i < m && old->ip[i] == ip, 1)) {
 		*k = i + 1;
 		return old->rule[i];
 	}
+	*in_step = false;
 	while (i < m && old->sp[i] < sp)
 		i++;
 	*k = i;
@@ -1079,34 +1102,60 @@ rule_for(const struct shadow *old, unsigned m, unsigned *k, const struct rtable 
 		*k = i + 1;
 		return old->rule[i];
 	}
-	rule = *t ? rule_get(*t, ip - 1, gen) : 0;
+	c = (size_t)((key * 0x9e3779b97f4a7c15ULL) >> (64 - CACHE_BITS));
+	if (d->cache[c].key == key && rule_gen(d->cache[c].rule) == gen)
+		return d->cache[c].rule;
+	rule = *t ? rule_get(*t, key, gen) : 0;
 	if (rule == 0) {
-		rule = rule_slow(ip - 1);
+		rule = rule_slow(key);
 		*t = __atomic_load_n(&rules, __ATOMIC_ACQUIRE);
+		if (rule == 0)
+			return 0;
 	}
+	d->cache[c].key = key;
+	d->cache[c].rule = rule;
 	return rule;
 }
 
+/* The calling thread's unwind_data, made on its first capture; NULL once
+ * it is ending, or when there is no memory. */
+static struct unwind_data *
+thread_data(void)
+{
+	struct unwind_data *d = ut.data;
+
+	if (__builtin_expect(d != NULL, 1) || ut.exited)
+		return d;
+	d = hp_arena_alloc(sizeof(*d), 64, true);
+	ut.data = d;
+	return d;
+}
+
 /* Walk from r into buf. Returns the number of return addresses, or -1 -
- * reason when libunwind must do it. */
+ * reason when libunwind must do it; *same tells whether every frame was
+ * the previous capture's, in order (so buf holds what it held). */
 static int
-walk(const struct regs *r, void **buf, int max)
+walk(const struct regs *r, void **buf, int max, bool *same)
 {
 	uintptr_t ip = r->ip, sp = r->sp, bp = r->bp, lo = r->sp, span;
 	const struct rtable *t = __atomic_load_n(&rules, __ATOMIC_ACQUIRE);
 	unsigned gen = __atomic_load_n(&generation, __ATOMIC_ACQUIRE) & GEN_MASK;
-	struct unwind_thread *self = &ut;
-	const struct shadow *old = &self->sh[self->last];
-	struct shadow *now = &self->sh[self->last ^ 1];
-	unsigned m = self->gen == gen ? self->n[self->last] : 0, k = 0, w = 0;
+	struct unwind_data *d;
+	struct shadow *now;
+	unsigned m, k = 0, w = 0;
+	bool ended = false, in_step = true;
 	int n = 0;
 
 	if (!stack_bounds(sp, &span))
 		return -1 - FB_STACK;
+	if ((d = thread_data()) == NULL)
+		return -1 - FB_BUSY;
+	now = &d->sh[d->last ^ 1];
+	m = d->gen == gen ? d->n[d->last] : 0;
 	/* A read of 8 bytes at a is allowed when a - lo <= span. */
 	span -= lo + 8;
 	while (n < max) {
-		uint64_t rule = rule_for(old, m, &k, &t, ip, sp, gen);
+		uint64_t rule = rule_for(d, m, &k, &t, ip, sp, gen, &in_step);
 		uintptr_t cfa, nip;
 
 		if (__builtin_expect(rule_kind(rule) != RULE_STANDARD, 0)) {
@@ -1121,8 +1170,10 @@ walk(const struct regs *r, void **buf, int max)
 			now->rule[w] = rule;
 			w++;
 		}
-		if (rule_kind(rule) == RULE_LAST)
+		if (rule_kind(rule) == RULE_LAST) {
+			ended = true;
 			break;
+		}
 		cfa = ((rule & RULE_RSP) ? sp : bp) + (uintptr_t)rule_cfa_off(rule);
 		if (cfa - 8 - lo > span)
 			return -1 - FB_READ;
@@ -1139,20 +1190,68 @@ walk(const struct regs *r, void **buf, int max)
 			return -1 - FB_RULE;
 		ip = nip;
 		sp = cfa;
-		if (ip < 0x4000)
+		if (ip < 0x4000) {
+			ended = true;
 			break;
+		}
 		buf[n++] = (void *)ip;
 	}
-	self->n[self->last ^ 1] = w;
-	self->last ^= 1;
-	self->gen = gen;
+	/* (A walk cut short by max has its last address in buf only.) */
+	*same = ended && in_step && m == w && w < SHADOW;
+	d->n[d->last ^ 1] = w;
+	d->last ^= 1;
+	d->gen = gen;
 	return n;
+}
+
+/* With the check: a capture said to repeat the one before must. */
+static void
+check_repeated(void *const *buf, int n, int max)
+{
+	struct unwind_data *d = ut.data;
+
+	if (d == NULL)
+		return;
+	if (d->prev == NULL && (d->prev = hp_arena_alloc((size_t)max * sizeof(void *), 16,
+							 false)) == NULL)
+		return;
+	if (ut.repeated) {
+		count(&stats.repeated);
+		if (n != d->prev_n || memcmp(buf, d->prev, (size_t)n * sizeof(void *)) != 0) {
+			unsigned long c = __atomic_fetch_add(&stats.differ, 1, __ATOMIC_RELAXED);
+
+			if (c < 8)
+				hp_log("unwind check: a capture said to repeat the one before "
+				       "differs from it (depths %d and %d)", n, d->prev_n);
+		}
+	}
+	memcpy(d->prev, buf, (size_t)n * sizeof(void *));
+	d->prev_n = n;
+}
+
+void
+hp_unwind_thread_exit(void)
+{
+	struct unwind_data *d = ut.data;
+
+	ut.exited = true;
+	ut.data = NULL;
+	if (d) {
+		if (d->prev)
+			hp_arena_free(d->prev);
+		hp_arena_free(d);
+	}
 }
 
 #else
 
 void
 hp_unwind_flush(void)
+{
+}
+
+void
+hp_unwind_thread_exit(void)
 {
 }
 
@@ -1196,13 +1295,18 @@ hp_unwind_capture(void **buf, int max)
 	count(&stats.captures);
 #if defined(__x86_64__)
 	struct regs r;
+	bool same = false;
 
 	hp_unwind_regs(&r);
-	n = walk(&r, buf, max);
+	n = walk(&r, buf, max, &same);
+	ut.repeated = n >= 0 && same && ut.walked;
+	ut.walked = n >= 0;
 	if (n < 0) {
 		count(&stats.fallbacks[-1 - n]);
 		n = unw_backtrace(buf, max);
 	}
+	if (check_on)
+		check_repeated(buf, n, max);
 #else
 	count(&stats.fallbacks[FB_ARCH]);
 	n = unw_backtrace(buf, max);
@@ -1210,6 +1314,16 @@ hp_unwind_capture(void **buf, int max)
 	if (check_on)
 		check_capture(buf, n, max);
 	return n;
+}
+
+bool
+hp_unwind_repeated(void)
+{
+#if defined(__x86_64__)
+	return ut.repeated;
+#else
+	return false;
+#endif
 }
 
 void
@@ -1250,10 +1364,11 @@ hp_unwind_report(void)
 	len = syscall(SYS_readlink, "/proc/self/exe", exe, sizeof(exe) - 1);
 	exe[len > 0 ? len : 0] = '\0';
 	hp_format(line, sizeof(line),
-		  "unwind check: exe=%s captures=%zu compared=%zu differ=%zu libunwind=%zu "
-		  "(stack=%zu read=%zu noinfo=%zu signal=%zu rule=%zu busy=%zu arch=%zu)",
+		  "unwind check: exe=%s captures=%zu compared=%zu differ=%zu repeated=%zu "
+		  "libunwind=%zu (stack=%zu read=%zu noinfo=%zu signal=%zu rule=%zu busy=%zu "
+		  "arch=%zu)",
 		  exe, (size_t)stats.captures, (size_t)stats.compared, (size_t)stats.differ,
-		  (size_t)fb, (size_t)stats.fallbacks[FB_STACK], (size_t)stats.fallbacks[FB_READ],
+		  (size_t)stats.repeated, (size_t)fb, (size_t)stats.fallbacks[FB_STACK], (size_t)stats.fallbacks[FB_READ],
 		  (size_t)stats.fallbacks[FB_NOINFO], (size_t)stats.fallbacks[FB_SIGNAL],
 		  (size_t)stats.fallbacks[FB_RULE], (size_t)stats.fallbacks[FB_BUSY],
 		  (size_t)stats.fallbacks[FB_ARCH]);

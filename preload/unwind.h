@@ -7,8 +7,9 @@
  * x86-64 only walks the stack itself: a frame's unwind rule (CFA = rsp or
  * rbp + offset, return address at CFA-8, rbp saved at a CFA offset or not)
  * is read once from the module's .eh_frame_hdr/.eh_frame and kept in a
- * lock-free table keyed by return address; the rules for frames that the
- * thread's previous capture walked are taken from that capture. Every
+ * lock-free table keyed by return address, with a small cache of its own
+ * in each thread; the rules for frames that the thread's previous capture
+ * walked are taken from that capture. Every
  * frame is still read from the stack: a rule is a function of the address
  * alone, the stack is not. Whatever the table cannot describe the way
  * libunwind's fast path would (signal frames, expressions, frames without
@@ -25,10 +26,12 @@
 
 /* The environment variable that turns on the capture check: every capture
  * is made twice, by heapprof and by unw_backtrace, and compared (the
- * frames a stack keeps, heapprof's own left out); a difference is logged
- * on stderr at once, and at exit each process says how many captures it
- * compared, how many differed and how many libunwind made, on stderr, or
- * when the value is an absolute directory, in DIR/unwind.PID. */
+ * frames a stack keeps, heapprof's own left out), and a capture said to
+ * repeat the one before (hp_unwind_repeated) is compared with it; a
+ * difference is logged on stderr at once, and at exit each process says
+ * how many captures it compared, how many differed, how many repeated and
+ * how many libunwind made, on stderr, or when the value is an absolute
+ * directory, in DIR/unwind.PID. */
 #define HP_ENV_UNWIND_CHECK "HEAPPROF_UNWIND_CHECK"
 
 /* At start-up (hp_record_init): heapprof's own code range [self_lo,
@@ -48,9 +51,18 @@ void hp_unwind_init(uintptr_t self_lo, uintptr_t self_hi, unsigned max_depth, co
  */
 int hp_unwind_capture(void **buf, int max) __attribute__((noinline));
 
+/* Whether the calling thread's last capture gave exactly the return
+ * addresses of its capture before (both walked by heapprof, so known
+ * without comparing them). Lock: none. Allocates: no. AS-safe: yes. */
+bool hp_unwind_repeated(void);
+
 /* Forget every cached rule (a module was unloaded). Lock: none.
  * Allocates: no. AS-safe: yes. */
 void hp_unwind_flush(void);
+
+/* The calling thread is ending: give back its own rules (its later
+ * captures, if any, go to libunwind). Lock: none. Allocates: no. */
+void hp_unwind_thread_exit(void);
 
 /* In a forked child: release what a thread of the parent may have held. */
 void hp_unwind_fork_child(void);
