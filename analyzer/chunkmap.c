@@ -189,6 +189,30 @@ chunkmap_remove(struct chunkmap *m, struct chunk_entry *e)
 	m->count--;
 }
 
+struct chunkmap *
+chunkmap_clone(const struct chunkmap *m)
+{
+	struct chunkmap *c = xcalloc(1, sizeof(*c));
+
+	*c = *m;
+	c->last = NULL;
+	c->pages = xcalloc(m->page_mask + 1, sizeof(*c->pages));
+	for (size_t i = 0; i <= m->page_mask; i++)
+		if (m->pages[i]) {
+			c->pages[i] = xmalloc(sizeof(struct page));
+			memcpy(c->pages[i], m->pages[i], sizeof(struct page));
+		}
+	c->blocks = xmalloc((m->nblocks ? m->nblocks : 1) * sizeof(*c->blocks));
+	for (size_t b = 0; b < m->nblocks; b++) {
+		c->blocks[b] = xaligned(64, BLOCK * sizeof(struct chunk_entry));
+		memcpy(c->blocks[b], m->blocks[b], BLOCK * sizeof(struct chunk_entry));
+	}
+	c->free_list = m->free_cap ? xmalloc(m->free_cap * sizeof(*c->free_list)) : NULL;
+	if (m->nfree)
+		memcpy(c->free_list, m->free_list, m->nfree * sizeof(*c->free_list));
+	return c;
+}
+
 size_t
 chunkmap_count(const struct chunkmap *m)
 {

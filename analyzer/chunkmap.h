@@ -55,6 +55,10 @@ struct chunk_entry *chunkmap_add(struct chunkmap *m, uint64_t addr);
 
 void chunkmap_remove(struct chunkmap *m, struct chunk_entry *e);
 
+/* A copy of the map and every entry in it, at the same indexes (a forked
+ * child's heap starts as its parent's). */
+struct chunkmap *chunkmap_clone(const struct chunkmap *m);
+
 /* Entries by index; 0 is none. */
 uint32_t chunkmap_index(const struct chunkmap *m, const struct chunk_entry *e);
 struct chunk_entry *chunkmap_at(struct chunkmap *m, uint32_t index);

@@ -29,6 +29,7 @@ struct opts {
 	const char *at_name;
 	bool json;
 	bool by_stack;
+	bool list;          /* --list-snapshots */
 	long top;
 	/* check */
 	uint64_t max[4];
@@ -44,7 +45,15 @@ static void
 report_usage(FILE *f)
 {
 	fputs("usage: heapprof report FILE [--pid PID] [--at exit|worst|peak|SECONDS]\n"
-	      "                       [--format text|json] [--top N] [--by function|stack]\n",
+	      "                       [--format text|json] [--top N] [--by function|stack]\n"
+	      "       heapprof report FILE --list-snapshots [--pid PID] [--format text|json]\n"
+	      "\n"
+	      "  --at exit       the end of each process (the default)\n"
+	      "  --at worst      the instant with the most untrimmable bytes\n"
+	      "  --at peak       the instant of the largest heap extent\n"
+	      "  --at SECONDS    that long after each process started (a snapshot recording:\n"
+	      "                  the nearest snapshot, and the report says which)\n"
+	      "  --list-snapshots  the snapshots of a snapshot recording\n",
 	      f);
 }
 
@@ -54,22 +63,6 @@ check_usage(FILE *f)
 	fputs("usage: heapprof check FILE [--pid PID] [--at exit|worst] [--max-untrimmable SIZE]\n"
 	      "                      [--max-retained SIZE] [--max-leaked SIZE] [--max-peak SIZE]\n",
 	      f);
-}
-
-/* SECONDS after the process started: "1.5", "2". */
-static bool
-parse_seconds(const char *s, int64_t *ns)
-{
-	char *end;
-	double v;
-
-	if (!s || !*s || !((*s >= '0' && *s <= '9') || *s == '.'))
-		return false;
-	v = strtod(s, &end);
-	if (*end || v < 0 || v > 1e9)
-		return false;
-	*ns = (int64_t)(v * 1e9 + 0.5); /* nearest: 0.053123457 is 53123456.99... */
-	return true;
 }
 
 /* Parse the options; returns 0, or 2 after saying what is wrong. */
@@ -88,6 +81,10 @@ parse(int argc, char **argv, struct opts *o, bool check)
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			(check ? check_usage : report_usage)(stdout);
 			exit(0);
+		}
+		if (!check && strcmp(a, "--list-snapshots") == 0) {
+			o->list = true;
+			continue;
 		}
 		if (a[0] != '-' || strcmp(a, "-") == 0) {
 			if (o->file) {
@@ -170,8 +167,94 @@ parse(int argc, char **argv, struct opts *o, bool check)
 	return 0;
 }
 
+/* The snapshot of p for o->at: by reason, or the nearest in time. */
+static const struct ld_snapshot *
+pick_snapshot(const struct ld_process *p, const struct opts *o)
+{
+	const struct ld_snapshot *best = NULL;
+	const char *reason = o->at == RP_AT_WORST ? "worst" : o->at == RP_AT_PEAK ? "peak" : "exit";
+
+	for (size_t k = 0; k < p->nsnaps; k++) {
+		const struct ld_snapshot *x = &p->snaps[k];
+		if (o->at != RP_AT_TIME) {
+			if (strcmp(x->reason, reason) == 0)
+				best = x;
+			continue;
+		}
+		int64_t want = p->in.started_ns + o->at_ns;
+		uint64_t d = x->ns > want ? (uint64_t)(x->ns - want) : (uint64_t)(want - x->ns);
+		if (!best || d < (best->ns > want ? (uint64_t)(best->ns - want)
+						  : (uint64_t)(want - best->ns)))
+			best = x;
+	}
+	return best;
+}
+
+/* A snapshot recording: the figures of the chosen snapshot, with the run's
+ * peaks and worst from heap_summary and the leaks from the exit snapshot.
+ * NULL (and why in `note`) if there is none to use. */
 static struct rp_result *
-analyze(struct ld_db *db, struct ld_process *p, const struct opts *o, size_t timeline)
+analyze_snapshot(struct ld_db *db, struct ld_process *p, const struct opts *o,
+		 const struct rp_options *ro, char *note, size_t cap)
+{
+	const struct ld_snapshot *x = pick_snapshot(p, o);
+	struct rp_snapshot snap;
+	char err[512], a[32], b[32];
+
+	if (!x) {
+		if (p->nsnaps)
+			snprintf(note, cap, "no %s snapshot (the recording was cut off?)", o->at_name);
+		else
+			snprintf(note, cap, "no snapshot: its heap at its fork was not captured");
+		return NULL;
+	}
+	if (ld_snapshot(db, x->id, &snap, err, sizeof(err)) != 0) {
+		snprintf(note, cap, "%s", err);
+		return NULL;
+	}
+	struct rp_result *r = rp_snapshot(&snap, ro);
+	ld_snapshot_free(&snap);
+	if (strcmp(x->reason, "exit") == 0 && p->in.ended_ns > r->at.at_ns)
+		r->at.at_ns = p->in.ended_ns;
+	r->what = o->at;
+	const struct ld_summary *m = &p->summary;
+	r->peak_live = m->peak_live;
+	r->peak_live_ns = m->peak_live_ns;
+	r->peak_extent = m->peak_extent;
+	r->peak_extent_ns = m->peak_extent_ns;
+	r->worst_untrimmable = m->worst_untrimmable;
+	r->worst_ns = m->worst_ns;
+	for (size_t i = 0; i < p->in.nchunks; i++) {
+		r->leaked_bytes += p->in.chunks[i].size;
+		r->leaked_chunks++;
+	}
+	if (o->at == RP_AT_TIME)
+		snprintf(note, cap, "the nearest snapshot (%s, number %lld)", x->reason,
+			 (long long)x->id);
+	else if (o->at == RP_AT_WORST && m->present && m->worst_ns != x->ns)
+		snprintf(note, cap,
+			 "the worst snapshot kept; the worst instant, at %.3f s, had %s more "
+			 "untrimmable, %s (a snapshot recording keeps the worst within 1/16 once "
+			 "it has settled)",
+			 (double)(m->worst_ns - p->in.started_ns) / 1e9,
+			 fmt_size(a, sizeof(a), m->worst_untrimmable - x->untrimmable),
+			 fmt_size(b, sizeof(b), m->worst_untrimmable));
+	else if (o->at == RP_AT_PEAK && m->present && m->peak_extent_ns != x->ns)
+		snprintf(note, cap,
+			 "the peak snapshot kept; the peak instant, at %.3f s, had a heap extent "
+			 "%s larger, %s (a snapshot recording keeps the peak within 1/16 once it "
+			 "has settled)",
+			 (double)(m->peak_extent_ns - p->in.started_ns) / 1e9,
+			 fmt_size(a, sizeof(a), m->peak_extent - x->extent),
+			 fmt_size(b, sizeof(b), m->peak_extent));
+	return r;
+}
+
+/* The figures of p at o->at; NULL with a note if there are none. A note
+ * may come with figures too (which snapshot they are from). */
+static struct rp_result *
+analyze(struct ld_db *db, struct ld_process *p, const struct opts *o, size_t timeline,
+	char *note, size_t cap)
 {
 	struct rp_options ro = {
 		.at = o->at,
@@ -181,6 +264,9 @@ analyze(struct ld_db *db, struct ld_process *p, const struct opts *o, size_t tim
 		.group = o->by_stack ? NULL : ld_group_function,
 		.group_arg = db,
 	};
+	note[0] = '\0';
+	if (db->snapshots)
+		return analyze_snapshot(db, p, o, &ro, note, cap);
 	return rp_analyze(&p->in, &ro);
 }
 
@@ -322,7 +408,7 @@ text_stack(struct ld_db *db, int64_t stack_id, const char *indent, size_t max)
 
 static void
 text_process(struct ld_db *db, const struct ld_process *p, const struct rp_result *r,
-	     const struct opts *o)
+	     const struct opts *o, const char *note)
 {
 	char a[32], b[32], c[32], line[256], site[512];
 	const struct rp_figures *f = &r->at;
@@ -330,6 +416,8 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 
 	printf("process %lld (%s), at %s: %.3f s after it started\n", (long long)p->pid,
 	       p->exe ? p->exe : "?", o->at_name, secs(f->at_ns - t0));
+	if (note[0])
+		printf("  from %s\n", note);
 	text_line("heap extent", f->extent, NULL);
 	snprintf(line, sizeof(line), "%llu chunk%s", (unsigned long long)f->live_chunks,
 		 f->live_chunks == 1 ? "" : "s");
@@ -473,7 +561,7 @@ function_of(struct ld_db *db, int64_t stack_id)
 
 static void
 json_process(struct ld_db *db, const struct ld_process *p, const struct rp_result *r,
-	     const struct opts *o, bool first)
+	     const struct opts *o, bool first, const char *note)
 {
 	const struct rp_figures *f = &r->at;
 	int64_t t0 = p->in.started_ns;
@@ -483,7 +571,13 @@ json_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 	json_str(p->exe);
 	printf(", \"at\": ");
 	json_str(o->at == RP_AT_TIME ? "time" : o->at_name);
-	printf(", \"at_ns\": %lld,\n", (long long)(f->at_ns - t0));
+	printf(", \"at_ns\": %lld,", (long long)(f->at_ns - t0));
+	if (note[0]) {
+		printf(" \"note\": ");
+		json_str(note);
+		putchar(',');
+	}
+	putchar('\n');
 	printf("     \"extent_bytes\": %llu, \"live_bytes\": %llu, \"cached_bytes\": %llu, "
 	       "\"allocator_bytes\": %llu, \"top_free_bytes\": %llu,\n",
 	       U(f->extent), U(f->live), U(f->cached), U(f->allocator), U(f->top_free));
@@ -578,6 +672,63 @@ open_and_load(const struct opts *o)
 	return db;
 }
 
+/* --list-snapshots */
+static int
+list_snapshots(struct ld_db *db, const struct opts *o)
+{
+	bool first = true;
+
+	if (!db->snapshots) {
+		hp_error(o->file, "a full recording: it has no snapshots, and any instant can be "
+				  "reported (--at exit|worst|peak|SECONDS)");
+		return 2;
+	}
+	if (o->json) {
+		printf("{\"file\": ");
+		json_str(o->file);
+		printf(", \"processes\": [");
+	}
+	for (size_t i = 0; i < db->nprocs; i++) {
+		const struct ld_process *p = &db->procs[i];
+		char a[32], b[32], c[32];
+		if (!p->wanted)
+			continue;
+		if (o->json) {
+			printf("%s\n    {\"pid\": %lld, \"process_id\": %lld, \"exe\": ",
+			       first ? "" : ",", (long long)p->pid, (long long)p->process_id);
+			json_str(p->exe);
+			printf(", \"snapshots\": [");
+		} else {
+			printf("process %lld (%s): %zu snapshot%s\n", (long long)p->pid,
+			       p->exe ? p->exe : "?", p->nsnaps, p->nsnaps == 1 ? "" : "s");
+		}
+		first = false;
+		for (size_t k = 0; k < p->nsnaps; k++) {
+			const struct ld_snapshot *x = &p->snaps[k];
+			if (o->json) {
+				printf("%s\n       {\"snapshot_id\": %lld, \"reason\": ", k ? "," : "",
+				       (long long)x->id);
+				json_str(x->reason);
+				printf(", \"at_ns\": %lld, \"extent_bytes\": %llu, \"live_bytes\": %llu, "
+				       "\"untrimmable_bytes\": %llu}",
+				       (long long)(x->ns - p->in.started_ns), U(x->extent), U(x->live),
+				       U(x->untrimmable));
+			} else {
+				printf("  %5lld  %-8s  at %9.3f s  extent %10s  live %10s  "
+				       "untrimmable %10s\n",
+				       (long long)x->id, x->reason, secs(x->ns - p->in.started_ns),
+				       fmt_size(a, sizeof(a), x->extent), fmt_size(b, sizeof(b), x->live),
+				       fmt_size(c, sizeof(c), x->untrimmable));
+			}
+		}
+		if (o->json)
+			printf("]}");
+	}
+	if (o->json)
+		printf("\n]}\n");
+	return 0;
+}
+
 int
 cmd_report(int argc, char **argv)
 {
@@ -589,6 +740,11 @@ cmd_report(int argc, char **argv)
 		return 2;
 	if (!(db = open_and_load(&o)))
 		return 2;
+	if (o.list) {
+		int rc = list_snapshots(db, &o);
+		ld_close(db);
+		return rc;
+	}
 	if (o.json) {
 		printf("{\"file\": ");
 		json_str(o.file);
@@ -596,13 +752,18 @@ cmd_report(int argc, char **argv)
 	}
 	for (size_t i = 0; i < db->nprocs; i++) {
 		struct ld_process *p = &db->procs[i];
+		char note[512];
 		if (!p->wanted)
 			continue;
-		struct rp_result *r = analyze(db, p, &o, 0);
+		struct rp_result *r = analyze(db, p, &o, 0, note, sizeof(note));
+		if (!r) {
+			hp_error(o.file, "pid %lld: %s", (long long)p->pid, note);
+			continue;
+		}
 		if (o.json)
-			json_process(db, p, r, &o, first);
+			json_process(db, p, r, &o, first, note);
 		else
-			text_process(db, p, r, &o);
+			text_process(db, p, r, &o, note);
 		first = false;
 		rp_free(r);
 	}
@@ -631,7 +792,12 @@ cmd_check(int argc, char **argv)
 		struct ld_process *p = &db->procs[i];
 		if (!p->wanted)
 			continue;
-		struct rp_result *r = analyze(db, p, &o, 0);
+		char note[512];
+		struct rp_result *r = analyze(db, p, &o, 0, note, sizeof(note));
+		if (!r) {
+			hp_error(o.file, "pid %lld: %s", (long long)p->pid, note);
+			continue;
+		}
 		uint64_t v[4] = { r->at.untrimmable, r->at.retained, r->leaked_bytes, r->peak_live };
 		for (int k = 0; k < 4; k++) {
 			char a[32], b[32], site[512], who[64];

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cmd-run.c - `heapprof run [-o FILE] [--force] [--max-depth N] [--] PROGRAM
- * [ARGS...]` and `heapprof collect` (the collector a program started with
- * HEAPPROF_OUTPUT launches for itself).
+ * cmd-run.c - `heapprof run [-o FILE] [--force] [--max-depth N] [--snapshots]
+ * [--snapshot-every SECONDS] [--] PROGRAM [ARGS...]`, `heapprof collect` (the
+ * collector a program started with HEAPPROF_OUTPUT launches for itself) and
+ * `heapprof snapshot FILE` (ask the collector writing FILE for a snapshot).
  *
  * run: checks the program can be recorded at all (found, executable,
  * dynamically linked, not setuid), creates the database safely (never
@@ -161,6 +162,9 @@ find_library(char *out, size_t cap)
 
 /* In a spool: "PID START-TICKS PID-NAMESPACE" of its collector. */
 #define SPOOL_MARK "collector"
+/* In a spool: what its collector writes ("full" or "snapshots", the
+ * database file's "DEV INO", its absolute path), for heapprof snapshot. */
+#define SPOOL_OUTPUT "output"
 
 static const char *
 spool_base(size_t i)
@@ -273,18 +277,59 @@ remove_spool(const char *dir)
 	char cmd[PATH_MAX + 16];
 	DIR *d;
 
-	/* Only our own files (P*.proc, P*.r*, the mark) live there. */
+	/* Only our own files (P*.proc, P*.r*, the mark, the output note,
+	 * requests) live there. */
 	d = opendir(dir);
 	if (d) {
 		struct dirent *de;
 		while ((de = readdir(d)) != NULL)
-			if (de->d_name[0] == 'P' || strcmp(de->d_name, SPOOL_MARK) == 0) {
+			if (de->d_name[0] == 'P' || strcmp(de->d_name, SPOOL_MARK) == 0 ||
+			    strcmp(de->d_name, SPOOL_OUTPUT) == 0 ||
+			    strncmp(de->d_name, SNAPSHOT_REQUEST, sizeof(SNAPSHOT_REQUEST) - 1) == 0) {
 				snprintf(cmd, sizeof(cmd), "%s/%s", dir, de->d_name);
 				unlink(cmd);
 			}
 		closedir(d);
 	}
 	rmdir(dir);
+}
+
+/* The absolute path `path` names (its directory resolved), into out. */
+static bool
+absolute_path(const char *path, char *out, size_t cap)
+{
+	char dir[PATH_MAX], real[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+	if (!realpath(dir, real) || !*base)
+		return false;
+	return snprintf(out, cap, "%s/%s", strcmp(real, "/") ? real : "", base) < (int)cap;
+}
+
+/* Note in the spool which database its collector writes (`file`, the one
+ * being written; `target`, the name it gets) and how. */
+static void
+note_output(const char *spool, const char *file, const char *target, bool snapshots)
+{
+	char path[PATH_MAX + 32], abs[PATH_MAX];
+	struct stat st;
+	FILE *f;
+
+	if (stat(file, &st) != 0 || !absolute_path(target, abs, sizeof(abs)))
+		return;
+	snprintf(path, sizeof(path), "%s/%s", spool, SPOOL_OUTPUT);
+	if ((f = fopen(path, "wxe"))) {
+		fprintf(f, "%s\n%llu %llu\n%s\n", snapshots ? "snapshots" : "full",
+			(unsigned long long)st.st_dev, (unsigned long long)st.st_ino, abs);
+		fclose(f);
+	}
 }
 
 /* ---- the database file ---- */
@@ -330,19 +375,53 @@ create_output(const char *path, bool force, char *tmp, size_t cap, char *why, si
 
 /* ---- running ---- */
 
+/* The kind of recording, in meta. */
 static void
-usage_run(void)
+record_mode(struct db *db, bool snapshots, int64_t every_ns)
 {
-	fputs("usage: heapprof run [-o FILE] [--force] [--max-depth N] [--] PROGRAM [ARGS...]\n",
-	      stderr);
+	char v[32];
+
+	db_meta(db, "recording", snapshots ? "snapshots" : "full");
+	snprintf(v, sizeof(v), "%lld", (long long)(every_ns > 0 ? every_ns : 60000000000LL));
+	db_meta(db, "interval_ns", v);
+}
+
+static void
+usage_run(FILE *f)
+{
+	fputs("usage: heapprof run [-o FILE] [--force] [--max-depth N] [--snapshots]\n"
+	      "                    [--snapshot-every SECONDS] [--] PROGRAM [ARGS...]\n"
+	      "\n"
+	      "  -o, --output FILE     the database (default heapprof.PROGRAM.PID.db)\n"
+	      "  -f, --force           replace FILE if it exists (once the new one is complete)\n"
+	      "  --max-depth N         frames per call stack, 1 to 256 (default 64)\n"
+	      "  --snapshots           record snapshots of the heaps instead of every chunk:\n"
+	      "                        at each process's end, peak extent and worst\n"
+	      "                        untrimmable instant, every interval and on demand\n"
+	      "                        (heapprof snapshot FILE); the file grows with the heap,\n"
+	      "                        not with the run\n"
+	      "  --snapshot-every SECONDS\n"
+	      "                        the interval of snapshots and sites (default 60; implies\n"
+	      "                        --snapshots)\n",
+	      f);
 }
 
 struct run_opts {
 	const char *output;
 	bool force;
 	long max_depth;
+	bool snapshots;
+	int64_t every_ns;
 	char **argv; /* the program and its arguments */
 };
+
+/* The interval of --snapshot-every or HEAPPROF_SNAPSHOTS: seconds, at least
+ * a millisecond. */
+static bool
+parse_every(const char *v, int64_t *ns)
+{
+	return parse_seconds(v, ns) && *ns >= 1000000;
+}
 
 static int
 parse_run(int argc, char **argv, struct run_opts *o)
@@ -352,6 +431,8 @@ parse_run(int argc, char **argv, struct run_opts *o)
 	o->output = NULL;
 	o->force = false;
 	o->max_depth = 64;
+	o->snapshots = false;
+	o->every_ns = 0;
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
@@ -378,8 +459,19 @@ parse_run(int argc, char **argv, struct run_opts *o)
 					 v ? v : "", HP_MAX_DEPTH_LIMIT);
 				return 2;
 			}
+		} else if (strcmp(a, "--snapshots") == 0) {
+			o->snapshots = true;
+		} else if (strcmp(a, "--snapshot-every") == 0 ||
+			   strncmp(a, "--snapshot-every=", 17) == 0) {
+			const char *v = a[16] == '=' ? a + 17 : (++i < argc ? argv[i] : NULL);
+			if (!parse_every(v, &o->every_ns)) {
+				hp_error("--snapshot-every", "'%s' is not a number of seconds (at least 0.001)",
+					 v ? v : "");
+				return 2;
+			}
+			o->snapshots = true;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			usage_run();
+			usage_run(stdout);
 			return 0;
 		} else {
 			hp_error(a, "unknown option (see heapprof run --help)");
@@ -637,7 +729,10 @@ cmd_run(int argc, char **argv)
 		db_meta(db, "command", cmd.p);
 		buf_free(&cmd);
 	}
+	record_mode(db, o.snapshots, o.every_ns);
+	note_output(spool, tmp[0] ? tmp : out, out, o.snapshots);
 	col = collect_new(db, spool, false);
+	collect_options(col, o.snapshots, o.every_ns);
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
@@ -695,11 +790,24 @@ cmd_run(int argc, char **argv)
 
 /* ---- collect (started by a program recording on its own) ---- */
 
+/* The process runs: it exists and is not a zombie (its parent may wait for
+ * the output the collector still holds before it reaps it). */
+static bool
+alive(long pid)
+{
+	char state;
+	unsigned long long ticks;
+
+	return proc_stat(pid, &state, &ticks) && state != 'Z' && state != 'X';
+}
+
 int
 cmd_collect(int argc, char **argv)
 {
 	const char *spool = NULL, *out = NULL;
 	long attach = 0;
+	bool snapshots = false;
+	int64_t every_ns = 0;
 	char err[512], why[256], tmp[PATH_MAX];
 	struct collector *col;
 	struct db *db;
@@ -707,7 +815,13 @@ cmd_collect(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--spool") == 0 && i + 1 < argc)
 			spool = argv[++i];
-		else if (strcmp(argv[i], "--attach") == 0 && i + 1 < argc) {
+		else if (strcmp(argv[i], "--snapshots") == 0 && i + 1 < argc) {
+			if (!parse_every(argv[++i], &every_ns)) {
+				hp_error("--snapshots", "'%s' is not a number of seconds", argv[i]);
+				return 2;
+			}
+			snapshots = true;
+		} else if (strcmp(argv[i], "--attach") == 0 && i + 1 < argc) {
 			if (!parse_long(argv[++i], 1, INT_MAX, &attach)) {
 				hp_error("--attach", "'%s' is not a process id", argv[i]);
 				return 2;
@@ -720,7 +834,9 @@ cmd_collect(int argc, char **argv)
 		}
 	}
 	if (!spool || !out) {
-		fputs("usage: heapprof collect --spool DIR [--attach PID] -- OUTPUT\n", stderr);
+		fputs("usage: heapprof collect --spool DIR [--attach PID] [--snapshots SECONDS] "
+		      "-- OUTPUT\n",
+		      stderr);
 		return 2;
 	}
 	if (create_output(out, false, tmp, sizeof(tmp), why, sizeof(why)) != 0) {
@@ -758,14 +874,17 @@ cmd_collect(int argc, char **argv)
 		return 1;
 	}
 	db_meta(db, "command", "(recorded with HEAPPROF_OUTPUT)");
+	record_mode(db, snapshots, every_ns);
+	note_output(spool, out, out, snapshots);
 	col = collect_new(db, spool, true);
+	collect_options(col, snapshots, every_ns);
 	/* Until every process image is gone, and nothing new for a moment
 	 * (a child may still be creating its files as its parent ends). */
 	uint64_t quiet_since = 0;
 	for (;;) {
 		bool any = collect_poll(col);
 		uint64_t now = mono_ns();
-		if (any || collect_pending(col) > 0 || (attach && kill((pid_t)attach, 0) == 0))
+		if (any || collect_pending(col) > 0 || (attach && alive(attach)))
 			quiet_since = now;
 		else if (now - quiet_since > 500000000ULL)
 			break;
@@ -782,4 +901,115 @@ cmd_collect(int argc, char **argv)
 		return 1;
 	}
 	return 0;
+}
+
+/* ---- snapshot: ask a running collector for one ---- */
+
+/* The spool of the collector that writes `abs` (or the file dev/ino), into
+ * dir; its mode into mode. */
+static bool
+find_writer(const char *abs, const struct stat *st, char *dir, size_t cap, char *mode,
+	    size_t modecap)
+{
+	for (size_t i = 0; i < 3; i++) {
+		const char *base = spool_base(i);
+		DIR *d = base ? opendir(base) : NULL;
+		struct dirent *de;
+
+		if (!d)
+			continue;
+		while ((de = readdir(d)) != NULL) {
+			char path[PATH_MAX + 64], target[PATH_MAX], m[16];
+			unsigned long long dev, ino;
+			struct stat ds;
+			FILE *f;
+
+			if (strncmp(de->d_name, "heapprof-", 9) != 0)
+				continue;
+			snprintf(dir, cap, "%s/%s", base, de->d_name);
+			if (lstat(dir, &ds) != 0 || !S_ISDIR(ds.st_mode) || ds.st_uid != getuid())
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, SPOOL_OUTPUT);
+			if (!(f = fopen(path, "re")))
+				continue;
+			bool got = fscanf(f, "%15s %llu %llu ", m, &dev, &ino) == 3 &&
+				   fgets(target, sizeof(target), f) != NULL;
+			fclose(f);
+			if (!got)
+				continue;
+			target[strcspn(target, "\n")] = '\0';
+			if (strcmp(target, abs) == 0 ||
+			    (st && st->st_dev == (dev_t)dev && st->st_ino == (ino_t)ino)) {
+				snprintf(mode, modecap, "%s", m);
+				closedir(d);
+				return true;
+			}
+		}
+		closedir(d);
+	}
+	return false;
+}
+
+int
+cmd_snapshot(int argc, char **argv)
+{
+	char abs[PATH_MAX], dir[PATH_MAX], mode[16], req[PATH_MAX + 64];
+	struct stat st;
+	const char *file = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs("usage: heapprof snapshot FILE\n"
+			      "  ask the heapprof run (or collect) writing FILE with --snapshots for\n"
+			      "  a snapshot of every process it records, now\n",
+			      stdout);
+			return 0;
+		}
+		if (argv[i][0] == '-' || file) {
+			hp_error(argv[i], "unexpected argument (see heapprof snapshot --help)");
+			return 2;
+		}
+		file = argv[i];
+	}
+	if (!file) {
+		hp_error("snapshot", "which database? (heapprof snapshot FILE)");
+		return 2;
+	}
+	if (!absolute_path(file, abs, sizeof(abs))) {
+		hp_error(file, "%s", strerror(errno ? errno : ENOENT));
+		return 2;
+	}
+	bool exists = stat(file, &st) == 0;
+	if (!find_writer(abs, exists ? &st : NULL, dir, sizeof(dir), mode, sizeof(mode))) {
+		hp_error(file, "no heapprof run of yours is writing it");
+		return 2;
+	}
+	if (strcmp(mode, "snapshots") != 0) {
+		hp_error(file, "a full recording, not --snapshots: every instant can be reported "
+			       "after the run (heapprof report --at SECONDS)");
+		return 2;
+	}
+	snprintf(req, sizeof(req), "%s/%s.%ld", dir, SNAPSHOT_REQUEST, (long)getpid());
+	int fd = open(req, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		hp_error(file, "cannot ask its collector: %s", strerror(errno));
+		return 1;
+	}
+	close(fd);
+	/* the collector removes the request once the snapshots are taken */
+	for (int waited = 0; waited < 1000; waited++) {
+		struct timespec ts = { 0, 10000000 };
+		if (access(req, F_OK) != 0) {
+			fprintf(stderr, "heapprof: %s: snapshot taken (it is in the file once the "
+					"run ends)\n",
+				file);
+			return 0;
+		}
+		if (access(dir, F_OK) != 0)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	unlink(req);
+	hp_error(file, "its collector did not answer within 10 s");
+	return 1;
 }

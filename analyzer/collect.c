@@ -33,6 +33,7 @@
 #include "collect.h"
 #include "heapmodel.h"
 #include "events.h"
+#include "snapshot.h"
 #include "util.h"
 
 /* Wire values of hp_ev_free.fate and hp_ev_state.state (events.h). */
@@ -138,14 +139,16 @@ struct image {
 	struct chunkmap *chunks; /* chunks whose rows are not complete, and the
 				  * ranges the allocator holds itself */
 	struct hm model;         /* the heaps they occupy */
-	bool modeled;            /* the model is whole (not a forked child's) */
+	bool modeled;            /* the model is whole (a forked child's is in
+				  * snapshot mode, from its parent's at the fork) */
+	struct snap *snap;       /* its sites, and its snapshots */
 	bool has_summary;
 	struct db_summary summary; /* written at the end */
 	int64_t peak_live_ns;
 	struct tl_point *tl;     /* the timeline: every tl_step ns at most */
 	size_t ntl, tl_cap;
 	int64_t tl_step, tl_next;
-	uint64_t live_bytes, peak_live_bytes;
+	uint64_t peak_live_bytes; /* live chunks, heaps and mmap, at most */
 	int64_t *stack_map; /* local stack id -> global */
 	size_t stack_cap;
 	struct module_in *mods;
@@ -172,6 +175,20 @@ struct gstack {
 
 #define GSTACK_BUCKETS 65536
 
+/* Snapshot mode: a parent's model at a fork, until its child takes it. */
+struct fork_model {
+	int64_t parent_id;
+	uint64_t fork_ns; /* the parent's FORK record's clock reading */
+	struct chunkmap *chunks;
+	struct hm model;
+	struct snap *snap;
+	struct fork_model *next;
+};
+
+/* Models not taken yet at most: a child that never shows up (its fork
+ * failed) must not hold a heap's worth of memory for the rest of the run. */
+#define MAX_FORK_MODELS 64
+
 struct collector {
 	struct db *db;
 	char *dir;
@@ -184,6 +201,14 @@ struct collector {
 	uint64_t scanned_at; /* last look at the spool directory */
 	uint64_t events, chunks, dropped, truncated;
 	uint64_t leaked_bytes, leaked_chunks, peak_live;
+	bool snapshots;        /* a snapshot recording: no chunk or heap_event rows */
+	int64_t every_ns;      /* the interval of sites and snapshots */
+	struct fork_model *forks;
+	unsigned nforks, snap_failures;
+	uint64_t demands;      /* snapshots asked for */
+	bool demand;           /* a request arrived: snapshot every image */
+	char **requests;       /* the request files, removed once served */
+	size_t nrequests;
 };
 
 struct collector *
@@ -197,7 +222,16 @@ collect_new(struct db *db, const char *dir, bool attach)
 	c->attach = attach;
 	c->gstacks = xcalloc(GSTACK_BUCKETS, sizeof(*c->gstacks));
 	c->next_stack_id = c->next_chunk_id = c->next_process_id = 1;
+	c->every_ns = 60000000000LL;
 	return c;
+}
+
+void
+collect_options(struct collector *c, bool snapshots, int64_t every_ns)
+{
+	c->snapshots = snapshots;
+	if (every_ns > 0)
+		c->every_ns = every_ns;
 }
 
 /* Map a spool file if it is already as long as we need: a file the
@@ -254,6 +288,7 @@ new_image(struct collector *c, const char *stem, struct hp_proc_file *proc)
 	im->chunks = chunkmap_new();
 	hm_init(&im->model, im->chunks);
 	im->modeled = true;
+	im->snap = snap_new(c->db, c->next_process_id, c->snapshots, c->every_ns);
 	im->tl_step = 1000000; /* 1 ms, doubled whenever the timeline fills */
 	im->process_id = c->next_process_id++;
 	im->pidfd = -1;
@@ -329,6 +364,19 @@ scan_spool(struct collector *c)
 		int pid;
 		unsigned long long serial;
 
+		if (strncmp(name, SNAPSHOT_REQUEST, sizeof(SNAPSHOT_REQUEST) - 1) == 0) {
+			/* heapprof snapshot FILE: served after this poll's merge */
+			bool seen = false;
+			for (size_t i = 0; i < c->nrequests; i++)
+				seen |= strcmp(c->requests[i], name) == 0;
+			if (!seen) {
+				c->requests = xrealloc(c->requests,
+						       (c->nrequests + 1) * sizeof(*c->requests));
+				c->requests[c->nrequests++] = xstrdup(name);
+				c->demand = true;
+			}
+			continue;
+		}
 		if (name[0] != 'P' || !(dot = strstr(name, ".proc")) || dot[5] != '\0')
 			continue;
 		if (sscanf(name, "P%d.%llu.proc", &pid, &serial) != 2)
@@ -498,6 +546,89 @@ json_string(struct buf *b, const char *s, size_t n)
 }
 
 static void
+free_fork_model(struct fork_model *f)
+{
+	hm_free(&f->model);
+	chunkmap_free(f->chunks);
+	snap_free(f->snap);
+	free(f);
+}
+
+/* Snapshot mode, a FORK record: keep a copy of the model for the child. */
+static void
+save_fork_model(struct collector *c, struct image *im, uint64_t fork_ns)
+{
+	if (!im->modeled)
+		return;
+	struct fork_model *f = xcalloc(1, sizeof(*f));
+	f->parent_id = im->process_id;
+	f->fork_ns = fork_ns;
+	f->chunks = chunkmap_clone(im->chunks);
+	hm_clone(&f->model, &im->model, f->chunks);
+	f->snap = snap_fork(im->snap);
+	f->next = c->forks;
+	c->forks = f;
+	if (++c->nforks > MAX_FORK_MODELS) {
+		/* the oldest: its child, if it comes, is not modeled */
+		struct fork_model **p = &c->forks;
+		while ((*p)->next)
+			p = &(*p)->next;
+		free_fork_model(*p);
+		*p = NULL;
+		c->nforks--;
+	}
+}
+
+static struct fork_model **
+find_fork_model(struct collector *c, int64_t parent_id, uint64_t fork_ns)
+{
+	for (struct fork_model **p = &c->forks; *p; p = &(*p)->next)
+		if ((*p)->parent_id == parent_id && (*p)->fork_ns == fork_ns)
+			return p;
+	return NULL;
+}
+
+/* The child takes its parent's model at the fork; false if there is none. */
+static bool
+adopt_fork_model(struct collector *c, struct image *im, int64_t parent_id, uint64_t fork_ns)
+{
+	struct fork_model **p = find_fork_model(c, parent_id, fork_ns);
+
+	if (!p)
+		return false;
+	struct fork_model *f = *p;
+	*p = f->next;
+	c->nforks--;
+	hm_free(&im->model);
+	chunkmap_free(im->chunks);
+	snap_free(im->snap);
+	im->chunks = f->chunks;
+	im->model = f->model;
+	im->model.map = im->chunks;
+	/* the child's own peak and worst, from its start */
+	im->model.worst_untrim = im->model.peak_extent = 0;
+	im->snap = f->snap;
+	snap_set_process(im->snap, im->process_id);
+	free(f);
+	return true;
+}
+
+/* Whether the record can be applied now: in snapshot mode a forked child's
+ * first record waits for its parent's model at the fork, unless the parent
+ * is done (or unknown), or this is the end. */
+static bool
+ready(struct collector *c, struct image *im, const struct hp_ev *e, bool final)
+{
+	if (!c->snapshots || im->got_process || final || HP_EV_TYPE(e->word) != HP_EV_PROCESS)
+		return true;
+	const struct hp_ev_process *p = (const void *)e;
+	if (!(p->flags & HP_PROC_FORKED))
+		return true;
+	struct image *parent = find_image(c, p->ppid, p->parent_serial);
+	return !parent || parent->finished || find_fork_model(c, parent->process_id, p->fork_ns);
+}
+
+static void
 on_process(struct collector *c, struct image *im, const struct hp_ev_process *ev)
 {
 	const char *exe = (const char *)(ev + 1);
@@ -522,7 +653,6 @@ on_process(struct collector *c, struct image *im, const struct hp_ev_process *ev
 	im->row.ppid = ev->ppid;
 	im->row.started_ns = im->now;
 	im->peak_live_ns = im->now;
-	hm_start(&im->model, im->now);
 	/* the image this one replaced ends here, if it was finished without
 	 * knowing when */
 	for (size_t i = 0; im->row.exec_from && i < c->nimages; i++) {
@@ -536,13 +666,16 @@ on_process(struct collector *c, struct image *im, const struct hp_ev_process *ev
 	im->row.heap_start = (int64_t)ev->heap_start;
 	if (ev->flags & HP_PROC_FORKED) {
 		/* its heap is its parent's at the fork, which this image's
-		 * events do not show: no figures of its own (the reports
-		 * replay the parent's heap first) */
+		 * events do not show: in a full recording no figures of its own
+		 * (the reports replay the parent's heap first); in a snapshot
+		 * recording its model starts as a copy of its parent's */
 		im->modeled = false;
 		struct image *parent = find_image(c, ev->ppid, ev->parent_serial);
 		if (parent) {
 			im->row.parent_id = parent->process_id;
 			im->row.fork_ns = (int64_t)ev->fork_ns;
+			if (c->snapshots)
+				im->modeled = adopt_fork_model(c, im, parent->process_id, ev->fork_ns);
 		}
 	} else if (!im->row.exec_from) {
 		/* Started by vfork or posix_spawn (no fork handler ran, its first
@@ -556,6 +689,12 @@ on_process(struct collector *c, struct image *im, const struct hp_ev_process *ev
 		if (parent)
 			im->row.parent_id = parent->process_id;
 	}
+	/* the brk heap is there from the start, however empty (as the
+	 * reports' replay has it) */
+	if (!im->model.has_brk && ev->heap_start)
+		hm_brk(&im->model, ev->heap_start, ev->heap_start);
+	hm_start(&im->model, im->now);
+	snap_start(im->snap, &im->model, im->now, im->modeled);
 	write_process(c, im);
 }
 
@@ -664,6 +803,8 @@ model_add(struct image *im, struct chunk_entry *e)
 static void
 model_remove(struct image *im, struct chunk_entry *e)
 {
+	if (e->kind == HM_CHUNK)
+		snap_vacated(im->snap, e, im->now);
 	if (e->kind != 0)
 		hm_vacate(&im->model, e);
 	else if (e->backing == HP_BACKING_MMAP_WIRE && !e->free_ns)
@@ -677,11 +818,29 @@ is_range(const struct chunk_entry *e)
 	return e->kind == HM_RANGE_CACHED || e->kind == HM_RANGE_OWN;
 }
 
+/* Before the entry at addr changes (snapshots keep its earlier value). */
+static inline void
+touch(struct image *im, uint64_t addr)
+{
+	snap_touch(im->snap, &im->model, addr);
+}
+
+static void
+heap_event(struct collector *c, struct image *im, int kind, uint64_t address, uint64_t bytes,
+	   int64_t value, bool has_value)
+{
+	if (!c->snapshots)
+		db_heap_event(c->db, im->process_id, im->now, kind, address, bytes, value,
+			      has_value);
+}
+
 /* Write the chunk's row (released_ns 0: not released); its id is given
  * now, rows are appended in the order they are written. */
 static int64_t
 write_chunk(struct collector *c, struct image *im, struct chunk_entry *e, int64_t released_ns)
 {
+	if (c->snapshots)
+		return 0;
 	int64_t id = c->next_chunk_id++;
 	struct db_chunk row = {
 		.chunk_id = id,
@@ -712,6 +871,7 @@ write_chunk(struct collector *c, struct image *im, struct chunk_entry *e, int64_
 static void
 release_chunk(struct collector *c, struct image *im, struct chunk_entry *e)
 {
+	touch(im, e->addr);
 	if (e->written)
 		db_chunk_released(c->db, e->row_id, im->now);
 	else
@@ -725,12 +885,12 @@ release_chunk(struct collector *c, struct image *im, struct chunk_entry *e)
 static void
 free_chunk(struct image *im, struct chunk_entry *e, int32_t tid, int fate)
 {
+	snap_freed(im->snap, e, im->now);
 	if (e->backing == HP_BACKING_MMAP_WIRE)
 		hm_mmap(&im->model, e->chunk_bytes, false);
 	e->free_ns = im->now;
 	e->free_tid = tid;
 	e->fate = (uint8_t)fate;
-	im->live_bytes -= e->chunk_bytes;
 }
 
 static void
@@ -740,6 +900,7 @@ on_alloc(struct collector *c, struct image *im, const struct hp_ev_alloc *ev)
 	struct thread_in *t = thread_of(im, ev->h.tid);
 
 	if (e) {
+		touch(im, e->addr);
 		if (is_range(e)) {
 			/* free space the allocator cached, handed out */
 			model_remove(im, e);
@@ -754,6 +915,7 @@ on_alloc(struct collector *c, struct image *im, const struct hp_ev_alloc *ev)
 			chunkmap_remove(im->chunks, e);
 		}
 	}
+	touch(im, ev->chunk);
 	e = chunkmap_add(im->chunks, ev->chunk);
 	e->size = ev->size;
 	e->chunk_bytes = ev->chunk_bytes;
@@ -767,12 +929,8 @@ on_alloc(struct collector *c, struct image *im, const struct hp_ev_alloc *ev)
 		t->realloc_from = 0;
 	}
 	model_add(im, e);
+	snap_alloc(im->snap, e);
 	c->chunks++;
-	im->live_bytes += ev->chunk_bytes;
-	if (im->live_bytes > im->peak_live_bytes) {
-		im->peak_live_bytes = im->live_bytes;
-		im->peak_live_ns = im->now;
-	}
 }
 
 static void
@@ -782,10 +940,10 @@ on_free(struct collector *c, struct image *im, const struct hp_ev_free *ev)
 
 	if (e == NULL || e->addr != ev->chunk || e->cached || is_range(e)) {
 		/* allocated before this image existed: inherited by fork */
-		db_heap_event(c->db, im->process_id, im->now, 7, ev->chunk, ev->chunk_bytes,
-			      ev->fate, true);
+		heap_event(c, im, 7, ev->chunk, ev->chunk_bytes, ev->fate, true);
 		return;
 	}
+	touch(im, e->addr);
 	free_chunk(im, e, ev->h.tid, ev->fate);
 	if (ev->fate == FATE_TCACHE || ev->fate == FATE_FASTBIN) {
 		/* still occupies the heap: the row waits for the release, unless
@@ -810,18 +968,14 @@ on_resize(struct collector *c, struct image *im, const struct hp_ev_resize *ev)
 	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
 
 	if (e && e->addr == ev->chunk && !e->cached && !is_range(e)) {
-		im->live_bytes += ev->new_bytes - e->chunk_bytes;
-		if (im->live_bytes > im->peak_live_bytes) {
-			im->peak_live_bytes = im->live_bytes;
-			im->peak_live_ns = im->now;
-		}
+		touch(im, e->addr);
+		snap_resize(im->snap, e, ev->size);
 		e->size = ev->size;
 		if (e->kind)
 			hm_resize(&im->model, e, ev->new_bytes);
 		e->chunk_bytes = ev->new_bytes;
 	}
-	db_heap_event(c->db, im->process_id, im->now, 6, ev->chunk, ev->new_bytes,
-		      (int64_t)ev->old_bytes, true);
+	heap_event(c, im, 6, ev->chunk, ev->new_bytes, (int64_t)ev->old_bytes, true);
 }
 
 /* The allocator changed the state of a range itself. About a cached chunk
@@ -842,6 +996,7 @@ on_state(struct collector *c, struct image *im, const struct hp_ev_state *ev)
 			return; /* moved between caches: still cached */
 	}
 	/* the model keeps the allocator's own ranges too */
+	touch(im, ev->chunk);
 	if (e && e->addr == ev->chunk && is_range(e)) {
 		if (ev->state == STATE_FREE) {
 			model_remove(im, e);
@@ -857,7 +1012,7 @@ on_state(struct collector *c, struct image *im, const struct hp_ev_state *ev)
 		if (!hm_occupy(&im->model, e))
 			chunkmap_remove(im->chunks, e);
 	}
-	db_heap_event(c->db, im->process_id, im->now, 5, ev->chunk, ev->bytes, ev->state, true);
+	heap_event(c, im, 5, ev->chunk, ev->bytes, ev->state, true);
 }
 
 /* After each record: the run's worst and peak, and the timeline. */
@@ -866,6 +1021,11 @@ model_track(struct image *im)
 {
 	struct hm *m = &im->model;
 
+	if (m->live + m->mmap > im->peak_live_bytes) {
+		im->peak_live_bytes = m->live + m->mmap;
+		im->peak_live_ns = im->now;
+	}
+	snap_after(im->snap, m, im->now);
 	hm_track(m, im->now);
 	if (im->now < im->tl_next)
 		return;
@@ -893,6 +1053,7 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 	 * clock in the other order than they took their numbers). */
 	int64_t ns = (int64_t)e->ns > im->now ? (int64_t)e->ns : im->now + 1;
 
+	snap_before(im->snap, &im->model, ns);
 	im->now = ns;
 	im->last_ns = ns;
 	im->events++;
@@ -924,8 +1085,10 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 		break;
 	case HP_EV_BRK: {
 		const struct hp_ev_brk *b = (const void *)e;
+		if (b->new_brk < b->old_brk)
+			snap_heap_gone(im->snap, b->new_brk, b->old_brk - b->new_brk);
 		hm_brk(&im->model, b->old_brk, b->new_brk);
-		db_heap_event(c->db, im->process_id, ns, 1, b->old_brk, b->new_brk, 0, false);
+		heap_event(c, im, 1, b->old_brk, b->new_brk, 0, false);
 		break;
 	}
 	case HP_EV_MAP:
@@ -933,15 +1096,17 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 		const struct hp_ev_map *m = (const void *)e;
 		if (m->kind == HP_MAP_HEAP && HP_EV_TYPE(e->word) == HP_EV_MAP)
 			hm_map_heap(&im->model, m->addr, m->len);
-		else if (m->kind == HP_MAP_HEAP)
+		else if (m->kind == HP_MAP_HEAP) {
+			snap_heap_gone(im->snap, m->addr, m->len);
 			hm_unmap_heap(&im->model, m->addr, m->len);
-		db_heap_event(c->db, im->process_id, ns, HP_EV_TYPE(e->word) == HP_EV_MAP ? 2 : 3,
-			      m->addr, m->len, m->kind, true);
+		}
+		heap_event(c, im, HP_EV_TYPE(e->word) == HP_EV_MAP ? 2 : 3, m->addr, m->len, m->kind,
+			   true);
 		break;
 	}
 	case HP_EV_MADVISE: {
 		const struct hp_ev_madvise *m = (const void *)e;
-		db_heap_event(c->db, im->process_id, ns, 4, m->addr, m->len, 0, false);
+		heap_event(c, im, 4, m->addr, m->len, 0, false);
 		break;
 	}
 	case HP_EV_THREAD: {
@@ -958,7 +1123,11 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 		im->has_exit_record = true;
 		im->end_ns = ns;
 		break;
-	default: /* FORK, DROPS: nothing to store */
+	case HP_EV_FORK:
+		if (c->snapshots)
+			save_fork_model(c, im, e->ns);
+		break;
+	default: /* DROPS: nothing to store */
 		break;
 	}
 	model_track(im);
@@ -982,9 +1151,14 @@ merge(struct collector *c, struct image *im, bool final)
 	for (unsigned i = 0; i < n; i++)
 		im->rings[i].head = __atomic_load_n(&im->rings[i].hdr->head, __ATOMIC_ACQUIRE);
 	for (;;) {
-		bool progress = false;
+		bool progress = false, hold = false;
 
 		while (im->pending.n > 0 && im->pending.v[0].seq <= im->next_seq) {
+			if (im->pending.v[0].seq == im->next_seq &&
+			    !ready(c, im, im->pending.v[0].rec, final)) {
+				hold = true;
+				break;
+			}
 			struct pending p = heap_pop(&im->pending);
 			if (p.seq == im->next_seq) { /* below: a duplicate, dropped */
 				apply(c, im, p.rec);
@@ -998,6 +1172,10 @@ merge(struct collector *c, struct image *im, bool final)
 			const struct hp_ev *e;
 
 			while ((e = ring_peek(r, r->head)) != NULL && e->seq == im->next_seq) {
+				if (!ready(c, im, e, final)) {
+					hold = true;
+					break;
+				}
 				apply(c, im, e);
 				r->tail += HP_EV_BYTES(e->word);
 				im->next_seq++;
@@ -1008,6 +1186,11 @@ merge(struct collector *c, struct image *im, bool final)
 			if (r->tail - r->published >= r->size / 16)
 				ring_publish(r);
 		}
+		if (hold) {
+			/* a forked child waiting for its parent's model */
+			im->waiting = true;
+			break;
+		}
 		if (progress) {
 			any = true;
 			continue;
@@ -1015,15 +1198,21 @@ merge(struct collector *c, struct image *im, bool final)
 		/* Not at any tail: usually behind the reports a free or realloc
 		 * numbered before doing its work (and writing its own record).
 		 * Apply it where it is and leave padding in its place. */
-		for (unsigned i = 0; i < n && !progress; i++) {
+		for (unsigned i = 0; i < n && !progress && !hold; i++) {
 			struct hp_ev *e = find_ahead(&im->rings[i], im->next_seq);
-			if (e) {
+			if (e && !ready(c, im, e, final)) {
+				hold = true;
+			} else if (e) {
 				apply(c, im, e);
 				__atomic_store_n(&e->word, HP_EV_WORD(HP_EV_PAD, HP_EV_BYTES(e->word)),
 						 __ATOMIC_RELAXED);
 				im->next_seq++;
 				progress = true;
 			}
+		}
+		if (hold) {
+			im->waiting = true;
+			break;
 		}
 		if (progress) {
 			any = true;
@@ -1153,6 +1342,11 @@ finish_image(struct collector *c, struct image *im)
 		im->row.truncated_records += (int64_t)(taken - im->next_seq);
 		c->truncated += taken - im->next_seq;
 	}
+	/* its exit snapshot, its peak and worst if not written yet, its sites */
+	snap_end(im->snap, &im->model, im->now);
+	c->snap_failures += snap_check_failures(im->snap);
+	snap_free(im->snap);
+	im->snap = NULL;
 	/* Live chunks leaked; cached ones stayed cached; complete rows are
 	 * written already. */
 	uint32_t cursor = 0;
@@ -1276,6 +1470,22 @@ collect_poll(struct collector *c)
 		if (im->dead)
 			finish_image(c, im);
 	}
+	if (c->demand) {
+		/* after the merge: the state as far as the program has written */
+		c->demand = false;
+		for (size_t i = 0; i < c->nimages; i++) {
+			struct image *im = c->images[i];
+			if (!im->finished && im->modeled && im->got_process) {
+				snap_demand(im->snap, &im->model, im->now);
+				c->demands++;
+			}
+		}
+		for (size_t i = 0; i < c->nrequests; i++) {
+			unlinkat(c->dirfd, c->requests[i], 0);
+			free(c->requests[i]);
+		}
+		c->nrequests = 0;
+	}
 	db_tick(c->db);
 	return any;
 }
@@ -1336,6 +1546,13 @@ collect_finish(struct collector *c)
 			c->images[i]->dead = true;
 			finish_image(c, c->images[i]);
 		}
+	if (c->snapshots) {
+		/* the self-check: snapshots rebuilt from an undo record whose
+		 * figures differed from the model's at their instant */
+		char v[24];
+		snprintf(v, sizeof(v), "%u", c->snap_failures);
+		db_meta(c->db, "snapshot_check_failures", v);
+	}
 }
 
 /* The last image of the root's exec chain (the root: neither forked nor
@@ -1381,6 +1598,8 @@ collect_stats(const struct collector *c, struct collect_stats *s)
 	s->peak_live_bytes = c->peak_live;
 	s->leaked_bytes = c->leaked_bytes;
 	s->leaked_chunks = c->leaked_chunks;
+	s->demands = c->demands;
+	s->snap_failures = c->snap_failures;
 	s->has_root = false;
 	const struct image *end = root_end(c);
 	if (end && end->has_summary) {
@@ -1403,9 +1622,18 @@ collect_free(struct collector *c)
 		free(im->stack_map);
 		free(im->mods);
 		free(im->threads);
+		snap_free(im->snap);
 		free(im);
 	}
 	free(c->images);
+	while (c->forks) {
+		struct fork_model *f = c->forks;
+		c->forks = f->next;
+		free_fork_model(f);
+	}
+	for (size_t i = 0; i < c->nrequests; i++)
+		free(c->requests[i]);
+	free(c->requests);
 	for (size_t b = 0; b < GSTACK_BUCKETS; b++)
 		for (struct gstack *g = c->gstacks[b], *n; g; g = n) {
 			n = g->next;

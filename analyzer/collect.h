@@ -24,6 +24,15 @@ struct collector;
  * processes are not our children: their end is watched with pidfds. */
 struct collector *collect_new(struct db *db, const char *dir, bool attach);
 
+/* A snapshot recording (no chunk or heap_event rows: snapshots, see
+ * snapshot.h), and the interval of sites and interval snapshots (ns; 0:
+ * 60 s). Before the first poll. */
+void collect_options(struct collector *c, bool snapshots, int64_t every_ns);
+
+/* A file of this name (and any suffix) in the spool asks for a snapshot of
+ * every process image: the collector removes it once they are taken. */
+#define SNAPSHOT_REQUEST "snapshot-request"
+
 /* Read what the spool holds now. Returns true if anything was read. */
 bool collect_poll(struct collector *c);
 
@@ -53,6 +62,8 @@ struct collect_stats {
 	bool has_root;
 	struct db_summary root;
 	int64_t root_pid, root_started_ns;
+	uint64_t demands;        /* snapshots taken on demand */
+	unsigned snap_failures;  /* snapshots whose rebuilt figures differed (a defect) */
 };
 void collect_stats(const struct collector *c, struct collect_stats *s);
 

@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,19 @@ enum {
 	S_META,
 	S_SUMMARY,
 	S_TIMELINE,
+	S_SNAPSHOT,
+	S_SNAPSHOT_HEAP,
+	S_SNAPCHUNK_ROWS,
+	S_FORMER_ROWS,
+	S_SITE_ROWS,
+	S_DELETE_SNAPSHOT,
+	S_DELETE_SNAPCHUNKS,
+	S_DELETE_FORMERS,
+	S_DELETE_SNAPHEAPS,
+	S_INTERVAL,
+	S_MERGE_SITES,
+	S_DELETE_SITES,
+	S_DELETE_INTERVAL,
 	S_COUNT
 };
 
@@ -80,6 +94,42 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SUMMARY] = "INSERT OR REPLACE INTO heap_summary VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
 		      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
 	[S_TIMELINE] = "INSERT OR REPLACE INTO heap_timeline VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[S_SNAPSHOT] = "INSERT INTO snapshot VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+		       "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+	[S_SNAPSHOT_HEAP] = "INSERT INTO snapshot_heap VALUES (?1, ?2, ?3, ?4)",
+	/* snapshot rows come with their ids: a deleted snapshot's may have
+	 * been the last ones */
+	[S_SNAPCHUNK_ROWS] = "INSERT OR FAIL INTO snapshot_chunk SELECT * FROM hp_snapchunk_rows",
+	[S_FORMER_ROWS] = "INSERT OR FAIL INTO snapshot_former SELECT * FROM hp_former_rows",
+	[S_SITE_ROWS] = "INSERT OR FAIL INTO site SELECT * FROM hp_site_rows",
+	[S_DELETE_SNAPSHOT] = "DELETE FROM snapshot WHERE snapshot_id = ?1",
+	[S_DELETE_SNAPCHUNKS] = "DELETE FROM snapshot_chunk WHERE chunk_id BETWEEN ?1 AND ?2",
+	[S_DELETE_FORMERS] = "DELETE FROM snapshot_former WHERE former_id BETWEEN ?1 AND ?2",
+	[S_DELETE_SNAPHEAPS] = "DELETE FROM snapshot_heap WHERE snapshot_id = ?1",
+	[S_INTERVAL] = "INSERT OR REPLACE INTO interval VALUES (?1, ?2, ?3, ?4)",
+	/* interval ?2's sites added into interval ?1's ("WHERE true": an
+	 * INSERT ... SELECT with an upsert needs a WHERE to parse) */
+	[S_MERGE_SITES] = "INSERT INTO site SELECT ?1, stack_id, backing, allocs, alloc_bytes, frees, "
+			  "free_bytes, peak_live_bytes, freed_in_1us, freed_in_10us, "
+			  "freed_in_100us, freed_in_1ms, freed_in_10ms, freed_in_100ms, "
+			  "freed_in_1s, freed_in_10s, freed_in_100s, freed_later "
+			  "FROM site WHERE interval_id = ?2 AND true "
+			  "ON CONFLICT DO UPDATE SET allocs = allocs + excluded.allocs, "
+			  "alloc_bytes = alloc_bytes + excluded.alloc_bytes, "
+			  "frees = frees + excluded.frees, free_bytes = free_bytes + excluded.free_bytes, "
+			  "peak_live_bytes = max(peak_live_bytes, excluded.peak_live_bytes), "
+			  "freed_in_1us = freed_in_1us + excluded.freed_in_1us, "
+			  "freed_in_10us = freed_in_10us + excluded.freed_in_10us, "
+			  "freed_in_100us = freed_in_100us + excluded.freed_in_100us, "
+			  "freed_in_1ms = freed_in_1ms + excluded.freed_in_1ms, "
+			  "freed_in_10ms = freed_in_10ms + excluded.freed_in_10ms, "
+			  "freed_in_100ms = freed_in_100ms + excluded.freed_in_100ms, "
+			  "freed_in_1s = freed_in_1s + excluded.freed_in_1s, "
+			  "freed_in_10s = freed_in_10s + excluded.freed_in_10s, "
+			  "freed_in_100s = freed_in_100s + excluded.freed_in_100s, "
+			  "freed_later = freed_later + excluded.freed_later",
+	[S_DELETE_SITES] = "DELETE FROM site WHERE interval_id = ?1",
+	[S_DELETE_INTERVAL] = "DELETE FROM interval WHERE interval_id = ?1",
 };
 
 /* ---- bulk rows: arrays read by a virtual table ---- */
@@ -101,6 +151,9 @@ static const char *const stmt_sql[S_COUNT] = {
 #define SLACK_ESCAPE 511
 #define FRAME_COLS 4
 #define EVENT_COLS 6
+#define SNAPCHUNK_COLS 14
+#define FORMER_COLS 6
+#define SITE_COLS 18
 /* Batches handed over but not written yet: room for bursts. A program
  * that frees much at once (perl's global destruction, python dropping a
  * big structure) makes rows faster than the writer writes them; with room
@@ -282,10 +335,16 @@ enum op {
 	OP_META,
 	OP_SUMMARY,
 	OP_TIMELINE,
+	OP_SNAPSHOT,
+	OP_SNAPSHOT_HEAP,
+	OP_DELETE_SNAPSHOT,
+	OP_INTERVAL,
+	OP_MERGE_INTERVAL,
 };
 
 struct batch {
 	struct rowbuf chunks, reallocs, slacks, frames, events;
+	struct rowbuf snapchunks, formers, sites;
 	int64_t first_chunk; /* chunk id of chunks' row 0 */
 	struct buf ops;      /* encoded operations, in order */
 	struct batch *next;
@@ -344,6 +403,7 @@ struct db {
 	sqlite3 *h;
 	sqlite3_stmt *s[S_COUNT];
 	struct rowsource chunk_src, realloc_src, slack_src, frame_src, event_src;
+	struct rowsource snapchunk_src, former_src, site_src;
 
 	/* the collector's side */
 	struct batch *cur;
@@ -353,6 +413,12 @@ struct db {
 	struct addrs addrs; /* every frame's (image, offset), once */
 	struct symworker *sym; /* looks them up as they come */
 	int64_t next_module_id;
+	/* snapshots: ids, and the row ids of each one kept (to delete it) */
+	int64_t next_snapshot_id, next_snapchunk_id, next_former_id, next_interval_id;
+	struct snap_rows {
+		int64_t id, chunk_from, chunk_to, former_from, former_to;
+	} *snaps, open_snap;
+	size_t nsnaps;
 
 	/* shared, under mu */
 	pthread_mutex_t mu;
@@ -421,6 +487,9 @@ batch_new(void)
 	b->slacks.ncols = PAIR_COLS;
 	b->frames.ncols = FRAME_COLS;
 	b->events.ncols = EVENT_COLS;
+	b->snapchunks.ncols = SNAPCHUNK_COLS;
+	b->formers.ncols = FORMER_COLS;
+	b->sites.ncols = SITE_COLS;
 	return b;
 }
 
@@ -437,6 +506,12 @@ batch_free(struct batch *b)
 	free(b->frames.nulls);
 	free(b->events.v);
 	free(b->events.nulls);
+	free(b->snapchunks.v);
+	free(b->snapchunks.nulls);
+	free(b->formers.v);
+	free(b->formers.nulls);
+	free(b->sites.v);
+	free(b->sites.nulls);
 	free(b->ops.p);
 	free(b);
 }
@@ -444,7 +519,8 @@ batch_free(struct batch *b)
 static bool
 batch_empty(const struct batch *b)
 {
-	return b->chunks.n == 0 && b->frames.n == 0 && b->events.n == 0 && b->ops.len == 0;
+	return b->chunks.n == 0 && b->frames.n == 0 && b->events.n == 0 && b->snapchunks.n == 0 &&
+	       b->formers.n == 0 && b->sites.n == 0 && b->ops.len == 0;
 }
 
 /* Encoding of operations: a tag byte, then int64s and strings (a length,
@@ -639,6 +715,56 @@ run_ops(struct db *db, const struct buf *ops)
 				sqlite3_bind_int64(s, i, get_i64(&r));
 			step(db, S_TIMELINE, "heap_timeline");
 			break;
+		case OP_SNAPSHOT:
+			s = db->s[S_SNAPSHOT];
+			sqlite3_bind_int64(s, 1, get_i64(&r));
+			sqlite3_bind_int64(s, 2, get_i64(&r));
+			sqlite3_bind_int64(s, 3, get_i64(&r));
+			bind_str(s, 4, &r);
+			for (int i = 5; i <= 16; i++)
+				sqlite3_bind_int64(s, i, get_i64(&r));
+			for (int i = 17; i <= 20; i++)
+				bind_get_opt(s, i, &r);
+			step(db, S_SNAPSHOT, "snapshot");
+			break;
+		case OP_SNAPSHOT_HEAP:
+			s = db->s[S_SNAPSHOT_HEAP];
+			for (int i = 1; i <= 4; i++)
+				sqlite3_bind_int64(s, i, get_i64(&r));
+			step(db, S_SNAPSHOT_HEAP, "snapshot_heap");
+			break;
+		case OP_DELETE_SNAPSHOT: {
+			int64_t id = get_i64(&r), c0 = get_i64(&r), c1 = get_i64(&r);
+			int64_t f0 = get_i64(&r), f1 = get_i64(&r);
+			sqlite3_bind_int64(db->s[S_DELETE_SNAPSHOT], 1, id);
+			step(db, S_DELETE_SNAPSHOT, "snapshot");
+			sqlite3_bind_int64(db->s[S_DELETE_SNAPHEAPS], 1, id);
+			step(db, S_DELETE_SNAPHEAPS, "snapshot_heap");
+			sqlite3_bind_int64(db->s[S_DELETE_SNAPCHUNKS], 1, c0);
+			sqlite3_bind_int64(db->s[S_DELETE_SNAPCHUNKS], 2, c1);
+			step(db, S_DELETE_SNAPCHUNKS, "snapshot_chunk");
+			sqlite3_bind_int64(db->s[S_DELETE_FORMERS], 1, f0);
+			sqlite3_bind_int64(db->s[S_DELETE_FORMERS], 2, f1);
+			step(db, S_DELETE_FORMERS, "snapshot_former");
+			break;
+		}
+		case OP_INTERVAL:
+			s = db->s[S_INTERVAL];
+			for (int i = 1; i <= 4; i++)
+				sqlite3_bind_int64(s, i, get_i64(&r));
+			step(db, S_INTERVAL, "interval");
+			break;
+		case OP_MERGE_INTERVAL: {
+			int64_t into = get_i64(&r), from = get_i64(&r);
+			sqlite3_bind_int64(db->s[S_MERGE_SITES], 1, into);
+			sqlite3_bind_int64(db->s[S_MERGE_SITES], 2, from);
+			step(db, S_MERGE_SITES, "site");
+			sqlite3_bind_int64(db->s[S_DELETE_SITES], 1, from);
+			step(db, S_DELETE_SITES, "site");
+			sqlite3_bind_int64(db->s[S_DELETE_INTERVAL], 1, from);
+			step(db, S_DELETE_INTERVAL, "interval");
+			break;
+		}
 		default:
 			set_error(db, "internal: bad batch operation");
 			return;
@@ -675,6 +801,9 @@ write_batch(struct db *db, struct batch *b)
 	insert_rows(db, &db->realloc_src, &b->reallocs, S_REALLOC_ROWS, "chunk_realloc");
 	insert_rows(db, &db->slack_src, &b->slacks, S_SLACK_ROWS, "chunk_slack");
 	insert_rows(db, &db->event_src, &b->events, S_EVENT_ROWS, "heap_event");
+	insert_rows(db, &db->snapchunk_src, &b->snapchunks, S_SNAPCHUNK_ROWS, "snapshot_chunk");
+	insert_rows(db, &db->former_src, &b->formers, S_FORMER_ROWS, "snapshot_former");
+	insert_rows(db, &db->site_src, &b->sites, S_SITE_ROWS, "site");
 	b->ops.len = 0;
 }
 
@@ -833,6 +962,7 @@ close_db(struct db *db)
 	}
 	free(db->images);
 	free(db->addrs.slot);
+	free(db->snaps);
 	pthread_mutex_destroy(&db->mu);
 	pthread_cond_destroy(&db->wake);
 	pthread_cond_destroy(&db->room);
@@ -857,6 +987,16 @@ db_create(const char *path, char *err, size_t errcap)
 	db->slack_src.decl = "CREATE TABLE x (chunk_id, slack)";
 	db->frame_src.decl = "CREATE TABLE x (stack_id, depth, image_id, offset)";
 	db->event_src.decl = "CREATE TABLE x (process_id, ns, kind, address, bytes, value)";
+	db->snapchunk_src.decl = "CREATE TABLE x (chunk_id, snapshot_id, address, size, "
+				 "chunk_bytes, occupant, backing, call, fate, alloc_ns, alloc_tid, "
+				 "free_ns, free_tid, stack_id)";
+	db->former_src.decl = "CREATE TABLE x (former_id, snapshot_id, address, bytes, stack_id, "
+			      "vacated_ns)";
+	db->site_src.decl = "CREATE TABLE x (interval_id, stack_id, backing, allocs, alloc_bytes, "
+			    "frees, free_bytes, peak_live_bytes, f0, f1, f2, f3, f4, f5, f6, f7, "
+			    "f8, f9)";
+	db->next_snapshot_id = db->next_snapchunk_id = db->next_former_id = 1;
+	db->next_interval_id = 1;
 	/* One connection, used by one thread at a time: no memory statistics
 	 * (a global mutex per allocation) and no connection mutex. */
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
@@ -905,6 +1045,9 @@ db_create(const char *path, char *err, size_t errcap)
 	sqlite3_create_module(db->h, "hp_slack_rows", &rows_module, &db->slack_src);
 	sqlite3_create_module(db->h, "hp_frame_rows", &rows_module, &db->frame_src);
 	sqlite3_create_module(db->h, "hp_event_rows", &rows_module, &db->event_src);
+	sqlite3_create_module(db->h, "hp_snapchunk_rows", &rows_module, &db->snapchunk_src);
+	sqlite3_create_module(db->h, "hp_former_rows", &rows_module, &db->former_src);
+	sqlite3_create_module(db->h, "hp_site_rows", &rows_module, &db->site_src);
 	for (int i = 0; i < S_COUNT; i++) {
 		if (sqlite3_prepare_v3(db->h, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->s[i],
 				       NULL) != SQLITE_OK) {
@@ -1199,6 +1342,184 @@ db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t 
 	rowbuf_set(b, r, 4, (int64_t)bytes);
 	if (has_value)
 		rowbuf_set(b, r, 5, value);
+}
+
+/* ---- snapshots and sites ---- */
+
+/* The next row of a bulk buffer of the current batch, which goes to the
+ * writer first if it is full. */
+static int64_t *
+bulk_row(struct db *db, size_t off)
+{
+	struct rowbuf *b = (struct rowbuf *)((char *)db->cur + off);
+
+	if (b->n == BATCH) {
+		submit(db);
+		b = (struct rowbuf *)((char *)db->cur + off);
+	}
+	if (batch_empty(db->cur))
+		db->cur_since = mono_ns();
+	return rowbuf_add(b);
+}
+
+int64_t
+db_snapshot_begin(struct db *db)
+{
+	db->open_snap = (struct snap_rows){ db->next_snapshot_id++, db->next_snapchunk_id, 0,
+					    db->next_former_id, 0 };
+	return db->open_snap.id;
+}
+
+void
+db_snapshot_heap(struct db *db, uint64_t start, uint64_t end, int backing)
+{
+	struct buf *o = &db->cur->ops;
+
+	put_op(db, OP_SNAPSHOT_HEAP);
+	put_i64(o, db->open_snap.id);
+	put_i64(o, (int64_t)start);
+	put_i64(o, (int64_t)end);
+	put_i64(o, backing);
+}
+
+void
+db_snapshot_chunk(struct db *db, const struct db_snapshot_chunk *c)
+{
+	int64_t *r = bulk_row(db, offsetof(struct batch, snapchunks));
+	struct rowbuf *b = &db->cur->snapchunks;
+
+	rowbuf_set(b, r, 0, db->next_snapchunk_id++);
+	rowbuf_set(b, r, 1, db->open_snap.id);
+	rowbuf_set(b, r, 2, (int64_t)c->address);
+	rowbuf_set(b, r, 3, (int64_t)c->size);
+	rowbuf_set(b, r, 4, (int64_t)c->chunk_bytes);
+	rowbuf_set(b, r, 5, c->occupant);
+	rowbuf_set(b, r, 6, c->backing);
+	if (c->call)
+		rowbuf_set(b, r, 7, c->call);
+	if (c->fate)
+		rowbuf_set(b, r, 8, c->fate);
+	if (c->alloc_ns) {
+		rowbuf_set(b, r, 9, c->alloc_ns);
+		rowbuf_set(b, r, 10, c->alloc_tid);
+	}
+	if (c->free_ns) {
+		rowbuf_set(b, r, 11, c->free_ns);
+		rowbuf_set(b, r, 12, c->free_tid);
+	}
+	if (c->stack_id)
+		rowbuf_set(b, r, 13, c->stack_id);
+}
+
+void
+db_snapshot_former(struct db *db, uint64_t address, uint64_t bytes, int64_t stack_id,
+		   int64_t vacated_ns)
+{
+	int64_t *r = bulk_row(db, offsetof(struct batch, formers));
+	struct rowbuf *b = &db->cur->formers;
+
+	rowbuf_set(b, r, 0, db->next_former_id++);
+	rowbuf_set(b, r, 1, db->open_snap.id);
+	rowbuf_set(b, r, 2, (int64_t)address);
+	rowbuf_set(b, r, 3, (int64_t)bytes);
+	if (stack_id)
+		rowbuf_set(b, r, 4, stack_id);
+	rowbuf_set(b, r, 5, vacated_ns);
+}
+
+void
+db_snapshot_end(struct db *db, const struct db_snapshot *x)
+{
+	struct buf *o = &db->cur->ops;
+	struct snap_rows *k = &db->open_snap;
+	const uint64_t v[] = { x->extent,   x->live,	 x->cached,	    x->allocator,
+			       x->top_free, x->untrimmable, x->trim_reclaimable, x->mmap,
+			       x->retained, x->live_chunks, x->cached_chunks,  x->mmap_chunks };
+
+	k->chunk_to = db->next_snapchunk_id - 1;
+	k->former_to = db->next_former_id - 1;
+	put_op(db, OP_SNAPSHOT);
+	put_i64(o, k->id);
+	put_i64(o, x->process_id);
+	put_i64(o, x->ns);
+	put_str(o, x->reason);
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
+		put_i64(o, (int64_t)v[i]);
+	put_opt(o, k->chunk_from, k->chunk_to >= k->chunk_from);
+	put_opt(o, k->chunk_to, k->chunk_to >= k->chunk_from);
+	put_opt(o, k->former_from, k->former_to >= k->former_from);
+	put_opt(o, k->former_to, k->former_to >= k->former_from);
+	db->snaps = xrealloc(db->snaps, (db->nsnaps + 1) * sizeof(*db->snaps));
+	db->snaps[db->nsnaps++] = *k;
+}
+
+void
+db_snapshot_delete(struct db *db, int64_t snapshot_id)
+{
+	size_t i;
+
+	for (i = 0; i < db->nsnaps && db->snaps[i].id != snapshot_id; i++)
+		;
+	if (i == db->nsnaps)
+		return;
+	struct snap_rows k = db->snaps[i];
+	db->snaps[i] = db->snaps[--db->nsnaps];
+	/* its rows may be in this batch, which writes operations first */
+	submit(db);
+	struct buf *o = &db->cur->ops;
+	put_op(db, OP_DELETE_SNAPSHOT);
+	put_i64(o, k.id);
+	put_i64(o, k.chunk_from);
+	put_i64(o, k.chunk_to);
+	put_i64(o, k.former_from);
+	put_i64(o, k.former_to);
+}
+
+int64_t
+db_interval(struct db *db, int64_t interval_id, int64_t process_id, int64_t start_ns,
+	    int64_t end_ns)
+{
+	struct buf *o = &db->cur->ops;
+
+	if (interval_id == 0)
+		interval_id = db->next_interval_id++;
+	put_op(db, OP_INTERVAL);
+	put_i64(o, interval_id);
+	put_i64(o, process_id);
+	put_i64(o, start_ns);
+	put_i64(o, end_ns);
+	return interval_id;
+}
+
+void
+db_site(struct db *db, int64_t interval_id, const struct db_site *x)
+{
+	int64_t *r = bulk_row(db, offsetof(struct batch, sites));
+	struct rowbuf *b = &db->cur->sites;
+
+	rowbuf_set(b, r, 0, interval_id);
+	rowbuf_set(b, r, 1, x->stack_id);
+	rowbuf_set(b, r, 2, x->backing);
+	rowbuf_set(b, r, 3, (int64_t)x->allocs);
+	rowbuf_set(b, r, 4, (int64_t)x->alloc_bytes);
+	rowbuf_set(b, r, 5, (int64_t)x->frees);
+	rowbuf_set(b, r, 6, (int64_t)x->free_bytes);
+	rowbuf_set(b, r, 7, (int64_t)x->peak_live_bytes);
+	for (unsigned k = 0; k < DB_LIFETIMES; k++)
+		rowbuf_set(b, r, 8 + k, (int64_t)x->freed_in[k]);
+}
+
+void
+db_interval_merge(struct db *db, int64_t into, int64_t from, int64_t process_id,
+		  int64_t start_ns, int64_t end_ns)
+{
+	/* the sites of both may be in this batch, written after its operations */
+	submit(db);
+	struct buf *o = &db->cur->ops;
+	put_op(db, OP_MERGE_INTERVAL);
+	put_i64(o, into);
+	put_i64(o, from);
+	db_interval(db, into, process_id, start_ns, end_ns);
 }
 
 /* ---- symbolization ---- */

@@ -104,6 +104,57 @@ void db_summary(struct db *db, const struct db_summary *s);
 void db_timeline(struct db *db, int64_t process_id, int64_t ns, uint64_t extent, uint64_t live,
 		 uint64_t cached, uint64_t untrimmable);
 
+/* ---- snapshots (a "snapshots" recording) and sites (both kinds) ---- */
+
+struct db_snapshot {
+	int64_t process_id, ns;
+	const char *reason; /* exit, peak, worst, interval, demand */
+	uint64_t extent, live, cached, allocator, top_free, untrimmable, trim_reclaimable;
+	uint64_t mmap, retained, live_chunks, cached_chunks, mmap_chunks;
+};
+
+/* occupant codes (table occupant) */
+enum { DB_LIVE = 1, DB_CACHED = 2, DB_CACHED_FREE = 3, DB_ALLOCATOR = 4 };
+
+struct db_snapshot_chunk {
+	uint64_t address, size, chunk_bytes;
+	int occupant, backing, call, fate; /* call, fate 0: NULL */
+	int64_t alloc_ns, alloc_tid;       /* alloc_ns 0: NULL (a range) */
+	int64_t free_ns, free_tid;         /* free_ns 0: NULL */
+	int64_t stack_id;                  /* 0: NULL */
+};
+
+/* A snapshot is written as db_snapshot_begin, its heaps, chunks and
+ * formers, then db_snapshot_end with its figures (its row comes last, so a
+ * snapshot row in the file has all its rows). Returns its id. */
+int64_t db_snapshot_begin(struct db *db);
+void db_snapshot_heap(struct db *db, uint64_t start, uint64_t end, int backing);
+void db_snapshot_chunk(struct db *db, const struct db_snapshot_chunk *c);
+void db_snapshot_former(struct db *db, uint64_t address, uint64_t bytes, int64_t stack_id,
+			int64_t vacated_ns);
+void db_snapshot_end(struct db *db, const struct db_snapshot *s);
+/* Remove a snapshot written before (replaced, or thinned out). */
+void db_snapshot_delete(struct db *db, int64_t snapshot_id);
+
+#define DB_LIFETIMES 10 /* freed within 1 us, 10 us, ... 100 s, later */
+
+struct db_site {
+	int64_t stack_id;
+	int backing;
+	uint64_t allocs, alloc_bytes, frees, free_bytes, peak_live_bytes;
+	uint64_t freed_in[DB_LIFETIMES];
+};
+
+/* Insert or update an interval (interval_id 0: a new one); returns its id. */
+int64_t db_interval(struct db *db, int64_t interval_id, int64_t process_id, int64_t start_ns,
+		    int64_t end_ns);
+/* One site's figures in an interval. */
+void db_site(struct db *db, int64_t interval_id, const struct db_site *s);
+/* Interval `from`'s sites added into `into`'s, `from` removed, `into` now
+ * [start_ns, end_ns). */
+void db_interval_merge(struct db *db, int64_t into, int64_t from, int64_t process_id,
+		       int64_t start_ns, int64_t end_ns);
+
 /* The last commit: indexes, symbolized frames (max_frames per stack),
  * views, meta complete=1, a self-contained file (journal_mode DELETE).
  * Returns 0, or -1 with a message in err. Closes the database. */

@@ -135,6 +135,46 @@ hm_free(struct hm *m)
 	m->nheaps = 0;
 }
 
+static struct hm_heap *add_heap(struct hm *m, uint64_t start, uint64_t end, uint8_t kind);
+
+static void
+occ_copy(struct hm_occ *d, const struct hm_occ *o)
+{
+	size_t n1 = (o->words + 63) / 64, n2 = (n1 + 63) / 64;
+
+	*d = *o;
+	if (!o->words)
+		return;
+	d->l0 = xmalloc(o->words * sizeof(uint64_t));
+	d->l1 = xmalloc(n1 * sizeof(uint64_t));
+	d->l2 = xmalloc(n2 * sizeof(uint64_t));
+	memcpy(d->l0, o->l0, o->words * sizeof(uint64_t));
+	memcpy(d->l1, o->l1, n1 * sizeof(uint64_t));
+	memcpy(d->l2, o->l2, n2 * sizeof(uint64_t));
+}
+
+void
+hm_clone(struct hm *d, const struct hm *m, struct chunkmap *map)
+{
+	*d = *m;
+	d->map = map;
+	d->heaps = xmalloc((m->nheaps ? m->nheaps : 1) * sizeof(*d->heaps));
+	for (size_t i = 0; i < m->nheaps; i++) {
+		d->heaps[i] = m->heaps[i];
+		occ_copy(&d->heaps[i].occ, &m->heaps[i].occ);
+	}
+}
+
+void
+hm_restore_heap(struct hm *m, uint64_t start, uint64_t end, uint8_t kind)
+{
+	if (kind == HM_BRK) {
+		hm_brk(m, start, end);
+		return;
+	}
+	add_heap(m, start, end, kind);
+}
+
 struct hm_heap *
 hm_heap_of(struct hm *m, uint64_t addr)
 {

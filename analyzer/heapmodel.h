@@ -59,6 +59,13 @@ struct hm {
 void hm_init(struct hm *m, struct chunkmap *map);
 void hm_free(struct hm *m);
 
+/* d: a copy of m (heaps and figures) over `map`, m's chunkmap cloned. */
+void hm_clone(struct hm *d, const struct hm *m, struct chunkmap *map);
+
+/* A heap as it was (a snapshot's): [start, end) of kind HM_BRK or
+ * HM_MAPPED, before any chunk is placed. */
+void hm_restore_heap(struct hm *m, uint64_t start, uint64_t end, uint8_t kind);
+
 /* The heap an address is in (or the closest below it), or NULL. */
 struct hm_heap *hm_heap_of(struct hm *m, uint64_t addr);
 

@@ -15,7 +15,7 @@
 #include "util.h"
 
 #define APPLICATION_ID 1213222470 /* "HPRF", schema/heapprof.sql */
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 
 /* Strings handed out by ld_stack, freed at close. */
 struct strs {
@@ -178,10 +178,18 @@ ld_open(const char *path, char *err, size_t errcap)
 		sqlite3_close(h);
 		return NULL;
 	}
+	int64_t snapshots = query_int(h, "SELECT value = 'snapshots' FROM meta WHERE key = 'recording'",
+				      0, &rc);
+	if (rc != SQLITE_OK) {
+		snprintf(err, errcap, "damaged: %s", sqlite3_errmsg(h));
+		sqlite3_close(h);
+		return NULL;
+	}
 	p = xcalloc(1, sizeof(*p));
 	p->pub.h = h;
 	p->pub.path = path;
 	p->pub.complete = complete == 1;
+	p->pub.snapshots = snapshots == 1;
 	return &p->pub;
 }
 
@@ -241,6 +249,8 @@ load_functions(struct ld_db *db, char *err, size_t errcap)
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
 }
+
+static int load_snapshots(struct ld_db *db, char *err, size_t errcap);
 
 /* Events into time order; events at the same time keep their order. */
 static void
@@ -446,7 +456,263 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	free(need);
 	if (rc != SQLITE_DONE)
 		return fail_sql(db, err, errcap);
+	if (db->snapshots && load_snapshots(db, err, errcap) != 0)
+		return -1;
 	return load_functions(db, err, errcap);
+}
+
+/* ---- snapshot recordings ---- */
+
+static int
+load_summaries(struct ld_db *db, char *err, size_t errcap)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(db->h,
+			       "SELECT process_id, peak_live_bytes, peak_live_ns, peak_extent_bytes, "
+			       "peak_extent_ns, worst_untrimmable_bytes, worst_untrimmable_ns "
+			       "FROM heap_summary",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 0));
+		if (!p)
+			continue;
+		p->summary = (struct ld_summary){
+			.present = true,
+			.peak_live = (uint64_t)sqlite3_column_int64(s, 1),
+			.peak_live_ns = sqlite3_column_int64(s, 2),
+			.peak_extent = (uint64_t)sqlite3_column_int64(s, 3),
+			.peak_extent_ns = sqlite3_column_int64(s, 4),
+			.worst_untrimmable = (uint64_t)sqlite3_column_int64(s, 5),
+			.worst_ns = sqlite3_column_int64(s, 6),
+		};
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
+}
+
+/* Each wanted process's snapshots (by time), its summary, and the chunks
+ * live at its exit snapshot (its leaks). */
+static int
+load_snapshots(struct ld_db *db, char *err, size_t errcap)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (load_summaries(db, err, errcap) != 0)
+		return -1;
+	if (sqlite3_prepare_v2(db->h,
+			       "SELECT snapshot_id, process_id, ns, reason, untrimmable_bytes, "
+			       "extent_bytes, live_bytes FROM snapshot ORDER BY ns, snapshot_id",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 1));
+		const unsigned char *reason = sqlite3_column_text(s, 3);
+		if (!p || !p->wanted || !reason)
+			continue;
+		if ((p->nsnaps & (p->nsnaps - 1)) == 0)
+			p->snaps = xrealloc(p->snaps, (p->nsnaps ? 2 * p->nsnaps : 1) * sizeof(*p->snaps));
+		struct ld_snapshot *x = &p->snaps[p->nsnaps++];
+		x->id = sqlite3_column_int64(s, 0);
+		x->ns = sqlite3_column_int64(s, 2);
+		snprintf(x->reason, sizeof(x->reason), "%s", (const char *)reason);
+		x->untrimmable = (uint64_t)sqlite3_column_int64(s, 4);
+		x->extent = (uint64_t)sqlite3_column_int64(s, 5);
+		x->live = (uint64_t)sqlite3_column_int64(s, 6);
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return fail_sql(db, err, errcap);
+	for (size_t i = 0; i < db->nprocs; i++) {
+		struct ld_process *p = &db->procs[i];
+		struct rp_snapshot snap;
+		for (size_t k = 0; k < p->nsnaps; k++) {
+			if (strcmp(p->snaps[k].reason, "exit") != 0)
+				continue;
+			if (ld_snapshot(db, p->snaps[k].id, &snap, err, errcap) != 0)
+				return -1;
+			free(p->in.chunks);
+			p->in.chunks = xmalloc((snap.nentries ? snap.nentries : 1) *
+					       sizeof(*p->in.chunks));
+			p->in.nchunks = 0;
+			for (size_t j = 0; j < snap.nentries; j++)
+				if (snap.entries[j].occupant == RP_OCC_LIVE)
+					p->in.chunks[p->in.nchunks++] = snap.entries[j].c;
+			ld_snapshot_free(&snap);
+		}
+	}
+	return 0;
+}
+
+/* The first and last row ids of a snapshot's rows of one table, from its
+ * snapshot row (first column `from`); false if it has none. */
+static bool
+snapshot_rows(struct ld_db *db, int64_t id, const char *from, const char *to, int64_t *lo,
+	      int64_t *hi)
+{
+	char sql[160];
+	sqlite3_stmt *s;
+	bool got = false;
+
+	snprintf(sql, sizeof(sql), "SELECT %s, %s FROM snapshot WHERE snapshot_id = ?1", from, to);
+	if (sqlite3_prepare_v2(db->h, sql, -1, &s, NULL) != SQLITE_OK)
+		return false;
+	sqlite3_bind_int64(s, 1, id);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+		*lo = sqlite3_column_int64(s, 0);
+		*hi = sqlite3_column_type(s, 1) == SQLITE_NULL ? *lo : sqlite3_column_int64(s, 1);
+		got = true;
+	}
+	sqlite3_finalize(s);
+	return got;
+}
+
+int
+ld_snapshot(struct ld_db *db, int64_t id, struct rp_snapshot *out, char *err, size_t errcap)
+{
+	sqlite3_stmt *s;
+	int rc;
+	int64_t lo, hi;
+	size_t cap;
+
+	memset(out, 0, sizeof(*out));
+	if (sqlite3_prepare_v2(db->h, "SELECT ns FROM snapshot WHERE snapshot_id = ?1", -1, &s,
+			       NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	sqlite3_bind_int64(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		out->ns = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW) {
+		snprintf(err, errcap, "damaged: no snapshot %lld", (long long)id);
+		return -1;
+	}
+	/* heaps */
+	if (sqlite3_prepare_v2(db->h,
+			       "SELECT start, end_address, backing FROM snapshot_heap "
+			       "WHERE snapshot_id = ?1 ORDER BY rowid",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	sqlite3_bind_int64(s, 1, id);
+	cap = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		uint64_t start = (uint64_t)sqlite3_column_int64(s, 0);
+		uint64_t end = (uint64_t)sqlite3_column_int64(s, 1);
+		if (end < start || (end - start) >> 40) {
+			sqlite3_finalize(s);
+			ld_snapshot_free(out);
+			snprintf(err, errcap, "damaged: a heap of snapshot %lld out of range",
+				 (long long)id);
+			return -1;
+		}
+		if (out->nheaps == cap) {
+			cap = cap ? 2 * cap : 4;
+			out->heaps = xrealloc(out->heaps, cap * sizeof(*out->heaps));
+		}
+		out->heaps[out->nheaps++] = (struct rp_heap){
+			.start = start,
+			.end = end,
+			.kind = sqlite3_column_int(s, 2) == RP_BRK ? RP_BRK : RP_ARENA,
+		};
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		ld_snapshot_free(out);
+		return fail_sql(db, err, errcap);
+	}
+	/* what occupied them */
+	if (snapshot_rows(db, id, "first_chunk_id", "last_chunk_id", &lo, &hi)) {
+		if (sqlite3_prepare_v2(db->h,
+				       "SELECT address, size, chunk_bytes, occupant, backing, fate, "
+				       "alloc_ns, free_ns, stack_id, chunk_id FROM snapshot_chunk "
+				       "WHERE chunk_id BETWEEN ?1 AND ?2 AND snapshot_id = ?3",
+				       -1, &s, NULL) != SQLITE_OK) {
+			ld_snapshot_free(out);
+			return fail_sql(db, err, errcap);
+		}
+		sqlite3_bind_int64(s, 1, lo);
+		sqlite3_bind_int64(s, 2, hi);
+		sqlite3_bind_int64(s, 3, id);
+		cap = 0;
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			if (out->nentries == cap) {
+				cap = cap ? 2 * cap : 1024;
+				out->entries = xrealloc(out->entries, cap * sizeof(*out->entries));
+			}
+			struct rp_snap_entry *x = &out->entries[out->nentries++];
+			int occ = sqlite3_column_int(s, 3);
+			*x = (struct rp_snap_entry){
+				.c = {
+					.addr = (uint64_t)sqlite3_column_int64(s, 0),
+					.size = (uint64_t)sqlite3_column_int64(s, 1),
+					.bytes = (uint64_t)sqlite3_column_int64(s, 2),
+					.backing = (uint8_t)(sqlite3_column_int(s, 4) & 3),
+					.fate = (uint8_t)(sqlite3_column_int(s, 5) & 7),
+					.alloc_ns = sqlite3_column_int64(s, 6),
+					.free_ns = sqlite3_column_int64(s, 7),
+					.stack_id = sqlite3_column_int64(s, 8),
+					.chunk_id = sqlite3_column_int64(s, 9),
+				},
+				.occupant = (uint8_t)(occ >= RP_OCC_LIVE && occ <= RP_OCC_ALLOCATOR ? occ : 0),
+			};
+			/* a chunk bigger than any heap is not one */
+			if (x->c.bytes >> 40)
+				x->occupant = 0;
+		}
+		sqlite3_finalize(s);
+		if (rc != SQLITE_DONE) {
+			ld_snapshot_free(out);
+			return fail_sql(db, err, errcap);
+		}
+	}
+	/* who held the holes */
+	if (snapshot_rows(db, id, "first_former_id", "last_former_id", &lo, &hi)) {
+		if (sqlite3_prepare_v2(db->h,
+				       "SELECT address, bytes, stack_id, vacated_ns FROM snapshot_former "
+				       "WHERE former_id BETWEEN ?1 AND ?2 AND snapshot_id = ?3",
+				       -1, &s, NULL) != SQLITE_OK) {
+			ld_snapshot_free(out);
+			return fail_sql(db, err, errcap);
+		}
+		sqlite3_bind_int64(s, 1, lo);
+		sqlite3_bind_int64(s, 2, hi);
+		sqlite3_bind_int64(s, 3, id);
+		cap = 0;
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			uint64_t bytes = (uint64_t)sqlite3_column_int64(s, 1);
+			if (bytes >> 40)
+				continue;
+			if (out->nformers == cap) {
+				cap = cap ? 2 * cap : 1024;
+				out->formers = xrealloc(out->formers, cap * sizeof(*out->formers));
+			}
+			out->formers[out->nformers++] = (struct rp_former){
+				.addr = (uint64_t)sqlite3_column_int64(s, 0),
+				.bytes = bytes,
+				.stack_id = sqlite3_column_int64(s, 2),
+				.vacated_ns = sqlite3_column_int64(s, 3),
+			};
+		}
+		sqlite3_finalize(s);
+		if (rc != SQLITE_DONE) {
+			ld_snapshot_free(out);
+			return fail_sql(db, err, errcap);
+		}
+	}
+	return 0;
+}
+
+void
+ld_snapshot_free(struct rp_snapshot *s)
+{
+	free(s->heaps);
+	free(s->entries);
+	free(s->formers);
+	memset(s, 0, sizeof(*s));
 }
 
 size_t
@@ -530,6 +796,7 @@ ld_close(struct ld_db *db)
 		free(db->procs[i].end_reason);
 		free(db->procs[i].in.chunks);
 		free(db->procs[i].in.events);
+		free(db->procs[i].snaps);
 	}
 	free(db->procs);
 	for (size_t i = 0; i < db->nfns; i++)

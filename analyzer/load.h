@@ -18,6 +18,20 @@
 
 struct sqlite3;
 
+/* A snapshot of a process (a snapshot recording). */
+struct ld_snapshot {
+	int64_t id, ns;
+	char reason[16];
+	uint64_t untrimmable, extent, live;
+};
+
+/* What the collector computed over a process's run (heap_summary). */
+struct ld_summary {
+	bool present;
+	uint64_t peak_live, peak_extent, worst_untrimmable;
+	int64_t peak_live_ns, peak_extent_ns, worst_ns;
+};
+
 struct ld_process {
 	int64_t process_id, pid, ppid, parent_id, exec_from;
 	char *exe;
@@ -25,7 +39,11 @@ struct ld_process {
 	int64_t exit_status, exit_signal; /* -1: none */
 	int64_t dropped, truncated;
 	bool wanted;                      /* asked for (the rest: ancestors) */
-	struct rp_input in;
+	struct rp_input in;               /* a snapshot recording: in.chunks are the
+					   * chunks live at exit (its leaks) */
+	struct ld_snapshot *snaps;        /* a snapshot recording: by time */
+	size_t nsnaps;
+	struct ld_summary summary;
 };
 
 /* A frame of a stack, symbolized. */
@@ -38,6 +56,7 @@ struct ld_db {
 	struct sqlite3 *h;
 	const char *path;
 	bool complete;
+	bool snapshots;         /* a snapshot recording (meta recording) */
 	struct ld_process *procs;
 	size_t nprocs;
 	/* the innermost frame of each stack, and a function id for grouping */
@@ -54,6 +73,11 @@ struct ld_db *ld_open(const char *path, char *err, size_t errcap);
  * child's heap starts as its parent's), their chunks and heap events.
  * Returns 0, or -1 with a message (also when no process has that pid). */
 int ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap);
+
+/* The heaps, chunks and formers of snapshot `id` into s (rp_snapshot_free
+ * frees them). Returns 0, or -1 with a message. */
+int ld_snapshot(struct ld_db *db, int64_t id, struct rp_snapshot *s, char *err, size_t errcap);
+void ld_snapshot_free(struct rp_snapshot *s);
 
 /* The frames of a stack, innermost first; returns how many (at most cap).
  * Strings stay valid until ld_close. */

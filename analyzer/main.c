@@ -13,18 +13,21 @@
 static void
 usage(FILE *f)
 {
-	fputs("usage: heapprof run [-o FILE] [--force] [--max-depth N] [--] PROGRAM [ARGS...]\n"
+	fputs("usage: heapprof run [-o FILE] [--force] [--max-depth N] [--snapshots]\n"
+	      "                    [--snapshot-every SECONDS] [--] PROGRAM [ARGS...]\n"
 	      "       heapprof report FILE [--pid PID] [--at exit|worst|peak|SECONDS]\n"
 	      "                            [--format text|json] [--top N] [--by function|stack]\n"
 	      "       heapprof check FILE [--pid PID] [--at exit|worst] [--max-untrimmable SIZE]\n"
 	      "                           [--max-retained SIZE] [--max-leaked SIZE] [--max-peak SIZE]\n"
+	      "       heapprof snapshot FILE\n"
 	      "       heapprof --version\n"
 	      "\n"
 	      "run      run PROGRAM with heapprof's allocator, record every chunk and its\n"
 	      "         call stack into a SQLite database (default heapprof.PROGRAM.PID.db)\n"
 	      "report   how much free memory each process cannot give back, the chunks that\n"
 	      "         pin it and the holes below them, with their call stacks\n"
-	      "check    the same figures against limits: exit 0 if all hold, 1 if not\n",
+	      "check    the same figures against limits: exit 0 if all hold, 1 if not\n"
+	      "snapshot ask a running heapprof run --snapshots for a snapshot now\n",
 	      f);
 }
 
@@ -43,6 +46,8 @@ main(int argc, char **argv)
 		return cmd_report(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "snapshot") == 0)
+		return cmd_snapshot(argc - 1, argv + 1);
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("heapprof %s\n", HP_VERSION);
 		return 0;

@@ -338,6 +338,10 @@ engine_run_to(struct engine *e, const struct rp_input *in, int64_t until,
 	/* a forked child's break starts where its parent's was */
 	if (!e->m.has_brk && in->heap_start)
 		hm_brk(&e->m, in->heap_start, in->heap_start);
+	/* a forked child's start is an instant of its own: its heap is its
+	 * parent's, which may be its peak (as the collector sees it) */
+	if (in->parent && after && in->started_ns <= until)
+		after(arg, in->started_ns);
 	if (!s) {
 		stream_open(&own, in);
 		s = &own;
@@ -688,6 +692,169 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 	figures(&e.m, &r->at, at == INT64_MAX ? last : at);
 	walk_heaps(&e.m, r, opt->top);
 	hole_sites(r, in, at, opt->top, opt);
+	r->nheaps = e.m.nheaps;
+	r->heaps = xcalloc(e.m.nheaps + 1, sizeof(*r->heaps));
+	for (size_t i = 0; i < e.m.nheaps; i++) {
+		const struct hm_heap *h = &e.m.heaps[i];
+		r->heaps[i] = (struct rp_heap){ h->start, h->end, h->kind, h->occupied, h->top_end };
+	}
+	engine_free(&e);
+	return r;
+}
+
+/* ---- a stored snapshot ---- */
+
+static int
+by_former_addr(const void *a, const void *b)
+{
+	const struct rp_former *x = a, *y = b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+struct fgroup {
+	int64_t key, stack_id, last_vacated;
+	uint64_t bytes;
+	size_t first; /* order of first appearance: by last_vacated, latest first */
+};
+
+struct fpiece {
+	int64_t key, vacated_ns;
+};
+
+static int
+by_key_vacated(const void *a, const void *b)
+{
+	const struct fpiece *x = a, *y = b;
+
+	if (x->key != y->key)
+		return x->key < y->key ? -1 : 1;
+	return (x->vacated_ns > y->vacated_ns) - (x->vacated_ns < y->vacated_ns);
+}
+
+static int
+by_last_vacated_desc(const void *a, const void *b)
+{
+	const struct fgroup *x = a, *y = b;
+
+	return (x->last_vacated < y->last_vacated) - (x->last_vacated > y->last_vacated);
+}
+
+/* The former sites of the first `top` holes from the formers (sorted by
+ * address), as hole_sites finds them from the chunks: per group, the bytes
+ * its chunks last held there and how many chunks; the group first seen
+ * (its latest chunk vacated last) first among equal bytes. */
+static void
+former_sites(struct rp_result *r, const struct rp_former *f, size_t nf, size_t top,
+	     const struct rp_options *opt)
+{
+	size_t n = r->nholes < top ? r->nholes : top;
+
+	for (size_t k = 0; k < n; k++) {
+		struct rp_hole *h = &r->holes[k];
+		size_t lo = 0, hi = nf;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (f[mid].addr + f[mid].bytes <= h->addr)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		size_t np = 0, cap = 0;
+		struct fpiece *pieces = NULL;
+		struct fgroup *g = NULL;
+		size_t ng = 0;
+		for (size_t j = lo; j < nf && f[j].addr < h->addr + h->bytes; j++) {
+			uint64_t a = f[j].addr > h->addr ? f[j].addr : h->addr;
+			uint64_t b = f[j].addr + f[j].bytes < h->addr + h->bytes ? f[j].addr + f[j].bytes
+									     : h->addr + h->bytes;
+			if (b <= a)
+				continue;
+			int64_t key = opt->group ? opt->group(opt->group_arg, f[j].stack_id)
+						 : f[j].stack_id;
+			size_t i;
+			for (i = 0; i < ng && g[i].key != key; i++)
+				;
+			if (i == ng) {
+				g = xrealloc(g, (ng + 1) * sizeof(*g));
+				g[ng++] = (struct fgroup){ key, f[j].stack_id, f[j].vacated_ns, 0, 0 };
+			}
+			g[i].bytes += b - a;
+			if (f[j].vacated_ns > g[i].last_vacated) {
+				g[i].last_vacated = f[j].vacated_ns;
+				g[i].stack_id = f[j].stack_id;
+			}
+			if (np == cap) {
+				cap = cap ? 2 * cap : 64;
+				pieces = xrealloc(pieces, cap * sizeof(*pieces));
+			}
+			pieces[np++] = (struct fpiece){ key, f[j].vacated_ns };
+		}
+		/* chunks: distinct vacated_ns within each group */
+		qsort(pieces, np, sizeof(*pieces), by_key_vacated);
+		qsort(g, ng, sizeof(*g), by_last_vacated_desc);
+		h->sites = ng ? xcalloc(ng, sizeof(*h->sites)) : NULL;
+		h->nsites = ng;
+		for (size_t i = 0; i < ng; i++) {
+			uint64_t chunks = 0;
+			for (size_t j = 0; j < np; j++)
+				if (pieces[j].key == g[i].key &&
+				    (j == 0 || pieces[j - 1].key != g[i].key ||
+				     pieces[j - 1].vacated_ns != pieces[j].vacated_ns))
+					chunks++;
+			h->sites[i] = (struct rp_site){ g[i].stack_id, g[i].bytes, chunks };
+		}
+		/* largest first, stable */
+		for (size_t a = 1; a < h->nsites; a++)
+			for (size_t b = a; b > 0 && h->sites[b].bytes > h->sites[b - 1].bytes; b--) {
+				struct rp_site t = h->sites[b];
+				h->sites[b] = h->sites[b - 1];
+				h->sites[b - 1] = t;
+			}
+		free(pieces);
+		free(g);
+	}
+}
+
+struct rp_result *
+rp_snapshot(const struct rp_snapshot *s, const struct rp_options *opt)
+{
+	struct rp_result *r = xcalloc(1, sizeof(*r));
+	struct engine e;
+
+	engine_init(&e);
+	for (size_t i = 0; i < s->nheaps; i++)
+		hm_restore_heap(&e.m, s->heaps[i].start, s->heaps[i].end,
+				s->heaps[i].kind == RP_BRK ? HM_BRK : HM_MAPPED);
+	for (size_t i = 0; i < s->nentries; i++) {
+		const struct rp_snap_entry *x = &s->entries[i];
+		switch (x->occupant) {
+		case RP_OCC_LIVE:
+		case RP_OCC_CACHED:
+			if (x->c.backing == RP_MMAP)
+				hm_mmap(&e.m, x->c.bytes, true);
+			else
+				occupy(&e, x->c.addr, x->c.bytes, HM_CHUNK,
+				       x->occupant == RP_OCC_CACHED, &x->c);
+			break;
+		case RP_OCC_CACHED_FREE:
+			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_CACHED, true, NULL);
+			break;
+		case RP_OCC_ALLOCATOR:
+			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_OWN, false, NULL);
+			break;
+		default:
+			break;
+		}
+	}
+	r->what = opt->at;
+	figures(&e.m, &r->at, s->ns);
+	walk_heaps(&e.m, r, opt->top);
+	struct rp_former *f = xmalloc((s->nformers ? s->nformers : 1) * sizeof(*f));
+	memcpy(f, s->formers, s->nformers * sizeof(*f));
+	qsort(f, s->nformers, sizeof(*f), by_former_addr);
+	former_sites(r, f, s->nformers, opt->top, opt);
+	free(f);
 	r->nheaps = e.m.nheaps;
 	r->heaps = xcalloc(e.m.nheaps + 1, sizeof(*r->heaps));
 	for (size_t i = 0; i < e.m.nheaps; i++) {

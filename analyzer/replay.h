@@ -140,6 +140,38 @@ struct rp_options {
 
 /* Returns NULL only if memory runs out. */
 struct rp_result *rp_analyze(const struct rp_input *in, const struct rp_options *opt);
+
+/* ---- a stored snapshot (a snapshot recording) ---- */
+
+/* What occupies a range (the occupant table's codes). */
+enum { RP_OCC_LIVE = 1, RP_OCC_CACHED, RP_OCC_CACHED_FREE, RP_OCC_ALLOCATOR };
+
+struct rp_snap_entry {
+	struct rp_chunk c;   /* for a range: addr and bytes only */
+	uint8_t occupant;
+};
+
+/* A range that a chunk of `stack_id` last held, until vacated_ns. */
+struct rp_former {
+	uint64_t addr, bytes;
+	int64_t stack_id, vacated_ns;
+};
+
+struct rp_snapshot {
+	int64_t ns;
+	struct rp_heap *heaps;          /* start, end, kind */
+	size_t nheaps;
+	struct rp_snap_entry *entries;  /* any order */
+	size_t nentries;
+	struct rp_former *formers;      /* any order */
+	size_t nformers;
+};
+
+/* The figures, pins and holes (with their former sites) of a snapshot, as
+ * rp_analyze gives them at an instant; the run's peaks, worst and leaks
+ * are not in it (the caller has them from heap_summary and the exit
+ * snapshot). */
+struct rp_result *rp_snapshot(const struct rp_snapshot *s, const struct rp_options *opt);
 void rp_free(struct rp_result *r);
 
 #endif

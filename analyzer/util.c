@@ -137,6 +137,22 @@ parse_long(const char *s, long min, long max, long *out)
 }
 
 bool
+parse_seconds(const char *s, int64_t *ns)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s || !((*s >= '0' && *s <= '9') || *s == '.'))
+		return false;
+	errno = 0;
+	v = strtod(s, &end);
+	if (*end || errno || v < 0 || v > 1e9)
+		return false;
+	*ns = (int64_t)(v * 1e9 + 0.5); /* nearest: 0.053123457 is 53123456.99... */
+	return true;
+}
+
+bool
 parse_size(const char *s, uint64_t *out)
 {
 	static const struct {

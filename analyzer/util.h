@@ -36,6 +36,10 @@ bool parse_long(const char *s, long min, long max, long *out);
  * kB/MB/GB (powers of 1000). false if malformed or above 2^62. */
 bool parse_size(const char *s, uint64_t *out);
 
+/* Parse seconds ("1.5", "2", ".25") as ns, rounded to the nearest; false if
+ * malformed, negative or above 10^9 s. */
+bool parse_seconds(const char *s, int64_t *ns);
+
 /* Human size: "12.3 MiB", "512 B". Returns buf. */
 const char *fmt_size(char *buf, size_t cap, uint64_t bytes);
 

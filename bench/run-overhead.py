@@ -14,8 +14,12 @@ Wall times are end to end: for heapprof until `heapprof run` exits (the
 database is complete), for heaptrack until the `heaptrack` script exits
 (its trace file is written and compressed).
 
+With --snapshots, heapprof records with `heapprof run --snapshots` (a
+snapshot recording: no row per chunk); its chunks are then counted from the
+sites.
+
 Usage: bench/run-overhead.py [--build DIR] [--reps N] [--quick] [--only NAME[,NAME...]]
-                             [--timeout SECONDS]
+                             [--timeout SECONDS] [--snapshots]
 """
 import argparse
 import os
@@ -204,7 +208,12 @@ def run_once(argv, env, cwd, stdin, timeout, outfile, errfile):
 def db_stats(db):
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        chunks = con.execute("SELECT count(*) FROM chunk").fetchone()[0]
+        snapshots = con.execute("SELECT value FROM meta WHERE key = 'recording'"
+                                ).fetchone() == ("snapshots",)
+        if snapshots:
+            chunks = con.execute("SELECT coalesce(sum(allocs), 0) FROM site").fetchone()[0]
+        else:
+            chunks = con.execute("SELECT count(*) FROM chunk").fetchone()[0]
         events = con.execute("SELECT count(*) FROM heap_event").fetchone()[0]
         procs = con.execute("SELECT count(*) FROM process").fetchone()[0]
     finally:
@@ -226,7 +235,8 @@ def measure(w, mode, rep, ctx):
         argv = [ctx["heaptrack"], "-o", trace] + w.argv
     else:
         db = os.path.join(cwd, "out.db")
-        argv = [ctx["heapprof"], "run", "-o", db, "--force", "--"] + w.argv
+        argv = [ctx["heapprof"], "run", "-o", db, "--force"] + \
+            (["--snapshots"] if ctx["snapshots"] else []) + ["--"] + w.argv
     try:
         rc, secs = run_once(argv, ctx["env"], cwd, w.stdin, ctx["timeout"], outfile, errfile)
     except subprocess.TimeoutExpired:
@@ -297,6 +307,8 @@ def main():
                     + ", ".join(ORDER))
     ap.add_argument("--timeout", type=float, default=300,
                     help="seconds before a run counts as hung (default 300)")
+    ap.add_argument("--snapshots", action="store_true",
+                    help="record with heapprof run --snapshots")
     args = ap.parse_args()
     reps = args.reps if args.reps is not None else (2 if args.quick else 5)
     if reps < 1:
@@ -326,7 +338,7 @@ def main():
                PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1",
                PERL_HASH_SEED="0", PERL_PERTURB_KEYS="0")
     ctx = dict(tmp=tmp, env=env, heapprof=heapprof, heaptrack=heaptrack,
-               timeout=args.timeout)
+               timeout=args.timeout, snapshots=args.snapshots)
     rows, notes = [], []
     status = 0
     try:
@@ -334,7 +346,7 @@ def main():
         print(f"# {reps} repetitions of (native, heaptrack, heapprof) per workload"
               f"{' (--quick)' if args.quick else ''}; {os.cpu_count()} CPUs; "
               f"load average {os.getloadavg()[0]:.2f} at start")
-        print(f"# heapprof: {heapprof}")
+        print(f"# heapprof: {heapprof}{' run --snapshots' if args.snapshots else ''}")
         print(f"# heaptrack: {heaptrack}")
         for w in workloads:
             print(f"# {w.name:9} {w.desc}", flush=True)

@@ -46,6 +46,7 @@ static bool active;
 static bool standalone;             /* we start the collector ourselves */
 static char spool_dir[256];
 static char output_path[4096];
+static char snapshots_every[32];    /* HEAPPROF_SNAPSHOTS: the collector's --snapshots */
 static uint64_t *epoch;             /* a MADV_WIPEONFORK page: 0 in a new process */
 static uint64_t fork_ns;            /* time of the FORK record about to be made */
 static uint64_t parent_serial;
@@ -606,7 +607,7 @@ make_spool_dir(char *const *envp)
 void
 hp_record_init(char *const *envp)
 {
-	const char *dir, *out;
+	const char *dir, *out, *snaps;
 	unsigned long depth, ring_kb;
 	int r;
 
@@ -622,6 +623,9 @@ hp_record_init(char *const *envp)
 			return;
 		}
 		standalone = true;
+		snaps = env_get(envp, HP_ENV_SNAPSHOTS);
+		if (snaps && snaps[0] && !copy_string(snapshots_every, sizeof(snapshots_every), snaps))
+			snapshots_every[0] = '\0';
 	} else if (!copy_string(spool_dir, sizeof(spool_dir), dir)) {
 		hp_log("%s too long: not recording", HP_ENV_SPOOL);
 		return;
@@ -704,7 +708,7 @@ static void
 start_collector(void)
 {
 	extern char **environ;
-	char bin[4096], pid[24], *argv[10];
+	char bin[4096], pid[24], *argv[12];
 	pid_t child;
 	int status;
 
@@ -720,13 +724,19 @@ start_collector(void)
 	argv[3] = spool_dir;
 	argv[4] = "--attach";
 	argv[5] = pid;
-	argv[6] = "--";
-	argv[7] = output_path;
-	argv[8] = NULL;
+	size_t k = 6;
+	if (snapshots_every[0]) {
+		argv[k++] = "--snapshots";
+		argv[k++] = snapshots_every;
+	}
+	argv[k++] = "--";
+	argv[k++] = output_path;
+	argv[k] = NULL;
 	/* The collector must not record itself: no LD_PRELOAD, no
 	 * HEAPPROF_ variables. It daemonizes (it must not stay our child),
 	 * so this spawn returns once it has. */
-	size_t n = 0, k = 0;
+	size_t n = 0;
+	k = 0;
 	while (environ[n])
 		n++;
 	char **env = hp_arena_alloc((n + 1) * sizeof(char *), 16, false);

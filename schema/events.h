@@ -49,6 +49,7 @@
 #define HP_ENV_MAX_DEPTH "HEAPPROF_MAX_DEPTH" /* frames per stack, 1..256 */
 #define HP_ENV_OUTPUT "HEAPPROF_OUTPUT"       /* standalone: database to write */
 #define HP_ENV_RING_KB "HEAPPROF_RING_KB"     /* ring data per thread */
+#define HP_ENV_SNAPSHOTS "HEAPPROF_SNAPSHOTS" /* standalone: snapshots every N s */
 
 #define HP_MAX_DEPTH_LIMIT 256
 

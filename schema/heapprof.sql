@@ -1,64 +1,39 @@
 -- SPDX-License-Identifier: MIT
--- heapprof database schema, version 1.
+-- heapprof database schema, version 4 (PRAGMA user_version below).
 --
 -- The contract between the recorder and the analyzer, and what users query
--- with the sqlite3 shell. The views at the end (processes, chunks, frames)
--- are the stable interface; the tables may change with the version.
--- Addresses and sizes are bytes; times are nanoseconds of CLOCK_MONOTONIC,
--- comparable within one run. Within a process image no two events share a
--- time, and times follow the exact order in which the allocator did things
--- (where two threads' clock readings disagree with that order, the later
--- event is moved to 1 ns after the earlier), so ordering by time replays
--- the heap exactly.
+-- with the sqlite3 shell. The views at the end (processes, chunks, frames,
+-- snapshots, sites) are the stable interface; the tables may change with
+-- the version. Addresses and sizes are bytes; times are nanoseconds of
+-- CLOCK_MONOTONIC, comparable within one run. Within a process image no two
+-- events share a time, and times follow the exact order in which the
+-- allocator did things (where two threads' clock readings disagree with
+-- that order, the later event is moved to 1 ns after the earlier), so
+-- ordering by time replays the heap exactly.
 --
--- The collector runs this file with the statements between the markers
--- "-- @tables" and "-- What the collector computed of each process image's heaps while it loaded
--- the recording: the figures at its end and over its run (words as in the
--- README: extent, live, cached, top free, untrimmable, retained).
--- `heapprof report` computes the same for any instant, with the pins and
--- holes. A forked image has no row: its heap starts as its parent's at the
--- fork, which only a replay of the parent shows (the reports do that).
-CREATE TABLE heap_summary (
-  process_id              INTEGER PRIMARY KEY REFERENCES process,
-  extent_bytes            INTEGER NOT NULL,  -- at the end: heap extent, all heaps
-  live_bytes              INTEGER NOT NULL,  -- live chunks in the heaps
-  cached_bytes            INTEGER NOT NULL,  -- freed chunks a tcache or fastbin holds
-  allocator_bytes         INTEGER NOT NULL,  -- the allocator's own bytes in the heaps
-  top_free_bytes          INTEGER NOT NULL,  -- free above the top pin: trimmable
-  untrimmable_bytes       INTEGER NOT NULL,  -- free below the top pin (holes)
-  trim_reclaimable_bytes  INTEGER NOT NULL,  -- of those, whole pages malloc_trim(0) returns
-  mmap_bytes              INTEGER NOT NULL,  -- live mmap chunks
-  retained_bytes          INTEGER NOT NULL,  -- extent + mmap - live - live mmap
-  peak_live_bytes         INTEGER NOT NULL,  -- the most live (heap and mmap) at once
-  peak_live_ns            INTEGER,           -- when
-  peak_extent_bytes       INTEGER NOT NULL,  -- the largest heap extent
-  peak_extent_ns          INTEGER,           -- when
-  worst_untrimmable_bytes INTEGER NOT NULL,  -- the most untrimmable bytes at once
-  worst_untrimmable_ns    INTEGER,           -- when
-  top_pin_address         INTEGER,           -- at the end: the top pin (NULL: none)
-  top_pin_bytes           INTEGER,           -- its chunk bytes
-  top_pin_state           TEXT,              -- live, cached, or allocator
-  top_pin_stack_id        INTEGER REFERENCES stack -- its allocation stack
-) STRICT;
+-- A database is one of two kinds (meta key "recording"):
+--   full       every chunk the program obtained is a row of chunk_packed,
+--              and the allocator's own doings are rows of heap_event: any
+--              instant can be replayed. Grows with the number of chunks.
+--   snapshots  the collector keeps each process image's heaps as they are
+--              and writes them whole at chosen instants (snapshot,
+--              snapshot_chunk, snapshot_former): its end, its peak heap
+--              extent, its worst untrimmable instant, every interval and on
+--              demand. Grows with the heap and the distinct stacks, not
+--              with the run. chunk_packed and heap_event stay empty.
+-- Both kinds have the process tree, modules, stacks, symbols, sites,
+-- heap_summary and heap_timeline.
+--
+-- The collector runs the statements between the markers "-- @tables" and
+-- "-- @indexes" first, loads the data, then runs the rest (indexes are
+-- built after the load).
 
--- The same figures over time, at most every millisecond (more sparsely for
--- long runs: at most ~4000 points an image).
-CREATE TABLE heap_timeline (
-  process_id        INTEGER NOT NULL REFERENCES process,
-  ns                INTEGER NOT NULL,  -- when
-  extent_bytes      INTEGER NOT NULL,
-  live_bytes        INTEGER NOT NULL,  -- live chunks, heap and mmap
-  cached_bytes      INTEGER NOT NULL,
-  untrimmable_bytes INTEGER NOT NULL,
-  PRIMARY KEY (process_id, ns)
-) STRICT;
-
--- @indexes" first, loads the data, then runs the rest
+-- @tables" and "-- @indexes" first, loads the data, then runs the rest
 -- (indexes are built after the load).
 
 -- @tables
 PRAGMA application_id = 1213222470;  -- 0x48505246, "HPRF": a heapprof database
-PRAGMA user_version = 3;             -- this schema's version
+PRAGMA user_version = 4;             -- this schema's version
 
 -- Facts about the run, as key/value text.
 CREATE TABLE meta (
@@ -273,6 +248,176 @@ CREATE TABLE heap_event (
                                 -- inherited_free: the fate
 ) STRICT;
 
+-- What the collector computed of each process image's heaps while it loaded
+-- the recording: the figures at its end and over its run (words as in the
+-- README: extent, live, cached, top free, untrimmable, retained).
+-- `heapprof report` computes the same for any instant, with the pins and
+-- holes. A forked image has no row: its heap starts as its parent's at the
+-- fork, which only a replay of the parent shows (the reports do that).
+CREATE TABLE heap_summary (
+  process_id              INTEGER PRIMARY KEY REFERENCES process,
+  extent_bytes            INTEGER NOT NULL,  -- at the end: heap extent, all heaps
+  live_bytes              INTEGER NOT NULL,  -- live chunks in the heaps
+  cached_bytes            INTEGER NOT NULL,  -- freed chunks a tcache or fastbin holds
+  allocator_bytes         INTEGER NOT NULL,  -- the allocator's own bytes in the heaps
+  top_free_bytes          INTEGER NOT NULL,  -- free above the top pin: trimmable
+  untrimmable_bytes       INTEGER NOT NULL,  -- free below the top pin (holes)
+  trim_reclaimable_bytes  INTEGER NOT NULL,  -- of those, whole pages malloc_trim(0) returns
+  mmap_bytes              INTEGER NOT NULL,  -- live mmap chunks
+  retained_bytes          INTEGER NOT NULL,  -- extent + mmap - live - live mmap
+  peak_live_bytes         INTEGER NOT NULL,  -- the most live (heap and mmap) at once
+  peak_live_ns            INTEGER,           -- when
+  peak_extent_bytes       INTEGER NOT NULL,  -- the largest heap extent
+  peak_extent_ns          INTEGER,           -- when
+  worst_untrimmable_bytes INTEGER NOT NULL,  -- the most untrimmable bytes at once
+  worst_untrimmable_ns    INTEGER,           -- when
+  top_pin_address         INTEGER,           -- at the end: the top pin (NULL: none)
+  top_pin_bytes           INTEGER,           -- its chunk bytes
+  top_pin_state           TEXT,              -- live, cached, or allocator
+  top_pin_stack_id        INTEGER REFERENCES stack -- its allocation stack
+) STRICT;
+
+-- The same figures over time, at most every millisecond (more sparsely for
+-- long runs: at most ~4000 points an image).
+CREATE TABLE heap_timeline (
+  process_id        INTEGER NOT NULL REFERENCES process,
+  ns                INTEGER NOT NULL,  -- when
+  extent_bytes      INTEGER NOT NULL,
+  live_bytes        INTEGER NOT NULL,  -- live chunks, heap and mmap
+  cached_bytes      INTEGER NOT NULL,
+  untrimmable_bytes INTEGER NOT NULL,
+  PRIMARY KEY (process_id, ns)
+) STRICT;
+
+
+-- ---- snapshots (a "snapshots" recording) ----
+
+-- The state of a process image's heaps at one instant, written whole: its
+-- figures (words as in the README), its heaps (snapshot_heap), every chunk
+-- and range occupying them and every live mmap chunk (snapshot_chunk), and
+-- who last held each free range below the top pin (snapshot_former).
+--   exit      the end of the process image
+--   peak      the instant of its largest heap extent
+--   worst     the instant of its most untrimmable bytes
+--   interval  every --snapshot-every seconds of its run (thinned: at most
+--             16 an image are kept, evenly spread, as the run goes on)
+--   demand    asked for while it ran (heapprof snapshot FILE)
+-- peak and worst are kept exact: the collector holds an undo record of the
+-- heap from the instant a new peak (worst) began; it writes that instant's
+-- state when the image ends, or once the undo record has grown as large as
+-- the heap and the new figure beats the stored one by 1/16 (and 64 KiB) -
+-- so a slowly creeping figure costs a rewrite now and then, not one per
+-- step. heap_summary always holds the exact peak and worst figures.
+CREATE TABLE snapshot (
+  snapshot_id            INTEGER PRIMARY KEY,
+  process_id             INTEGER NOT NULL REFERENCES process,
+  ns                     INTEGER NOT NULL,  -- the instant
+  reason                 TEXT NOT NULL,     -- exit, peak, worst, interval, demand
+  extent_bytes           INTEGER NOT NULL,  -- heap extent, all heaps
+  live_bytes             INTEGER NOT NULL,  -- live chunks in the heaps
+  cached_bytes           INTEGER NOT NULL,  -- freed, still held by a tcache or fastbin
+  allocator_bytes        INTEGER NOT NULL,  -- the allocator's own bytes in the heaps
+  top_free_bytes         INTEGER NOT NULL,  -- free above the top pin: trimmable
+  untrimmable_bytes      INTEGER NOT NULL,  -- free below the top pin (holes)
+  trim_reclaimable_bytes INTEGER NOT NULL,  -- of those, whole pages malloc_trim(0) returns
+  mmap_bytes             INTEGER NOT NULL,  -- live mmap chunks
+  retained_bytes         INTEGER NOT NULL,  -- extent + mmap - live - live mmap
+  live_chunks            INTEGER NOT NULL,
+  cached_chunks          INTEGER NOT NULL,
+  mmap_chunks            INTEGER NOT NULL,
+  first_chunk_id         INTEGER,  -- its rows of snapshot_chunk: chunk_id from
+  last_chunk_id          INTEGER,  -- ... to (NULL: none)
+  first_former_id        INTEGER,  -- its rows of snapshot_former: former_id from
+  last_former_id         INTEGER   -- ... to (NULL: none)
+) STRICT;
+
+-- A heap of the snapshot: the brk heap or a thread arena's mapped heap.
+CREATE TABLE snapshot_heap (
+  snapshot_id INTEGER NOT NULL REFERENCES snapshot,
+  start       INTEGER NOT NULL,  -- first address
+  end_address INTEGER NOT NULL,  -- one past the last (for brk: the break)
+  backing     INTEGER NOT NULL REFERENCES backing  -- 1 brk, 3 arena
+) STRICT;
+
+CREATE TABLE occupant (
+  code INTEGER PRIMARY KEY,  -- 1..4
+  name TEXT NOT NULL UNIQUE  -- what occupies a range of a heap
+) STRICT;
+INSERT INTO occupant VALUES (1, 'live'), (2, 'cached'), (3, 'cached_free'), (4, 'allocator');
+
+-- What occupied the heaps at a snapshot (and every live mmap chunk): a chunk
+-- of the program's, live (1) or freed into a tcache or fastbin that still
+-- holds it (2); or a range that is no chunk of the program's: free space the
+-- allocator moved into a cache (3), or its own bookkeeping (4).
+CREATE TABLE snapshot_chunk (
+  chunk_id    INTEGER PRIMARY KEY,
+  snapshot_id INTEGER NOT NULL REFERENCES snapshot,
+  address     INTEGER NOT NULL,  -- chunk address (the user pointer is 16 bytes on)
+  size        INTEGER NOT NULL,  -- requested bytes (0 for a range)
+  chunk_bytes INTEGER NOT NULL,
+  occupant    INTEGER NOT NULL REFERENCES occupant,
+  backing     INTEGER NOT NULL REFERENCES backing,
+  call        INTEGER REFERENCES call,   -- NULL for a range
+  fate        INTEGER REFERENCES fate,   -- cached: tcache or fastbin
+  alloc_ns    INTEGER,                   -- NULL for a range
+  alloc_tid   INTEGER,
+  free_ns     INTEGER,                   -- cached: when the program freed it
+  free_tid    INTEGER,
+  stack_id    INTEGER REFERENCES stack   -- NULL: none recorded
+) STRICT;
+
+-- Who last held the free bytes below each heap's top pin at a snapshot: a
+-- range of a chunk of the program's (its stack) that stopped occupying it
+-- at vacated_ns. A hole's former sites are these ranges, by site.
+CREATE TABLE snapshot_former (
+  former_id   INTEGER PRIMARY KEY,
+  snapshot_id INTEGER NOT NULL REFERENCES snapshot,
+  address     INTEGER NOT NULL,
+  bytes       INTEGER NOT NULL,
+  stack_id    INTEGER REFERENCES stack,  -- NULL: none recorded
+  vacated_ns  INTEGER NOT NULL           -- tells one chunk from another
+) STRICT;
+
+-- ---- sites (both kinds) ----
+
+-- A slice of a process image's run: every --snapshot-every seconds (60 by
+-- default), thinned as snapshots are (neighbours merged, at most 16 kept).
+CREATE TABLE interval (
+  interval_id INTEGER PRIMARY KEY,
+  process_id  INTEGER NOT NULL REFERENCES process,
+  start_ns    INTEGER NOT NULL,
+  end_ns      INTEGER NOT NULL
+) STRICT;
+
+-- What each allocation site (stack and backing) did in an interval: chunks
+-- allocated and freed, their requested bytes (a realloc in place counts its
+-- growth as allocated bytes, its shrinking as freed), the most bytes of the
+-- site live at once, and how long the chunks freed in the interval had
+-- lived. A site with no allocation or free in an interval has no row there.
+-- A forked image's frees of chunks it inherited count; their allocations are
+-- its parent's.
+CREATE TABLE site (
+  interval_id     INTEGER NOT NULL REFERENCES interval,
+  stack_id        INTEGER NOT NULL,  -- 0: none recorded
+  backing         INTEGER NOT NULL REFERENCES backing,
+  allocs          INTEGER NOT NULL,
+  alloc_bytes     INTEGER NOT NULL,
+  frees           INTEGER NOT NULL,
+  free_bytes      INTEGER NOT NULL,
+  peak_live_bytes INTEGER NOT NULL,  -- the most live at once in the interval
+  freed_in_1us    INTEGER NOT NULL,  -- lifetimes of the chunks freed: at most 1 us,
+  freed_in_10us   INTEGER NOT NULL,  -- 10 us, ...
+  freed_in_100us  INTEGER NOT NULL,
+  freed_in_1ms    INTEGER NOT NULL,
+  freed_in_10ms   INTEGER NOT NULL,
+  freed_in_100ms  INTEGER NOT NULL,
+  freed_in_1s     INTEGER NOT NULL,
+  freed_in_10s    INTEGER NOT NULL,
+  freed_in_100s   INTEGER NOT NULL,
+  freed_later     INTEGER NOT NULL,  -- more than 100 s
+  PRIMARY KEY (interval_id, stack_id, backing)
+) STRICT, WITHOUT ROWID;
+
 -- @indexes
 -- None on chunk_packed: each would cost a sort of every row at the end of every
 -- run (~6 s an index for 17M chunks), and the questions asked of chunk
@@ -290,15 +435,77 @@ CREATE VIEW processes AS
          truncated_records
   FROM process;
 
+-- The program's chunks: in a full recording one row per chunk it obtained
+-- (snapshot_id NULL); in a snapshot recording the chunks of each snapshot,
+-- live or cached at its instant (free_ns NULL: live then), with the
+-- snapshot they belong to (released_ns and realloc_from NULL).
 CREATE VIEW chunks AS
   SELECT p.pid, c.chunk_id, c.address, c.size, c.chunk_bytes, b.name AS backing,
          c.alloc_ns, c.alloc_tid, c.free_ns, c.stack_id, c.process_id,
-         f.name AS fate, k.name AS call, c.free_tid, c.released_ns, c.realloc_from
+         f.name AS fate, k.name AS call, c.free_tid, c.released_ns, c.realloc_from,
+         NULL AS snapshot_id
   FROM chunk c
   JOIN process p USING (process_id)
   JOIN backing b ON b.code = c.backing
   JOIN call k ON k.code = c.call
-  LEFT JOIN fate f ON f.code = c.fate;
+  LEFT JOIN fate f ON f.code = c.fate
+  UNION ALL
+  SELECT p.pid, c.chunk_id, c.address, c.size, c.chunk_bytes, b.name AS backing,
+         c.alloc_ns, c.alloc_tid, c.free_ns, c.stack_id, s.process_id,
+         f.name AS fate, k.name AS call, c.free_tid, NULL AS released_ns,
+         NULL AS realloc_from, c.snapshot_id
+  FROM snapshot_chunk c
+  JOIN snapshot s USING (snapshot_id)
+  JOIN process p ON p.process_id = s.process_id
+  JOIN backing b ON b.code = c.backing
+  LEFT JOIN call k ON k.code = c.call
+  LEFT JOIN fate f ON f.code = c.fate
+  WHERE c.occupant <= 2;
+
+-- The snapshots of a snapshot recording, with their figures; since_start_ns
+-- is the instant's time since the process image started.
+CREATE VIEW snapshots AS
+  SELECT s.snapshot_id, p.pid, s.process_id, s.reason, s.ns,
+         s.ns - p.started_ns AS since_start_ns,
+         s.extent_bytes, s.live_bytes, s.cached_bytes, s.allocator_bytes,
+         s.top_free_bytes, s.untrimmable_bytes, s.trim_reclaimable_bytes,
+         s.mmap_bytes, s.retained_bytes, s.live_chunks, s.cached_chunks,
+         s.mmap_chunks
+  FROM snapshot s
+  JOIN process p USING (process_id);
+
+-- Each allocation site (stack and backing) of each process image over its
+-- whole run: the sums of its intervals; peak_live_bytes the most of its
+-- bytes live at once, live_bytes what was live at the end.
+CREATE VIEW sites AS
+  SELECT p.pid, i.process_id, t.stack_id, b.name AS backing,
+         sum(t.allocs) AS allocs, sum(t.alloc_bytes) AS alloc_bytes,
+         sum(t.frees) AS frees, sum(t.free_bytes) AS free_bytes,
+         sum(t.alloc_bytes) - sum(t.free_bytes) AS live_bytes,
+         max(t.peak_live_bytes) AS peak_live_bytes,
+         sum(t.freed_in_1us) AS freed_in_1us, sum(t.freed_in_10us) AS freed_in_10us,
+         sum(t.freed_in_100us) AS freed_in_100us, sum(t.freed_in_1ms) AS freed_in_1ms,
+         sum(t.freed_in_10ms) AS freed_in_10ms, sum(t.freed_in_100ms) AS freed_in_100ms,
+         sum(t.freed_in_1s) AS freed_in_1s, sum(t.freed_in_10s) AS freed_in_10s,
+         sum(t.freed_in_100s) AS freed_in_100s, sum(t.freed_later) AS freed_later
+  FROM site t
+  JOIN interval i USING (interval_id)
+  JOIN process p ON p.process_id = i.process_id
+  JOIN backing b ON b.code = t.backing
+  GROUP BY i.process_id, t.stack_id, t.backing;
+
+-- The same per interval (start_ns, end_ns since the process image started).
+CREATE VIEW site_intervals AS
+  SELECT p.pid, i.process_id, i.interval_id, i.start_ns - p.started_ns AS start_ns,
+         i.end_ns - p.started_ns AS end_ns, t.stack_id, b.name AS backing,
+         t.allocs, t.alloc_bytes, t.frees, t.free_bytes, t.peak_live_bytes,
+         t.freed_in_1us, t.freed_in_10us, t.freed_in_100us, t.freed_in_1ms,
+         t.freed_in_10ms, t.freed_in_100ms, t.freed_in_1s, t.freed_in_10s,
+         t.freed_in_100s, t.freed_later
+  FROM site t
+  JOIN interval i USING (interval_id)
+  JOIN process p ON p.process_id = i.process_id
+  JOIN backing b ON b.code = t.backing;
 
 CREATE VIEW frames AS
   SELECT sf.stack_id,

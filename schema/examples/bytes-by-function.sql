@@ -1,12 +1,14 @@
--- Bytes and chunks allocated by each function (all chunks, and those still
--- live at the end), biggest first.
+-- Bytes and chunks allocated by each function over the whole run (all
+-- chunks), and what was still live at the end, biggest first. From the
+-- sites, which both kinds of recording have (a snapshot recording keeps no
+-- row per chunk).
 SELECT f.function,
-       count(*) AS chunks,
-       sum(c.size) AS bytes,
-       sum(c.free_ns IS NULL) AS live_chunks,
-       sum(CASE WHEN c.free_ns IS NULL THEN c.size ELSE 0 END) AS live_bytes
-FROM chunks c
-JOIN frames f ON f.stack_id = c.stack_id AND f.depth = 0
+       sum(s.allocs) AS chunks,
+       sum(s.alloc_bytes) AS bytes,
+       sum(s.allocs) - sum(s.frees) AS live_chunks,
+       sum(s.live_bytes) AS live_bytes
+FROM sites s
+JOIN frames f ON f.stack_id = s.stack_id AND f.depth = 0
 GROUP BY f.function
 ORDER BY bytes DESC
 LIMIT 30;

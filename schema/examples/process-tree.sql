@@ -1,7 +1,8 @@
 -- Every process image of the run: who forked it or which image it replaced
--- by exec, how it ended, and how many chunks it allocated.
+-- by exec, how it ended, and how many chunks it allocated (from its sites).
 SELECT p.process_id, p.pid, p.parent_id, p.exec_from, p.exe, p.end_reason,
        p.exit_status, p.exit_signal,
-       (SELECT count(*) FROM chunk c WHERE c.process_id = p.process_id) AS chunks
+       (SELECT coalesce(sum(s.allocs), 0) FROM sites s
+        WHERE s.process_id = p.process_id) AS chunks
 FROM process p
 ORDER BY p.process_id;

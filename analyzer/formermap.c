@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: MIT */
+/* formermap.c - who last held each free byte of a heap (see formermap.h). */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "formermap.h"
+#include "util.h"
+
+#define PAGE_SHIFT 16 /* 64 KiB of address space per page */
+#define GRAIN_SHIFT 4 /* 16-byte granules */
+#define PAGE_GRAINS (1u << (PAGE_SHIFT - GRAIN_SHIFT))
+
+/* A piece: granules [lo, hi) of its page. */
+struct ent {
+	uint16_t lo, hi;
+	uint32_t stack_id;
+	int64_t vacated_ns;
+};
+
+struct page {
+	uint64_t key; /* address >> PAGE_SHIFT */
+	uint32_t n, cap;
+	struct ent *v; /* sorted, disjoint */
+};
+
+struct formermap {
+	struct page **slot; /* open addressing by key */
+	size_t mask, npages, count;
+};
+
+struct formermap *
+fm_new(void)
+{
+	struct formermap *m = xcalloc(1, sizeof(*m));
+
+	m->mask = 63;
+	m->slot = xcalloc(m->mask + 1, sizeof(*m->slot));
+	return m;
+}
+
+void
+fm_free(struct formermap *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i <= m->mask; i++)
+		if (m->slot[i]) {
+			free(m->slot[i]->v);
+			free(m->slot[i]);
+		}
+	free(m->slot);
+	free(m);
+}
+
+struct formermap *
+fm_clone(const struct formermap *m)
+{
+	struct formermap *c = xcalloc(1, sizeof(*c));
+
+	*c = *m;
+	c->slot = xcalloc(m->mask + 1, sizeof(*c->slot));
+	for (size_t i = 0; i <= m->mask; i++) {
+		const struct page *p = m->slot[i];
+		if (!p)
+			continue;
+		struct page *q = xmalloc(sizeof(*q));
+		*q = *p;
+		q->v = p->cap ? xmalloc(p->cap * sizeof(*q->v)) : NULL;
+		if (p->n)
+			memcpy(q->v, p->v, p->n * sizeof(*q->v));
+		c->slot[i] = q;
+	}
+	return c;
+}
+
+size_t
+fm_count(const struct formermap *m)
+{
+	return m->count;
+}
+
+static size_t
+home(const struct formermap *m, uint64_t key)
+{
+	return (size_t)((key * 0x9e3779b97f4a7c15ULL) >> 29) & m->mask;
+}
+
+static struct page *
+find_page(const struct formermap *m, uint64_t key)
+{
+	for (size_t i = home(m, key);; i = (i + 1) & m->mask) {
+		struct page *p = m->slot[i];
+		if (!p || p->key == key)
+			return p;
+	}
+}
+
+static struct page *
+get_page(struct formermap *m, uint64_t key)
+{
+	struct page *p = find_page(m, key);
+
+	if (p)
+		return p;
+	if (2 * (m->npages + 1) > m->mask + 1) {
+		struct page **old = m->slot;
+		size_t n = m->mask + 1;
+		m->mask = 2 * n - 1;
+		m->slot = xcalloc(2 * n, sizeof(*m->slot));
+		for (size_t i = 0; i < n; i++)
+			if (old[i]) {
+				size_t j = home(m, old[i]->key);
+				while (m->slot[j])
+					j = (j + 1) & m->mask;
+				m->slot[j] = old[i];
+			}
+		free(old);
+	}
+	p = xcalloc(1, sizeof(*p));
+	p->key = key;
+	size_t j = home(m, key);
+	while (m->slot[j])
+		j = (j + 1) & m->mask;
+	m->slot[j] = p;
+	m->npages++;
+	return p;
+}
+
+/* The first piece that ends after granule g. */
+static uint32_t
+first_after(const struct page *p, unsigned g)
+{
+	uint32_t lo = 0, hi = p->n;
+
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (p->v[mid].hi <= g)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Make granules [lo, hi) of the page hold `e` (or nothing, with e NULL). */
+static void
+page_assign(struct formermap *m, struct page *p, unsigned lo, unsigned hi, const struct ent *e)
+{
+	uint32_t i = first_after(p, lo), j = i;
+	struct ent put[3];
+	unsigned k = 0;
+
+	while (j < p->n && p->v[j].lo < hi)
+		j++;
+	if (i < j && p->v[i].lo < lo) {
+		put[k] = p->v[i];
+		put[k++].hi = (uint16_t)lo;
+	}
+	if (e)
+		put[k++] = *e;
+	if (i < j && p->v[j - 1].hi > hi) {
+		put[k] = p->v[j - 1];
+		put[k++].lo = (uint16_t)hi;
+	}
+	size_t n = p->n - (j - i) + k;
+	if (n > p->cap) {
+		p->cap = p->cap ? 2 * p->cap : 8;
+		while (p->cap < n)
+			p->cap *= 2;
+		p->v = xrealloc(p->v, p->cap * sizeof(*p->v));
+	}
+	memmove(p->v + i + k, p->v + j, (p->n - j) * sizeof(*p->v));
+	memcpy(p->v + i, put, k * sizeof(*put));
+	m->count = m->count - p->n + n;
+	p->n = (uint32_t)n;
+}
+
+/* Calls fn for each page-sized part of [addr, addr + bytes), in granules
+ * of its page. Ranges are rounded out to whole granules. */
+#define EACH_PART(addr, bytes, key, lo, hi)                                                        \
+	for (uint64_t a_ = (addr) & ~15ULL, e_ = ((addr) + (bytes) + 15) & ~15ULL, key, lo, hi;     \
+	     a_ < e_ && ((key = a_ >> PAGE_SHIFT), (lo = (a_ >> GRAIN_SHIFT) & (PAGE_GRAINS - 1)),  \
+			 (hi = (e_ >> PAGE_SHIFT) > key ? PAGE_GRAINS                                \
+							: (e_ >> GRAIN_SHIFT) & (PAGE_GRAINS - 1)), \
+			 1);                                                                         \
+	     a_ = (key + 1) << PAGE_SHIFT)
+
+void
+fm_set(struct formermap *m, uint64_t addr, uint64_t bytes, uint32_t stack_id, int64_t vacated_ns)
+{
+	EACH_PART(addr, bytes, key, lo, hi)
+	{
+		struct ent e = { (uint16_t)lo, (uint16_t)hi, stack_id, vacated_ns };
+		page_assign(m, get_page(m, key), (unsigned)lo, (unsigned)hi, &e);
+	}
+}
+
+void
+fm_clear(struct formermap *m, uint64_t addr, uint64_t bytes)
+{
+	if (bytes >> PAGE_SHIFT > m->npages) {
+		/* a large range: visit the pages there are, not the addresses */
+		uint64_t end = addr + bytes;
+		for (size_t i = 0; i <= m->mask; i++) {
+			struct page *p = m->slot[i];
+			if (!p || p->n == 0)
+				continue;
+			uint64_t base = p->key << PAGE_SHIFT;
+			if (base + (1u << PAGE_SHIFT) <= addr || base >= end)
+				continue;
+			uint64_t a = addr > base ? addr : base;
+			uint64_t b = end < base + (1u << PAGE_SHIFT) ? end : base + (1u << PAGE_SHIFT);
+			fm_clear(m, a, b - a);
+		}
+		return;
+	}
+	EACH_PART(addr, bytes, key, lo, hi)
+	{
+		struct page *p = find_page(m, key);
+		if (p && p->n)
+			page_assign(m, p, (unsigned)lo, (unsigned)hi, NULL);
+	}
+}
+
+void
+fm_each(const struct formermap *m, uint64_t addr, uint64_t bytes,
+	void (*fn)(void *arg, const struct fm_piece *p), void *arg)
+{
+	EACH_PART(addr, bytes, key, lo, hi)
+	{
+		const struct page *p = find_page(m, key);
+		if (!p)
+			continue;
+		uint64_t base = key << PAGE_SHIFT;
+		for (uint32_t i = first_after(p, (unsigned)lo); i < p->n && p->v[i].lo < hi; i++) {
+			const struct ent *e = &p->v[i];
+			unsigned a = e->lo > lo ? e->lo : (unsigned)lo;
+			unsigned b = e->hi < hi ? e->hi : (unsigned)hi;
+			struct fm_piece piece = { base + ((uint64_t)a << GRAIN_SHIFT),
+						  (uint64_t)(b - a) << GRAIN_SHIFT, e->stack_id,
+						  e->vacated_ns };
+			fn(arg, &piece);
+		}
+	}
+}
+
+/* fm_save, within one page: src's pieces (or FM_NONE) into each gap of
+ * dst's page in [lo, hi). */
+static void
+save_page(struct formermap *dst, struct page *d, const struct page *s, unsigned lo, unsigned hi)
+{
+	unsigned at = lo;
+
+	while (at < hi) {
+		/* the next gap of d at or after `at` */
+		uint32_t i = first_after(d, at);
+		if (i < d->n && d->v[i].lo <= at) {
+			at = d->v[i].hi;
+			continue;
+		}
+		unsigned gap_end = i < d->n && d->v[i].lo < hi ? d->v[i].lo : hi;
+		/* fill [at, gap_end) from s */
+		unsigned g = at;
+		if (s)
+			for (uint32_t k = first_after(s, g); k < s->n && s->v[k].lo < gap_end; k++) {
+				const struct ent *e = &s->v[k];
+				unsigned a = e->lo > g ? e->lo : g;
+				unsigned b = e->hi < gap_end ? e->hi : gap_end;
+				if (a > g) {
+					struct ent none = { (uint16_t)g, (uint16_t)a, FM_NONE, 0 };
+					page_assign(dst, d, g, a, &none);
+				}
+				struct ent copy = { (uint16_t)a, (uint16_t)b, e->stack_id, e->vacated_ns };
+				page_assign(dst, d, a, b, &copy);
+				g = b;
+			}
+		if (g < gap_end) {
+			struct ent none = { (uint16_t)g, (uint16_t)gap_end, FM_NONE, 0 };
+			page_assign(dst, d, g, gap_end, &none);
+		}
+		at = gap_end;
+	}
+}
+
+void
+fm_save(struct formermap *dst, const struct formermap *src, uint64_t addr, uint64_t bytes)
+{
+	EACH_PART(addr, bytes, key, lo, hi)
+	{
+		save_page(dst, get_page(dst, key), find_page(src, key), (unsigned)lo, (unsigned)hi);
+	}
+}

@@ -1,0 +1,722 @@
+/* SPDX-License-Identifier: MIT */
+/* snapshot.c - sites and snapshots of a process image (see snapshot.h). */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "formermap.h"
+#include "snapshot.h"
+#include "util.h"
+
+#define KEPT 16                  /* interval snapshots and intervals kept an image */
+#define BUDGET_FLOOR 4096        /* undo records smaller than this never settle */
+#define MARGIN_FLOOR (64 << 10)  /* a settled peak or worst must beat the stored one by */
+#define MARGIN_SHIFT 4           /* ... this much and 1/16 of it */
+
+enum { C_WORST, C_PEAK, C_N };
+static const char *const cand_reason[C_N] = { "worst", "peak" };
+
+/* The O(1) figures of a model, to check a rebuilt one against. */
+struct figs {
+	uint64_t extent, live, cached, own, mmap, untrim, live_n, cached_n, mmap_n;
+};
+
+struct heap_copy {
+	uint64_t start, end;
+	uint8_t kind;
+};
+
+/* The first earlier value of an entry that changed since t0. */
+struct saved {
+	uint64_t addr;
+	bool present;
+	struct chunk_entry e;
+};
+
+/* A peak or worst that began at t0 and is not written yet. */
+struct cand {
+	bool active;
+	int64_t t0;
+	uint64_t value;
+	struct figs fig0;
+	struct heap_copy *heaps;
+	size_t nheaps, heap_cap;
+	/* the undo record: entries by address, and former ranges */
+	struct saved *saved;
+	size_t nsaved, saved_cap;
+	uint32_t *table; /* index + 1 into saved, by address */
+	size_t mask;
+	struct formermap *former;
+	/* what is in the database */
+	bool has_stored;
+	int64_t stored_id;
+	uint64_t stored_value;
+};
+
+struct site {
+	int64_t live; /* requested bytes live now (a forked child's may go below 0) */
+	bool active;  /* has figures in this interval */
+	struct db_site cur;
+};
+
+struct kept {
+	int64_t id, start, end;
+};
+
+struct snap {
+	struct db *db;
+	int64_t process_id;
+	bool snapshots, started;
+	int64_t every, next, interval_start;
+	struct kept iv[KEPT + 1];
+	size_t niv;
+	int64_t isnap[KEPT + 1];
+	size_t nisnap;
+	/* sites by (stack, backing) */
+	struct site *sites;
+	size_t nsites, sites_cap;
+	uint32_t *site_table; /* index + 1 */
+	size_t site_mask;
+	uint32_t *active;
+	size_t nactive, active_cap;
+	/* snapshots */
+	struct formermap *former;
+	struct cand cand[C_N];
+	unsigned failures;
+};
+
+struct snap *
+snap_new(struct db *db, int64_t process_id, bool snapshots, int64_t every_ns)
+{
+	struct snap *s = xcalloc(1, sizeof(*s));
+
+	s->db = db;
+	s->process_id = process_id;
+	s->snapshots = snapshots;
+	s->every = every_ns > 0 ? every_ns : 60000000000LL;
+	s->site_mask = 255;
+	s->site_table = xcalloc(s->site_mask + 1, sizeof(*s->site_table));
+	if (snapshots)
+		s->former = fm_new();
+	return s;
+}
+
+void
+snap_set_process(struct snap *s, int64_t process_id)
+{
+	s->process_id = process_id;
+}
+
+struct snap *
+snap_fork(const struct snap *parent)
+{
+	struct snap *s = snap_new(parent->db, 0, parent->snapshots, parent->every);
+
+	if (parent->former) {
+		fm_free(s->former);
+		s->former = fm_clone(parent->former);
+	}
+	return s;
+}
+
+static void
+cand_clear(struct cand *c)
+{
+	if (c->nsaved) {
+		if (c->mask + 1 > 1024 && c->nsaved < (c->mask + 1) / 8) {
+			free(c->table);
+			c->table = NULL;
+			c->mask = 0;
+		} else {
+			memset(c->table, 0, (c->mask + 1) * sizeof(*c->table));
+		}
+		c->nsaved = 0;
+	}
+	if (c->former && fm_count(c->former)) {
+		fm_free(c->former);
+		c->former = NULL;
+	}
+	c->active = false;
+}
+
+void
+snap_free(struct snap *s)
+{
+	if (!s)
+		return;
+	for (int k = 0; k < C_N; k++) {
+		struct cand *c = &s->cand[k];
+		free(c->heaps);
+		free(c->saved);
+		free(c->table);
+		fm_free(c->former);
+	}
+	fm_free(s->former);
+	free(s->sites);
+	free(s->site_table);
+	free(s->active);
+	free(s);
+}
+
+unsigned
+snap_check_failures(const struct snap *s)
+{
+	return s->failures;
+}
+
+/* ---- sites ---- */
+
+static size_t
+site_home(const struct snap *s, uint64_t key)
+{
+	return (size_t)((key * 0x9e3779b97f4a7c15ULL) >> 32) & s->site_mask;
+}
+
+static struct site *
+site_of(struct snap *s, int64_t stack_id, int backing)
+{
+	uint64_t key = (uint64_t)stack_id << 2 | (unsigned)backing;
+	size_t i;
+
+	for (i = site_home(s, key); s->site_table[i]; i = (i + 1) & s->site_mask) {
+		struct site *x = &s->sites[s->site_table[i] - 1];
+		if (x->cur.stack_id == stack_id && x->cur.backing == backing)
+			return x;
+	}
+	if (2 * (s->nsites + 1) > s->site_mask + 1) {
+		free(s->site_table);
+		s->site_mask = 2 * s->site_mask + 1;
+		s->site_table = xcalloc(s->site_mask + 1, sizeof(*s->site_table));
+		for (size_t k = 0; k < s->nsites; k++) {
+			const struct site *x = &s->sites[k];
+			size_t j = site_home(s, (uint64_t)x->cur.stack_id << 2 | (unsigned)x->cur.backing);
+			while (s->site_table[j])
+				j = (j + 1) & s->site_mask;
+			s->site_table[j] = (uint32_t)k + 1;
+		}
+		for (i = site_home(s, key); s->site_table[i]; i = (i + 1) & s->site_mask)
+			;
+	}
+	if (s->nsites == s->sites_cap) {
+		s->sites_cap = s->sites_cap ? 2 * s->sites_cap : 256;
+		s->sites = xrealloc(s->sites, s->sites_cap * sizeof(*s->sites));
+	}
+	struct site *x = &s->sites[s->nsites];
+	memset(x, 0, sizeof(*x));
+	x->cur.stack_id = stack_id;
+	x->cur.backing = backing;
+	s->site_table[i] = (uint32_t)++s->nsites;
+	return x;
+}
+
+static void
+activate(struct snap *s, struct site *x)
+{
+	if (x->active)
+		return;
+	x->active = true;
+	if (s->nactive == s->active_cap) {
+		s->active_cap = s->active_cap ? 2 * s->active_cap : 256;
+		s->active = xrealloc(s->active, s->active_cap * sizeof(*s->active));
+	}
+	s->active[s->nactive++] = (uint32_t)(x - s->sites);
+}
+
+static void
+grow_live(struct site *x, int64_t delta)
+{
+	x->live += delta;
+	if (x->live > 0 && (uint64_t)x->live > x->cur.peak_live_bytes)
+		x->cur.peak_live_bytes = (uint64_t)x->live;
+}
+
+void
+snap_alloc(struct snap *s, const struct chunk_entry *e)
+{
+	struct site *x = site_of(s, e->stack_id, e->backing);
+
+	x->cur.allocs++;
+	x->cur.alloc_bytes += e->size;
+	grow_live(x, (int64_t)e->size);
+	activate(s, x);
+}
+
+/* Lifetimes by decade: at most 1 us, 10 us, ... 100 s, longer. */
+static unsigned
+lifetime_bucket(int64_t ns)
+{
+	unsigned k = 0;
+
+	for (int64_t limit = 1000; k < DB_LIFETIMES - 1 && ns > limit; limit *= 10)
+		k++;
+	return k;
+}
+
+void
+snap_freed(struct snap *s, const struct chunk_entry *e, int64_t ns)
+{
+	struct site *x = site_of(s, e->stack_id, e->backing);
+
+	x->cur.frees++;
+	x->cur.free_bytes += e->size;
+	x->cur.freed_in[lifetime_bucket(ns - e->alloc_ns)]++;
+	grow_live(x, -(int64_t)e->size);
+	activate(s, x);
+}
+
+void
+snap_resize(struct snap *s, const struct chunk_entry *e, uint64_t new_size)
+{
+	struct site *x = site_of(s, e->stack_id, e->backing);
+
+	if (new_size >= e->size)
+		x->cur.alloc_bytes += new_size - e->size;
+	else
+		x->cur.free_bytes += e->size - new_size;
+	grow_live(x, (int64_t)(new_size - e->size));
+	activate(s, x);
+}
+
+/* The interval [interval_start, end) is over: its sites and its row; past
+ * KEPT intervals, neighbours are merged and the interval doubles. */
+static void
+flush_interval(struct snap *s, int64_t end)
+{
+	int64_t id = db_interval(s->db, 0, s->process_id, s->interval_start, end);
+
+	for (size_t k = 0; k < s->nactive; k++) {
+		struct site *x = &s->sites[s->active[k]];
+		db_site(s->db, id, &x->cur);
+		int64_t stack_id = x->cur.stack_id;
+		int backing = x->cur.backing;
+		memset(&x->cur, 0, sizeof(x->cur));
+		x->cur.stack_id = stack_id;
+		x->cur.backing = backing;
+		x->cur.peak_live_bytes = x->live > 0 ? (uint64_t)x->live : 0;
+		x->active = false;
+	}
+	s->nactive = 0;
+	s->iv[s->niv++] = (struct kept){ id, s->interval_start, end };
+	if (s->niv > KEPT) {
+		size_t k = 0, i;
+		for (i = 0; i + 1 < s->niv; i += 2) {
+			db_interval_merge(s->db, s->iv[i].id, s->iv[i + 1].id, s->process_id,
+					  s->iv[i].start, s->iv[i + 1].end);
+			s->iv[k++] = (struct kept){ s->iv[i].id, s->iv[i].start, s->iv[i + 1].end };
+		}
+		if (i < s->niv)
+			s->iv[k++] = s->iv[i];
+		s->niv = k;
+		s->every *= 2;
+	}
+	s->interval_start = end;
+}
+
+/* ---- the undo record of a candidate ---- */
+
+static size_t
+addr_home(uint64_t addr, size_t mask)
+{
+	return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ULL >> 32) & mask;
+}
+
+static struct saved *
+saved_find(const struct cand *c, uint64_t addr)
+{
+	if (!c->table)
+		return NULL;
+	for (size_t i = addr_home(addr, c->mask); c->table[i]; i = (i + 1) & c->mask)
+		if (c->saved[c->table[i] - 1].addr == addr)
+			return &c->saved[c->table[i] - 1];
+	return NULL;
+}
+
+static void
+saved_put(struct cand *c, uint64_t addr, const struct chunk_entry *e)
+{
+	if (2 * (c->nsaved + 1) > c->mask + 1 || !c->table) {
+		size_t n = c->table ? 2 * (c->mask + 1) : 1024;
+		while (2 * (c->nsaved + 1) > n)
+			n *= 2;
+		free(c->table);
+		c->mask = n - 1;
+		c->table = xcalloc(n, sizeof(*c->table));
+		for (size_t k = 0; k < c->nsaved; k++) {
+			size_t j = addr_home(c->saved[k].addr, c->mask);
+			while (c->table[j])
+				j = (j + 1) & c->mask;
+			c->table[j] = (uint32_t)k + 1;
+		}
+	}
+	if (c->nsaved == c->saved_cap) {
+		c->saved_cap = c->saved_cap ? 2 * c->saved_cap : 1024;
+		c->saved = xrealloc(c->saved, c->saved_cap * sizeof(*c->saved));
+	}
+	struct saved *v = &c->saved[c->nsaved];
+	v->addr = addr;
+	v->present = e != NULL;
+	if (e)
+		v->e = *e;
+	size_t j = addr_home(addr, c->mask);
+	while (c->table[j])
+		j = (j + 1) & c->mask;
+	c->table[j] = (uint32_t)++c->nsaved;
+}
+
+void
+snap_touch(struct snap *s, struct hm *m, uint64_t addr)
+{
+	for (int k = 0; k < C_N; k++) {
+		struct cand *c = &s->cand[k];
+		if (!c->active || saved_find(c, addr))
+			continue;
+		struct chunk_entry *e = chunkmap_slot(m->map, addr);
+		saved_put(c, addr, e && e->addr == addr ? e : NULL);
+	}
+}
+
+static void
+save_former(struct snap *s, uint64_t addr, uint64_t bytes)
+{
+	for (int k = 0; k < C_N; k++) {
+		struct cand *c = &s->cand[k];
+		if (!c->active)
+			continue;
+		if (!c->former)
+			c->former = fm_new();
+		fm_save(c->former, s->former, addr, bytes);
+	}
+}
+
+void
+snap_vacated(struct snap *s, const struct chunk_entry *e, int64_t ns)
+{
+	if (!s->former)
+		return;
+	save_former(s, e->addr, e->chunk_bytes);
+	fm_set(s->former, e->addr, e->chunk_bytes, e->stack_id, ns);
+}
+
+void
+snap_heap_gone(struct snap *s, uint64_t addr, uint64_t bytes)
+{
+	if (!s->former)
+		return;
+	save_former(s, addr, bytes);
+	fm_clear(s->former, addr, bytes);
+}
+
+/* ---- writing a snapshot ---- */
+
+static void
+figs_of(const struct hm *m, struct figs *f)
+{
+	*f = (struct figs){ m->extent, m->live, m->cached, m->own, m->mmap,
+			    m->untrim, m->live_n, m->cached_n, m->mmap_n };
+}
+
+static int
+by_addr(const void *a, const void *b)
+{
+	const struct chunk_entry *x = *(struct chunk_entry *const *)a;
+	const struct chunk_entry *y = *(struct chunk_entry *const *)b;
+
+	return x->addr < y->addr ? -1 : x->addr > y->addr;
+}
+
+struct hole_ctx {
+	struct db *db;
+	const struct formermap *cur, *over;
+};
+
+static void
+put_former(void *arg, const struct fm_piece *p)
+{
+	struct db *db = arg;
+
+	if (p->stack_id != FM_NONE)
+		db_snapshot_former(db, p->addr, p->bytes, p->stack_id, p->vacated_ns);
+}
+
+struct over_walk {
+	struct hole_ctx *h;
+	uint64_t pos;
+};
+
+/* An undo record's piece: what it holds replaces the current map's there. */
+static void
+over_piece(void *arg, const struct fm_piece *p)
+{
+	struct over_walk *w = arg;
+
+	if (p->addr > w->pos)
+		fm_each(w->h->cur, w->pos, p->addr - w->pos, put_former, w->h->db);
+	put_former(w->h->db, p);
+	w->pos = p->addr + p->bytes;
+}
+
+static void
+hole_formers(void *arg, uint64_t addr, uint64_t bytes)
+{
+	struct hole_ctx *h = arg;
+
+	if (!h->cur)
+		return;
+	if (!h->over) {
+		fm_each(h->cur, addr, bytes, put_former, h->db);
+		return;
+	}
+	struct over_walk w = { h, addr };
+	fm_each(h->over, addr, bytes, over_piece, &w);
+	if (w.pos < addr + bytes)
+		fm_each(h->cur, w.pos, addr + bytes - w.pos, put_former, h->db);
+}
+
+/* Write the state of model m (its chunkmap, and the formers of `cur` with
+ * the undo record `over` on top) as a snapshot at ns. */
+static int64_t
+write_state(struct snap *s, struct hm *m, const struct formermap *over, const char *reason,
+	    int64_t ns)
+{
+	struct db *db = s->db;
+	int64_t id = db_snapshot_begin(db);
+	size_t n = chunkmap_count(m->map), k = 0;
+	struct chunk_entry **v = xmalloc((n ? n : 1) * sizeof(*v));
+	uint32_t cursor = 0;
+
+	for (size_t i = 0; i < m->nheaps; i++)
+		db_snapshot_heap(db, m->heaps[i].start, m->heaps[i].end,
+				 m->heaps[i].kind == HM_BRK ? 1 : 3);
+	for (struct chunk_entry *e; (e = chunkmap_next(m->map, &cursor)) && k < n;)
+		v[k++] = e;
+	qsort(v, k, sizeof(*v), by_addr);
+	for (size_t i = 0; i < k; i++) {
+		const struct chunk_entry *e = v[i];
+		struct db_snapshot_chunk r = {
+			.address = e->addr,
+			.chunk_bytes = e->chunk_bytes,
+			.backing = e->backing,
+		};
+		if (e->kind == HM_RANGE_CACHED || e->kind == HM_RANGE_OWN) {
+			const struct hm_heap *h = hm_heap_of(m, e->addr);
+			r.occupant = e->kind == HM_RANGE_OWN ? DB_ALLOCATOR : DB_CACHED_FREE;
+			r.backing = h && h->kind != HM_BRK ? 3 : 1;
+		} else {
+			r.occupant = e->cached ? DB_CACHED : DB_LIVE;
+			r.size = e->size;
+			r.call = e->call;
+			r.alloc_ns = e->alloc_ns;
+			r.alloc_tid = e->alloc_tid;
+			r.stack_id = e->stack_id;
+			if (e->free_ns) {
+				r.free_ns = e->free_ns;
+				r.free_tid = e->free_tid;
+				r.fate = e->fate;
+			}
+		}
+		db_snapshot_chunk(db, &r);
+	}
+	free(v);
+	struct hole_ctx h = { db, s->former, over };
+	for (size_t i = 0; i < m->nheaps; i++)
+		hm_holes(m, &m->heaps[i], hole_formers, &h);
+	struct db_snapshot x = {
+		.process_id = s->process_id,
+		.ns = ns,
+		.reason = reason,
+		.extent = m->extent,
+		.live = m->live,
+		.cached = m->cached,
+		.allocator = m->own,
+		.top_free = hm_top_free(m),
+		.untrimmable = m->untrim,
+		.trim_reclaimable = hm_trim_reclaimable(m),
+		.mmap = m->mmap,
+		.retained = hm_retained(m),
+		.live_chunks = m->live_n,
+		.cached_chunks = m->cached_n,
+		.mmap_chunks = m->mmap_n,
+	};
+	db_snapshot_end(db, &x);
+	return id;
+}
+
+/* Place a copy of e in model m as the collector had it. */
+static bool
+place(struct hm *m, const struct chunk_entry *e)
+{
+	if (chunkmap_slot(m->map, e->addr))
+		return false;
+	struct chunk_entry *x = chunkmap_add(m->map, e->addr);
+	*x = *e;
+	if (x->kind != 0) {
+		if (!hm_occupy(m, x))
+			return false;
+	} else if (x->backing == 2 && !x->free_ns) {
+		hm_mmap(m, x->chunk_bytes, true);
+	}
+	return true;
+}
+
+/* Write the candidate's state at t0, rebuilt from the model now (m) and
+ * its undo record. */
+static int64_t
+write_candidate(struct snap *s, int k, struct hm *m)
+{
+	struct cand *c = &s->cand[k];
+	struct chunkmap *map = chunkmap_new();
+	struct hm t;
+	uint32_t cursor = 0;
+	bool ok = true;
+
+	hm_init(&t, map);
+	for (size_t i = 0; i < c->nheaps; i++)
+		hm_restore_heap(&t, c->heaps[i].start, c->heaps[i].end, c->heaps[i].kind);
+	for (struct chunk_entry *e; (e = chunkmap_next(m->map, &cursor));)
+		if (!saved_find(c, e->addr))
+			ok &= place(&t, e);
+	for (size_t i = 0; i < c->nsaved; i++)
+		if (c->saved[i].present)
+			ok &= place(&t, &c->saved[i].e);
+	struct figs f;
+	figs_of(&t, &f);
+	if (!ok || memcmp(&f, &c->fig0, sizeof(f)) != 0)
+		s->failures++;
+	int64_t id = write_state(s, &t, c->former, cand_reason[k], c->t0);
+	hm_free(&t);
+	chunkmap_free(map);
+	return id;
+}
+
+/* Write the candidate, replacing what was stored; it is settled. */
+static void
+store_candidate(struct snap *s, int k, struct hm *m)
+{
+	struct cand *c = &s->cand[k];
+	int64_t id = write_candidate(s, k, m);
+
+	if (c->has_stored)
+		db_snapshot_delete(s->db, c->stored_id);
+	c->has_stored = true;
+	c->stored_id = id;
+	c->stored_value = c->value;
+	cand_clear(c);
+}
+
+static void
+begin_candidate(struct snap *s, int k, struct hm *m, int64_t ns, uint64_t value)
+{
+	struct cand *c = &s->cand[k];
+
+	cand_clear(c);
+	c->active = true;
+	c->t0 = ns;
+	c->value = value;
+	figs_of(m, &c->fig0);
+	if (m->nheaps > c->heap_cap) {
+		c->heap_cap = 2 * m->nheaps;
+		c->heaps = xrealloc(c->heaps, c->heap_cap * sizeof(*c->heaps));
+	}
+	c->nheaps = m->nheaps;
+	for (size_t i = 0; i < m->nheaps; i++)
+		c->heaps[i] = (struct heap_copy){ m->heaps[i].start, m->heaps[i].end,
+						  m->heaps[i].kind };
+}
+
+/* ---- instants ---- */
+
+void
+snap_start(struct snap *s, struct hm *m, int64_t ns, bool whole)
+{
+	s->started = true;
+	s->interval_start = ns;
+	s->next = ns + s->every;
+	if (!whole) {
+		fm_free(s->former);
+		s->former = NULL;
+		s->snapshots = false;
+	}
+	if (!s->snapshots)
+		return;
+	/* as hm_start: a figure that never rises above zero peaks here */
+	begin_candidate(s, C_WORST, m, ns, 0);
+	begin_candidate(s, C_PEAK, m, ns, 0);
+}
+
+void
+snap_before(struct snap *s, struct hm *m, int64_t ns)
+{
+	if (!s->started || ns < s->next)
+		return;
+	/* the state is unchanged since the last event: one boundary stands
+	 * for all that passed since */
+	int64_t b = s->next + (ns - s->next) / s->every * s->every;
+	flush_interval(s, b);
+	if (s->snapshots) {
+		s->isnap[s->nisnap++] = write_state(s, m, NULL, "interval", b);
+		if (s->nisnap > KEPT) {
+			size_t k = 0;
+			for (size_t i = 0; i < s->nisnap; i++)
+				if (i % 2 == 0)
+					s->isnap[k++] = s->isnap[i];
+				else
+					db_snapshot_delete(s->db, s->isnap[i]);
+			s->nisnap = k;
+		}
+	}
+	s->next = b + s->every;
+}
+
+void
+snap_after(struct snap *s, struct hm *m, int64_t ns)
+{
+	if (!s->snapshots || !s->started)
+		return;
+	if (m->untrim > m->worst_untrim)
+		begin_candidate(s, C_WORST, m, ns, m->untrim);
+	if (m->extent > m->peak_extent)
+		begin_candidate(s, C_PEAK, m, ns, m->extent);
+	for (int k = 0; k < C_N; k++) {
+		struct cand *c = &s->cand[k];
+		if (!c->active)
+			continue;
+		/* as large as the heap: as much as writing it would take */
+		size_t held = c->nsaved + (c->former ? fm_count(c->former) : 0);
+		if (held <= BUDGET_FLOOR || held <= 2 * chunkmap_count(m->map))
+			continue;
+		/* settle: worth a rewrite only if it beats the stored one well */
+		uint64_t margin = c->stored_value >> MARGIN_SHIFT;
+		if (margin < MARGIN_FLOOR)
+			margin = MARGIN_FLOOR;
+		if (!c->has_stored || c->value >= c->stored_value + margin)
+			store_candidate(s, k, m);
+		else
+			cand_clear(c);
+	}
+}
+
+void
+snap_demand(struct snap *s, struct hm *m, int64_t ns)
+{
+	if (s->snapshots && s->started)
+		write_state(s, m, NULL, "demand", ns);
+}
+
+void
+snap_end(struct snap *s, struct hm *m, int64_t ns)
+{
+	if (!s->started)
+		return;
+	if (s->snapshots) {
+		write_state(s, m, NULL, "exit", ns);
+		for (int k = 0; k < C_N; k++) {
+			struct cand *c = &s->cand[k];
+			if (c->active && (!c->has_stored || c->value > c->stored_value))
+				store_candidate(s, k, m);
+		}
+	}
+	if (ns < s->interval_start)
+		ns = s->interval_start;
+	flush_interval(s, ns);
+}
