@@ -653,7 +653,7 @@ hp_record_init(char *const *envp)
 	hp_stacks_init((unsigned)depth, self_lo, self_hi);
 	hp_unwind_init(self_lo, self_hi, depth < 1 ? 1 : depth > HP_MAX_DEPTH_LIMIT ?
 				 HP_MAX_DEPTH_LIMIT : (unsigned)depth,
-		       env_get(envp, HP_ENV_UNWIND_CHECK));
+		       hp_stacks_slots(), env_get(envp, HP_ENV_UNWIND_CHECK));
 	recorder.stack_slots = hp_stacks_slots();
 	send_process(0);
 	check_modules(true);

@@ -76,8 +76,9 @@ count(unsigned long *c)
 
 /* ---- rules ----
  *
- * A rule is one 64-bit word (0: none):
- *   bits 0-1   kind: RULE_STANDARD, RULE_LAST or RULE_OTHER
+ * A rule is one 64-bit word:
+ *   bits 0-1   kind: RULE_STANDARD (0, the one the walk tests for),
+ *              RULE_LAST or RULE_OTHER; RULE_NONE is "no rule (yet)"
  *   bit  2     the CFA is rsp + off (else rbp + off)
  *   bit  3     rbp is saved at CFA + rbp_off
  *   bits 4-19  generation (the table's contents die when a module goes)
@@ -85,9 +86,10 @@ count(unsigned long *c)
  *   bits 35-63 cfa_off, signed (|cfa_off| < 2^28)
  * RULE_OTHER carries the reason (enum fallback) in the offset field.
  */
-#define RULE_STANDARD 1u
-#define RULE_LAST 2u
-#define RULE_OTHER 3u
+#define RULE_STANDARD 0u
+#define RULE_LAST 1u
+#define RULE_OTHER 2u
+#define RULE_NONE 3u
 #define RULE_RSP (1u << 2)
 #define RULE_RBP_SAVED (1u << 3)
 #define GEN_MASK 0xffffu
@@ -182,7 +184,7 @@ new_table(unsigned bits)
 	return t;
 }
 
-/* The rule for key in t, or 0. */
+/* The rule for key in t, or RULE_NONE. */
 static inline uint64_t
 rule_get(const struct rtable *t, uint64_t key, unsigned gen)
 {
@@ -193,7 +195,7 @@ rule_get(const struct rtable *t, uint64_t key, unsigned gen)
 		uint64_t k = __atomic_load_n(&s->key, __ATOMIC_ACQUIRE);
 
 		if (k == 0)
-			return 0;
+			return RULE_NONE;
 		if ((k & KEY_MASK) == key && k != SLOT_BUSY) {
 			uint64_t r = __atomic_load_n(&s->rule, __ATOMIC_RELAXED);
 
@@ -202,7 +204,7 @@ rule_get(const struct rtable *t, uint64_t key, unsigned gen)
 				return r;
 		}
 	}
-	return 0;
+	return RULE_NONE;
 }
 
 static void rule_put(struct rtable *t, uint64_t key, uint64_t r, unsigned gen);
@@ -226,7 +228,7 @@ grow(struct rtable *t, unsigned gen)
 			if (k == 0 || k == SLOT_BUSY)
 				continue;
 			r = rule_get(t, k & KEY_MASK, gen);
-			if (r)
+			if (r != RULE_NONE)
 				rule_put(bigger, k & KEY_MASK, r, gen);
 		}
 		__atomic_store_n(&rules, bigger, __ATOMIC_RELEASE);
@@ -781,7 +783,7 @@ compute_rule(uintptr_t key)
 	int r = module_for(key, &m);
 
 	if (r != 0)
-		return r == FB_BUSY ? 0 : other_rule(FB_NOINFO);
+		return r == FB_BUSY ? RULE_NONE : other_rule(FB_NOINFO);
 	if (m.hdr == 0 || (hseg = segment_of(&m, m.hdr)) == NULL)
 		return other_rule(FB_NOINFO);
 	/* .eh_frame_hdr: version 1, eh_frame_ptr, fde_count, then a table of
@@ -874,6 +876,11 @@ compute_rule(uintptr_t key)
 	if (row.cfa_off <= -(1 << 28) || row.cfa_off >= (1 << 28) ||
 	    row.where[R_RA] != W_CFAREL || row.off[R_RA] != -8)
 		return other_rule(FB_RULE);
+	/* (libunwind would take rsp + off < 8 too, and stop or go astray:
+	 * leave that to it; every other rsp-based CFA is above sp, which the
+	 * walk then need not check.) */
+	if (row.cfa_reg == R_RSP && row.cfa_off < 8)
+		return other_rule(FB_RULE);
 	if (row.where[R_RBP] == W_CFAREL &&
 	    (row.off[R_RBP] <= -(1 << 14) || row.off[R_RBP] >= (1 << 14) || row.off[R_RBP] == -1))
 		return other_rule(FB_RULE);
@@ -884,8 +891,8 @@ compute_rule(uintptr_t key)
 			 row.cfa_off, row.where[R_RBP] == W_CFAREL ? row.off[R_RBP] : 0);
 }
 
-/* The rule for key: from the table, or computed and added. 0 when it
- * could not be had just now. */
+/* The rule for key: from the table, or computed and added. RULE_NONE
+ * when it could not be had just now. */
 static __attribute__((noinline)) uint64_t
 rule_slow(uint64_t key)
 {
@@ -897,15 +904,15 @@ rule_slow(uint64_t key)
 		struct rtable *fresh = new_table(12), *expected = NULL;
 
 		if (fresh == NULL)
-			return 0;
+			return RULE_NONE;
 		if (!__atomic_compare_exchange_n(&rules, &expected, fresh, false, __ATOMIC_ACQ_REL,
 						 __ATOMIC_ACQUIRE))
 			hp_os_unmap(fresh, sizeof(struct rtable) + (sizeof(struct slot) << 12));
 		t = __atomic_load_n(&rules, __ATOMIC_ACQUIRE);
 	}
 	r = compute_rule(key);
-	if (r == 0)
-		return 0;
+	if (r == RULE_NONE)
+		return r;
 	t = __atomic_load_n(&rules, __ATOMIC_ACQUIRE);
 	/* The generation after compute_rule (which may have flushed). */
 	gen = __atomic_load_n(&generation, __ATOMIC_ACQUIRE) & GEN_MASK;
@@ -916,32 +923,37 @@ rule_slow(uint64_t key)
 
 /* ---- the thread's stack ---- */
 
-/* The frames of a capture: where each frame's return address was found
- * (sp: the CFA of the frame below), the address and its rule. */
-#define SHADOW 64
-
-struct shadow {
-	uintptr_t ip[SHADOW], sp[SHADOW];
-	uint64_t rule[SHADOW];
+/* A frame of a capture: its address, where its return address was found
+ * (sp: the CFA of the frame below) and its rule. A capture's frames end
+ * with one whose ip is 0, which no frame has. */
+struct frame {
+	uintptr_t ip, sp;
+	uint64_t rule;
 };
 
-/* A thread's own rules: the previous capture's frames, and a small
- * direct-mapped cache of rules in front of the shared table (which is
- * larger than the caches close to the core, and shared). In heapprof's
- * arena, not in static TLS, which every thread's stack pays for. */
+/* A thread's own rules: the previous capture's frames (up to as many as
+ * a capture can have), and a small direct-mapped cache of rules in front
+ * of the shared table (which is larger than the caches close to the core,
+ * and shared). In heapprof's arena, not in static TLS, which every
+ * thread's stack pays for. */
 #define CACHE_BITS 9
 
 struct unwind_data {
-	unsigned last; /* sh[last] holds the previous capture's frames */
-	unsigned n[2]; /* how many */
-	unsigned gen;  /* the rules' generation when it was made */
-	void **prev;   /* with the check: the previous capture */
+	unsigned last;    /* sh[last] holds the previous capture's frames */
+	unsigned n[2];    /* how many */
+	unsigned gen;     /* the rules' generation when it was made */
+	unsigned slots;   /* frames each of sh[] has room for, and its end mark */
+	void **prev;      /* with the check: the previous capture */
 	int prev_n;
-	struct shadow sh[2];
+	struct frame *sh[2];
 	struct {
 		uint64_t key, rule;
 	} cache[1u << CACHE_BITS];
+	struct frame frames[];
 };
+
+static const struct frame no_frames[1];
+static unsigned capture_slots = 80; /* the largest max of a capture */
 
 struct unwind_thread {
 	uintptr_t stack_lo, stack_hi; /* the thread's own stack mapping */
@@ -1072,49 +1084,40 @@ __asm__(".text\n"
 	".cfi_endproc\n"
 	".size hp_unwind_regs, .-hp_unwind_regs\n");
 
-/* The rule for the frame at (ip, sp): from the previous capture on this
- * thread when it walked the same frame (it usually did: only the frames
- * near the allocation change from one capture to the next), else from the
- * thread's cache, the shared table, or computed. The previous capture is
- * followed in step (*k): its next frame is tried first, then the frame
- * found at the same stack address. A rule depends only on the address, so
- * a match on ip is all that correctness needs; the stack itself is read
- * again every time. 0 when no rule could be had just now. *in_step is
- * cleared unless the frame was the previous capture's next one. */
-static inline uint64_t
-rule_for(struct unwind_data *d, unsigned m, unsigned *k, const struct rtable **t, uintptr_t ip,
-	 uintptr_t sp, unsigned gen, bool *in_step)
+/* The rule for the frame at (ip, sp) when it is not the previous
+ * capture's next frame (old[*k]): the previous capture's frame at the same
+ * stack address, else from the thread's cache, the shared table, or
+ * computed. *k moves on to where the previous capture is at sp. A rule
+ * depends only on the address, so a match on ip is all that correctness
+ * needs; the stack itself is read again every time. 0 when no rule could
+ * be had just now. */
+struct miss {
+	uint64_t rule;
+	uint64_t k;
+};
+
+static __attribute__((noinline)) struct miss
+rule_miss(struct unwind_data *d, const struct frame *old, unsigned m, unsigned k,
+	  uintptr_t ip, uintptr_t sp, unsigned gen)
 {
-	const struct shadow *old = &d->sh[d->last];
-	unsigned i = *k;
+	const struct rtable *t;
 	uint64_t rule, key = ip - 1;
 	size_t c;
 
-	if (__builtin_expect(i < m && old->ip[i] == ip, 1)) {
-		*k = i + 1;
-		return old->rule[i];
-	}
-	*in_step = false;
-	while (i < m && old->sp[i] < sp)
-		i++;
-	*k = i;
-	if (i < m && old->sp[i] == sp && old->ip[i] == ip) {
-		*k = i + 1;
-		return old->rule[i];
-	}
+	while (k < m && old[k].sp < sp)
+		k++;
+	if (k < m && old[k].sp == sp && old[k].ip == ip)
+		return (struct miss){ old[k].rule, k + 1 };
 	c = (size_t)((key * 0x9e3779b97f4a7c15ULL) >> (64 - CACHE_BITS));
 	if (d->cache[c].key == key && rule_gen(d->cache[c].rule) == gen)
-		return d->cache[c].rule;
-	rule = *t ? rule_get(*t, key, gen) : 0;
-	if (rule == 0) {
-		rule = rule_slow(key);
-		*t = __atomic_load_n(&rules, __ATOMIC_ACQUIRE);
-		if (rule == 0)
-			return 0;
-	}
+		return (struct miss){ d->cache[c].rule, k };
+	t = __atomic_load_n(&rules, __ATOMIC_ACQUIRE);
+	rule = t ? rule_get(t, key, gen) : RULE_NONE;
+	if (rule == RULE_NONE && (rule = rule_slow(key)) == RULE_NONE)
+		return (struct miss){ RULE_NONE, k };
 	d->cache[c].key = key;
 	d->cache[c].rule = rule;
-	return rule;
+	return (struct miss){ rule, k };
 }
 
 /* The calling thread's unwind_data, made on its first capture; NULL once
@@ -1123,61 +1126,95 @@ static struct unwind_data *
 thread_data(void)
 {
 	struct unwind_data *d = ut.data;
+	unsigned slots = capture_slots + 1;
 
 	if (__builtin_expect(d != NULL, 1) || ut.exited)
 		return d;
-	d = hp_arena_alloc(sizeof(*d), 64, true);
+	d = hp_arena_alloc(sizeof(*d) + 2 * slots * sizeof(struct frame), 64, true);
+	if (d) {
+		d->slots = slots;
+		d->sh[0] = d->frames;
+		d->sh[1] = d->frames + slots;
+	}
 	ut.data = d;
 	return d;
 }
 
 /* Walk from r into buf. Returns the number of return addresses, or -1 -
  * reason when libunwind must do it; *same tells whether every frame was
- * the previous capture's, in order (so buf holds what it held). */
+ * the previous capture's, in order (so buf holds what it held).
+ *
+ * Frame f is (ip, sp, bp); its rule gives the next, whose ip is buf[f].
+ * The rule of frame f is, most of the time, that of the previous
+ * capture's frame k (the same ip): known before frame f's ip is even
+ * loaded, so the loads of successive frames overlap. */
 static int
 walk(const struct regs *r, void **buf, int max, bool *same)
 {
 	uintptr_t ip = r->ip, sp = r->sp, bp = r->bp, lo = r->sp, span;
-	const struct rtable *t = __atomic_load_n(&rules, __ATOMIC_ACQUIRE);
 	unsigned gen = __atomic_load_n(&generation, __ATOMIC_ACQUIRE) & GEN_MASK;
 	struct unwind_data *d;
-	struct shadow *now;
-	unsigned m, k = 0, w = 0;
-	bool ended = false, in_step = true;
-	int n = 0;
+	const struct frame *old, *o;
+	struct frame *now, *w;
+	void **out = buf, **end = buf + max;
+	unsigned m;
+	bool in_step = true;
 
 	if (!stack_bounds(sp, &span))
 		return -1 - FB_STACK;
-	if ((d = thread_data()) == NULL)
+	if ((d = thread_data()) == NULL || max < 0 || (unsigned)max >= d->slots)
 		return -1 - FB_BUSY;
-	now = &d->sh[d->last ^ 1];
-	m = d->gen == gen ? d->n[d->last] : 0;
+	now = d->sh[d->last ^ 1];
+	if (d->gen == gen) {
+		old = d->sh[d->last];
+		m = d->n[d->last];
+	} else {
+		old = no_frames;
+		m = 0;
+	}
+	o = old;
+	w = now;
 	/* A read of 8 bytes at a is allowed when a - lo <= span. */
 	span -= lo + 8;
-	while (n < max) {
-		uint64_t rule = rule_for(d, m, &k, &t, ip, sp, gen, &in_step);
+	while (out < end) {
+		uint64_t rule;
 		uintptr_t cfa, nip;
 
+		if (__builtin_expect(o->ip == ip, 1)) {
+			rule = o->rule;
+			o++;
+		} else {
+			struct miss x = rule_miss(d, old, m, (unsigned)(o - old), ip, sp, gen);
+
+			in_step = false;
+			rule = x.rule;
+			o = old + x.k;
+		}
+		w->ip = ip;
+		w->sp = sp;
+		w->rule = rule;
+		w++;
 		if (__builtin_expect(rule_kind(rule) != RULE_STANDARD, 0)) {
-			if (rule == 0)
-				return -1 - FB_BUSY;
-			if (rule_kind(rule) != RULE_LAST)
-				return -1 - (int)rule_cfa_off(rule);
+			if (rule_kind(rule) == RULE_LAST)
+				goto ended;
+			return rule_kind(rule) == RULE_OTHER ? -1 - (int)rule_cfa_off(rule)
+							     : -1 - FB_BUSY;
 		}
-		if (w < SHADOW) {
-			now->ip[w] = ip;
-			now->sp[w] = sp;
-			now->rule[w] = rule;
-			w++;
+		if (rule & RULE_RSP) {
+			/* above sp (compute_rule) */
+			cfa = sp + (uintptr_t)rule_cfa_off(rule);
+			if (cfa - 8 - lo > span)
+				return -1 - FB_READ;
+			nip = *(const uintptr_t *)(cfa - 8);
+		} else {
+			cfa = bp + (uintptr_t)rule_cfa_off(rule);
+			if (cfa - 8 - lo > span)
+				return -1 - FB_READ;
+			nip = *(const uintptr_t *)(cfa - 8);
+			/* libunwind: "ip and cfa unchanged; stopping here" */
+			if (cfa == sp && nip == ip)
+				return -1 - FB_RULE;
 		}
-		if (rule_kind(rule) == RULE_LAST) {
-			ended = true;
-			break;
-		}
-		cfa = ((rule & RULE_RSP) ? sp : bp) + (uintptr_t)rule_cfa_off(rule);
-		if (cfa - 8 - lo > span)
-			return -1 - FB_READ;
-		nip = *(const uintptr_t *)(cfa - 8);
 		if (rule & RULE_RBP_SAVED) {
 			uintptr_t at = cfa + (uintptr_t)rule_rbp_off(rule);
 
@@ -1185,23 +1222,21 @@ walk(const struct regs *r, void **buf, int max, bool *same)
 				return -1 - FB_READ;
 			bp = *(const uintptr_t *)at;
 		}
-		/* libunwind: "ip and cfa unchanged; stopping here" */
-		if (__builtin_expect(cfa == sp, 0) && nip == ip)
-			return -1 - FB_RULE;
 		ip = nip;
 		sp = cfa;
-		if (ip < 0x4000) {
-			ended = true;
-			break;
-		}
-		buf[n++] = (void *)ip;
+		if (ip < 0x4000)
+			goto ended;
+		*out++ = (void *)ip;
 	}
-	/* (A walk cut short by max has its last address in buf only.) */
-	*same = ended && in_step && m == w && w < SHADOW;
-	d->n[d->last ^ 1] = w;
+	/* Cut short by max: the last address is in buf only. */
+	in_step = false;
+ended:
+	w->ip = 0;
+	*same = in_step && (unsigned)(w - now) == m;
+	d->n[d->last ^ 1] = (unsigned)(w - now);
 	d->last ^= 1;
 	d->gen = gen;
-	return n;
+	return (int)(out - buf);
 }
 
 /* With the check: a capture said to repeat the one before must. */
@@ -1327,13 +1362,18 @@ hp_unwind_repeated(void)
 }
 
 void
-hp_unwind_init(uintptr_t lo, uintptr_t hi, unsigned max_depth, const char *check)
+hp_unwind_init(uintptr_t lo, uintptr_t hi, unsigned max_depth, unsigned slots, const char *check)
 {
 	size_t n = check ? strlen(check) : 0;
 
 	self_lo = lo;
 	self_hi = hi;
 	keep_depth = max_depth;
+#if defined(__x86_64__)
+	capture_slots = slots;
+#else
+	(void)slots;
+#endif
 	check_on = n > 0 && strcmp(check, "0") != 0;
 	if (check_on && check[0] == '/' && n < sizeof(check_dir))
 		memcpy(check_dir, check, n + 1);

@@ -36,9 +36,11 @@
 
 /* At start-up (hp_record_init): heapprof's own code range [self_lo,
  * self_hi) (the frames dropped from the top of every stack), the number
- * of frames a stack keeps, and the value of HEAPPROF_UNWIND_CHECK (NULL,
+ * of frames a stack keeps, the most return addresses a capture is asked
+ * for (hp_stacks_slots()), and the value of HEAPPROF_UNWIND_CHECK (NULL,
  * "" or "0": no check). Lock: none. Allocates: no. */
-void hp_unwind_init(uintptr_t self_lo, uintptr_t self_hi, unsigned max_depth, const char *check);
+void hp_unwind_init(uintptr_t self_lo, uintptr_t self_hi, unsigned max_depth, unsigned slots,
+		    const char *check);
 
 /*
  * Return addresses of the calling thread's stack, innermost first, at most
