@@ -1408,12 +1408,13 @@ hp_unwind_report(void)
 		  "libunwind=%zu (stack=%zu read=%zu noinfo=%zu signal=%zu rule=%zu busy=%zu "
 		  "arch=%zu)",
 		  exe, (size_t)stats.captures, (size_t)stats.compared, (size_t)stats.differ,
-		  (size_t)stats.repeated, (size_t)fb, (size_t)stats.fallbacks[FB_STACK], (size_t)stats.fallbacks[FB_READ],
-		  (size_t)stats.fallbacks[FB_NOINFO], (size_t)stats.fallbacks[FB_SIGNAL],
-		  (size_t)stats.fallbacks[FB_RULE], (size_t)stats.fallbacks[FB_BUSY],
-		  (size_t)stats.fallbacks[FB_ARCH]);
+		  (size_t)stats.repeated, (size_t)fb, (size_t)stats.fallbacks[FB_STACK],
+		  (size_t)stats.fallbacks[FB_READ], (size_t)stats.fallbacks[FB_NOINFO],
+		  (size_t)stats.fallbacks[FB_SIGNAL], (size_t)stats.fallbacks[FB_RULE],
+		  (size_t)stats.fallbacks[FB_BUSY], (size_t)stats.fallbacks[FB_ARCH]);
 	if (check_dir[0] == '\0') {
 		hp_log("%s", line);
+		errno = saved;
 		return;
 	}
 	/* A file per process: programs may have closed stderr by now
