@@ -27,6 +27,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include <alloca.h>
 #include <dlfcn.h>
 #include <elf.h>
 #include <errno.h>
@@ -1109,14 +1110,16 @@ rule_miss(struct unwind_data *d, const struct frame *old, unsigned m, unsigned k
 	if (k < m && old[k].sp == sp && old[k].ip == ip)
 		return (struct miss){ old[k].rule, k + 1 };
 	c = (size_t)((key * 0x9e3779b97f4a7c15ULL) >> (64 - CACHE_BITS));
-	if (d->cache[c].key == key && rule_gen(d->cache[c].rule) == gen)
+	if (d && d->cache[c].key == key && rule_gen(d->cache[c].rule) == gen)
 		return (struct miss){ d->cache[c].rule, k };
 	t = __atomic_load_n(&rules, __ATOMIC_ACQUIRE);
 	rule = t ? rule_get(t, key, gen) : RULE_NONE;
 	if (rule == RULE_NONE && (rule = rule_slow(key)) == RULE_NONE)
 		return (struct miss){ RULE_NONE, k };
-	d->cache[c].key = key;
-	d->cache[c].rule = rule;
+	if (d) {
+		d->cache[c].key = key;
+		d->cache[c].rule = rule;
+	}
 	return (struct miss){ rule, k };
 }
 
@@ -1162,13 +1165,21 @@ walk(const struct regs *r, void **buf, int max, bool *same)
 
 	if (!stack_bounds(sp, &span))
 		return -1 - FB_STACK;
-	if ((d = thread_data()) == NULL || max < 0 || (unsigned)max >= d->slots)
+	if (max < 0 || (unsigned)max > capture_slots)
 		return -1 - FB_BUSY;
-	now = d->sh[d->last ^ 1];
-	if (d->gen == gen) {
+	if ((d = thread_data()) == NULL) {
+		/* The thread is ending (or out of memory): walk with the
+		 * shared rules alone. (Not libunwind: it would make its own
+		 * per-thread cache, 512 KiB, too late to be given back.) */
+		now = alloca(((size_t)max + 1) * sizeof(*now));
+		old = no_frames;
+		m = 0;
+	} else if (d->gen == gen) {
+		now = d->sh[d->last ^ 1];
 		old = d->sh[d->last];
 		m = d->n[d->last];
 	} else {
+		now = d->sh[d->last ^ 1];
 		old = no_frames;
 		m = 0;
 	}
@@ -1232,10 +1243,12 @@ walk(const struct regs *r, void **buf, int max, bool *same)
 	in_step = false;
 ended:
 	w->ip = 0;
-	*same = in_step && (unsigned)(w - now) == m;
-	d->n[d->last ^ 1] = (unsigned)(w - now);
-	d->last ^= 1;
-	d->gen = gen;
+	*same = d && in_step && (unsigned)(w - now) == m;
+	if (d) {
+		d->n[d->last ^ 1] = (unsigned)(w - now);
+		d->last ^= 1;
+		d->gen = gen;
+	}
 	return (int)(out - buf);
 }
 
