@@ -13,7 +13,8 @@
 # thread's and on an alternate stack, longjmp, and a library unloaded and
 # replaced at the same address by one whose frame differs: LIB_A, LIB_B),
 # unwind-check-cxx (C++ exceptions: throw, catch, rethrow, destructors that
-# allocate during unwinding, threads), python3, and gcc (driver, cc1, as).
+# allocate during unwinding, threads), mt-stress (threads allocating as they
+# end), python3, and gcc (driver, cc1, as).
 . "$(dirname "$0")/lib.sh"
 LIB_A=$(realpath "$3")
 LIB_B=$(realpath "$4")
@@ -55,6 +56,13 @@ check "unwind-check: captures" 1 "$(sed -n 's/.* captures=\([0-9]*\) .*/\1/p' \
 
 run unwind-check-cxx 1 "$PROGS/unwind-check-cxx" 7 400
 check "unwind-check-cxx: output" ok "$(cat "$TMP/unwind-check-cxx.out")"
+
+# threads re-created every round, allocating in their TSD destructors: the
+# captures of an ending thread are walked too (libunwind's per-thread cache,
+# made that late, would never be freed)
+run mt-stress 1 "$PROGS/mt-stress" 4 4
+check "mt-stress: none left to libunwind" 0 "$(sed -n 's/.* libunwind=\([0-9]*\) .*/\1/p' \
+	"$TMP/mt-stress.counts")"
 
 # the interpreter itself, not a wrapper script (pyenv's shims are shell)
 if py=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null) && [ -x "$py" ]; then
