@@ -689,7 +689,7 @@ record_mode(struct db *db, bool snapshots, int64_t every_ns)
 
 	db_meta(db, "recording", snapshots ? "snapshots" : "full");
 	if (snapshots)
-		db_compact(db);
+		db_bounded(db);
 	snprintf(v, sizeof(v), "%lld", (long long)(every_ns > 0 ? every_ns : 60000000000LL));
 	db_meta(db, "interval_ns", v);
 }

@@ -428,6 +428,7 @@ struct db {
 	struct symworker *sym; /* looks them up as they come */
 	int64_t next_module_id;
 	bool compact;        /* VACUUM at the end (a snapshot recording) */
+	unsigned max_queued; /* batches queued for the writer at most */
 	/* snapshots: ids, and the row ids of each one kept (to delete it) */
 	int64_t next_snapshot_id, next_snapchunk_id, next_former_id, next_interval_id;
 	struct snap_rows {
@@ -965,7 +966,7 @@ submit(struct db *db)
 		return;
 	}
 	pthread_mutex_lock(&db->mu);
-	while (db->queued >= MAX_QUEUED && db->spare == NULL)
+	while (db->queued >= db->max_queued && db->spare == NULL)
 		pthread_cond_wait(&db->room, &db->mu);
 	b->next = NULL;
 	*db->queue_tail = b;
@@ -1071,6 +1072,7 @@ db_create(const char *path, char *err, size_t errcap)
 	db->queue_tail = &db->queue;
 	db->cur = batch_new();
 	db->next_module_id = 1;
+	db->max_queued = MAX_QUEUED;
 	db->chunk_src.decl = "CREATE TABLE x (address, size, alloc_ns, free_after, "
 			     "released_after, who, info)";
 	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
@@ -1703,9 +1705,13 @@ symbolize_frames(struct db *db)
 }
 
 void
-db_compact(struct db *db)
+db_bounded(struct db *db)
 {
 	db->compact = true;
+	/* a snapshot comes as a burst of rows the writer takes a while for:
+	 * the collector waits for it rather than hold the burst (the rings
+	 * hold the program's events meanwhile) */
+	db->max_queued = 16;
 }
 
 static int64_t

@@ -172,9 +172,11 @@ void db_site(struct db *db, int64_t interval_id, const struct db_site *s);
 void db_interval_merge(struct db *db, int64_t into, int64_t from, int64_t process_id,
 		       int64_t start_ns, int64_t end_ns);
 
-/* Rewrite the file without its free pages when finishing: a snapshot
- * recording deletes the snapshots it replaces. */
-void db_compact(struct db *db);
+/* A snapshot recording's: the file is rewritten without its free pages
+ * when finishing (it deletes the snapshots it replaces), and at most 16
+ * batches wait for the writer (a snapshot is a burst of rows: memory stays
+ * bounded by the heap). Before the first row. */
+void db_bounded(struct db *db);
 
 /* The last commit: indexes, symbolized frames (max_frames per stack),
  * meta complete=1, a self-contained file (journal_mode DELETE).

@@ -131,6 +131,16 @@ static void
 cand_clear(struct cand *c)
 {
 	c->nres = 0;
+	if (c->saved_cap > 4 * BUDGET_FLOOR) {
+		/* a record that grew large is not kept for the next one */
+		free(c->saved);
+		c->saved = NULL;
+		c->saved_cap = 0;
+		free(c->table);
+		c->table = NULL;
+		c->mask = 0;
+		c->nsaved = 0;
+	}
 	if (c->nsaved) {
 		if (c->mask + 1 > 1024 && c->nsaved < (c->mask + 1) / 8) {
 			free(c->table);
@@ -751,9 +761,11 @@ snap_after(struct snap *s, struct hm *m, int64_t ns)
 		struct cand *c = &s->cand[k];
 		if (!c->active)
 			continue;
-		/* as large as the heap: as much as writing it would take */
+		/* half as large as the heap: writing it takes as long as
+		 * making that many changes did, and the record's memory stays
+		 * below the heap model's */
 		size_t held = c->nsaved + c->nres + (c->former ? fm_count(c->former) : 0);
-		if (held <= BUDGET_FLOOR || held <= 2 * chunkmap_count(m->map))
+		if (held <= BUDGET_FLOOR || held <= chunkmap_count(m->map) / 2)
 			continue;
 		/* settle: worth a rewrite only if it beats the stored one well */
 		uint64_t margin = c->stored_value >> MARGIN_SHIFT;

@@ -14,7 +14,7 @@
  * keeps an undo record (the first earlier value of every chunkmap entry
  * and former range that changes) from which that instant's state is
  * rebuilt and written later: at the end of the image, or once the record
- * is as large as the heap (then only if the new figure beats the stored
+ * is half as large as the heap (then only if the new figure beats the stored
  * one by 1/16 and 64 KiB, so a creeping figure is rewritten now and then,
  * not at every step). Memory and writes stay bounded by the heap.
  *

@@ -394,8 +394,9 @@ CREATE TABLE heap_timeline (
 --   demand    asked for while it ran (heapprof snapshot FILE)
 -- peak and worst are kept exact: the collector holds an undo record of the
 -- heap from the instant a new peak (worst) began; it writes that instant's
--- state when the image ends, or once the undo record has grown as large as
--- the heap and the new figure beats the stored one by 1/16 (and 64 KiB) -
+-- state when the image ends, or once the undo record has grown half as
+-- large as the heap (and past 4096 entries) and the new figure beats the
+-- stored one by 1/16 (and 64 KiB) -
 -- so a slowly creeping figure costs a rewrite now and then, not one per
 -- step. heap_summary always holds the exact peak and worst figures.
 CREATE TABLE snapshot (
