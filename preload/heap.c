@@ -37,9 +37,13 @@ static struct hp_chunk initial_top;
 
 /* ---- bins ---- */
 
-#define bin_at(av, i)                                                          \
-	((struct hp_chunk *)((char *)&(av)->bins[((i)-1) * 2] -               \
-			     offsetof(struct hp_chunk, fd)))
+/* malloc.c's names for heap.h's bin arithmetic, so this file reads like it. */
+#define bin_at(av, i) hp_bin_at(av, i)
+#define in_smallbin_range(sz) hp_in_smallbin_range(sz)
+#define smallbin_index(sz) hp_smallbin_index(sz)
+#define largebin_index(sz) hp_largebin_index(sz)
+#define bin_index(sz) hp_bin_index(sz)
+#define fastbin_index(sz) hp_fastbin_index(sz)
 #define unsorted_chunks(av) bin_at(av, 1)
 #define contiguous(av) (((av)->flags & HP_NONCONTIGUOUS) == 0)
 #define main_arena(av) ((av) == &hp_main_arena)
@@ -48,47 +52,6 @@ static struct hp_chunk initial_top;
 #define next_bin(b) ((struct hp_chunk *)((char *)(b) + (sizeof(void *) << 1)))
 #define first(b) ((b)->fd)
 #define last(b) ((b)->bk)
-
-static inline bool
-in_smallbin_range(size_t sz)
-{
-	return sz < HP_MIN_LARGE_SIZE;
-}
-
-static inline unsigned
-smallbin_index(size_t sz)
-{
-	return (unsigned)sz >> 4;
-}
-
-static inline unsigned
-largebin_index(size_t sz)
-{
-	if ((sz >> 6) <= 48)
-		return 48 + (unsigned)(sz >> 6);
-	if ((sz >> 9) <= 20)
-		return 91 + (unsigned)(sz >> 9);
-	if ((sz >> 12) <= 10)
-		return 110 + (unsigned)(sz >> 12);
-	if ((sz >> 15) <= 4)
-		return 119 + (unsigned)(sz >> 15);
-	if ((sz >> 18) <= 2)
-		return 124 + (unsigned)(sz >> 18);
-	return 126;
-}
-
-static inline unsigned
-bin_index(size_t sz)
-{
-	return in_smallbin_range(sz) ? smallbin_index(sz) : largebin_index(sz);
-}
-
-static inline unsigned
-fastbin_index(size_t sz)
-{
-	return ((unsigned)sz >> 4) - 2;
-}
-
 #define idx2block(i) ((i) >> 5)
 #define idx2bit(i) (1U << ((i)&31))
 
@@ -100,23 +63,9 @@ mark_bin(struct hp_mstate *av, unsigned i)
 
 /* ---- chunk helpers ---- */
 
-static inline bool
-misaligned(const void *p)
-{
-	return (uintptr_t)p & HP_ALIGN_MASK;
-}
-
-static inline bool
-prev_inuse(const struct hp_chunk *p)
-{
-	return p->size & HP_PREV_INUSE;
-}
-
-static inline bool
-inuse_bit_at(const struct hp_chunk *p, size_t off)
-{
-	return hp_chunk_at(p, off)->size & HP_PREV_INUSE;
-}
+#define misaligned(p) hp_misaligned(p)
+#define prev_inuse(p) hp_chunk_prev_inuse(p)
+#define inuse_bit_at(p, off) hp_chunk_inuse_bit_at(p, off)
 
 static inline void
 set_inuse_bit_at(struct hp_chunk *p, size_t off)
@@ -241,6 +190,12 @@ hp_heap_init_state(struct hp_mstate *av)
 		av->flags |= HP_NONCONTIGUOUS;
 	av->have_fastchunks = false;
 	av->top = &initial_top;
+}
+
+bool
+hp_heap_started(const struct hp_mstate *av)
+{
+	return av->top != &initial_top;
 }
 
 /* ---- segments (for walking; glibc keeps none) ---- */
@@ -1299,310 +1254,4 @@ hp_heap_bin_stats_locked(struct hp_mstate *av, struct hp_bin_stats fast[HP_NFAST
 		if (bins[i].count == 0)
 			bins[i].from = 0;
 	}
-}
-
-/* ---- walking and checking ---- */
-
-struct cached_set {
-	uintptr_t *v;
-	size_t n, cap;
-	bool overflow;
-};
-
-static void
-collect_cached(struct hp_chunk *p, void *arg)
-{
-	struct cached_set *s = arg;
-
-	if (s->n < s->cap)
-		s->v[s->n++] = (uintptr_t)p;
-	else
-		s->overflow = true;
-}
-
-static int
-cmp_uptr(const void *a, const void *b)
-{
-	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static bool
-in_set(const struct cached_set *s, uintptr_t v)
-{
-	size_t lo = 0, hi = s->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (s->v[mid] < v)
-			lo = mid + 1;
-		else if (s->v[mid] > v)
-			hi = mid;
-		else
-			return true;
-	}
-	return false;
-}
-
-static void
-sort_uptr(uintptr_t *v, size_t n)
-{
-	/* Shell sort: no libc qsort (it may allocate). */
-	for (size_t gap = n / 2; gap > 0; gap /= 2)
-		for (size_t i = gap; i < n; i++)
-			for (size_t j = i; j >= gap && cmp_uptr(&v[j - gap], &v[j]) > 0; j -= gap) {
-				uintptr_t t = v[j];
-				v[j] = v[j - gap];
-				v[j - gap] = t;
-			}
-}
-
-static void
-count_one(struct hp_chunk *p, void *arg)
-{
-	(void)p;
-	++*(size_t *)arg;
-}
-
-/* The stretches of memory an arena's chunks tile, in address order: the
- * main arena's segments, or a thread arena's heaps. */
-struct stretch {
-	uintptr_t start, end;
-};
-
-static unsigned
-arena_stretches(struct hp_mstate *av, struct stretch *out, unsigned cap)
-{
-	unsigned n = 0;
-
-	if (main_arena(av)) {
-		unsigned nseg = hp_main.nsegments < HP_MAX_SEGMENTS ? hp_main.nsegments
-								    : HP_MAX_SEGMENTS;
-		for (unsigned i = 0; i < nseg && n < cap; i++)
-			out[n++] = (struct stretch){ hp_main.segments[i].start,
-						     hp_main.segments[i].end };
-	} else {
-		for (struct hp_heap_info *h = hp_heap_for_ptr(av->top); h && n < cap; h = h->prev) {
-			uintptr_t start = (uintptr_t)(h + 1);
-
-			if (h->ar_ptr == (struct hp_mstate *)(h + 1)) {
-				/* the first heap holds the malloc_state */
-				start += sizeof(struct hp_mstate);
-				if ((start + HP_CHUNK_HDR_SZ) & HP_ALIGN_MASK)
-					start += HP_MALLOC_ALIGNMENT -
-						 ((start + HP_CHUNK_HDR_SZ) & HP_ALIGN_MASK);
-			}
-			out[n++] = (struct stretch){ start, (uintptr_t)h + h->size };
-		}
-	}
-	for (unsigned i = 1; i < n; i++)
-		for (unsigned j = i; j > 0 && out[j - 1].start > out[j].start; j--) {
-			struct stretch t = out[j];
-			out[j] = out[j - 1];
-			out[j - 1] = t;
-		}
-	return n;
-}
-
-#define MAX_STRETCHES 256
-
-static size_t
-walk_arena(struct hp_mstate *av, const struct cached_set *set, hp_walk_fn fn, void *arg)
-{
-	struct stretch st[MAX_STRETCHES];
-	unsigned n = arena_stretches(av, st, MAX_STRETCHES);
-	size_t walked = 0;
-
-	for (unsigned s = 0; s < n; s++) {
-		struct hp_chunk *p = (struct hp_chunk *)st[s].start;
-
-		while ((uintptr_t)p < st[s].end) {
-			size_t size = hp_chunksize(p);
-			bool is_top = p == av->top;
-			enum hp_state state;
-
-			if (size == 0) {
-				/* a thread heap's closing fencepost */
-				fn((uintptr_t)p, st[s].end - (uintptr_t)p, HP_STATE_LIVE, false, arg);
-				break;
-			}
-			if (size == HP_CHUNK_HDR_SZ) {
-				/* fencepost: in use, as mallinfo counts it */
-				fn((uintptr_t)p, size, HP_STATE_LIVE, false, arg);
-				p = hp_chunk_at(p, size);
-				continue;
-			}
-			if ((uintptr_t)p + size > st[s].end)
-				break;
-			if (is_top || !inuse_bit_at(p, size))
-				state = HP_STATE_FREE;
-			else if (in_set(set, (uintptr_t)p))
-				state = HP_STATE_CACHED;
-			else
-				state = HP_STATE_LIVE;
-			fn((uintptr_t)p, size, state, is_top, arg);
-			walked++;
-			if (is_top)
-				break;
-			p = hp_chunk_at(p, size);
-		}
-	}
-	return walked;
-}
-
-static void
-collect_fastbins(struct hp_mstate *av, void (*fn)(struct hp_chunk *p, void *arg), void *arg)
-{
-	for (unsigned i = 0; i < HP_NFASTBINS; ++i)
-		for (struct hp_chunk *p = av->fastbins[i]; p != NULL; p = reveal(&p->fd))
-			fn(p, arg);
-}
-
-size_t
-hp_heap_walk(hp_walk_fn fn, void *arg)
-{
-	struct cached_set set = { 0 };
-	size_t n = 0, walked = 0;
-	struct hp_mstate *av = &hp_main_arena;
-	bool locked;
-
-	/* Everything cached, in every arena's fastbins and every tcache. */
-	do {
-		locked = hp_mstate_lock(av);
-		collect_fastbins(av, count_one, &n);
-		hp_mstate_unlock(av, locked);
-		av = av->next;
-	} while (av != &hp_main_arena);
-	hp_tcache_each(count_one, &n);
-	set.cap = n + 64;
-	set.v = hp_arena_alloc(set.cap * sizeof(uintptr_t), 16, false);
-	if (set.v == NULL)
-		set.cap = 0;
-	do {
-		locked = hp_mstate_lock(av);
-		collect_fastbins(av, collect_cached, &set);
-		hp_mstate_unlock(av, locked);
-		av = av->next;
-	} while (av != &hp_main_arena);
-	hp_tcache_each(collect_cached, &set);
-	sort_uptr(set.v, set.n);
-
-	do {
-		locked = hp_mstate_lock(av);
-		if (av->top != &initial_top)
-			walked += walk_arena(av, &set, fn, arg);
-		hp_mstate_unlock(av, locked);
-		av = av->next;
-	} while (av != &hp_main_arena);
-	if (set.v)
-		hp_arena_free(set.v);
-	return walked;
-}
-
-#define CHECK(cond, what, p, inv) HP_CHECK(cond, "heap_check: " what, p, inv)
-
-static void
-check_arena(struct hp_mstate *av)
-{
-	struct stretch st[MAX_STRETCHES];
-	unsigned n;
-	size_t bytes = 0;
-	bool top_seen = false;
-
-	if (av->top == &initial_top)
-		return;
-	/* 6 */
-	CHECK(prev_inuse(av->top), "top without P", av->top, 6);
-	CHECK(hp_chunksize(av->top) >= HP_MINSIZE, "top below MINSIZE", av->top, 6);
-
-	/* 4: bins */
-	for (unsigned i = 1; i < HP_NBINS; ++i) {
-		struct hp_chunk *b = bin_at(av, i);
-		size_t prev = ~(size_t)0;
-
-		for (struct hp_chunk *p = b->fd; p != b; p = p->fd) {
-			size_t sz = hp_chunksize(p);
-
-			CHECK(p->fd->bk == p && p->bk->fd == p, "bin links broken", p, 4);
-			CHECK(!misaligned(p) && sz >= HP_MINSIZE, "binned chunk misaligned", p, 1);
-			if (i > 1) {
-				CHECK(bin_index(sz) == i, "chunk in the wrong bin", p, 4);
-				CHECK(av->binmap[idx2block(i)] & idx2bit(i), "binmap bit clear", p,
-				      7);
-			}
-			if (i >= HP_NSMALLBINS) {
-				CHECK(sz <= prev, "large bin not sorted", p, 4);
-				prev = sz;
-			}
-			/* 3 */
-			struct hp_chunk *next = hp_chunk_at(p, sz);
-			CHECK(!prev_inuse(next) && next->prev_size == sz, "binned chunk footer", p, 3);
-			/* 2 */
-			CHECK(prev_inuse(p), "two free chunks adjacent", p, 2);
-			CHECK(next != av->top, "free chunk borders top", p, 2);
-			CHECK(hp_chunksize(next) == 0 ||
-				      prev_inuse(hp_chunk_at(next, hp_chunksize(next))),
-			      "two free chunks adjacent", next, 2);
-		}
-	}
-	/* 5 */
-	for (unsigned i = 0; i < HP_NFASTBINS; ++i)
-		for (struct hp_chunk *p = av->fastbins[i]; p != NULL; p = reveal(&p->fd)) {
-			CHECK(!misaligned(p), "fastbin chunk misaligned", p, 5);
-			CHECK(fastbin_index(hp_chunksize(p)) == i, "fastbin chunk size", p, 5);
-			CHECK(prev_inuse(hp_chunk_at(p, hp_chunksize(p))), "fastbin chunk not in use",
-			      p, 5);
-		}
-	/* 1: tiling, stretch by stretch */
-	if (main_arena(av) && hp_main.nsegments > HP_MAX_SEGMENTS)
-		return; /* too many segments to follow */
-	n = arena_stretches(av, st, MAX_STRETCHES);
-	for (unsigned s = 0; s < n; s++) {
-		struct hp_chunk *p = (struct hp_chunk *)st[s].start;
-
-		bytes += st[s].end - st[s].start;
-		while ((uintptr_t)p < st[s].end) {
-			size_t sz = hp_chunksize(p);
-
-			CHECK(!misaligned(p), "chunk misaligned", p, 1);
-			if (sz == 0) {
-				CHECK(!main_arena(av), "size-0 fencepost in the main arena", p, 1);
-				break;
-			}
-			if (sz == HP_CHUNK_HDR_SZ) {
-				p = hp_chunk_at(p, sz);
-				continue;
-			}
-			CHECK(sz >= HP_MINSIZE && (uintptr_t)p + sz <= st[s].end,
-			      "chunk size out of its stretch", p, 1);
-			if (p == av->top) {
-				CHECK((uintptr_t)p + sz == st[s].end, "top does not end its stretch",
-				      p, 6);
-				top_seen = true;
-				break;
-			}
-			if (!main_arena(av) && prev_inuse(hp_chunk_at(p, sz)))
-				CHECK(p->size & HP_NON_MAIN_ARENA, "thread arena chunk in use without A",
-				      p, 1);
-			p = hp_chunk_at(p, sz);
-		}
-	}
-	CHECK(top_seen, "top not found", av->top, 6);
-	/* 7: the stretches (plus foreign sbrk gaps in the main arena) are the
-	 * memory obtained */
-	CHECK(bytes <= av->system_mem, "system_mem below the memory walked", NULL, 7);
-}
-
-void
-hp_heap_check(void)
-{
-	struct hp_mstate *av = &hp_main_arena;
-
-	do {
-		bool locked = hp_mstate_lock(av);
-		check_arena(av);
-		hp_mstate_unlock(av, locked);
-		av = av->next;
-	} while (av != &hp_main_arena);
 }

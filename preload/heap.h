@@ -30,7 +30,8 @@
  * non-empty bins; the top chunk, never in a bin, always at least MINSIZE
  * once the heap exists, bordering the break.
  *
- * Invariants (heap_check() verifies each and cites its number):
+ * Invariants (hp_check_heaps() in check.c verifies each and cites its
+ * number):
  *  1. Every chunk in a heap segment is 16-aligned, at least MINSIZE, and
  *     the chunks tile the segment from its first chunk to top (or to the
  *     segment's closing fenceposts).
@@ -161,6 +162,25 @@ hp_chunk_is_mmapped(const struct hp_chunk *p)
 	return p->size & HP_IS_MMAPPED;
 }
 
+static inline bool
+hp_chunk_prev_inuse(const struct hp_chunk *p)
+{
+	return p->size & HP_PREV_INUSE;
+}
+
+/* Whether the chunk at p + off has P set: p is in use (or cached). */
+static inline bool
+hp_chunk_inuse_bit_at(const struct hp_chunk *p, size_t off)
+{
+	return hp_chunk_at(p, off)->size & HP_PREV_INUSE;
+}
+
+static inline bool
+hp_misaligned(const void *p)
+{
+	return (uintptr_t)p & HP_ALIGN_MASK;
+}
+
 /* request2size(); 0 for requests above PTRDIFF_MAX (checked_request2size). */
 static inline size_t
 hp_request2size(size_t req)
@@ -181,6 +201,64 @@ hp_usable(const struct hp_chunk *p)
 	if (hp_chunk_at(p, hp_chunksize(p))->size & HP_PREV_INUSE)
 		return hp_chunksize(p) - HP_SIZE_SZ;
 	return 0;
+}
+
+/* ---- bins (malloc.c's bin_at, bin_index, fastbin_index, binmap) ---- */
+
+/* Bin i (1 unsorted, 2..63 small, 64..126 large) as a fake chunk whose fd
+ * and bk are the list heads in av->bins. */
+static inline struct hp_chunk *
+hp_bin_at(struct hp_mstate *av, unsigned i)
+{
+	return (struct hp_chunk *)((char *)&av->bins[(i - 1) * 2] -
+				   offsetof(struct hp_chunk, fd));
+}
+
+static inline bool
+hp_in_smallbin_range(size_t sz)
+{
+	return sz < HP_MIN_LARGE_SIZE;
+}
+
+static inline unsigned
+hp_smallbin_index(size_t sz)
+{
+	return (unsigned)sz >> 4;
+}
+
+static inline unsigned
+hp_largebin_index(size_t sz)
+{
+	if ((sz >> 6) <= 48)
+		return 48 + (unsigned)(sz >> 6);
+	if ((sz >> 9) <= 20)
+		return 91 + (unsigned)(sz >> 9);
+	if ((sz >> 12) <= 10)
+		return 110 + (unsigned)(sz >> 12);
+	if ((sz >> 15) <= 4)
+		return 119 + (unsigned)(sz >> 15);
+	if ((sz >> 18) <= 2)
+		return 124 + (unsigned)(sz >> 18);
+	return 126;
+}
+
+static inline unsigned
+hp_bin_index(size_t sz)
+{
+	return hp_in_smallbin_range(sz) ? hp_smallbin_index(sz) : hp_largebin_index(sz);
+}
+
+static inline unsigned
+hp_fastbin_index(size_t sz)
+{
+	return ((unsigned)sz >> 4) - 2;
+}
+
+/* The binmap bit of bin i: set when the bin may be non-empty. */
+static inline bool
+hp_binmap_bit(const struct hp_mstate *av, unsigned i)
+{
+	return av->binmap[i >> 5] & (1U << (i & 31));
 }
 
 /* ---- arena locks: taken only once the process has threads ---- */
@@ -284,22 +362,8 @@ void hp_heap_perturb_alloc(void *p, size_t n);
 /* The arena a heap chunk belongs to (glibc's arena_for_chunk). */
 struct hp_mstate *hp_heap_arena_for_chunk(const struct hp_chunk *p);
 
-/*
- * Walk every chunk of every arena: fn(chunk, bytes, state, is_top, arg)
- * where state is live, cached (any registered thread's tcache, or a
- * fastbin) or free (bins and top). Fenceposts and glibc's lost slivers are
- * reported live (mallinfo counts them in use). Exact only while no other
- * thread allocates. Returns the number of chunks walked.
- * Lock: none (takes each arena's). Allocates: arena (scratch).
- */
-typedef void (*hp_walk_fn)(uintptr_t chunk, size_t bytes, enum hp_state state, bool is_top,
-			   void *arg);
-size_t hp_heap_walk(hp_walk_fn fn, void *arg);
-
-/*
- * Verify invariants 1-7 in every arena; on a violation call hp_fatal with
- * the invariant number. Lock: none (takes each arena's). Allocates: no.
- */
-void hp_heap_check(void);
+/* Whether av has a heap yet: false until the main arena's first sysmalloc
+ * (its top is then glibc's initial_top, a chunk of size 0). Lock: av held. */
+bool hp_heap_started(const struct hp_mstate *av);
 
 #endif

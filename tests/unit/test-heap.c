@@ -3,7 +3,7 @@
  * test-heap - the allocator linked straight into the test (it becomes this
  * process's malloc), with every self-check on.
  *
- * After every step of seeded random workloads it (1) runs heap_check(),
+ * After every step of seeded random workloads it (1) runs hp_check_heaps(),
  * which verifies heap.h's invariants, and (2) replays everything the
  * observer interface reported into a shadow map of 16-byte granules and
  * compares it with a walk of the real heap: the promise of observe.h that
@@ -27,6 +27,7 @@
 
 #include "heap.h"
 #include "arena.h"
+#include "check.h"
 #include "observe.h"
 #include "os.h"
 #include "tarena.h"
@@ -197,7 +198,7 @@ seed_shadow(uintptr_t chunk, size_t bytes, enum hp_state state, bool is_top, voi
 __attribute__((constructor(200))) static void
 install(void)
 {
-	hp_heap_walk(seed_shadow, NULL);
+	hp_check_walk(seed_shadow, NULL);
 	hp_observer = &test_observer;
 }
 
@@ -230,8 +231,8 @@ verify(const char *when)
 {
 	struct cmp_ctx c = { 0 };
 
-	hp_heap_check();
-	hp_heap_walk(compare, &c);
+	hp_check_heaps();
+	hp_check_walk(compare, &c);
 	if (c.mismatches) {
 		shadow_errors++;
 		printf("  after %s: %lu of %lu chunks disagree with the event stream\n", when,
@@ -425,7 +426,7 @@ test_guard(void)
 		zero &= b[i] == 0;
 	CHECK(zero, "guarded calloc is zeroed");
 	f.chunk = (uintptr_t)hp_mem2chunk(a);
-	hp_heap_walk(find_chunk, &f);
+	hp_check_walk(find_chunk, &f);
 	CHECK(!f.found, "a guarded block is not in any heap");
 	m1 = mallinfo2();
 	CHECK(m0.uordblks == m1.uordblks && m0.arena == m1.arena && m0.hblkhd == m1.hblkhd,
