@@ -88,9 +88,12 @@ count_one(struct hp_chunk *p, void *arg)
 }
 
 /* The stretches of memory an arena's chunks tile, in address order: the
- * main arena's segments, or a thread arena's heaps. */
+ * main arena's segments, or a thread arena's heaps; with the bytes the
+ * arena counts in system_mem for each, and which one holds top. */
 struct stretch {
 	uintptr_t start, end;
+	size_t counted;
+	bool holds_top;
 };
 
 static unsigned
@@ -101,12 +104,16 @@ arena_stretches(struct hp_mstate *av, struct stretch *out, unsigned cap)
 	if (main_arena(av)) {
 		unsigned nseg = hp_main.nsegments < HP_MAX_SEGMENTS ? hp_main.nsegments
 								    : HP_MAX_SEGMENTS;
-		for (unsigned i = 0; i < nseg && n < cap; i++)
-			out[n++] = (struct stretch){ hp_main.segments[i].start,
-						     hp_main.segments[i].end };
+		for (unsigned i = 0; i < nseg && n < cap; i++) {
+			const struct hp_segment *g = &hp_main.segments[i];
+
+			out[n++] = (struct stretch){ g->start, g->end, g->end - g->from,
+						     i + 1 == hp_main.nsegments };
+		}
 	} else {
-		for (struct hp_heap_info *h = hp_heap_for_ptr(av->top); h && n < cap;
-	     h = h->prev) {
+		struct hp_heap_info *top_heap = hp_heap_for_ptr(av->top);
+
+		for (struct hp_heap_info *h = top_heap; h && n < cap; h = h->prev) {
 			uintptr_t start = (uintptr_t)(h + 1);
 
 			if (h->ar_ptr == (struct hp_mstate *)(h + 1)) {
@@ -116,7 +123,8 @@ arena_stretches(struct hp_mstate *av, struct stretch *out, unsigned cap)
 					start += HP_MALLOC_ALIGNMENT -
 						 ((start + HP_CHUNK_HDR_SZ) & HP_ALIGN_MASK);
 			}
-			out[n++] = (struct stretch){ start, (uintptr_t)h + h->size };
+			out[n++] = (struct stretch){ start, (uintptr_t)h + h->size, h->size,
+						     h == top_heap };
 		}
 	}
 	for (unsigned i = 1; i < n; i++)
@@ -226,21 +234,64 @@ hp_check_walk(hp_walk_fn fn, void *arg)
 
 #define CHECK(cond, what, p, inv) HP_CHECK(cond, "heap_check: " what, p, inv)
 
+/* 6: top (2 and 3 hold for it as for any chunk: P set, nothing free
+ * before it). */
 static void
-check_arena(struct hp_mstate *av)
+check_top(struct hp_mstate *av)
 {
-	struct stretch st[MAX_STRETCHES];
-	unsigned n;
-	size_t bytes = 0;
-	bool top_seen = false;
+	struct hp_chunk *top = av->top;
 
-	if (!hp_heap_started(av))
-		return;
-	/* 6 */
-	CHECK(hp_chunk_prev_inuse(av->top), "top without P", av->top, 6);
-	CHECK(hp_chunksize(av->top) >= HP_MINSIZE, "top below MINSIZE", av->top, 6);
+	CHECK(hp_chunk_prev_inuse(top), "top without P", top, 6);
+	CHECK(hp_chunksize(top) >= HP_MINSIZE, "top below MINSIZE", top, 6);
+	if (main_arena(av) && hp_main.nsegments <= HP_MAX_SEGMENTS) {
+		const struct hp_segment *g = &hp_main.segments[hp_main.nsegments - 1];
 
-	/* 4: bins */
+		CHECK((uintptr_t)top >= g->start &&
+			      (uintptr_t)top + hp_chunksize(top) == g->end,
+		      "top does not end the last segment", top, 6);
+	} else if (!main_arena(av)) {
+		struct hp_heap_info *h = hp_heap_for_ptr(top);
+
+		CHECK(h->ar_ptr == av && (uintptr_t)top + hp_chunksize(top) ==
+						 (uintptr_t)h + h->size,
+		      "top does not end its heap", top, 6);
+	}
+}
+
+/* 4: the skip list of large bin b, whose chunks are sorted (checked by
+ * the caller): the first chunk of each size, circular, doubly linked, in
+ * decreasing size; the other chunks are not in it. */
+static void
+check_skip_list(struct hp_chunk *b)
+{
+	struct hp_chunk *first = b->fd, *head = NULL;
+	size_t prev_sz = 0;
+
+	for (struct hp_chunk *p = first; p != b; p = p->fd) {
+		size_t sz = hp_chunksize(p);
+
+		if (p == first || sz != prev_sz) {
+			CHECK(p->fd_nextsize != NULL && p->bk_nextsize != NULL,
+			      "first chunk of its size not in the skip list", p, 4);
+			CHECK(p->fd_nextsize->bk_nextsize == p && p->bk_nextsize->fd_nextsize == p,
+			      "skip list links broken", p, 4);
+			if (head != NULL)
+				CHECK(head->fd_nextsize == p, "skip list misses a size", head, 4);
+			head = p;
+		} else {
+			CHECK(p->fd_nextsize == NULL && p->bk_nextsize == NULL,
+			      "skip list holds a chunk that is not the first of its size", p, 4);
+		}
+		prev_sz = sz;
+	}
+	if (head != NULL)
+		CHECK(head->fd_nextsize == first, "skip list not circular", head, 4);
+}
+
+/* 2, 3, 4 and the binmap of 7: every bin. */
+static void
+check_bins(struct hp_mstate *av)
+{
 	for (unsigned i = 1; i < HP_NBINS; ++i) {
 		struct hp_chunk *b = hp_bin_at(av, i);
 		size_t prev = ~(size_t)0;
@@ -251,7 +302,11 @@ check_arena(struct hp_mstate *av)
 			CHECK(p->fd->bk == p && p->bk->fd == p, "bin links broken", p, 4);
 			CHECK(!hp_misaligned(p) && sz >= HP_MINSIZE, "binned chunk misaligned", p,
 			      1);
-			if (i > 1) {
+			if (i == 1) {
+				if (!hp_in_smallbin_range(sz))
+					CHECK(p->fd_nextsize == NULL && p->bk_nextsize == NULL,
+					      "unsorted chunk in a skip list", p, 4);
+			} else {
 				CHECK(hp_bin_index(sz) == i, "chunk in the wrong bin", p, 4);
 				CHECK(hp_binmap_bit(av, i), "binmap bit clear", p, 7);
 			}
@@ -266,57 +321,149 @@ check_arena(struct hp_mstate *av)
 			/* 2 */
 			CHECK(hp_chunk_prev_inuse(p), "two free chunks adjacent", p, 2);
 			CHECK(next != av->top, "free chunk borders top", p, 2);
-			CHECK(hp_chunksize(next) == 0 ||
-				      hp_chunk_prev_inuse(hp_chunk_at(next, hp_chunksize(next))),
+			CHECK(hp_chunksize(next) == 0 || hp_chunk_inuse_bit_at(next, hp_chunksize(next)),
 			      "two free chunks adjacent", next, 2);
 		}
+		if (i >= HP_NSMALLBINS)
+			check_skip_list(b);
 	}
-	/* 5 */
+}
+
+/* Whether chunk p is in the calling thread's tcache list idx. */
+static bool
+in_own_tcache(const struct hp_chunk *p, size_t idx)
+{
+	struct hp_tcache *tc = hp_self.tcache;
+
+	if (tc == NULL || idx >= HP_TCACHE_MAX_BINS)
+		return false;
+	for (struct hp_tcache_entry *e = tc->entries[idx]; e != NULL;
+	     e = hp_protect_ptr(&e->next, e->next))
+		if (hp_mem2chunk(e) == p)
+			return true;
+	return false;
+}
+
+/* 5, and of 9 that no chunk is in a fastbin and the caller's tcache. */
+static void
+check_fastbins(struct hp_mstate *av)
+{
 	for (unsigned i = 0; i < HP_NFASTBINS; ++i)
 		for (struct hp_chunk *p = av->fastbins[i]; p != NULL; p = next_fast(p)) {
+			size_t sz = hp_chunksize(p);
+
 			CHECK(!hp_misaligned(p), "fastbin chunk misaligned", p, 5);
-			CHECK(hp_fastbin_index(hp_chunksize(p)) == i, "fastbin chunk size", p, 5);
-			CHECK(hp_chunk_inuse_bit_at(p, hp_chunksize(p)),
-			      "fastbin chunk not in use", p, 5);
+			CHECK(hp_fastbin_index(sz) == i, "fastbin chunk size", p, 5);
+			CHECK(hp_chunk_inuse_bit_at(p, sz), "fastbin chunk not in use", p, 5);
+			CHECK(!in_own_tcache(p, hp_csize2tidx(sz)),
+			      "chunk both in a fastbin and in the tcache", p, 9);
 		}
-	/* 1: tiling, stretch by stretch */
+}
+
+/* 1, 8 and the A bit: the chunks of one stretch, from its first chunk to
+ * top or to its closing fenceposts. Returns whether top was met. */
+static bool
+check_stretch(struct hp_mstate *av, const struct stretch *st)
+{
+	struct hp_chunk *p = (struct hp_chunk *)st->start;
+	unsigned fences = 0; /* 16-byte chunks met since the last chunk */
+	struct hp_chunk *prev = NULL;
+
+	while ((uintptr_t)p < st->end) {
+		size_t sz = hp_chunksize(p);
+
+		CHECK(!hp_misaligned(p), "chunk misaligned", p, 1);
+		if (sz == 0) {
+			/* a thread heap's closing fencepost, after the rest of
+			 * the old top: a 16-byte fencepost or an in-use chunk */
+			CHECK(!main_arena(av), "size-0 chunk in the main arena", p, 8);
+			CHECK(!st->holds_top, "size-0 fencepost in the heap of top", p, 8);
+			CHECK(p->size == HP_PREV_INUSE && (uintptr_t)p + HP_CHUNK_HDR_SZ == st->end,
+			      "size-0 fencepost not in its heap's last 16 bytes, with P", p, 8);
+			CHECK(prev != NULL, "size-0 fencepost without the old top before it", p, 8);
+			return false;
+		}
+		if (sz == HP_CHUNK_HDR_SZ) {
+			CHECK(!st->holds_top, "fencepost in the stretch of top", p, 8);
+			CHECK((uintptr_t)p + sz <= st->end, "fencepost out of its stretch", p, 8);
+			fences++;
+			prev = p;
+			p = hp_chunk_at(p, sz);
+			continue;
+		}
+		CHECK(fences == 0, "a chunk after a fencepost", p, 8);
+		CHECK(sz >= HP_MINSIZE && (uintptr_t)p + sz <= st->end,
+		      "chunk size out of its stretch", p, 1);
+		if (p == av->top) {
+			CHECK(st->holds_top, "top in a stretch that is not the last", p, 6);
+			CHECK((uintptr_t)p + sz == st->end, "top does not end its stretch", p, 6);
+			return true;
+		}
+		if (!main_arena(av) && hp_chunk_inuse_bit_at(p, sz))
+			CHECK(p->size & HP_NON_MAIN_ARENA, "thread arena chunk in use without A", p,
+			      1);
+		prev = p;
+		p = hp_chunk_at(p, sz);
+	}
+	/* a main-arena segment that top left: two 16-byte fenceposts */
+	CHECK(!st->holds_top, "top not found in its stretch", av->top, 6);
+	CHECK(main_arena(av) && fences >= 2 && (uintptr_t)p == st->end,
+	      "stretch does not end in fenceposts", prev, 8);
+	return false;
+}
+
+/* 9: the calling thread's tcache (other threads change theirs without a
+ * lock). */
+static void
+check_own_tcache(void)
+{
+	struct hp_tcache *tc = hp_self.tcache;
+
+	if (tc == NULL)
+		return;
+	for (size_t i = 0; i < HP_TCACHE_MAX_BINS; i++) {
+		size_t n = 0;
+
+		CHECK(tc->counts[i] <= hp_mp.tcache_count, "tcache count above tcache_count", tc, 9);
+		for (struct hp_tcache_entry *e = tc->entries[i]; e != NULL;
+		     e = hp_protect_ptr(&e->next, e->next)) {
+			struct hp_chunk *p = hp_mem2chunk(e);
+
+			CHECK(++n <= tc->counts[i], "tcache list longer than its count", p, 9);
+			CHECK(!hp_misaligned(e), "tcache entry misaligned", p, 9);
+			CHECK(!hp_chunk_is_mmapped(p) && hp_chunksize(p) >= HP_MINSIZE &&
+				      hp_csize2tidx(hp_chunksize(p)) == i,
+			      "tcache entry of another bin's size", p, 9);
+			CHECK(hp_chunk_inuse_bit_at(p, hp_chunksize(p)), "tcache entry not in use", p,
+			      9);
+			CHECK(e->key == hp_tcache_key, "tcache entry without the key", p, 9);
+		}
+		CHECK(n == tc->counts[i], "tcache list shorter than its count", tc, 9);
+	}
+}
+
+static void
+check_arena(struct hp_mstate *av)
+{
+	struct stretch st[MAX_STRETCHES];
+	unsigned n;
+	size_t counted = 0;
+	bool top_seen = false;
+
+	if (!hp_heap_started(av))
+		return;
+	check_top(av);
+	check_bins(av);
+	check_fastbins(av);
 	if (main_arena(av) && hp_main.nsegments > HP_MAX_SEGMENTS)
 		return; /* too many segments to follow */
 	n = arena_stretches(av, st, MAX_STRETCHES);
 	for (unsigned s = 0; s < n; s++) {
-		struct hp_chunk *p = (struct hp_chunk *)st[s].start;
-
-		bytes += st[s].end - st[s].start;
-		while ((uintptr_t)p < st[s].end) {
-			size_t sz = hp_chunksize(p);
-
-			CHECK(!hp_misaligned(p), "chunk misaligned", p, 1);
-			if (sz == 0) {
-				CHECK(!main_arena(av), "size-0 fencepost in the main arena", p, 1);
-				break;
-			}
-			if (sz == HP_CHUNK_HDR_SZ) {
-				p = hp_chunk_at(p, sz);
-				continue;
-			}
-			CHECK(sz >= HP_MINSIZE && (uintptr_t)p + sz <= st[s].end,
-			      "chunk size out of its stretch", p, 1);
-			if (p == av->top) {
-				CHECK((uintptr_t)p + sz == st[s].end,
-				      "top does not end its stretch", p, 6);
-				top_seen = true;
-				break;
-			}
-			if (!main_arena(av) && hp_chunk_inuse_bit_at(p, sz))
-				CHECK(p->size & HP_NON_MAIN_ARENA,
-				      "thread arena chunk in use without A", p, 1);
-			p = hp_chunk_at(p, sz);
-		}
+		top_seen |= check_stretch(av, &st[s]);
+		counted += st[s].counted;
 	}
 	CHECK(top_seen, "top not found", av->top, 6);
-	/* 7: the stretches (plus foreign sbrk gaps in the main arena) are the
-	 * memory obtained */
-	CHECK(bytes <= av->system_mem, "system_mem below the memory walked", NULL, 7);
+	CHECK(counted == av->system_mem, "system_mem is not the memory obtained", NULL, 7);
 }
 
 void
@@ -330,4 +477,5 @@ hp_check_heaps(void)
 		hp_mstate_unlock(av, locked);
 		av = av->next;
 	} while (av != &hp_main_arena);
+	check_own_tcache();
 }

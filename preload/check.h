@@ -29,8 +29,9 @@ typedef void (*hp_walk_fn)(uintptr_t chunk, size_t bytes, enum hp_state state, b
 size_t hp_check_walk(hp_walk_fn fn, void *arg);
 
 /*
- * Verify invariants 1-7 in every arena; on a violation call hp_fatal with
- * the invariant number. Lock: none (takes each arena's). Allocates: no.
+ * Verify heap.h's invariants 1-9 in every arena and in the calling
+ * thread's tcache; on a violation call hp_fatal with the invariant number.
+ * Lock: none (takes each arena's). Allocates: no.
  */
 void hp_check_heaps(void);
 

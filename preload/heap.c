@@ -201,11 +201,13 @@ hp_heap_started(const struct hp_mstate *av)
 /* ---- segments (for walking; glibc keeps none) ---- */
 
 static void
-segment_open(uintptr_t start, uintptr_t end, bool mapped)
+segment_open(uintptr_t from, uintptr_t start, uintptr_t end, bool mapped)
 {
 	if (hp_main.nsegments < HP_MAX_SEGMENTS)
-		hp_main.segments[hp_main.nsegments++] =
-			(struct hp_segment){ start, end, mapped };
+		hp_main.segments[hp_main.nsegments] =
+			(struct hp_segment){ from, start, end, mapped };
+	if (hp_main.nsegments <= HP_MAX_SEGMENTS)
+		hp_main.nsegments++;
 }
 
 static void
@@ -341,12 +343,14 @@ sysmalloc(struct hp_mstate *av, size_t nb)
 			hp_corrupt("break adjusted to free malloc space");
 		} else {
 			size_t front_misalign, end_misalign, correction = 0;
-			char *aligned_brk = brk;
+			char *aligned_brk = brk, *counted_from = brk;
 
 			if (contiguous(av)) {
 				/* Count foreign sbrk as system_mem. */
-				if (old_size)
+				if (old_size) {
 					av->system_mem += (size_t)(brk - old_end);
+					counted_from = old_end;
+				}
 				front_misalign = (uintptr_t)hp_chunk2mem((struct hp_chunk *)brk) &
 						 HP_ALIGN_MASK;
 				if (front_misalign > 0) {
@@ -376,7 +380,7 @@ sysmalloc(struct hp_mstate *av, size_t nb)
 					 ((size_t)(snd_brk - aligned_brk) + correction) |
 						 HP_PREV_INUSE);
 				av->system_mem += correction;
-				segment_open((uintptr_t)aligned_brk,
+				segment_open((uintptr_t)counted_from, (uintptr_t)aligned_brk,
 					     (uintptr_t)snd_brk + correction, mapped_region);
 				/* Memory between the old top and the new space
 				 * (a foreign sbrk, alignment) belongs to

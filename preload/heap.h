@@ -30,22 +30,46 @@
  * non-empty bins; the top chunk, never in a bin, always at least MINSIZE
  * once the heap exists, bordering the break.
  *
+ * A stretch is what an arena's chunks tile: a segment of the main heap
+ * (the sbrk region, or a region it fell back to mmap for), or one mapped
+ * heap of a thread arena (tarena.h). When top moves to a new stretch, the
+ * old one is closed with fenceposts: in-use chunks that belong to nobody.
+ *
  * Invariants (hp_check_heaps() in check.c verifies each and cites its
  * number):
- *  1. Every chunk in a heap segment is 16-aligned, at least MINSIZE, and
- *     the chunks tile the segment from its first chunk to top (or to the
- *     segment's closing fenceposts).
+ *  1. Every chunk is 16-aligned and, but for fenceposts (8), at least
+ *     MINSIZE; the chunks tile each stretch from its first chunk to top or
+ *     to its fenceposts. A thread arena's in-use chunks carry A.
  *  2. No two free (binned) chunks are adjacent, and a free chunk never
  *     borders top: they would have been coalesced.
  *  3. A binned chunk's successor has P clear and prev_size equal to its
  *     size; an in-use or cached chunk's successor has P set.
  *  4. Every chunk in a bin has a size belonging to that bin; bins are
  *     well-formed doubly-linked lists; large bins are sorted by decreasing
- *     size and their skip list holds the first chunk of each size.
+ *     size, and their skip list (fd_nextsize, bk_nextsize) is a circular
+ *     doubly-linked list of the first chunk of each size, in decreasing
+ *     size. Every other chunk of a large bin, and every chunk of large-bin
+ *     size in the unsorted bin, has both skip links NULL.
  *  5. Every fastbin chunk has that fastbin's size and is not binned.
- *  6. top lies in the last segment, borders its end, and has P set.
- *  7. system_mem equals the bytes obtained for the heap (all segments),
- *     and the binmap bit of every non-empty bin is set.
+ *  6. top lies in the stretch opened last (the main arena's last segment,
+ *     the newest heap of a thread arena), ends it, has P set and is at
+ *     least MINSIZE.
+ *  7. system_mem equals the bytes obtained for the arena: in the main
+ *     arena, the sum over its segments of the bytes from where each was
+ *     obtained (a foreign sbrk's gap and alignment before its first chunk
+ *     count) to its end; in a thread arena, the sum of its heaps' sizes.
+ *     The binmap bit of every non-empty bin is set.
+ *  8. Fenceposts close every stretch but top's, and appear nowhere else:
+ *     a main-arena segment ends in (at least) two 16-byte chunks with P
+ *     set; a thread heap ends in a chunk of size 0 with P set in its last
+ *     16 bytes, after a 16-byte chunk or, when the old top had less than
+ *     MINSIZE left, an in-use chunk of the rest.
+ *  9. A thread's tcache list i holds exactly counts[i] entries, at most
+ *     tcache_count; each is the user area of a 16-aligned heap chunk of
+ *     bin i's size whose successor has P set (so it is in no bin), that is
+ *     in no fastbin, and whose key is the process's tcache key. (Checked
+ *     for the calling thread's own tcache: others change theirs without a
+ *     lock.)
  */
 #ifndef HP_HEAP_H
 #define HP_HEAP_H
@@ -90,6 +114,8 @@ struct hp_chunk {
  * walking; glibc has no such list (it cannot walk a non-contiguous main
  * arena). Thread arenas are walked through their heaps (tarena.h). */
 struct hp_segment {
+	uintptr_t from;  /* where the bytes system_mem counts for it begin: a
+			  * foreign sbrk's gap and alignment come before start */
 	uintptr_t start; /* first chunk */
 	uintptr_t end;   /* end of the memory obtained */
 	bool mapped;     /* an mmap fallback region */
@@ -123,7 +149,7 @@ _Static_assert(sizeof(struct hp_mstate) == 2200, "glibc 2.36's malloc_state size
 /* What only the main arena has. */
 struct hp_main_heap {
 	char *sbrk_base;
-	unsigned nsegments;
+	unsigned nsegments; /* HP_MAX_SEGMENTS + 1: more than can be followed */
 	struct hp_segment segments[HP_MAX_SEGMENTS];
 };
 

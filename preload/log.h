@@ -30,7 +30,9 @@ void hp_corrupt(const char *msg) __attribute__((noreturn, cold));
 
 /*
  * An internal invariant of heapprof broke: write "heapprof[pid]: fatal: msg
- * (chunk 0xADDR, invariant N)" and abort. chunk and invariant may be 0.
+ * (chunk 0xADDR, invariant N)" and abort; N is the number of the invariant
+ * in heap.h's list. Without a chunk (NULL) the line ends "(invariant N)",
+ * without an invariant (0) "(chunk 0xADDR)".
  * Lock: any. Allocates: no. AS-safe: yes. Does not return.
  */
 void hp_fatal(const char *msg, const void *chunk, int invariant)

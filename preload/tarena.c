@@ -229,7 +229,7 @@ hp_tarena_heap_trim_locked(struct hp_heap_info *heap, size_t pad)
 		p = chunk_at(prev_heap, prev_size);
 		misalign = (long)((uintptr_t)p & HP_ALIGN_MASK);
 		p = chunk_at(prev_heap, prev_size - misalign);
-		HP_CHECK(p->size == (0 | HP_PREV_INUSE), "heap_trim: no fencepost", p, 1);
+		HP_CHECK(p->size == (0 | HP_PREV_INUSE), "heap_trim: no fencepost", p, 8);
 		p = prev_chunk(p);
 		new_size = (long)hp_chunksize(p) + (HP_MINSIZE - 2 * HP_SIZE_SZ) + misalign;
 		if (!(p->size & HP_PREV_INUSE))
