@@ -217,6 +217,22 @@ segment_set_end(uintptr_t end)
 		hp_main.segments[hp_main.nsegments - 1].end = end;
 }
 
+/* Invariant 6: top ends the stretch opened last (while the main heap has
+ * segments to follow). */
+static bool
+top_ends_its_stretch(const struct hp_mstate *av)
+{
+	uintptr_t end = (uintptr_t)av->top + hp_chunksize(av->top);
+
+	if (!main_arena(av)) {
+		const struct hp_heap_info *h = hp_heap_for_ptr(av->top);
+		return end == (uintptr_t)h + h->size;
+	}
+	if (hp_main.nsegments == 0 || hp_main.nsegments > HP_MAX_SEGMENTS)
+		return true;
+	return end == hp_main.segments[hp_main.nsegments - 1].end;
+}
+
 /* ---- the system: MORECORE, sysmalloc, systrim ---- */
 
 static char *
@@ -414,6 +430,7 @@ sysmalloc(struct hp_mstate *av, size_t nb)
 	}
 
 allocate:
+	HP_ASSERT(top_ends_its_stretch(av), av->top, 6);
 	if (av->system_mem > av->max_system_mem)
 		av->max_system_mem = av->system_mem;
 
@@ -462,6 +479,9 @@ systrim(struct hp_mstate *av, size_t pad)
 				av->system_mem -= (size_t)released;
 				set_head(av->top, (top_size - (size_t)released) | HP_PREV_INUSE);
 				segment_set_end((uintptr_t)new_brk);
+				HP_ASSERT(hp_chunksize(av->top) >= HP_MINSIZE &&
+						  top_ends_its_stretch(av),
+					  av->top, 6);
 				return 1;
 			}
 		}
@@ -503,6 +523,7 @@ coalesce(struct hp_mstate *av, struct hp_chunk *p, size_t size, const char *prev
 		unsorted_push(av, p, size, unsorted_msg);
 		set_head(p, size | HP_PREV_INUSE);
 		set_foot(p, size);
+		HP_ASSERT(!inuse_bit_at(p, size), p, 3);
 	} else {
 		size += nextsize;
 		set_head(p, size | HP_PREV_INUSE);
@@ -516,6 +537,7 @@ coalesce(struct hp_mstate *av, struct hp_chunk *p, size_t size, const char *prev
 void
 hp_heap_consolidate_locked(struct hp_mstate *av)
 {
+	HP_ASSERT(hp_mstate_held(av), av, 10);
 	av->have_fastchunks = false;
 	for (unsigned i = 0; i < HP_NFASTBINS; i++) {
 		struct hp_chunk *p = av->fastbins[i], *nextp;
@@ -578,11 +600,13 @@ hp_heap_malloc_locked(struct hp_mstate *av, size_t bytes)
 	struct stashed st;
 	void *mem;
 
+	HP_ASSERT(av == NULL || hp_mstate_held(av), av, 10);
 	st.n = 0;
 	st.bytes = 0;
 	mem = int_malloc(av, bytes, &st);
 	if (st.n)
 		stash_flush(&st, mem ? hp_mem2chunk(mem) : NULL);
+	HP_ASSERT(mem == NULL || !misaligned(mem), mem, 1);
 	return mem;
 }
 
@@ -949,6 +973,7 @@ free_tail_locked(struct hp_mstate *av, struct hp_chunk *p, size_t size, bool rep
 {
 	enum hp_fate fate;
 
+	HP_ASSERT(hp_mstate_held(av), p, 10);
 	if (size <= hp_mp.max_fast) {
 		struct hp_chunk *next = hp_chunk_at(p, size);
 
@@ -1008,6 +1033,7 @@ hp_heap_free_locked(struct hp_mstate *av, struct hp_chunk *p, bool rep)
 {
 	size_t size = free_checks(p);
 
+	HP_ASSERT(hp_mstate_held(av), p, 10);
 	if (hp_tcache_try_free(p, size)) {
 		if (rep)
 			report(p, size, HP_STATE_CACHED);
@@ -1048,6 +1074,7 @@ hp_heap_realloc_locked(struct hp_mstate *av, struct hp_chunk *oldp, size_t oldsi
 	size_t newsize, nextsize, remainder_size;
 	void *newmem;
 
+	HP_ASSERT(hp_mstate_held(av), oldp, 10);
 	*old_fate = 0;
 	if (oldp->size <= HP_CHUNK_HDR_SZ || oldsize >= av->system_mem)
 		hp_corrupt("realloc(): invalid old size");
@@ -1107,6 +1134,7 @@ hp_heap_memalign_locked(struct hp_mstate *av, size_t alignment, size_t bytes)
 	struct hp_chunk *p, *newp;
 	char *m, *brk;
 
+	HP_ASSERT(hp_mstate_held(av), av, 10);
 	if (nb == 0 || alignment > PTRDIFF_MAX) {
 		errno = ENOMEM;
 		return NULL;
@@ -1158,6 +1186,7 @@ hp_heap_trim_locked(struct hp_mstate *av, size_t pad)
 	const unsigned psindex = bin_index(ps);
 	int result = 0;
 
+	HP_ASSERT(hp_mstate_held(av), av, 10);
 	hp_heap_consolidate_locked(av);
 	for (unsigned i = 1; i < HP_NBINS; ++i) {
 		if (i != 1 && i < psindex)
@@ -1190,6 +1219,7 @@ hp_heap_mallinfo_locked(struct hp_mstate *av, struct mallinfo2 *m)
 	size_t avail = hp_chunksize(av->top), fastavail = 0;
 	size_t nblocks = 1, nfastblocks = 0;
 
+	HP_ASSERT(hp_mstate_held(av), av, 10);
 	for (unsigned i = 0; i < HP_NFASTBINS; ++i) {
 		for (struct hp_chunk *p = av->fastbins[i]; p != NULL; p = reveal(&p->fd)) {
 			if (misaligned(p))
@@ -1224,6 +1254,7 @@ void
 hp_heap_bin_stats_locked(struct hp_mstate *av, struct hp_bin_stats fast[HP_NFASTBINS],
 			 struct hp_bin_stats bins[HP_NBINS])
 {
+	HP_ASSERT(hp_mstate_held(av), av, 10);
 	for (unsigned i = 0; i < HP_NFASTBINS; ++i) {
 		struct hp_chunk *p = av->fastbins[i];
 

@@ -70,6 +70,12 @@
  *     in no fastbin, and whose key is the process's tcache key. (Checked
  *     for the calling thread's own tcache: others change theirs without a
  *     lock.)
+ * 10. Shared allocator state changes only under its lock: an arena's
+ *     bins, fastbins, top and system_mem under the arena's (which nobody
+ *     takes while the process has one thread), the list of free arenas
+ *     under tarena.c's free_list_lock, the registry of tcaches under its
+ *     lock. Every function of these files whose name ends in _locked
+ *     asserts it (HP_ASSERT).
  */
 #ifndef HP_HEAP_H
 #define HP_HEAP_H
@@ -305,6 +311,14 @@ hp_mstate_unlock(struct hp_mstate *av, bool locked)
 {
 	if (locked)
 		hp_mutex_unlock(&av->lock);
+}
+
+/* Invariant 10 for av, as a _locked function asserts it: its lock is held,
+ * or the process has one thread (then nobody takes it). */
+static inline bool
+hp_mstate_held(const struct hp_mstate *av)
+{
+	return __libc_single_threaded || hp_mutex_held(&av->lock);
 }
 
 static inline bool

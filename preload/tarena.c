@@ -221,6 +221,7 @@ hp_tarena_heap_trim_locked(struct hp_heap_info *heap, size_t pad)
 	size_t max_size = hp_tarena_heap_max_size();
 	long new_size, top_size, top_area, extra, prev_size, misalign;
 
+	HP_ASSERT(hp_mstate_held(ar_ptr), heap, 10);
 	/* Can this heap go away completely? */
 	while (top_chunk == chunk_at(heap, sizeof(*heap))) {
 		struct hp_heap_info *prev_heap = heap->prev;
@@ -277,11 +278,13 @@ hp_tarena_grow_locked(struct hp_mstate *av, size_t nb)
 	struct hp_heap_info *old_heap = hp_heap_for_ptr(old_top), *heap;
 	size_t old_heap_size = old_heap->size;
 
+	HP_ASSERT(hp_mstate_held(av), av, 10);
 	if ((long)(HP_MINSIZE + nb - old_size) > 0 &&
 	    grow_heap(old_heap, (long)(HP_MINSIZE + nb - old_size)) == 0) {
 		av->system_mem += old_heap->size - old_heap_size;
 		old_top->size = (size_t)((char *)old_heap + old_heap->size - (char *)old_top) |
 				HP_PREV_INUSE;
+		HP_ASSERT(hp_chunksize(old_top) >= nb + HP_MINSIZE, old_top, 6);
 		return true;
 	}
 	heap = new_heap(nb + (HP_MINSIZE + sizeof(*heap)), hp_mp.top_pad);
@@ -320,6 +323,7 @@ hp_tarena_grow_locked(struct hp_mstate *av, size_t nb)
 static void
 detach_arena_locked(struct hp_mstate *replaced)
 {
+	HP_ASSERT(hp_mutex_held(&free_list_lock), replaced, 10);
 	if (replaced != NULL)
 		--replaced->attached_threads;
 }
@@ -375,6 +379,7 @@ int_new_arena(size_t size)
 static void
 detach_locked(struct hp_mstate *a)
 {
+	HP_ASSERT(hp_mutex_held(&free_list_lock), a, 10);
 	if (--a->attached_threads == 0) {
 		a->next_free = free_list;
 		free_list = a;
@@ -436,6 +441,7 @@ remove_from_free_list_locked(struct hp_mstate *arena)
 {
 	struct hp_mstate **previous = &free_list;
 
+	HP_ASSERT(hp_mutex_held(&free_list_lock), arena, 10);
 	for (struct hp_mstate *p = free_list; p != NULL; p = p->next_free) {
 		if (p == arena) {
 			*previous = p->next_free;

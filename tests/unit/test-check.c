@@ -2,11 +2,12 @@
 /*
  * test-check - every heap check fires, and names its invariant.
  *
- * The allocator is linked straight into the test (tests/meson.build). Each
- * case runs in a forked child: it builds a heap state, breaks one of
- * heap.h's numbered invariants the way a bug would, and calls
- * hp_check_heaps(), which must abort with "invariant N" in its message on
- * stderr. A healthy heap of each shape must pass the same check.
+ * The allocator is linked straight into the test (tests/meson.build), at
+ * debug level 3. Each case runs in a forked child: it builds a heap state,
+ * breaks one of heap.h's numbered invariants the way a bug would, and
+ * calls hp_check_heaps(); the check, or the assertion the broken rule
+ * meets first, must abort with "invariant N" in its message on stderr. A
+ * healthy heap of each shape must pass the same check.
  *
  * Usage: test-check
  */
@@ -26,6 +27,7 @@
 #include "heap.h"
 #include "tarena.h"
 #include "tcache.h"
+#include "tune.h"
 
 #include "../harness.h"
 
@@ -224,6 +226,45 @@ tcache_entry_of_another_size(void)
 	hp_self.tcache->counts[idx + 1]++;
 }
 
+static void *
+nothing(void *arg)
+{
+	return arg;
+}
+
+/* The process has had a second thread: arena locks are taken from now on. */
+static void
+threaded(void)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, nothing, NULL) != 0 || pthread_join(t, NULL) != 0)
+		_exit(99);
+}
+
+static void
+arena_unlocked(void)
+{
+	threaded();
+	keep = hp_heap_malloc_locked(&hp_main_arena, 100);
+}
+
+static void
+mallopt_unlocked(void)
+{
+	threaded();
+	hp_tune_mallopt_locked(M_TOP_PAD, 4096);
+}
+
+static void
+arena_locked(void)
+{
+	threaded();
+	bool locked = hp_mstate_lock(&hp_main_arena);
+	keep = hp_heap_malloc_locked(&hp_main_arena, 100);
+	hp_mstate_unlock(&hp_main_arena, locked);
+}
+
 /* ---- running a case ---- */
 
 /* Run setup (and the check) in a child; its status and stderr. */
@@ -276,7 +317,7 @@ expect_fatal(const char *name, int invariant, void (*setup)(void))
 
 	snprintf(want, sizeof(want), "invariant %d)", invariant);
 	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "%s: the check aborts", name);
-	CHECK(strstr(err, "fatal: heap_check: ") && strstr(err, want),
+	CHECK(strstr(err, "fatal: ") && strstr(err, want),
 	      "%s: its message names invariant %d (stderr: %s)", name, invariant, err);
 }
 
@@ -297,5 +338,8 @@ main(void)
 	expect_fatal("a tcache count above its list", 9, tcache_count_off);
 	expect_fatal("a tcache entry without the key", 9, tcache_key_lost);
 	expect_fatal("a tcache entry in another size's list", 9, tcache_entry_of_another_size);
+	expect_pass("an arena function with the arena locked", arena_locked);
+	expect_fatal("an arena function without the arena's lock", 10, arena_unlocked);
+	expect_fatal("mallopt's work without the main arena's lock", 10, mallopt_unlocked);
 	return harness_exit();
 }
