@@ -54,13 +54,21 @@ static struct region regions[MAX_REGIONS];
 static int nregions;
 static unsigned long events, shadow_errors;
 
-static uint8_t *
-granule(uintptr_t a)
+static struct region *
+region_of(uintptr_t a)
 {
 	for (int i = 0; i < nregions; i++)
 		if (a >= regions[i].base && a < regions[i].base + REGION_SPAN)
-			return &regions[i].g[(a - regions[i].base) / 16];
+			return &regions[i];
 	return NULL;
+}
+
+static uint8_t *
+granule(uintptr_t a)
+{
+	struct region *r = region_of(a);
+
+	return r ? &r->g[(a - r->base) / 16] : NULL;
 }
 
 static void
@@ -78,13 +86,18 @@ region_add(uintptr_t base)
 static void
 set_range(uintptr_t a, size_t len, uint8_t st)
 {
-	for (uintptr_t x = a; x < a + len; x += 16) {
-		uint8_t *g = granule(x);
-		if (!g) {
+	for (uintptr_t x = a; x < a + len;) {
+		struct region *r = region_of(x);
+
+		if (!r) {
 			region_add(x);
-			g = granule(x);
+			r = region_of(x);
 		}
-		*g = st;
+		/* the granules of x.. that lie in r, at once */
+		uintptr_t end = a + len < r->base + REGION_SPAN ? a + len : r->base + REGION_SPAN;
+		size_t first = (x - r->base) / 16, n = (end - x + 15) / 16;
+		memset(&r->g[first], st, n);
+		x += n * 16;
 	}
 }
 
@@ -214,14 +227,22 @@ compare(uintptr_t chunk, size_t bytes, enum hp_state state, bool is_top, void *a
 
 	(void)is_top;
 	c->chunks++;
-	for (uintptr_t x = chunk; x < chunk + bytes; x += 16) {
-		uint8_t *g = granule(x);
-		if (!g || *g != want) {
-			if (c->mismatches++ < 5)
-				printf("  shadow says %d, heap says %d at %#lx (chunk %#lx+%zu)\n",
-				       g ? *g : -1, want, (unsigned long)x, (unsigned long)chunk,
-				       bytes);
-			break;
+	for (uintptr_t x = chunk; x < chunk + bytes;) {
+		struct region *r = region_of(x);
+		uintptr_t end = !r ? x + 16
+			    : chunk + bytes < r->base + REGION_SPAN ? chunk + bytes
+								    : r->base + REGION_SPAN;
+		const uint8_t *g = r ? &r->g[(x - r->base) / 16] : NULL;
+
+		/* the granules of x.. that lie in r, without looking r up again */
+		for (; x < end; x += 16, g++) {
+			if (!g || *g != want) {
+				if (c->mismatches++ < 5)
+					printf("  shadow says %d, heap says %d at %#lx (chunk %#lx+%zu)\n",
+					       g ? *g : -1, want, (unsigned long)x,
+					       (unsigned long)chunk, bytes);
+				return;
+			}
 		}
 	}
 }
