@@ -467,6 +467,27 @@ check_arena(struct hp_mstate *av)
 }
 
 void
+hp_check_poison(const struct hp_chunk *p, size_t from)
+{
+	const uint64_t word = 0x0101010101010101ULL * HP_POISON_FREE;
+	const unsigned char *b = (const unsigned char *)p + from;
+	const unsigned char *end = (const unsigned char *)p + hp_chunksize(p);
+
+	/* from and the chunk size are multiples of 8 */
+	for (; b < end; b += sizeof(word))
+		CHECK(*(const uint64_t *)b == word, "a cached chunk written after it was freed", p,
+		      11);
+}
+
+void
+hp_check_arena_locked(struct hp_mstate *av)
+{
+	HP_ASSERT(hp_mstate_held(av), av, 10);
+	check_arena(av);
+	check_own_tcache();
+}
+
+void
 hp_check_heaps(void)
 {
 	struct hp_mstate *av = &hp_main_arena;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "check.h"
 #include "heap.h"
 #include "large.h"
 #include "log.h"
@@ -113,15 +114,28 @@ reveal(struct hp_chunk **pos)
 void
 hp_heap_perturb_alloc(void *p, size_t n)
 {
-	if (__builtin_expect(hp_mp.perturb_byte, 0))
+	if (HP_POISON)
+		memset(p, HP_POISON_ALLOC, n);
+	else if (__builtin_expect(hp_mp.perturb_byte, 0))
 		memset(p, hp_mp.perturb_byte ^ 0xff, n);
 }
 
 static inline void
 free_perturb(void *p, size_t n)
 {
-	if (__builtin_expect(hp_mp.perturb_byte, 0))
+	if (HP_POISON)
+		memset(p, HP_POISON_FREE, n);
+	else if (__builtin_expect(hp_mp.perturb_byte, 0))
 		memset(p, hp_mp.perturb_byte, n);
+}
+
+/* Invariant 11 (debug level 3): a chunk leaving a fastbin kept its free
+ * poison past its fd. */
+static inline void
+fastbin_leave(const struct hp_chunk *p)
+{
+	(void)p;
+	HP_POISON_CHECK(p, HP_CHUNK_HDR_SZ + sizeof(void *));
 }
 
 static inline void
@@ -441,8 +455,10 @@ allocate:
 		av->top = remainder;
 		set_head(p, nb | HP_PREV_INUSE | arena_bit(av));
 		set_head(remainder, (size - nb) | HP_PREV_INUSE);
+		HP_CHECK_SLOW_PATH(av);
 		return hp_chunk2mem(p);
 	}
+	HP_CHECK_SLOW_PATH(av);
 	errno = ENOMEM;
 	return NULL;
 }
@@ -482,6 +498,7 @@ systrim(struct hp_mstate *av, size_t pad)
 				HP_ASSERT(hp_chunksize(av->top) >= HP_MINSIZE &&
 						  top_ends_its_stretch(av),
 					  av->top, 6);
+				HP_CHECK_SLOW_PATH(av);
 				return 1;
 			}
 		}
@@ -549,6 +566,7 @@ hp_heap_consolidate_locked(struct hp_mstate *av)
 			if (fastbin_index(hp_chunksize(p)) != i)
 				hp_corrupt("malloc_consolidate(): invalid chunk size");
 			nextp = reveal(&p->fd);
+			fastbin_leave(p);
 
 			bool into_top;
 			report(p, hp_chunksize(p), HP_STATE_FREE);
@@ -556,6 +574,7 @@ hp_heap_consolidate_locked(struct hp_mstate *av)
 				 "malloc(): corrupted unsorted chunks", &into_top);
 		}
 	}
+	HP_CHECK_SLOW_PATH(av);
 }
 
 /* ---- _int_malloc ---- */
@@ -645,6 +664,7 @@ int_malloc(struct hp_mstate *av, size_t bytes, struct stashed *st)
 			*fb = reveal(&victim->fd);
 			if (fastbin_index(hp_chunksize(victim)) != idx)
 				hp_corrupt("malloc(): memory corruption (fast)");
+			fastbin_leave(victim);
 			if (tc && tc_idx < hp_mp.tcache_bins) {
 				struct hp_chunk *tc_victim;
 
@@ -653,6 +673,7 @@ int_malloc(struct hp_mstate *av, size_t bytes, struct stashed *st)
 					if (misaligned(tc_victim))
 						hp_corrupt("malloc(): unaligned fastbin chunk detected 3");
 					*fb = reveal(&tc_victim->fd);
+					fastbin_leave(tc_victim);
 					hp_tcache_put(tc, tc_victim, tc_idx);
 				}
 			}
@@ -1208,7 +1229,9 @@ hp_heap_trim_locked(struct hp_mstate *av, size_t pad)
 			}
 		}
 	}
-	return result | (main_arena(av) ? systrim(av, pad) : 0);
+	result |= main_arena(av) ? systrim(av, pad) : 0;
+	HP_CHECK_SLOW_PATH(av);
+	return result;
 }
 
 /* ---- statistics ---- */

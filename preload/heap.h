@@ -76,6 +76,11 @@
  *     under tarena.c's free_list_lock, the registry of tcaches under its
  *     lock. Every function of these files whose name ends in _locked
  *     asserts it (HP_ASSERT).
+ * 11. At -Ddebug_checks=3, freed memory keeps its poison: from the end of
+ *     its links (a tcache entry's next and key, a fastbin chunk's fd) to
+ *     its successor, a cached chunk holds HP_POISON_FREE bytes only:
+ *     nothing wrote to it since it was freed. (Checked as it leaves its
+ *     tcache or fastbin.)
  */
 #ifndef HP_HEAP_H
 #define HP_HEAP_H
@@ -87,6 +92,10 @@
 
 #include "lock.h"
 #include "observe.h"
+
+#ifndef HP_DEBUG_CHECKS
+#define HP_DEBUG_CHECKS 0 /* meson sets it from -Ddebug_checks */
+#endif
 
 #define HP_SIZE_SZ 8
 #define HP_CHUNK_HDR_SZ 16
@@ -161,6 +170,30 @@ struct hp_main_heap {
 
 extern struct hp_mstate hp_main_arena;
 extern struct hp_main_heap hp_main;
+
+/*
+ * -Ddebug_checks=3 poisons memory: what malloc hands out is filled with
+ * HP_POISON_ALLOC, what free takes back with HP_POISON_FREE (in place of
+ * MALLOC_PERTURB_'s bytes), so that code reading memory nobody wrote, or
+ * writing memory it freed, shows (invariant 11).
+ */
+#define HP_POISON (HP_DEBUG_CHECKS >= 3)
+#define HP_POISON_ALLOC 0xa5
+#define HP_POISON_FREE 0x5a
+
+/*
+ * Invariant 11 for a cached chunk leaving its tcache or fastbin: its bytes
+ * from `from` (past its links) to its successor still hold HP_POISON_FREE.
+ * In check.c, which libheapprof.so has from level 2 on: call it as
+ * HP_POISON_CHECK, nothing below level 3.
+ * Lock: its arena's for a fastbin chunk. Allocates: no.
+ */
+void hp_check_poison(const struct hp_chunk *p, size_t from);
+#if HP_POISON
+#define HP_POISON_CHECK(p, from) hp_check_poison(p, from)
+#else
+#define HP_POISON_CHECK(p, from) ((void)0)
+#endif
 
 /* ---- chunk arithmetic (malloc.c's macros) ---- */
 
@@ -396,7 +429,7 @@ struct hp_bin_stats {
 void hp_heap_bin_stats_locked(struct hp_mstate *av, struct hp_bin_stats fast[HP_NFASTBINS],
 			      struct hp_bin_stats bins[HP_NBINS]);
 
-/* alloc_perturb (MALLOC_PERTURB_). */
+/* alloc_perturb (MALLOC_PERTURB_; HP_POISON_ALLOC at debug level 3). */
 void hp_heap_perturb_alloc(void *p, size_t n);
 
 /* The arena a heap chunk belongs to (glibc's arena_for_chunk). */

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "check.h"
 #include "heap.h"
 #include "log.h"
 #include "os.h"
@@ -252,6 +253,7 @@ hp_tarena_heap_trim_locked(struct hp_heap_info *heap, size_t pad)
 		top_chunk->size = (size_t)new_size | HP_PREV_INUSE;
 		/* the fenceposts and whatever they guarded are top again */
 		HP_OBSERVE(chunk, (uintptr_t)p, (size_t)new_size, HP_STATE_FREE);
+		HP_CHECK_SLOW_PATH(ar_ptr);
 	}
 
 	top_size = (long)hp_chunksize(top_chunk);
@@ -267,6 +269,7 @@ hp_tarena_heap_trim_locked(struct hp_heap_info *heap, size_t pad)
 		return 0;
 	ar_ptr->system_mem -= (size_t)extra;
 	top_chunk->size = (size_t)(top_size - extra) | HP_PREV_INUSE;
+	HP_CHECK_SLOW_PATH(ar_ptr);
 	return 1;
 }
 
@@ -373,6 +376,7 @@ int_new_arena(size_t size)
 	hp_mutex_unlock(&free_list_lock);
 
 	hp_mutex_lock(&a->lock);
+	HP_CHECK_SLOW_PATH(a);
 	return a;
 }
 

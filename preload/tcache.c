@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "check.h"
 #include "heap.h"
 #include "init.h"
 #include "record.h"
@@ -121,6 +122,7 @@ hp_tcache_shutdown(void)
 		}
 	}
 	flush_free(hp_mem2chunk(tc));
+	HP_CHECK_ALL_SLOW();
 }
 
 void

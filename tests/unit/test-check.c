@@ -265,6 +265,92 @@ arena_locked(void)
 	hp_mstate_unlock(&hp_main_arena, locked);
 }
 
+/* ---- the levels: each of these exits 0 unless a check stops it ---- */
+
+static void
+caught_after_the_call(void)
+{
+	hp_main_arena.system_mem += 4096;
+	free(malloc(10)); /* level 3: checked after it */
+	_exit(0);
+}
+
+static void
+caught_on_a_slow_path(void)
+{
+	keep = malloc(10);
+	hp_main_arena.system_mem += 4096;
+	hp_heap_consolidate_locked(&hp_main_arena); /* level 2: checked after it */
+	_exit(0);
+}
+
+static void
+written_after_free_tcache(void)
+{
+	char *p = malloc(100);
+
+	free(p);
+	p[50] = 1;
+	keep = malloc(100); /* the same chunk, out of the tcache */
+	_exit(0);
+}
+
+static void
+written_after_free_fastbin(void)
+{
+	char *p[8];
+
+	for (int i = 0; i < 8; i++)
+		p[i] = malloc(24);
+	for (int i = 0; i < 8; i++)
+		free(p[i]); /* seven into the tcache, the last into a fastbin */
+	p[7][10] = 1;
+	for (int i = 0; i < 8; i++)
+		keep = malloc(24); /* the last one out of the fastbin */
+	_exit(0);
+}
+
+/* Whether calloc(1, n) gives n zero bytes. */
+static bool
+calloc_clears(size_t n)
+{
+	unsigned char *z = calloc(1, n);
+	size_t bad = 0;
+
+	for (size_t i = 0; z && i < n; i++)
+		bad += z[i] != 0;
+	free(z);
+	return z && bad == 0;
+}
+
+/* Level 3 fills fresh memory with HP_POISON_ALLOC and freed memory past
+ * its links with HP_POISON_FREE, whatever MALLOC_PERTURB_ says; calloc
+ * still clears, where the kernel's zero pages would have done too. */
+static void
+test_poison(void)
+{
+	unsigned char *p;
+	size_t n, bad = 0;
+
+	mallopt(M_PERTURB, 0);
+	p = malloc(100);
+	n = hp_chunksize(hp_mem2chunk(p));
+
+	for (size_t i = 0; i < 100; i++)
+		bad += p[i] != HP_POISON_ALLOC;
+	CHECK(bad == 0, "fresh memory is poisoned with %#x (%zu bytes not)", HP_POISON_ALLOC, bad);
+	free(p);
+	bad = 0;
+	for (size_t i = 16; i < n - HP_CHUNK_HDR_SZ; i++)
+		bad += p[i] != HP_POISON_FREE;
+	CHECK(bad == 0, "freed memory past its links is poisoned with %#x (%zu bytes not)",
+	      HP_POISON_FREE, bad);
+	CHECK(calloc_clears(1 << 20), "calloc clears a fresh mmap chunk");
+	mallopt(M_MMAP_THRESHOLD, 1 << 30);
+	CHECK(calloc_clears(8 << 20), "calloc clears a chunk the heap grew for");
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+}
+
 /* ---- running a case ---- */
 
 /* Run setup (and the check) in a child; its status and stderr. */
@@ -341,5 +427,12 @@ main(void)
 	expect_pass("an arena function with the arena locked", arena_locked);
 	expect_fatal("an arena function without the arena's lock", 10, arena_unlocked);
 	expect_fatal("mallopt's work without the main arena's lock", 10, mallopt_unlocked);
+	expect_fatal("level 3: a broken heap, caught after the next call", 7, caught_after_the_call);
+	expect_fatal("level 2: a broken heap, caught after a slow path", 7, caught_on_a_slow_path);
+	expect_fatal("level 3: written after free, caught leaving the tcache", 11,
+		     written_after_free_tcache);
+	expect_fatal("level 3: written after free, caught leaving a fastbin", 11,
+		     written_after_free_fastbin);
+	test_poison();
 	return harness_exit();
 }
