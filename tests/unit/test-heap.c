@@ -11,13 +11,21 @@
  * injection makes sbrk and mmap fail to reach the brk-fallback and
  * out-of-memory paths.
  *
- * Usage: test-heap [SEED] [STEPS]
+ * If a check aborts the test (heap_check's hp_fatal, an assertion, glibc's
+ * corruption messages), a last line says where: the phase, the seed and
+ * the step.
+ *
+ * Usage: test-heap [SEED] [STEPS] [break-at STEP]
+ *   break-at STEP  breaks the heap after that step of the first phase (as
+ *                  a bug would), to show that the check stops the test and
+ *                  says where (tests/unit/heap-abort.sh).
  */
 #define _GNU_SOURCE
 #define HP_TEST_HOOKS 1
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +271,28 @@ verify(const char *when)
 	return true;
 }
 
+/* ---- where the test is, for the report of an abort ---- */
+
+static const char *volatile at_phase = "start";
+static const char *volatile at_op = "";
+static volatile unsigned long at_seed, at_step;
+static unsigned long break_at; /* 0: never */
+
+static void
+on_abort(int sig)
+{
+	char buf[256];
+	int n;
+
+	(void)sig;
+	fflush(stdout);
+	n = snprintf(buf, sizeof(buf), "test-heap: aborted in %s: seed %lu, step %lu (%s)\n",
+		     at_phase, at_seed, at_step, at_op);
+	if (n > 0 && write(1, buf, (size_t)n) < 0)
+		return;
+	/* returning lets abort() go on: SA_RESETHAND restored the default */
+}
+
 /* ---- workloads ---- */
 
 #define NSLOTS 512
@@ -355,11 +385,19 @@ run(const char *name, unsigned long seed, unsigned long steps)
 	unsigned long bad = 0;
 
 	rng = seed;
+	at_phase = name;
+	at_seed = seed;
 	for (unsigned long i = 0; i < steps; i++) {
+		at_step = i;
+		at_op = "";
 		const char *what = step();
+		at_op = what;
+		if (break_at && i == break_at && strcmp(name, "random") == 0)
+			hp_main_arena.system_mem += 4096; /* the deliberate bug */
 		if (!verify(what) && ++bad > 3)
 			break;
 	}
+	at_op = "";
 	CHECK(bad == 0, "%s: seed %lu, %lu steps: heap_check and the event shadow agree", name, seed,
 	      steps);
 }
@@ -368,6 +406,10 @@ static void
 test_oom(void)
 {
 	void *p;
+
+	at_phase = "brk and mmap failures";
+	at_op = "";
+	at_step = 0;
 
 	/* brk fails: the next growth falls back to a mapped region. The
 	 * request is larger than anything free and below the (frozen) mmap
@@ -431,6 +473,10 @@ test_guard(void)
 	struct find_ctx f = { 0 };
 	char *a, *b, *c, *d;
 
+	at_phase = "allocations under the guard";
+	at_op = "";
+	at_step = 0;
+
 	hp_self.guard++;
 	a = malloc(100);
 	b = calloc(10, 100);
@@ -469,11 +515,15 @@ test_guard(void)
 static void
 test_foreign_sbrk(void)
 {
-	void *a = malloc(100);
-	void *r = sbrk(3000);
-	void *b = malloc(300000);
-	void *c = malloc(200);
+	void *a, *r, *b, *c;
 
+	at_phase = "a foreign sbrk";
+	at_op = "";
+	at_step = 0;
+	a = malloc(100);
+	r = sbrk(3000);
+	b = malloc(300000);
+	c = malloc(200);
 	CHECK(r != (void *)-1 && b && c, "allocations across a foreign sbrk");
 	CHECK(verify("foreign sbrk"), "foreign sbrk: fenceposts, shadow agrees");
 	free(a);
@@ -497,14 +547,18 @@ thread_main(void *arg)
 		void *v[100];
 		unsigned bad = 0;
 
+		at_phase = "a thread arena over two heaps";
+		at_op = "";
 		mallopt(M_MMAP_THRESHOLD, 32 << 20);
 		for (int i = 0; i < 100; i++) {
+			at_step = (unsigned long)i;
 			v[i] = malloc(1 << 20);
 			bad += !verify("thread heap growth");
 		}
 		CHECK(v[99] && hp_heap_for_ptr(v[99]) != hp_heap_for_ptr(v[0]),
 		      "100 MiB in a thread arena span a second heap");
 		for (int i = 99; i >= 0; i--) {
+			at_step = 200 - (unsigned long)i;
 			free(v[i]);
 			bad += !verify("thread heap shrink");
 		}
@@ -538,7 +592,14 @@ main(int argc, char **argv)
 {
 	unsigned long seed = argc > 1 ? strtoul(argv[1], NULL, 0) : 1;
 	unsigned long steps = argc > 2 ? strtoul(argv[2], NULL, 0) : 4000;
+	struct sigaction sa;
 
+	if (argc > 4 && strcmp(argv[3], "break-at") == 0)
+		break_at = strtoul(argv[4], NULL, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_abort;
+	sa.sa_flags = SA_RESETHAND;
+	sigaction(SIGABRT, &sa, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("seed %lu steps %lu\n", seed, steps);
 	CHECK(verify("start"), "initial heap agrees with the walk");
