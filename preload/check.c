@@ -243,7 +243,7 @@ check_top(struct hp_mstate *av)
 
 	CHECK(hp_chunk_prev_inuse(top), "top without P", top, 6);
 	CHECK(hp_chunksize(top) >= HP_MINSIZE, "top below MINSIZE", top, 6);
-	if (main_arena(av) && hp_main.nsegments <= HP_MAX_SEGMENTS) {
+	if (main_arena(av) && hp_main.nsegments >= 1 && hp_main.nsegments <= HP_MAX_SEGMENTS) {
 		const struct hp_segment *g = &hp_main.segments[hp_main.nsegments - 1];
 
 		CHECK((uintptr_t)top >= g->start &&
@@ -321,7 +321,8 @@ check_bins(struct hp_mstate *av)
 			/* 2 */
 			CHECK(hp_chunk_prev_inuse(p), "two free chunks adjacent", p, 2);
 			CHECK(next != av->top, "free chunk borders top", p, 2);
-			CHECK(hp_chunksize(next) == 0 || hp_chunk_inuse_bit_at(next, hp_chunksize(next)),
+			CHECK(hp_chunksize(next) == 0 ||
+				      hp_chunk_inuse_bit_at(next, hp_chunksize(next)),
 			      "two free chunks adjacent", next, 2);
 		}
 		if (i >= HP_NSMALLBINS)
@@ -424,7 +425,8 @@ check_own_tcache(void)
 	for (size_t i = 0; i < HP_TCACHE_MAX_BINS; i++) {
 		size_t n = 0;
 
-		CHECK(tc->counts[i] <= hp_mp.tcache_count, "tcache count above tcache_count", tc, 9);
+		CHECK(tc->counts[i] <= hp_mp.tcache_count, "tcache count above tcache_count", tc,
+		      9);
 		for (struct hp_tcache_entry *e = tc->entries[i]; e != NULL;
 		     e = hp_protect_ptr(&e->next, e->next)) {
 			struct hp_chunk *p = hp_mem2chunk(e);
@@ -434,8 +436,8 @@ check_own_tcache(void)
 			CHECK(!hp_chunk_is_mmapped(p) && hp_chunksize(p) >= HP_MINSIZE &&
 				      hp_csize2tidx(hp_chunksize(p)) == i,
 			      "tcache entry of another bin's size", p, 9);
-			CHECK(hp_chunk_inuse_bit_at(p, hp_chunksize(p)), "tcache entry not in use", p,
-			      9);
+			CHECK(hp_chunk_inuse_bit_at(p, hp_chunksize(p)), "tcache entry not in use",
+			      p, 9);
 			CHECK(e->key == hp_tcache_key, "tcache entry without the key", p, 9);
 		}
 		CHECK(n == tc->counts[i], "tcache list shorter than its count", tc, 9);

@@ -35,8 +35,8 @@
  * heap of a thread arena (tarena.h). When top moves to a new stretch, the
  * old one is closed with fenceposts: in-use chunks that belong to nobody.
  *
- * Invariants (hp_check_heaps() in check.c verifies each and cites its
- * number):
+ * Invariants. check.c verifies 1-9 (hp_check_heaps) and 11, the _locked
+ * functions assert 10; a failure names the number (hp_fatal):
  *  1. Every chunk is 16-aligned and, but for fenceposts (8), at least
  *     MINSIZE; the chunks tile each stretch from its first chunk to top or
  *     to its fenceposts. A thread arena's in-use chunks carry A.

@@ -427,7 +427,8 @@ main(void)
 	expect_pass("an arena function with the arena locked", arena_locked);
 	expect_fatal("an arena function without the arena's lock", 10, arena_unlocked);
 	expect_fatal("mallopt's work without the main arena's lock", 10, mallopt_unlocked);
-	expect_fatal("level 3: a broken heap, caught after the next call", 7, caught_after_the_call);
+	expect_fatal("level 3: a broken heap, caught after the next call", 7,
+		     caught_after_the_call);
 	expect_fatal("level 2: a broken heap, caught after a slow path", 7, caught_on_a_slow_path);
 	expect_fatal("level 3: written after free, caught leaving the tcache", 11,
 		     written_after_free_tcache);
