@@ -460,6 +460,8 @@ check_arena(struct hp_mstate *av)
 	if (main_arena(av) && hp_main.nsegments > HP_MAX_SEGMENTS)
 		return; /* too many segments to follow */
 	n = arena_stretches(av, st, MAX_STRETCHES);
+	if (n == MAX_STRETCHES)
+		return; /* perhaps more heaps than can be followed */
 	for (unsigned s = 0; s < n; s++) {
 		top_seen |= check_stretch(av, &st[s]);
 		counted += st[s].counted;
