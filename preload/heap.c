@@ -5,9 +5,9 @@
  * Every decision here (which bin, which chunk, when to split, coalesce,
  * consolidate, grow or trim) is glibc 2.36's malloc/malloc.c, so a program
  * gets the same addresses under heapprof as without it. Corruption checks
- * abort with glibc's messages. Runs inside malloc with the heap lock held
- * (or single-threaded): no stdio, no allocation from this heap, no other
- * lock but the arena's (heap walk only).
+ * abort with glibc's messages. Runs inside malloc with the arena's lock
+ * held (or single-threaded): no stdio, no allocation from this heap, no
+ * other lock. The heap walk and check are check.c's.
  */
 #include "config.h"
 
