@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "check.h"
 #include "dtv.h"
 #include "heap.h"
 #define HEAPPROF_DEFINE 1 /* heapprof_mark is defined here, not weak */
@@ -132,6 +133,7 @@ do_malloc(size_t bytes, enum hp_call call)
 		mem = arena_malloc(bytes);
 	}
 	REPORT_ALLOC(mem, bytes, call);
+	HP_CHECK_AFTER_CALL();
 	return mem;
 }
 
@@ -143,8 +145,10 @@ malloc(size_t bytes)
 
 	/* The tcache hit, with no stack frame: a thread that has a tcache is
 	 * past initialisation; heapprof's guard and observer take the slow
-	 * path. */
-	if (__builtin_expect(tc != NULL && hp_self.guard == 0 && hp_observer == NULL, 1)) {
+	 * path, as does every call at debug level 3 (checked after it). */
+	if (__builtin_expect(HP_DEBUG_CHECKS < 3 && tc != NULL && hp_self.guard == 0 &&
+				     hp_observer == NULL,
+			     1)) {
 		nb = hp_request2size(bytes);
 		idx = hp_csize2tidx(nb);
 		if (__builtin_expect(nb != 0 && idx < hp_mp.tcache_bins && tc->counts[idx] > 0, 1))
@@ -185,6 +189,7 @@ do_free(void *mem)
 		fate = hp_heap_free(p);
 		HP_OBSERVE(free, &t, (uintptr_t)p, bytes, fate, false);
 	}
+	HP_CHECK_AFTER_CALL();
 	errno = err;
 }
 
@@ -198,8 +203,8 @@ free(void *mem)
 		return;
 	/* The tcache put, with no stack frame: a heap chunk (M clear, so not
 	 * an mmap chunk nor heapprof's own), room in its bin, no sign of a
-	 * double free, nobody observing. Touches no errno. */
-	if (__builtin_expect(tc != NULL && hp_observer == NULL, 1)) {
+	 * double free, nobody observing, not debug level 3. Touches no errno. */
+	if (__builtin_expect(HP_DEBUG_CHECKS < 3 && tc != NULL && hp_observer == NULL, 1)) {
 		struct hp_chunk *p = hp_mem2chunk(mem);
 		size_t size = hp_chunksize(p), idx = hp_csize2tidx(size);
 		struct hp_tcache_entry *e = mem;
@@ -278,15 +283,17 @@ do_calloc(size_t n, size_t elem_size)
 		return NULL;
 	p = hp_mem2chunk(mem);
 	csz = hp_chunksize(p);
+	/* Fresh memory from the kernel is zero unless perturbed or poisoned. */
 	if (hp_chunk_is_mmapped(p)) {
-		if (__builtin_expect(hp_mp.perturb_byte, 0))
+		if (__builtin_expect(HP_POISON || hp_mp.perturb_byte, 0))
 			memset(mem, 0, (size_t)bytes);
 	} else {
-		if (hp_mp.perturb_byte == 0 && p == oldtop && csz > oldtopsize)
+		if (!HP_POISON && hp_mp.perturb_byte == 0 && p == oldtop && csz > oldtopsize)
 			csz = oldtopsize;
 		memset(mem, 0, csz - HP_SIZE_SZ);
 	}
 	REPORT_ALLOC(mem, (size_t)bytes, HP_CALL_CALLOC);
+	HP_CHECK_AFTER_CALL();
 	return mem;
 }
 
@@ -383,6 +390,7 @@ realloc(void *oldmem, size_t bytes)
 	locked = hp_mstate_lock(av);
 	newmem = hp_heap_realloc_locked(av, oldp, oldsize, nb, &old_fate);
 	hp_mstate_unlock(av, locked);
+	HP_CHECK_AFTER_CALL();
 	if (newmem == NULL && !__libc_single_threaded) {
 		/* Try harder, in other arenas (glibc does the same). */
 		newmem = do_malloc(bytes, HP_CALL_REALLOC);
@@ -391,6 +399,7 @@ realloc(void *oldmem, size_t bytes)
 			HP_TICKET(&t);
 			old_fate = hp_heap_free(oldp);
 			HP_OBSERVE(free, &t, (uintptr_t)oldp, oldsize, old_fate, true);
+			HP_CHECK_AFTER_CALL();
 		}
 		return newmem;
 	}
@@ -454,6 +463,7 @@ mid_memalign(size_t alignment, size_t bytes)
 			hp_mstate_unlock(av, locked);
 	}
 	REPORT_ALLOC(mem, bytes, HP_CALL_MEMALIGN);
+	HP_CHECK_AFTER_CALL();
 	return mem;
 }
 
@@ -551,6 +561,7 @@ malloc_trim(size_t pad)
 		hp_mstate_unlock(av, locked);
 		av = av->next;
 	} while (av != &hp_main_arena);
+	HP_CHECK_AFTER_CALL();
 	return r;
 }
 
@@ -565,6 +576,7 @@ mallopt(int param, int value)
 	hp_heap_consolidate_locked(&hp_main_arena);
 	r = hp_tune_mallopt_locked(param, value);
 	hp_mstate_unlock(&hp_main_arena, locked);
+	HP_CHECK_AFTER_CALL();
 	return r;
 }
 

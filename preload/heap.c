@@ -5,9 +5,9 @@
  * Every decision here (which bin, which chunk, when to split, coalesce,
  * consolidate, grow or trim) is glibc 2.36's malloc/malloc.c, so a program
  * gets the same addresses under heapprof as without it. Corruption checks
- * abort with glibc's messages. Runs inside malloc with the heap lock held
- * (or single-threaded): no stdio, no allocation from this heap, no other
- * lock but the arena's (heap walk only).
+ * abort with glibc's messages. Runs inside malloc with the arena's lock
+ * held (or single-threaded): no stdio, no allocation from this heap, no
+ * other lock. The heap walk and check are check.c's.
  */
 #include "config.h"
 
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "check.h"
 #include "heap.h"
 #include "large.h"
 #include "log.h"
@@ -37,9 +38,13 @@ static struct hp_chunk initial_top;
 
 /* ---- bins ---- */
 
-#define bin_at(av, i)                                                          \
-	((struct hp_chunk *)((char *)&(av)->bins[((i)-1) * 2] -               \
-			     offsetof(struct hp_chunk, fd)))
+/* malloc.c's names for heap.h's bin arithmetic, so this file reads like it. */
+#define bin_at(av, i) hp_bin_at(av, i)
+#define in_smallbin_range(sz) hp_in_smallbin_range(sz)
+#define smallbin_index(sz) hp_smallbin_index(sz)
+#define largebin_index(sz) hp_largebin_index(sz)
+#define bin_index(sz) hp_bin_index(sz)
+#define fastbin_index(sz) hp_fastbin_index(sz)
 #define unsorted_chunks(av) bin_at(av, 1)
 #define contiguous(av) (((av)->flags & HP_NONCONTIGUOUS) == 0)
 #define main_arena(av) ((av) == &hp_main_arena)
@@ -48,47 +53,6 @@ static struct hp_chunk initial_top;
 #define next_bin(b) ((struct hp_chunk *)((char *)(b) + (sizeof(void *) << 1)))
 #define first(b) ((b)->fd)
 #define last(b) ((b)->bk)
-
-static inline bool
-in_smallbin_range(size_t sz)
-{
-	return sz < HP_MIN_LARGE_SIZE;
-}
-
-static inline unsigned
-smallbin_index(size_t sz)
-{
-	return (unsigned)sz >> 4;
-}
-
-static inline unsigned
-largebin_index(size_t sz)
-{
-	if ((sz >> 6) <= 48)
-		return 48 + (unsigned)(sz >> 6);
-	if ((sz >> 9) <= 20)
-		return 91 + (unsigned)(sz >> 9);
-	if ((sz >> 12) <= 10)
-		return 110 + (unsigned)(sz >> 12);
-	if ((sz >> 15) <= 4)
-		return 119 + (unsigned)(sz >> 15);
-	if ((sz >> 18) <= 2)
-		return 124 + (unsigned)(sz >> 18);
-	return 126;
-}
-
-static inline unsigned
-bin_index(size_t sz)
-{
-	return in_smallbin_range(sz) ? smallbin_index(sz) : largebin_index(sz);
-}
-
-static inline unsigned
-fastbin_index(size_t sz)
-{
-	return ((unsigned)sz >> 4) - 2;
-}
-
 #define idx2block(i) ((i) >> 5)
 #define idx2bit(i) (1U << ((i)&31))
 
@@ -100,23 +64,9 @@ mark_bin(struct hp_mstate *av, unsigned i)
 
 /* ---- chunk helpers ---- */
 
-static inline bool
-misaligned(const void *p)
-{
-	return (uintptr_t)p & HP_ALIGN_MASK;
-}
-
-static inline bool
-prev_inuse(const struct hp_chunk *p)
-{
-	return p->size & HP_PREV_INUSE;
-}
-
-static inline bool
-inuse_bit_at(const struct hp_chunk *p, size_t off)
-{
-	return hp_chunk_at(p, off)->size & HP_PREV_INUSE;
-}
+#define misaligned(p) hp_misaligned(p)
+#define prev_inuse(p) hp_chunk_prev_inuse(p)
+#define inuse_bit_at(p, off) hp_chunk_inuse_bit_at(p, off)
 
 static inline void
 set_inuse_bit_at(struct hp_chunk *p, size_t off)
@@ -164,15 +114,28 @@ reveal(struct hp_chunk **pos)
 void
 hp_heap_perturb_alloc(void *p, size_t n)
 {
-	if (__builtin_expect(hp_mp.perturb_byte, 0))
+	if (HP_POISON)
+		memset(p, HP_POISON_ALLOC, n);
+	else if (__builtin_expect(hp_mp.perturb_byte, 0))
 		memset(p, hp_mp.perturb_byte ^ 0xff, n);
 }
 
 static inline void
 free_perturb(void *p, size_t n)
 {
-	if (__builtin_expect(hp_mp.perturb_byte, 0))
+	if (HP_POISON)
+		memset(p, HP_POISON_FREE, n);
+	else if (__builtin_expect(hp_mp.perturb_byte, 0))
 		memset(p, hp_mp.perturb_byte, n);
+}
+
+/* Invariant 11 (debug level 3): a chunk leaving a fastbin kept its free
+ * poison past its fd. */
+static inline void
+fastbin_leave(const struct hp_chunk *p)
+{
+	(void)p;
+	HP_POISON_CHECK(p, HP_CHUNK_HDR_SZ + sizeof(void *));
 }
 
 static inline void
@@ -243,14 +206,22 @@ hp_heap_init_state(struct hp_mstate *av)
 	av->top = &initial_top;
 }
 
+bool
+hp_heap_started(const struct hp_mstate *av)
+{
+	return av->top != &initial_top;
+}
+
 /* ---- segments (for walking; glibc keeps none) ---- */
 
 static void
-segment_open(uintptr_t start, uintptr_t end, bool mapped)
+segment_open(uintptr_t from, uintptr_t start, uintptr_t end, bool mapped)
 {
 	if (hp_main.nsegments < HP_MAX_SEGMENTS)
-		hp_main.segments[hp_main.nsegments++] =
-			(struct hp_segment){ start, end, mapped };
+		hp_main.segments[hp_main.nsegments] =
+			(struct hp_segment){ from, start, end, mapped };
+	if (hp_main.nsegments <= HP_MAX_SEGMENTS)
+		hp_main.nsegments++;
 }
 
 static void
@@ -258,6 +229,22 @@ segment_set_end(uintptr_t end)
 {
 	if (hp_main.nsegments > 0 && hp_main.nsegments <= HP_MAX_SEGMENTS)
 		hp_main.segments[hp_main.nsegments - 1].end = end;
+}
+
+/* Invariant 6: top ends the stretch opened last (while the main heap has
+ * segments to follow). */
+static bool
+top_ends_its_stretch(const struct hp_mstate *av)
+{
+	uintptr_t end = (uintptr_t)av->top + hp_chunksize(av->top);
+
+	if (!main_arena(av)) {
+		const struct hp_heap_info *h = hp_heap_for_ptr(av->top);
+		return end == (uintptr_t)h + h->size;
+	}
+	if (hp_main.nsegments == 0 || hp_main.nsegments > HP_MAX_SEGMENTS)
+		return true;
+	return end == hp_main.segments[hp_main.nsegments - 1].end;
 }
 
 /* ---- the system: MORECORE, sysmalloc, systrim ---- */
@@ -386,12 +373,14 @@ sysmalloc(struct hp_mstate *av, size_t nb)
 			hp_corrupt("break adjusted to free malloc space");
 		} else {
 			size_t front_misalign, end_misalign, correction = 0;
-			char *aligned_brk = brk;
+			char *aligned_brk = brk, *counted_from = brk;
 
 			if (contiguous(av)) {
 				/* Count foreign sbrk as system_mem. */
-				if (old_size)
+				if (old_size) {
 					av->system_mem += (size_t)(brk - old_end);
+					counted_from = old_end;
+				}
 				front_misalign = (uintptr_t)hp_chunk2mem((struct hp_chunk *)brk) &
 						 HP_ALIGN_MASK;
 				if (front_misalign > 0) {
@@ -421,7 +410,7 @@ sysmalloc(struct hp_mstate *av, size_t nb)
 					 ((size_t)(snd_brk - aligned_brk) + correction) |
 						 HP_PREV_INUSE);
 				av->system_mem += correction;
-				segment_open((uintptr_t)aligned_brk,
+				segment_open((uintptr_t)counted_from, (uintptr_t)aligned_brk,
 					     (uintptr_t)snd_brk + correction, mapped_region);
 				/* Memory between the old top and the new space
 				 * (a foreign sbrk, alignment) belongs to
@@ -455,6 +444,7 @@ sysmalloc(struct hp_mstate *av, size_t nb)
 	}
 
 allocate:
+	HP_ASSERT(top_ends_its_stretch(av), av->top, 6);
 	if (av->system_mem > av->max_system_mem)
 		av->max_system_mem = av->system_mem;
 
@@ -465,8 +455,10 @@ allocate:
 		av->top = remainder;
 		set_head(p, nb | HP_PREV_INUSE | arena_bit(av));
 		set_head(remainder, (size - nb) | HP_PREV_INUSE);
+		HP_CHECK_SLOW_PATH(av);
 		return hp_chunk2mem(p);
 	}
+	HP_CHECK_SLOW_PATH(av);
 	errno = ENOMEM;
 	return NULL;
 }
@@ -503,6 +495,10 @@ systrim(struct hp_mstate *av, size_t pad)
 				av->system_mem -= (size_t)released;
 				set_head(av->top, (top_size - (size_t)released) | HP_PREV_INUSE);
 				segment_set_end((uintptr_t)new_brk);
+				HP_ASSERT(hp_chunksize(av->top) >= HP_MINSIZE &&
+						  top_ends_its_stretch(av),
+					  av->top, 6);
+				HP_CHECK_SLOW_PATH(av);
 				return 1;
 			}
 		}
@@ -544,6 +540,7 @@ coalesce(struct hp_mstate *av, struct hp_chunk *p, size_t size, const char *prev
 		unsorted_push(av, p, size, unsorted_msg);
 		set_head(p, size | HP_PREV_INUSE);
 		set_foot(p, size);
+		HP_ASSERT(!inuse_bit_at(p, size), p, 3);
 	} else {
 		size += nextsize;
 		set_head(p, size | HP_PREV_INUSE);
@@ -557,6 +554,7 @@ coalesce(struct hp_mstate *av, struct hp_chunk *p, size_t size, const char *prev
 void
 hp_heap_consolidate_locked(struct hp_mstate *av)
 {
+	HP_ASSERT(hp_mstate_held(av), av, 10);
 	av->have_fastchunks = false;
 	for (unsigned i = 0; i < HP_NFASTBINS; i++) {
 		struct hp_chunk *p = av->fastbins[i], *nextp;
@@ -568,6 +566,7 @@ hp_heap_consolidate_locked(struct hp_mstate *av)
 			if (fastbin_index(hp_chunksize(p)) != i)
 				hp_corrupt("malloc_consolidate(): invalid chunk size");
 			nextp = reveal(&p->fd);
+			fastbin_leave(p);
 
 			bool into_top;
 			report(p, hp_chunksize(p), HP_STATE_FREE);
@@ -575,6 +574,7 @@ hp_heap_consolidate_locked(struct hp_mstate *av)
 				 "malloc(): corrupted unsorted chunks", &into_top);
 		}
 	}
+	HP_CHECK_SLOW_PATH(av);
 }
 
 /* ---- _int_malloc ---- */
@@ -619,11 +619,13 @@ hp_heap_malloc_locked(struct hp_mstate *av, size_t bytes)
 	struct stashed st;
 	void *mem;
 
+	HP_ASSERT(av == NULL || hp_mstate_held(av), av, 10);
 	st.n = 0;
 	st.bytes = 0;
 	mem = int_malloc(av, bytes, &st);
 	if (st.n)
 		stash_flush(&st, mem ? hp_mem2chunk(mem) : NULL);
+	HP_ASSERT(mem == NULL || !misaligned(mem), mem, 1);
 	return mem;
 }
 
@@ -662,6 +664,7 @@ int_malloc(struct hp_mstate *av, size_t bytes, struct stashed *st)
 			*fb = reveal(&victim->fd);
 			if (fastbin_index(hp_chunksize(victim)) != idx)
 				hp_corrupt("malloc(): memory corruption (fast)");
+			fastbin_leave(victim);
 			if (tc && tc_idx < hp_mp.tcache_bins) {
 				struct hp_chunk *tc_victim;
 
@@ -670,6 +673,7 @@ int_malloc(struct hp_mstate *av, size_t bytes, struct stashed *st)
 					if (misaligned(tc_victim))
 						hp_corrupt("malloc(): unaligned fastbin chunk detected 3");
 					*fb = reveal(&tc_victim->fd);
+					fastbin_leave(tc_victim);
 					hp_tcache_put(tc, tc_victim, tc_idx);
 					/* from a fastbin into the tcache: still
 					 * cached, but out of malloc_consolidate's
@@ -994,6 +998,7 @@ free_tail_locked(struct hp_mstate *av, struct hp_chunk *p, size_t size, bool rep
 {
 	enum hp_fate fate;
 
+	HP_ASSERT(hp_mstate_held(av), p, 10);
 	if (size <= hp_mp.max_fast) {
 		struct hp_chunk *next = hp_chunk_at(p, size);
 
@@ -1053,6 +1058,7 @@ hp_heap_free_locked(struct hp_mstate *av, struct hp_chunk *p, bool rep)
 {
 	size_t size = free_checks(p);
 
+	HP_ASSERT(hp_mstate_held(av), p, 10);
 	if (hp_tcache_try_free(p, size)) {
 		if (rep)
 			report(p, size, HP_STATE_CACHED);
@@ -1093,6 +1099,7 @@ hp_heap_realloc_locked(struct hp_mstate *av, struct hp_chunk *oldp, size_t oldsi
 	size_t newsize, nextsize, remainder_size;
 	void *newmem;
 
+	HP_ASSERT(hp_mstate_held(av), oldp, 10);
 	*old_fate = 0;
 	if (oldp->size <= HP_CHUNK_HDR_SZ || oldsize >= av->system_mem)
 		hp_corrupt("realloc(): invalid old size");
@@ -1152,6 +1159,7 @@ hp_heap_memalign_locked(struct hp_mstate *av, size_t alignment, size_t bytes)
 	struct hp_chunk *p, *newp;
 	char *m, *brk;
 
+	HP_ASSERT(hp_mstate_held(av), av, 10);
 	if (nb == 0 || alignment > PTRDIFF_MAX) {
 		errno = ENOMEM;
 		return NULL;
@@ -1203,6 +1211,7 @@ hp_heap_trim_locked(struct hp_mstate *av, size_t pad)
 	const unsigned psindex = bin_index(ps);
 	int result = 0;
 
+	HP_ASSERT(hp_mstate_held(av), av, 10);
 	hp_heap_consolidate_locked(av);
 	for (unsigned i = 1; i < HP_NBINS; ++i) {
 		if (i != 1 && i < psindex)
@@ -1224,7 +1233,9 @@ hp_heap_trim_locked(struct hp_mstate *av, size_t pad)
 			}
 		}
 	}
-	return result | (main_arena(av) ? systrim(av, pad) : 0);
+	result |= main_arena(av) ? systrim(av, pad) : 0;
+	HP_CHECK_SLOW_PATH(av);
+	return result;
 }
 
 /* ---- statistics ---- */
@@ -1235,6 +1246,7 @@ hp_heap_mallinfo_locked(struct hp_mstate *av, struct mallinfo2 *m)
 	size_t avail = hp_chunksize(av->top), fastavail = 0;
 	size_t nblocks = 1, nfastblocks = 0;
 
+	HP_ASSERT(hp_mstate_held(av), av, 10);
 	for (unsigned i = 0; i < HP_NFASTBINS; ++i) {
 		for (struct hp_chunk *p = av->fastbins[i]; p != NULL; p = reveal(&p->fd)) {
 			if (misaligned(p))
@@ -1269,6 +1281,7 @@ void
 hp_heap_bin_stats_locked(struct hp_mstate *av, struct hp_bin_stats fast[HP_NFASTBINS],
 			 struct hp_bin_stats bins[HP_NBINS])
 {
+	HP_ASSERT(hp_mstate_held(av), av, 10);
 	for (unsigned i = 0; i < HP_NFASTBINS; ++i) {
 		struct hp_chunk *p = av->fastbins[i];
 
@@ -1303,320 +1316,4 @@ hp_heap_bin_stats_locked(struct hp_mstate *av, struct hp_bin_stats fast[HP_NFAST
 		if (bins[i].count == 0)
 			bins[i].from = 0;
 	}
-}
-
-/* ---- walking and checking ---- */
-
-struct cached_set {
-	uintptr_t *v;
-	size_t n, cap;
-	bool overflow;
-};
-
-static void
-collect_cached(struct hp_chunk *p, void *arg)
-{
-	struct cached_set *s = arg;
-
-	if (s->n < s->cap)
-		s->v[s->n++] = (uintptr_t)p;
-	else
-		s->overflow = true;
-}
-
-static int
-cmp_uptr(const void *a, const void *b)
-{
-	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static bool
-in_set(const struct cached_set *s, uintptr_t v)
-{
-	size_t lo = 0, hi = s->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (s->v[mid] < v)
-			lo = mid + 1;
-		else if (s->v[mid] > v)
-			hi = mid;
-		else
-			return true;
-	}
-	return false;
-}
-
-static void
-sort_uptr(uintptr_t *v, size_t n)
-{
-	/* Shell sort: no libc qsort (it may allocate). */
-	for (size_t gap = n / 2; gap > 0; gap /= 2)
-		for (size_t i = gap; i < n; i++)
-			for (size_t j = i; j >= gap && cmp_uptr(&v[j - gap], &v[j]) > 0; j -= gap) {
-				uintptr_t t = v[j];
-				v[j] = v[j - gap];
-				v[j - gap] = t;
-			}
-}
-
-static void
-count_one(struct hp_chunk *p, void *arg)
-{
-	(void)p;
-	++*(size_t *)arg;
-}
-
-/* The stretches of memory an arena's chunks tile, in address order: the
- * main arena's segments, or a thread arena's heaps. */
-struct stretch {
-	uintptr_t start, end;
-};
-
-static unsigned
-arena_stretches(struct hp_mstate *av, struct stretch *out, unsigned cap)
-{
-	unsigned n = 0;
-
-	if (main_arena(av)) {
-		unsigned nseg = hp_main.nsegments < HP_MAX_SEGMENTS ? hp_main.nsegments
-								    : HP_MAX_SEGMENTS;
-		for (unsigned i = 0; i < nseg && n < cap; i++)
-			out[n++] = (struct stretch){ hp_main.segments[i].start,
-						     hp_main.segments[i].end };
-	} else {
-		for (struct hp_heap_info *h = hp_heap_for_ptr(av->top); h && n < cap; h = h->prev) {
-			uintptr_t start = (uintptr_t)(h + 1);
-
-			if (h->ar_ptr == (struct hp_mstate *)(h + 1)) {
-				/* the first heap holds the malloc_state */
-				start += sizeof(struct hp_mstate);
-				if ((start + HP_CHUNK_HDR_SZ) & HP_ALIGN_MASK)
-					start += HP_MALLOC_ALIGNMENT -
-						 ((start + HP_CHUNK_HDR_SZ) & HP_ALIGN_MASK);
-			}
-			out[n++] = (struct stretch){ start, (uintptr_t)h + h->size };
-		}
-	}
-	for (unsigned i = 1; i < n; i++)
-		for (unsigned j = i; j > 0 && out[j - 1].start > out[j].start; j--) {
-			struct stretch t = out[j];
-			out[j] = out[j - 1];
-			out[j - 1] = t;
-		}
-	return n;
-}
-
-#define MAX_STRETCHES 256
-
-static size_t
-walk_arena(struct hp_mstate *av, const struct cached_set *set, const struct cached_set *fast,
-	   hp_walk_fn fn, void *arg)
-{
-	struct stretch st[MAX_STRETCHES];
-	unsigned n = arena_stretches(av, st, MAX_STRETCHES);
-	size_t walked = 0;
-
-	for (unsigned s = 0; s < n; s++) {
-		struct hp_chunk *p = (struct hp_chunk *)st[s].start;
-
-		while ((uintptr_t)p < st[s].end) {
-			size_t size = hp_chunksize(p);
-			bool is_top = p == av->top;
-			enum hp_state state;
-
-			if (size == 0) {
-				/* a thread heap's closing fencepost */
-				fn((uintptr_t)p, st[s].end - (uintptr_t)p, HP_STATE_LIVE, false, arg);
-				break;
-			}
-			if (size == HP_CHUNK_HDR_SZ) {
-				/* fencepost: in use, as mallinfo counts it */
-				fn((uintptr_t)p, size, HP_STATE_LIVE, false, arg);
-				p = hp_chunk_at(p, size);
-				continue;
-			}
-			if ((uintptr_t)p + size > st[s].end)
-				break;
-			if (is_top || !inuse_bit_at(p, size))
-				state = HP_STATE_FREE;
-			else if (in_set(fast, (uintptr_t)p))
-				state = HP_STATE_FASTBIN;
-			else if (in_set(set, (uintptr_t)p))
-				state = HP_STATE_CACHED;
-			else
-				state = HP_STATE_LIVE;
-			fn((uintptr_t)p, size, state, is_top, arg);
-			walked++;
-			if (is_top)
-				break;
-			p = hp_chunk_at(p, size);
-		}
-	}
-	return walked;
-}
-
-static void
-collect_fastbins(struct hp_mstate *av, void (*fn)(struct hp_chunk *p, void *arg), void *arg)
-{
-	for (unsigned i = 0; i < HP_NFASTBINS; ++i)
-		for (struct hp_chunk *p = av->fastbins[i]; p != NULL; p = reveal(&p->fd))
-			fn(p, arg);
-}
-
-size_t
-hp_heap_walk(hp_walk_fn fn, void *arg)
-{
-	struct cached_set set = { 0 }, fast = { 0 };
-	size_t n = 0, nfast = 0, walked = 0;
-	struct hp_mstate *av = &hp_main_arena;
-	bool locked;
-
-	/* Everything cached, in every arena's fastbins and every tcache. */
-	do {
-		locked = hp_mstate_lock(av);
-		collect_fastbins(av, count_one, &nfast);
-		hp_mstate_unlock(av, locked);
-		av = av->next;
-	} while (av != &hp_main_arena);
-	hp_tcache_each(count_one, &n);
-	set.cap = n + 64;
-	set.v = hp_arena_alloc(set.cap * sizeof(uintptr_t), 16, false);
-	if (set.v == NULL)
-		set.cap = 0;
-	fast.cap = nfast + 64;
-	fast.v = hp_arena_alloc(fast.cap * sizeof(uintptr_t), 16, false);
-	if (fast.v == NULL)
-		fast.cap = 0;
-	do {
-		locked = hp_mstate_lock(av);
-		collect_fastbins(av, collect_cached, &fast);
-		hp_mstate_unlock(av, locked);
-		av = av->next;
-	} while (av != &hp_main_arena);
-	hp_tcache_each(collect_cached, &set);
-	sort_uptr(set.v, set.n);
-	sort_uptr(fast.v, fast.n);
-
-	do {
-		locked = hp_mstate_lock(av);
-		if (av->top != &initial_top)
-			walked += walk_arena(av, &set, &fast, fn, arg);
-		hp_mstate_unlock(av, locked);
-		av = av->next;
-	} while (av != &hp_main_arena);
-	if (set.v)
-		hp_arena_free(set.v);
-	if (fast.v)
-		hp_arena_free(fast.v);
-	return walked;
-}
-
-#define CHECK(cond, what, p, inv) HP_CHECK(cond, "heap_check: " what, p, inv)
-
-static void
-check_arena(struct hp_mstate *av)
-{
-	struct stretch st[MAX_STRETCHES];
-	unsigned n;
-	size_t bytes = 0;
-	bool top_seen = false;
-
-	if (av->top == &initial_top)
-		return;
-	/* 6 */
-	CHECK(prev_inuse(av->top), "top without P", av->top, 6);
-	CHECK(hp_chunksize(av->top) >= HP_MINSIZE, "top below MINSIZE", av->top, 6);
-
-	/* 4: bins */
-	for (unsigned i = 1; i < HP_NBINS; ++i) {
-		struct hp_chunk *b = bin_at(av, i);
-		size_t prev = ~(size_t)0;
-
-		for (struct hp_chunk *p = b->fd; p != b; p = p->fd) {
-			size_t sz = hp_chunksize(p);
-
-			CHECK(p->fd->bk == p && p->bk->fd == p, "bin links broken", p, 4);
-			CHECK(!misaligned(p) && sz >= HP_MINSIZE, "binned chunk misaligned", p, 1);
-			if (i > 1) {
-				CHECK(bin_index(sz) == i, "chunk in the wrong bin", p, 4);
-				CHECK(av->binmap[idx2block(i)] & idx2bit(i), "binmap bit clear", p,
-				      7);
-			}
-			if (i >= HP_NSMALLBINS) {
-				CHECK(sz <= prev, "large bin not sorted", p, 4);
-				prev = sz;
-			}
-			/* 3 */
-			struct hp_chunk *next = hp_chunk_at(p, sz);
-			CHECK(!prev_inuse(next) && next->prev_size == sz, "binned chunk footer", p, 3);
-			/* 2 */
-			CHECK(prev_inuse(p), "two free chunks adjacent", p, 2);
-			CHECK(next != av->top, "free chunk borders top", p, 2);
-			CHECK(hp_chunksize(next) == 0 ||
-				      prev_inuse(hp_chunk_at(next, hp_chunksize(next))),
-			      "two free chunks adjacent", next, 2);
-		}
-	}
-	/* 5 */
-	for (unsigned i = 0; i < HP_NFASTBINS; ++i)
-		for (struct hp_chunk *p = av->fastbins[i]; p != NULL; p = reveal(&p->fd)) {
-			CHECK(!misaligned(p), "fastbin chunk misaligned", p, 5);
-			CHECK(fastbin_index(hp_chunksize(p)) == i, "fastbin chunk size", p, 5);
-			CHECK(prev_inuse(hp_chunk_at(p, hp_chunksize(p))), "fastbin chunk not in use",
-			      p, 5);
-		}
-	/* 1: tiling, stretch by stretch */
-	if (main_arena(av) && hp_main.nsegments > HP_MAX_SEGMENTS)
-		return; /* too many segments to follow */
-	n = arena_stretches(av, st, MAX_STRETCHES);
-	for (unsigned s = 0; s < n; s++) {
-		struct hp_chunk *p = (struct hp_chunk *)st[s].start;
-
-		bytes += st[s].end - st[s].start;
-		while ((uintptr_t)p < st[s].end) {
-			size_t sz = hp_chunksize(p);
-
-			CHECK(!misaligned(p), "chunk misaligned", p, 1);
-			if (sz == 0) {
-				CHECK(!main_arena(av), "size-0 fencepost in the main arena", p, 1);
-				break;
-			}
-			if (sz == HP_CHUNK_HDR_SZ) {
-				p = hp_chunk_at(p, sz);
-				continue;
-			}
-			CHECK(sz >= HP_MINSIZE && (uintptr_t)p + sz <= st[s].end,
-			      "chunk size out of its stretch", p, 1);
-			if (p == av->top) {
-				CHECK((uintptr_t)p + sz == st[s].end, "top does not end its stretch",
-				      p, 6);
-				top_seen = true;
-				break;
-			}
-			if (!main_arena(av) && prev_inuse(hp_chunk_at(p, sz)))
-				CHECK(p->size & HP_NON_MAIN_ARENA, "thread arena chunk in use without A",
-				      p, 1);
-			p = hp_chunk_at(p, sz);
-		}
-	}
-	CHECK(top_seen, "top not found", av->top, 6);
-	/* 7: the stretches (plus foreign sbrk gaps in the main arena) are the
-	 * memory obtained */
-	CHECK(bytes <= av->system_mem, "system_mem below the memory walked", NULL, 7);
-}
-
-void
-hp_heap_check(void)
-{
-	struct hp_mstate *av = &hp_main_arena;
-
-	do {
-		bool locked = hp_mstate_lock(av);
-		check_arena(av);
-		hp_mstate_unlock(av, locked);
-		av = av->next;
-	} while (av != &hp_main_arena);
 }

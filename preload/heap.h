@@ -30,21 +30,57 @@
  * non-empty bins; the top chunk, never in a bin, always at least MINSIZE
  * once the heap exists, bordering the break.
  *
- * Invariants (heap_check() verifies each and cites its number):
- *  1. Every chunk in a heap segment is 16-aligned, at least MINSIZE, and
- *     the chunks tile the segment from its first chunk to top (or to the
- *     segment's closing fenceposts).
+ * A stretch is what an arena's chunks tile: a segment of the main heap
+ * (the sbrk region, or a region it fell back to mmap for), or one mapped
+ * heap of a thread arena (tarena.h). When top moves to a new stretch, the
+ * old one is closed with fenceposts: in-use chunks that belong to nobody.
+ *
+ * Invariants. check.c verifies 1-9 (hp_check_heaps) and 11, the _locked
+ * functions assert 10; a failure names the number (hp_fatal):
+ *  1. Every chunk is 16-aligned and, but for fenceposts (8), at least
+ *     MINSIZE; the chunks tile each stretch from its first chunk to top or
+ *     to its fenceposts. A thread arena's in-use chunks carry A.
  *  2. No two free (binned) chunks are adjacent, and a free chunk never
  *     borders top: they would have been coalesced.
  *  3. A binned chunk's successor has P clear and prev_size equal to its
  *     size; an in-use or cached chunk's successor has P set.
  *  4. Every chunk in a bin has a size belonging to that bin; bins are
  *     well-formed doubly-linked lists; large bins are sorted by decreasing
- *     size and their skip list holds the first chunk of each size.
+ *     size, and their skip list (fd_nextsize, bk_nextsize) is a circular
+ *     doubly-linked list of the first chunk of each size, in decreasing
+ *     size. Every other chunk of a large bin, and every chunk of large-bin
+ *     size in the unsorted bin, has both skip links NULL.
  *  5. Every fastbin chunk has that fastbin's size and is not binned.
- *  6. top lies in the last segment, borders its end, and has P set.
- *  7. system_mem equals the bytes obtained for the heap (all segments),
- *     and the binmap bit of every non-empty bin is set.
+ *  6. top lies in the stretch opened last (the main arena's last segment,
+ *     the newest heap of a thread arena), ends it, has P set and is at
+ *     least MINSIZE.
+ *  7. system_mem equals the bytes obtained for the arena: in the main
+ *     arena, the sum over its segments of the bytes from where each was
+ *     obtained (a foreign sbrk's gap and alignment before its first chunk
+ *     count) to its end; in a thread arena, the sum of its heaps' sizes.
+ *     The binmap bit of every non-empty bin is set.
+ *  8. Fenceposts close every stretch but top's, and appear nowhere else:
+ *     a main-arena segment ends in (at least) two 16-byte chunks with P
+ *     set; a thread heap ends in a chunk of size 0 with P set in its last
+ *     16 bytes, after a 16-byte chunk or, when the old top had less than
+ *     MINSIZE left, an in-use chunk of the rest.
+ *  9. A thread's tcache list i holds exactly counts[i] entries, at most
+ *     tcache_count; each is the user area of a 16-aligned heap chunk of
+ *     bin i's size whose successor has P set (so it is in no bin), that is
+ *     in no fastbin, and whose key is the process's tcache key. (Checked
+ *     for the calling thread's own tcache: others change theirs without a
+ *     lock.)
+ * 10. Shared allocator state changes only under its lock: an arena's
+ *     bins, fastbins, top and system_mem under the arena's (which nobody
+ *     takes while the process has one thread), the list of free arenas
+ *     under tarena.c's free_list_lock, the registry of tcaches under its
+ *     lock. Every function of these files whose name ends in _locked
+ *     asserts it (HP_ASSERT).
+ * 11. At -Ddebug_checks=3, freed memory keeps its poison: from the end of
+ *     its links (a tcache entry's next and key, a fastbin chunk's fd) to
+ *     its successor, a cached chunk holds HP_POISON_FREE bytes only:
+ *     nothing wrote to it since it was freed. (Checked as it leaves its
+ *     tcache or fastbin.)
  */
 #ifndef HP_HEAP_H
 #define HP_HEAP_H
@@ -56,6 +92,10 @@
 
 #include "lock.h"
 #include "observe.h"
+
+#ifndef HP_DEBUG_CHECKS
+#define HP_DEBUG_CHECKS 0 /* meson sets it from -Ddebug_checks */
+#endif
 
 #define HP_SIZE_SZ 8
 #define HP_CHUNK_HDR_SZ 16
@@ -89,6 +129,8 @@ struct hp_chunk {
  * walking; glibc has no such list (it cannot walk a non-contiguous main
  * arena). Thread arenas are walked through their heaps (tarena.h). */
 struct hp_segment {
+	uintptr_t from;  /* where the bytes system_mem counts for it begin: a
+			  * foreign sbrk's gap and alignment come before start */
 	uintptr_t start; /* first chunk */
 	uintptr_t end;   /* end of the memory obtained */
 	bool mapped;     /* an mmap fallback region */
@@ -122,12 +164,36 @@ _Static_assert(sizeof(struct hp_mstate) == 2200, "glibc 2.36's malloc_state size
 /* What only the main arena has. */
 struct hp_main_heap {
 	char *sbrk_base;
-	unsigned nsegments;
+	unsigned nsegments; /* HP_MAX_SEGMENTS + 1: more than can be followed */
 	struct hp_segment segments[HP_MAX_SEGMENTS];
 };
 
 extern struct hp_mstate hp_main_arena;
 extern struct hp_main_heap hp_main;
+
+/*
+ * -Ddebug_checks=3 poisons memory: what malloc hands out is filled with
+ * HP_POISON_ALLOC, what free takes back with HP_POISON_FREE (in place of
+ * MALLOC_PERTURB_'s bytes), so that code reading memory nobody wrote, or
+ * writing memory it freed, shows (invariant 11).
+ */
+#define HP_POISON (HP_DEBUG_CHECKS >= 3)
+#define HP_POISON_ALLOC 0xa5
+#define HP_POISON_FREE 0x5a
+
+/*
+ * Invariant 11 for a cached chunk leaving its tcache or fastbin: its bytes
+ * from `from` (past its links) to its successor still hold HP_POISON_FREE.
+ * In check.c, which libheapprof.so has from level 2 on: call it as
+ * HP_POISON_CHECK, nothing below level 3.
+ * Lock: its arena's for a fastbin chunk. Allocates: no.
+ */
+void hp_check_poison(const struct hp_chunk *p, size_t from);
+#if HP_POISON
+#define HP_POISON_CHECK(p, from) hp_check_poison(p, from)
+#else
+#define HP_POISON_CHECK(p, from) ((void)0)
+#endif
 
 /* ---- chunk arithmetic (malloc.c's macros) ---- */
 
@@ -161,6 +227,25 @@ hp_chunk_is_mmapped(const struct hp_chunk *p)
 	return p->size & HP_IS_MMAPPED;
 }
 
+static inline bool
+hp_chunk_prev_inuse(const struct hp_chunk *p)
+{
+	return p->size & HP_PREV_INUSE;
+}
+
+/* Whether the chunk at p + off has P set: p is in use (or cached). */
+static inline bool
+hp_chunk_inuse_bit_at(const struct hp_chunk *p, size_t off)
+{
+	return hp_chunk_at(p, off)->size & HP_PREV_INUSE;
+}
+
+static inline bool
+hp_misaligned(const void *p)
+{
+	return (uintptr_t)p & HP_ALIGN_MASK;
+}
+
 /* request2size(); 0 for requests above PTRDIFF_MAX (checked_request2size). */
 static inline size_t
 hp_request2size(size_t req)
@@ -183,6 +268,64 @@ hp_usable(const struct hp_chunk *p)
 	return 0;
 }
 
+/* ---- bins (malloc.c's bin_at, bin_index, fastbin_index, binmap) ---- */
+
+/* Bin i (1 unsorted, 2..63 small, 64..126 large) as a fake chunk whose fd
+ * and bk are the list heads in av->bins. */
+static inline struct hp_chunk *
+hp_bin_at(struct hp_mstate *av, unsigned i)
+{
+	return (struct hp_chunk *)((char *)&av->bins[(i - 1) * 2] -
+				   offsetof(struct hp_chunk, fd));
+}
+
+static inline bool
+hp_in_smallbin_range(size_t sz)
+{
+	return sz < HP_MIN_LARGE_SIZE;
+}
+
+static inline unsigned
+hp_smallbin_index(size_t sz)
+{
+	return (unsigned)sz >> 4;
+}
+
+static inline unsigned
+hp_largebin_index(size_t sz)
+{
+	if ((sz >> 6) <= 48)
+		return 48 + (unsigned)(sz >> 6);
+	if ((sz >> 9) <= 20)
+		return 91 + (unsigned)(sz >> 9);
+	if ((sz >> 12) <= 10)
+		return 110 + (unsigned)(sz >> 12);
+	if ((sz >> 15) <= 4)
+		return 119 + (unsigned)(sz >> 15);
+	if ((sz >> 18) <= 2)
+		return 124 + (unsigned)(sz >> 18);
+	return 126;
+}
+
+static inline unsigned
+hp_bin_index(size_t sz)
+{
+	return hp_in_smallbin_range(sz) ? hp_smallbin_index(sz) : hp_largebin_index(sz);
+}
+
+static inline unsigned
+hp_fastbin_index(size_t sz)
+{
+	return ((unsigned)sz >> 4) - 2;
+}
+
+/* The binmap bit of bin i: set when the bin may be non-empty. */
+static inline bool
+hp_binmap_bit(const struct hp_mstate *av, unsigned i)
+{
+	return av->binmap[i >> 5] & (1U << (i & 31));
+}
+
 /* ---- arena locks: taken only once the process has threads ---- */
 
 extern char __libc_single_threaded;
@@ -201,6 +344,14 @@ hp_mstate_unlock(struct hp_mstate *av, bool locked)
 {
 	if (locked)
 		hp_mutex_unlock(&av->lock);
+}
+
+/* Invariant 10 for av, as a _locked function asserts it: its lock is held,
+ * or the process has one thread (then nobody takes it). */
+static inline bool
+hp_mstate_held(const struct hp_mstate *av)
+{
+	return __libc_single_threaded || hp_mutex_held(&av->lock);
 }
 
 static inline bool
@@ -278,28 +429,14 @@ struct hp_bin_stats {
 void hp_heap_bin_stats_locked(struct hp_mstate *av, struct hp_bin_stats fast[HP_NFASTBINS],
 			      struct hp_bin_stats bins[HP_NBINS]);
 
-/* alloc_perturb (MALLOC_PERTURB_). */
+/* alloc_perturb (MALLOC_PERTURB_; HP_POISON_ALLOC at debug level 3). */
 void hp_heap_perturb_alloc(void *p, size_t n);
 
 /* The arena a heap chunk belongs to (glibc's arena_for_chunk). */
 struct hp_mstate *hp_heap_arena_for_chunk(const struct hp_chunk *p);
 
-/*
- * Walk every chunk of every arena: fn(chunk, bytes, state, is_top, arg)
- * where state is live, cached (any registered thread's tcache), fastbin
- * (an arena's fastbin) or free (bins and top). Fenceposts and glibc's lost slivers are
- * reported live (mallinfo counts them in use). Exact only while no other
- * thread allocates. Returns the number of chunks walked.
- * Lock: none (takes each arena's). Allocates: arena (scratch).
- */
-typedef void (*hp_walk_fn)(uintptr_t chunk, size_t bytes, enum hp_state state, bool is_top,
-			   void *arg);
-size_t hp_heap_walk(hp_walk_fn fn, void *arg);
-
-/*
- * Verify invariants 1-7 in every arena; on a violation call hp_fatal with
- * the invariant number. Lock: none (takes each arena's). Allocates: no.
- */
-void hp_heap_check(void);
+/* Whether av has a heap yet: false until the main arena's first sysmalloc
+ * (its top is then glibc's initial_top, a chunk of size 0). Lock: av held. */
+bool hp_heap_started(const struct hp_mstate *av);
 
 #endif

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "check.h"
 #include "dtv.h"
 #include "heap.h"
 #include "init.h"
@@ -97,11 +98,17 @@ fork_parent(void)
 static void
 fork_child(void)
 {
+	/* The parent held every lock: the heaps are whole (a single-threaded
+	 * fork may come from a signal handler in the middle of malloc). */
+	bool whole = fork_locked;
+
 	fork_locked = false;
 	hp_tarena_fork_child();
 	hp_arena_fork_child();
 	hp_tcache_fork_child();
 	hp_record_fork_child();
+	if (whole)
+		HP_CHECK_ALL_SLOW();
 }
 
 __attribute__((constructor(101))) static void

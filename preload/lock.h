@@ -52,6 +52,13 @@ hp_mutex_unlock(struct hp_mutex *m)
 		hp_mutex_wake(m);
 }
 
+/* Whether someone holds m: for assertions (it cannot say who). */
+static inline bool
+hp_mutex_held(const struct hp_mutex *m)
+{
+	return __atomic_load_n(&m->state, __ATOMIC_RELAXED) != 0;
+}
+
 /* For a forked child: the lock is free whatever the parent's threads did. */
 static inline void
 hp_mutex_reset(struct hp_mutex *m)

@@ -154,10 +154,13 @@ hp_fatal(const char *msg, const void *chunk, int invariant)
 
 	n = put_str(buf, sizeof(buf) - 1, n, "fatal: ");
 	n = put_str(buf, sizeof(buf) - 1, n, msg);
-	if (chunk || invariant) {
+	if (chunk) {
 		n = put_str(buf, sizeof(buf) - 1, n, " (chunk 0x");
 		n = put_num(buf, sizeof(buf) - 1, n, (uintptr_t)chunk, 16, false);
-		n = put_str(buf, sizeof(buf) - 1, n, ", invariant ");
+		n = put_str(buf, sizeof(buf) - 1, n, invariant ? ", " : ")");
+	}
+	if (invariant) {
+		n = put_str(buf, sizeof(buf) - 1, n, chunk ? "invariant " : " (invariant ");
 		n = put_num(buf, sizeof(buf) - 1, n, (unsigned)invariant, 10, false);
 		n = put_str(buf, sizeof(buf) - 1, n, ")");
 	}

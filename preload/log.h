@@ -30,7 +30,9 @@ void hp_corrupt(const char *msg) __attribute__((noreturn, cold));
 
 /*
  * An internal invariant of heapprof broke: write "heapprof[pid]: fatal: msg
- * (chunk 0xADDR, invariant N)" and abort. chunk and invariant may be 0.
+ * (chunk 0xADDR, invariant N)" and abort; N is the number of the invariant
+ * in heap.h's list. Without a chunk (NULL) the line ends "(invariant N)",
+ * without an invariant (0) "(chunk 0xADDR)".
  * Lock: any. Allocates: no. AS-safe: yes. Does not return.
  */
 void hp_fatal(const char *msg, const void *chunk, int invariant)
@@ -41,7 +43,12 @@ void hp_fatal(const char *msg, const void *chunk, int invariant)
 size_t hp_vformat(char *buf, size_t cap, const char *fmt, va_list ap);
 size_t hp_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
-/* Always-on cheap check; HP_ASSERT only at debug_checks >= 1. */
+/*
+ * HP_CHECK: always on, for cheap checks (bounds, magic). HP_ASSERT: only at
+ * -Ddebug_checks=1 and above; at 0 its condition is not evaluated. Both
+ * call hp_fatal with the chunk concerned (or NULL) and the number of the
+ * invariant that broke (heap.h's list).
+ */
 #define HP_CHECK(cond, msg, chunk, inv)                                        \
 	do {                                                                   \
 		if (__builtin_expect(!(cond), 0))                              \
@@ -49,9 +56,9 @@ size_t hp_format(char *buf, size_t cap, const char *fmt, ...) __attribute__((for
 	} while (0)
 
 #if HP_DEBUG_CHECKS >= 1
-#define HP_ASSERT(cond) HP_CHECK(cond, "assertion failed: " #cond, NULL, 0)
+#define HP_ASSERT(cond, chunk, inv) HP_CHECK(cond, "assertion failed: " #cond, chunk, inv)
 #else
-#define HP_ASSERT(cond) ((void)0)
+#define HP_ASSERT(cond, chunk, inv) ((void)sizeof(!(cond)))
 #endif
 
 #endif

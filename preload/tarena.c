@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "arena.h"
+#include "check.h"
 #include "heap.h"
 #include "log.h"
 #include "os.h"
@@ -221,6 +222,7 @@ hp_tarena_heap_trim_locked(struct hp_heap_info *heap, size_t pad)
 	size_t max_size = hp_tarena_heap_max_size();
 	long new_size, top_size, top_area, extra, prev_size, misalign;
 
+	HP_ASSERT(hp_mstate_held(ar_ptr), heap, 10);
 	/* Can this heap go away completely? */
 	while (top_chunk == chunk_at(heap, sizeof(*heap))) {
 		struct hp_heap_info *prev_heap = heap->prev;
@@ -229,7 +231,7 @@ hp_tarena_heap_trim_locked(struct hp_heap_info *heap, size_t pad)
 		p = chunk_at(prev_heap, prev_size);
 		misalign = (long)((uintptr_t)p & HP_ALIGN_MASK);
 		p = chunk_at(prev_heap, prev_size - misalign);
-		HP_CHECK(p->size == (0 | HP_PREV_INUSE), "heap_trim: no fencepost", p, 1);
+		HP_CHECK(p->size == (0 | HP_PREV_INUSE), "heap_trim: no fencepost", p, 8);
 		p = prev_chunk(p);
 		new_size = (long)hp_chunksize(p) + (HP_MINSIZE - 2 * HP_SIZE_SZ) + misalign;
 		if (!(p->size & HP_PREV_INUSE))
@@ -251,6 +253,7 @@ hp_tarena_heap_trim_locked(struct hp_heap_info *heap, size_t pad)
 		top_chunk->size = (size_t)new_size | HP_PREV_INUSE;
 		/* the fenceposts and whatever they guarded are top again */
 		HP_OBSERVE(chunk, (uintptr_t)p, (size_t)new_size, HP_STATE_FREE);
+		HP_CHECK_SLOW_PATH(ar_ptr);
 	}
 
 	top_size = (long)hp_chunksize(top_chunk);
@@ -266,6 +269,7 @@ hp_tarena_heap_trim_locked(struct hp_heap_info *heap, size_t pad)
 		return 0;
 	ar_ptr->system_mem -= (size_t)extra;
 	top_chunk->size = (size_t)(top_size - extra) | HP_PREV_INUSE;
+	HP_CHECK_SLOW_PATH(ar_ptr);
 	return 1;
 }
 
@@ -277,11 +281,13 @@ hp_tarena_grow_locked(struct hp_mstate *av, size_t nb)
 	struct hp_heap_info *old_heap = hp_heap_for_ptr(old_top), *heap;
 	size_t old_heap_size = old_heap->size;
 
+	HP_ASSERT(hp_mstate_held(av), av, 10);
 	if ((long)(HP_MINSIZE + nb - old_size) > 0 &&
 	    grow_heap(old_heap, (long)(HP_MINSIZE + nb - old_size)) == 0) {
 		av->system_mem += old_heap->size - old_heap_size;
 		old_top->size = (size_t)((char *)old_heap + old_heap->size - (char *)old_top) |
 				HP_PREV_INUSE;
+		HP_ASSERT(hp_chunksize(old_top) >= nb + HP_MINSIZE, old_top, 6);
 		return true;
 	}
 	heap = new_heap(nb + (HP_MINSIZE + sizeof(*heap)), hp_mp.top_pad);
@@ -320,6 +326,7 @@ hp_tarena_grow_locked(struct hp_mstate *av, size_t nb)
 static void
 detach_arena_locked(struct hp_mstate *replaced)
 {
+	HP_ASSERT(hp_mutex_held(&free_list_lock), replaced, 10);
 	if (replaced != NULL)
 		--replaced->attached_threads;
 }
@@ -369,12 +376,14 @@ int_new_arena(size_t size)
 	hp_mutex_unlock(&free_list_lock);
 
 	hp_mutex_lock(&a->lock);
+	HP_CHECK_SLOW_PATH(a);
 	return a;
 }
 
 static void
 detach_locked(struct hp_mstate *a)
 {
+	HP_ASSERT(hp_mutex_held(&free_list_lock), a, 10);
 	if (--a->attached_threads == 0) {
 		a->next_free = free_list;
 		free_list = a;
@@ -436,6 +445,7 @@ remove_from_free_list_locked(struct hp_mstate *arena)
 {
 	struct hp_mstate **previous = &free_list;
 
+	HP_ASSERT(hp_mutex_held(&free_list_lock), arena, 10);
 	for (struct hp_mstate *p = free_list; p != NULL; p = p->next_free) {
 		if (p == arena) {
 			*previous = p->next_free;

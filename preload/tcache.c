@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "check.h"
 #include "heap.h"
 #include "init.h"
 #include "record.h"
@@ -28,6 +29,7 @@ static struct hp_mutex registry_lock = HP_MUTEX_INIT;
 static void
 registry_add_locked(struct hp_thread *t)
 {
+	HP_ASSERT(hp_mutex_held(&registry_lock), t->tcache, 10);
 	t->prev = NULL;
 	t->next = registry;
 	if (registry)
@@ -39,6 +41,7 @@ registry_add_locked(struct hp_thread *t)
 static void
 registry_remove_locked(struct hp_thread *t)
 {
+	HP_ASSERT(hp_mutex_held(&registry_lock), t->tcache, 10);
 	if (!t->registered)
 		return;
 	if (t->prev)
@@ -119,6 +122,7 @@ hp_tcache_shutdown(void)
 		}
 	}
 	flush_free(hp_mem2chunk(tc));
+	HP_CHECK_ALL_SLOW();
 }
 
 void
@@ -155,10 +159,13 @@ hp_tcache_fork_child(void)
 {
 	hp_mutex_reset(&registry_lock);
 	registry = NULL;
-	if (hp_self.tcache)
+	if (hp_self.tcache) {
+		hp_mutex_lock(&registry_lock);
 		registry_add_locked(&hp_self);
-	else
+		hp_mutex_unlock(&registry_lock);
+	} else {
 		hp_self.registered = false;
+	}
 }
 
 void

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "heap.h"
 #include "log.h"
@@ -65,19 +66,24 @@ hp_csize2tidx(size_t csize)
 	return (csize - HP_MINSIZE + HP_MALLOC_ALIGNMENT - 1) / HP_MALLOC_ALIGNMENT;
 }
 
-/* tcache_put: the caller knows idx is valid and there is room. */
+/* tcache_put: the caller knows idx is valid and there is room. At debug
+ * level 3 the rest of the chunk is poisoned (invariant 11). */
 static inline void
 hp_tcache_put(struct hp_tcache *tc, struct hp_chunk *p, size_t idx)
 {
 	struct hp_tcache_entry *e = hp_chunk2mem(p);
 
+	if (HP_POISON)
+		memset(e + 1, HP_POISON_FREE, hp_chunksize(p) - HP_CHUNK_HDR_SZ - sizeof(*e));
 	e->key = hp_tcache_key;
 	e->next = hp_protect_ptr(&e->next, tc->entries[idx]);
 	tc->entries[idx] = e;
 	++tc->counts[idx];
 }
 
-/* tcache_get: the caller knows idx is valid and the list is non-empty. */
+/* tcache_get: the caller knows idx is valid and the list is non-empty. At
+ * debug level 3 the chunk's free poison is checked (invariant 11) and it is
+ * handed out poisoned. */
 static inline void *
 hp_tcache_get(struct hp_tcache *tc, size_t idx)
 {
@@ -88,6 +94,10 @@ hp_tcache_get(struct hp_tcache *tc, size_t idx)
 	tc->entries[idx] = hp_protect_ptr(&e->next, e->next);
 	--tc->counts[idx];
 	e->key = 0;
+	if (HP_POISON) {
+		HP_POISON_CHECK(hp_mem2chunk(e), HP_CHUNK_HDR_SZ + sizeof(*e));
+		memset(e, HP_POISON_ALLOC, hp_chunksize(hp_mem2chunk(e)) - HP_CHUNK_HDR_SZ);
+	}
 	return e;
 }
 

@@ -17,6 +17,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "heap.h"
+#include "log.h"
 #include "os.h"
 #include "tune.h"
 
@@ -459,6 +461,7 @@ hp_tune_mallopt_locked(int param, int value)
 {
 	int res = 1;
 
+	HP_ASSERT(hp_mstate_held(&hp_main_arena), NULL, 10);
 	switch (param) {
 	case M_MXFAST:
 		do_set_mxfast((size_t)value, &res);

@@ -22,8 +22,11 @@ run() {
 	fi
 }
 
-run > "$out.native" 2>&1 || { echo "native run failed: $?"; cat "$out.native"; exit 1; }
-run LD_PRELOAD="$lib" > "$out.preload" 2>&1 || { echo "preload run failed: $?"; cat "$out.preload"; exit 1; }
+# a run that fails: its last lines (the step it was at, hp-trace's and the
+# allocator's messages)
+run > "$out.native" 2>&1 || { echo "native run failed: $?"; tail -n 30 "$out.native"; exit 1; }
+run LD_PRELOAD="$lib" > "$out.preload" 2>&1 ||
+	{ echo "preload run failed: $?"; tail -n 30 "$out.preload"; exit 1; }
 if grep -q -e CONTENT-LOST -e NOT-ZERO -e MISALIGNED -e MEMPTR-CHANGED "$out.native" "$out.preload"; then
 	echo "a content/alignment check failed:"
 	grep -e CONTENT-LOST -e NOT-ZERO -e MISALIGNED -e MEMPTR-CHANGED "$out.native" "$out.preload" | head

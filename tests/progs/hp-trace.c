@@ -23,6 +23,8 @@
  *   s INCR               sbrk (a foreign user of the break)
  *   b                    map a page at the break so brk fails
  *   x SLOT SIZE          write the chunk's usable bytes, check contents survive
+ *   w SLOT OFFSET        write a byte at OFFSET into the slot's last chunk,
+ *                        freed or not: a deliberate bug, for the self-checks
  *   n COUNT SIZE [STEP]  malloc COUNT chunks into the next free slots
  *   F FIRST LAST [STEP]  free a range of slots
  *   random SEED STEPS    a seeded random mix of all of the above
@@ -36,6 +38,10 @@
  *
  * A chunk of a thread arena prints as its offset from its heap's 64 MiB-
  * aligned start ("theap+0x8d0"): deterministic, unlike the heap's address.
+ *
+ * If the allocator aborts (a self-check that failed, glibc's corruption
+ * messages), what was printed so far is written out, then the line
+ * "hp-trace: aborted at line N" (and the random seed and step).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,6 +49,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +60,7 @@
 #define NSLOTS 4096
 
 static void *slot[NSLOTS];
+static void *last[NSLOTS]; /* the slot's last chunk, even once freed */
 static size_t slot_size[NSLOTS];
 static uintptr_t brk0;
 static uintptr_t fb_anchor; /* first chunk seen in a brk-failure region */
@@ -212,6 +220,8 @@ do_free(unsigned s)
 static void
 store(unsigned s, void *p, size_t usable_req)
 {
+	if (p)
+		last[s] = p;
 	slot[s] = p;
 	slot_size[s] = p ? usable_req : 0;
 	if (p)
@@ -326,6 +336,10 @@ op(int argc, char **argv)
 			say(" usable=%zu", u);
 			slot_size[s] = 0;
 		}
+	} else if (!strcmp(o, "w") && argc == 3) {
+		s = parse_slot(argv[1]);
+		if (last[s])
+			((unsigned char *)last[s])[parse_size(argv[2])] ^= 0xff;
 	} else if (!strcmp(o, "n") && (argc == 3 || argc == 4)) {
 		size_t count = parse_size(argv[1]), sz = parse_size(argv[2]);
 		size_t step = argc == 4 ? parse_size(argv[3]) : 0;
@@ -367,6 +381,28 @@ op(int argc, char **argv)
 
 static unsigned long rng;
 
+/* Where the script is, for the report of an abort. */
+static volatile unsigned long at_line, at_seed, at_step;
+static volatile int in_random;
+
+static void
+on_abort(int sig)
+{
+	char buf[128];
+	int n;
+
+	(void)sig;
+	flush_out();
+	if (in_random)
+		n = snprintf(buf, sizeof(buf), "\nhp-trace: aborted at line %lu, random seed %lu step %lu\n",
+			     at_line, at_seed, at_step);
+	else
+		n = snprintf(buf, sizeof(buf), "\nhp-trace: aborted at line %lu\n", at_line);
+	if (n > 0 && write(1, buf, (size_t)n) < 0)
+		return;
+	/* returning lets abort() go on: SA_RESETHAND restored the default */
+}
+
 static unsigned long
 next_rand(void)
 {
@@ -398,8 +434,12 @@ run_random(unsigned long seed, unsigned long steps)
 
 	say("# seed %lu\n", seed);
 	rng = seed;
+	at_seed = seed;
+	in_random = 1;
 	for (unsigned long i = 0; i < steps; i++) {
 		unsigned long r = next_rand() % 100;
+
+		at_step = i;
 		unsigned s = (unsigned)(next_rand() % 512);
 
 		argv[1] = a1;
@@ -449,6 +489,7 @@ run_random(unsigned long seed, unsigned long steps)
 			}
 		}
 	}
+	in_random = 0;
 }
 
 /* ---- threads ---- */
@@ -552,11 +593,18 @@ main(int argc, char **argv)
 	}
 	script[n] = '\0';
 
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_abort;
+	sa.sa_flags = SA_RESETHAND;
+	sigaction(SIGABRT, &sa, NULL);
+
 	struct worker *cur = NULL;
 	for (char *l = script, *nl; l && *l; l = nl) {
 		nl = strchr(l, '\n');
 		if (nl)
 			*nl++ = '\0';
+		at_line++;
 		if (strcmp(l, "{") == 0) {
 			if (cur || nworkers == MAX_THREADS)
 				die("bad thread block");

@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: MIT
 # lib.sh - helpers for the recording tests (sourced).
 #   HEAPPROF  the heapprof command       PROGS  the directory of test programs
-# check DESC WANT GOT: one line per check; `finish` exits 1 if any failed.
+# check DESC WANT GOT: a line "FAIL - ..." for a check that fails, and with
+# VERBOSE=1 (unset, empty or 0 is quiet) "ok - ..." for one that holds;
+# `finish` exits 1 if any failed.
 set -u
 HEAPPROF=$(realpath "$1")
 PROGS=$(realpath "$2")
@@ -16,7 +18,10 @@ command -v sqlite3 >/dev/null 2>&1 || { echo "skip: sqlite3 not installed"; exit
 check() {
 	checks=$((checks + 1))
 	if [ "$2" = "$3" ]; then
-		[ -n "${VERBOSE:-}" ] && echo "ok - $1"
+		case ${VERBOSE:-0} in
+		0) ;;
+		*) echo "ok - $1" ;;
+		esac
 	else
 		failures=$((failures + 1))
 		echo "FAIL - $1: want [$2], got [$3]"

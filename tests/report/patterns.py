@@ -35,7 +35,7 @@ def check(desc, want, got):
     if want != got:
         failures += 1
         print(f"FAIL - {desc}: want [{want}], got [{got}]")
-    elif os.environ.get("VERBOSE"):
+    elif os.environ.get("VERBOSE", "0") not in ("", "0"):
         print(f"ok - {desc}")
 
 

@@ -3,7 +3,7 @@
  * test-heap - the allocator linked straight into the test (it becomes this
  * process's malloc), with every self-check on.
  *
- * After every step of seeded random workloads it (1) runs heap_check(),
+ * After every step of seeded random workloads it (1) runs hp_check_heaps(),
  * which verifies heap.h's invariants, and (2) replays everything the
  * observer interface reported into a shadow map of 16-byte granules and
  * compares it with a walk of the real heap: the promise of observe.h that
@@ -11,13 +11,21 @@
  * in a fastbin: which of the two) or free. Fault injection makes sbrk and
  * mmap fail to reach the brk-fallback and out-of-memory paths.
  *
- * Usage: test-heap [SEED] [STEPS]
+ * If a check aborts the test (heap_check's hp_fatal, an assertion, glibc's
+ * corruption messages), a last line says where: the phase, the seed and
+ * the step.
+ *
+ * Usage: test-heap [SEED] [STEPS] [break-at STEP]
+ *   break-at STEP  breaks the heap after that step of the first phase (as
+ *                  a bug would), to show that the check stops the test and
+ *                  says where (tests/unit/heap-abort.sh).
  */
 #define _GNU_SOURCE
 #define HP_TEST_HOOKS 1
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +35,7 @@
 
 #include "heap.h"
 #include "arena.h"
+#include "check.h"
 #include "observe.h"
 #include "os.h"
 #include "tarena.h"
@@ -53,13 +62,21 @@ static struct region regions[MAX_REGIONS];
 static int nregions;
 static unsigned long events, shadow_errors;
 
-static uint8_t *
-granule(uintptr_t a)
+static struct region *
+region_of(uintptr_t a)
 {
 	for (int i = 0; i < nregions; i++)
 		if (a >= regions[i].base && a < regions[i].base + REGION_SPAN)
-			return &regions[i].g[(a - regions[i].base) / 16];
+			return &regions[i];
 	return NULL;
+}
+
+static uint8_t *
+granule(uintptr_t a)
+{
+	struct region *r = region_of(a);
+
+	return r ? &r->g[(a - r->base) / 16] : NULL;
 }
 
 static void
@@ -77,13 +94,18 @@ region_add(uintptr_t base)
 static void
 set_range(uintptr_t a, size_t len, uint8_t st)
 {
-	for (uintptr_t x = a; x < a + len; x += 16) {
-		uint8_t *g = granule(x);
-		if (!g) {
+	for (uintptr_t x = a; x < a + len;) {
+		struct region *r = region_of(x);
+
+		if (!r) {
 			region_add(x);
-			g = granule(x);
+			r = region_of(x);
 		}
-		*g = st;
+		/* the granules of x.. that lie in r, at once */
+		uintptr_t end = a + len < r->base + REGION_SPAN ? a + len : r->base + REGION_SPAN;
+		size_t first = (x - r->base) / 16, n = (end - x + 15) / 16;
+		memset(&r->g[first], st, n);
+		x += n * 16;
 	}
 }
 
@@ -202,7 +224,7 @@ seed_shadow(uintptr_t chunk, size_t bytes, enum hp_state state, bool is_top, voi
 __attribute__((constructor(200))) static void
 install(void)
 {
-	hp_heap_walk(seed_shadow, NULL);
+	hp_check_walk(seed_shadow, NULL);
 	hp_observer = &test_observer;
 }
 
@@ -218,14 +240,22 @@ compare(uintptr_t chunk, size_t bytes, enum hp_state state, bool is_top, void *a
 
 	(void)is_top;
 	c->chunks++;
-	for (uintptr_t x = chunk; x < chunk + bytes; x += 16) {
-		uint8_t *g = granule(x);
-		if (!g || *g != want) {
-			if (c->mismatches++ < 5)
-				printf("  shadow says %d, heap says %d at %#lx (chunk %#lx+%zu)\n",
-				       g ? *g : -1, want, (unsigned long)x, (unsigned long)chunk,
-				       bytes);
-			break;
+	for (uintptr_t x = chunk; x < chunk + bytes;) {
+		struct region *r = region_of(x);
+		uintptr_t end = !r ? x + 16
+			    : chunk + bytes < r->base + REGION_SPAN ? chunk + bytes
+								    : r->base + REGION_SPAN;
+		const uint8_t *g = r ? &r->g[(x - r->base) / 16] : NULL;
+
+		/* the granules of x.. that lie in r, without looking r up again */
+		for (; x < end; x += 16, g++) {
+			if (!g || *g != want) {
+				if (c->mismatches++ < 5)
+					printf("  shadow says %d, heap says %d at %#lx (chunk %#lx+%zu)\n",
+					       g ? *g : -1, want, (unsigned long)x,
+					       (unsigned long)chunk, bytes);
+				return;
+			}
 		}
 	}
 }
@@ -235,8 +265,8 @@ verify(const char *when)
 {
 	struct cmp_ctx c = { 0 };
 
-	hp_heap_check();
-	hp_heap_walk(compare, &c);
+	hp_check_heaps();
+	hp_check_walk(compare, &c);
 	if (c.mismatches) {
 		shadow_errors++;
 		printf("  after %s: %lu of %lu chunks disagree with the event stream\n", when,
@@ -244,6 +274,28 @@ verify(const char *when)
 		return false;
 	}
 	return true;
+}
+
+/* ---- where the test is, for the report of an abort ---- */
+
+static const char *volatile at_phase = "start";
+static const char *volatile at_op = "";
+static volatile unsigned long at_seed, at_step;
+static unsigned long break_at; /* 0: never */
+
+static void
+on_abort(int sig)
+{
+	char buf[256];
+	int n;
+
+	(void)sig;
+	fflush(stdout);
+	n = snprintf(buf, sizeof(buf), "test-heap: aborted in %s: seed %lu, step %lu (%s)\n",
+		     at_phase, at_seed, at_step, at_op);
+	if (n > 0 && write(1, buf, (size_t)n) < 0)
+		return;
+	/* returning lets abort() go on: SA_RESETHAND restored the default */
 }
 
 /* ---- workloads ---- */
@@ -338,11 +390,19 @@ run(const char *name, unsigned long seed, unsigned long steps)
 	unsigned long bad = 0;
 
 	rng = seed;
+	at_phase = name;
+	at_seed = seed;
 	for (unsigned long i = 0; i < steps; i++) {
+		at_step = i;
+		at_op = "";
 		const char *what = step();
+		at_op = what;
+		if (break_at && i == break_at && strcmp(name, "random") == 0)
+			hp_main_arena.system_mem += 4096; /* the deliberate bug */
 		if (!verify(what) && ++bad > 3)
 			break;
 	}
+	at_op = "";
 	CHECK(bad == 0, "%s: seed %lu, %lu steps: heap_check and the event shadow agree", name, seed,
 	      steps);
 }
@@ -351,6 +411,10 @@ static void
 test_oom(void)
 {
 	void *p;
+
+	at_phase = "brk and mmap failures";
+	at_op = "";
+	at_step = 0;
 
 	/* brk fails: the next growth falls back to a mapped region. The
 	 * request is larger than anything free and below the (frozen) mmap
@@ -414,6 +478,10 @@ test_guard(void)
 	struct find_ctx f = { 0 };
 	char *a, *b, *c, *d;
 
+	at_phase = "allocations under the guard";
+	at_op = "";
+	at_step = 0;
+
 	hp_self.guard++;
 	a = malloc(100);
 	b = calloc(10, 100);
@@ -430,7 +498,7 @@ test_guard(void)
 		zero &= b[i] == 0;
 	CHECK(zero, "guarded calloc is zeroed");
 	f.chunk = (uintptr_t)hp_mem2chunk(a);
-	hp_heap_walk(find_chunk, &f);
+	hp_check_walk(find_chunk, &f);
 	CHECK(!f.found, "a guarded block is not in any heap");
 	m1 = mallinfo2();
 	CHECK(m0.uordblks == m1.uordblks && m0.arena == m1.arena && m0.hblkhd == m1.hblkhd,
@@ -452,11 +520,15 @@ test_guard(void)
 static void
 test_foreign_sbrk(void)
 {
-	void *a = malloc(100);
-	void *r = sbrk(3000);
-	void *b = malloc(300000);
-	void *c = malloc(200);
+	void *a, *r, *b, *c;
 
+	at_phase = "a foreign sbrk";
+	at_op = "";
+	at_step = 0;
+	a = malloc(100);
+	r = sbrk(3000);
+	b = malloc(300000);
+	c = malloc(200);
 	CHECK(r != (void *)-1 && b && c, "allocations across a foreign sbrk");
 	CHECK(verify("foreign sbrk"), "foreign sbrk: fenceposts, shadow agrees");
 	free(a);
@@ -502,14 +574,18 @@ thread_main(void *arg)
 		void *v[100];
 		unsigned bad = 0;
 
+		at_phase = "a thread arena over two heaps";
+		at_op = "";
 		mallopt(M_MMAP_THRESHOLD, 32 << 20);
 		for (int i = 0; i < 100; i++) {
+			at_step = (unsigned long)i;
 			v[i] = malloc(1 << 20);
 			bad += !verify("thread heap growth");
 		}
 		CHECK(v[99] && hp_heap_for_ptr(v[99]) != hp_heap_for_ptr(v[0]),
 		      "100 MiB in a thread arena span a second heap");
 		for (int i = 99; i >= 0; i--) {
+			at_step = 200 - (unsigned long)i;
 			free(v[i]);
 			bad += !verify("thread heap shrink");
 		}
@@ -543,7 +619,14 @@ main(int argc, char **argv)
 {
 	unsigned long seed = argc > 1 ? strtoul(argv[1], NULL, 0) : 1;
 	unsigned long steps = argc > 2 ? strtoul(argv[2], NULL, 0) : 4000;
+	struct sigaction sa;
 
+	if (argc > 4 && strcmp(argv[3], "break-at") == 0)
+		break_at = strtoul(argv[4], NULL, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_abort;
+	sa.sa_flags = SA_RESETHAND;
+	sigaction(SIGABRT, &sa, NULL);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("seed %lu steps %lu\n", seed, steps);
 	CHECK(verify("start"), "initial heap agrees with the walk");

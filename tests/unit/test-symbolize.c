@@ -298,7 +298,7 @@ check_frames(const char *label, const char *site, const struct sym_frame *frames
 			good = good && found;
 		}
 	}
-	if (!good || getenv("HARNESS_VERBOSE"))
+	if (!good || harness_verbose())
 		print_frames(frames, n);
 }
 
