@@ -622,6 +622,81 @@ hole_sites(struct rp_result *r, const struct rp_input *in, int64_t at, size_t to
 }
 
 static void
+set_heaps(const struct engine *e, struct rp_result *r)
+{
+	r->nheaps = e->m.nheaps;
+	r->heaps = xcalloc(e->m.nheaps + 1, sizeof(*r->heaps));
+	for (size_t i = 0; i < e->m.nheaps; i++) {
+		const struct hm_heap *h = &e->m.heaps[i];
+		r->heaps[i] = (struct rp_heap){ h->start, h->end, h->kind, h->occupied, h->top_end };
+	}
+}
+
+/* Each occupied range of each heap, lowest first (opt->visit). */
+static void
+visit_heaps(struct engine *e, const struct rp_result *r, const struct rp_visit *v)
+{
+	struct hm *m = &e->m;
+
+	for (size_t hi = 0; v->range && hi < m->nheaps; hi++) {
+		struct hm_heap *h = &m->heaps[hi];
+		for (long long g = hm_next(h, 0); g >= 0; g = hm_next(h, (size_t)g + 1)) {
+			uint64_t addr = h->start + (uint64_t)g * HM_GRAIN;
+			struct chunk_entry *c = chunkmap_slot(m->map, addr);
+			if (c && c->addr != addr)
+				c = NULL;
+			const struct rp_chunk *rc = c ? c->ref : NULL;
+			struct rp_range x = {
+				.addr = addr,
+				.bytes = c ? c->chunk_bytes : HM_GRAIN,
+				.stack_id = rc ? rc->stack_id : 0,
+				.chunk_id = rc ? rc->chunk_id : 0,
+				.alloc_ns = rc ? rc->alloc_ns : 0,
+				.state = !c || c->kind == HM_RANGE_OWN ? RP_OWN
+					 : c->cached		       ? RP_CACHED
+								       : RP_LIVE,
+				.heap = (unsigned)hi,
+			};
+			v->range(v->arg, r, &x);
+		}
+	}
+}
+
+static void
+visit_mmap(const struct rp_result *r, const struct rp_chunk *c, const struct rp_visit *v)
+{
+	struct rp_range x = {
+		.addr = c->addr,
+		.bytes = c->bytes,
+		.stack_id = c->stack_id,
+		.chunk_id = c->chunk_id,
+		.alloc_ns = c->alloc_ns,
+		.state = RP_LIVE,
+	};
+	v->mmap(v->arg, r, &x);
+}
+
+/* The result at the engine's instant `at` (INT64_MAX: the end), shown as
+ * at_ns: figures, pins, holes and their sites, heaps; then the visit. */
+static void
+describe(struct engine *e, struct rp_result *r, const struct rp_input *in, int64_t at,
+	 int64_t at_ns, const struct rp_options *opt)
+{
+	figures(&e->m, &r->at, at_ns);
+	walk_heaps(&e->m, r, opt->top);
+	hole_sites(r, in, at, opt->top, opt);
+	set_heaps(e, r);
+	if (!opt->visit)
+		return;
+	visit_heaps(e, r, opt->visit);
+	for (size_t j = 0; opt->visit->mmap && j < in->nchunks; j++) {
+		const struct rp_chunk *c = &in->chunks[j];
+		if (c->backing == RP_MMAP && c->alloc_ns <= at && (!c->free_ns || c->free_ns > at))
+			visit_mmap(r, c, opt->visit);
+	}
+}
+
+static void
 leaks(struct rp_result *r, const struct rp_input *in)
 {
 	for (size_t j = 0; j < in->nchunks; j++)
@@ -689,17 +764,42 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 	/* the end: when the process ended, or its last event if that is not
 	 * known (a recording whose collector died) */
 	int64_t last = in->ended_ns > p.last_ns ? in->ended_ns : p.last_ns;
-	figures(&e.m, &r->at, at == INT64_MAX ? last : at);
-	walk_heaps(&e.m, r, opt->top);
-	hole_sites(r, in, at, opt->top, opt);
-	r->nheaps = e.m.nheaps;
-	r->heaps = xcalloc(e.m.nheaps + 1, sizeof(*r->heaps));
-	for (size_t i = 0; i < e.m.nheaps; i++) {
-		const struct hm_heap *h = &e.m.heaps[i];
-		r->heaps[i] = (struct rp_heap){ h->start, h->end, h->kind, h->occupied, h->top_end };
-	}
+	describe(&e, r, in, at, at == INT64_MAX ? last : at, opt);
 	engine_free(&e);
 	return r;
+}
+
+static void
+note_last(void *arg, int64_t ns)
+{
+	*(int64_t *)arg = ns;
+}
+
+void
+rp_frames(const struct rp_input *in, const struct rp_options *opt, const int64_t *at, size_t n,
+	  void (*fn)(void *arg, size_t k, struct rp_result *r), void *arg)
+{
+	struct engine e;
+	struct stream events;
+	int64_t last = in->started_ns;
+
+	engine_init(&e);
+	stream_open(&events, in);
+	for (size_t k = 0; k < n; k++) {
+		/* the first instant from the start (and the parent's heap at
+		 * the fork), every later one from where the last stopped */
+		if (k == 0)
+			engine_run_to(&e, in, at[k], note_last, &last, &events);
+		else
+			stream_run(&e, &events, at[k], note_last, &last);
+		struct rp_result *r = xcalloc(1, sizeof(*r));
+		int64_t end = in->ended_ns > last ? in->ended_ns : last;
+		r->what = at[k] == INT64_MAX ? RP_AT_EXIT : RP_AT_TIME;
+		describe(&e, r, in, at[k], at[k] == INT64_MAX ? end : at[k], opt);
+		fn(arg, k, r);
+	}
+	stream_close(&events);
+	engine_free(&e);
 }
 
 /* ---- a stored snapshot ---- */
@@ -855,11 +955,12 @@ rp_snapshot(const struct rp_snapshot *s, const struct rp_options *opt)
 	qsort(f, s->nformers, sizeof(*f), by_former_addr);
 	former_sites(r, f, s->nformers, opt->top, opt);
 	free(f);
-	r->nheaps = e.m.nheaps;
-	r->heaps = xcalloc(e.m.nheaps + 1, sizeof(*r->heaps));
-	for (size_t i = 0; i < e.m.nheaps; i++) {
-		const struct hm_heap *h = &e.m.heaps[i];
-		r->heaps[i] = (struct rp_heap){ h->start, h->end, h->kind, h->occupied, h->top_end };
+	set_heaps(&e, r);
+	if (opt->visit) {
+		visit_heaps(&e, r, opt->visit);
+		for (size_t i = 0; opt->visit->mmap && i < s->nentries; i++)
+			if (s->entries[i].occupant == RP_OCC_LIVE && s->entries[i].c.backing == RP_MMAP)
+				visit_mmap(r, &s->entries[i].c, opt->visit);
 	}
 	engine_free(&e);
 	return r;
