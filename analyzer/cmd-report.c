@@ -16,6 +16,7 @@
 #include "cmd.h"
 #include "load.h"
 #include "replay.h"
+#include "report-html.h"
 #include "util.h"
 
 #define MAX_FRAMES 64
@@ -28,6 +29,8 @@ struct opts {
 	int64_t at_ns;
 	const char *at_name;
 	bool json;
+	bool html;          /* --format html */
+	const char *output; /* -o FILE (html) */
 	bool by_stack;
 	bool list;          /* --list-snapshots */
 	long top;
@@ -45,7 +48,8 @@ static void
 report_usage(FILE *f)
 {
 	fputs("usage: heapprof report FILE [--pid PID] [--at exit|worst|peak|SECONDS]\n"
-	      "                       [--format text|json] [--top N] [--by function|stack]\n"
+	      "                       [--format text|json|html] [-o FILE] [--top N]\n"
+	      "                       [--by function|stack]\n"
 	      "       heapprof report FILE --list-snapshots [--pid PID] [--format text|json]\n"
 	      "\n"
 	      "  --at exit       the end of each process (the default)\n"
@@ -53,7 +57,10 @@ report_usage(FILE *f)
 	      "  --at peak       the instant of the largest heap extent\n"
 	      "  --at SECONDS    that long after each process started (a snapshot recording:\n"
 	      "                  the nearest snapshot, and the report says which)\n"
-	      "  --list-snapshots  the snapshots of a snapshot recording\n",
+	      "  --list-snapshots  the snapshots of a snapshot recording\n"
+	      "  --format html   one self-contained page: the timeline, the heap map, the\n"
+	      "                  pins, holes, leaks and sites (--at: the instant shown first)\n"
+	      "  -o FILE         write the page to FILE (html only; default stdout)\n",
 	      f);
 }
 
@@ -121,12 +128,14 @@ parse(int argc, char **argv, struct opts *o, bool check)
 				return 2;
 			}
 		} else if (!check && strcmp(a, "--format") == 0) {
-			if (strcmp(v, "json") == 0)
-				o->json = true;
-			else if (strcmp(v, "text") != 0) {
-				hp_error(v, "--format takes text or json");
+			o->json = strcmp(v, "json") == 0;
+			o->html = strcmp(v, "html") == 0;
+			if (!o->json && !o->html && strcmp(v, "text") != 0) {
+				hp_error(v, "--format takes text, json or html");
 				return 2;
 			}
+		} else if (!check && (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0)) {
+			o->output = v;
 		} else if (!check && strcmp(a, "--top") == 0) {
 			if (!parse_long(v, 0, 100000, &o->top)) {
 				hp_error(v, "--top takes a number, 0 to 100000");
@@ -158,6 +167,10 @@ parse(int argc, char **argv, struct opts *o, bool check)
 	if (!o->file) {
 		hp_error(check ? "check" : "report", "which database? (heapprof %s FILE ...)",
 			 check ? "check" : "report");
+		return 2;
+	}
+	if (o->output && !o->html) {
+		hp_error(o->output, "-o is for --format html (text and JSON go to stdout)");
 		return 2;
 	}
 	if (check && !o->has_max[0] && !o->has_max[1] && !o->has_max[2] && !o->has_max[3]) {
@@ -742,6 +755,12 @@ cmd_report(int argc, char **argv)
 		return 2;
 	if (o.list) {
 		int rc = list_snapshots(db, &o);
+		ld_close(db);
+		return rc;
+	}
+	if (o.html) {
+		struct html_options ho = { o.file, o.output, o.at, o.at_ns, o.top };
+		int rc = html_report(db, &ho);
 		ld_close(db);
 		return rc;
 	}

@@ -97,6 +97,18 @@ int64_t ld_group_function(void *db, int64_t stack_id);
 /* The function name of a group key, or NULL. */
 const char *ld_function_name(struct ld_db *db, int64_t key);
 
+/* A process's arguments after argv[0], as a JSON array (for matching the
+ * processes of two recordings), and its whole command line as text (for
+ * people); "" if the database has none. Valid until ld_close. */
+const char *ld_args_json(struct ld_db *db, int64_t process_id);
+const char *ld_command_line(struct ld_db *db, int64_t process_id);
+
+/* The figures the collector stored over a process's run (heap_timeline),
+ * by time, into *out (the caller frees it). Returns how many, or -1 with a
+ * message. */
+long ld_timeline(struct ld_db *db, int64_t process_id, struct rp_point **out, char *err,
+		 size_t errcap);
+
 void ld_close(struct ld_db *db);
 
 #endif
