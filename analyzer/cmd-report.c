@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "cmd.h"
+#include "gate.h"
 #include "load.h"
 #include "replay.h"
 #include "report-html.h"
@@ -37,6 +38,9 @@ struct opts {
 	/* check */
 	uint64_t max[4];
 	bool has_max[4];
+	const char *baseline;   /* --baseline BASE */
+	struct gate_increase inc[GATE_N];
+	const char *junit;      /* --junit FILE */
 };
 
 enum { L_UNTRIMMABLE, L_RETAINED, L_LEAKED, L_PEAK };
@@ -68,7 +72,16 @@ static void
 check_usage(FILE *f)
 {
 	fputs("usage: heapprof check FILE [--pid PID] [--at exit|worst] [--max-untrimmable SIZE]\n"
-	      "                      [--max-retained SIZE] [--max-leaked SIZE] [--max-peak SIZE]\n",
+	      "                      [--max-retained SIZE] [--max-leaked SIZE] [--max-peak SIZE]\n"
+	      "                      [--baseline BASE --max-increase [FIGURE=]SIZE|PERCENT%]\n"
+	      "                      [--junit FILE]\n"
+	      "\n"
+	      "  --baseline BASE   compare with BASE (the last good run), process by process\n"
+	      "                    (matched by program name and arguments)\n"
+	      "  --max-increase X  how much each figure (untrimmable, retained, leaked, peak)\n"
+	      "                    may grow over BASE: bytes (1M) or a percent of BASE's (10%);\n"
+	      "                    FIGURE=X for one figure (repeat the option)\n"
+	      "  --junit FILE      write every verdict as JUnit XML to FILE\n",
 	      f);
 }
 
@@ -136,6 +149,16 @@ parse(int argc, char **argv, struct opts *o, bool check)
 			}
 		} else if (!check && (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0)) {
 			o->output = v;
+		} else if (check && strcmp(a, "--baseline") == 0) {
+			o->baseline = v;
+		} else if (check && strcmp(a, "--junit") == 0) {
+			o->junit = v;
+		} else if (check && strcmp(a, "--max-increase") == 0) {
+			if (!gate_parse_increase(v, o->inc)) {
+				hp_error(v, "--max-increase takes a size (1M) or a percent (10%%), "
+					    "for all figures or one (untrimmable=1M)");
+				return 2;
+			}
 		} else if (!check && strcmp(a, "--top") == 0) {
 			if (!parse_long(v, 0, 100000, &o->top)) {
 				hp_error(v, "--top takes a number, 0 to 100000");
@@ -173,8 +196,21 @@ parse(int argc, char **argv, struct opts *o, bool check)
 		hp_error(o->output, "-o is for --format html (text and JSON go to stdout)");
 		return 2;
 	}
-	if (check && !o->has_max[0] && !o->has_max[1] && !o->has_max[2] && !o->has_max[3]) {
-		hp_error(o->file, "no limit to check (--max-untrimmable, --max-retained, ...)");
+	bool inc = false;
+	for (int k = 0; k < GATE_N; k++)
+		inc |= o->inc[k].set;
+	if (check && o->baseline && !inc) {
+		hp_error(o->baseline, "--baseline needs --max-increase (how much each figure may grow)");
+		return 2;
+	}
+	if (check && inc && !o->baseline) {
+		hp_error("--max-increase", "over what? (--baseline BASE)");
+		return 2;
+	}
+	if (check && !o->has_max[0] && !o->has_max[1] && !o->has_max[2] && !o->has_max[3] &&
+	    !o->baseline) {
+		hp_error(o->file, "no limit to check (--max-untrimmable, --max-retained, ..., "
+				  "--baseline)");
 		return 2;
 	}
 	return 0;
@@ -799,6 +835,8 @@ cmd_check(int argc, char **argv)
 	struct ld_db *db;
 	bool failed = false;
 	size_t wanted = 0;
+	struct gate gate = { 0 };
+	int rc = 0;
 
 	if (parse(argc, argv, &o, true) != 0)
 		return 2;
@@ -818,27 +856,41 @@ cmd_check(int argc, char **argv)
 			continue;
 		}
 		uint64_t v[4] = { r->at.untrimmable, r->at.retained, r->leaked_bytes, r->peak_live };
+		const struct rp_pin *top = r->npins ? &r->pins[0] : NULL;
+		gate_process(&gate, p, v, top);
 		for (int k = 0; k < 4; k++) {
-			char a[32], b[32], site[512], who[64];
+			char a[32], b[32], site[512], who[64], line[1024], name[64];
 			if (!o.has_max[k])
 				continue;
 			bool ok = v[k] <= o.max[k];
 			who[0] = '\0';
 			if (wanted > 1)
 				snprintf(who, sizeof(who), " (pid %lld)", (long long)p->pid);
-			printf("%s %s%s %s %s %s (%llu bytes, limit %llu)", ok ? "PASS" : "FAIL",
-			       limit_name[k], who, fmt_size(a, sizeof(a), v[k]), ok ? "<=" : ">",
-			       fmt_size(b, sizeof(b), o.max[k]), U(v[k]), U(o.max[k]));
-			if (!ok && r->npins)
-				printf("; top pin: %s",
-				       r->pins[0].state == RP_OWN
-					       ? "the allocator's own memory"
-					       : ld_site_text(db, r->pins[0].stack_id, site, sizeof(site)));
-			printf("\n");
+			int n = snprintf(line, sizeof(line), "%s %s%s %s %s %s (%llu bytes, limit %llu)",
+					 ok ? "PASS" : "FAIL", limit_name[k], who,
+					 fmt_size(a, sizeof(a), v[k]), ok ? "<=" : ">",
+					 fmt_size(b, sizeof(b), o.max[k]), U(v[k]), U(o.max[k]));
+			if (!ok && top && n > 0 && (size_t)n < sizeof(line))
+				snprintf(line + n, sizeof(line) - (size_t)n, "; top pin: %s",
+					 top->state == RP_OWN
+						 ? "the allocator's own memory"
+						 : ld_site_text(db, top->stack_id, site, sizeof(site)));
+			printf("%s\n", line);
+			snprintf(name, sizeof(name), "%s <= %s", limit_name[k], b);
+			gate_add(&gate, db, p, name, ok, line, top);
 			failed |= !ok;
 		}
 		rp_free(r);
 	}
+	if (o.baseline)
+		rc = gate_baseline(&gate, db, o.baseline, o.at, o.inc);
+	failed |= gate.failed;
+	if (rc == 0 && o.junit) {
+		char suite[600];
+		snprintf(suite, sizeof(suite), "heapprof check %s", o.file);
+		rc = gate_junit(&gate, o.junit, suite);
+	}
+	gate_free(&gate);
 	ld_close(db);
-	return failed ? 1 : 0;
+	return rc ? rc : failed ? 1 : 0;
 }

@@ -16,9 +16,14 @@ usage(FILE *f)
 	fputs("usage: heapprof run [-o FILE] [--force] [--max-depth N] [--snapshots]\n"
 	      "                    [--snapshot-every SECONDS] [--] PROGRAM [ARGS...]\n"
 	      "       heapprof report FILE [--pid PID] [--at exit|worst|peak|SECONDS]\n"
-	      "                            [--format text|json] [--top N] [--by function|stack]\n"
+	      "                            [--format text|json|html] [-o FILE] [--top N]\n"
+	      "                            [--by function|stack]\n"
 	      "       heapprof check FILE [--pid PID] [--at exit|worst] [--max-untrimmable SIZE]\n"
 	      "                           [--max-retained SIZE] [--max-leaked SIZE] [--max-peak SIZE]\n"
+	      "                           [--baseline BASE --max-increase SIZE|PERCENT%]\n"
+	      "                           [--junit FILE]\n"
+	      "       heapprof diff BASE NEW [--pid BASE_PID:NEW_PID] [--at exit|worst|peak]\n"
+	      "                              [--format text|json] [--top N]\n"
 	      "       heapprof snapshot FILE\n"
 	      "       heapprof --version\n"
 	      "\n"
@@ -26,7 +31,9 @@ usage(FILE *f)
 	      "         call stack into a SQLite database (default heapprof.PROGRAM.PID.db)\n"
 	      "report   how much free memory each process cannot give back, the chunks that\n"
 	      "         pin it and the holes below them, with their call stacks\n"
-	      "check    the same figures against limits: exit 0 if all hold, 1 if not\n"
+	      "check    the same figures against limits (and a baseline): exit 0 if all\n"
+	      "         hold, 1 if not\n"
+	      "diff     the change of every figure and of the sites from BASE to NEW\n"
 	      "snapshot ask a running heapprof run --snapshots for a snapshot now\n",
 	      f);
 }
@@ -46,6 +53,8 @@ main(int argc, char **argv)
 		return cmd_report(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "diff") == 0)
+		return cmd_diff(argc - 1, argv + 1);
 	if (strcmp(argv[1], "snapshot") == 0)
 		return cmd_snapshot(argc - 1, argv + 1);
 	if (strcmp(argv[1], "--version") == 0) {
