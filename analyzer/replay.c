@@ -516,97 +516,153 @@ by_vacated_desc(const void *a, const void *b)
 	return x->vacated > y->vacated ? -1 : x->vacated < y->vacated;
 }
 
-static int
-by_addr(const void *a, const void *b)
-{
-	const struct rp_hole *const *x = a, *const *y = b;
+/* What a hole's sites are being built from. */
+struct hole_work {
+	struct rp_hole *h;
+	uint64_t *claimed;         /* a bit per granule: its last occupant is known */
+	int64_t *keys;             /* the group key of each site */
+	uint64_t left;             /* bytes whose last occupant is not known yet */
+};
 
-	return (*x)->addr < (*y)->addr ? -1 : (*x)->addr > (*y)->addr;
+/* Chunk c, vacated at v, was the last occupant of whatever of hole w it
+ * covers that no chunk vacated later covers. Returns the bytes it took. */
+static uint64_t
+take(struct hole_work *w, const struct rp_chunk *c, const struct rp_options *opt)
+{
+	struct rp_hole *h = w->h;
+	uint64_t lo = c->addr > h->addr ? c->addr : h->addr;
+	uint64_t hi = c->addr + c->bytes < h->addr + h->bytes ? c->addr + c->bytes : h->addr + h->bytes;
+	uint64_t got = 0;
+
+	for (size_t g = (size_t)((lo - h->addr) / HM_GRAIN); g < (hi - h->addr) / HM_GRAIN; g++)
+		if (!(w->claimed[g / 64] >> (g % 64) & 1)) {
+			w->claimed[g / 64] |= 1ULL << (g % 64);
+			got += HM_GRAIN;
+		}
+	if (!got)
+		return 0;
+	int64_t key = opt->group ? opt->group(opt->group_arg, c->stack_id) : c->stack_id;
+	size_t s;
+	for (s = 0; s < h->nsites && w->keys[s] != key; s++)
+		;
+	if (s == h->nsites) {
+		h->sites = xrealloc(h->sites, (h->nsites + 1) * sizeof(*h->sites));
+		w->keys = xrealloc(w->keys, (h->nsites + 1) * sizeof(*w->keys));
+		w->keys[h->nsites] = key;
+		h->sites[h->nsites++] = (struct rp_site){ c->stack_id, 0, 0 };
+	}
+	h->sites[s].bytes += got;
+	h->sites[s].chunks++;
+	w->left -= got < w->left ? got : w->left;
+	return got;
+}
+
+/* The first of the n holes (by address) that ends after addr. */
+static size_t
+first_hole_after(struct hole_work *w, size_t n, uint64_t addr)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (w[mid].h->addr + w[mid].h->bytes <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int
+by_work_addr(const void *a, const void *b)
+{
+	const struct hole_work *x = a, *y = b;
+
+	return x->h->addr < y->h->addr ? -1 : x->h->addr > y->h->addr;
 }
 
 /* The chunks that last occupied each of the first `top` holes, as sites:
  * a byte's last occupant is the chunk that vacated it last before the
- * instant (occupants of one byte never overlap in time). One pass over
- * the chunks (and an ancestor's, up to the fork that made the next
- * generation) finds the candidates of every hole. */
+ * instant (occupants of one byte never overlap in time). The process's own
+ * chunks are taken latest vacated first from the replay's sorted stream
+ * `s`, until every byte of every hole is known (usually long before the
+ * first chunk); then, for what is left, an ancestor's chunks up to the
+ * fork that made the next generation, all of which it vacated before. */
 static void
 hole_sites(struct rp_result *r, const struct rp_input *in, int64_t at, size_t top,
-	   const struct rp_options *opt)
+	   const struct rp_options *opt, const struct stream *s)
 {
 	size_t n = r->nholes < top ? r->nholes : top;
-	struct rp_hole **sorted;
-	struct cand **cand;
-	size_t *nc, *cc;
+	struct hole_work *w;
+	uint64_t left = 0;
 
 	if (n == 0)
 		return;
-	sorted = xmalloc(n * sizeof(*sorted));
-	for (size_t k = 0; k < n; k++)
-		sorted[k] = &r->holes[k];
-	qsort(sorted, n, sizeof(*sorted), by_addr);
-	cand = xcalloc(n, sizeof(*cand));
-	nc = xcalloc(n, sizeof(size_t));
-	cc = xcalloc(n, sizeof(size_t));
-	int64_t limit = at;
-	for (const struct rp_input *i = in; i; limit = i->fork_ns, i = i->parent) {
+	w = xcalloc(n, sizeof(*w));
+	for (size_t k = 0; k < n; k++) {
+		w[k].h = &r->holes[k];
+		w[k].claimed = xcalloc((size_t)(r->holes[k].bytes / HM_GRAIN + 63) / 64 + 1,
+				       sizeof(uint64_t));
+		w[k].left = r->holes[k].bytes;
+		left += r->holes[k].bytes;
+	}
+	qsort(w, n, sizeof(*w), by_work_addr);
+
+	/* the process's own chunks, latest vacated first */
+	const struct cev *v = s->v[S_VACATE];
+	size_t lo = 0, hi = s->n[S_VACATE];
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (v[mid].ns <= at)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i-- > 0 && left;) {
+		const struct rp_chunk *c = &in->chunks[v[i].chunk];
+		for (size_t k = first_hole_after(w, n, c->addr); k < n && w[k].h->addr < c->addr + c->bytes;
+		     k++) {
+			uint64_t got = take(&w[k], c, opt);
+			left -= got < left ? got : left;
+		}
+	}
+
+	/* then the ancestors' (each vacated before its child started) */
+	struct cand **cand = xcalloc(n, sizeof(*cand));
+	size_t *nc = xcalloc(n, sizeof(size_t)), *cc = xcalloc(n, sizeof(size_t));
+	for (const struct rp_input *i = in->parent, *child = in; i && left;
+	     child = i, i = i->parent) {
+		int64_t limit = child->fork_ns;
 		for (size_t j = 0; j < i->nchunks; j++) {
 			const struct rp_chunk *c = &i->chunks[j];
-			int64_t v = vacate_ns(c);
-			if (c->backing == RP_MMAP || v == 0 || v > limit)
+			int64_t vn = vacate_ns(c);
+			if (c->backing == RP_MMAP || vn == 0 || vn > limit)
 				continue;
-			/* the first hole that ends after the chunk starts */
-			size_t lo = 0, hi = n;
-			while (lo < hi) {
-				size_t mid = (lo + hi) / 2;
-				if (sorted[mid]->addr + sorted[mid]->bytes <= c->addr)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			for (size_t k = lo; k < n && sorted[k]->addr < c->addr + c->bytes; k++) {
+			for (size_t k = first_hole_after(w, n, c->addr);
+			     k < n && w[k].h->addr < c->addr + c->bytes; k++) {
+				if (!w[k].left)
+					continue;
 				if (nc[k] == cc[k]) {
 					cc[k] = cc[k] ? cc[k] * 2 : 64;
 					cand[k] = xrealloc(cand[k], cc[k] * sizeof(**cand));
 				}
-				cand[k][nc[k]++] = (struct cand){ v, c };
+				cand[k][nc[k]++] = (struct cand){ vn, c };
 			}
+		}
+		for (size_t k = 0; k < n; k++) {
+			qsort(cand[k], nc[k], sizeof(**cand), by_vacated_desc);
+			for (size_t j = 0; j < nc[k] && w[k].left; j++) {
+				uint64_t got = take(&w[k], cand[k][j].c, opt);
+				left -= got < left ? got : left;
+			}
+			nc[k] = 0;
 		}
 	}
 	for (size_t k = 0; k < n; k++) {
-		struct rp_hole *h = sorted[k];
-		qsort(cand[k], nc[k], sizeof(**cand), by_vacated_desc);
-		int64_t *keys = NULL; /* the group key of each site */
-		size_t grains = (size_t)(h->bytes / HM_GRAIN);
-		uint64_t *claimed = xcalloc((grains + 63) / 64, sizeof(uint64_t));
-		for (size_t j = 0; j < nc[k]; j++) {
-			const struct rp_chunk *c = cand[k][j].c;
-			uint64_t lo = c->addr > h->addr ? c->addr : h->addr;
-			uint64_t hi = c->addr + c->bytes < h->addr + h->bytes ? c->addr + c->bytes
-									      : h->addr + h->bytes;
-			uint64_t got = 0;
-			for (size_t g = (size_t)((lo - h->addr) / HM_GRAIN); g < (hi - h->addr) / HM_GRAIN; g++)
-				if (!(claimed[g / 64] >> (g % 64) & 1)) {
-					claimed[g / 64] |= 1ULL << (g % 64);
-					got += HM_GRAIN;
-				}
-			if (!got)
-				continue;
-			int64_t key = opt->group ? opt->group(opt->group_arg, c->stack_id) : c->stack_id;
-			size_t s;
-			for (s = 0; s < h->nsites && keys[s] != key; s++)
-				;
-			if (s == h->nsites) {
-				h->sites = xrealloc(h->sites, (h->nsites + 1) * sizeof(*h->sites));
-				keys = xrealloc(keys, (h->nsites + 1) * sizeof(*keys));
-				keys[h->nsites] = key;
-				h->sites[h->nsites++] = (struct rp_site){ c->stack_id, 0, 0 };
-			}
-			h->sites[s].bytes += got;
-			h->sites[s].chunks++;
-		}
-		free(keys);
-		free(claimed);
+		struct rp_hole *h = w[k].h;
 		free(cand[k]);
+		free(w[k].keys);
+		free(w[k].claimed);
 		/* largest first */
 		for (size_t a = 1; a < h->nsites; a++)
 			for (size_t b = a; b > 0 && h->sites[b].bytes > h->sites[b - 1].bytes; b--) {
@@ -618,7 +674,7 @@ hole_sites(struct rp_result *r, const struct rp_input *in, int64_t at, size_t to
 	free(cand);
 	free(nc);
 	free(cc);
-	free(sorted);
+	free(w);
 }
 
 static void
@@ -679,12 +735,12 @@ visit_mmap(const struct rp_result *r, const struct rp_chunk *c, const struct rp_
 /* The result at the engine's instant `at` (INT64_MAX: the end), shown as
  * at_ns: figures, pins, holes and their sites, heaps; then the visit. */
 static void
-describe(struct engine *e, struct rp_result *r, const struct rp_input *in, int64_t at,
-	 int64_t at_ns, const struct rp_options *opt)
+describe(struct engine *e, struct rp_result *r, const struct rp_input *in,
+	 const struct stream *s, int64_t at, int64_t at_ns, const struct rp_options *opt)
 {
 	figures(&e->m, &r->at, at_ns);
 	walk_heaps(&e->m, r, opt->top);
-	hole_sites(r, in, at, opt->top, opt);
+	hole_sites(r, in, at, opt->top, opt, s);
 	set_heaps(e, r);
 	if (!opt->visit)
 		return;
@@ -760,11 +816,11 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 		engine_init(&e);
 		engine_run_to(&e, in, at, NULL, NULL, &events);
 	}
-	stream_close(&events);
 	/* the end: when the process ended, or its last event if that is not
 	 * known (a recording whose collector died) */
 	int64_t last = in->ended_ns > p.last_ns ? in->ended_ns : p.last_ns;
-	describe(&e, r, in, at, at == INT64_MAX ? last : at, opt);
+	describe(&e, r, in, &events, at, at == INT64_MAX ? last : at, opt);
+	stream_close(&events);
 	engine_free(&e);
 	return r;
 }
@@ -795,7 +851,7 @@ rp_frames(const struct rp_input *in, const struct rp_options *opt, const int64_t
 		struct rp_result *r = xcalloc(1, sizeof(*r));
 		int64_t end = in->ended_ns > last ? in->ended_ns : last;
 		r->what = at[k] == INT64_MAX ? RP_AT_EXIT : RP_AT_TIME;
-		describe(&e, r, in, at[k], at[k] == INT64_MAX ? end : at[k], opt);
+		describe(&e, r, in, &events, at[k], at[k] == INT64_MAX ? end : at[k], opt);
 		fn(arg, k, r);
 	}
 	stream_close(&events);

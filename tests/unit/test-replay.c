@@ -292,6 +292,64 @@ seen_mmap(void *arg, const struct rp_result *r, const struct rp_range *x)
 	s->nmmap++;
 }
 
+/* The sites of each hole by brute force: each granule's last occupant is
+ * the chunk covering it that was vacated last by `at`; per stack, the
+ * bytes and the chunks. */
+static bool
+sites_by_brute_force(const struct rp_input *in, const struct rp_result *r, int64_t at)
+{
+	for (size_t k = 0; k < r->nholes; k++) {
+		const struct rp_hole *h = &r->holes[k];
+		uint64_t bytes[8] = { 0 }, chunks[8] = { 0 };
+		bool *seen = calloc(in->nchunks + 1, sizeof(bool)); /* by chunk index */
+		for (uint64_t a = h->addr; a < h->addr + h->bytes; a += 16) {
+			const struct rp_chunk *best = NULL;
+			size_t best_j = 0;
+			int64_t best_v = 0;
+			for (size_t j = 0; j < in->nchunks; j++) {
+				const struct rp_chunk *c = &in->chunks[j];
+				int64_t v = c->free_ns == 0 ? 0
+					    : c->fate == RP_TCACHE || c->fate == RP_FASTBIN ? c->released_ns
+											     : c->free_ns;
+				if (c->backing == RP_MMAP || !v || v > at || a < c->addr ||
+				    a >= c->addr + c->bytes)
+					continue;
+				if (!best || v > best_v) {
+					best = c;
+					best_j = j;
+					best_v = v;
+				}
+			}
+			if (!best)
+				continue;
+			bytes[best->stack_id] += 16;
+			if (!seen[best_j]) {
+				chunks[best->stack_id]++;
+				seen[best_j] = true;
+			}
+		}
+		free(seen);
+		for (size_t s = 0; s < h->nsites; s++) {
+			int64_t id = h->sites[s].stack_id;
+			if (id < 0 || id > 7 || bytes[id] != h->sites[s].bytes ||
+			    chunks[id] != h->sites[s].chunks) {
+				printf("hole %zu at +%llu: stack %lld: %llu bytes in %llu chunks, brute force "
+				       "%llu in %llu\n", k, (unsigned long long)(h->addr - B), (long long)id,
+				       (unsigned long long)h->sites[s].bytes,
+				       (unsigned long long)h->sites[s].chunks,
+				       (unsigned long long)bytes[id < 0 || id > 7 ? 0 : id],
+				       (unsigned long long)chunks[id < 0 || id > 7 ? 0 : id]);
+				return false;
+			}
+			bytes[id] = 0;
+		}
+		for (int i = 0; i < 8; i++)
+			if (bytes[i])
+				return false;
+	}
+	return true;
+}
+
 struct frames_got {
 	struct rp_result *r[4];
 	struct seen seen[4];
@@ -309,26 +367,43 @@ got_frame(void *arg, size_t k, struct rp_result *r)
 static void
 frames_against_analyze(uint64_t seed)
 {
-	/* A random recording: 400 chunks of one brk heap with random lives,
-	 * fates and a few mmap chunks; the frames at four instants must be
+	/* A random recording: 400 chunks in 64 KiB of one brk heap, each at a
+	 * random place free for as long as it occupies it (so a byte has many
+	 * occupants over time, one at a time), with random lives and fates,
+	 * and a few mmap chunks; the frames at four instants must be
 	 * rp_analyze's at each. */
 	enum { N = 400 };
 	static struct rp_chunk c[N];
 	const uint64_t seed0 = seed;
-	uint64_t off = 0;
+	const uint64_t off = 64 * KB;
 	for (size_t i = 0; i < N; i++) {
 		uint64_t x = rng_next(&seed);
-		uint64_t bytes = 32 + 16 * (x % 200);
+		uint64_t bytes = 32 + 16 * (x % 32);
 		int64_t alloc = 10 + (int64_t)i * 10;
-		int64_t free_ = x >> 40 & 1 ? 0 : alloc + 1 + (int64_t)(x >> 20 & 4095);
+		int64_t free_ = x >> 40 & 3 ? alloc + 1 + (int64_t)(x >> 20 & 2047) : 0;
 		uint8_t fate = free_ ? (x >> 50 & 3) == 0 ? RP_TCACHE : RP_BIN : 0;
-		c[i] = chunk(off, bytes, alloc, free_, fate, fate == RP_TCACHE ? free_ + 500 : 0,
-			     1 + (int64_t)(x % 7));
-		if ((x >> 56) % 40 == 0) {
+		int64_t released = fate == RP_TCACHE ? free_ + 1 + (int64_t)(x >> 8 & 255) : 0;
+		int64_t until = !free_ ? INT64_MAX : released ? released : free_;
+		c[i] = chunk(0, bytes, alloc, free_, fate, released, 1 + (int64_t)(x % 7));
+		bool placed = false;
+		for (int tries = 0; tries < 64 && !placed; tries++) {
+			uint64_t at = 16 * (rng_next(&seed) % ((off - bytes) / 16));
+			placed = true;
+			for (size_t j = 0; j < i && placed; j++) {
+				const struct rp_chunk *o = &c[j];
+				int64_t o_until = !o->free_ns ? INT64_MAX
+						  : o->released_ns ? o->released_ns : o->free_ns;
+				if (o->backing == RP_BRK && o_until > alloc && o->addr < B + at + bytes &&
+				    B + at < o->addr + o->bytes)
+					placed = false;
+			}
+			if (placed)
+				c[i].addr = B + at;
+		}
+		(void)until;
+		if (!placed || (x >> 56) % 40 == 0) {
 			c[i].backing = RP_MMAP;
 			c[i].addr = 0x7f0000000000ULL + i * 0x100000ULL;
-		} else {
-			off += bytes;
 		}
 	}
 	struct rp_event ev[] = {
@@ -354,6 +429,8 @@ frames_against_analyze(uint64_t seed)
 		      (unsigned long long)seed0, k, (long long)at[k],
 		      g.r[k] ? (unsigned long long)g.r[k]->at.untrimmable : 0ULL,
 		      (unsigned long long)r->at.untrimmable);
+		CHECK(sites_by_brute_force(&in, r, at[k]),
+		      "frame %d: the holes' sites are each granule's last occupant", k);
 		CHECK(seen.ordered, "frame %d: ranges in address order, not overlapping", k);
 		CHECK(seen.bytes[RP_LIVE] == r->at.live && seen.bytes[RP_CACHED] == r->at.cached &&
 			      seen.bytes[RP_OWN] == r->at.allocator,
