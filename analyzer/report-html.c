@@ -22,15 +22,20 @@
 extern const char hp_report_html[]; /* analyzer/report.html */
 
 #define DATA_MARK "/*@HEAPPROF-DATA@*/"
-#define KEEP_SHOWN 2000   /* pins and holes of the frame shown first */
-#define KEEP_OTHER 200    /* of the other frames */
-#define STACK_DEPTH 24    /* frames of a stack in the page */
+#define STACK_DEPTH 16    /* frames of a stack in the page */
 #define TIMELINE 1000     /* points of a timeline */
 #define HOLE_SITES 5      /* former sites of a hole */
 
 struct page {
 	struct ld_db *db;
 	const struct html_options *o;
+	/* how much of each process the page holds: less of each when there
+	 * are many (a page of a tree of 80 processes stays a few MB) */
+	size_t cells;             /* cells of a heap map, at most */
+	size_t keep_shown;        /* pins and holes of the instant shown first */
+	size_t keep_other;        /* of the other instants */
+	size_t extra;             /* instants besides exit, worst, peak */
+	uint64_t icicle_part;     /* an icicle node needs 1/icicle_part of a total */
 	struct buf b;             /* the processes, as JSON */
 	/* each string once: its index in the page's string table */
 	char **strs;
@@ -283,7 +288,7 @@ icicle_put(struct page *pg, const struct icicle *ic, int32_t at, bool first)
 	for (int32_t c = x->child; c >= 0; c = ic->n[c].next) {
 		bool keep = false;
 		for (int k = 0; k < M_N; k++)
-			keep |= ic->n[0].v[k] && ic->n[c].v[k] * 200 >= ic->n[0].v[k];
+			keep |= ic->n[0].v[k] && ic->n[c].v[k] * pg->icicle_part >= ic->n[0].v[k];
 		if (!keep)
 			continue;
 		put(pg, open ? "" : ",[");
@@ -371,7 +376,7 @@ put_cells(struct page *pg, const struct fr_frame *f, const struct fr_map *m, con
 		if (x && x->big.bytes) {
 			if (x->big.addr != last_big || *nchunks == 0) {
 				int n = snprintf(tmp, sizeof(tmp), "%s[%llu,%llu,%u,", *nchunks ? "," : "",
-						 (unsigned long long)x->big.addr,
+						 (unsigned long long)(x->big.addr - m->start),
 						 (unsigned long long)x->big.bytes, x->big.state);
 				buf_add(chunks, tmp, (size_t)n);
 				/* the stack goes in by id, registered like put_stack */
@@ -421,7 +426,7 @@ put_frame(struct page *pg, const struct fr_process *x, const struct fr_frame *f,
 	const struct rp_result *r = f->r;
 	const struct rp_figures *g = &r->at;
 	int64_t t0 = x->p->in.started_ns;
-	size_t keep = shown ? KEEP_SHOWN : KEEP_OTHER;
+	size_t keep = shown ? pg->keep_shown : pg->keep_other;
 
 	putf(pg, "%s\n{\"label\":", first ? "" : ",");
 	put_text(pg, f->label);
@@ -577,7 +582,7 @@ put_process(struct page *pg, struct ld_process *p, size_t nwanted, bool first)
 	int64_t t0 = p->in.started_ns;
 	int64_t dur = p->in.ended_ns > t0 ? p->in.ended_ns - t0 : 0;
 	int64_t times[12];
-	size_t ntimes = 0, extra = nwanted <= 4 ? 9 : nwanted <= 12 ? 3 : 0;
+	size_t ntimes = 0, extra = pg->extra;
 
 	/* full recordings: evenly spaced instants besides the named ones,
 	 * and the one asked for */
@@ -592,8 +597,8 @@ put_process(struct page *pg, struct ld_process *p, size_t nwanted, bool first)
 		.times = times,
 		.ntimes = ntimes,
 		.snapshots = nwanted <= 4,
-		.cells = HTML_CELLS,
-		.keep = KEEP_SHOWN,
+		.cells = pg->cells,
+		.keep = pg->keep_shown,
 		.timeline = TIMELINE,
 	};
 	int rc = fr_analyze(pg->db, p, &q, &x, err, sizeof(err));
@@ -683,9 +688,10 @@ write_page(struct page *pg, FILE *f)
 	char tmp[256];
 	int n = snprintf(tmp, sizeof(tmp),
 			 ",\"version\":\"%s\",\"recording\":\"%s\",\"complete\":%s,\"top\":%ld,"
-			 "\"cells\":%d,\"strings\":[",
+			 "\"cells\":%d,\"icicle_min_pct\":%g,\"strings\":[",
 			 HP_VERSION, pg->db->snapshots ? "snapshots" : "full",
-			 pg->db->complete ? "true" : "false", pg->o->top, HTML_CELLS);
+			 pg->db->complete ? "true" : "false", pg->o->top, (int)pg->cells,
+			 100.0 / (double)pg->icicle_part);
 	buf_add(&head, tmp, (size_t)n);
 	for (size_t i = 0; i < pg->nstrs; i++) {
 		if (i)
@@ -727,6 +733,11 @@ html_report(struct ld_db *db, const struct html_options *o)
 	pg.stack_used = xcalloc((size_t)db->nstacks + 1, sizeof(bool));
 	for (size_t i = 0; i < db->nprocs; i++)
 		nwanted += db->procs[i].wanted;
+	pg.cells = nwanted <= 4 ? HTML_CELLS : nwanted <= 16 ? HTML_CELLS / 4 : HTML_CELLS / 16;
+	pg.keep_shown = nwanted <= 4 ? 2000 : nwanted <= 16 ? 500 : 100;
+	pg.keep_other = nwanted <= 4 ? 200 : nwanted <= 16 ? 50 : 20;
+	pg.extra = nwanted <= 4 ? 9 : nwanted <= 16 ? 3 : 0;
+	pg.icicle_part = nwanted <= 4 ? 200 : 50;
 	for (size_t i = 0; i < db->nprocs; i++) {
 		if (!db->procs[i].wanted)
 			continue;
