@@ -456,7 +456,8 @@ cmd_diff(int argc, char **argv)
 	} else {
 		printf("heapprof diff %s %s\n\n", o.base, o.new_);
 	}
-	struct fr_request q = { .exit = true, .worst = true, .peak = true, .keep = 1 };
+	struct fr_request q = { .exit = true, .worst = true, .peak = true, .strict = true,
+				.keep = 1 };
 	bool first = true;
 	rc = 0;
 	for (size_t i = 0; i < n; i++) {

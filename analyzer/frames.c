@@ -410,7 +410,7 @@ analyze_snapshots(struct builder *b, struct ld_process *p, char *err, size_t err
 			      : q->worst && x->worst < 0 ? "worst"
 			      : q->peak && x->peak < 0	   ? "peak"
 							   : NULL;
-	if (missing) {
+	if (missing && q->strict) {
 		snprintf(err, errcap, "no %s snapshot (the recording was cut off?)", missing);
 		return -1;
 	}

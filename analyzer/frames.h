@@ -82,6 +82,9 @@ struct fr_request {
 				    * (a snapshot recording: ignored) */
 	size_t ntimes;
 	bool snapshots;            /* a snapshot recording: every snapshot */
+	bool strict;               /* a snapshot recording without the exit, worst
+				    * or peak snapshot asked for is an error (else
+				    * that frame is missing: index -1) */
 	size_t cells;              /* the heap map: at most this many cells a heap
 				    * (0: no map) */
 	size_t keep;               /* pins and holes kept a frame */

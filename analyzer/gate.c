@@ -135,7 +135,8 @@ base_values(struct ld_db *db, struct ld_process *p, enum rp_at at, uint64_t v[GA
 	    size_t cap)
 {
 	struct fr_process x;
-	struct fr_request q = { .exit = at != RP_AT_WORST, .worst = at == RP_AT_WORST, .keep = 1 };
+	struct fr_request q = { .exit = at != RP_AT_WORST, .worst = at == RP_AT_WORST,
+				.strict = true, .keep = 1 };
 
 	if (fr_analyze(db, p, &q, &x, err, cap) != 0)
 		return -1;
