@@ -180,8 +180,110 @@ def screenshot_shows_map(name, data, path):
     return hole, live
 
 
+def in_browser(b, tmp, pages, slivers, live_pin, worst_page, arena, mmap, tree, snap):
+    """everything read in the browser"""
+    # the watch sees a request, and a violation, when there is one
+    ctl = os.path.join(tmp, "control.html")
+    with open(ctl, "w") as f:
+        f.write('<html><body><img src="http://127.0.0.1:9/pixel.png"></body></html>')
+    reqs = b.open("file://" + ctl)
+    check("control: a page's request is seen", True, "http://127.0.0.1:9/pixel.png" in reqs)
+    with open(ctl, "w") as f:
+        f.write("<html><head><meta http-equiv=\"Content-Security-Policy\" content=\"default-src "
+                "'none'\"></head><body><img src=\"http://127.0.0.1:9/pixel.png\"></body></html>")
+    b.open("file://" + ctl)
+    check("control: a blocked request is seen as a violation", True,
+          bool(dom(b, "window.__violations")))
+
+    # 1000 slivers: 1000 holes, 1000 pins
+    r = report(slivers)[0]
+    check("slivers: the pattern has its 1000 holes", True, len(r["holes"]) >= 1000)
+    loads_offline(b, "slivers", pages["slivers"])
+    dom_is_report(b, "slivers", r)
+    check("slivers: shown at exit", "exit", text_of(b, "#frame-label"))
+    shot = b.screenshot(os.path.join(PROGS, "html-slivers.png"))
+    hole, live = screenshot_shows_map("slivers", shot, os.path.join(PROGS, "html-slivers.png"))
+    check("slivers: the map draws holes and live chunks", True, hole > 2000 and live > 2000)
+    # an instant not shown first keeps fewer holes in the page, not fewer in its counts
+    click_frame(b, "worst")
+    check("slivers: a click on worst's mark shows worst", "worst", text_of(b, "#frame-label"))
+    dom_is_report(b, "slivers clicked to worst", report(slivers, "--at", "worst")[0], kept=200)
+    check("slivers: and it says how many it marks", True,
+          "(the top 200 marked)" in text_of(b, "#maps"))
+
+    # a live pin: the worst instant by a click, another instant by a click
+    r_exit = report(live_pin)[0]
+    r_worst = report(live_pin, "--at", "worst")[0]
+    loads_offline(b, "live-pin", pages["live-pin"])
+    dom_is_report(b, "live-pin", r_exit)
+    click_frame(b, "worst")
+    check("live-pin: a click on worst's mark shows worst", "worst", text_of(b, "#frame-label"))
+    dom_is_report(b, "live-pin clicked to worst", r_worst, kept=200)
+    loads_offline(b, "live-pin --at worst", worst_page)
+    check("live-pin --at worst: shown first", "worst", text_of(b, "#frame-label"))
+    dom_is_report(b, "live-pin --at worst", r_worst)
+    # a click between stored instants: the nearest, and how to get that one
+    xy = dom(b, "(() => { const s = document.getElementById('timeline').getBoundingClientRect();"
+                " const f = Array.from(document.querySelectorAll('.frame-point')).map(d =>"
+                " d.getBoundingClientRect().left); f.sort((a, b) => a - b);"
+                " let x = f[0], gap = 0; for (let i = 1; i < f.length; i++)"
+                " if (f[i] - f[i - 1] > gap) { gap = f[i] - f[i - 1]; x = (f[i] + f[i - 1]) / 2 + 3; }"
+                " return [x, s.top + s.height / 2]; })()")
+    b.click(xy[0], xy[1])
+    note = text_of(b, "#click-note")
+    check(f"live-pin: a click off the stored instants says how to get it ({note})", True,
+          "No heap map was stored" in note and "--at" in note and "heapprof report" in note)
+    # hovering the top pin's cell shows the pin and its stack
+    b.open("file://" + pages["live-pin"])
+    xy = dom(b, "(() => { const F = D.processes[0].frames[D.processes[0].shown], p = F.pins[0],"
+                " h = F.heaps[p[6]], i = Math.floor((p[0] - h.start) / h.cell);"
+                " const c = document.querySelectorAll('canvas.map')[p[6]]; c.scrollIntoView();"
+                " const r = c.getBoundingClientRect();"
+                " return [r.left + (i % 64) * 15 + 7, r.top + Math.floor(i / 64) * 15 + 7]; })()")
+    b.mouse("mouseMoved", xy[0], xy[1])
+    tip = text_of(b, "#tip")
+    check(f"live-pin: hovering the top pin's cell shows it ({tip[:80]}...)", True,
+          "the top pin" in tip and "keep_config (pattern.c:" in tip and "weight" in tip)
+    check("live-pin: and the hole below it, with who last held it", True,
+          "hole of" in tip or "fill_blocks" in tip or
+          dom(b, "D.processes[0].frames[D.processes[0].shown].holes.length") > 0)
+
+    # two heaps, mmap chunks, a tree of processes
+    r = report(arena)[0]
+    loads_offline(b, "arena", pages["arena"])
+    dom_is_report(b, "arena", r, nheaps=len(r["heaps"]))
+    check("arena: two heaps, the brk heap and the arena's", 2, len(r["heaps"]))
+    r = report(mmap)[0]
+    loads_offline(b, "mmap", pages["mmap"])
+    dom_is_report(b, "mmap", r)
+    check("mmap: a box per live mmap chunk", r["mmap_chunks"],
+          dom(b, "document.querySelectorAll('.mmaps div').length"))
+    procs = report(tree)
+    loads_offline(b, "tree", pages["tree"])
+    check("tree: a tab per process", len(procs), dom(b, "document.querySelectorAll('#procs button').length"))
+    pids = dom(b, "Array.from(document.querySelectorAll('#procs button')).map(x => +x.textContent.split(' ')[1])")
+    check("tree: the processes of the JSON report", [p["pid"] for p in procs], pids)
+    last = len(procs) - 1
+    dom(b, f"document.querySelectorAll('#procs button')[{last}].click()")
+    with_frames = dom(b, "P.frames.length > 0")
+    if with_frames:
+        check("tree: the last process's pins", str(len(procs[last]["pins"])), text_of(b, "#map-pins"))
+
+    # a snapshot recording: the map only at its snapshots, and it says so
+    r = report(snap)[0]
+    loads_offline(b, "snap", pages["snap"])
+    dom_is_report(b, "snap", r)
+    listed = json.loads(run("report", snap, "--list-snapshots", "--format", "json").stdout)
+    check("snap: a mark per snapshot", len(listed["processes"][0]["snapshots"]),
+          dom(b, "document.querySelectorAll('.frame-point').length"))
+    check("snap: the page says the map exists only at the snapshots", True,
+          "only at the" in text_of(b, "#timeline-note"))
+
+
 def main():
-    b = None
+    if not browser.chromium_path():
+        print("chromium is not installed: sh scripts/deps.sh (as root) installs it")
+        return 1
     with tempfile.TemporaryDirectory() as tmp:
         slivers = record(tmp, "slivers", "pattern", "slivers")
         live_pin = record(tmp, "live-pin", "pattern", "live-pin")
@@ -209,105 +311,8 @@ def main():
         for n, db in (("slivers", slivers), ("arena", arena), ("snap", snap)):
             data_adds_up(n, db, embedded(pages[n])[1])
 
-        b = browser.Browser(1280, 900)
-        # the watch sees a request, and a violation, when there is one
-        ctl = os.path.join(tmp, "control.html")
-        with open(ctl, "w") as f:
-            f.write('<html><body><img src="http://127.0.0.1:9/pixel.png"></body></html>')
-        reqs = b.open("file://" + ctl)
-        check("control: a page's request is seen", True, "http://127.0.0.1:9/pixel.png" in reqs)
-        with open(ctl, "w") as f:
-            f.write("<html><head><meta http-equiv=\"Content-Security-Policy\" content=\"default-src "
-                    "'none'\"></head><body><img src=\"http://127.0.0.1:9/pixel.png\"></body></html>")
-        b.open("file://" + ctl)
-        check("control: a blocked request is seen as a violation", True,
-              bool(dom(b, "window.__violations")))
-
-        # 1000 slivers: 1000 holes, 1000 pins
-        r = report(slivers)[0]
-        check("slivers: the pattern has its 1000 holes", True, len(r["holes"]) >= 1000)
-        loads_offline(b, "slivers", pages["slivers"])
-        dom_is_report(b, "slivers", r)
-        check("slivers: shown at exit", "exit", text_of(b, "#frame-label"))
-        shot = b.screenshot(os.path.join(PROGS, "html-slivers.png"))
-        hole, live = screenshot_shows_map("slivers", shot, os.path.join(PROGS, "html-slivers.png"))
-        check("slivers: the map draws holes and live chunks", True, hole > 2000 and live > 2000)
-        # an instant not shown first keeps fewer holes in the page, not fewer in its counts
-        click_frame(b, "worst")
-        check("slivers: a click on worst's mark shows worst", "worst", text_of(b, "#frame-label"))
-        dom_is_report(b, "slivers clicked to worst", report(slivers, "--at", "worst")[0], kept=200)
-        check("slivers: and it says how many it marks", True,
-              "(the top 200 marked)" in text_of(b, "#maps"))
-
-        # a live pin: the worst instant by a click, another instant by a click
-        r_exit = report(live_pin)[0]
-        r_worst = report(live_pin, "--at", "worst")[0]
-        loads_offline(b, "live-pin", pages["live-pin"])
-        dom_is_report(b, "live-pin", r_exit)
-        click_frame(b, "worst")
-        check("live-pin: a click on worst's mark shows worst", "worst", text_of(b, "#frame-label"))
-        dom_is_report(b, "live-pin clicked to worst", r_worst, kept=200)
-        loads_offline(b, "live-pin --at worst", worst_page)
-        check("live-pin --at worst: shown first", "worst", text_of(b, "#frame-label"))
-        dom_is_report(b, "live-pin --at worst", r_worst)
-        # a click between stored instants: the nearest, and how to get that one
-        xy = dom(b, "(() => { const s = document.getElementById('timeline').getBoundingClientRect();"
-                    " const f = Array.from(document.querySelectorAll('.frame-point')).map(d =>"
-                    " d.getBoundingClientRect().left); f.sort((a, b) => a - b);"
-                    " let x = f[0], gap = 0; for (let i = 1; i < f.length; i++)"
-                    " if (f[i] - f[i - 1] > gap) { gap = f[i] - f[i - 1]; x = (f[i] + f[i - 1]) / 2 + 3; }"
-                    " return [x, s.top + s.height / 2]; })()")
-        b.click(xy[0], xy[1])
-        note = text_of(b, "#click-note")
-        check(f"live-pin: a click off the stored instants says how to get it ({note})", True,
-              "No heap map was stored" in note and "--at" in note and "heapprof report" in note)
-        # hovering the top pin's cell shows the pin and its stack
-        b.open("file://" + pages["live-pin"])
-        xy = dom(b, "(() => { const F = D.processes[0].frames[D.processes[0].shown], p = F.pins[0],"
-                    " h = F.heaps[p[6]], i = Math.floor((p[0] - h.start) / h.cell);"
-                    " const c = document.querySelectorAll('canvas.map')[p[6]]; c.scrollIntoView();"
-                    " const r = c.getBoundingClientRect();"
-                    " return [r.left + (i % 64) * 15 + 7, r.top + Math.floor(i / 64) * 15 + 7]; })()")
-        b.mouse("mouseMoved", xy[0], xy[1])
-        tip = text_of(b, "#tip")
-        check(f"live-pin: hovering the top pin's cell shows it ({tip[:80]}...)", True,
-              "the top pin" in tip and "keep_config (pattern.c:" in tip and "weight" in tip)
-        check("live-pin: and the hole below it, with who last held it", True,
-              "hole of" in tip or "fill_blocks" in tip or
-              dom(b, "D.processes[0].frames[D.processes[0].shown].holes.length") > 0)
-
-        # two heaps, mmap chunks, a tree of processes
-        r = report(arena)[0]
-        loads_offline(b, "arena", pages["arena"])
-        dom_is_report(b, "arena", r, nheaps=len(r["heaps"]))
-        check("arena: two heaps, the brk heap and the arena's", 2, len(r["heaps"]))
-        r = report(mmap)[0]
-        loads_offline(b, "mmap", pages["mmap"])
-        dom_is_report(b, "mmap", r)
-        check("mmap: a box per live mmap chunk", r["mmap_chunks"],
-              dom(b, "document.querySelectorAll('.mmaps div').length"))
-        procs = report(tree)
-        loads_offline(b, "tree", pages["tree"])
-        check("tree: a tab per process", len(procs), dom(b, "document.querySelectorAll('#procs button').length"))
-        pids = dom(b, "Array.from(document.querySelectorAll('#procs button')).map(x => +x.textContent.split(' ')[1])")
-        check("tree: the processes of the JSON report", [p["pid"] for p in procs], pids)
-        last = len(procs) - 1
-        dom(b, f"document.querySelectorAll('#procs button')[{last}].click()")
-        with_frames = dom(b, "P.frames.length > 0")
-        if with_frames:
-            check("tree: the last process's pins", str(len(procs[last]["pins"])), text_of(b, "#map-pins"))
-
-        # a snapshot recording: the map only at its snapshots, and it says so
-        r = report(snap)[0]
-        loads_offline(b, "snap", pages["snap"])
-        dom_is_report(b, "snap", r)
-        listed = json.loads(run("report", snap, "--list-snapshots", "--format", "json").stdout)
-        check("snap: a mark per snapshot", len(listed["processes"][0]["snapshots"]),
-              dom(b, "document.querySelectorAll('.frame-point').length"))
-        check("snap: the page says the map exists only at the snapshots", True,
-              "only at the" in text_of(b, "#timeline-note"))
-        b.close()
-        b = None
+        with browser.Browser(1280, 900) as b:
+            in_browser(b, tmp, pages, slivers, live_pin, worst_page, arena, mmap, tree, snap)
 
         # bad input
         for args, desc in ((["--format", "text", "-o", os.path.join(tmp, "x.html")], "-o with text"),
