@@ -34,7 +34,9 @@ struct chunk_entry {
 	uint32_t stack_id;            /* the database's (it numbers them from 1) */
 	int32_t alloc_tid, free_tid;
 	uint8_t backing : 2, call : 3, fate : 3;
-	bool cached;                  /* freed, still occupying the heap */
+	uint8_t cached;               /* freed, still occupying the heap: in a
+				       * tcache (HM_TCACHE) or a fastbin
+				       * (HM_FASTBIN); 0: not */
 	bool written;                 /* the collector wrote its row */
 	uint8_t kind;                 /* what occupies the address (heapmodel.h) */
 };

@@ -39,6 +39,7 @@ usage(FILE *f)
 	fputs("usage: heapprof diff BASE NEW [--pid BASE_PID:NEW_PID] [--at exit|worst|peak]\n"
 	      "                     [--format text|json] [--top N]\n"
 	      "\n"
+	      "  Options take their value as --opt VALUE or --opt=VALUE.\n"
 	      "  the change of every figure of each process from BASE to NEW at its end,\n"
 	      "  its worst instant and its peak, and the sites whose untrimmable, retained,\n"
 	      "  pinned or leaked bytes changed most (at --at, the end by default).\n"
@@ -53,8 +54,10 @@ parse(int argc, char **argv, struct diff_opts *o)
 	o->at = RP_AT_EXIT;
 	o->at_name = "exit";
 	o->top = 10;
+	static const char *const value_opts[] = { "--pid", "--at", "--format", "--top" };
+
 	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		const char *a = argv[i], *v = NULL, *name = NULL;
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
 			exit(0);
@@ -67,11 +70,20 @@ parse(int argc, char **argv, struct diff_opts *o)
 			*(o->base ? &o->new_ : &o->base) = a;
 			continue;
 		}
-		if (!v) {
+		for (size_t j = 0; j < sizeof(value_opts) / sizeof(value_opts[0]); j++)
+			if (hp_option(a, value_opts[j], &v)) {
+				name = value_opts[j];
+				break;
+			}
+		if (!name) {
+			hp_error(a, "unknown option (heapprof diff --help)");
+			return 2;
+		}
+		if (!v && (i + 1 >= argc || !(v = argv[++i]))) {
 			hp_error(a, "needs a value");
 			return 2;
 		}
-		i++;
+		a = name;
 		if (strcmp(a, "--pid") == 0) {
 			long b, n;
 			const char *colon = strchr(v, ':');
@@ -106,14 +118,11 @@ parse(int argc, char **argv, struct diff_opts *o)
 				hp_error(v, "--format takes text or json");
 				return 2;
 			}
-		} else if (strcmp(a, "--top") == 0) {
+		} else {
 			if (!parse_long(v, 0, 100000, &o->top)) {
 				hp_error(v, "--top takes a number, 0 to 100000");
 				return 2;
 			}
-		} else {
-			hp_error(a, "unknown option (heapprof diff --help)");
-			return 2;
 		}
 	}
 	if (!o->new_) {
@@ -145,26 +154,39 @@ open_one(const char *path, int64_t pid)
 
 /* ---- the figures ---- */
 
-enum { F_EXTENT, F_LIVE, F_CACHED, F_ALLOCATOR, F_TOP_FREE, F_UNTRIMMABLE, F_TRIM, F_MMAP,
-       F_RETAINED, F_N };
-static const char *const fig_key[F_N] = { "extent", "live", "cached", "allocator", "top_free",
-					  "untrimmable", "trim_reclaimable", "mmap", "retained" };
-static const char *const fig_name[F_N] = { "heap extent", "live", "cached", "allocator's own",
-					   "top free", "untrimmable", "malloc_trim could return",
-					   "mmap", "retained" };
+/* The figures of the JSON report (its keys without _bytes), in its order. */
+enum { F_EXTENT, F_RESIDENT, F_LIVE, F_CACHED, F_FASTBIN, F_ALLOCATOR, F_TOP_FREE,
+       F_UNTRIMMABLE, F_UNTRIMMABLE_RESIDENT, F_TRIM, F_TRIM_TOP, F_MMAP, F_RETAINED,
+       F_PYMALLOC, F_PROGRAM_MMAP, F_N };
+static const char *const fig_key[F_N] = {
+	"extent", "resident", "live", "cached", "fastbin", "allocator", "top_free", "untrimmable",
+	"untrimmable_resident", "trim_reclaimable", "trim_top", "mmap", "retained", "pymalloc",
+	"program_mmap"
+};
+static const char *const fig_name[F_N] = {
+	"heap extent", "  resident", "live", "cached", "  in fastbins", "allocator's own",
+	"top free", "untrimmable", "  resident", "malloc_trim(0)", "  of the top", "mmap",
+	"retained", "pymalloc", "other mmaps"
+};
 
 static void
 fig_values(const struct rp_figures *f, uint64_t *v)
 {
 	v[F_EXTENT] = f->extent;
+	v[F_RESIDENT] = f->resident;
 	v[F_LIVE] = f->live;
 	v[F_CACHED] = f->cached;
+	v[F_FASTBIN] = f->fastbin;
 	v[F_ALLOCATOR] = f->allocator;
 	v[F_TOP_FREE] = f->top_free;
 	v[F_UNTRIMMABLE] = f->untrimmable;
+	v[F_UNTRIMMABLE_RESIDENT] = f->untrimmable_resident;
 	v[F_TRIM] = f->trim_reclaimable;
+	v[F_TRIM_TOP] = f->trim_top;
 	v[F_MMAP] = f->mmap;
 	v[F_RETAINED] = f->retained;
+	v[F_PYMALLOC] = f->pymalloc;
+	v[F_PROGRAM_MMAP] = f->program_mmap;
 }
 
 enum { R_PEAK_LIVE, R_PEAK_EXTENT, R_WORST, R_LEAKED, R_N };
@@ -270,7 +292,8 @@ text_pair(struct ld_db *bdb, const struct fr_process *xb, struct ld_db *ndb,
 		       (double)(fb->r->at.at_ns - xb->p->in.started_ns) / 1e9,
 		       (double)(fn->r->at.at_ns - xn->p->in.started_ns) / 1e9);
 		for (int f = 0; f < F_N; f++)
-			text_row(fig_name[f], vb[f], vn[f]);
+			if (vb[f] || vn[f] || f < F_PYMALLOC)
+				text_row(fig_name[f], vb[f], vn[f]);
 	}
 	uint64_t rb[R_N], rn[R_N];
 	run_values(xb, rb);

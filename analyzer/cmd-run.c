@@ -22,12 +22,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,15 +45,119 @@
 #define HP_LIBDIR "/usr/local/lib"
 #endif
 
-static volatile sig_atomic_t forward_sig;
-static pid_t target_pid;
+/* ---- signals ----
+ *
+ * A signal someone sends heapprof run is meant for the program: it is
+ * forwarded, and heapprof goes on collecting (it never dies of one, or the
+ * program would be orphaned and the database left unfinished). Before the
+ * program runs it waits its turn; after the program has ended it is
+ * ignored. What the terminal sends the foreground process group (^C, ^\)
+ * the program got itself: not sent twice. The job control signals keep
+ * their default action (^Z stops heapprof with the program). heapprof
+ * collect, detached, ignores them all. Signals ignored when heapprof
+ * started stay ignored, for heapprof and for the program.
+ */
+static volatile sig_atomic_t target_pid;   /* 0: not started, or reaped */
+static volatile sig_atomic_t target_done;
+static volatile sig_atomic_t pending_sig;  /* sent before the program ran */
+static pid_t self_pid;
+static struct sigaction orig_action[NSIG];
+static bool changed[NSIG];
+
+/* Machine faults: a real one (not one sent by someone) is heapprof's own,
+ * and kills it as it would have. */
+static bool
+is_fault(int sig)
+{
+	return sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE ||
+	       sig == SIGTRAP || sig == SIGSYS;
+}
 
 static void
-on_signal(int sig)
+on_signal(int sig, siginfo_t *si, void *ctx)
 {
-	forward_sig = sig;
-	if (target_pid > 0)
-		kill(target_pid, sig);
+	int saved = errno;
+
+	(void)ctx;
+	/* sent by a process (kill, sigqueue, tgkill) other than heapprof
+	 * itself (raise, abort, and the kernel's SIGPIPE and SIGXFSZ for
+	 * heapprof's own writes, which then fail with EPIPE, EFBIG) */
+	bool sent = (si->si_code == SI_USER || si->si_code == SI_QUEUE ||
+		     si->si_code == SI_TKILL) && si->si_pid != self_pid;
+	if (!sent) {
+		if (is_fault(sig) && si->si_code > 0) {
+			signal(sig, SIG_DFL);
+			raise(sig);
+		}
+	} else if (target_pid > 0) {
+		kill((pid_t)target_pid, sig);
+	} else if (!target_done) {
+		pending_sig = sig;
+	}
+	errno = saved;
+}
+
+/* Job control: stopping and continuing are not fatal, and heapprof stops
+ * with its program on ^Z. */
+static bool
+keeps_default(int sig)
+{
+	return sig == SIGKILL || sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN ||
+	       sig == SIGTTOU || sig == SIGCONT;
+}
+
+/* Every catchable signal to `handler` (or SIG_IGN when NULL), except
+ * those ignored already; the originals are kept for the program. */
+static void
+take_signals(void (*handler)(int, siginfo_t *, void *))
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigfillset(&sa.sa_mask);
+	if (handler) {
+		sa.sa_sigaction = handler;
+		sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	} else {
+		sa.sa_handler = SIG_IGN;
+	}
+	self_pid = getpid();
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (keeps_default(sig) || (!handler && sig == SIGCHLD))
+			continue;
+		if (sigaction(sig, NULL, &orig_action[sig]) != 0 ||
+		    orig_action[sig].sa_handler == SIG_IGN)
+			continue; /* glibc's own (32, 33), or ignored already */
+		if (sigaction(sig, &sa, NULL) == 0)
+			changed[sig] = true;
+	}
+}
+
+/* In the program's process, before exec: the dispositions heapprof got. */
+static void
+restore_signals(void)
+{
+	for (int sig = 1; sig < NSIG; sig++)
+		if (changed[sig])
+			sigaction(sig, &orig_action[sig], NULL);
+}
+
+/* The program exists now: signals go to it. */
+static void
+set_target(pid_t pid)
+{
+	target_pid = pid;
+	int sig = pending_sig;
+	if (sig)
+		kill(pid, sig);
+}
+
+/* It was reaped: its pid may be another process's soon. */
+static void
+clear_target(void)
+{
+	target_done = 1;
+	target_pid = 0;
 }
 
 /* ---- the program ---- */
@@ -225,8 +331,10 @@ pid_view(void)
 	return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long long)st.st_ino : 0;
 }
 
-/* Mark the spool as this process's. The mark is written and locked under
- * another name first, so that no one sees it unlocked. */
+/* Mark the spool as this process's (replacing the mark of the program that
+ * made it, in standalone recording). The mark is written and locked under
+ * another name first, then renamed into place, so that no one sees it
+ * unlocked; the lock is held until this process ends. */
 static void
 mark_spool(const char *dir)
 {
@@ -241,12 +349,11 @@ mark_spool(const char *dir)
 	n = snprintf(line, sizeof(line), "%ld %llu %llu lock\n", (long)getpid(),
 		     start_ticks_of(getpid()), pid_view());
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0 || write(fd, line, (size_t)n) != n ||
-	    link(tmp, path) != 0) {
+	    rename(tmp, path) != 0) {
 		close(fd);
 		unlink(tmp);
 		return;
 	}
-	unlink(tmp);
 	mark_fd = fd;
 }
 
@@ -315,15 +422,40 @@ sweep_spools(void)
 	}
 }
 
+/* Free bytes of the filesystem of `dir` (0 if unknown). */
+static unsigned long long
+free_bytes(const char *dir)
+{
+	struct statvfs fs;
+
+	return statvfs(dir, &fs) == 0 ? (unsigned long long)fs.f_bavail * fs.f_frsize : 0;
+}
+
+/* The spool goes in the first base with HP_SPOOL_ROOM free bytes, else in
+ * the one with the most: rings in a small /dev/shm would take the space
+ * the program may need there (and get small). */
 static bool
 make_spool(char *dir, size_t cap)
 {
+	unsigned long long room[3];
+	size_t order[3], k = 0;
+
 	sweep_spools();
 	for (size_t i = 0; i < 3; i++) {
-		const char *base = spool_base(i);
-		if (!base)
-			continue;
-		snprintf(dir, cap, "%s/heapprof-XXXXXX", base);
+		room[i] = spool_base(i) ? free_bytes(spool_base(i)) : 0;
+		if (room[i] >= HP_SPOOL_ROOM)
+			order[k++] = i;
+	}
+	for (size_t i = 0; i < 3; i++) /* the others, most room first */
+		if (spool_base(i) && room[i] < HP_SPOOL_ROOM) {
+			size_t j = k++;
+			for (; j > 0 && room[order[j - 1]] < room[i] &&
+			       room[order[j - 1]] < HP_SPOOL_ROOM; j--)
+				order[j] = order[j - 1];
+			order[j] = i;
+		}
+	for (size_t j = 0; j < k; j++) {
+		snprintf(dir, cap, "%s/heapprof-XXXXXX", spool_base(order[j]));
 		if (mkdtemp(dir)) {
 			mark_spool(dir);
 			return true;
@@ -396,9 +528,66 @@ note_output(const char *spool, const char *file, const char *target, bool snapsh
 
 /* ---- the database file ---- */
 
-/* Create `path` exclusively (0600, no symlink followed). With force, an
- * existing file is replaced at the end: we write to a temporary name in
- * the same directory (returned in tmp) and rename it. */
+/* DB-journal: SQLite's rollback journal of the database DB. */
+static void
+journal_of(char *buf, size_t cap, const char *db)
+{
+	snprintf(buf, cap, "%s-journal", db);
+}
+
+/*
+ * SQLite opens DB-journal with O_CREAT, not O_EXCL: one that another user
+ * made first (in a shared directory like /tmp) would get every page
+ * heapprof writes. So heapprof makes it itself, exclusively, mode 0600
+ * (SQLite then uses that file); one of ours already there is the journal a
+ * killed run left, removed first (with `keep_ours`, of a database being
+ * replaced, only checked: that database may need it until the new one is
+ * renamed over it); any other is refused.
+ */
+static int
+create_journal(const char *db, bool keep_ours, char *why, size_t whycap)
+{
+	char path[PATH_MAX + 16];
+	struct stat st;
+	int fd;
+
+	journal_of(path, sizeof(path), db);
+	if (lstat(path, &st) == 0) {
+		if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
+			snprintf(why, whycap, "its journal %.160s-journal already exists and is "
+					      "not heapprof's: remove it or write elsewhere",
+				 path_base(db));
+			return -1;
+		}
+		if (keep_ours)
+			return 0;
+		unlink(path);
+	} else if (keep_ours) {
+		return 0;
+	}
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(why, whycap, "cannot create its journal: %s", strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* Remove a database file heapprof made and its journal. */
+static void
+remove_output(const char *path)
+{
+	char j[PATH_MAX + 16];
+
+	journal_of(j, sizeof(j), path);
+	unlink(path);
+	unlink(j);
+}
+
+/* Create `path` exclusively (0600, no symlink followed), and its journal.
+ * With force, an existing file is replaced at the end: we write to a
+ * temporary name in the same directory (returned in tmp) and rename it. */
 static int
 create_output(const char *path, bool force, char *tmp, size_t cap, char *why, size_t whycap)
 {
@@ -408,6 +597,10 @@ create_output(const char *path, bool force, char *tmp, size_t cap, char *why, si
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd >= 0) {
 		close(fd);
+		if (create_journal(path, false, why, whycap) != 0) {
+			unlink(path);
+			return -1;
+		}
 		return 0;
 	}
 	if (errno == EEXIST && force) {
@@ -416,6 +609,8 @@ create_output(const char *path, bool force, char *tmp, size_t cap, char *why, si
 			snprintf(why, whycap, "exists and is not a regular file");
 			return -1;
 		}
+		if (create_journal(path, true, why, whycap) != 0)
+			return -1;
 		snprintf(tmp, cap, "%s.heapprof-XXXXXX", path);
 		fd = mkstemp(tmp);
 		if (fd < 0) {
@@ -424,6 +619,10 @@ create_output(const char *path, bool force, char *tmp, size_t cap, char *why, si
 		}
 		fchmod(fd, 0600);
 		close(fd);
+		if (create_journal(tmp, false, why, whycap) != 0) {
+			unlink(tmp);
+			return -1;
+		}
 		return 0;
 	}
 	if (errno == EEXIST)
@@ -433,6 +632,51 @@ create_output(const char *path, bool force, char *tmp, size_t cap, char *why, si
 	else
 		snprintf(why, whycap, "cannot create: %s", strerror(errno));
 	return -1;
+}
+
+/* Whether `path` is a whole heapprof database with a process in it (a
+ * report can read it). */
+static bool
+readable_db(const char *path)
+{
+	char err[256];
+	struct ld_db *db = ld_open(path, err, sizeof(err));
+	const char *check[] = { "PRAGMA quick_check", "SELECT count(*) > 0 FROM process" };
+	const char *want[] = { "ok", "1" };
+	bool ok = db != NULL;
+
+	for (size_t i = 0; ok && i < 2; i++) {
+		sqlite3_stmt *s;
+		ok = sqlite3_prepare_v2(db->h, check[i], -1, &s, NULL) == SQLITE_OK &&
+		     sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0) &&
+		     strcmp((const char *)sqlite3_column_text(s, 0), want[i]) == 0;
+		sqlite3_finalize(s);
+	}
+	ld_close(db);
+	return ok;
+}
+
+/*
+ * The database could not be finished (err: the disk full, the file size
+ * limit reached): what was committed before stays if it is a whole
+ * database with a process in it, marked incomplete; otherwise (nothing
+ * was committed, or it is the temporary file of --force, which must not
+ * replace a whole file) it is removed, with its journal. One line says
+ * which.
+ */
+static void
+output_failed(const char *out, const char *file, bool replacing, const char *err)
+{
+	if (!replacing && readable_db(file)) {
+		hp_error(out, "%s: the rest of the recording is lost; what was written before is "
+			      "kept, marked incomplete", err);
+		return;
+	}
+	remove_output(file);
+	if (replacing)
+		hp_error(out, "%s: the recording is lost; the file was left as it was", err);
+	else
+		hp_error(out, "%s: the recording is lost; no database was kept", err);
 }
 
 /* ---- running ---- */
@@ -451,23 +695,30 @@ record_mode(struct db *db, bool snapshots, int64_t every_ns)
 }
 
 static void
-usage_run(FILE *f)
+usage_run(void)
 {
 	fputs("usage: heapprof run [-o FILE] [--force] [--max-depth N] [--snapshots]\n"
 	      "                    [--snapshot-every SECONDS] [--] PROGRAM [ARGS...]\n"
 	      "\n"
-	      "  -o, --output FILE     the database (default heapprof.PROGRAM.PID.db)\n"
-	      "  -f, --force           replace FILE if it exists (once the new one is complete)\n"
-	      "  --max-depth N         frames per call stack, 1 to 256 (default 64)\n"
-	      "  --snapshots           record snapshots of the heaps instead of every chunk:\n"
-	      "                        at each process's end, peak extent and worst\n"
-	      "                        untrimmable instant, every interval and on demand\n"
-	      "                        (heapprof snapshot FILE); the file grows with the heap,\n"
-	      "                        not with the run\n"
+	      "Run PROGRAM with heapprof's allocator and record every chunk it obtains, with\n"
+	      "its call stack, into a SQLite database; then say what its heaps hold at its\n"
+	      "end. The exit status is PROGRAM's (128+N if signal N ended it); 125: heapprof\n"
+	      "failed, 126: PROGRAM cannot be run, 127: not found. Options take their value\n"
+	      "as --opt VALUE or --opt=VALUE.\n"
+	      "\n"
+	      "  -o, --output FILE   the database (default heapprof.PROGRAM.PID.db)\n"
+	      "  -f, --force         replace FILE if it exists (once the new one is complete)\n"
+	      "  --max-depth N       frames per call stack, 1 to 256 (64)\n"
+	      "  --snapshots         keep snapshots of the heaps instead of every chunk: at\n"
+	      "                      each process's end, its peak extent and worst untrimmable\n"
+	      "                      instant, every interval and on demand (heapprof snapshot\n"
+	      "                      FILE); the file grows with the heap, not with the run\n"
 	      "  --snapshot-every SECONDS\n"
-	      "                        the interval of snapshots and sites (default 60; implies\n"
-	      "                        --snapshots)\n",
-	      f);
+	      "                      the interval of snapshots and sites (60; implies\n"
+	      "                      --snapshots)\n"
+	      "\n"
+	      "Then: heapprof report FILE (heapprof report --help).\n",
+	      stdout);
 }
 
 struct run_opts {
@@ -506,18 +757,21 @@ parse_run(int argc, char **argv, struct run_opts *o)
 		}
 		if (a[0] != '-')
 			break;
-		if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
-			if (++i >= argc || argv[i][0] == '\0') {
+		const char *v;
+
+		if (strcmp(a, "-o") == 0 || hp_option(a, "--output", &v)) {
+			if (strcmp(a, "-o") == 0 || !v)
+				v = ++i < argc ? argv[i] : NULL;
+			if (!v || v[0] == '\0') {
 				hp_error(a, "needs a file name");
 				return 2;
 			}
-			o->output = argv[i];
-		} else if (strncmp(a, "--output=", 9) == 0) {
-			o->output = a + 9;
+			o->output = v;
 		} else if (strcmp(a, "--force") == 0 || strcmp(a, "-f") == 0) {
 			o->force = true;
-		} else if (strcmp(a, "--max-depth") == 0 || strncmp(a, "--max-depth=", 12) == 0) {
-			const char *v = a[11] == '=' ? a + 12 : (++i < argc ? argv[i] : NULL);
+		} else if (hp_option(a, "--max-depth", &v)) {
+			if (!v)
+				v = ++i < argc ? argv[i] : NULL;
 			if (!parse_long(v, 1, HP_MAX_DEPTH_LIMIT, &o->max_depth)) {
 				hp_error("--max-depth", "'%s' is not a number from 1 to %d",
 					 v ? v : "", HP_MAX_DEPTH_LIMIT);
@@ -525,9 +779,9 @@ parse_run(int argc, char **argv, struct run_opts *o)
 			}
 		} else if (strcmp(a, "--snapshots") == 0) {
 			o->snapshots = true;
-		} else if (strcmp(a, "--snapshot-every") == 0 ||
-			   strncmp(a, "--snapshot-every=", 17) == 0) {
-			const char *v = a[16] == '=' ? a + 17 : (++i < argc ? argv[i] : NULL);
+		} else if (hp_option(a, "--snapshot-every", &v)) {
+			if (!v)
+				v = ++i < argc ? argv[i] : NULL;
 			if (!parse_every(v, &o->every_ns)) {
 				hp_error("--snapshot-every", "'%s' is not a number of seconds (at least 0.001)",
 					 v ? v : "");
@@ -535,7 +789,7 @@ parse_run(int argc, char **argv, struct run_opts *o)
 			}
 			o->snapshots = true;
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			usage_run(stdout);
+			usage_run();
 			return 0;
 		} else {
 			hp_error(a, "unknown option (see heapprof run --help)");
@@ -609,11 +863,12 @@ collect_until_done(struct collector *col, pid_t root)
 		bool any = collect_poll(col);
 
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-			collect_reaped(col, pid, status);
 			if (pid == root) {
+				clear_target();
 				root_status = status;
 				root_done = true;
 			}
+			collect_reaped(col, pid, status);
 		}
 		if (pid < 0 && errno == ECHILD && root_done)
 			break;
@@ -636,6 +891,10 @@ pin_site(const char *db_path, const struct db_summary *r, char *buf, size_t cap)
 		snprintf(buf, cap, "the allocator's own memory");
 		return buf;
 	}
+	if (strcmp(r->pin_state, "stashed") == 0) {
+		snprintf(buf, cap, "free space the allocator keeps in a tcache or fastbin");
+		return buf;
+	}
 	if (!(db = ld_open(db_path, err, sizeof(err)))) {
 		snprintf(buf, cap, "(the database cannot be read: %s)", err);
 		return buf;
@@ -656,24 +915,33 @@ summary(const char *db_path, const struct collect_stats *s)
 		s->chunks == 1 ? "" : "s", fmt_size(peak, sizeof(peak), s->peak_live_bytes),
 		fmt_size(leak, sizeof(leak), s->leaked_bytes), (unsigned long long)s->leaked_chunks,
 		s->leaked_chunks == 1 ? "" : "s");
-	if (s->dropped || s->truncated)
-		fprintf(stderr, "heapprof: incomplete: %llu events dropped, %llu records truncated\n",
-			(unsigned long long)s->dropped, (unsigned long long)s->truncated);
+	if (s->dropped || s->truncated || s->bad)
+		fprintf(stderr,
+			"heapprof: incomplete: %llu events dropped, %llu records truncated, "
+			"%llu bad records dropped\n",
+			(unsigned long long)s->dropped, (unsigned long long)s->truncated,
+			(unsigned long long)s->bad);
 	if (s->has_root) {
 		const struct db_summary *r = &s->root;
-		char a[32], b[32], c[32], d[32], e[32], site[512];
+		char a[32], b[32], c[32], d[32], e[32], f[32], site[512];
 		fprintf(stderr,
-			"heapprof: pid %lld at exit: heap extent %s, live %s, untrimmable %s "
-			"(malloc_trim(0) would return %s); worst untrimmable %s at %.3f s\n",
+			"heapprof: pid %lld at exit: heap extent %s (%s resident), live %s, "
+			"untrimmable %s\n",
 			(long long)s->root_pid, fmt_size(a, sizeof(a), r->extent),
-			fmt_size(b, sizeof(b), r->live + r->mmap),
-			fmt_size(c, sizeof(c), r->untrimmable),
+			fmt_size(f, sizeof(f), r->resident), fmt_size(b, sizeof(b), r->live + r->mmap),
+			fmt_size(c, sizeof(c), r->untrimmable));
+		fprintf(stderr,
+			"heapprof: malloc_trim(0) would return %s; worst untrimmable %s at %.3f s\n",
 			fmt_size(d, sizeof(d), r->trim_reclaimable),
 			fmt_size(e, sizeof(e), r->worst_untrimmable),
 			(double)(r->worst_ns - s->root_started_ns) / 1e9);
 		if (r->untrimmable && r->pin_bytes)
-			fprintf(stderr, "heapprof: top pin: %s, %s, from %s\n",
+			fprintf(stderr, "heapprof: top pin: %s, %s, %s %s\n",
 				fmt_size(a, sizeof(a), r->pin_bytes), r->pin_state,
+				strcmp(r->pin_state, "live") == 0 ||
+						strcmp(r->pin_state, "cached") == 0
+					? "from"
+					: "is",
 				pin_site(db_path, r, site, sizeof(site)));
 	}
 	fprintf(stderr, "heapprof: wrote %s (heapprof report %s: pins, holes, stacks)\n", db_path,
@@ -716,8 +984,9 @@ cmd_run(int argc, char **argv)
 		hp_error("spool", "cannot create a private directory: %s", strerror(errno));
 		return 125;
 	}
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGXFSZ, SIG_IGN);
+	/* SIGPIPE and SIGXFSZ (writing into a closed pipe, past the file
+	 * size limit) are handled as ignored: the writes fail instead */
+	take_signals(on_signal);
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 
 	/* The child waits on `gate` until the database exists (its name may
@@ -740,17 +1009,16 @@ cmd_run(int argc, char **argv)
 		char go;
 		close(gate[1]);
 		close(errpipe[0]);
+		restore_signals();
 		if (read(gate[0], &go, 1) != 1)
 			_exit(125);
-		signal(SIGPIPE, SIG_DFL);
-		signal(SIGXFSZ, SIG_DFL);
 		execve(prog, o.argv, env);
 		int e = errno;
 		if (write(errpipe[1], &e, sizeof(e)) < 0)
 			_exit(126);
 		_exit(e == ENOENT ? 127 : 126);
 	}
-	target_pid = pid;
+	set_target(pid);
 	free_child_env(env);
 	close(gate[0]);
 	close(errpipe[1]);
@@ -774,7 +1042,7 @@ cmd_run(int argc, char **argv)
 	db = db_create(tmp[0] ? tmp : out, err, sizeof(err));
 	if (db == NULL) {
 		hp_error(out, "%s", err);
-		unlink(tmp[0] ? tmp : out);
+		remove_output(tmp[0] ? tmp : out);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
 		remove_spool(spool);
@@ -795,12 +1063,6 @@ cmd_run(int argc, char **argv)
 	note_output(spool, tmp[0] ? tmp : out, out, o.snapshots);
 	col = collect_new(db, spool, false);
 	collect_options(col, o.snapshots, o.every_ns);
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGQUIT, &sa, NULL);
 
 	if (write(gate[1], "g", 1) != 1) {
 		hp_error("pipe", "%s", strerror(errno));
@@ -811,7 +1073,7 @@ cmd_run(int argc, char **argv)
 		waitpid(pid, NULL, 0);
 		collect_free(col);
 		db_abandon(db);
-		unlink(tmp[0] ? tmp : out);
+		remove_output(tmp[0] ? tmp : out);
 		remove_spool(spool);
 		return child_errno == ENOENT ? 127 : 126;
 	}
@@ -826,27 +1088,25 @@ cmd_run(int argc, char **argv)
 	if (st.images == 0)
 		fprintf(stderr, "heapprof: %s: no events arrived: the program was not recorded "
 				"(static, setuid, or its own malloc?)\n", prog);
+	/* The program ran: its status is the run's, whatever becomes of the
+	 * database (what did is said on stderr). */
 	if (db_finish(db, err, sizeof(err)) != 0) {
-		hp_error(out, "%s", err);
-		rc = 125;
+		output_failed(out, tmp[0] ? tmp : out, tmp[0] != '\0', err);
 	} else {
 		if (tmp[0])
 			db_remove_journal(out); /* the replaced file's, if a run was cut off */
 		if (tmp[0] && rename(tmp, out) != 0) {
-			hp_error(out, "cannot replace: %s", strerror(errno));
-			unlink(tmp);
-			rc = 125;
+			snprintf(why, sizeof(why), "cannot replace: %s", strerror(errno));
+			output_failed(out, tmp, true, why);
 		} else {
 			summary(out, &st);
-			rc = 0;
 		}
 	}
-	if (rc == 0) {
-		if (WIFEXITED(status))
-			rc = WEXITSTATUS(status);
-		else if (WIFSIGNALED(status))
-			rc = 128 + WTERMSIG(status);
-	}
+	rc = 0;
+	if (WIFEXITED(status))
+		rc = WEXITSTATUS(status);
+	else if (WIFSIGNALED(status))
+		rc = 128 + WTERMSIG(status);
 	return rc;
 }
 
@@ -875,17 +1135,33 @@ cmd_collect(int argc, char **argv)
 	struct db *db;
 
 	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--spool") == 0 && i + 1 < argc)
-			spool = argv[++i];
-		else if (strcmp(argv[i], "--snapshots") == 0 && i + 1 < argc) {
-			if (!parse_every(argv[++i], &every_ns)) {
-				hp_error("--snapshots", "'%s' is not a number of seconds", argv[i]);
+		const char *v;
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs("usage: heapprof collect --spool DIR [--attach PID] [--snapshots SECONDS]\n"
+			      "                        -- OUTPUT\n"
+			      "\n"
+			      "The collector a recorded program starts itself when HEAPPROF_OUTPUT\n"
+			      "names the database (see heapprof run for the usual way): it reads\n"
+			      "the spool directory DIR into the database OUTPUT until every\n"
+			      "process of the tree (and PID, with --attach) is gone.\n",
+			      stdout);
+			return 0;
+		}
+		if (hp_option(argv[i], "--spool", &v) && (v || i + 1 < argc))
+			spool = v ? v : argv[++i];
+		else if (hp_option(argv[i], "--snapshots", &v) && (v || i + 1 < argc)) {
+			if (!v)
+				v = argv[++i];
+			if (!parse_every(v, &every_ns)) {
+				hp_error("--snapshots", "'%s' is not a number of seconds", v);
 				return 2;
 			}
 			snapshots = true;
-		} else if (strcmp(argv[i], "--attach") == 0 && i + 1 < argc) {
-			if (!parse_long(argv[++i], 1, INT_MAX, &attach)) {
-				hp_error("--attach", "'%s' is not a process id", argv[i]);
+		} else if (hp_option(argv[i], "--attach", &v) && (v || i + 1 < argc)) {
+			if (!v)
+				v = argv[++i];
+			if (!parse_long(v, 1, INT_MAX, &attach)) {
+				hp_error("--attach", "'%s' is not a process id", v);
 				return 2;
 			}
 		} else if (strcmp(argv[i], "--") == 0 && i + 1 < argc) {
@@ -906,18 +1182,34 @@ cmd_collect(int argc, char **argv)
 		remove_spool(spool);
 		return 1;
 	}
-	/* Detach: the program waits for this process, not for the collector. */
+	/* Detach: the program waits for this process, not for the collector.
+	 * The spool is the collector's before the program goes on: the
+	 * collector marks it (and holds the mark's lock) before this process
+	 * returns, so that no heapprof sweeps it if the program ends at once. */
+	int marked[2];
+	if (pipe2(marked, O_CLOEXEC) != 0) {
+		hp_error("pipe", "%s", strerror(errno));
+		return 1;
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		hp_error("fork", "%s", strerror(errno));
 		return 1;
 	}
-	if (pid > 0)
+	if (pid > 0) {
+		char byte;
+		close(marked[1]);
+		if (read(marked[0], &byte, 1) != 1)
+			_exit(1);
 		_exit(0);
+	}
+	close(marked[0]);
 	setsid();
-	signal(SIGPIPE, SIG_IGN);
-	signal(SIGXFSZ, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
+	take_signals(NULL);
+	mark_spool(spool);
+	if (mark_fd < 0 || write(marked[1], "m", 1) != 1)
+		_exit(1);
+	close(marked[1]);
 	int devnull = open("/dev/null", O_RDWR);
 	if (devnull >= 0) {
 		dup2(devnull, 0);
@@ -925,13 +1217,18 @@ cmd_collect(int argc, char **argv)
 		if (devnull > 2)
 			close(devnull);
 	}
-	closefrom(3);
+	/* all but the mark's lock */
+	if (mark_fd != 3) {
+		dup2(mark_fd, 3);
+		close(mark_fd);
+		mark_fd = 3;
+	}
+	closefrom(4);
 	sweep_spools();
-	mark_spool(spool);
 	db = db_create(out, err, sizeof(err));
 	if (db == NULL) {
 		hp_error(out, "%s", err);
-		unlink(out);
+		remove_output(out);
 		remove_spool(spool);
 		return 1;
 	}
@@ -959,7 +1256,7 @@ cmd_collect(int argc, char **argv)
 	collect_free(col);
 	remove_spool(spool);
 	if (db_finish(db, err, sizeof(err)) != 0) {
-		hp_error(out, "%s", err);
+		output_failed(out, out, false, err);
 		return 1;
 	}
 	return 0;

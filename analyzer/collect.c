@@ -40,7 +40,7 @@
 /* Wire values of hp_ev_free.fate and hp_ev_state.state (events.h). */
 enum { FATE_TCACHE = 1, FATE_FASTBIN = 2 };
 enum { HP_BACKING_MMAP_WIRE = 2 };
-enum { STATE_FREE = 0, STATE_CACHED = 1 };
+enum { STATE_FREE = 0, STATE_CACHED = 1, STATE_LIVE = 2, STATE_FASTBIN = 3 };
 
 /* ---- images ---- */
 
@@ -48,6 +48,7 @@ struct ring_in {
 	struct hp_ring_header *hdr;
 	char *data;
 	uint64_t size;
+	bool broken;   /* its header was scribbled on: not read any more */
 	uint64_t tail; /* consumed here; published to the producer in batches */
 	uint64_t published; /* the tail the producer last saw */
 	uint64_t head; /* what the producer had published when we looked */
@@ -125,6 +126,7 @@ struct image {
 	unsigned nrings;
 	struct heap pending;
 	uint64_t next_seq;
+	uint64_t taken;        /* the process file's counter, last read */
 	int64_t process_id;
 	struct db_process row;
 	char *exe, *argv_json;
@@ -157,6 +159,13 @@ struct image {
 	struct thread_in *threads;
 	size_t nthreads, last_thread;
 	uint64_t events;
+	struct pmap *pmaps;   /* the program's own mappings, still mapped */
+	size_t npmaps;
+};
+
+struct pmap {
+	uint64_t addr, len;
+	int64_t ns, stack_id;
 };
 
 struct tl_point {
@@ -208,7 +217,7 @@ struct collector {
 	struct gstack **gstacks;
 	int64_t next_stack_id, next_chunk_id, next_process_id;
 	uint64_t scanned_at; /* last look at the spool directory */
-	uint64_t events, chunks, dropped, truncated;
+	uint64_t events, chunks, dropped, truncated, bad;
 	uint64_t leaked_bytes, leaked_chunks, peak_live;
 	bool snapshots;        /* a snapshot recording: no chunk or heap_event rows */
 	int64_t every_ns;      /* the interval of sites and snapshots */
@@ -220,6 +229,7 @@ struct collector {
 	size_t nrequests;
 	struct reap *reaps;
 	size_t nreaps, reaps_cap;
+	uint64_t merge_ns; /* the clock when the merge began */
 };
 
 struct collector *
@@ -247,7 +257,11 @@ collect_options(struct collector *c, bool snapshots, int64_t every_ns)
 
 /* Map a spool file if it is already as long as we need: a file the
  * program is still setting up may be shorter, and touching a mapping past
- * the end of its file is SIGBUS. */
+ * the end of its file is SIGBUS. So is reading a page of a sparse file
+ * that a full tmpfs cannot give a block: the program gives a file's first
+ * page its block before anything else (spool.c), and the collector reads
+ * no other page but those records were written to; a file without even
+ * that is not read yet. */
 static void *
 map_file(int dirfd, const char *name, size_t len)
 {
@@ -257,7 +271,8 @@ map_file(int dirfd, const char *name, size_t len)
 
 	if (fd < 0)
 		return NULL;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < len) {
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < len ||
+	    (uint64_t)st.st_blocks * 512 < HP_PAGE) {
 		close(fd);
 		return NULL;
 	}
@@ -353,6 +368,7 @@ by_start(const void *a, const void *b)
 }
 
 static void scan_rings(struct collector *c, struct image *im);
+static void count_bad(struct collector *c, struct image *im);
 
 /* Find new process files and new rings. */
 static void
@@ -438,20 +454,91 @@ scan_rings(struct collector *c, struct image *im)
 		}
 		uint64_t size = h->data_bytes;
 		munmap(h, HP_PAGE);
+		/* a power of two the program can have made (spool.c) */
+		if (size < 4096 || size > (1ULL << 40) || (size & (size - 1))) {
+			count_bad(c, im);
+			break;
+		}
 		h = map_file(c->dirfd, name, HP_PAGE + size);
 		if (!h)
 			break;
 		im->rings = xrealloc(im->rings, (im->nrings + 1) * sizeof(*im->rings));
-		im->rings[im->nrings] = (struct ring_in){ h, (char *)h + HP_PAGE, size, h->tail, 0 };
+		im->rings[im->nrings] = (struct ring_in){
+			.hdr = h, .data = (char *)h + HP_PAGE, .size = size, .tail = h->tail,
+			.published = h->tail,
+		};
 		im->nrings++;
 	}
 }
 
+/* ---- records from a ring: the program's memory ----
+ *
+ * A program that scribbles on its rings (a stray write, an overrun into
+ * the mapping) must cost the records it broke, not the run: every record
+ * is checked before it is used, and one that fails is dropped and counted
+ * (bad_records). Where a record's length word is broken, the records
+ * after it are found again by their headers.
+ */
+
+/* User addresses are below 2^56 on every 64-bit Linux (5-level paging). */
+#define MAX_ADDR (1ULL << 56)
+#define MAX_TID (1 << 22)
+
+static void
+count_bad(struct collector *c, struct image *im)
+{
+	im->row.bad_records++;
+	c->bad++;
+}
+
+/* Whether the number `seq` was taken: below the process file's counter
+ * (read again only when needed: its line is the program's hottest). */
+static bool
+seq_taken(struct image *im, uint64_t seq)
+{
+	if (seq >= im->taken)
+		im->taken = __atomic_load_n(&im->proc->seq, __ATOMIC_ACQUIRE);
+	return seq < im->taken;
+}
+
+/* A record header that frames in the `room` bytes left before the end of
+ * the data area: a type, and a length that is a multiple of 8 and fits. */
+static bool
+frames(const struct hp_ev *e, uint64_t room)
+{
+	uint32_t bytes = HP_EV_BYTES(e->word);
+
+	return HP_EV_TYPE(e->word) != 0 && bytes >= sizeof(struct hp_ev) && bytes <= room &&
+	       !(bytes & 7);
+}
+
+/* Its number is one of this image's not used yet (PAD: none). */
+static bool
+seq_ok(struct image *im, const struct hp_ev *e)
+{
+	if (HP_EV_TYPE(e->word) == HP_EV_PAD)
+		return e->seq == 0;
+	return e->seq >= im->next_seq && seq_taken(im, e->seq);
+}
+
+/* Where reading goes on after a broken length: a header that frames, of a
+ * known type, with a thread id and a number as a record of ours has. */
+static bool
+plausible(struct image *im, const struct hp_ev *e, uint64_t room)
+{
+	uint32_t type = HP_EV_TYPE(e->word);
+
+	return frames(e, room) && type <= HP_EV_LAST && seq_ok(im, e) &&
+	       (type == HP_EV_PAD ? e->tid == 0 : e->tid > 0 && e->tid < MAX_TID);
+}
+
 /* The record at the ring's tail, if one is published (skipping padding
- * and the too-short tail of the data area). NULL if none, or if what is
- * there is malformed (left alone, counted as truncated in the end). */
+ * and the too-short tail of the data area), or NULL. One whose number was
+ * not taken, or is used, is dropped and counted (what it says is checked
+ * when its turn comes: valid_record); so is what does not frame, after
+ * which reading goes on at the next plausible header below the head. */
 static const struct hp_ev *
-ring_peek(struct ring_in *r, uint64_t head)
+ring_peek(struct collector *c, struct image *im, struct ring_in *r, uint64_t head)
 {
 	while (r->tail < head) {
 		uint64_t off = r->tail & (r->size - 1);
@@ -460,14 +547,23 @@ ring_peek(struct ring_in *r, uint64_t head)
 			continue;
 		}
 		const struct hp_ev *e = (const struct hp_ev *)(r->data + off);
-		uint32_t bytes = HP_EV_BYTES(e->word);
-		if (bytes < sizeof(struct hp_ev) || bytes > r->size - off || (bytes & 7))
-			return NULL;
-		if (HP_EV_TYPE(e->word) == HP_EV_PAD) {
-			r->tail += bytes;
+		if (frames(e, r->size - off)) {
+			if (!seq_ok(im, e))
+				count_bad(c, im);
+			else if (HP_EV_TYPE(e->word) != HP_EV_PAD)
+				return e;
+			r->tail += HP_EV_BYTES(e->word);
 			continue;
 		}
-		return e;
+		count_bad(c, im);
+		uint64_t pos = r->tail + 8;
+		for (; pos < head; pos += 8) {
+			uint64_t o = pos & (r->size - 1);
+			if (r->size - o >= sizeof(struct hp_ev) &&
+			    plausible(im, (const struct hp_ev *)(r->data + o), r->size - o))
+				break;
+		}
+		r->tail = pos < head ? pos : head;
 	}
 	return NULL;
 }
@@ -533,30 +629,6 @@ thread_of(struct image *im, int32_t tid)
 }
 
 static void
-json_string(struct buf *b, const char *s, size_t n)
-{
-	buf_add(b, "\"", 1);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		char esc[8];
-
-		if (ch == '"' || ch == '\\') {
-			esc[0] = '\\';
-			esc[1] = (char)ch;
-			buf_add(b, esc, 2);
-		} else if (ch < 0x20 || ch >= 0x7f) {
-			/* control bytes, and everything non-ASCII byte by byte:
-			 * argv need not be UTF-8 */
-			snprintf(esc, sizeof(esc), "\\u%04x", ch);
-			buf_add(b, esc, 6);
-		} else {
-			buf_add(b, s + i, 1);
-		}
-	}
-	buf_add(b, "\"", 1);
-}
-
-static void
 free_fork_model(struct fork_model *f)
 {
 	hm_free(&f->model);
@@ -575,8 +647,11 @@ save_fork_model(struct collector *c, struct image *im, uint64_t fork_ns)
 	f->parent_id = im->process_id;
 	f->fork_ns = fork_ns;
 	f->chunks = chunkmap_clone(im->chunks);
-	hm_clone(&f->model, &im->model, f->chunks);
 	f->snap = snap_fork(im->snap);
+	if (!hm_clone(&f->model, &im->model, f->chunks)) {
+		free_fork_model(f); /* its child is not modeled */
+		return;
+	}
 	f->next = c->forks;
 	c->forks = f;
 	if (++c->nforks > MAX_FORK_MODELS) {
@@ -654,7 +729,7 @@ on_process(struct collector *c, struct image *im, const struct hp_ev_process *ev
 		size_t n = strnlen(argv + off, ev->argv_bytes - off);
 		if (k)
 			buf_add(&j, ",", 1);
-		json_string(&j, argv + off, n);
+		json_quote(&j, argv + off, n);
 		off += n + 1;
 	}
 	buf_add(&j, "]", 2);
@@ -959,9 +1034,10 @@ on_free(struct collector *c, struct image *im, const struct hp_ev_free *ev)
 	if (ev->fate == FATE_TCACHE || ev->fate == FATE_FASTBIN) {
 		/* still occupies the heap: the row waits for the release, unless
 		 * the realloc moving it needs its id now */
+		uint8_t cache = ev->fate == FATE_FASTBIN ? HM_FASTBIN : HM_TCACHE;
 		if (e->kind)
-			hm_to_cached(&im->model, e);
-		e->cached = true;
+			hm_to_cached(&im->model, e, cache);
+		e->cached = cache;
 		if (ev->realloc)
 			thread_of(im, ev->h.tid)->realloc_from = write_chunk(c, im, e, 0);
 		return;
@@ -990,40 +1066,88 @@ on_resize(struct collector *c, struct image *im, const struct hp_ev_resize *ev)
 }
 
 /* The allocator changed the state of a range itself. About a cached chunk
- * of the program's, it completes the chunk's row; anything else (free space
- * going into or out of a cache, the heap's own bookkeeping) is a row of
- * its own. */
+ * of the program's, it completes the chunk's row, or says it moved from a
+ * fastbin into a tcache or back (a row of its own: malloc_trim frees what
+ * fastbins hold, not what tcaches do); anything else (free space going
+ * into or out of a cache, the heap's own bookkeeping) is a row of its own. */
 static void
 on_state(struct collector *c, struct image *im, const struct hp_ev_state *ev)
 {
 	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
+	uint8_t cache = ev->state == STATE_CACHED ? HM_TCACHE
+			: ev->state == STATE_FASTBIN ? HM_FASTBIN
+						     : 0;
 
 	if (e && e->addr == ev->chunk && e->cached && !is_range(e)) {
 		if (ev->state == STATE_FREE) {
 			release_chunk(c, im, e);
 			return;
 		}
-		if (ev->state == STATE_CACHED)
-			return; /* moved between caches: still cached */
-	}
-	/* the model keeps the allocator's own ranges too */
-	touch(im, ev->chunk);
-	if (e && e->addr == ev->chunk && is_range(e)) {
+		if (!cache || cache == e->cached)
+			return;
+		/* moved between caches: still cached */
+		touch(im, e->addr);
+		if (e->kind)
+			hm_to_cached(&im->model, e, cache);
+		e->cached = cache;
+	} else if (e && e->addr == ev->chunk && is_range(e)) {
+		/* the model keeps the allocator's own ranges too */
+		touch(im, e->addr);
 		if (ev->state == STATE_FREE) {
 			model_remove(im, e);
 			chunkmap_remove(im->chunks, e);
-		} else if (ev->state == STATE_CACHED) {
-			hm_to_cached(&im->model, e);
+		} else if (cache) {
+			hm_to_cached(&im->model, e, cache);
 		}
 	} else if (!e && ev->state != STATE_FREE) {
+		touch(im, ev->chunk);
 		e = chunkmap_add(im->chunks, ev->chunk);
 		e->chunk_bytes = ev->bytes;
-		e->kind = ev->state == STATE_CACHED ? HM_RANGE_CACHED : HM_RANGE_OWN;
-		e->cached = ev->state == STATE_CACHED;
+		e->kind = cache ? HM_RANGE_CACHED : HM_RANGE_OWN;
+		e->cached = cache;
 		if (!hm_occupy(&im->model, e))
 			chunkmap_remove(im->chunks, e);
 	}
 	heap_event(c, im, 5, ev->chunk, ev->bytes, ev->state, true);
+}
+
+/* The program's own mmap or munmap: a row for each mapping once the last
+ * of it is gone (or at the end); an munmap of part of one trims it. */
+static void
+on_program_map(struct collector *c, struct image *im, const struct hp_ev_map *m, bool on)
+{
+	if (on) {
+		im->pmaps = xrealloc(im->pmaps, (im->npmaps + 1) * sizeof(*im->pmaps));
+		im->pmaps[im->npmaps++] = (struct pmap){
+			m->addr, m->len, im->now,
+			m->stack_id && m->stack_id < im->stack_cap ? im->stack_map[m->stack_id] : 0
+		};
+		return;
+	}
+	uint64_t lo = m->addr, hi = m->addr + m->len;
+	for (size_t i = 0; i < im->npmaps;) {
+		struct pmap *p = &im->pmaps[i];
+		uint64_t end = p->addr + p->len;
+		if (hi <= p->addr || lo >= end) {
+			i++;
+			continue;
+		}
+		if (lo <= p->addr && hi >= end) {
+			db_program_mmap(c->db, im->process_id, p->addr, p->len, p->ns, im->now,
+					p->stack_id);
+			*p = im->pmaps[--im->npmaps];
+			continue;
+		}
+		/* part of it: what is left below or above (the larger part, if
+		 * the hole is in the middle) */
+		if (lo > p->addr && (hi >= end || lo - p->addr >= end - hi)) {
+			p->len = lo - p->addr;
+		} else {
+			p->len = end - hi;
+			p->addr = hi;
+		}
+		i++;
+	}
 }
 
 /* After each record: the run's worst and peak, and the timeline. */
@@ -1095,9 +1219,123 @@ on_reap(struct collector *c, const struct hp_ev_reap *ev)
 	c->reaps[c->nreaps++] = (struct reap){ ev->pid, ev->status, (int64_t)ev->h.ns };
 }
 
+/* [addr, addr + len) within the user address space. */
+static bool
+addr_ok(uint64_t addr, uint64_t len)
+{
+	return addr < MAX_ADDR && len < MAX_ADDR && addr + len <= MAX_ADDR;
+}
+
+/* A NUL-terminated string of n bytes (NUL included) at p. */
+static bool
+str_ok(const char *p, uint32_t n)
+{
+	return n >= 1 && p[n - 1] == '\0';
+}
+
+/*
+ * Whether the record (framed by plausible()) says what a record of its
+ * type can say: its exact length, codes in range, strings terminated,
+ * addresses and sizes of the user address space, a size no larger than
+ * its chunk, a stack id in reach (ids are dense from 1: one far beyond
+ * those seen would make the map of stack ids as large as it says), a clock
+ * reading not in the future. A new record type needs its case here.
+ */
+static bool
+valid_record(const struct image *im, const struct hp_ev *e, uint64_t now_ns)
+{
+	uint32_t bytes = HP_EV_BYTES(e->word);
+	uint64_t max_stack = 2 * (uint64_t)im->stack_cap + 65536;
+
+	if (e->ns > now_ns + 1000000000ULL || e->tid <= 0 || e->tid >= MAX_TID)
+		return false;
+	switch (HP_EV_TYPE(e->word)) {
+	case HP_EV_PROCESS: {
+		const struct hp_ev_process *v = (const void *)e;
+		const char *exe = (const char *)(v + 1);
+		return bytes >= sizeof(*v) && v->exe_bytes <= bytes - sizeof(*v) &&
+		       v->argv_bytes <= bytes - sizeof(*v) - v->exe_bytes &&
+		       str_ok(exe, v->exe_bytes) && v->pid == im->pid;
+	}
+	case HP_EV_MODULE: {
+		const struct hp_ev_module *v = (const void *)e;
+		return bytes >= sizeof(*v) && v->path_bytes <= bytes - sizeof(*v) &&
+		       str_ok((const char *)(v + 1), v->path_bytes) &&
+		       v->build_id_bytes <= sizeof(v->build_id) && v->lo <= v->hi &&
+		       addr_ok(v->lo, v->hi - v->lo);
+	}
+	case HP_EV_UNMODULE:
+		return bytes == sizeof(struct hp_ev_unmodule);
+	case HP_EV_STACK: {
+		const struct hp_ev_stack *v = (const void *)e;
+		return v->depth <= HP_MAX_DEPTH_LIMIT &&
+		       bytes == sizeof(*v) + v->depth * sizeof(uint64_t) && v->stack_id >= 1 &&
+		       v->stack_id <= max_stack;
+	}
+	case HP_EV_ALLOC: {
+		const struct hp_ev_alloc *v = (const void *)e;
+		return bytes == sizeof(*v) && v->chunk && addr_ok(v->chunk, v->chunk_bytes) &&
+		       v->size <= v->chunk_bytes && v->backing >= 1 && v->backing <= 3 &&
+		       v->call >= 1 && v->call <= 4 && v->stack_id <= max_stack;
+	}
+	case HP_EV_FREE: {
+		const struct hp_ev_free *v = (const void *)e;
+		return bytes == sizeof(*v) && addr_ok(v->chunk, v->chunk_bytes) && v->fate >= 1 &&
+		       v->fate <= 5 && v->realloc <= 1;
+	}
+	case HP_EV_RESIZE: {
+		const struct hp_ev_resize *v = (const void *)e;
+		return bytes == sizeof(*v) && addr_ok(v->chunk, v->new_bytes) &&
+		       v->old_bytes < MAX_ADDR && v->size <= v->new_bytes;
+	}
+	case HP_EV_STATE: {
+		const struct hp_ev_state *v = (const void *)e;
+		return bytes == sizeof(*v) && addr_ok(v->chunk, v->bytes) && v->state <= STATE_FASTBIN;
+	}
+	case HP_EV_BRK: {
+		const struct hp_ev_brk *v = (const void *)e;
+		return bytes == sizeof(*v) && v->old_brk < MAX_ADDR && v->new_brk < MAX_ADDR;
+	}
+	case HP_EV_MAP:
+	case HP_EV_UNMAP: {
+		const struct hp_ev_map *v = (const void *)e;
+		return bytes == sizeof(*v) && addr_ok(v->addr, v->len) &&
+		       (v->kind == HP_MAP_CHUNK || v->kind == HP_MAP_HEAP ||
+			v->kind == HP_MAP_PROGRAM) &&
+		       (v->kind == HP_MAP_PROGRAM || v->stack_id == 0) && v->stack_id <= max_stack;
+	}
+	case HP_EV_MADVISE: {
+		const struct hp_ev_madvise *v = (const void *)e;
+		return bytes == sizeof(*v) && addr_ok(v->addr, v->len);
+	}
+	case HP_EV_THREAD:
+		return bytes == sizeof(struct hp_ev_thread) &&
+		       ((const struct hp_ev_thread *)e)->exiting <= 1;
+	case HP_EV_FORK:
+		return bytes == sizeof(struct hp_ev_fork);
+	case HP_EV_EXIT:
+		return bytes == sizeof(struct hp_ev_exit);
+	case HP_EV_DROPS:
+		return bytes == sizeof(struct hp_ev_drops);
+	case HP_EV_REAP:
+		return bytes == sizeof(struct hp_ev_reap) && ((const struct hp_ev_reap *)e)->pid > 0;
+	case HP_EV_MARK: {
+		const struct hp_ev_mark *v = (const void *)e;
+		return bytes >= sizeof(*v) && v->name_bytes <= bytes - sizeof(*v) &&
+		       str_ok((const char *)(v + 1), v->name_bytes);
+	}
+	default:
+		return false;
+	}
+}
+
 static void
 apply(struct collector *c, struct image *im, const struct hp_ev *e)
 {
+	if (!valid_record(im, e, c->merge_ns)) {
+		count_bad(c, im); /* its number is used up all the same */
+		return;
+	}
 	/* Ordered time: the record's clock reading, moved to 1 ns after the
 	 * previous record's if it is not later (two threads may read the
 	 * clock in the other order than they took their numbers). */
@@ -1144,6 +1382,10 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 	case HP_EV_MAP:
 	case HP_EV_UNMAP: {
 		const struct hp_ev_map *m = (const void *)e;
+		if (m->kind == HP_MAP_PROGRAM) {
+			on_program_map(c, im, m, HP_EV_TYPE(e->word) == HP_EV_MAP);
+			break;
+		}
 		if (m->kind == HP_MAP_HEAP && HP_EV_TYPE(e->word) == HP_EV_MAP)
 			hm_map_heap(&im->model, m->addr, m->len);
 		else if (m->kind == HP_MAP_HEAP) {
@@ -1156,6 +1398,7 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 	}
 	case HP_EV_MADVISE: {
 		const struct hp_ev_madvise *m = (const void *)e;
+		hm_madvise(&im->model, m->addr, m->len);
 		heap_event(c, im, 4, m->addr, m->len, 0, false);
 		break;
 	}
@@ -1166,6 +1409,18 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 			ti->ended_ns = ns;
 		else if (!ti->started_ns)
 			ti->started_ns = ns;
+		break;
+	}
+	case HP_EV_MARK: {
+		const struct hp_ev_mark *m = (const void *)e;
+		char name[HP_MARK_MAX];
+		size_t room = HP_EV_BYTES(e->word) > sizeof(*m) ? HP_EV_BYTES(e->word) - sizeof(*m) : 0;
+		size_t n = m->name_bytes < room ? m->name_bytes : room;
+		if (n > sizeof(name) - 1)
+			n = sizeof(name) - 1;
+		memcpy(name, m + 1, n);
+		name[n] = '\0';
+		db_mark(c->db, im->process_id, ns, name);
 		break;
 	}
 	case HP_EV_EXIT:
@@ -1201,8 +1456,21 @@ merge(struct collector *c, struct image *im, bool final)
 	unsigned n = im->nrings;
 	bool any = false;
 
-	for (unsigned i = 0; i < n; i++)
-		im->rings[i].head = __atomic_load_n(&im->rings[i].hdr->head, __ATOMIC_ACQUIRE);
+	c->merge_ns = mono_ns();
+	for (unsigned i = 0; i < n; i++) {
+		struct ring_in *r = &im->rings[i];
+		uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
+		/* a producer is never more than the ring ahead of the tail it
+		 * saw; a head that says otherwise was scribbled on: the ring
+		 * is read no further (its numbers will count as truncated) */
+		if (r->broken || head < r->published || head - r->published > r->size) {
+			if (!r->broken)
+				count_bad(c, im);
+			r->broken = true;
+			head = r->tail;
+		}
+		r->head = head;
+	}
 	for (;;) {
 		bool progress = false, hold = false;
 
@@ -1224,7 +1492,7 @@ merge(struct collector *c, struct image *im, bool final)
 			struct ring_in *r = &im->rings[i];
 			const struct hp_ev *e;
 
-			while ((e = ring_peek(r, r->head)) != NULL && e->seq == im->next_seq) {
+			while ((e = ring_peek(c, im, r, r->head)) != NULL && e->seq == im->next_seq) {
 				if (!ready(c, im, e, final)) {
 					hold = true;
 					break;
@@ -1257,6 +1525,8 @@ merge(struct collector *c, struct image *im, bool final)
 				hold = true;
 			} else if (e) {
 				apply(c, im, e);
+				/* padding as the producer writes it: number 0 */
+				e->seq = 0;
 				__atomic_store_n(&e->word, HP_EV_WORD(HP_EV_PAD, HP_EV_BYTES(e->word)),
 						 __ATOMIC_RELAXED);
 				im->next_seq++;
@@ -1283,7 +1553,7 @@ merge(struct collector *c, struct image *im, bool final)
 
 			if (!final && r->head - r->tail <= r->size / 2)
 				continue;
-			if ((e = ring_peek(r, r->head)) == NULL)
+			if ((e = ring_peek(c, im, r, r->head)) == NULL)
 				continue;
 			uint32_t bytes = HP_EV_BYTES(e->word);
 			struct hp_ev *copy = xmalloc(bytes);
@@ -1303,7 +1573,7 @@ merge(struct collector *c, struct image *im, bool final)
 		}
 		im->waiting = false;
 		for (unsigned i = 0; i < n && !im->waiting; i++)
-			im->waiting = ring_peek(&im->rings[i], im->rings[i].head) != NULL;
+			im->waiting = ring_peek(c, im, &im->rings[i], im->rings[i].head) != NULL;
 		break;
 	}
 	for (unsigned i = 0; i < n; i++)
@@ -1372,6 +1642,7 @@ write_summary(struct collector *c, struct image *im)
 		.top_free = hm_top_free(m),
 		.untrimmable = m->untrim,
 		.trim_reclaimable = hm_trim_reclaimable(m),
+		.resident = hm_resident(m),
 		.mmap = m->mmap,
 		.retained = hm_retained(m),
 		.peak_live = im->peak_live_bytes,
@@ -1384,9 +1655,10 @@ write_summary(struct collector *c, struct image *im)
 	if (pin) {
 		x->pin_address = pin->addr;
 		x->pin_bytes = pin->chunk_bytes;
-		x->pin_state = pin->kind == HM_RANGE_OWN ? "allocator"
-			       : pin->cached		? "cached"
-							: "live";
+		x->pin_state = pin->kind == HM_RANGE_OWN      ? "allocator"
+			       : pin->kind == HM_RANGE_CACHED ? "stashed"
+			       : pin->cached		      ? "cached"
+							      : "live";
 		x->pin_stack_id = pin->kind == HM_CHUNK ? pin->stack_id : 0;
 	}
 	db_summary(c->db, x);
@@ -1416,6 +1688,7 @@ finish_image(struct collector *c, struct image *im)
 	c->snap_failures += snap_check_failures(im->snap);
 	snap_free(im->snap);
 	im->snap = NULL;
+	im->model.res_hook = NULL;
 	/* Live chunks leaked; cached ones stayed cached; complete rows are
 	 * written already. */
 	uint32_t cursor = 0;
@@ -1431,6 +1704,12 @@ finish_image(struct collector *c, struct image *im)
 	for (size_t i = 0; i < im->nthreads; i++)
 		db_thread(c->db, im->process_id, im->threads[i].tid, im->threads[i].started_ns,
 			  im->threads[i].ended_ns);
+	for (size_t i = 0; i < im->npmaps; i++)
+		db_program_mmap(c->db, im->process_id, im->pmaps[i].addr, im->pmaps[i].len,
+				im->pmaps[i].ns, 0, im->pmaps[i].stack_id);
+	free(im->pmaps);
+	im->pmaps = NULL;
+	im->npmaps = 0;
 	if (im->modeled)
 		write_summary(c, im);
 	if (im->peak_live_bytes > c->peak_live)
@@ -1695,6 +1974,7 @@ collect_stats(const struct collector *c, struct collect_stats *s)
 	s->chunks = c->chunks;
 	s->dropped = c->dropped;
 	s->truncated = c->truncated;
+	s->bad = c->bad;
 	s->peak_live_bytes = c->peak_live;
 	s->leaked_bytes = c->leaked_bytes;
 	s->leaked_chunks = c->leaked_chunks;

@@ -7,7 +7,8 @@
  * Each process image is finished once its process is known to be gone
  * (reaped, exec'd, or seen dead) and all its rings are drained: sequence
  * numbers that never arrived count as truncated records, chunks still live
- * are written with no free.
+ * are written with no free. Records that fail their checks (a program that
+ * scribbled on its rings) are dropped and counted as bad records.
  */
 #ifndef HP_COLLECT_H
 #define HP_COLLECT_H
@@ -56,6 +57,7 @@ void collect_root_exit(const struct collector *c, int *status, int *signal);
 /* Totals for the summary. */
 struct collect_stats {
 	uint64_t images, events, chunks, dropped, truncated;
+	uint64_t bad; /* records that failed their checks, dropped */
 	uint64_t peak_live_bytes; /* largest live bytes of any one image */
 	uint64_t leaked_bytes, leaked_chunks;
 	/* the heaps of the root process (the last image of its exec chain) */

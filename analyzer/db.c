@@ -9,7 +9,8 @@
  * batches wait; past that the collector waits, so memory stays bounded.
  * Ids the collector needs back (images, modules) are assigned here, on the
  * collector's side. The schema's text is split at its "-- @indexes" and
- * "-- @views" markers: tables first, indexes and views after the load.
+ * "-- @views" markers: tables and views first (committed before the first
+ * row, so that a run cut off still has its views), indexes after the load.
  */
 #include "config.h"
 
@@ -52,18 +53,24 @@ enum {
 	S_DELETE_SNAPCHUNKS,
 	S_DELETE_FORMERS,
 	S_DELETE_SNAPHEAPS,
+	S_RESIDENT_ROWS,
+	S_DELETE_RESIDENT,
 	S_INTERVAL,
 	S_MERGE_SITES,
 	S_DELETE_SITES,
 	S_DELETE_INTERVAL,
+	S_MARK,
+	S_PROGRAM_MMAP,
 	S_COUNT
 };
 
 static const char *const stmt_sql[S_COUNT] = {
 	[S_PROCESS] = "INSERT OR REPLACE INTO process (process_id, pid, ppid, parent_id, "
 		      "exec_from, fork_ns, exe, argv, started_ns, ended_ns, end_reason, "
-		      "exit_status, exit_signal, heap_start, dropped_events, truncated_records) "
-		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+		      "exit_status, exit_signal, heap_start, dropped_events, truncated_records, "
+		      "bad_records) "
+		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+		      "?17)",
 	[S_THREAD] = "INSERT OR REPLACE INTO thread (process_id, tid, started_ns, ended_ns) "
 		     "VALUES (?1, ?2, ?3, ?4)",
 	[S_IMAGE] = "INSERT INTO image (image_id, path, build_id) VALUES (?1, ?2, ?3)",
@@ -92,7 +99,7 @@ static const char *const stmt_sql[S_COUNT] = {
 			      "WHERE chunk_id = ?1",
 	[S_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
 	[S_SUMMARY] = "INSERT OR REPLACE INTO heap_summary VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
-		      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+		      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
 	[S_TIMELINE] = "INSERT OR REPLACE INTO heap_timeline VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_SNAPSHOT] = "INSERT INTO snapshot VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
 		       "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
@@ -106,6 +113,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_DELETE_SNAPCHUNKS] = "DELETE FROM snapshot_chunk WHERE chunk_id BETWEEN ?1 AND ?2",
 	[S_DELETE_FORMERS] = "DELETE FROM snapshot_former WHERE former_id BETWEEN ?1 AND ?2",
 	[S_DELETE_SNAPHEAPS] = "DELETE FROM snapshot_heap WHERE snapshot_id = ?1",
+	[S_RESIDENT_ROWS] = "INSERT OR FAIL INTO snapshot_resident SELECT * FROM hp_resident_rows",
+	[S_DELETE_RESIDENT] = "DELETE FROM snapshot_resident WHERE snapshot_id = ?1",
 	[S_INTERVAL] = "INSERT OR REPLACE INTO interval VALUES (?1, ?2, ?3, ?4)",
 	/* interval ?2's sites added into interval ?1's ("WHERE true": an
 	 * INSERT ... SELECT with an upsert needs a WHERE to parse) */
@@ -130,6 +139,8 @@ static const char *const stmt_sql[S_COUNT] = {
 			  "freed_later = freed_later + excluded.freed_later",
 	[S_DELETE_SITES] = "DELETE FROM site WHERE interval_id = ?1",
 	[S_DELETE_INTERVAL] = "DELETE FROM interval WHERE interval_id = ?1",
+	[S_MARK] = "INSERT INTO mark (process_id, ns, name) VALUES (?1, ?2, ?3)",
+	[S_PROGRAM_MMAP] = "INSERT INTO program_mmap VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 };
 
 /* ---- bulk rows: arrays read by a virtual table ---- */
@@ -154,6 +165,7 @@ static const char *const stmt_sql[S_COUNT] = {
 #define SNAPCHUNK_COLS 14
 #define FORMER_COLS 6
 #define SITE_COLS 18
+#define RESIDENT_COLS 3
 /* Batches handed over but not written yet: room for bursts. A program
  * that frees much at once (perl's global destruction, python dropping a
  * big structure) makes rows faster than the writer writes them; with room
@@ -340,11 +352,13 @@ enum op {
 	OP_DELETE_SNAPSHOT,
 	OP_INTERVAL,
 	OP_MERGE_INTERVAL,
+	OP_MARK,
+	OP_PROGRAM_MMAP,
 };
 
 struct batch {
 	struct rowbuf chunks, reallocs, slacks, frames, events;
-	struct rowbuf snapchunks, formers, sites;
+	struct rowbuf snapchunks, formers, sites, resident;
 	int64_t first_chunk; /* chunk id of chunks' row 0 */
 	struct buf ops;      /* encoded operations, in order */
 	struct batch *next;
@@ -403,7 +417,7 @@ struct db {
 	sqlite3 *h;
 	sqlite3_stmt *s[S_COUNT];
 	struct rowsource chunk_src, realloc_src, slack_src, frame_src, event_src;
-	struct rowsource snapchunk_src, former_src, site_src;
+	struct rowsource snapchunk_src, former_src, site_src, resident_src;
 
 	/* the collector's side */
 	struct batch *cur;
@@ -445,12 +459,30 @@ set_error(struct db *db, const char *msg)
 	pthread_mutex_unlock(&db->mu);
 }
 
+/* The system's word for an I/O error, or NULL: EFBIG (the file size
+ * limit) is only a "disk I/O error" to SQLite. */
+static const char *
+io_errno(struct db *db)
+{
+	int c = sqlite3_errcode(db->h) & 0xff, e = sqlite3_system_errno(db->h);
+
+	if (c != SQLITE_IOERR && c != SQLITE_FULL)
+		return NULL;
+	if (!e) /* the database file's own, when a rollback since reset errno */
+		sqlite3_file_control(db->h, "main", SQLITE_FCNTL_LAST_ERRNO, &e);
+	return e ? strerror(e) : NULL;
+}
+
 static void
 fail(struct db *db, const char *what)
 {
 	char msg[512];
+	const char *why = io_errno(db);
 
-	snprintf(msg, sizeof(msg), "%s: %s", what, sqlite3_errmsg(db->h));
+	if (why)
+		snprintf(msg, sizeof(msg), "%s: %s (%s)", what, sqlite3_errmsg(db->h), why);
+	else
+		snprintf(msg, sizeof(msg), "%s: %s", what, sqlite3_errmsg(db->h));
 	set_error(db, msg);
 }
 
@@ -471,7 +503,14 @@ exec(struct db *db, const char *sql)
 	char *msg = NULL;
 
 	if (sqlite3_exec(db->h, sql, NULL, NULL, &msg) != SQLITE_OK) {
-		set_error(db, msg ? msg : "error");
+		const char *why = io_errno(db);
+		char full[512];
+
+		if (why)
+			snprintf(full, sizeof(full), "%s (%s)", msg ? msg : "error", why);
+		else
+			snprintf(full, sizeof(full), "%s", msg ? msg : "error");
+		set_error(db, full);
 		sqlite3_free(msg);
 		return false;
 	}
@@ -491,6 +530,7 @@ batch_new(void)
 	b->snapchunks.ncols = SNAPCHUNK_COLS;
 	b->formers.ncols = FORMER_COLS;
 	b->sites.ncols = SITE_COLS;
+	b->resident.ncols = RESIDENT_COLS;
 	return b;
 }
 
@@ -513,6 +553,8 @@ batch_free(struct batch *b)
 	free(b->formers.nulls);
 	free(b->sites.v);
 	free(b->sites.nulls);
+	free(b->resident.v);
+	free(b->resident.nulls);
 	free(b->ops.p);
 	free(b);
 }
@@ -521,7 +563,7 @@ static bool
 batch_empty(const struct batch *b)
 {
 	return b->chunks.n == 0 && b->frames.n == 0 && b->events.n == 0 && b->snapchunks.n == 0 &&
-	       b->formers.n == 0 && b->sites.n == 0 && b->ops.len == 0;
+	       b->formers.n == 0 && b->sites.n == 0 && b->resident.n == 0 && b->ops.len == 0;
 }
 
 /* Encoding of operations: a tag byte, then int64s and strings (a length,
@@ -651,6 +693,7 @@ run_ops(struct db *db, const struct buf *ops)
 				bind_get_opt(s, i, &r);
 			sqlite3_bind_int64(s, 15, get_i64(&r));
 			sqlite3_bind_int64(s, 16, get_i64(&r));
+			sqlite3_bind_int64(s, 17, get_i64(&r));
 			step(db, S_PROCESS, "process");
 			break;
 		case OP_THREAD:
@@ -708,6 +751,7 @@ run_ops(struct db *db, const struct buf *ops)
 			bind_get_opt(s, 18, &r);
 			bind_str(s, 19, &r);
 			bind_get_opt(s, 20, &r);
+			bind_get_opt(s, 21, &r);
 			step(db, S_SUMMARY, "heap_summary");
 			break;
 		case OP_TIMELINE:
@@ -741,6 +785,8 @@ run_ops(struct db *db, const struct buf *ops)
 			step(db, S_DELETE_SNAPSHOT, "snapshot");
 			sqlite3_bind_int64(db->s[S_DELETE_SNAPHEAPS], 1, id);
 			step(db, S_DELETE_SNAPHEAPS, "snapshot_heap");
+			sqlite3_bind_int64(db->s[S_DELETE_RESIDENT], 1, id);
+			step(db, S_DELETE_RESIDENT, "snapshot_resident");
 			sqlite3_bind_int64(db->s[S_DELETE_SNAPCHUNKS], 1, c0);
 			sqlite3_bind_int64(db->s[S_DELETE_SNAPCHUNKS], 2, c1);
 			step(db, S_DELETE_SNAPCHUNKS, "snapshot_chunk");
@@ -766,6 +812,19 @@ run_ops(struct db *db, const struct buf *ops)
 			step(db, S_DELETE_INTERVAL, "interval");
 			break;
 		}
+		case OP_MARK:
+			s = db->s[S_MARK];
+			sqlite3_bind_int64(s, 1, get_i64(&r));
+			sqlite3_bind_int64(s, 2, get_i64(&r));
+			bind_str(s, 3, &r);
+			step(db, S_MARK, "mark");
+			break;
+		case OP_PROGRAM_MMAP:
+			s = db->s[S_PROGRAM_MMAP];
+			for (int i = 1; i <= 6; i++)
+				bind_get_opt(s, i, &r);
+			step(db, S_PROGRAM_MMAP, "program_mmap");
+			break;
 		default:
 			set_error(db, "internal: bad batch operation");
 			return;
@@ -788,9 +847,35 @@ insert_rows(struct db *db, struct rowsource *src, struct rowbuf *rows, int which
 	rows->n = 0;
 }
 
+/* After a failure (the disk full, the file size limit) nothing more is
+ * written: the transaction that failed is rolled back, and the file stays
+ * as it was at the last commit, a database marked incomplete. Later
+ * batches are dropped (the collector goes on reading the rings, so the
+ * program is not held up). Writer's side. */
+static bool
+stop_on_failure(struct db *db)
+{
+	if (!db_failed(db))
+		return false;
+	if (!sqlite3_get_autocommit(db->h))
+		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+	return true;
+}
+
+static void
+drop_batch(struct batch *b)
+{
+	b->chunks.n = b->reallocs.n = b->slacks.n = b->frames.n = b->events.n = 0;
+	b->ops.len = 0;
+}
+
 static void
 write_batch(struct db *db, struct batch *b)
 {
+	if (stop_on_failure(db)) {
+		drop_batch(b);
+		return;
+	}
 	run_ops(db, &b->ops);
 	int64_t last_chunk = b->first_chunk + b->chunks.n - 1;
 	if (b->chunks.n) {
@@ -805,6 +890,7 @@ write_batch(struct db *db, struct batch *b)
 	insert_rows(db, &db->snapchunk_src, &b->snapchunks, S_SNAPCHUNK_ROWS, "snapshot_chunk");
 	insert_rows(db, &db->former_src, &b->formers, S_FORMER_ROWS, "snapshot_former");
 	insert_rows(db, &db->site_src, &b->sites, S_SITE_ROWS, "site");
+	insert_rows(db, &db->resident_src, &b->resident, S_RESIDENT_ROWS, "snapshot_resident");
 	b->ops.len = 0;
 }
 
@@ -813,8 +899,11 @@ commit_if_due(struct db *db, bool now)
 {
 	uint64_t t = mono_ns();
 
+	if (stop_on_failure(db))
+		return;
 	if (now || t - db->committed_at >= 100000000ULL) {
-		exec(db, "COMMIT; BEGIN");
+		if (!exec(db, "COMMIT; BEGIN"))
+			stop_on_failure(db);
 		db->committed_at = t;
 	}
 }
@@ -974,7 +1063,7 @@ struct db *
 db_create(const char *path, char *err, size_t errcap)
 {
 	struct db *db = xcalloc(1, sizeof(*db));
-	char *tables;
+	char *tables, *views;
 
 	pthread_mutex_init(&db->mu, NULL);
 	pthread_cond_init(&db->wake, NULL);
@@ -996,6 +1085,7 @@ db_create(const char *path, char *err, size_t errcap)
 	db->site_src.decl = "CREATE TABLE x (interval_id, stack_id, backing, allocs, alloc_bytes, "
 			    "frees, free_bytes, peak_live_bytes, f0, f1, f2, f3, f4, f5, f6, f7, "
 			    "f8, f9)";
+	db->resident_src.decl = "CREATE TABLE x (snapshot_id, address, bytes)";
 	db->next_snapshot_id = db->next_snapchunk_id = db->next_former_id = 1;
 	db->next_interval_id = 1;
 	/* One connection, used by one thread at a time: no memory statistics
@@ -1031,16 +1121,19 @@ db_create(const char *path, char *err, size_t errcap)
 	 * per database.
 	 */
 	tables = schema_part(NULL, "\n-- @indexes\n");
+	views = schema_part("\n-- @views\n", NULL);
 	if (!exec(db, "PRAGMA page_size = 65536; PRAGMA locking_mode = EXCLUSIVE;"
 		      "PRAGMA journal_mode = PERSIST; PRAGMA synchronous = OFF;"
 		      "PRAGMA cache_size = -65536;") ||
-	    !exec(db, "BEGIN") || !exec(db, tables)) {
+	    !exec(db, "BEGIN") || !exec(db, tables) || !exec(db, views)) {
 		snprintf(err, errcap, "cannot create the schema: %s", db->error);
 		free(tables);
+		free(views);
 		close_db(db);
 		return NULL;
 	}
 	free(tables);
+	free(views);
 	sqlite3_create_module(db->h, "hp_chunk_rows", &rows_module, &db->chunk_src);
 	sqlite3_create_module(db->h, "hp_realloc_rows", &rows_module, &db->realloc_src);
 	sqlite3_create_module(db->h, "hp_slack_rows", &rows_module, &db->slack_src);
@@ -1049,6 +1142,7 @@ db_create(const char *path, char *err, size_t errcap)
 	sqlite3_create_module(db->h, "hp_snapchunk_rows", &rows_module, &db->snapchunk_src);
 	sqlite3_create_module(db->h, "hp_former_rows", &rows_module, &db->former_src);
 	sqlite3_create_module(db->h, "hp_site_rows", &rows_module, &db->site_src);
+	sqlite3_create_module(db->h, "hp_resident_rows", &rows_module, &db->resident_src);
 	for (int i = 0; i < S_COUNT; i++) {
 		if (sqlite3_prepare_v3(db->h, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &db->s[i],
 				       NULL) != SQLITE_OK) {
@@ -1060,7 +1154,12 @@ db_create(const char *path, char *err, size_t errcap)
 	db_meta(db, "heapprof_version", HP_VERSION);
 	db_meta(db, "complete", "0");
 	submit(db);
-	exec(db, "COMMIT; BEGIN");
+	if (db->error[0] || !exec(db, "COMMIT; BEGIN")) {
+		/* the disk full already, or the file size limit too low */
+		snprintf(err, errcap, "cannot create the schema: %s", db->error);
+		close_db(db);
+		return NULL;
+	}
 	db->committed_at = mono_ns();
 	if (pthread_create(&db->writer, NULL, writer_main, db) == 0)
 		db->writer_running = true;
@@ -1075,6 +1174,30 @@ db_tick(struct db *db)
 	 * file is never far behind */
 	if (!batch_empty(db->cur) && mono_ns() - db->cur_since >= 50000000ULL)
 		submit(db);
+}
+
+void
+db_mark(struct db *db, int64_t process_id, int64_t ns, const char *name)
+{
+	put_op(db, OP_MARK);
+	put_i64(&db->cur->ops, process_id);
+	put_i64(&db->cur->ops, ns);
+	put_str(&db->cur->ops, name);
+}
+
+void
+db_program_mmap(struct db *db, int64_t process_id, uint64_t address, uint64_t bytes,
+		int64_t mapped_ns, int64_t unmapped_ns, int64_t stack_id)
+{
+	struct buf *o = &db->cur->ops;
+
+	put_op(db, OP_PROGRAM_MMAP);
+	put_opt(o, process_id, true);
+	put_opt(o, (int64_t)address, true);
+	put_opt(o, (int64_t)bytes, true);
+	put_opt(o, mapped_ns, true);
+	put_opt(o, unmapped_ns, unmapped_ns > 0);
+	put_opt(o, stack_id, stack_id > 0);
 }
 
 void
@@ -1107,6 +1230,7 @@ db_process(struct db *db, const struct db_process *p)
 	put_opt(o, p->heap_start, p->heap_start > 0);
 	put_i64(o, p->dropped_events);
 	put_i64(o, p->truncated_records);
+	put_i64(o, p->bad_records);
 }
 
 void
@@ -1227,6 +1351,7 @@ db_summary(struct db *db, const struct db_summary *x)
 	put_opt(o, (int64_t)x->pin_bytes, x->pin_bytes > 0);
 	put_str(o, x->pin_bytes > 0 ? x->pin_state : NULL);
 	put_opt(o, x->pin_stack_id, x->pin_bytes > 0 && x->pin_stack_id > 0);
+	put_opt(o, (int64_t)x->resident, true);
 }
 
 void
@@ -1413,6 +1538,17 @@ db_snapshot_chunk(struct db *db, const struct db_snapshot_chunk *c)
 }
 
 void
+db_snapshot_resident(struct db *db, uint64_t address, uint64_t bytes)
+{
+	int64_t *r = bulk_row(db, offsetof(struct batch, resident));
+	struct rowbuf *b = &db->cur->resident;
+
+	rowbuf_set(b, r, 0, db->open_snap.id);
+	rowbuf_set(b, r, 1, (int64_t)address);
+	rowbuf_set(b, r, 2, (int64_t)bytes);
+}
+
+void
 db_snapshot_former(struct db *db, uint64_t address, uint64_t bytes, int64_t stack_id,
 		   int64_t vacated_ns)
 {
@@ -1590,12 +1726,11 @@ int
 db_finish(struct db *db, char *err, size_t errcap)
 {
 	char *indexes = schema_part("\n-- @indexes\n", "\n-- @views\n");
-	char *views = schema_part("\n-- @views\n", NULL);
 	bool ok;
 
 	stop_writer(db);
 	ok = !db->error[0] && exec(db, "COMMIT; BEGIN") && exec(db, indexes) &&
-	     symbolize_frames(db) && exec(db, views);
+	     symbolize_frames(db);
 	if (ok) {
 		db_meta(db, "complete", "1");
 		submit(db);
@@ -1607,9 +1742,13 @@ db_finish(struct db *db, char *err, size_t errcap)
 			ok = exec(db, "VACUUM");
 	}
 	free(indexes);
-	free(views);
-	if (!ok)
+	if (!ok) {
 		snprintf(err, errcap, "%s", db->error[0] ? db->error : "cannot finish");
+		/* what was committed stays, marked incomplete, in one file */
+		if (!sqlite3_get_autocommit(db->h))
+			sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
+		sqlite3_exec(db->h, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+	}
 	close_db(db);
 	return ok ? 0 : -1;
 }
@@ -1618,7 +1757,8 @@ void
 db_abandon(struct db *db)
 {
 	stop_writer(db);
-	exec(db, "COMMIT");
+	if (!sqlite3_get_autocommit(db->h))
+		sqlite3_exec(db->h, db->error[0] ? "ROLLBACK" : "COMMIT", NULL, NULL, NULL);
 	exec(db, "PRAGMA journal_mode = DELETE;");
 	close_db(db);
 }

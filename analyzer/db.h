@@ -3,10 +3,10 @@
  * db.h - writing a heapprof database (schema/heapprof.sql).
  *
  * The collector loads rows in large transactions, committed every 100 ms
- * so that a collector crash loses at most that much; indexes and views
- * come after the load, then the frames are symbolized. Until db_finish()
- * the meta key "complete" says 0, so a half-written database is never
- * passed off as whole.
+ * so that a collector crash loses at most that much; the tables and views
+ * are committed before the first row, indexes come after the load, then
+ * the frames are symbolized. Until db_finish() the meta key "complete"
+ * says 0, so a half-written database is never passed off as whole.
  */
 #ifndef HP_DB_H
 #define HP_DB_H
@@ -21,7 +21,8 @@ struct db;
 extern const char hp_schema_sql[];
 
 /* Open the database file `path` (already created, empty, by the caller)
- * and create the tables. Returns NULL with a message in err. */
+ * and create the tables and views, committed. Returns NULL with a message
+ * in err. */
 struct db *db_create(const char *path, char *err, size_t errcap);
 
 /* Remove the rollback journal of the database at `path`, if any: before a
@@ -31,11 +32,23 @@ struct db *db_create(const char *path, char *err, size_t errcap);
 void db_remove_journal(const char *path);
 
 /* Begin/commit batching: db_tick commits if the batch is older than
- * 100 ms. Errors are sticky: db_failed() returns the first message. */
+ * 100 ms. Errors are sticky: db_failed() returns the first message. After
+ * one (the disk full, the file size limit reached) nothing more is
+ * written: the transaction that failed is rolled back and the rest is
+ * dropped, so the file holds what was committed before, marked
+ * incomplete. */
 void db_tick(struct db *db);
 const char *db_failed(struct db *db);
 
 void db_meta(struct db *db, const char *key, const char *value);
+
+/* Anonymous memory the program mapped itself (unmapped_ns, stack_id 0:
+ * none). */
+void db_program_mmap(struct db *db, int64_t process_id, uint64_t address, uint64_t bytes,
+		     int64_t mapped_ns, int64_t unmapped_ns, int64_t stack_id);
+
+/* The program marked an instant (heapprof_mark). */
+void db_mark(struct db *db, int64_t process_id, int64_t ns, const char *name);
 
 struct db_process {
 	int64_t id;
@@ -48,6 +61,7 @@ struct db_process {
 	int64_t exit_status, exit_signal;       /* -1: none */
 	int64_t heap_start;
 	int64_t dropped_events, truncated_records;
+	int64_t bad_records;                    /* dropped: they failed their checks */
 };
 
 /* Insert or replace a process row (by id). */
@@ -92,6 +106,7 @@ void db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint
 struct db_summary {
 	int64_t process_id;
 	uint64_t extent, live, cached, allocator, top_free, untrimmable, trim_reclaimable;
+	uint64_t resident;
 	uint64_t mmap, retained;
 	uint64_t peak_live, peak_extent, worst_untrimmable;
 	int64_t peak_live_ns, peak_extent_ns, worst_ns;
@@ -130,6 +145,8 @@ struct db_snapshot_chunk {
 int64_t db_snapshot_begin(struct db *db);
 void db_snapshot_heap(struct db *db, uint64_t start, uint64_t end, int backing);
 void db_snapshot_chunk(struct db *db, const struct db_snapshot_chunk *c);
+/* A run of resident pages of the snapshot's heaps. */
+void db_snapshot_resident(struct db *db, uint64_t address, uint64_t bytes);
 void db_snapshot_former(struct db *db, uint64_t address, uint64_t bytes, int64_t stack_id,
 			int64_t vacated_ns);
 void db_snapshot_end(struct db *db, const struct db_snapshot *s);
@@ -160,8 +177,9 @@ void db_interval_merge(struct db *db, int64_t into, int64_t from, int64_t proces
 void db_compact(struct db *db);
 
 /* The last commit: indexes, symbolized frames (max_frames per stack),
- * views, meta complete=1, a self-contained file (journal_mode DELETE).
- * Returns 0, or -1 with a message in err. Closes the database. */
+ * meta complete=1, a self-contained file (journal_mode DELETE).
+ * Returns 0, or -1 with a message in err (the file then holds what was
+ * committed, marked incomplete). Closes the database. */
 int db_finish(struct db *db, char *err, size_t errcap);
 
 /* Close without finishing (the collector failed): what was committed stays,

@@ -20,7 +20,7 @@ struct builder {
 	bool laid_out;
 	struct rp_range *mmaps;
 	size_t nmmaps;
-	struct fr_site *dense;     /* by stack id, 0..db->nstacks (0: no stack) */
+	struct fr_site *dense;     /* by ld_stack_slot (0: no stack) */
 	/* rp_frames: the labels of its instants, and the frame of each */
 	const char *const *labels;
 	size_t *slot;
@@ -29,9 +29,16 @@ struct builder {
 #define FR_MMAPS 64
 
 static size_t
-stack_index(const struct ld_db *db, int64_t stack_id)
+stack_index(struct ld_db *db, int64_t stack_id)
 {
-	return stack_id > 0 && stack_id <= db->nstacks ? (size_t)stack_id : 0;
+	return ld_stack_slot(db, stack_id);
+}
+
+/* The stack id of a slot (0: none). */
+static int64_t
+slot_stack(const struct ld_db *db, size_t slot)
+{
+	return slot ? db->stack_fns[slot - 1].stack_id : 0;
 }
 
 /* Each heap as cells: the smallest power of two of at least 16 bytes that
@@ -76,7 +83,8 @@ on_range(void *arg, const struct rp_result *r, const struct rp_range *x)
 	struct fr_map *m = &b->maps[x->heap];
 	uint64_t lo = x->addr > m->start ? x->addr : m->start;
 	uint64_t hi = x->addr + x->bytes < m->end ? x->addr + x->bytes : m->end;
-	int state = x->state == RP_LIVE ? FR_LIVE : x->state == RP_CACHED ? FR_CACHED : FR_OWN;
+	/* stashed: free space a tcache or fastbin holds, counted as cached */
+	int state = x->state == RP_LIVE ? FR_LIVE : x->state == RP_OWN ? FR_OWN : FR_CACHED;
 	for (uint64_t a = lo; a < hi;) {
 		size_t c = (size_t)((a - m->start) / m->cell_bytes);
 		uint64_t cell_end = m->start + (uint64_t)(c + 1) * m->cell_bytes;
@@ -202,15 +210,15 @@ finish(struct builder *b, struct rp_result *r, const char *label, int64_t snapsh
 			b->dense[stack_index(db, r->holes[k].sites[s].stack_id)].untrimmable +=
 				r->holes[k].sites[s].bytes;
 	for (size_t k = 0; k < r->npins; k++)
-		if (r->pins[k].state != RP_OWN)
+		if (r->pins[k].state == RP_LIVE || r->pins[k].state == RP_CACHED)
 			b->dense[stack_index(db, r->pins[k].stack_id)].pinned += r->pins[k].weight;
-	for (size_t i = 0; i <= (size_t)db->nstacks; i++) {
+	for (size_t i = 0; i <= db->nstack_fns; i++) {
 		struct fr_site *d = &b->dense[i];
 		if (!d->untrimmable && !d->pinned && !d->cached)
 			continue;
 		if ((f->nsites & (f->nsites - 1)) == 0)
 			f->sites = xrealloc(f->sites, (f->nsites ? 2 * f->nsites : 1) * sizeof(*f->sites));
-		d->key = d->stack_id = (int64_t)i;
+		d->key = d->stack_id = slot_stack(db, i);
 		f->sites[f->nsites++] = *d;
 		memset(d, 0, sizeof(*d));
 	}
@@ -393,7 +401,7 @@ analyze_snapshots(struct builder *b, struct ld_process *p, char *err, size_t err
 			continue;
 		if (ld_snapshot(b->db, sn->id, &snap, err, errcap) != 0)
 			return -1;
-		struct rp_result *r = rp_snapshot(&snap, &ro);
+		struct rp_result *r = rp_snapshot(&snap, &p->in, &ro);
 		ld_snapshot_free(&snap);
 		if (strcmp(sn->reason, "exit") == 0 && p->in.ended_ns > r->at.at_ns)
 			r->at.at_ns = p->in.ended_ns;
@@ -441,13 +449,13 @@ leaks_by_stack(struct builder *b, struct ld_process *p)
 		d->leaked += c->size;
 		d->leaked_chunks++;
 	}
-	for (size_t i = 0; i <= (size_t)b->db->nstacks; i++) {
+	for (size_t i = 0; i <= b->db->nstack_fns; i++) {
 		struct fr_site *d = &b->dense[i];
 		if (!d->leaked_chunks)
 			continue;
 		if ((x->nleaks & (x->nleaks - 1)) == 0)
 			x->leaks = xrealloc(x->leaks, (x->nleaks ? 2 * x->nleaks : 1) * sizeof(*x->leaks));
-		d->key = d->stack_id = (int64_t)i;
+		d->key = d->stack_id = slot_stack(b->db, i);
 		x->leaks[x->nleaks++] = *d;
 		memset(d, 0, sizeof(*d));
 	}
@@ -463,7 +471,7 @@ fr_analyze(struct ld_db *db, struct ld_process *p, const struct fr_request *q,
 	memset(out, 0, sizeof(*out));
 	out->p = p;
 	out->exit = out->worst = out->peak = -1;
-	b.dense = xcalloc((size_t)db->nstacks + 1, sizeof(*b.dense));
+	b.dense = xcalloc(db->nstack_fns + 1, sizeof(*b.dense));
 	leaks_by_stack(&b, p);
 	if (db->snapshots)
 		rc = analyze_snapshots(&b, p, err, errcap);

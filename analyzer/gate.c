@@ -85,6 +85,9 @@ pin_detail(struct ld_db *db, const struct rp_pin *top)
 		return NULL;
 	if (top->state == RP_OWN)
 		return xstrdup("the top pin is the allocator's own memory\n");
+	if (top->state == RP_STASHED)
+		return xstrdup("the top pin is free space the allocator keeps in a tcache or "
+			       "fastbin\n");
 	size_t n = top->stack_id > 0 ? ld_stack(db, top->stack_id, f, STACK_FRAMES) : 0;
 	snprintf(line, sizeof(line), "the top pin: %llu bytes (%s) at 0x%llx, allocated at:\n",
 		 U(top->bytes), top->state == RP_LIVE ? "live" : "cached", U(top->addr));
@@ -129,18 +132,48 @@ gate_add(struct gate *g, struct ld_db *db, const struct ld_process *p, const cha
 
 /* ---- the baseline ---- */
 
-/* The four figures of a BASE process, as check computes them. */
+/* The four figures of a BASE process, as check computes them, at `at`
+ * (RP_AT_TIME: at_ns after it started; a snapshot recording: the nearest
+ * snapshot, as report takes it). */
 static int
-base_values(struct ld_db *db, struct ld_process *p, enum rp_at at, uint64_t v[GATE_N], char *err,
-	    size_t cap)
+base_values(struct ld_db *db, struct ld_process *p, enum rp_at at, int64_t at_ns,
+	    uint64_t v[GATE_N], char *err, size_t cap)
 {
 	struct fr_process x;
-	struct fr_request q = { .exit = at != RP_AT_WORST, .worst = at == RP_AT_WORST,
-				.strict = true, .keep = 1 };
+	struct fr_request q = {
+		.exit = at == RP_AT_EXIT || at == RP_AT_TIME,
+		.worst = at == RP_AT_WORST,
+		.peak = at == RP_AT_PEAK,
+		.times = &at_ns,
+		.ntimes = at == RP_AT_TIME,
+		.snapshots = at == RP_AT_TIME,
+		.strict = true,
+		.keep = 1,
+	};
 
 	if (fr_analyze(db, p, &q, &x, err, cap) != 0)
 		return -1;
-	const struct fr_frame *f = &x.frames[at == RP_AT_WORST ? x.worst : x.exit];
+	int k = at == RP_AT_WORST ? x.worst : at == RP_AT_PEAK ? x.peak : x.exit;
+	if (at == RP_AT_TIME) {
+		/* the frame at (or, of snapshots, nearest to) the instant; one
+		 * past the end is the end */
+		int64_t want = p->in.started_ns + at_ns;
+		uint64_t best = UINT64_MAX;
+		for (size_t i = 0; i < x.nframes; i++) {
+			int64_t t = x.frames[i].r->at.at_ns;
+			uint64_t d = t > want ? (uint64_t)(t - want) : (uint64_t)(want - t);
+			if (d < best) {
+				best = d;
+				k = (int)i;
+			}
+		}
+	}
+	if (k < 0) {
+		snprintf(err, cap, "no frame at the instant");
+		fr_free(&x);
+		return -1;
+	}
+	const struct fr_frame *f = &x.frames[k];
 	v[GATE_UNTRIMMABLE] = f->r->at.untrimmable;
 	v[GATE_RETAINED] = f->r->at.retained;
 	v[GATE_LEAKED] = x.leaked_bytes;
@@ -149,9 +182,66 @@ base_values(struct ld_db *db, struct ld_process *p, enum rp_at at, uint64_t v[GA
 	return 0;
 }
 
+static void
+json_str(const char *s)
+{
+	putchar('"');
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			printf("\\%c", *p);
+		else if (*p < 0x20 || *p >= 0x7f)
+			printf("\\u%04x", *p);
+		else
+			putchar(*p);
+	}
+	putchar('"');
+}
+
+/* One verdict as an object of check's JSON "checks" array. */
+static void
+json_verdict(struct ld_db *db, const struct gate_process *x, int k, const uint64_t *was,
+	     uint64_t allowed, bool ok, const char *at_name, bool *first)
+{
+	char site[512];
+
+	printf("%s\n  {\"pid\": %lld, \"process_id\": %lld, \"exe\": ", *first ? "" : ",",
+	       (long long)x->p->pid, (long long)x->p->process_id);
+	json_str(x->p->exe ? x->p->exe : "");
+	printf(", \"limit\": \"%s\", \"baseline\": true, \"bytes\": %llu", gate_name[k],
+	       U(x->v[k]));
+	if (!was) {
+		printf(", \"pass\": null, \"skipped\": \"no process of the baseline matches it\"}");
+		*first = false;
+		return;
+	}
+	printf(", \"baseline_bytes\": %llu, \"max_increase_bytes\": %llu, \"pass\": %s, "
+	       "\"at\": ",
+	       U(*was), U(allowed), ok ? "true" : "false");
+	json_str(k == GATE_LEAKED ? "exit" : k == GATE_PEAK ? "peak" : at_name);
+	printf(", \"top_pin\": ");
+	if (x->has_pin && k < GATE_LEAKED) {
+		printf("{\"state\": \"%s\", \"chunk_bytes\": %llu, \"site\": ",
+		       x->pin.state == RP_LIVE	   ? "live"
+		       : x->pin.state == RP_CACHED ? "cached"
+		       : x->pin.state == RP_OWN	   ? "allocator"
+						   : "stashed",
+		       U(x->pin.bytes));
+		if (x->pin.state == RP_LIVE || x->pin.state == RP_CACHED)
+			json_str(ld_site_text(db, x->pin.stack_id, site, sizeof(site)));
+		else
+			printf("null");
+		putchar('}');
+	} else {
+		printf("null");
+	}
+	putchar('}');
+	*first = false;
+}
+
 int
 gate_baseline(struct gate *g, struct ld_db *new_, const char *base_path, enum rp_at at,
-	      const struct gate_increase inc[GATE_N])
+	      const char *at_name, bool (*instant)(void *arg, const struct ld_process *p, int64_t *at_ns),
+	      void *instant_arg, const struct gate_increase inc[GATE_N], bool json, bool *first)
 {
 	char err[512];
 	struct ld_db *base = ld_open(base_path, err, sizeof(err));
@@ -180,13 +270,20 @@ gate_baseline(struct gate *g, struct ld_db *new_, const char *base_path, enum rp
 		char who[64] = "", line[1024], name[80];
 		struct ld_process *bp = NULL;
 		uint64_t bv[GATE_N];
+		int64_t at_ns = 0;
 
 		for (size_t k = 0; k < npairs; k++)
 			if (pairs[k].new_ == x->p)
 				bp = pairs[k].base;
 		if (g->nprocs > 1)
 			snprintf(who, sizeof(who), " (pid %lld)", (long long)x->p->pid);
-		if (bp && base_values(base, bp, at, bv, err, sizeof(err)) != 0) {
+		if (bp && at == RP_AT_TIME && !instant(instant_arg, bp, &at_ns)) {
+			hp_error(base_path, "pid %lld: no such instant (its marks differ)",
+				 (long long)bp->pid);
+			rc = 2;
+			continue;
+		}
+		if (bp && base_values(base, bp, at, at_ns, bv, err, sizeof(err)) != 0) {
 			hp_error(base_path, "pid %lld: %s", (long long)bp->pid, err);
 			rc = 2;
 			continue;
@@ -200,7 +297,10 @@ gate_baseline(struct gate *g, struct ld_db *new_, const char *base_path, enum rp
 				snprintf(line, sizeof(line), "SKIP %s%s: no process of %s matches it "
 							     "(program name and arguments)",
 					 gate_name[k], who, base_path);
-				printf("%s\n", line);
+				if (json)
+					json_verdict(new_, x, k, NULL, 0, true, at_name, first);
+				else
+					printf("%s\n", line);
 				add_verdict(g, x->p, name, true, true, line, NULL);
 				continue;
 			}
@@ -227,11 +327,15 @@ gate_baseline(struct gate *g, struct ld_db *new_, const char *base_path, enum rp
 			if (!ok && x->has_pin && n > 0 && (size_t)n < sizeof(line)) {
 				char site[512];
 				snprintf(line + n, sizeof(line) - (size_t)n, "; top pin: %s",
-					 x->pin.state == RP_OWN
-						 ? "the allocator's own memory"
+					 x->pin.state == RP_OWN ? "the allocator's own memory"
+					 : x->pin.state == RP_STASHED
+						 ? "free space the allocator keeps in a tcache or fastbin"
 						 : ld_site_text(new_, x->pin.stack_id, site, sizeof(site)));
 			}
-			printf("%s\n", line);
+			if (json)
+				json_verdict(new_, x, k, &was, allowed, ok, at_name, first);
+			else
+				printf("%s\n", line);
 			add_verdict(g, x->p, name, ok, false, line,
 				    ok ? NULL : pin_detail(new_, x->has_pin ? &x->pin : NULL));
 		}

@@ -6,8 +6,8 @@
  * JUnit report of every verdict (--junit FILE: one testcase per limit and
  * process, a failure naming the top pin and its stack).
  *
- * The figures are check's: untrimmable and retained bytes at --at (the end
- * or the worst instant), leaked bytes, the peak of live bytes.
+ * The figures are check's: untrimmable and retained bytes at --at, leaked
+ * bytes, the peak of live bytes.
  */
 #ifndef HP_GATE_H
 #define HP_GATE_H
@@ -64,11 +64,16 @@ void gate_process(struct gate *g, struct ld_process *p, const uint64_t v[GATE_N]
 void gate_add(struct gate *g, struct ld_db *db, const struct ld_process *p, const char *name,
 	      bool ok, const char *message, const struct rp_pin *top);
 
-/* Compare each process gate_process noted with its match in BASE: one
- * line and one verdict per figure with an increase set. Returns 0, or 2
- * after one line (BASE unreadable, or no process matches). */
+/* Compare each process gate_process noted with its match in BASE, at the
+ * same instant (`at`, named at_name; RP_AT_TIME: what `instant` says for
+ * each process of BASE, false if it has no such instant): one line (json: one object of
+ * check's "checks" array, *first as check keeps it) and one verdict per
+ * figure with an increase set. Returns 0, or 2 after one line (BASE
+ * unreadable, no process matches, an instant BASE does not have). */
 int gate_baseline(struct gate *g, struct ld_db *new_, const char *base_path, enum rp_at at,
-		  const struct gate_increase inc[GATE_N]);
+		  const char *at_name, bool (*instant)(void *arg, const struct ld_process *p, int64_t *at_ns),
+		  void *instant_arg, const struct gate_increase inc[GATE_N], bool json,
+		  bool *first);
 
 /* The JUnit XML of every verdict into path (a temporary file renamed into
  * place). Returns 0, or 2 after one line. */

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,11 +24,33 @@ struct strs {
 	size_t n, cap;
 };
 
+/* The patterns of alloc_wrapper (none in a database from before it) and
+ * ld_skip's: [0] functions, [1] modules, [2] files. */
+struct wrappers {
+	char **v[3];
+	size_t n[3];
+};
+
 struct ld_db_priv {
 	struct ld_db pub;
 	struct strs strs;
 	sqlite3_stmt *frames;
+	/* the processes by id, when their ids are not 1..n in order */
+	struct proc_index {
+		int64_t id;
+		size_t i;
+	} *by_id;
+	struct wrappers wrappers;
+	bool has_wrappers;
 };
+
+/* User addresses are below 2^56 on every 64-bit Linux (5-level paging):
+ * a file that says otherwise is damaged. */
+#define MAX_ADDR (1LL << 56)
+/* A forked child's heap is replayed from its ancestors' at each fork;
+ * beyond this many generations (a hostile file can chain a million), the
+ * child starts from an empty heap instead. */
+#define MAX_FORK_DEPTH 256
 
 static const char *
 keep(struct ld_db_priv *p, const unsigned char *s)
@@ -124,7 +147,9 @@ ld_open(const char *path, char *err, size_t errcap)
 		sqlite3_db_config(h, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 		sqlite3_db_config(h, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
 		sqlite3_db_config(h, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL);
-		sqlite3_db_config(h, SQLITE_DBCONFIG_ENABLE_VIEW, 1, NULL);
+		/* nothing read here is a view: a view in place of a table
+		 * (one with an endless recursive query) is refused */
+		sqlite3_db_config(h, SQLITE_DBCONFIG_ENABLE_VIEW, 0, NULL);
 		sqlite3_limit(h, SQLITE_LIMIT_LENGTH, 1 << 20);
 		sqlite3_limit(h, SQLITE_LIMIT_SQL_LENGTH, 1 << 16);
 		sqlite3_exec(h, "PRAGMA cell_size_check = ON; PRAGMA mmap_size = 0; "
@@ -193,17 +218,40 @@ ld_open(const char *path, char *err, size_t errcap)
 	return &p->pub;
 }
 
+static int
+by_proc_id(const void *a, const void *b)
+{
+	const struct proc_index *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
 static struct ld_process *
 find_proc(struct ld_db *db, int64_t process_id)
 {
+	struct ld_db_priv *p = (struct ld_db_priv *)db;
+
 	/* process ids are 1..n in order, usually at index id - 1 */
 	if (process_id >= 1 && (size_t)process_id <= db->nprocs &&
 	    db->procs[process_id - 1].process_id == process_id)
 		return &db->procs[process_id - 1];
-	for (size_t i = 0; i < db->nprocs; i++)
-		if (db->procs[i].process_id == process_id)
-			return &db->procs[i];
-	return NULL;
+	/* else by a sorted index (a scan per row was quadratic) */
+	if (!p->by_id && db->nprocs) {
+		p->by_id = xmalloc(db->nprocs * sizeof(*p->by_id));
+		for (size_t i = 0; i < db->nprocs; i++)
+			p->by_id[i] = (struct proc_index){ db->procs[i].process_id, i };
+		qsort(p->by_id, db->nprocs, sizeof(*p->by_id), by_proc_id);
+	}
+	size_t lo = 0, hi = db->nprocs;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (p->by_id[mid].id < process_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < db->nprocs && p->by_id[lo].id == process_id ? &db->procs[p->by_id[lo].i]
+								 : NULL;
 }
 
 static int
@@ -213,40 +261,196 @@ fail_sql(struct ld_db *db, char *err, size_t errcap)
 	return -1;
 }
 
-static int
-load_functions(struct ld_db *db, char *err, size_t errcap)
+void
+ld_skip(struct ld_db *db, const char *pattern)
 {
+	db->skip = xrealloc(db->skip, (db->nskip + 1) * sizeof(char *));
+	db->skip[db->nskip++] = xstrdup(pattern);
+}
+
+static void
+wrapper_add(struct wrappers *w, int kind, const char *pattern)
+{
+	w->v[kind] = xrealloc(w->v[kind], (w->n[kind] + 1) * sizeof(char *));
+	w->v[kind][w->n[kind]++] = xstrdup(pattern);
+}
+
+static int
+load_wrappers(struct ld_db *db)
+{
+	struct ld_db_priv *p = (struct ld_db_priv *)db;
+	struct wrappers *w = &p->wrappers;
 	sqlite3_stmt *s;
 	int rc;
 
-	db->nstacks = query_int(db->h, "SELECT max(stack_id) FROM stack", 0, &rc);
+	if (p->has_wrappers)
+		return 0;
+	p->has_wrappers = true;
+	for (size_t i = 0; i < db->nskip; i++)
+		for (int k = 0; k < 3; k++)
+			wrapper_add(w, k, db->skip[i]);
+	int64_t has = query_int(db->h, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' "
+				       "AND name = 'alloc_wrapper'", 0, &rc);
 	if (rc != SQLITE_OK)
-		return fail_sql(db, err, errcap);
-	if (db->nstacks < 0 || db->nstacks > (1LL << 31)) {
-		snprintf(err, errcap, "damaged: stack ids out of range");
 		return -1;
-	}
-	db->fn_of_stack = xcalloc((size_t)db->nstacks + 1, sizeof(int64_t));
-	for (int64_t i = 0; i <= db->nstacks; i++)
-		db->fn_of_stack[i] = -i;
-	if (sqlite3_prepare_v2(db->h, "SELECT f.stack_id, y.function FROM stack_frame f "
-				      "JOIN symbol y ON y.image_id = f.image_id AND "
-				      "y.offset = f.offset AND y.level = 0 "
-				      "WHERE f.depth = 0 ORDER BY y.function", -1, &s, NULL) != SQLITE_OK)
-		return fail_sql(db, err, errcap);
-	const char *last = NULL;
+	if (!has)
+		return 0;
+	if (sqlite3_prepare_v2(db->h, "SELECT pattern, kind FROM alloc_wrapper", -1, &s, NULL) !=
+	    SQLITE_OK)
+		return -1;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(s, 0);
-		const unsigned char *fn = sqlite3_column_text(s, 1);
-		if (id < 1 || id > db->nstacks || !fn)
+		const char *pat = (const char *)sqlite3_column_text(s, 0);
+		const char *kind = (const char *)sqlite3_column_text(s, 1);
+		if (!pat || !kind)
 			continue;
-		if (!last || strcmp(last, (const char *)fn) != 0) {
-			db->fn_names = xrealloc(db->fn_names, (db->nfns + 1) * sizeof(char *));
-			last = db->fn_names[db->nfns++] = xstrdup((const char *)fn);
-		}
-		db->fn_of_stack[id] = (int64_t)db->nfns;
+		int k = strcmp(kind, "function") == 0 ? 0 : strcmp(kind, "module") == 0 ? 1
+							  : strcmp(kind, "file") == 0	  ? 2
+												  : -1;
+		if (k >= 0)
+			wrapper_add(w, k, pat);
 	}
 	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+static void
+wrappers_free(struct wrappers *w)
+{
+	for (int k = 0; k < 3; k++) {
+		for (size_t i = 0; i < w->n[k]; i++)
+			free(w->v[k][i]);
+		free(w->v[k]);
+	}
+}
+
+static bool
+matches(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; s && i < n; i++)
+		if (fnmatch(v[i], s, 0) == 0)
+			return true;
+	return false;
+}
+
+static bool
+is_wrapper(const struct wrappers *w, const char *fn, const char *file, const char *module)
+{
+	return matches(w->v[0], w->n[0], fn) ||
+	       matches(w->v[1], w->n[1], module ? path_base(module) : NULL) ||
+	       matches(w->v[2], w->n[2], file);
+}
+
+/* Function names to ids (1..n), by hash. */
+struct names {
+	size_t *slot; /* id, 0: empty */
+	size_t cap;
+};
+
+static uint64_t
+str_hash(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 0x100000001b3ULL;
+	return h;
+}
+
+static int64_t
+name_id(struct ld_db *db, struct names *t, const char *name)
+{
+	if (db->nfns * 2 >= t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		size_t *slot = xcalloc(cap, sizeof(size_t));
+		for (size_t i = 0; i < t->cap; i++)
+			if (t->slot[i]) {
+				size_t j = str_hash(db->fn_names[t->slot[i] - 1]) & (cap - 1);
+				while (slot[j])
+					j = (j + 1) & (cap - 1);
+				slot[j] = t->slot[i];
+			}
+		free(t->slot);
+		t->slot = slot;
+		t->cap = cap;
+	}
+	size_t j = str_hash(name) & (t->cap - 1);
+	for (; t->slot[j]; j = (j + 1) & (t->cap - 1))
+		if (strcmp(db->fn_names[t->slot[j] - 1], name) == 0)
+			return (int64_t)t->slot[j];
+	db->fn_names = xrealloc(db->fn_names, (db->nfns + 1) * sizeof(char *));
+	db->fn_names[db->nfns++] = xstrdup(name);
+	t->slot[j] = db->nfns;
+	return (int64_t)db->nfns;
+}
+
+/* The site of every stack: its first frame (innermost first, inlined ones
+ * included, as ld_stack lists them) that is no allocation wrapper, or its
+ * innermost if all are; grouped by the site's function (an unsymbolized
+ * site by its address: "0x1a9b in module"). */
+static int
+load_sites(struct ld_db *db, char *err, size_t errcap)
+{
+	sqlite3_stmt *s;
+	const struct wrappers *w = &((struct ld_db_priv *)db)->wrappers;
+	struct names names = { 0 };
+	int rc;
+
+	size_t cap = 0;
+
+	db->sites_loaded = true;
+	if (load_wrappers(db) != 0)
+		return fail_sql(db, err, errcap);
+	if (sqlite3_prepare_v2(db->h, "SELECT f.stack_id, y.function, y.file, i.path, f.offset "
+				      "FROM stack_frame f "
+				      "LEFT JOIN symbol y ON y.image_id = f.image_id "
+				      "AND y.offset = f.offset "
+				      "LEFT JOIN image i ON i.image_id = f.image_id "
+				      "ORDER BY f.stack_id, f.depth, y.level",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	int64_t cur = 0;
+	int32_t k = 0;
+	bool found = true;
+	char buf[512];
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(s, 0);
+		if (id < 1)
+			continue;
+		if (id != cur) {
+			cur = id;
+			k = 0;
+			found = false;
+		} else {
+			k++;
+		}
+		if (found)
+			continue;
+		const char *fn = (const char *)sqlite3_column_text(s, 1);
+		const char *file = (const char *)sqlite3_column_text(s, 2);
+		const char *mod = (const char *)sqlite3_column_text(s, 3);
+		bool wrapper = is_wrapper(w, fn, file, mod);
+		if (wrapper && k > 0)
+			continue; /* the innermost stays the site until one is not */
+		found = !wrapper;
+		if (!fn) {
+			snprintf(buf, sizeof(buf), "0x%llx in %s",
+				 (unsigned long long)sqlite3_column_int64(s, 4),
+				 mod ? path_base(mod) : "?");
+			fn = buf;
+		}
+		/* rows come by stack id: this stack's entry is the last */
+		if (k == 0) {
+			if (db->nstack_fns == cap) {
+				cap = cap ? cap * 2 : 256;
+				db->stack_fns = xrealloc(db->stack_fns, cap * sizeof(*db->stack_fns));
+			}
+			db->nstack_fns++;
+		}
+		db->stack_fns[db->nstack_fns - 1] =
+			(struct ld_stack_fn){ id, name_id(db, &names, fn), k };
+	}
+	sqlite3_finalize(s);
+	free(names.slot);
 	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
 }
 
@@ -274,6 +478,108 @@ sort_events(struct rp_event *ev, size_t n)
 	free(tmp);
 }
 
+/* The marks of the wanted processes (none in a database from before the
+ * table). */
+static int
+load_marks(struct ld_db *db, char *err, size_t errcap)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (!query_int(db->h, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+			      "name = 'mark'", 0, &rc))
+		return rc == SQLITE_OK ? 0 : fail_sql(db, err, errcap);
+	if (sqlite3_prepare_v2(db->h, "SELECT process_id, ns, name FROM mark ORDER BY process_id, ns",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 0));
+		const unsigned char *name = sqlite3_column_text(s, 2);
+		if (!p || !p->wanted || !name)
+			continue;
+		p->marks = xrealloc(p->marks, (p->nmarks + 1) * sizeof(*p->marks));
+		p->marks[p->nmarks++] = (struct ld_mark){ sqlite3_column_int64(s, 1),
+							  xstrdup((const char *)name) };
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
+}
+
+/* Known small-object allocators: CPython's pymalloc, which keeps objects of
+ * up to 512 bytes in arenas it maps itself, 256 KiB (before 3.10) or 1 MiB
+ * each, from python3.x or libpython3.x (_PyObject_ArenaMmap, new_arena). */
+static bool
+is_cpython(const char *module)
+{
+	const char *b = module ? path_base(module) : "";
+
+	return fnmatch("python3*", b, 0) == 0 || fnmatch("libpython3*", b, 0) == 0;
+}
+
+static bool
+is_pymalloc_arena(uint64_t bytes, const char *module, const char *function)
+{
+	if (function && (fnmatch("_PyObject_Arena*", function, 0) == 0 ||
+			 strcmp(function, "new_arena") == 0))
+		return true;
+	return is_cpython(module) && (bytes == 256 << 10 || bytes == 1 << 20);
+}
+
+/* The program's own mappings of the wanted processes, and which of them
+ * run CPython (none of either in a database from before the table). */
+static int
+load_program_maps(struct ld_db *db, char *err, size_t errcap, size_t *cap)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT DISTINCT m.process_id, i.path FROM module m "
+				      "JOIN image i USING (image_id) WHERE i.path GLOB '*python3*'",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 0));
+		if (p && is_cpython((const char *)sqlite3_column_text(s, 1)))
+			p->cpython = true;
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE)
+		return fail_sql(db, err, errcap);
+	if (!query_int(db->h, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+			      "name = 'program_mmap'", 0, &rc))
+		return rc == SQLITE_OK ? 0 : fail_sql(db, err, errcap);
+	if (sqlite3_prepare_v2(db->h, "SELECT m.process_id, m.bytes, m.mapped_ns, m.unmapped_ns, "
+				      "i.path, y.function FROM program_mmap m "
+				      "LEFT JOIN stack_frame f ON f.stack_id = m.stack_id AND f.depth = 0 "
+				      "LEFT JOIN image i ON i.image_id = f.image_id "
+				      "LEFT JOIN symbol y ON y.image_id = f.image_id AND "
+				      "y.offset = f.offset AND y.level = 0",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	memset(cap, 0, db->nprocs * sizeof(size_t));
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 0));
+		if (!p || !p->wanted)
+			continue;
+		struct rp_input *in = &p->in;
+		size_t k = (size_t)(p - db->procs);
+		if (in->npmaps == cap[k]) {
+			cap[k] = cap[k] ? cap[k] * 2 : 64;
+			in->pmaps = xrealloc(in->pmaps, cap[k] * sizeof(*in->pmaps));
+		}
+		uint64_t bytes = (uint64_t)sqlite3_column_int64(s, 1);
+		in->pmaps[in->npmaps++] = (struct rp_pmap){
+			.bytes = bytes,
+			.mapped_ns = sqlite3_column_int64(s, 2),
+			.unmapped_ns = sqlite3_column_int64(s, 3),
+			.pymalloc = is_pymalloc_arena(bytes, (const char *)sqlite3_column_text(s, 4),
+						      (const char *)sqlite3_column_text(s, 5)),
+		};
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
+}
+
 int
 ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 {
@@ -287,8 +593,12 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			       "ORDER BY process_id",
 			       -1, &s, NULL) != SQLITE_OK)
 		return fail_sql(db, err, errcap);
+	size_t pcap = 0;
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		db->procs = xrealloc(db->procs, (db->nprocs + 1) * sizeof(*db->procs));
+		if (db->nprocs == pcap) {
+			pcap = pcap ? pcap * 2 : 16;
+			db->procs = xrealloc(db->procs, pcap * sizeof(*db->procs));
+		}
 		struct ld_process *p = &db->procs[db->nprocs++];
 		memset(p, 0, sizeof(*p));
 		p->process_id = sqlite3_column_int64(s, 0);
@@ -323,25 +633,34 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			snprintf(err, errcap, "no process was recorded");
 		return -1;
 	}
+	/* parents come before their children (lower ids, and the rows are
+	 * in id order): each one's depth is known when its children's is
+	 * asked for */
+	size_t *parent = xmalloc(db->nprocs * sizeof(size_t));
+	unsigned *depth = xcalloc(db->nprocs, sizeof(unsigned));
 	for (size_t i = 0; i < db->nprocs; i++) {
 		struct ld_process *p = &db->procs[i];
+		parent[i] = SIZE_MAX;
 		if (p->parent_id && p->in.fork_ns) {
-			struct ld_process *parent = find_proc(db, p->parent_id);
-			if (parent && parent != p && parent->process_id < p->process_id)
-				p->in.parent = &parent->in;
+			struct ld_process *par = find_proc(db, p->parent_id);
+			size_t j = par ? (size_t)(par - db->procs) : SIZE_MAX;
+			if (par && j < i && par->process_id < p->process_id &&
+			    depth[j] < MAX_FORK_DEPTH) {
+				p->in.parent = &par->in;
+				parent[i] = j;
+				depth[i] = depth[j] + 1;
+			}
 		}
 	}
+	free(depth);
 	/* which to load: the wanted ones and their ancestors (a forked child's
-	 * heap is its parent's at the fork) */
+	 * heap is its parent's at the fork); each is marked once */
 	bool *need = xcalloc(db->nprocs, sizeof(bool));
-	for (size_t i = 0; i < db->nprocs; i++) {
-		if (!db->procs[i].wanted)
-			continue;
-		for (const struct rp_input *a = &db->procs[i].in; a; a = a->parent)
-			for (size_t j = 0; j < db->nprocs; j++)
-				if (&db->procs[j].in == a)
-					need[j] = true;
-	}
+	for (size_t i = 0; i < db->nprocs; i++)
+		for (size_t a = db->procs[i].wanted ? i : SIZE_MAX; a != SIZE_MAX && !need[a];
+		     a = parent[a])
+			need[a] = true;
+	free(parent);
 
 	/* chunks, one pass over the table; with one process wanted, its array
 	 * is sized once (chunk ids are 1..n) */
@@ -354,6 +673,11 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		}
 	if (nneed == 1) {
 		int64_t total = query_int(db->h, "SELECT max(chunk_id) FROM chunk_packed", 0, &rc);
+		/* an id is any number a file holds: no more rows than the file
+		 * has room for (a row takes more than 8 bytes) */
+		struct stat st;
+		if (stat(db->path, &st) == 0 && total > st.st_size / 8)
+			total = st.st_size / 8;
 		if (rc == SQLITE_OK && total > 0 && total < (1LL << 34)) {
 			cap[only] = (size_t)total;
 			db->procs[only].in.chunks = xmalloc(cap[only] * sizeof(struct rp_chunk));
@@ -391,10 +715,21 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 					      ? 0
 					      : (int64_t)((uint64_t)free_ns +
 							  (uint64_t)sqlite3_column_int64(s, 5));
+		int64_t addr = sqlite3_column_int64(s, 1);
+		int64_t slack = (info >> 8 & 511) < 511 ? (info >> 8 & 511) : sqlite3_column_int64(s, 8);
+		if (addr < 0 || addr >= MAX_ADDR || (int64_t)size < 0 || size >= MAX_ADDR ||
+		    slack < 0 || slack >= MAX_ADDR || addr + (int64_t)size + slack > MAX_ADDR) {
+			snprintf(err, errcap, "damaged: chunk %lld has an address or size no "
+					      "process can have",
+				 (long long)sqlite3_column_int64(s, 6));
+			sqlite3_finalize(s);
+			free(need);
+			free(cap);
+			return -1;
+		}
 		in->chunks[in->nchunks++] = (struct rp_chunk){
-			.addr = (uint64_t)sqlite3_column_int64(s, 1),
-			.bytes = size + ((info >> 8 & 511) < 511 ? (uint64_t)(info >> 8 & 511)
-							      : (uint64_t)sqlite3_column_int64(s, 8)),
+			.addr = (uint64_t)addr,
+			.bytes = size + (uint64_t)slack,
 			.size = size,
 			.alloc_ns = alloc_ns,
 			.free_ns = free_ns,
@@ -435,12 +770,26 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			cap[k] = cap[k] ? cap[k] * 2 : 256;
 			in->events = xrealloc(in->events, cap[k] * sizeof(*in->events));
 		}
+		int64_t addr = sqlite3_column_int64(s, 3), bytes = sqlite3_column_int64(s, 4);
+		int kind = sqlite3_column_int(s, 2);
+		/* brk: two breaks; the others: a range */
+		if (addr < 0 || addr >= MAX_ADDR || bytes < 0 || bytes >= MAX_ADDR ||
+		    (kind != RP_EV_BRK && addr + bytes > MAX_ADDR)) {
+			snprintf(err, errcap, "damaged: a heap event of process %lld has an "
+					      "address or size no process can have",
+				 (long long)p->process_id);
+			sqlite3_finalize(s);
+			free(unsorted);
+			free(need);
+			free(cap);
+			return -1;
+		}
 		struct rp_event *ev = &in->events[in->nevents++];
 		*ev = (struct rp_event){
 			.ns = sqlite3_column_int64(s, 1),
-			.kind = (uint8_t)sqlite3_column_int(s, 2),
-			.addr = (uint64_t)sqlite3_column_int64(s, 3),
-			.bytes = (uint64_t)sqlite3_column_int64(s, 4),
+			.kind = (uint8_t)kind,
+			.addr = (uint64_t)addr,
+			.bytes = (uint64_t)bytes,
 			.value = sqlite3_column_int64(s, 5),
 			.has_value = sqlite3_column_type(s, 5) != SQLITE_NULL,
 		};
@@ -452,13 +801,17 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		if (unsorted[k])
 			sort_events(db->procs[k].in.events, db->procs[k].in.nevents);
 	free(unsorted);
-	free(cap);
 	free(need);
-	if (rc != SQLITE_DONE)
-		return fail_sql(db, err, errcap);
+	if (rc != SQLITE_DONE || load_program_maps(db, err, errcap, cap) != 0) {
+		free(cap);
+		return rc != SQLITE_DONE ? fail_sql(db, err, errcap) : -1;
+	}
+	free(cap);
+	if (load_marks(db, err, errcap) != 0)
+		return -1;
 	if (db->snapshots && load_snapshots(db, err, errcap) != 0)
 		return -1;
-	return load_functions(db, err, errcap);
+	return load_sites(db, err, errcap);
 }
 
 /* ---- snapshot recordings ---- */
@@ -624,6 +977,31 @@ ld_snapshot(struct ld_db *db, int64_t id, struct rp_snapshot *out, char *err, si
 		ld_snapshot_free(out);
 		return fail_sql(db, err, errcap);
 	}
+	/* their resident pages */
+	if (sqlite3_prepare_v2(db->h,
+			       "SELECT address, bytes FROM snapshot_resident WHERE snapshot_id = ?1",
+			       -1, &s, NULL) != SQLITE_OK) {
+		ld_snapshot_free(out);
+		return fail_sql(db, err, errcap);
+	}
+	sqlite3_bind_int64(s, 1, id);
+	cap = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		uint64_t addr = (uint64_t)sqlite3_column_int64(s, 0);
+		uint64_t bytes = (uint64_t)sqlite3_column_int64(s, 1);
+		if (bytes >> 40 || addr >> 56)
+			continue;
+		if (out->nresident == cap) {
+			cap = cap ? 2 * cap : 64;
+			out->resident = xrealloc(out->resident, cap * sizeof(*out->resident));
+		}
+		out->resident[out->nresident++] = (struct rp_run){ addr, bytes };
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		ld_snapshot_free(out);
+		return fail_sql(db, err, errcap);
+	}
 	/* what occupied them */
 	if (snapshot_rows(db, id, "first_chunk_id", "last_chunk_id", &lo, &hi)) {
 		if (sqlite3_prepare_v2(db->h,
@@ -710,6 +1088,7 @@ void
 ld_snapshot_free(struct rp_snapshot *s)
 {
 	free(s->heaps);
+	free(s->resident);
 	free(s->entries);
 	free(s->formers);
 	memset(s, 0, sizeof(*s));
@@ -722,7 +1101,7 @@ ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap)
 	size_t n = 0;
 
 	if (!p->frames &&
-	    sqlite3_prepare_v2(db->h, "SELECT y.function, y.file, y.line, i.path "
+	    sqlite3_prepare_v2(db->h, "SELECT y.function, y.file, y.line, i.path, f.offset "
 				      "FROM stack_frame f "
 				      "LEFT JOIN symbol y ON y.image_id = f.image_id "
 				      "AND y.offset = f.offset "
@@ -736,6 +1115,7 @@ ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap)
 		out[n].file = keep(p, sqlite3_column_text(p->frames, 1));
 		out[n].line = sqlite3_column_int64(p->frames, 2);
 		out[n].module = keep(p, sqlite3_column_text(p->frames, 3));
+		out[n].offset = (uint64_t)sqlite3_column_int64(p->frames, 4);
 		n++;
 	}
 	sqlite3_reset(p->frames);
@@ -745,35 +1125,89 @@ ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap)
 const char *
 ld_frame_text(char *buf, size_t cap, const struct ld_frame *f)
 {
-	if (f->file && f->line > 0)
-		snprintf(buf, cap, "%s (%s:%lld)", f->function ? f->function : "??", path_base(f->file),
-			 (long long)f->line);
-	else
-		snprintf(buf, cap, "%s (%s)", f->function ? f->function : "??",
+	char fn[256];
+
+	if (!f->function)
+		snprintf(buf, cap, "0x%llx in %s", (unsigned long long)f->offset,
 			 f->module ? path_base(f->module) : "?");
-	return buf;
+	else if (f->file && f->line > 0)
+		snprintf(buf, cap, "%s (%s:%lld)", short_function(fn, sizeof(fn), f->function, 60),
+			 path_base(f->file), (long long)f->line);
+	else
+		snprintf(buf, cap, "%s (%s)", short_function(fn, sizeof(fn), f->function, 60),
+			 f->module ? path_base(f->module) : "?");
+	return text_safe(buf);
+}
+
+/* The entry of a stack in stack_fns, or NULL. */
+static const struct ld_stack_fn *
+stack_fn(const struct ld_db *db, int64_t stack_id)
+{
+	size_t lo = 0, hi = db->nstack_fns;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (db->stack_fns[mid].stack_id < stack_id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < db->nstack_fns && db->stack_fns[lo].stack_id == stack_id ? &db->stack_fns[lo]
+									      : NULL;
+}
+
+size_t
+ld_stack_slot(struct ld_db *db, int64_t stack_id)
+{
+	const struct ld_stack_fn *x = stack_fn(db, stack_id);
+
+	return x ? (size_t)(x - db->stack_fns) + 1 : 0;
+}
+
+size_t
+ld_site_index(struct ld_db *db, int64_t stack_id)
+{
+	struct ld_frame f[64];
+	size_t n;
+
+	if (db->sites_loaded) {
+		const struct ld_stack_fn *x = stack_fn(db, stack_id);
+		return x ? (size_t)x->site : 0;
+	}
+	/* not loaded (ld_open without ld_load): this stack's alone */
+	if (stack_id < 1 || load_wrappers(db) != 0 || (n = ld_stack(db, stack_id, f, 64)) == 0)
+		return 0;
+	for (size_t k = 0; k < n; k++)
+		if (!is_wrapper(&((struct ld_db_priv *)db)->wrappers, f[k].function, f[k].file,
+				f[k].module))
+			return k;
+	return 0;
 }
 
 const char *
 ld_site_text(struct ld_db *db, int64_t stack_id, char *buf, size_t cap)
 {
-	struct ld_frame f;
+	struct ld_frame f[64];
+	size_t k = ld_site_index(db, stack_id), n;
 
-	if (stack_id <= 0 || ld_stack(db, stack_id, &f, 1) == 0) {
+	if (k >= 64)
+		k = 63;
+	if (stack_id <= 0 || (n = ld_stack(db, stack_id, f, k + 1)) == 0) {
 		snprintf(buf, cap, "(no stack recorded)");
 		return buf;
 	}
-	return ld_frame_text(buf, cap, &f);
+	return ld_frame_text(buf, cap, &f[n - 1 < k ? n - 1 : k]);
 }
 
 int64_t
 ld_group_function(void *arg, int64_t stack_id)
 {
-	struct ld_db *db = arg;
+	const struct ld_stack_fn *x = stack_fn(arg, stack_id);
 
-	if (stack_id < 1 || stack_id > db->nstacks)
+	if (stack_id < 1)
 		return 0;
-	return db->fn_of_stack[stack_id];
+	/* a stack whose function is not known is a group of its own */
+	return x ? x->fn : -stack_id;
 }
 
 const char *
@@ -861,6 +1295,7 @@ ld_close(struct ld_db *db)
 	if (!db)
 		return;
 	sqlite3_finalize(p->frames);
+	wrappers_free(&p->wrappers);
 	sqlite3_close(db->h);
 	for (size_t i = 0; i < db->nprocs; i++) {
 		free(db->procs[i].exe);
@@ -868,12 +1303,20 @@ ld_close(struct ld_db *db)
 		free(db->procs[i].in.chunks);
 		free(db->procs[i].in.events);
 		free(db->procs[i].snaps);
+		free(db->procs[i].in.pmaps);
+		for (size_t k = 0; k < db->procs[i].nmarks; k++)
+			free(db->procs[i].marks[k].name);
+		free(db->procs[i].marks);
 	}
 	free(db->procs);
 	for (size_t i = 0; i < db->nfns; i++)
 		free(db->fn_names[i]);
 	free(db->fn_names);
-	free(db->fn_of_stack);
+	free(db->stack_fns);
+	free(p->by_id);
+	for (size_t i = 0; i < db->nskip; i++)
+		free(db->skip[i]);
+	free(db->skip);
 	for (size_t i = 0; i < p->strs.n; i++)
 		free(p->strs.v[i]);
 	free(p->strs.v);

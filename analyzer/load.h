@@ -32,6 +32,12 @@ struct ld_summary {
 	int64_t peak_live_ns, peak_extent_ns, worst_ns;
 };
 
+/* An instant the program marked (heapprof_mark). */
+struct ld_mark {
+	int64_t ns;
+	char *name;
+};
+
 struct ld_process {
 	int64_t process_id, pid, ppid, parent_id, exec_from;
 	char *exe;
@@ -39,6 +45,9 @@ struct ld_process {
 	int64_t exit_status, exit_signal; /* -1: none */
 	int64_t dropped, truncated;
 	bool wanted;                      /* asked for (the rest: ancestors) */
+	struct ld_mark *marks;            /* in time order */
+	size_t nmarks;
+	bool cpython;                     /* CPython is loaded (pymalloc's home) */
 	struct rp_input in;               /* a snapshot recording: in.chunks are the
 					   * chunks live at exit (its leaks) */
 	struct ld_snapshot *snaps;        /* a snapshot recording: by time */
@@ -50,6 +59,7 @@ struct ld_process {
 struct ld_frame {
 	const char *function, *file, *module; /* NULL if unknown */
 	int64_t line;                         /* 0 if unknown */
+	uint64_t offset;                      /* in its module (absolute if none) */
 };
 
 struct ld_db {
@@ -59,19 +69,37 @@ struct ld_db {
 	bool snapshots;         /* a snapshot recording (meta recording) */
 	struct ld_process *procs;
 	size_t nprocs;
-	/* the innermost frame of each stack, and a function id for grouping */
-	int64_t nstacks;
-	int64_t *fn_of_stack;   /* by stack id: function id, or -stack_id if unknown */
+	/* the site of each stack (its first frame that is no allocation
+	 * wrapper) and a function id for grouping: one entry per stack,
+	 * sorted by stack id (a stack id is any number a file holds: an array
+	 * indexed by it would be as large as the largest) */
+	struct ld_stack_fn {
+		int64_t stack_id, fn; /* fn: function id */
+		int32_t site;         /* the site's index in ld_stack's frames */
+	} *stack_fns;
+	size_t nstack_fns;
+	bool sites_loaded;
 	char **fn_names;        /* by function id - 1 */
 	size_t nfns;
+	/* what ld_skip added: patterns for functions, modules and files */
+	char **skip;
+	size_t nskip;
 };
 
 /* Open and check. Returns NULL with a message in err. */
 struct ld_db *ld_open(const char *path, char *err, size_t errcap);
 
+/* Frames matching the glob `pattern` (a function's name, a module's
+ * basename or a source file) allocate for their caller: a stack's site is
+ * past them, as past those the database's alloc_wrapper table names.
+ * Before ld_load. */
+void ld_skip(struct ld_db *db, const char *pattern);
+
 /* Load the processes whose pid is `pid` (0: all), their ancestors (a forked
  * child's heap starts as its parent's), their chunks and heap events.
- * Returns 0, or -1 with a message (also when no process has that pid). */
+ * Returns 0, or -1 with a message (also when no process has that pid, and
+ * "damaged: ..." for addresses or sizes no process can have). Memory and
+ * time follow the rows the file holds, whatever numbers are in them. */
 int ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap);
 
 /* The heaps, chunks and formers of snapshot `id` into s (rp_snapshot_free
@@ -84,14 +112,22 @@ void ld_snapshot_free(struct rp_snapshot *s);
 size_t ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap);
 
 /* "function (file:line)" of a frame, or "function (module)" without a
- * line, "?? (module)" without a function; into buf. */
+ * line, "0x1a9b in module" without a function; into buf. A long C++
+ * name is shortened (short_function); fit for a terminal (text_safe). */
 const char *ld_frame_text(char *buf, size_t cap, const struct ld_frame *f);
 
-/* The innermost frame of a stack as ld_frame_text, or "(no stack
- * recorded)". */
+/* A stack's place among the database's stacks: 1..nstack_fns (the index
+ * of its stack_fns entry + 1), or 0 if the database has no such stack. For
+ * arrays by stack, whatever numbers a file gives them. */
+size_t ld_stack_slot(struct ld_db *db, int64_t stack_id);
+
+/* The site of a stack, its index among ld_stack's frames (0 if unknown). */
+size_t ld_site_index(struct ld_db *db, int64_t stack_id);
+
+/* The site of a stack as ld_frame_text, or "(no stack recorded)". */
 const char *ld_site_text(struct ld_db *db, int64_t stack_id, char *buf, size_t cap);
 
-/* Group key by allocating function (replay's rp_options.group). */
+/* Group key by the site's function (replay's rp_options.group). */
 int64_t ld_group_function(void *db, int64_t stack_id);
 
 /* The function name of a group key, or NULL. */

@@ -15,11 +15,13 @@ usage(FILE *f)
 {
 	fputs("usage: heapprof run [-o FILE] [--force] [--max-depth N] [--snapshots]\n"
 	      "                    [--snapshot-every SECONDS] [--] PROGRAM [ARGS...]\n"
-	      "       heapprof report FILE [--pid PID] [--at exit|worst|peak|SECONDS]\n"
-	      "                            [--format text|json|html] [-o FILE] [--top N]\n"
-	      "                            [--by function|stack]\n"
-	      "       heapprof check FILE [--pid PID] [--at exit|worst] [--max-untrimmable SIZE]\n"
-	      "                           [--max-retained SIZE] [--max-leaked SIZE] [--max-peak SIZE]\n"
+	      "       heapprof report FILE [--pid PID] [--at INSTANT] [--format text|json|html]\n"
+	      "                            [-o FILE] [--top N] [--by function|stack]\n"
+	      "                            [--skip PATTERN]...\n"
+	      "       heapprof report FILE --list-snapshots [--pid PID] [--format text|json]\n"
+	      "       heapprof check FILE [--pid PID] [--at INSTANT] [--max-untrimmable SIZE]\n"
+	      "                           [--max-retained SIZE] [--max-leaked SIZE]\n"
+	      "                           [--max-peak SIZE] [--format text|json] [--skip PATTERN]...\n"
 	      "                           [--baseline BASE --max-increase SIZE|PERCENT%]\n"
 	      "                           [--junit FILE]\n"
 	      "       heapprof diff BASE NEW [--pid BASE_PID:NEW_PID] [--at exit|worst|peak]\n"
@@ -34,7 +36,12 @@ usage(FILE *f)
 	      "check    the same figures against limits (and a baseline): exit 0 if all\n"
 	      "         hold, 1 if not\n"
 	      "diff     the change of every figure and of the sites from BASE to NEW\n"
-	      "snapshot ask a running heapprof run --snapshots for a snapshot now\n",
+	      "snapshot ask a running heapprof run --snapshots for a snapshot now\n"
+	      "\n"
+	      "INSTANT: exit (the end, the default), worst (the most untrimmable bytes), peak\n"
+	      "(the largest heap extent), SECONDS after the process started, or mark:NAME\n"
+	      "(where the program called heapprof_mark(\"NAME\")). heapprof COMMAND --help\n"
+	      "says more. Options take their value as --opt VALUE or --opt=VALUE.\n",
 	      f);
 }
 

@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "chunkmap.h"
 #include "heapmodel.h"
@@ -32,7 +33,7 @@ engine_free(struct engine *e)
 }
 
 static void
-occupy(struct engine *e, uint64_t addr, uint64_t bytes, uint8_t kind, bool cached,
+occupy(struct engine *e, uint64_t addr, uint64_t bytes, uint8_t kind, uint8_t cached,
        const struct rp_chunk *ref)
 {
 	struct chunk_entry *c;
@@ -44,6 +45,11 @@ occupy(struct engine *e, uint64_t addr, uint64_t bytes, uint8_t kind, bool cache
 	c->kind = kind;
 	c->cached = cached;
 	c->ref = ref;
+	if (ref) {
+		c->size = ref->size;
+		c->alloc_ns = ref->alloc_ns;
+		c->stack_id = (uint32_t)ref->stack_id;
+	}
 	if (!hm_occupy(&e->m, c))
 		chunkmap_remove(e->map, c);
 }
@@ -78,14 +84,20 @@ heap_event(struct engine *e, const struct rp_event *ev)
 			/* free: what was cached there (or the allocator's) is not */
 			if (c && c->addr == ev->addr && (c->cached || c->kind != HM_CHUNK))
 				vacate(e, c);
-		} else if (ev->value == 1) {
+		} else if (ev->value == 1 || ev->value == 3) {
+			/* into a tcache (1) or a fastbin (3): free space the
+			 * allocator cached, or a cached chunk moving between them */
+			uint8_t cache = ev->value == 1 ? HM_TCACHE : HM_FASTBIN;
 			if (c && c->addr == ev->addr)
-				hm_to_cached(&e->m, c);
+				hm_to_cached(&e->m, c, cache);
 			else if (!c)
-				occupy(e, ev->addr, ev->bytes, HM_RANGE_CACHED, true, NULL);
+				occupy(e, ev->addr, ev->bytes, HM_RANGE_CACHED, cache, NULL);
 		} else if (ev->value == 2 && !c) {
-			occupy(e, ev->addr, ev->bytes, HM_RANGE_OWN, false, NULL);
+			occupy(e, ev->addr, ev->bytes, HM_RANGE_OWN, 0, NULL);
 		}
+		break;
+	case RP_EV_MADVISE:
+		hm_madvise(&e->m, ev->addr, ev->bytes);
 		break;
 	case RP_EV_RESIZE:
 		c = chunkmap_slot(e->map, ev->addr);
@@ -96,7 +108,8 @@ heap_event(struct engine *e, const struct rp_event *ev)
 		c = chunkmap_slot(e->map, ev->addr);
 		if (c && c->addr == ev->addr && c->kind == HM_CHUNK) {
 			if (ev->value == RP_TCACHE || ev->value == RP_FASTBIN)
-				hm_to_cached(&e->m, c);
+				hm_to_cached(&e->m, c,
+					     ev->value == RP_FASTBIN ? HM_FASTBIN : HM_TCACHE);
 			else
 				vacate(e, c);
 		}
@@ -274,12 +287,12 @@ apply_chunk_event(struct engine *e, const struct rp_input *in, const struct cev 
 		x = chunkmap_slot(e->map, c->addr);
 		if (x && (x->cached || x->kind != HM_CHUNK))
 			vacate(e, x); /* reused, or a cached range handed out */
-		occupy(e, c->addr, c->bytes, HM_CHUNK, false, c);
+		occupy(e, c->addr, c->bytes, HM_CHUNK, 0, c);
 		break;
 	case E_CACHE:
 		x = chunkmap_slot(e->map, c->addr);
 		if (x && x->ref == c)
-			hm_to_cached(&e->m, x);
+			hm_to_cached(&e->m, x, c->fate == RP_FASTBIN ? HM_FASTBIN : HM_TCACHE);
 		break;
 	case E_VACATE:
 		x = chunkmap_slot(e->map, c->addr);
@@ -293,12 +306,17 @@ apply_chunk_event(struct engine *e, const struct rp_input *in, const struct cev 
 	}
 }
 
-/* Apply everything up to and including `until`. */
+/* Apply everything up to and including `until`. `after` sees the state
+ * once all that happened at an instant is applied: one recorded event may
+ * end a chunk and begin another at the same time (reuse at its address),
+ * and the state between the two was never the heap's. */
 static void
 stream_run(struct engine *e, struct stream *s, int64_t until, void (*after)(void *, int64_t),
 	   void *arg)
 {
 	const struct rp_input *in = s->in;
+	bool pending = false;
+	int64_t last = 0;
 
 	for (;;) {
 		int best = -1;
@@ -313,14 +331,18 @@ stream_run(struct engine *e, struct stream *s, int64_t until, void (*after)(void
 			t = in->events[s->hi].ns;
 			best = -1;
 		}
+		if (pending && t != last) {
+			after(arg, last);
+			pending = false;
+		}
 		if (t == INT64_MAX || t > until)
 			return;
 		if (best >= 0)
 			apply_chunk_event(e, in, &s->v[best][s->i[best]++]);
 		else
 			heap_event(e, &in->events[s->hi++]);
-		if (after)
-			after(arg, t);
+		pending = after != NULL;
+		last = t;
 	}
 }
 
@@ -354,21 +376,47 @@ engine_run_to(struct engine *e, const struct rp_input *in, int64_t until,
 }
 
 static void
-figures(const struct hm *m, struct rp_figures *f, int64_t at_ns)
+figures(struct hm *m, struct rp_figures *f, int64_t at_ns)
 {
+	struct hm_trim t;
+
 	memset(f, 0, sizeof(*f));
 	f->at_ns = at_ns;
 	f->extent = m->extent;
+	f->resident = hm_resident(m);
 	f->live = m->live;
 	f->cached = m->cached;
+	f->fastbin = m->fastbin;
 	f->allocator = m->own;
 	f->untrimmable = m->untrim;
+	f->untrimmable_resident = hm_holes_resident(m);
 	f->top_free = hm_top_free(m);
+	hm_trim(m, &t);
+	f->trim_reclaimable = t.bytes;
+	f->trim_top = t.top;
 	f->mmap = m->mmap;
 	f->live_chunks = m->live_n;
 	f->cached_chunks = m->cached_n;
 	f->mmap_chunks = m->mmap_n;
 	f->retained = hm_retained(m);
+}
+
+/* The program's own mappings at `at` (INT64_MAX: the end). */
+static void
+program_maps(const struct rp_input *in, struct rp_figures *f, int64_t at)
+{
+	for (size_t i = 0; i < in->npmaps; i++) {
+		const struct rp_pmap *m = &in->pmaps[i];
+		if (m->mapped_ns > at || (m->unmapped_ns && m->unmapped_ns <= at))
+			continue;
+		if (m->pymalloc) {
+			f->pymalloc += m->bytes;
+			f->pymalloc_arenas++;
+		} else {
+			f->program_mmap += m->bytes;
+			f->program_mmaps++;
+		}
+	}
 }
 
 /* ---- the first pass: the whole run ---- */
@@ -433,6 +481,7 @@ struct hole_list {
 	struct rp_result *r;
 	size_t cap;
 	unsigned heap;
+	const struct hm_heap *h;
 };
 
 static void
@@ -446,8 +495,7 @@ add_hole(void *arg, uint64_t addr, uint64_t bytes)
 		r->holes = xrealloc(r->holes, l->cap * sizeof(*r->holes));
 	}
 	r->holes[r->nholes++] =
-		(struct rp_hole){ addr, bytes, hm_trim_range(addr, bytes), l->heap, NULL, 0 };
-	r->at.trim_reclaimable += hm_trim_range(addr, bytes);
+		(struct rp_hole){ addr, bytes, hm_hole_trim(l->h, addr, bytes), l->heap, NULL, 0 };
 }
 
 /* Holes of every heap (all of them: the trim figure needs each), and the
@@ -455,7 +503,7 @@ add_hole(void *arg, uint64_t addr, uint64_t bytes)
 static void
 walk_heaps(struct hm *m, struct rp_result *r, size_t top)
 {
-	struct hole_list holes = { r, 0, 0 };
+	struct hole_list holes = { r, 0, 0, NULL };
 	size_t pcap = 0;
 
 	for (size_t hi = 0; hi < m->nheaps; hi++) {
@@ -464,6 +512,7 @@ walk_heaps(struct hm *m, struct rp_result *r, size_t top)
 		if (!h->top)
 			continue;
 		holes.heap = (unsigned)hi;
+		holes.h = h;
 		hm_holes(m, h, add_hole, &holes);
 		/* the chain: from the top down while holes remain below */
 		size_t g = h->top;
@@ -491,8 +540,13 @@ walk_heaps(struct hm *m, struct rp_result *r, size_t top)
 				.chunk_id = rc ? rc->chunk_id : 0,
 				.stack_id = rc ? rc->stack_id : 0,
 				.state = !c || c->kind == HM_RANGE_OWN ? RP_OWN
+					 : c->kind == HM_RANGE_CACHED  ? RP_STASHED
 					 : c->cached		       ? RP_CACHED
 								       : RP_LIVE,
+				.cache = !c ? 0
+					 : c->cached == HM_FASTBIN ? RP_FASTBIN
+					 : c->cached		   ? RP_TCACHE
+								   : 0,
 				.heap = (unsigned)hi,
 			};
 			top--;
@@ -519,7 +573,9 @@ by_vacated_desc(const void *a, const void *b)
 /* What a hole's sites are being built from. */
 struct hole_work {
 	struct rp_hole *h;
-	uint64_t *claimed;         /* a bit per granule: its last occupant is known */
+	uint64_t *claimed;         /* a bit per granule: its last occupant is known
+				    * (NULL: a hole too large to map one, no sites) */
+	size_t claimed_bytes;
 	int64_t *keys;             /* the group key of each site */
 	uint64_t left;             /* bytes whose last occupant is not known yet */
 };
@@ -534,6 +590,8 @@ take(struct hole_work *w, const struct rp_chunk *c, const struct rp_options *opt
 	uint64_t hi = c->addr + c->bytes < h->addr + h->bytes ? c->addr + c->bytes : h->addr + h->bytes;
 	uint64_t got = 0;
 
+	if (!w->claimed)
+		return 0;
 	for (size_t g = (size_t)((lo - h->addr) / HM_GRAIN); g < (hi - h->addr) / HM_GRAIN; g++)
 		if (!(w->claimed[g / 64] >> (g % 64) & 1)) {
 			w->claimed[g / 64] |= 1ULL << (g % 64);
@@ -600,9 +658,18 @@ hole_sites(struct rp_result *r, const struct rp_input *in, int64_t at, size_t to
 		return;
 	w = xcalloc(n, sizeof(*w));
 	for (size_t k = 0; k < n; k++) {
+		size_t grains = (size_t)(r->holes[k].bytes / HM_GRAIN);
 		w[k].h = &r->holes[k];
-		w[k].claimed = xcalloc((size_t)(r->holes[k].bytes / HM_GRAIN + 63) / 64 + 1,
-				       sizeof(uint64_t));
+		/* a bit per granule of the hole, mapped MAP_NORESERVE: only the
+		 * pages under former chunks take memory, however large a hole a
+		 * file claims (too large for the address space: no sites) */
+		w[k].claimed_bytes = ((grains + 63) / 64 * sizeof(uint64_t) + 4095) & ~(size_t)4095;
+		w[k].claimed = mmap(NULL, w[k].claimed_bytes, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (w[k].claimed == MAP_FAILED) {
+			w[k].claimed = NULL;
+			continue;
+		}
 		w[k].left = r->holes[k].bytes;
 		left += r->holes[k].bytes;
 	}
@@ -662,7 +729,8 @@ hole_sites(struct rp_result *r, const struct rp_input *in, int64_t at, size_t to
 		struct rp_hole *h = w[k].h;
 		free(cand[k]);
 		free(w[k].keys);
-		free(w[k].claimed);
+		if (w[k].claimed)
+			munmap(w[k].claimed, w[k].claimed_bytes);
 		/* largest first */
 		for (size_t a = 1; a < h->nsites; a++)
 			for (size_t b = a; b > 0 && h->sites[b].bytes > h->sites[b - 1].bytes; b--) {
@@ -684,7 +752,8 @@ set_heaps(const struct engine *e, struct rp_result *r)
 	r->heaps = xcalloc(e->m.nheaps + 1, sizeof(*r->heaps));
 	for (size_t i = 0; i < e->m.nheaps; i++) {
 		const struct hm_heap *h = &e->m.heaps[i];
-		r->heaps[i] = (struct rp_heap){ h->start, h->end, h->kind, h->occupied, h->top_end };
+		r->heaps[i] = (struct rp_heap){ h->start, h->end, h->kind, h->occupied, h->top_end,
+						h->resident * HM_PAGE };
 	}
 }
 
@@ -709,6 +778,7 @@ visit_heaps(struct engine *e, const struct rp_result *r, const struct rp_visit *
 				.chunk_id = rc ? rc->chunk_id : 0,
 				.alloc_ns = rc ? rc->alloc_ns : 0,
 				.state = !c || c->kind == HM_RANGE_OWN ? RP_OWN
+					 : c->kind == HM_RANGE_CACHED  ? RP_STASHED
 					 : c->cached		       ? RP_CACHED
 								       : RP_LIVE,
 				.heap = (unsigned)hi,
@@ -739,8 +809,10 @@ describe(struct engine *e, struct rp_result *r, const struct rp_input *in,
 	 const struct stream *s, int64_t at, int64_t at_ns, const struct rp_options *opt)
 {
 	figures(&e->m, &r->at, at_ns);
+	program_maps(in, &r->at, at);
 	walk_heaps(&e->m, r, opt->top);
 	hole_sites(r, in, at, opt->top, opt, s);
+	r->holders = hm_holders(&e->m, opt->group, opt->group_arg, &r->nholders);
 	set_heaps(e, r);
 	if (!opt->visit)
 		return;
@@ -805,6 +877,10 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 		break;
 	case RP_AT_TIME:
 		at = in->started_ns + opt->at_ns;
+		if (at >= (in->ended_ns > p.last_ns ? in->ended_ns : p.last_ns)) {
+			at = INT64_MAX; /* past its end: at its end */
+			r->past_end = true;
+		}
 		break;
 	default:
 		at = INT64_MAX;
@@ -973,7 +1049,8 @@ former_sites(struct rp_result *r, const struct rp_former *f, size_t nf, size_t t
 }
 
 struct rp_result *
-rp_snapshot(const struct rp_snapshot *s, const struct rp_options *opt)
+rp_snapshot(const struct rp_snapshot *s, const struct rp_input *in,
+	    const struct rp_options *opt)
 {
 	struct rp_result *r = xcalloc(1, sizeof(*r));
 	struct engine e;
@@ -984,6 +1061,7 @@ rp_snapshot(const struct rp_snapshot *s, const struct rp_options *opt)
 				s->heaps[i].kind == RP_BRK ? HM_BRK : HM_MAPPED);
 	for (size_t i = 0; i < s->nentries; i++) {
 		const struct rp_snap_entry *x = &s->entries[i];
+		uint8_t cache = x->c.fate == RP_FASTBIN ? HM_FASTBIN : HM_TCACHE;
 		switch (x->occupant) {
 		case RP_OCC_LIVE:
 		case RP_OCC_CACHED:
@@ -991,26 +1069,41 @@ rp_snapshot(const struct rp_snapshot *s, const struct rp_options *opt)
 				hm_mmap(&e.m, x->c.bytes, true);
 			else
 				occupy(&e, x->c.addr, x->c.bytes, HM_CHUNK,
-				       x->occupant == RP_OCC_CACHED, &x->c);
+				       x->occupant == RP_OCC_CACHED ? cache : 0, &x->c);
 			break;
 		case RP_OCC_CACHED_FREE:
-			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_CACHED, true, NULL);
+			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_CACHED, cache, NULL);
 			break;
 		case RP_OCC_ALLOCATOR:
-			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_OWN, false, NULL);
+			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_OWN, 0, NULL);
 			break;
 		default:
 			break;
 		}
 	}
+	/* resident: the stored pages, not what placing the chunks made */
+	for (size_t i = 0; i < e.m.nheaps; i++)
+		hm_res_load(&e.m, i, NULL, 0);
+	for (size_t i = 0; i < s->nresident; i++) {
+		struct hm_heap *h = hm_heap_of(&e.m, s->resident[i].addr);
+		if (h && s->resident[i].addr < h->end)
+			hm_res_set(&e.m, h, s->resident[i].addr,
+				   s->resident[i].addr + s->resident[i].bytes <= h->end
+					   ? s->resident[i].bytes
+					   : h->end - s->resident[i].addr,
+				   true);
+	}
 	r->what = opt->at;
 	figures(&e.m, &r->at, s->ns);
+	if (in)
+		program_maps(in, &r->at, s->ns);
 	walk_heaps(&e.m, r, opt->top);
 	struct rp_former *f = xmalloc((s->nformers ? s->nformers : 1) * sizeof(*f));
 	memcpy(f, s->formers, s->nformers * sizeof(*f));
 	qsort(f, s->nformers, sizeof(*f), by_former_addr);
 	former_sites(r, f, s->nformers, opt->top, opt);
 	free(f);
+	r->holders = hm_holders(&e.m, opt->group, opt->group_arg, &r->nholders);
 	set_heaps(&e, r);
 	if (opt->visit) {
 		visit_heaps(&e, r, opt->visit);
@@ -1022,6 +1115,24 @@ rp_snapshot(const struct rp_snapshot *s, const struct rp_options *opt)
 	return r;
 }
 
+int64_t
+rp_end_ns(const struct rp_input *in)
+{
+	int64_t t = in->ended_ns;
+
+	for (size_t i = 0; i < in->nchunks; i++) {
+		const struct rp_chunk *c = &in->chunks[i];
+		int64_t last = c->released_ns > c->free_ns ? c->released_ns : c->free_ns;
+		if (c->alloc_ns > last)
+			last = c->alloc_ns;
+		if (last > t)
+			t = last;
+	}
+	if (in->nevents && in->events[in->nevents - 1].ns > t)
+		t = in->events[in->nevents - 1].ns;
+	return t;
+}
+
 void
 rp_free(struct rp_result *r)
 {
@@ -1030,6 +1141,7 @@ rp_free(struct rp_result *r)
 	for (size_t i = 0; i < r->nholes; i++)
 		free(r->holes[i].sites);
 	free(r->holes);
+	free(r->holders);
 	free(r->pins);
 	free(r->heaps);
 	free(r->timeline);

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "heapmodel.h"
+
 enum { RP_BRK = 1, RP_MMAP = 2, RP_ARENA = 3 };                /* backing */
 enum { RP_TCACHE = 1, RP_FASTBIN = 2, RP_BIN = 3, RP_TOP = 4, RP_UNMAPPED = 5 }; /* fate */
 /* heap_event kinds */
@@ -43,9 +45,18 @@ struct rp_event {
 	uint8_t kind;
 };
 
+/* Anonymous memory the program mapped itself; unmapped_ns 0: never. */
+struct rp_pmap {
+	uint64_t bytes;
+	int64_t mapped_ns, unmapped_ns;
+	bool pymalloc;           /* an arena of CPython's pymalloc */
+};
+
 struct rp_input {
 	struct rp_chunk *chunks; /* any order */
 	size_t nchunks;
+	struct rp_pmap *pmaps;   /* any order */
+	size_t npmaps;
 	struct rp_event *events; /* in time order */
 	size_t nevents;
 	uint64_t heap_start;     /* the break when recording began */
@@ -61,15 +72,22 @@ enum rp_at { RP_AT_EXIT, RP_AT_WORST, RP_AT_PEAK, RP_AT_TIME };
 struct rp_figures {
 	int64_t at_ns;
 	uint64_t extent;           /* heap extent: all heaps of the process */
+	uint64_t resident;         /* of it, resident pages (heapmodel.h) */
 	uint64_t live;             /* live chunks of the program in its heaps */
 	uint64_t cached;           /* freed, held in a tcache or fastbin */
+	uint64_t fastbin;          /* of cached, what fastbins hold */
 	uint64_t allocator;        /* the allocator's own bytes in the heaps */
 	uint64_t top_free;
 	uint64_t untrimmable;      /* = extent - live - cached - allocator - top_free */
-	uint64_t trim_reclaimable; /* of untrimmable: whole pages malloc_trim(0) frees */
+	uint64_t untrimmable_resident; /* of it, the bytes in resident pages */
+	uint64_t trim_reclaimable; /* resident bytes malloc_trim(0) gives back (hm_trim) */
+	uint64_t trim_top;         /* of those, the brk heap's top */
 	uint64_t mmap;             /* live mmap chunks */
 	uint64_t retained;         /* extent + mmap - live - live mmap */
 	uint64_t live_chunks, cached_chunks, mmap_chunks;
+	/* out of the heaps: what the program mapped itself (rp_pmap) */
+	uint64_t pymalloc, pymalloc_arenas;      /* pymalloc's arenas */
+	uint64_t program_mmap, program_mmaps;    /* the others */
 };
 
 struct rp_frame_ref {
@@ -81,11 +99,15 @@ struct rp_pin {
 	uint64_t weight;           /* becomes trimmable if this and every pin above go */
 	int64_t alloc_ns;          /* 0: the allocator's own */
 	int64_t chunk_id, stack_id;
-	uint8_t state;             /* RP_LIVE, RP_CACHED, RP_OWN */
+	uint8_t state;             /* RP_LIVE, RP_CACHED, RP_STASHED, RP_OWN */
+	uint8_t cache;             /* cached, stashed: RP_TCACHE or RP_FASTBIN */
 	unsigned heap;
 };
 
-enum { RP_LIVE = 1, RP_CACHED = 2, RP_OWN = 3 };
+/* RP_STASHED: free space the allocator put into a tcache or fastbin
+ * itself (a chunk it took from a bin for later requests of its size, or
+ * a remainder it split off): a real chunk, never one of the program's. */
+enum { RP_LIVE = 1, RP_CACHED = 2, RP_OWN = 3, RP_STASHED = 4 };
 
 struct rp_site {
 	int64_t stack_id;          /* a representative stack of the group */
@@ -93,7 +115,8 @@ struct rp_site {
 };
 
 struct rp_hole {
-	uint64_t addr, bytes, trim_reclaimable;
+	uint64_t addr, bytes;
+	uint64_t trim_reclaimable; /* resident whole pages malloc_trim madvises */
 	unsigned heap;
 	struct rp_site *sites;     /* the chunks that last occupied it, by stack */
 	size_t nsites;
@@ -103,6 +126,7 @@ struct rp_heap {
 	uint64_t start, end;       /* [start, end): extent */
 	uint8_t kind;              /* RP_BRK or RP_ARENA (a mapped heap) */
 	uint64_t occupied, top_end;
+	uint64_t resident;
 };
 
 struct rp_point {               /* the timeline */
@@ -113,6 +137,7 @@ struct rp_point {               /* the timeline */
 struct rp_result {
 	struct rp_figures at;      /* at the instant asked for */
 	enum rp_at what;
+	bool past_end;             /* RP_AT_TIME after the process ended: at its end */
 	/* over the whole run */
 	uint64_t peak_live, peak_extent, worst_untrimmable;
 	int64_t peak_live_ns, peak_extent_ns, worst_ns;
@@ -123,6 +148,8 @@ struct rp_result {
 	size_t npins;
 	struct rp_hole *holes;     /* largest first */
 	size_t nholes;
+	struct hm_holder *holders; /* who holds the holes, by site (heapmodel.h) */
+	size_t nholders;
 	struct rp_point *timeline;
 	size_t npoints;
 };
@@ -132,7 +159,7 @@ struct rp_result {
 struct rp_range {
 	uint64_t addr, bytes;      /* chunk bytes */
 	int64_t stack_id, chunk_id, alloc_ns; /* 0: not a chunk of the program's */
-	uint8_t state;             /* RP_LIVE, RP_CACHED, RP_OWN */
+	uint8_t state;             /* RP_LIVE, RP_CACHED, RP_STASHED, RP_OWN */
 	unsigned heap;             /* index into rp_result.heaps (not for mmap) */
 };
 
@@ -169,13 +196,17 @@ struct rp_result *rp_analyze(const struct rp_input *in, const struct rp_options 
 void rp_frames(const struct rp_input *in, const struct rp_options *opt, const int64_t *at,
 	       size_t n, void (*fn)(void *arg, size_t k, struct rp_result *r), void *arg);
 
+/* When the process ended, or its last recorded event if later (or if
+ * its end is not known). */
+int64_t rp_end_ns(const struct rp_input *in);
+
 /* ---- a stored snapshot (a snapshot recording) ---- */
 
 /* What occupies a range (the occupant table's codes). */
 enum { RP_OCC_LIVE = 1, RP_OCC_CACHED, RP_OCC_CACHED_FREE, RP_OCC_ALLOCATOR };
 
 struct rp_snap_entry {
-	struct rp_chunk c;   /* for a range: addr and bytes only */
+	struct rp_chunk c;   /* for a range: addr and bytes (and fate: its cache) */
 	uint8_t occupant;
 };
 
@@ -185,10 +216,17 @@ struct rp_former {
 	int64_t stack_id, vacated_ns;
 };
 
+/* A run of resident pages. */
+struct rp_run {
+	uint64_t addr, bytes;
+};
+
 struct rp_snapshot {
 	int64_t ns;
 	struct rp_heap *heaps;          /* start, end, kind */
 	size_t nheaps;
+	struct rp_run *resident;        /* the heaps' resident pages */
+	size_t nresident;
 	struct rp_snap_entry *entries;  /* any order */
 	size_t nentries;
 	struct rp_former *formers;      /* any order */
@@ -198,8 +236,9 @@ struct rp_snapshot {
 /* The figures, pins and holes (with their former sites) of a snapshot, as
  * rp_analyze gives them at an instant; the run's peaks, worst and leaks
  * are not in it (the caller has them from heap_summary and the exit
- * snapshot). */
-struct rp_result *rp_snapshot(const struct rp_snapshot *s, const struct rp_options *opt);
+ * snapshot). `in` (or NULL): the process's own mappings (in->pmaps). */
+struct rp_result *rp_snapshot(const struct rp_snapshot *s, const struct rp_input *in,
+			      const struct rp_options *opt);
 void rp_free(struct rp_result *r);
 
 #endif

@@ -42,9 +42,10 @@ struct page {
 	size_t nstrs;
 	uint32_t *slots;          /* open addressing: string index + 1 */
 	size_t nslots;
-	/* each stack once: by stack id, its offset + 1 in pool, where a stack
-	 * is its frame count, then (function name, frame text) per frame,
-	 * innermost first, as string indexes */
+	/* each stack once: by ld_stack_slot, its offset + 1 in pool, where a
+	 * stack is its frame count, its site (the index of its first frame
+	 * that is no allocation wrapper), then (function name, frame text)
+	 * per frame, innermost first, as string indexes */
 	uint32_t *stack_at;
 	uint32_t *pool;
 	size_t npool, cappool;
@@ -174,24 +175,28 @@ intern(struct page *pg, const char *s)
 	return (uint32_t)pg->nstrs - 1;
 }
 
-/* The stack's entry in the pool: [n, name0, text0, name1, text1, ...]. */
+/* The stack's entry in the pool: [n, site, name0, text0, name1, text1,
+ * ...]. */
 static const uint32_t *
 stack_of(struct page *pg, int64_t stack_id)
 {
-	static const uint32_t none[1] = { 0 };
+	static const uint32_t none[2] = { 0, 0 };
 	struct ld_frame f[STACK_DEPTH];
 	char text[512];
+	size_t slot = stack_id > 0 ? ld_stack_slot(pg->db, stack_id) : 0;
 
-	if (stack_id < 1 || stack_id > pg->db->nstacks)
+	if (!slot)
 		return none;
-	if (!pg->stack_at[stack_id]) {
+	if (!pg->stack_at[slot]) {
 		size_t n = ld_stack(pg->db, stack_id, f, STACK_DEPTH);
-		if (pg->npool + 1 + 2 * n > pg->cappool) {
-			pg->cappool = (pg->npool + 1 + 2 * n) * 2;
+		size_t site = ld_site_index(pg->db, stack_id);
+		if (pg->npool + 2 + 2 * n > pg->cappool) {
+			pg->cappool = (pg->npool + 2 + 2 * n) * 2;
 			pg->pool = xrealloc(pg->pool, pg->cappool * sizeof(*pg->pool));
 		}
-		pg->stack_at[stack_id] = (uint32_t)pg->npool + 1;
+		pg->stack_at[slot] = (uint32_t)pg->npool + 1;
 		pg->pool[pg->npool++] = (uint32_t)n;
+		pg->pool[pg->npool++] = (uint32_t)(site < n ? site : 0);
 		for (size_t i = 0; i < n; i++) {
 			ld_frame_text(text, sizeof(text), &f[i]);
 			pg->pool[pg->npool++] = f[i].function ? intern(pg, f[i].function)
@@ -199,20 +204,28 @@ stack_of(struct page *pg, int64_t stack_id)
 			pg->pool[pg->npool++] = intern(pg, text);
 		}
 	}
-	return &pg->pool[pg->stack_at[stack_id] - 1];
+	return &pg->pool[pg->stack_at[slot] - 1];
 }
 
 /* A stack named in the page: its id, and it goes into the stack table. */
+/* Register a stack for the page's stack table; returns the id to name it
+ * by (0: none). */
+static int64_t
+use_stack(struct page *pg, int64_t stack_id)
+{
+	size_t slot = stack_id > 0 ? ld_stack_slot(pg->db, stack_id) : 0;
+
+	if (!slot)
+		return 0;
+	stack_of(pg, stack_id);
+	pg->stack_used[slot] = true;
+	return stack_id;
+}
+
 static void
 put_stack(struct page *pg, int64_t stack_id)
 {
-	if (stack_id >= 1 && stack_id <= pg->db->nstacks) {
-		stack_of(pg, stack_id);
-		pg->stack_used[stack_id] = true;
-		putf(pg, "%lld", (long long)stack_id);
-	} else {
-		put(pg, "0");
-	}
+	putf(pg, "%lld", (long long)use_stack(pg, stack_id));
 }
 
 /* The allocating function of a site, as a string index; -1 if none. */
@@ -221,7 +234,7 @@ site_function(struct page *pg, int64_t stack_id)
 {
 	const uint32_t *s = stack_of(pg, stack_id);
 
-	return s[0] ? (long)s[1] : -1;
+	return s[0] ? (long)s[2 + 2 * s[1]] : -1;
 }
 
 /* ---- the icicle: bytes by stack, outermost frame at the top ---- */
@@ -259,7 +272,7 @@ icicle_add(struct page *pg, struct icicle *ic, int64_t stack_id, const uint64_t 
 	for (int k = 0; k < M_N; k++)
 		ic->n[0].v[k] += v[k];
 	for (size_t i = s[0]; i-- > 0;) {
-		uint32_t name = s[1 + 2 * i];
+		uint32_t name = s[2 + 2 * i];
 		int32_t c = ic->n[at].child;
 		while (c >= 0 && ic->n[c].name != name)
 			c = ic->n[c].next;
@@ -379,14 +392,7 @@ put_cells(struct page *pg, const struct fr_frame *f, const struct fr_map *m, con
 						 (unsigned long long)(x->big.addr - m->start),
 						 (unsigned long long)x->big.bytes, x->big.state);
 				buf_add(chunks, tmp, (size_t)n);
-				/* the stack goes in by id, registered like put_stack */
-				int64_t sid = x->big.stack_id;
-				if (sid >= 1 && sid <= pg->db->nstacks) {
-					stack_of(pg, sid);
-					pg->stack_used[sid] = true;
-				} else {
-					sid = 0;
-				}
+				int64_t sid = use_stack(pg, x->big.stack_id);
 				n = snprintf(tmp, sizeof(tmp), "%lld,%lld]", (long long)sid,
 					     (long long)(x->big.alloc_ns ? f->r->at.at_ns - x->big.alloc_ns
 									 : -1));
@@ -432,23 +438,35 @@ put_frame(struct page *pg, const struct fr_process *x, const struct fr_frame *f,
 	put_text(pg, f->label);
 	putf(pg, ",\"snapshot\":%lld,\"at_ns\":%lld,", (long long)f->snapshot_id,
 	     (long long)(g->at_ns - t0));
-	putf(pg, "\"fig\":{\"extent_bytes\":%llu,\"live_bytes\":%llu,\"cached_bytes\":%llu,"
-		 "\"allocator_bytes\":%llu,\"top_free_bytes\":%llu,\"untrimmable_bytes\":%llu,"
-		 "\"trim_reclaimable_bytes\":%llu,\"mmap_bytes\":%llu,\"retained_bytes\":%llu,"
-		 "\"live_chunks\":%llu,\"cached_chunks\":%llu,\"mmap_chunks\":%llu},",
-	     (unsigned long long)g->extent, (unsigned long long)g->live,
-	     (unsigned long long)g->cached, (unsigned long long)g->allocator,
+	putf(pg, "\"fig\":{\"extent_bytes\":%llu,\"resident_bytes\":%llu,\"live_bytes\":%llu,"
+		 "\"cached_bytes\":%llu,\"fastbin_bytes\":%llu,\"allocator_bytes\":%llu,"
+		 "\"top_free_bytes\":%llu,\"untrimmable_bytes\":%llu,"
+		 "\"untrimmable_resident_bytes\":%llu,\"trim_reclaimable_bytes\":%llu,"
+		 "\"trim_top_bytes\":%llu,\"mmap_bytes\":%llu,\"retained_bytes\":%llu,"
+		 "\"live_chunks\":%llu,\"cached_chunks\":%llu,\"mmap_chunks\":%llu,"
+		 "\"pymalloc_bytes\":%llu,\"pymalloc_arenas\":%llu,\"program_mmap_bytes\":%llu,"
+		 "\"program_mmaps\":%llu},",
+	     (unsigned long long)g->extent, (unsigned long long)g->resident,
+	     (unsigned long long)g->live, (unsigned long long)g->cached,
+	     (unsigned long long)g->fastbin, (unsigned long long)g->allocator,
 	     (unsigned long long)g->top_free, (unsigned long long)g->untrimmable,
-	     (unsigned long long)g->trim_reclaimable, (unsigned long long)g->mmap,
+	     (unsigned long long)g->untrimmable_resident, (unsigned long long)g->trim_reclaimable,
+	     (unsigned long long)g->trim_top, (unsigned long long)g->mmap,
 	     (unsigned long long)g->retained, (unsigned long long)g->live_chunks,
-	     (unsigned long long)g->cached_chunks, (unsigned long long)g->mmap_chunks);
+	     (unsigned long long)g->cached_chunks, (unsigned long long)g->mmap_chunks,
+	     (unsigned long long)g->pymalloc, (unsigned long long)g->pymalloc_arenas,
+	     (unsigned long long)g->program_mmap, (unsigned long long)g->program_mmaps);
+	char advice[2048];
+	put(pg, "\"advice\":");
+	put_text(pg, pg->o->advice(pg->db, r, advice, sizeof(advice)));
+	put(pg, ",");
 	putf(pg, "\"npins\":%zu,\"nholes\":%zu,\"pins\":[", f->npins, f->nholes);
 	for (size_t i = 0; i < r->npins && i < keep; i++) {
 		const struct rp_pin *p = &r->pins[i];
 		putf(pg, "%s[%llu,%llu,%u,%llu,%lld,", i ? "," : "", (unsigned long long)p->addr,
 		     (unsigned long long)p->bytes, p->state, (unsigned long long)p->weight,
 		     (long long)(p->alloc_ns ? g->at_ns - p->alloc_ns : -1));
-		put_stack(pg, p->state == RP_OWN ? 0 : p->stack_id);
+		put_stack(pg, p->state == RP_LIVE || p->state == RP_CACHED ? p->stack_id : 0);
 		putf(pg, ",%u]", p->heap);
 	}
 	/* the holes: the largest `keep`, and those a cell of the map names */
@@ -586,10 +604,12 @@ put_process(struct page *pg, struct ld_process *p, size_t nwanted, bool first)
 
 	/* full recordings: evenly spaced instants besides the named ones,
 	 * and the one asked for */
+	int64_t at_ns = 0;
+	bool at_time = o->at == RP_AT_TIME && o->instant(o->instant_arg, p, &at_ns);
 	for (size_t i = 1; dur && i <= extra; i++)
 		times[ntimes++] = (int64_t)((double)dur * (double)i / (double)(extra + 1));
-	if (o->at == RP_AT_TIME)
-		times[ntimes++] = o->at_ns;
+	if (at_time)
+		times[ntimes++] = at_ns;
 	struct fr_request q = {
 		.exit = true,
 		.worst = true,
@@ -654,7 +674,7 @@ put_process(struct page *pg, struct ld_process *p, size_t nwanted, bool first)
 	free(v);
 	int shown = o->at == RP_AT_WORST  ? x.worst
 		    : o->at == RP_AT_PEAK ? x.peak
-		    : o->at == RP_AT_TIME ? nearest_frame(&x, t0 + o->at_ns)
+		    : at_time		  ? nearest_frame(&x, t0 + at_ns)
 					  : x.exit;
 	if (shown < 0)
 		shown = x.exit >= 0 ? x.exit : (int)x.nframes - 1;
@@ -700,14 +720,16 @@ write_page(struct page *pg, FILE *f)
 	}
 	buf_add(&head, "],\"stacks\":{", 12);
 	bool first = true;
-	for (int64_t id = 1; id <= pg->db->nstacks; id++) {
-		if (!pg->stack_used[id])
+	for (size_t slot = 1; slot <= pg->db->nstack_fns; slot++) {
+		if (!pg->stack_used[slot])
 			continue;
-		const uint32_t *s = &pg->pool[pg->stack_at[id] - 1];
-		n = snprintf(tmp, sizeof(tmp), "%s\"%lld\":[", first ? "" : ",", (long long)id);
+		const uint32_t *s = &pg->pool[pg->stack_at[slot] - 1];
+		/* [site, frame texts...] */
+		n = snprintf(tmp, sizeof(tmp), "%s\"%lld\":[%u", first ? "" : ",",
+			     (long long)pg->db->stack_fns[slot - 1].stack_id, s[1]);
 		buf_add(&head, tmp, (size_t)n);
 		for (uint32_t i = 0; i < s[0]; i++) {
-			n = snprintf(tmp, sizeof(tmp), "%s%u", i ? "," : "", s[2 + 2 * i]);
+			n = snprintf(tmp, sizeof(tmp), ",%u", s[3 + 2 * i]);
 			buf_add(&head, tmp, (size_t)n);
 		}
 		buf_add(&head, "]", 1);
@@ -729,8 +751,8 @@ html_report(struct ld_db *db, const struct html_options *o)
 	bool first = true;
 	int rc = 0;
 
-	pg.stack_at = xcalloc((size_t)db->nstacks + 1, sizeof(*pg.stack_at));
-	pg.stack_used = xcalloc((size_t)db->nstacks + 1, sizeof(bool));
+	pg.stack_at = xcalloc(db->nstack_fns + 1, sizeof(*pg.stack_at));
+	pg.stack_used = xcalloc(db->nstack_fns + 1, sizeof(bool));
 	for (size_t i = 0; i < db->nprocs; i++)
 		nwanted += db->procs[i].wanted;
 	pg.cells = nwanted <= 4 ? HTML_CELLS : nwanted <= 16 ? HTML_CELLS / 4 : HTML_CELLS / 16;

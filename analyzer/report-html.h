@@ -26,8 +26,14 @@ struct html_options {
 	const char *file;          /* the database, as named by the user */
 	const char *output;        /* NULL: stdout */
 	enum rp_at at;             /* the instant shown first */
-	int64_t at_ns;             /* RP_AT_TIME: ns after each process started */
 	long top;                  /* rows of each table */
+	/* RP_AT_TIME: the instant in process p, ns after it started; false
+	 * if it has none (a mark it did not make: its end is shown first) */
+	bool (*instant)(void *arg, const struct ld_process *p, int64_t *at_ns);
+	void *instant_arg;
+	/* the text report's sentence on what would give the memory back, for
+	 * a result, into t; returns t */
+	const char *(*advice)(struct ld_db *db, const struct rp_result *r, char *t, size_t cap);
 };
 
 /* Write the page of the loaded processes (the wanted ones). Returns 0, or

@@ -19,7 +19,8 @@ static const char *const cand_reason[C_N] = { "worst", "peak" };
 
 /* The O(1) figures of a model, to check a rebuilt one against. */
 struct figs {
-	uint64_t extent, live, cached, own, mmap, untrim, live_n, cached_n, mmap_n;
+	uint64_t extent, live, cached, fastbin, own, mmap, untrim, live_n, cached_n, mmap_n;
+	uint64_t resident;
 };
 
 struct heap_copy {
@@ -48,6 +49,12 @@ struct cand {
 	uint32_t *table; /* index + 1 into saved, by address */
 	size_t mask;
 	struct formermap *former;
+	/* words of the heaps' resident bitmaps, as they were */
+	struct res_saved {
+		size_t heap, word;
+		uint64_t old;
+	} *res;
+	size_t nres, res_cap;
 	/* what is in the database */
 	bool has_stored;
 	int64_t stored_id;
@@ -123,6 +130,7 @@ snap_fork(const struct snap *parent)
 static void
 cand_clear(struct cand *c)
 {
+	c->nres = 0;
 	if (c->nsaved) {
 		if (c->mask + 1 > 1024 && c->nsaved < (c->mask + 1) / 8) {
 			free(c->table);
@@ -151,6 +159,7 @@ snap_free(struct snap *s)
 		free(c->saved);
 		free(c->table);
 		fm_free(c->former);
+		free(c->res);
 	}
 	fm_free(s->former);
 	free(s->sites);
@@ -412,8 +421,33 @@ snap_heap_gone(struct snap *s, uint64_t addr, uint64_t bytes)
 static void
 figs_of(const struct hm *m, struct figs *f)
 {
-	*f = (struct figs){ m->extent, m->live, m->cached, m->own, m->mmap,
-			    m->untrim, m->live_n, m->cached_n, m->mmap_n };
+	*f = (struct figs){ m->extent, m->live,	m->cached,   m->fastbin,  m->own,	 m->mmap,
+			    m->untrim, m->live_n, m->cached_n, m->mmap_n, hm_resident(m) };
+}
+
+/* The heap model is about to change a word of a resident bitmap: each
+ * candidate keeps the word's first earlier value. */
+static void
+res_changed(void *arg, size_t heap, size_t word, uint64_t old)
+{
+	struct snap *s = arg;
+
+	for (int k = 0; k < C_N; k++) {
+		struct cand *c = &s->cand[k];
+		bool seen = false;
+		if (!c->active || heap >= c->nheaps)
+			continue;
+		/* few words change: pages go in and out of use, not chunks */
+		for (size_t i = 0; i < c->nres && !seen; i++)
+			seen = c->res[i].heap == heap && c->res[i].word == word;
+		if (seen)
+			continue;
+		if (c->nres == c->res_cap) {
+			c->res_cap = c->res_cap ? 2 * c->res_cap : 64;
+			c->res = xrealloc(c->res, c->res_cap * sizeof(*c->res));
+		}
+		c->res[c->nres++] = (struct res_saved){ heap, word, old };
+	}
 }
 
 static int
@@ -473,6 +507,19 @@ hole_formers(void *arg, uint64_t addr, uint64_t bytes)
 		fm_each(h->cur, w.pos, addr + bytes - w.pos, put_former, h->db);
 }
 
+/* The fate code (table fate) of a cache: 1 tcache, 2 fastbin. */
+static int
+cache_fate(uint8_t cached)
+{
+	return cached == HM_FASTBIN ? 2 : 1;
+}
+
+static void
+put_resident(void *arg, uint64_t addr, uint64_t bytes)
+{
+	db_snapshot_resident(arg, addr, bytes);
+}
+
 /* Write the state of model m (its chunkmap, and the formers of `cur` with
  * the undo record `over` on top) as a snapshot at ns. */
 static int64_t
@@ -485,9 +532,11 @@ write_state(struct snap *s, struct hm *m, const struct formermap *over, const ch
 	struct chunk_entry **v = xmalloc((n ? n : 1) * sizeof(*v));
 	uint32_t cursor = 0;
 
-	for (size_t i = 0; i < m->nheaps; i++)
+	for (size_t i = 0; i < m->nheaps; i++) {
 		db_snapshot_heap(db, m->heaps[i].start, m->heaps[i].end,
 				 m->heaps[i].kind == HM_BRK ? 1 : 3);
+		hm_res_runs(&m->heaps[i], put_resident, db);
+	}
 	for (struct chunk_entry *e; (e = chunkmap_next(m->map, &cursor)) && k < n;)
 		v[k++] = e;
 	qsort(v, k, sizeof(*v), by_addr);
@@ -502,6 +551,7 @@ write_state(struct snap *s, struct hm *m, const struct formermap *over, const ch
 			const struct hm_heap *h = hm_heap_of(m, e->addr);
 			r.occupant = e->kind == HM_RANGE_OWN ? DB_ALLOCATOR : DB_CACHED_FREE;
 			r.backing = h && h->kind != HM_BRK ? 3 : 1;
+			r.fate = e->kind == HM_RANGE_CACHED ? cache_fate(e->cached) : 0;
 		} else {
 			r.occupant = e->cached ? DB_CACHED : DB_LIVE;
 			r.size = e->size;
@@ -512,7 +562,8 @@ write_state(struct snap *s, struct hm *m, const struct formermap *over, const ch
 			if (e->free_ns) {
 				r.free_ns = e->free_ns;
 				r.free_tid = e->free_tid;
-				r.fate = e->fate;
+				/* where it is now (it may have moved between caches) */
+				r.fate = e->cached ? cache_fate(e->cached) : e->fate;
 			}
 		}
 		db_snapshot_chunk(db, &r);
@@ -579,6 +630,23 @@ write_candidate(struct snap *s, int k, struct hm *m)
 	for (size_t i = 0; i < c->nsaved; i++)
 		if (c->saved[i].present)
 			ok &= place(&t, &c->saved[i].e);
+	/* the resident pages as they were: now's, with the words changed
+	 * since taken back */
+	for (size_t i = 0; i < c->nheaps && i < m->nheaps; i++) {
+		const struct hm_heap *h = &m->heaps[i];
+		size_t n = h->res_words;
+		for (size_t j = 0; j < c->nres; j++)
+			if (c->res[j].heap == i && c->res[j].word >= n)
+				n = c->res[j].word + 1;
+		uint64_t *w = xcalloc(n ? n : 1, sizeof(uint64_t));
+		if (h->res_words)
+			memcpy(w, h->res, h->res_words * sizeof(uint64_t));
+		for (size_t j = 0; j < c->nres; j++)
+			if (c->res[j].heap == i)
+				w[c->res[j].word] = c->res[j].old;
+		hm_res_load(&t, i, w, n);
+		free(w);
+	}
 	struct figs f;
 	figs_of(&t, &f);
 	if (!ok || memcmp(&f, &c->fig0, sizeof(f)) != 0)
@@ -639,6 +707,8 @@ snap_start(struct snap *s, struct hm *m, int64_t ns, bool whole)
 	}
 	if (!s->snapshots)
 		return;
+	m->res_hook = res_changed;
+	m->res_arg = s;
 	/* as hm_start: a figure that never rises above zero peaks here */
 	begin_candidate(s, C_WORST, m, ns, 0);
 	begin_candidate(s, C_PEAK, m, ns, 0);
@@ -682,7 +752,7 @@ snap_after(struct snap *s, struct hm *m, int64_t ns)
 		if (!c->active)
 			continue;
 		/* as large as the heap: as much as writing it would take */
-		size_t held = c->nsaved + (c->former ? fm_count(c->former) : 0);
+		size_t held = c->nsaved + c->nres + (c->former ? fm_count(c->former) : 0);
 		if (held <= BUDGET_FLOOR || held <= 2 * chunkmap_count(m->map))
 			continue;
 		/* settle: worth a rewrite only if it beats the stored one well */

@@ -251,3 +251,157 @@ buf_free(struct buf *b)
 	b->p = NULL;
 	b->len = b->cap = 0;
 }
+
+size_t
+utf8_char(const char *s, size_t n, uint32_t *cp)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t len;
+	uint32_t c, min;
+
+	if (n == 0)
+		return 0;
+	if (u[0] < 0x80) {
+		*cp = u[0];
+		return 1;
+	}
+	if ((u[0] & 0xe0) == 0xc0)
+		len = 2, c = u[0] & 0x1f, min = 0x80;
+	else if ((u[0] & 0xf0) == 0xe0)
+		len = 3, c = u[0] & 0x0f, min = 0x800;
+	else if ((u[0] & 0xf8) == 0xf0)
+		len = 4, c = u[0] & 0x07, min = 0x10000;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((u[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (u[i] & 0x3f);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+char *
+text_safe(char *s)
+{
+	size_t n = strlen(s);
+
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t len = utf8_char(s + i, n - i, &cp);
+		bool bad = len == 0 || cp < 0x20 || (cp >= 0x7f && cp < 0xa0);
+		if (len == 0)
+			len = 1;
+		if (bad)
+			memset(s + i, '?', len);
+		i += len;
+	}
+	return s;
+}
+
+void
+json_quote(struct buf *b, const char *s, size_t n)
+{
+	buf_add(b, "\"", 1);
+	for (size_t i = 0; i < n;) {
+		uint32_t cp;
+		size_t len = utf8_char(s + i, n - i, &cp);
+		char esc[8];
+
+		if (len == 0) {
+			buf_add(b, "\\ufffd", 6);
+			i++;
+			continue;
+		}
+		if (cp == '"' || cp == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)cp;
+			buf_add(b, esc, 2);
+		} else if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0)) {
+			snprintf(esc, sizeof(esc), "\\u%04x", (unsigned)cp);
+			buf_add(b, esc, 6);
+		} else {
+			buf_add(b, s + i, len);
+		}
+		i += len;
+	}
+	buf_add(b, "\"", 1);
+}
+
+bool
+hp_option(const char *arg, const char *name, const char **value)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(arg, name, n) != 0 || (arg[n] != '\0' && arg[n] != '='))
+		return false;
+	*value = arg[n] == '=' ? arg + n + 1 : NULL;
+	return true;
+}
+
+/* `name` with what is inside <> at nesting `depth` or deeper folded to
+ * "..." (the angle brackets of operator<, operator<<, operator-> and the
+ * like are not template brackets). */
+static void
+fold(struct buf *out, const char *name, int depth, bool params)
+{
+	int level = 0, paren = 0;
+
+	out->len = 0;
+	for (const char *p = name; *p; p++) {
+		bool op = p >= name + 8 && strncmp(p - 8, "operator", 8) == 0;
+		bool op2 = p >= name + 9 && strncmp(p - 9, "operator", 8) == 0 &&
+			   (p[-1] == '<' || p[-1] == '>' || p[-1] == '-');
+		if (*p == '<' && !op && !op2 && paren == 0) {
+			level++;
+			if (level == depth)
+				buf_add(out, "<...", 4);
+			if (level >= depth)
+				continue;
+		} else if (*p == '>' && level > 0 && !op && !op2 && p[-1] != '-' && paren == 0) {
+			level--;
+			if (level >= depth)
+				continue;
+			if (level == depth - 1) {
+				buf_add(out, ">", 1);
+				continue;
+			}
+		} else if (level >= depth) {
+			continue;
+		}
+		if (params && level == 0 && *p == '(' && paren++ == 0 && p[1] != ')') {
+			buf_add(out, "(...", 4);
+			continue;
+		}
+		if (params && level == 0 && *p == ')' && paren > 0 && --paren == 0) {
+			buf_add(out, ")", 1);
+			continue;
+		}
+		if (params && paren > 0)
+			continue;
+		buf_add(out, p, 1);
+	}
+	buf_add(out, "", 1);
+}
+
+const char *
+short_function(char *buf, size_t cap, const char *name, size_t max)
+{
+	struct buf b = { 0 };
+
+	snprintf(buf, cap, "%s", name);
+	for (int depth = 2; strlen(buf) > max && depth >= 0; depth--) {
+		if (depth > 0)
+			fold(&b, name, depth, false);
+		else
+			fold(&b, name, 1, true);
+		snprintf(buf, cap, "%s", b.p);
+	}
+	free(b.p);
+	return buf;
+}

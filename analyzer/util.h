@@ -40,11 +40,31 @@ bool parse_size(const char *s, uint64_t *out);
  * malformed, negative or above 10^9 s. */
 bool parse_seconds(const char *s, int64_t *ns);
 
+/* Is the command-line word `arg` the option `name`, as "--name" or
+ * "--name=VALUE"? *value is set to VALUE, or NULL for the first form. */
+bool hp_option(const char *arg, const char *name, const char **value);
+
+/* A function name fit for a line of text: long C++ names with their
+ * template arguments folded ("std::map<...>::find") and then their
+ * parameters ("(...)"), until at most `max` bytes. Into buf; returns it. */
+const char *short_function(char *buf, size_t cap, const char *name, size_t max);
+
 /* Human size: "12.3 MiB", "512 B". Returns buf. */
 const char *fmt_size(char *buf, size_t cap, uint64_t bytes);
 
 /* Monotonic clock in ns (CLOCK_MONOTONIC, comparable with the events). */
 uint64_t mono_ns(void);
+
+/* The length of the UTF-8 character at s (of at most n bytes), its code
+ * point in *cp; 0 if none starts there (a stray byte, an overlong form, a
+ * surrogate, past U+10FFFF). */
+size_t utf8_char(const char *s, size_t n, uint32_t *cp);
+
+/* s made fit for a terminal, in place: control characters (C0, DEL, C1)
+ * and bytes that are no UTF-8 become '?' (a database is anyone's: an
+ * escape sequence in a function name must not reach the terminal).
+ * Returns s. */
+char *text_safe(char *s);
 
 /* A growable byte buffer. */
 struct buf {
@@ -53,5 +73,9 @@ struct buf {
 };
 void buf_add(struct buf *b, const void *data, size_t n);
 void buf_free(struct buf *b);
+
+/* A JSON string of n bytes of s: UTF-8 as it is, control characters
+ * escaped, bytes that are no UTF-8 as U+FFFD. */
+void json_quote(struct buf *b, const char *s, size_t n);
 
 #endif

@@ -26,10 +26,13 @@
 #include "arena.h"
 #include "dtv.h"
 #include "heap.h"
+#define HEAPPROF_DEFINE 1 /* heapprof_mark is defined here, not weak */
+#include "heapprof.h"
 #include "init.h"
 #include "large.h"
 #include "log.h"
 #include "observe.h"
+#include "record.h"
 #include "stats.h"
 #include "tarena.h"
 #include "tcache.h"
@@ -636,3 +639,15 @@ EXPORT struct mallinfo __libc_mallinfo(void) __attribute__((alias("mallinfo"), c
 #pragma GCC diagnostic pop
 EXPORT int __libc_mallopt(int, int) __attribute__((alias("mallopt"), copy(mallopt)));
 EXPORT int __posix_memalign(void **, size_t, size_t) __attribute__((alias("posix_memalign"), copy(posix_memalign)));
+
+/* ---- heapprof's own (heapprof.h) ---- */
+
+EXPORT void
+heapprof_mark(const char *name)
+{
+	int saved = errno;
+
+	hp_init();
+	hp_record_mark(name);
+	errno = saved;
+}

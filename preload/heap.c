@@ -671,6 +671,10 @@ int_malloc(struct hp_mstate *av, size_t bytes, struct stashed *st)
 						hp_corrupt("malloc(): unaligned fastbin chunk detected 3");
 					*fb = reveal(&tc_victim->fd);
 					hp_tcache_put(tc, tc_victim, tc_idx);
+					/* from a fastbin into the tcache: still
+					 * cached, but out of malloc_consolidate's
+					 * reach */
+					report(tc_victim, nb, HP_STATE_CACHED);
 				}
 			}
 			mem = hp_chunk2mem(victim);
@@ -1006,7 +1010,7 @@ free_tail_locked(struct hp_mstate *av, struct hp_chunk *p, size_t size, bool rep
 		if (old != NULL && fastbin_index(hp_chunksize(old)) != idx)
 			hp_corrupt("invalid fastbin entry (free)");
 		if (rep)
-			report(p, size, HP_STATE_CACHED);
+			report(p, size, HP_STATE_FASTBIN);
 		return HP_FATE_FASTBIN;
 	}
 
@@ -1408,7 +1412,8 @@ arena_stretches(struct hp_mstate *av, struct stretch *out, unsigned cap)
 #define MAX_STRETCHES 256
 
 static size_t
-walk_arena(struct hp_mstate *av, const struct cached_set *set, hp_walk_fn fn, void *arg)
+walk_arena(struct hp_mstate *av, const struct cached_set *set, const struct cached_set *fast,
+	   hp_walk_fn fn, void *arg)
 {
 	struct stretch st[MAX_STRETCHES];
 	unsigned n = arena_stretches(av, st, MAX_STRETCHES);
@@ -1437,6 +1442,8 @@ walk_arena(struct hp_mstate *av, const struct cached_set *set, hp_walk_fn fn, vo
 				break;
 			if (is_top || !inuse_bit_at(p, size))
 				state = HP_STATE_FREE;
+			else if (in_set(fast, (uintptr_t)p))
+				state = HP_STATE_FASTBIN;
 			else if (in_set(set, (uintptr_t)p))
 				state = HP_STATE_CACHED;
 			else
@@ -1462,15 +1469,15 @@ collect_fastbins(struct hp_mstate *av, void (*fn)(struct hp_chunk *p, void *arg)
 size_t
 hp_heap_walk(hp_walk_fn fn, void *arg)
 {
-	struct cached_set set = { 0 };
-	size_t n = 0, walked = 0;
+	struct cached_set set = { 0 }, fast = { 0 };
+	size_t n = 0, nfast = 0, walked = 0;
 	struct hp_mstate *av = &hp_main_arena;
 	bool locked;
 
 	/* Everything cached, in every arena's fastbins and every tcache. */
 	do {
 		locked = hp_mstate_lock(av);
-		collect_fastbins(av, count_one, &n);
+		collect_fastbins(av, count_one, &nfast);
 		hp_mstate_unlock(av, locked);
 		av = av->next;
 	} while (av != &hp_main_arena);
@@ -1479,24 +1486,31 @@ hp_heap_walk(hp_walk_fn fn, void *arg)
 	set.v = hp_arena_alloc(set.cap * sizeof(uintptr_t), 16, false);
 	if (set.v == NULL)
 		set.cap = 0;
+	fast.cap = nfast + 64;
+	fast.v = hp_arena_alloc(fast.cap * sizeof(uintptr_t), 16, false);
+	if (fast.v == NULL)
+		fast.cap = 0;
 	do {
 		locked = hp_mstate_lock(av);
-		collect_fastbins(av, collect_cached, &set);
+		collect_fastbins(av, collect_cached, &fast);
 		hp_mstate_unlock(av, locked);
 		av = av->next;
 	} while (av != &hp_main_arena);
 	hp_tcache_each(collect_cached, &set);
 	sort_uptr(set.v, set.n);
+	sort_uptr(fast.v, fast.n);
 
 	do {
 		locked = hp_mstate_lock(av);
 		if (av->top != &initial_top)
-			walked += walk_arena(av, &set, fn, arg);
+			walked += walk_arena(av, &set, &fast, fn, arg);
 		hp_mstate_unlock(av, locked);
 		av = av->next;
 	} while (av != &hp_main_arena);
 	if (set.v)
 		hp_arena_free(set.v);
+	if (fast.v)
+		hp_arena_free(fast.v);
 	return walked;
 }
 

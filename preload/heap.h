@@ -286,8 +286,8 @@ struct hp_mstate *hp_heap_arena_for_chunk(const struct hp_chunk *p);
 
 /*
  * Walk every chunk of every arena: fn(chunk, bytes, state, is_top, arg)
- * where state is live, cached (any registered thread's tcache, or a
- * fastbin) or free (bins and top). Fenceposts and glibc's lost slivers are
+ * where state is live, cached (any registered thread's tcache), fastbin
+ * (an arena's fastbin) or free (bins and top). Fenceposts and glibc's lost slivers are
  * reported live (mallinfo counts them in use). Exact only while no other
  * thread allocates. Returns the number of chunks walked.
  * Lock: none (takes each arena's). Allocates: arena (scratch).

@@ -5,14 +5,16 @@
  *
  * The promise: from these calls alone an observer can say, at any instant,
  * which byte ranges of the heap are live, cached (freed by the program but
- * held in a tcache or fastbin, so still occupying the heap) or free, where
+ * held in a tcache or fastbin, so still occupying the heap; which of the two,
+ * since malloc_consolidate frees what fastbins hold) or free, where
  * the break is, and which mappings exist. Every range starts free when the
  * heap grows over it; after that each change of state is reported exactly
  * once, either by the user-level call (alloc, free, realloc) or by a
- * `chunk` call for what the allocator does on its own (tcache stashing,
- * fastbin consolidation, remainders freed by realloc and memalign, the tcache
- * of an exiting thread, the tcache control blocks themselves). Coalescing and
- * splitting of free chunks are not reported: free next to free is free.
+ * `chunk` call for what the allocator does on its own (tcache stashing, from
+ * a bin or from a fastbin, fastbin consolidation, remainders freed by
+ * realloc and memalign, the tcache of an exiting thread, the tcache control
+ * blocks themselves). Coalescing and splitting of free chunks are not
+ * reported: free next to free is free.
  *
  * Calls with `_locked` semantics come with the heap lock held (or from the
  * only thread); observers must not allocate from the tracked heap, must not
@@ -27,8 +29,11 @@
 
 enum hp_state {
 	HP_STATE_FREE = 0,   /* in a bin, in top, or never handed out */
-	HP_STATE_CACHED = 1, /* in a tcache or fastbin: freed, still occupied */
+	HP_STATE_CACHED = 1, /* in a tcache: freed, still occupied */
 	HP_STATE_LIVE = 2,   /* owned by the program (or the tcache control block) */
+	HP_STATE_FASTBIN = 3, /* in a fastbin: freed, still occupied until a
+			       * malloc_consolidate (malloc_trim, a large request)
+			       * merges it into free space */
 };
 
 /* Where a freed chunk went (a user-level free's outcome). */
@@ -99,6 +104,11 @@ struct hp_observer {
 	 * before; the freed tail is reported through `chunk`). Lock: none. */
 	void (*resize)(const struct hp_ticket *t, size_t size, uintptr_t chunk,
 		       size_t old_chunk_bytes, size_t new_chunk_bytes);
+	/* Not the allocator's: the program itself mapped anonymous memory
+	 * with mmap (on; stack as for alloc), or unmapped a range with munmap
+	 * (off, no stack), e.g. a small-object allocator's arenas (CPython's
+	 * pymalloc). Lock: none. */
+	void (*program_map)(uintptr_t addr, size_t len, bool on, void *const *stack, int nstack);
 };
 
 /* The observer in force, or NULL (the common case outside profiling). */

@@ -46,12 +46,24 @@ hp_os_sbrk(intptr_t incr)
 }
 
 void *
+hp_os_mmap(void *addr, size_t len, int prot, int flags, int fd, long off)
+{
+	return (void *)syscall(SYS_mmap, addr, len, (long)prot, (long)flags, (long)fd, off);
+}
+
+int
+hp_os_munmap(void *addr, size_t len)
+{
+	return (int)syscall(SYS_munmap, addr, len);
+}
+
+void *
 hp_os_map(size_t len, int extra_flags)
 {
 	if (inject(&hp_os_fail_map_in))
 		return HP_MAP_FAILED;
-	return mmap(NULL, len, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+	return hp_os_mmap(NULL, len, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
 }
 
 void *
@@ -59,7 +71,7 @@ hp_os_reserve(void *hint, size_t len, int extra_flags)
 {
 	if (inject(&hp_os_fail_map_in))
 		return HP_MAP_FAILED;
-	return mmap(hint, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+	return hp_os_mmap(hint, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
 }
 
 int
@@ -71,7 +83,7 @@ hp_os_protect_rw(void *addr, size_t len)
 int
 hp_os_decommit(void *addr, size_t len)
 {
-	void *p = mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+	void *p = hp_os_mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 
 	return p == MAP_FAILED ? -1 : 0;
 }
@@ -80,7 +92,7 @@ int
 hp_os_unmap(void *addr, size_t len)
 {
 	int saved = errno;
-	int r = munmap(addr, len);
+	int r = hp_os_munmap(addr, len);
 
 	errno = saved;
 	return r;

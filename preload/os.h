@@ -4,9 +4,12 @@
  *
  * The break is moved through libc's sbrk(), exactly as glibc's MORECORE
  * does, so that libc's cached break (__curbrk) stays right for programs
- * that call sbrk themselves. Mappings go through libc's mmap family, which
- * never allocates. Test builds (HP_TEST_HOOKS) can make the n-th sbrk or
- * mmap fail to reach every out-of-memory path.
+ * that call sbrk themselves. mmap and munmap are made with syscall(): the
+ * library exports its own mmap and munmap (progmap.c, which record the
+ * program's), and the allocator's mappings must not pass through them;
+ * mremap and the rest go through libc, which never allocates. Test builds
+ * (HP_TEST_HOOKS) can make the n-th sbrk or mmap fail to reach every
+ * out-of-memory path.
  */
 #ifndef HP_OS_H
 #define HP_OS_H
@@ -20,6 +23,11 @@
 /* sbrk(incr); NULL when the break could not move (glibc's MORECORE_FAILURE).
  * Lock: heap lock. Allocates: no. AS-safe: yes. */
 void *hp_os_sbrk(intptr_t incr);
+
+/* The kernel's mmap and munmap, as glibc's (MAP_FAILED/-1 and errno on
+ * failure). Lock: none. Allocates: no. AS-safe: yes. */
+void *hp_os_mmap(void *addr, size_t len, int prot, int flags, int fd, long off);
+int hp_os_munmap(void *addr, size_t len);
 
 /* Anonymous private read-write mapping; HP_MAP_FAILED on failure.
  * extra_flags is or-ed into MAP_PRIVATE|MAP_ANONYMOUS (MAP_HUGETLB...).

@@ -14,6 +14,7 @@
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <link.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -416,6 +418,15 @@ on_ticket(struct hp_ticket *t)
 		after_fork(false);
 		hp_self.guard--;
 	}
+	if (__builtin_expect(spool.stopped, 0)) {
+		/* nothing will be written (the other records take their number
+		 * once they have room, which they then do not get); and a forked
+		 * child without files of its own has only its parent's process
+		 * file, whose numbers are the parent's */
+		t->seq = 0;
+		t->ns = 0;
+		return;
+	}
 	rec_ticket(t);
 }
 
@@ -434,7 +445,7 @@ emit_map(uint32_t type, uintptr_t addr, size_t len, bool chunk)
 
 	EMIT(type, ev,
 	     (ev->addr = addr, ev->len = len, ev->kind = chunk ? HP_MAP_CHUNK : HP_MAP_HEAP,
-	      ev->pad = 0));
+	      ev->stack_id = 0));
 }
 
 static void
@@ -535,6 +546,30 @@ on_resize(const struct hp_ticket *t, size_t size, uintptr_t chunk, size_t old_by
 		     ev->new_bytes = new_bytes));
 }
 
+static void
+on_program_map(uintptr_t addr, size_t len, bool on, void *const *stack, int nstack)
+{
+	struct hp_ev_map *ev;
+	uint32_t stack_id = 0;
+
+	hp_self.guard++;
+	if (__builtin_expect(*epoch == 0, 0))
+		after_fork(false);
+	if (on) {
+		const uint64_t *ips;
+		unsigned depth;
+		bool is_new;
+		stack_id = hp_stacks_intern(stack, nstack, &is_new, &ips, &depth);
+		if (is_new) {
+			check_modules(false);
+			send_stack(stack_id, ips, depth);
+		}
+	}
+	EMIT(on ? HP_EV_MAP : HP_EV_UNMAP, ev,
+	     (ev->addr = addr, ev->len = len, ev->kind = HP_MAP_PROGRAM, ev->stack_id = stack_id));
+	hp_self.guard--;
+}
+
 static struct hp_observer recorder = {
 	.ticket = on_ticket,
 	.brk = on_brk,
@@ -545,6 +580,7 @@ static struct hp_observer recorder = {
 	.alloc = on_alloc,
 	.free = on_free,
 	.resize = on_resize,
+	.program_map = on_program_map,
 };
 
 /* ---- start-up ---- */
@@ -568,8 +604,11 @@ env_number(char *const *envp, const char *name, unsigned long def)
 
 	if (v == NULL || *v == '\0')
 		return def;
-	for (; *v >= '0' && *v <= '9'; v++)
+	for (; *v >= '0' && *v <= '9'; v++) {
+		if (n > (ULONG_MAX - 9) / 10)
+			return def; /* too large: it would wrap */
 		n = n * 10 + (unsigned long)(*v - '0');
+	}
 	return *v ? def : n;
 }
 
@@ -584,23 +623,61 @@ copy_string(char *dst, size_t cap, const char *src)
 	return true;
 }
 
-/* A private spool directory for standalone recording. */
+/* Free bytes of the filesystem of `dir` (0 if unknown). */
+static uint64_t
+free_bytes(const char *dir)
+{
+	struct statfs fs;
+
+	return statfs(dir, &fs) == 0 ? (uint64_t)fs.f_bavail * (uint64_t)fs.f_bsize : 0;
+}
+
+/* A private spool directory for standalone recording: in the first of
+ * /dev/shm, $TMPDIR, /tmp with room for HP_SPOOL_ROOM bytes of rings (a
+ * small /dev/shm, like a container's 64 MiB, is left to the program), or
+ * else in the one with the most room. */
 static bool
 make_spool_dir(char *const *envp)
 {
 	const char *bases[] = { "/dev/shm", env_get(envp, "TMPDIR"), "/tmp" };
-	uint64_t rnd = 0;
+	size_t n = sizeof(bases) / sizeof(bases[0]), order[3], k = 0;
+	uint64_t rnd = 0, room[3];
 
+	for (size_t i = 0; i < n; i++) {
+		room[i] = bases[i] && bases[i][0] == '/' ? free_bytes(bases[i]) : 0;
+		if (room[i] >= HP_SPOOL_ROOM)
+			order[k++] = i;
+	}
+	for (size_t i = 0; i < n; i++) /* the others, most room first */
+		if (room[i] < HP_SPOOL_ROOM && bases[i] && bases[i][0] == '/') {
+			size_t j = k++;
+			for (; j > 0 && room[order[j - 1]] < room[i] &&
+			       room[order[j - 1]] < HP_SPOOL_ROOM; j--)
+				order[j] = order[j - 1];
+			order[j] = i;
+		}
 	hp_os_random(&rnd, sizeof(rnd));
-	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
-		if (bases[i] == NULL || bases[i][0] != '/')
-			continue;
-		hp_format(spool_dir, sizeof(spool_dir), "%s/heapprof-%d-%x%x", bases[i],
+	for (size_t j = 0; j < k; j++) {
+		hp_format(spool_dir, sizeof(spool_dir), "%s/heapprof-%d-%x%x", bases[order[j]],
 			  (int)syscall(SYS_getpid), (unsigned)rnd, (unsigned)(rnd >> 32));
 		if (mkdir(spool_dir, 0700) == 0)
 			return true;
 	}
 	return false;
+}
+
+/* HEAPPROF_SPOOL must name a spool heapprof made: an absolute path to a
+ * directory called heapprof-*, ours, closed to others. Anything else
+ * (a typo, /etc) would get files it has no business holding. */
+static bool
+spool_dir_ok(const char *dir)
+{
+	const char *base = strrchr(dir, '/');
+	struct stat st;
+
+	return dir[0] == '/' && base && strncmp(base + 1, "heapprof-", 9) == 0 &&
+	       lstat(dir, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == geteuid() &&
+	       (st.st_mode & 077) == 0;
 }
 
 void
@@ -628,10 +705,14 @@ hp_record_init(char *const *envp)
 	} else if (!copy_string(spool_dir, sizeof(spool_dir), dir)) {
 		hp_log("%s too long: not recording", HP_ENV_SPOOL);
 		return;
+	} else if (!spool_dir_ok(spool_dir)) {
+		hp_log("%s=%s is not a spool directory of heapprof's: not recording", HP_ENV_SPOOL,
+		       spool_dir);
+		return;
 	}
 	depth = env_number(envp, HP_ENV_MAX_DEPTH, 64);
 	ring_kb = env_number(envp, HP_ENV_RING_KB, 8192);
-	if (ring_kb < 64 || (ring_kb & (ring_kb - 1)))
+	if (ring_kb < 64 || ring_kb > HP_RING_KB_MAX || (ring_kb & (ring_kb - 1)))
 		ring_kb = 4096;
 	hp_self.guard++;
 	r = hp_spool_open(&spool, spool_dir, (pid_t)env_number(envp, HP_ENV_COLLECTOR, 0),
@@ -639,8 +720,14 @@ hp_record_init(char *const *envp)
 	if (r < 0) {
 		hp_self.guard--;
 		hp_log("cannot open the spool %s (errno %d): not recording", spool_dir, -r);
+		if (standalone)
+			rmdir(spool_dir);
 		return;
 	}
+	/* a spool of our own: marked as ours until the collector marks it
+	 * as its own, so that it is swept if we are killed before that */
+	if (standalone)
+		hp_spool_mark(&spool);
 	epoch = hp_os_map(HP_PAGE, 0);
 	if (epoch == HP_MAP_FAILED || hp_os_madvise(epoch, HP_PAGE, MADV_WIPEONFORK) != 0) {
 		hp_self.guard--;
@@ -656,6 +743,32 @@ hp_record_init(char *const *envp)
 	hp_self.guard--;
 	active = true;
 	__atomic_store_n(&hp_observer, &recorder, __ATOMIC_RELEASE);
+}
+
+void
+hp_record_mark(const char *name)
+{
+	struct hp_ev_mark *ev;
+	struct hp_ring *r;
+	struct hp_ticket t;
+
+	if (!active || spool.stopped || !name)
+		return;
+	size_t n = strnlen(name, HP_MARK_MAX - 1);
+	size_t bytes = pad8(sizeof(*ev) + n + 1);
+	hp_self.guard++;
+	ev = begin(bytes, &r);
+	if (ev) {
+		rec_ticket(&t);
+		header(&ev->h, &t);
+		ev->name_bytes = (uint32_t)n + 1;
+		ev->pad = 0;
+		char *p = (char *)(ev + 1);
+		memcpy(p, name, n);
+		memset(p + n, 0, bytes - sizeof(*ev) - n);
+		commit(r, ev, HP_EV_MARK, bytes);
+	}
+	hp_self.guard--;
 }
 
 static void

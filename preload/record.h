@@ -47,4 +47,9 @@ void hp_record_thread_exit(void);
 /* Whether this process records. */
 bool hp_record_active(void);
 
+/* heapprof_mark: record an instant named `name` (cut to HP_MARK_MAX - 1
+ * bytes); nothing if this process does not record. Lock: none.
+ * Allocates: no. */
+void hp_record_mark(const char *name);
+
 #endif

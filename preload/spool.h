@@ -26,6 +26,7 @@ struct hp_ring {
 	struct hp_ring_header *hdr;
 	char *data;
 	uint64_t size;        /* data bytes, a power of two */
+	uint64_t reserved;    /* data bytes with their blocks, from the start */
 	uint64_t head;        /* producer's copy of hdr->head */
 	uint64_t tail_seen;   /* last tail read from the header */
 	unsigned index;       /* the n of its file name */
@@ -33,8 +34,8 @@ struct hp_ring {
 };
 
 struct hp_spool {
-	int dirfd;                  /* the spool directory, O_PATH */
-	const char *dir;            /* its path (the caller's, kept valid) */
+	const char *dir;            /* the spool directory (the caller's, kept
+				     * valid); no descriptor of it is kept */
 	struct hp_proc_file *proc;  /* mapped process file */
 	uint64_t serial;
 	pid_t pid;
@@ -43,6 +44,10 @@ struct hp_spool {
 	struct hp_mutex lock;       /* the ring list and index */
 	struct hp_ring *rings;
 	bool stopped;               /* recording gave up */
+	bool borrowed;              /* proc is the parent's (a forked child
+				     * without files of its own): it only
+				     * counts what is dropped */
+	bool marked;                /* we wrote the spool's mark */
 };
 
 /*
@@ -53,18 +58,24 @@ int hp_spool_open(struct hp_spool *s, const char *dir, pid_t collector, size_t r
 
 /*
  * After fork, in the child: forget the parent's rings and process file
- * (unmapping them) and create the child's own. Returns 0 or -errno.
+ * (unmapping them) and create the child's own. Returns 0 or -errno; on
+ * failure recording is stopped and the events the child could not record
+ * are counted as dropped in its parent's process file.
  */
 int hp_spool_reopen_child(struct hp_spool *s);
 
 /* A ring for the calling thread (tid): a drained one of this image or a
- * new file. NULL if recording stopped or no memory. Lock: none. */
+ * new file (smaller than configured when the file size limit asks for
+ * it), whose data gets its blocks as it is first written (a segment at a
+ * time, fallocate or MADV_POPULATE_WRITE: never a SIGBUS). NULL if
+ * recording stopped or there is no memory or space. Lock: none. */
 struct hp_ring *hp_spool_ring(struct hp_spool *s, pid_t tid);
 
 /*
- * Room for a record of `bytes` (a multiple of 8) in r, waiting for the
- * collector if the ring is full. NULL if recording stopped: the caller
- * then drops the event (and counts it with hp_spool_drop).
+ * Room for a record of `bytes` (a multiple of 8, less than 256 KiB) in r,
+ * waiting for the collector if the ring is full. NULL if recording
+ * stopped: the caller then drops the event (and counts it with
+ * hp_spool_drop).
  */
 void *hp_spool_begin(struct hp_spool *s, struct hp_ring *r, size_t bytes);
 
@@ -85,6 +96,13 @@ void hp_spool_stop(struct hp_spool *s);
  * it otherwise, for the next heapprof to sweep (cmd-run.c). Lock: none.
  */
 void hp_spool_abandon(struct hp_spool *s);
+
+/*
+ * Write the spool's mark (see cmd-run.c) naming this process, for a spool
+ * this process made itself: if it is killed before its collector replaces
+ * the mark, the next heapprof removes the spool. 0 or -errno. Lock: none.
+ */
+int hp_spool_mark(struct hp_spool *s);
 
 /*
  * At exit: if the collector is gone, nobody will read this image's files,

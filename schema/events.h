@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * events.h - the binary event stream from libheapprof.so to the collector
- * (wire format version 1). Both sides include this file; nothing else
+ * (wire format version 3). Both sides include this file; nothing else
  * crosses the process boundary.
  *
  * Transport: a spool directory (private, 0700) holds, for every process
@@ -38,7 +38,7 @@
 
 #include <stdint.h>
 
-#define HP_EV_VERSION 2
+#define HP_EV_VERSION 3
 #define HP_PROC_MAGIC 0x31434f5250504548ULL /* "HEPPROC1" */
 #define HP_RING_MAGIC 0x31474e4952504548ULL /* "HEPRING1" */
 #define HP_PAGE 4096
@@ -52,6 +52,14 @@
 #define HP_ENV_SNAPSHOTS "HEAPPROF_SNAPSHOTS" /* standalone: snapshots every N s */
 
 #define HP_MAX_DEPTH_LIMIT 256
+/* HEAPPROF_RING_KB above it: the default. A record's length has 24 bits,
+ * and padding may span all of a ring but its first segment. */
+#define HP_RING_KB_MAX (16 * 1024)
+
+/* A spool goes in the first of /dev/shm, $TMPDIR, /tmp with this much free
+ * space (else in the one with the most): a small /dev/shm (a container's
+ * 64 MiB) is left to the program. */
+#define HP_SPOOL_ROOM (128ULL << 20)
 
 /* Process file. */
 struct hp_proc_file {
@@ -117,6 +125,8 @@ enum hp_ev_type {
 	HP_EV_EXIT = 16,    /* exit(), _exit() or _Exit() with a status */
 	HP_EV_DROPS = 17,   /* events were lost (count) */
 	HP_EV_REAP = 18,    /* a wait call returned a child's end */
+	HP_EV_MARK = 19,    /* the program marked an instant (heapprof_mark) */
+	HP_EV_LAST = HP_EV_MARK, /* the highest type (the collector checks types) */
 };
 
 /* Common header: 24 bytes. */
@@ -204,7 +214,8 @@ struct hp_ev_state {
 	struct hp_ev h;
 	uint64_t chunk;
 	uint64_t bytes;
-	uint8_t state; /* hp_state: 0 free, 1 cached, 2 live */
+	uint8_t state; /* hp_state: 0 free, 1 cached in a tcache, 2 live,
+			* 3 cached in a fastbin */
 	uint8_t pad[7];
 };
 
@@ -214,14 +225,16 @@ struct hp_ev_brk {
 	uint64_t new_brk;
 };
 
-enum { HP_MAP_CHUNK = 1, HP_MAP_HEAP = 2 };
+enum { HP_MAP_CHUNK = 1, HP_MAP_HEAP = 2, HP_MAP_PROGRAM = 3 };
 
 struct hp_ev_map {
 	struct hp_ev h;
 	uint64_t addr;
 	uint64_t len;
-	uint32_t kind; /* HP_MAP_CHUNK: an mmap chunk; HP_MAP_HEAP: heap memory */
-	uint32_t pad;
+	uint32_t kind;     /* HP_MAP_CHUNK: an mmap chunk; HP_MAP_HEAP: heap
+			    * memory; HP_MAP_PROGRAM: the program's own mmap
+			    * (anonymous) or munmap (any range) */
+	uint32_t stack_id; /* HP_MAP_PROGRAM's mmap: its call stack; else 0 */
 };
 
 struct hp_ev_madvise {
@@ -260,6 +273,14 @@ struct hp_ev_reap {
 struct hp_ev_drops {
 	struct hp_ev h;
 	uint64_t count;
+};
+
+#define HP_MARK_MAX 256 /* bytes of a mark's name, NUL included */
+
+struct hp_ev_mark {
+	struct hp_ev h;
+	uint32_t name_bytes; /* then the name, NUL included, padding to 8 */
+	uint32_t pad;
 };
 
 #endif

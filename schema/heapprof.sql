@@ -28,8 +28,8 @@
 -- "-- @indexes" first, loads the data, then runs the rest (indexes are
 -- built after the load).
 
--- @tables" and "-- @indexes" first, loads the data, then runs the rest
--- (indexes are built after the load).
+-- @tables" and "-- @indexes" first, and the views after "-- @views" (so that
+-- a run cut off has them too), loads the data, then builds the indexes.
 
 -- @tables
 PRAGMA application_id = 1213222470;  -- 0x48505246, "HPRF": a heapprof database
@@ -70,6 +70,61 @@ CREATE TABLE event_kind (
 INSERT INTO event_kind VALUES (1, 'brk'), (2, 'map'), (3, 'unmap'), (4, 'madvise'),
   (5, 'state'), (6, 'resize'), (7, 'inherited_free');
 
+-- Allocation wrappers: frames that allocate on behalf of their caller
+-- (operator new, xmalloc, Perl_safesysmalloc, sqlite3Malloc, ...). A
+-- chunk's site is the first frame of its stack that is none of these (the
+-- view site_frames, and heapprof report). Patterns are GLOB patterns (* ? [...])
+-- on the function's name (demangled), on the basename of the module the
+-- frame is in, or on its source file. Rows may be added to a database to
+-- skip more.
+CREATE TABLE alloc_wrapper (
+  pattern TEXT NOT NULL,  -- e.g. 'xmalloc', 'operator new*', 'libc.so.6'
+  kind    TEXT NOT NULL CHECK (kind IN ('function', 'module', 'file')),
+  PRIMARY KEY (pattern, kind)
+) STRICT;
+INSERT INTO alloc_wrapper (pattern, kind) VALUES
+  -- whatever the C and C++ runtimes allocate is for their caller, and so
+  -- is what the standard C++ library's templates inlined into it allocate
+  ('libc.so.6', 'module'), ('libstdc++.so.6', 'module'),
+  ('/usr/include/c++/*', 'file'),
+  -- a frame named so is an inlined wrapper (ld.so's __rtld_malloc)
+  ('malloc', 'function'), ('calloc', 'function'), ('realloc', 'function'),
+  -- C++ (also where libstdc++ is linked in statically, as in cc1)
+  ('operator new*', 'function'),
+  ('__gnu_cxx::new_allocator<*>::allocate*', 'function'),
+  ('std::__new_allocator<*>::allocate*', 'function'),
+  ('std::allocator<*>::allocate*', 'function'),
+  ('std::allocator_traits<*>::allocate*', 'function'),
+  ('std::_Vector_base<*>::_M_allocate*', 'function'),
+  -- libiberty (gcc, binutils), gnulib
+  ('xmalloc', 'function'), ('xcalloc', 'function'), ('xrealloc', 'function'),
+  ('xstrdup', 'function'), ('xstrndup', 'function'), ('xmemdup', 'function'),
+  ('xzalloc', 'function'), ('xnmalloc', 'function'), ('xcharalloc', 'function'),
+  ('xasprintf', 'function'), ('xvasprintf', 'function'),
+  -- gmp (gcc)
+  ('__gmp_default_allocate', 'function'), ('__gmp_default_reallocate', 'function'),
+  -- perl
+  ('Perl_safesys*', 'function'),
+  -- SQLite (its symbols: a libsqlite3 without them needs its module skipped)
+  ('sqlite3Malloc*', 'function'), ('sqlite3Realloc', 'function'),
+  ('sqlite3MemMalloc', 'function'), ('sqlite3MemRealloc', 'function'),
+  ('sqlite3DbMalloc*', 'function'), ('sqlite3DbRealloc*', 'function'),
+  ('sqlite3DbStrDup', 'function'), ('sqlite3DbStrNDup', 'function'),
+  ('dbReallocFinish', 'function'), ('mallocWithAlarm', 'function'),
+  ('sqlite3_malloc*', 'function'), ('sqlite3_realloc*', 'function'),
+  -- CPython
+  ('PyMem_*', 'function'), ('_PyMem_*', 'function'),
+  ('PyObject_Malloc', 'function'), ('PyObject_Calloc', 'function'),
+  ('PyObject_Realloc', 'function'), ('_PyObject_Malloc', 'function'),
+  ('_PyObject_Calloc', 'function'), ('_PyObject_Realloc', 'function'),
+  ('pymalloc_*', 'function'), ('gc_alloc', 'function'),
+  ('_PyObject_GC_New*', 'function'), ('_PyObject_New*', 'function'),
+  ('PyType_GenericAlloc', 'function'), ('_PyType_AllocNoTrack', 'function'),
+  -- GLib
+  ('g_malloc*', 'function'), ('g_realloc*', 'function'), ('g_try_malloc*', 'function'),
+  ('g_try_realloc*', 'function'), ('g_slice_alloc*', 'function'),
+  ('g_strdup*', 'function'), ('g_strndup', 'function'), ('g_memdup*', 'function');
+
 -- One row per process image: a fork makes a new row (parent_id set), and
 -- so does every successful exec (same pid, exec_from set).
 CREATE TABLE process (
@@ -89,7 +144,9 @@ CREATE TABLE process (
   exit_signal       INTEGER,              -- signal number, if a signal ended it
   heap_start        INTEGER,              -- the break when recording began (address)
   dropped_events    INTEGER NOT NULL DEFAULT 0,  -- events the program could not record
-  truncated_records INTEGER NOT NULL DEFAULT 0   -- records cut short by a sudden end
+  truncated_records INTEGER NOT NULL DEFAULT 0,  -- records cut short by a sudden end
+  bad_records       INTEGER NOT NULL DEFAULT 0   -- records that failed their checks (the
+                                                 -- program wrote over its rings): dropped
 ) STRICT;
 
 CREATE TABLE thread (
@@ -152,6 +209,27 @@ CREATE TABLE symbol (
   inlined  INTEGER NOT NULL DEFAULT 0,  -- 1: inlined into the next level
   PRIMARY KEY (image_id, offset, level)
 ) STRICT, WITHOUT ROWID;
+
+-- Anonymous memory the program mapped itself with mmap, not through malloc:
+-- where small-object allocators keep their objects (CPython's pymalloc
+-- arenas, 256 KiB or 1 MiB each), which heapprof does not see as chunks.
+-- Written when the mapping goes, or at the end of the process.
+CREATE TABLE program_mmap (
+  process_id  INTEGER NOT NULL REFERENCES process,
+  address     INTEGER NOT NULL,  -- start
+  bytes       INTEGER NOT NULL,  -- length (what is left of it if part was unmapped)
+  mapped_ns   INTEGER NOT NULL,  -- when mmap made it, ns
+  unmapped_ns INTEGER,           -- when munmap took the last of it; NULL: never
+  stack_id    INTEGER REFERENCES stack  -- the mmap call's stack (NULL: none)
+) STRICT;
+
+-- Instants the program marked with heapprof_mark(NAME) (heapprof.h), for
+-- heapprof report --at mark:NAME.
+CREATE TABLE mark (
+  process_id INTEGER NOT NULL REFERENCES process,
+  ns         INTEGER NOT NULL,  -- when, ns (ordered with the process's events)
+  name       TEXT NOT NULL      -- the name the program gave it
+) STRICT;
 
 -- One row per chunk the program obtained, written when the chunk ends (so
 -- chunk_id follows the order of ends, not of allocations). A realloc that
@@ -243,7 +321,10 @@ CREATE TABLE heap_event (
   bytes      INTEGER NOT NULL,  -- brk: new break; others: length of the range
   value      INTEGER            -- map: 1 chunk mapping, 2 heap memory;
                                 -- state (a range that is no chunk of the
-                                -- program's): 0 free, 1 cached, 2 live;
+                                -- program's, or a cached chunk of the
+                                -- program's moving between a tcache and a
+                                -- fastbin): 0 free, 1 cached in a tcache,
+                                -- 2 live, 3 cached in a fastbin;
                                 -- resize: the chunk's old bytes;
                                 -- inherited_free: the fate
 ) STRICT;
@@ -252,8 +333,10 @@ CREATE TABLE heap_event (
 -- the recording: the figures at its end and over its run (words as in the
 -- README: extent, live, cached, top free, untrimmable, retained).
 -- `heapprof report` computes the same for any instant, with the pins and
--- holes. A forked image has no row: its heap starts as its parent's at the
--- fork, which only a replay of the parent shows (the reports do that).
+-- holes. In a full recording a forked image has no row: its heap starts as
+-- its parent's at the fork, which only a replay of the parent shows (the
+-- reports do that); in a snapshot recording the collector copies its
+-- parent's model at the fork, and it has one.
 CREATE TABLE heap_summary (
   process_id              INTEGER PRIMARY KEY REFERENCES process,
   extent_bytes            INTEGER NOT NULL,  -- at the end: heap extent, all heaps
@@ -262,7 +345,9 @@ CREATE TABLE heap_summary (
   allocator_bytes         INTEGER NOT NULL,  -- the allocator's own bytes in the heaps
   top_free_bytes          INTEGER NOT NULL,  -- free above the top pin: trimmable
   untrimmable_bytes       INTEGER NOT NULL,  -- free below the top pin (holes)
-  trim_reclaimable_bytes  INTEGER NOT NULL,  -- of those, whole pages malloc_trim(0) returns
+  trim_reclaimable_bytes  INTEGER NOT NULL,  -- what malloc_trim(0) would give back: the
+                                             -- resident whole pages of the free chunks
+                                             -- (with what fastbins hold) and of the top
   mmap_bytes              INTEGER NOT NULL,  -- live mmap chunks
   retained_bytes          INTEGER NOT NULL,  -- extent + mmap - live - live mmap
   peak_live_bytes         INTEGER NOT NULL,  -- the most live (heap and mmap) at once
@@ -273,8 +358,13 @@ CREATE TABLE heap_summary (
   worst_untrimmable_ns    INTEGER,           -- when
   top_pin_address         INTEGER,           -- at the end: the top pin (NULL: none)
   top_pin_bytes           INTEGER,           -- its chunk bytes
-  top_pin_state           TEXT,              -- live, cached, or allocator
-  top_pin_stack_id        INTEGER REFERENCES stack -- its allocation stack
+  top_pin_state           TEXT,              -- live, cached (freed by the program, held by
+                                             -- a tcache or fastbin), stashed (free space the
+                                             -- allocator put into one: no chunk of the
+                                             -- program's), or allocator (its own)
+  top_pin_stack_id        INTEGER REFERENCES stack, -- its allocation stack
+  resident_bytes          INTEGER            -- of the extent, resident pages: used by
+                                             -- chunks and not given back since
 ) STRICT;
 
 -- The same figures over time, at most every millisecond (more sparsely for
@@ -345,6 +435,14 @@ CREATE TABLE occupant (
 ) STRICT;
 INSERT INTO occupant VALUES (1, 'live'), (2, 'cached'), (3, 'cached_free'), (4, 'allocator');
 
+-- The resident pages of a snapshot's heaps (used by chunks and not given
+-- back since), as runs.
+CREATE TABLE snapshot_resident (
+  snapshot_id INTEGER NOT NULL REFERENCES snapshot,
+  address     INTEGER NOT NULL,  -- first byte of the run (page-aligned)
+  bytes       INTEGER NOT NULL   -- whole pages
+) STRICT;
+
 -- What occupied the heaps at a snapshot (and every live mmap chunk): a chunk
 -- of the program's, live (1) or freed into a tcache or fastbin that still
 -- holds it (2); or a range that is no chunk of the program's: free space the
@@ -358,7 +456,8 @@ CREATE TABLE snapshot_chunk (
   occupant    INTEGER NOT NULL REFERENCES occupant,
   backing     INTEGER NOT NULL REFERENCES backing,
   call        INTEGER REFERENCES call,   -- NULL for a range
-  fate        INTEGER REFERENCES fate,   -- cached: tcache or fastbin
+  fate        INTEGER REFERENCES fate,   -- cached (also a cached_free range): the
+                                         -- cache that holds it, tcache or fastbin
   alloc_ns    INTEGER,                   -- NULL for a range
   alloc_tid   INTEGER,
   free_ns     INTEGER,                   -- cached: when the program freed it
@@ -432,7 +531,7 @@ CREATE INDEX module_by_process ON module (process_id);
 CREATE VIEW processes AS
   SELECT pid, ppid, exe, argv, started_ns, ended_ns, exit_status, exit_signal,
          process_id, parent_id, exec_from, end_reason, dropped_events,
-         truncated_records
+         truncated_records, bad_records
   FROM process;
 
 -- The program's chunks: in a full recording one row per chunk it obtained
@@ -516,3 +615,21 @@ CREATE VIEW frames AS
   FROM stack_frame sf
   LEFT JOIN symbol y ON y.image_id = sf.image_id AND y.offset = sf.offset
   LEFT JOIN image i ON i.image_id = sf.image_id;
+
+-- Each stack's site frame: its first frame that is no allocation wrapper
+-- (alloc_wrapper), or its innermost if all are. Group by
+-- site_frames.function (or by the whole row) to ask which code allocated.
+CREATE VIEW site_frames AS
+  SELECT stack_id, depth, function, file, line, module, offset FROM (
+    SELECT f.*, row_number() OVER (
+             PARTITION BY f.stack_id
+             ORDER BY EXISTS (
+               SELECT 1 FROM alloc_wrapper w
+               WHERE (w.kind = 'function' AND f.function GLOB w.pattern)
+                  OR (w.kind = 'file' AND f.file GLOB w.pattern)
+                  OR (w.kind = 'module' AND
+                      replace(f.module, rtrim(f.module, replace(f.module, '/', '')), '')
+                        GLOB w.pattern)),
+             f.depth) AS k
+    FROM frames f)
+  WHERE k = 1;

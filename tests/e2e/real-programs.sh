@@ -180,12 +180,28 @@ if [ -n "$heapprof" ]; then
 		fail=1
 	fi
 	chunks=$(check_db 'SELECT count(*) FROM chunk')
-	lost=$(check_db 'SELECT sum(dropped_events + truncated_records) FROM process')
+	lost=$(check_db 'SELECT sum(dropped_events + truncated_records + bad_records) FROM process')
 	if [ "${chunks:-0}" -lt 100 ] || [ "$lost" != 0 ]; then
 		echo "FAIL: $workload: $chunks chunks recorded, $lost events lost"
 		fail=1
 	fi
 	extra="$extra, $chunks chunks in $(check_db 'SELECT count(*) FROM process') process(es)"
+	# every pin is a chunk of the program's, or labelled as the
+	# allocator's (its own memory, or free space it keeps cached)
+	if ! "$heapprof" report "$tmp/rec.db" --top 100000 --format json >"$tmp/report.json" ||
+		! python3 - "$tmp/report.json" <<'PY'
+import json, sys
+procs = json.load(open(sys.argv[1]))["processes"]
+pins = [p for r in procs for p in r["pins"]]
+bad = [p for p in pins if p["chunk_id"] == 0 and p["state"] not in ("stashed", "allocator")]
+for p in bad[:5]:
+    print("pin without a chunk:", p)
+sys.exit(1 if bad else 0)
+PY
+	then
+		echo "FAIL: $workload: the report has pins that are no chunk and not labelled so"
+		fail=1
+	fi
 fi
 if [ "$fail" -ne 0 ]; then
 	echo "reproduce: sh $0 $lib $workload $heapprof"

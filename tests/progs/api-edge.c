@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -188,6 +189,34 @@ test_realloc(void)
 	q = reallocarray(p, 10, 40);
 	CHECK(q && malloc_usable_size(q) >= 400, "reallocarray(p, 10, 40)");
 	free(q);
+}
+
+/* libheapprof.so exports mmap, mmap64 and munmap (to see a program's own
+ * mappings): they must answer as glibc's do. */
+static void
+test_mmap(void)
+{
+	errno = 0;
+	char *p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(p != MAP_FAILED && errno == 0, "mmap of 1 MiB anonymous memory, errno untouched");
+	memset(p, 7, 1 << 20);
+	CHECK(munmap(p + 4096, 4096) == 0, "munmap of a page in the middle");
+	CHECK(p[0] == 7 && p[8192] == 7, "the rest stays mapped");
+	CHECK(munmap(p, 1 << 20) == 0, "munmap of the whole range (with its hole)");
+	errno = 0;
+	CHECK(mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 1) == MAP_FAILED &&
+		      errno == EINVAL,
+	      "mmap with an unaligned offset: MAP_FAILED, EINVAL");
+	errno = 0;
+	CHECK(mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, 12345, 0) == MAP_FAILED && errno == EBADF,
+	      "mmap of a bad file descriptor: MAP_FAILED, EBADF");
+	errno = 0;
+	CHECK(munmap((char *)p + 1, 4096) == -1 && errno == EINVAL,
+	      "munmap of an unaligned address: -1, EINVAL");
+	errno = 0;
+	CHECK(mmap(NULL, 0, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED &&
+		      errno == EINVAL,
+	      "mmap of 0 bytes: MAP_FAILED, EINVAL");
 }
 
 static void
@@ -439,6 +468,7 @@ main(void)
 	test_calloc();
 	test_realloc();
 	test_free_errno();
+	test_mmap();
 	test_memalign();
 	test_mallopt_info();
 	test_enomem_rlimit();

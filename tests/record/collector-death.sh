@@ -53,6 +53,8 @@ check "its end is the last event recorded (not before the start)" 1 \
 check "the database is intact" ok "$(q "$DB" 'PRAGMA integrity_check')"
 check "and says it is incomplete" 0 "$(q "$DB" "SELECT value FROM meta WHERE key = 'complete'")"
 check "chunks were committed" 1 "$(q "$DB" 'SELECT count(*) > 0 FROM chunk')"
+check "and the views are there: processes, chunks, frames" "1|1|1" \
+	"$(q "$DB" 'SELECT count(*) > 0 FROM processes')|$(q "$DB" 'SELECT count(*) > 0 FROM chunks')|$(q "$DB" 'SELECT count(*) > 0 FROM frames')"
 
 # a database still being written is locked: a reader is told so at once
 # and the run is not held up

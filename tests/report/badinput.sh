@@ -53,8 +53,13 @@ done
 expect2 "check: a bad size" "heapprof: 12XB: not a size" \
 	"$HEAPPROF" check "$DB" --max-retained 12XB
 expect2 "check: no limit" "no limit to check" "$HEAPPROF" check "$DB"
-expect2 "check: --at peak is not a check instant" "--at takes exit or worst" \
-	"$HEAPPROF" check "$DB" --at peak --max-retained 1G
+expect2 "check: a mark's occurrence must be a number from 1" "takes #N (N from 1)" \
+	"$HEAPPROF" check "$DB" --at 'mark:x#0' --max-retained 1G
+expect2 "report: a mark no process made" "heapprof: mark:x: no process has this mark" \
+	"$HEAPPROF" report "$DB" --at mark:x
+expect2 "report: an instant after the process ended" \
+	"heapprof: 999: --at is past the end: pid [0-9]* ran 0\\.[0-9]* s" \
+	"$HEAPPROF" report "$DB" --at 999
 rm -f "$TMP/page.html"
 expect2 "report: a bad format" "--format takes text, json or html" \
 	"$HEAPPROF" report "$DB" --format xml

@@ -34,8 +34,9 @@ import xml.etree.ElementTree as ET
 
 HEAPPROF, PROGS = sys.argv[1], sys.argv[2]
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "progs", "regress.c")
-FIGS = ["extent", "live", "cached", "allocator", "top_free", "untrimmable", "trim_reclaimable",
-        "mmap", "retained"]
+FIGS = ["extent", "resident", "live", "cached", "fastbin", "allocator", "top_free", "untrimmable",
+        "untrimmable_resident", "trim_reclaimable", "trim_top", "mmap", "retained", "pymalloc",
+        "program_mmap"]
 failures = 0
 checks = 0
 
@@ -305,6 +306,27 @@ def main():
               all(re.fullmatch(r"(untrimmable|retained|leaked|peak) vs baseline \(pid \d+\)",
                                c.get("name")) and c.get("classname") == "heapprof.regress"
                   for c in cases))
+
+        # the same as JSON, with --opt=value
+        p = run("check", base, "--baseline=" + new, "--max-increase=1%", "--format=json")
+        got = json.loads(p.stdout) if p.stdout else {}
+        checks_ = [c for c in got.get("checks", []) if c.get("baseline")]
+        check("check --format json: exit 1, pass false", (1, False), (p.returncode, got.get("pass")))
+        check("check --format json: a baseline object per figure",
+              {"untrimmable": False, "retained": False, "leaked": False, "peak": True},
+              {c["limit"]: c["pass"] for c in checks_})
+        u = [c for c in checks_ if c["limit"] == "untrimmable"]
+        check("check --format json: untrimmable now and in the baseline, its top pin",
+              (rb["untrimmable_bytes"], rn["untrimmable_bytes"], "remember_config"),
+              (u[0]["bytes"], u[0]["baseline_bytes"], u[0]["top_pin"]["site"].split(" ")[0])
+              if u else None)
+        # at the peak: the same instant of the baseline
+        p = run("check", base, "--baseline", new, "--at", "peak", "--max-increase", "untrimmable=0")
+        pb, pn = report(base, "peak"), report(new, "peak")
+        check("--at peak: the peaks' untrimmable bytes compared",
+              f"(baseline {pn['untrimmable_bytes']} bytes, now {pb['untrimmable_bytes']},",
+              re.search(r"\(baseline \d+ bytes, now \d+,", p.stdout).group(0)
+              if re.search(r"\(baseline \d+ bytes, now \d+,", p.stdout) else p.stdout)
 
         # --max-increase on both sides of its limit
         grew = rb["untrimmable_bytes"] - rn["untrimmable_bytes"]

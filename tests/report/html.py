@@ -134,7 +134,15 @@ def loads_offline(b, name, path):
     check(f"{name}: drawn", "1", dom(b, "document.body.dataset.ready"))
 
 
-def dom_is_report(b, name, r, nheaps=1, kept=2000):
+def text_report(db, *args):
+    p = run("report", db, *args)
+    if p.returncode != 0:
+        print(p.stderr)
+        raise SystemExit(1)
+    return p.stdout
+
+
+def dom_is_report(b, name, r, nheaps=1, kept=2000, text=None):
     """kept: pins the page keeps of this instant (2000 of the instant shown
     first, 200 of the others)"""
     check(f"{name}: pins in the DOM = the JSON report's", str(len(r["pins"])), text_of(b, "#map-pins"))
@@ -149,8 +157,17 @@ def dom_is_report(b, name, r, nheaps=1, kept=2000):
     want = [["heap extent", r["extent_bytes"]], ["live", r["live_bytes"]],
             ["cached", r["cached_bytes"]], ["allocator's own", r["allocator_bytes"]],
             ["untrimmable", r["untrimmable_bytes"]], ["top free", r["top_free_bytes"]],
-            ["mmap", r["mmap_bytes"]], ["retained", r["retained_bytes"]]]
+            ["mmap", r["mmap_bytes"]], ["retained", r["retained_bytes"]],
+            ["malloc_trim(0)", r["trim_reclaimable_bytes"]]]
+    if r.get("pymalloc_arenas"):
+        want.append(["pymalloc", r["pymalloc_bytes"]])
+    if r.get("program_mmaps"):
+        want.append(["other mmaps", r["program_mmap_bytes"]])
     check(f"{name}: every figure to the byte", want, got)
+    if text is not None:
+        advice = " ".join((text_of(b, "#advice") or "").split())
+        check(f"{name}: the text report's sentence on what would give the memory back ({advice[:60]}...)",
+              True, len(advice) > 40 and advice in " ".join(text.split()))
     check(f"{name}: one map per heap", nheaps, dom(b, "document.querySelectorAll('canvas.map').length"))
     check(f"{name}: the pin table's rows", min(len(r["pins"]), 10),
           dom(b, "document.querySelectorAll('#pins tr.pin-row').length"))
@@ -199,7 +216,7 @@ def in_browser(b, tmp, pages, slivers, live_pin, worst_page, arena, mmap, tree, 
     r = report(slivers)[0]
     check("slivers: the pattern has its 1000 holes", True, len(r["holes"]) >= 1000)
     loads_offline(b, "slivers", pages["slivers"])
-    dom_is_report(b, "slivers", r)
+    dom_is_report(b, "slivers", r, text=text_report(slivers))
     check("slivers: shown at exit", "exit", text_of(b, "#frame-label"))
     shot = b.screenshot(os.path.join(PROGS, "html-slivers.png"))
     hole, live = screenshot_shows_map("slivers", shot, os.path.join(PROGS, "html-slivers.png"))
@@ -215,10 +232,11 @@ def in_browser(b, tmp, pages, slivers, live_pin, worst_page, arena, mmap, tree, 
     r_exit = report(live_pin)[0]
     r_worst = report(live_pin, "--at", "worst")[0]
     loads_offline(b, "live-pin", pages["live-pin"])
-    dom_is_report(b, "live-pin", r_exit)
+    dom_is_report(b, "live-pin", r_exit, text=text_report(live_pin))
     click_frame(b, "worst")
     check("live-pin: a click on worst's mark shows worst", "worst", text_of(b, "#frame-label"))
-    dom_is_report(b, "live-pin clicked to worst", r_worst, kept=200)
+    dom_is_report(b, "live-pin clicked to worst", r_worst, kept=200,
+                  text=text_report(live_pin, "--at", "worst"))
     loads_offline(b, "live-pin --at worst", worst_page)
     check("live-pin --at worst: shown first", "worst", text_of(b, "#frame-label"))
     dom_is_report(b, "live-pin --at worst", r_worst)

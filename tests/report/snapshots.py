@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-HEAPPROF, PROGS, LIB = sys.argv[1], sys.argv[2], sys.argv[3]
+HEAPPROF, PROGS, LIB = (os.path.abspath(a) for a in sys.argv[1:4])
 failures = 0
 checks = 0
 
@@ -39,7 +39,9 @@ def record(db, prog, *args, snapshots=None):
     cmd = ["setarch", os.uname().machine, "-R", HEAPPROF, "run", "-o", db]
     if snapshots is not None:
         cmd += ["--snapshots"] + (["--snapshot-every", snapshots] if snapshots else [])
-    p = subprocess.run(cmd + [os.path.join(PROGS, prog), *args], capture_output=True, text=True)
+    env = dict(os.environ, PYTHONHASHSEED="0", PYTHONMALLOC="malloc")
+    p = subprocess.run(cmd + [os.path.join(PROGS, prog), *args], capture_output=True, text=True,
+                       env=env, cwd=os.path.dirname(db))
     if p.returncode != 0:
         print(p.stderr)
     return p
@@ -66,15 +68,17 @@ def comparable(proc, sites=True):
     inherited are its parent's, so it names neither the holes they left in
     the child nor those still live at its end; the child's snapshots do."""
     out = {k: v for k, v in proc.items()
-           if k not in ("pid", "process_id", "note", "pins", "holes", "leaks", "heaps")
+           if k not in ("pid", "process_id", "note", "pins", "holes", "leaks", "heaps", "holders")
            and not k.endswith("_ns")}
+    out["holders"] = [(h["function"], h["chunks"], h["bytes"], h["keeps_bytes"])
+                      for h in proc.get("holders", [])]
     out["heaps"] = proc["heaps"]
     out["pins"] = [(p["address"], p["chunk_bytes"], p["state"], p["weight_bytes"],
                     innermost(p["stack"])) for p in proc["pins"]]
     out["holes"] = [(h["address"], h["bytes"], h["trim_reclaimable_bytes"],
                      [(s["function"], s["bytes"], s["chunks"]) for s in h["former_sites"]]
                      if sites else None) for h in proc["holes"]]
-    out["leaks"] = sorted((l["function"], l["bytes"], l["chunks"], l["backing"])
+    out["leaks"] = sorted((l["function"] or "", l["bytes"], l["chunks"], l["backing"])
                           for l in proc["leaks"]) if sites else None
     if not sites:
         del out["leaked_bytes"], out["leaked_chunks"]
@@ -95,9 +99,35 @@ def rows(db, sql, *params):
     return r
 
 
-def same_as_full(tmp, prog, mode):
+def summary_is_replay(db, mode):
+    """What the collector computed while it recorded (heap_summary) is what
+    the report's replay of the recording finds: the end, the worst and the
+    peak."""
+    con = sqlite3.connect(db)
+    summ = {r[0]: r[1:] for r in con.execute(
+        "SELECT p.pid, s.extent_bytes, s.live_bytes, s.cached_bytes, s.untrimmable_bytes, "
+        "s.top_free_bytes, s.mmap_bytes, s.worst_untrimmable_bytes, s.worst_untrimmable_ns - "
+        "p.started_ns, s.peak_extent_bytes, s.peak_extent_ns - p.started_ns, s.peak_live_bytes "
+        "FROM heap_summary s JOIN process p USING (process_id)")}
+    con.close()
+    for r in report(db):
+        if r["pid"] not in summ:
+            continue
+        check(f"{mode}: pid {r['pid']}: heap_summary is the replay's end, worst and peak",
+              summ[r["pid"]],
+              (r["extent_bytes"], r["live_bytes"], r["cached_bytes"], r["untrimmable_bytes"],
+               r["top_free_bytes"], r["mmap_bytes"], r["worst_untrimmable_bytes"],
+               r["worst_untrimmable_ns"], r["peak_extent_bytes"], r["peak_extent_ns"],
+               r["peak_live_bytes"]))
+
+
+def same_as_full(tmp, prog, mode, *args):
     full, snap = os.path.join(tmp, f"{mode}-full.db"), os.path.join(tmp, f"{mode}-snap.db")
-    pf, ps = record(full, prog, mode), record(snap, prog, mode, snapshots="")
+    if args:
+        pf, ps = record(full, prog, *args), record(snap, prog, *args, snapshots="")
+    else:
+        pf, ps = record(full, prog, mode), record(snap, prog, mode, snapshots="")
+    summary_is_replay(full, mode)
     check(f"{mode}: both runs end as natively", (pf.returncode, pf.stdout), (ps.returncode, ps.stdout))
     check(f"{mode}: the snapshot recording says so", "snapshots", meta(snap, "recording"))
     check(f"{mode}: no snapshot failed its self-check", "0", meta(snap, "snapshot_check_failures"))
@@ -110,7 +140,7 @@ def same_as_full(tmp, prog, mode):
             # a forked child's holes may have been held by chunks it
             # inherited: the full history does not name them (its rows are
             # the parent's), the child's snapshot does
-            forked = i > 0 and prog == "snap-pattern"
+            forked = i > 0
             check(f"{mode} --at {at}: process {i}: same figures, pins and holes",
                   comparable(a, not forked), comparable(b, not forked))
     # the sites, per function and backing, are the same in both
@@ -118,6 +148,10 @@ def same_as_full(tmp, prog, mode):
          "sum(s.free_bytes), max(s.peak_live_bytes) FROM sites s "
          "LEFT JOIN frames f ON f.stack_id = s.stack_id AND f.depth = 0 "
          "WHERE s.process_id = 1 GROUP BY 1, 2 ORDER BY 1, 2")
+    if prog.startswith("/"):
+        q = None  # a real program's own temporary names differ run to run
+    if q is None:
+        return full, snap
     check(f"{mode}: the same sites in both", rows(full, q), rows(snap, q))
     return full, snap
 
@@ -151,6 +185,20 @@ def main():
                 ids = dict(rows(snap, "SELECT reason, snapshot_id FROM snapshot"))
                 check("settled-worst: the worst was written long before the end", True,
                       ids["worst"] < ids["exit"])
+
+        # real programs: python3 and the gcc driver with its children (the
+        # driver found a replay that took a state between two changes of
+        # one instant for the worst)
+        same_as_full(tmp, "/usr/bin/python3", "python3", "-c",
+                     "d = {str(i): [i] * 5 for i in range(100000)}\n"
+                     "for k in list(d)[::3]: del d[k]\nprint(len(d))")
+        src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+        same_as_full(tmp, "/usr/bin/gcc", "gcc", "-O2", "-I", os.path.join(src, "preload"),
+                     "-c", os.path.join(src, "tests", "progs", "pattern.c"), "-o", "pattern.o")
+        check("gcc: no record dropped or bad", [(0, 0, 0)] * 2,
+              rows(os.path.join(tmp, "gcc-full.db"),
+                   "SELECT dropped_events, truncated_records, bad_records FROM processes "
+                   "WHERE exe LIKE '%gcc%' OR exe LIKE '%cc1' LIMIT 2"))
 
         # a worst that rose by less than 1/16 after it settled: the stored
         # one is kept, the report says what the real worst was
@@ -241,6 +289,24 @@ def main():
               (meta(db, "complete"), meta(db, "recording"),
                rows(db, "SELECT count(*) FROM snapshot WHERE reason = 'exit'")))
 
+        # the program killed: its snapshots are taken from what it recorded
+        db, stop = os.path.join(tmp, "program-killed.db"), os.path.join(tmp, "never")
+        run = subprocess.Popen([HEAPPROF, "run", "--snapshots", "-o", db,
+                                os.path.join(PROGS, "snap-pattern"), "wait", stop],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(500):
+            kids = open(f"/proc/{run.pid}/task/{run.pid}/children").read().split()
+            if kids and os.path.exists(db):
+                break
+            time.sleep(0.01)
+        time.sleep(0.5)
+        os.kill(int(kids[0]), 9)
+        check("program killed: heapprof run exits 128+9", 137, run.wait(timeout=60))
+        check("program killed: a complete recording, its end, an exit snapshot with its heap",
+              ("1", [("signal", 9)], True),
+              (meta(db, "complete"), rows(db, "SELECT end_reason, exit_signal FROM processes"),
+               rows(db, "SELECT live_chunks FROM snapshot WHERE reason = 'exit'")[0][0] > 10000))
+
         # the collector killed: what was written is readable, marked incomplete
         db, stop = os.path.join(tmp, "killed.db"), os.path.join(tmp, "stop3")
         run = subprocess.Popen([HEAPPROF, "run", "--snapshot-every", "0.1", "-o", db,
@@ -258,12 +324,47 @@ def main():
               (0, True, True), (lst.returncode, "interval" in lst.stdout,
                                 "did not finish" in lst.stderr))
         ex = subprocess.run([HEAPPROF, "report", db], capture_output=True, text=True)
-        check("killed: no exit snapshot: said in one line per process", True,
-              "no exit snapshot" in ex.stderr)
+        check("killed: no exit snapshot: exit 2, said in one line", (2, True),
+              (ex.returncode, "no exit snapshot" in ex.stderr))
+        ex = subprocess.run([HEAPPROF, "check", db, "--max-untrimmable", "1G"],
+                            capture_output=True, text=True)
+        check("killed: check cannot check the end: exit 2", (2, True),
+              (ex.returncode, "no exit snapshot" in ex.stderr))
         r = subprocess.run([HEAPPROF, "report", db, "--at", "0.5", "--format", "json"],
                            capture_output=True, text=True)
         check("killed: --at 0.5 gives the nearest interval snapshot, incomplete", (0, False),
               (r.returncode, json.loads(r.stdout)["processes"][0]["complete"]))
+
+        # hostile snapshot databases: one line, exit 2, or the bad rows left
+        # out; never a crash
+        good = os.path.join(tmp, "live-pin-snap.db")
+        for desc, sql, want_rc, says in (
+                ("a heap that ends before it starts",
+                 "UPDATE snapshot_heap SET end_address = start - 1", 2, "damaged"),
+                ("a heap of a petabyte",
+                 "UPDATE snapshot_heap SET end_address = start + (1 << 50)", 2, "damaged"),
+                ("chunks of unknown occupants and absurd sizes",
+                 "UPDATE snapshot_chunk SET occupant = 99 WHERE chunk_id % 2 = 0;"
+                 "UPDATE snapshot_chunk SET chunk_bytes = 1 << 60 WHERE chunk_id % 3 = 0", 0, ""),
+                ("a snapshot whose rows are gone",
+                 "DELETE FROM snapshot_chunk; DELETE FROM snapshot_former", 0, ""),
+                ("formers of absurd sizes",
+                 "UPDATE snapshot_former SET bytes = 1 << 62", 0, ""),
+                ("no snapshots at all", "DELETE FROM snapshot", 2, "no snapshot")):
+            bad = os.path.join(tmp, "hostile.db")
+            with open(good, "rb") as a, open(bad, "wb") as b:
+                b.write(a.read())
+            con = sqlite3.connect(bad)
+            con.executescript(sql)
+            con.commit()
+            con.close()
+            for at in ("exit", "worst"):
+                r = subprocess.run([HEAPPROF, "report", bad, "--at", at], capture_output=True,
+                                   text=True)
+                lines = r.stderr.splitlines()
+                check(f"hostile: {desc}, --at {at}: exit {want_rc}, no crash",
+                      (want_rc, True), (r.returncode,
+                                        not says or (len(lines) == 1 and says in lines[0])))
 
         # the database grows with the heap, not with the run: 5 s and 30 s
         # of the same steady heap make files of the same size

@@ -7,9 +7,9 @@
  * which verifies heap.h's invariants, and (2) replays everything the
  * observer interface reported into a shadow map of 16-byte granules and
  * compares it with a walk of the real heap: the promise of observe.h that
- * the event stream alone says which bytes are live, cached or free. Fault
- * injection makes sbrk and mmap fail to reach the brk-fallback and
- * out-of-memory paths.
+ * the event stream alone says which bytes are live, cached (in a tcache, or
+ * in a fastbin: which of the two) or free. Fault injection makes sbrk and
+ * mmap fail to reach the brk-fallback and out-of-memory paths.
  *
  * Usage: test-heap [SEED] [STEPS]
  */
@@ -39,7 +39,7 @@
 
 /* ---- the shadow: one byte per 16-byte granule, per region ---- */
 
-enum { OUTSIDE = 0, S_FREE = 1, S_CACHED = 2, S_LIVE = 3 };
+enum { OUTSIDE = 0, S_FREE = 1, S_CACHED = 2, S_LIVE = 3, S_FASTBIN = 4 };
 
 #define MAX_REGIONS 32
 #define REGION_SPAN ((size_t)256 << 20)
@@ -90,7 +90,10 @@ set_range(uintptr_t a, size_t len, uint8_t st)
 static uint8_t
 of_state(enum hp_state s)
 {
-	return s == HP_STATE_LIVE ? S_LIVE : s == HP_STATE_CACHED ? S_CACHED : S_FREE;
+	return s == HP_STATE_LIVE      ? S_LIVE
+	       : s == HP_STATE_CACHED  ? S_CACHED
+	       : s == HP_STATE_FASTBIN ? S_FASTBIN
+				       : S_FREE;
 }
 
 static void
@@ -158,7 +161,9 @@ ob_free(const struct hp_ticket *t, uintptr_t chunk, size_t chunk_bytes, enum hp_
 	if (fate == HP_FATE_UNMAPPED)
 		return;
 	set_range(chunk, chunk_bytes,
-		  fate == HP_FATE_TCACHE || fate == HP_FATE_FASTBIN ? S_CACHED : S_FREE);
+		  fate == HP_FATE_TCACHE    ? S_CACHED
+		  : fate == HP_FATE_FASTBIN ? S_FASTBIN
+					    : S_FREE);
 }
 
 static void
@@ -459,6 +464,28 @@ test_foreign_sbrk(void)
 	free(c);
 }
 
+/* A fastbin hit moves more chunks of its size from the fastbin into the
+ * tcache (glibc's stashing): they stay cached, but in another cache, one
+ * malloc_consolidate does not empty. */
+static void
+test_fastbin_stash(void)
+{
+	void *v[24];
+
+	for (int i = 0; i < 24; i++)
+		v[i] = malloc(100);
+	for (int i = 0; i < 24; i++)
+		free(v[i]); /* 7 into the tcache, 17 into a fastbin */
+	CHECK(verify("fastbin fill"), "24 chunks freed: tcache and fastbin, shadow agrees");
+	for (int i = 0; i < 8; i++)
+		v[i] = malloc(100); /* the 8th hits the fastbin, which refills the tcache */
+	CHECK(verify("fastbin stash"), "a fastbin hit stashed chunks into the tcache: shadow agrees");
+	malloc_trim(0);
+	CHECK(verify("consolidate"), "malloc_trim consolidated the fastbin: shadow agrees");
+	for (int i = 0; i < 8; i++)
+		free(v[i]);
+}
+
 /* ---- thread arenas ---- */
 
 struct thread_job {
@@ -524,6 +551,7 @@ main(int argc, char **argv)
 	free_all();
 	CHECK(verify("free all"), "after freeing everything");
 	test_guard();
+	test_fastbin_stash();
 	test_foreign_sbrk();
 	run("random after foreign sbrk", seed + 1, steps / 2);
 	free_all();

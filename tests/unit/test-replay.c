@@ -9,7 +9,9 @@
  * 2. replay on small recordings whose answers are worked out by hand:
  *    figures at the end, at the worst instant and at a given time; the pin
  *    chain and its weights; holes, malloc_trim's pages and former sites;
- *    a forked child that starts from its parent's heap.
+ *    a forked child that starts from its parent's heap; what
+ *    malloc_trim(0) would give back (fastbins consolidated, resident
+ *    pages only, the top).
  *
  * Usage: test-replay [seed] [steps]
  */
@@ -18,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "../harness.h"
 #include "../progs/rng.h"
@@ -447,6 +450,126 @@ frames_against_analyze(uint64_t seed)
 	}
 }
 
+/* Peak resident memory so far, bytes. */
+static uint64_t
+max_rss(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (uint64_t)ru.ru_maxrss * 1024;
+}
+
+/* What a recording claims of its heaps does not decide the memory the
+ * model takes; a chunk far past every heap is in none. */
+static void
+far_and_huge(void)
+{
+	/* a heap of 1 TiB (its bitmap as long as 8 GiB), a chunk at its
+	 * bottom and one at its top */
+	struct rp_chunk c[3];
+	c[0] = chunk(0, 64 * KB, 10, 0, 0, 0, 1);
+	c[1] = chunk((1ULL << 40) - 64 * KB, 64 * KB, 11, 0, 0, 0, 2);
+	struct rp_event ev[] = {
+		{ .ns = 1, .kind = RP_EV_BRK, .addr = B, .bytes = B + (1ULL << 40) },
+	};
+	struct rp_input in = { .chunks = c, .nchunks = 2, .events = ev, .nevents = 1,
+			       .heap_start = B, .started_ns = 0, .ended_ns = 100 };
+	struct rp_options opt = { .at = RP_AT_EXIT, .top = 10 };
+	uint64_t before = max_rss();
+	struct rp_result *r = rp_analyze(&in, &opt);
+	CHECK(r->at.extent == 1ULL << 40 && r->at.live == 128 * KB &&
+	      r->at.untrimmable == (1ULL << 40) - 128 * KB,
+	      "a 1 TiB heap: its figures (untrimmable %llu)", (unsigned long long)r->at.untrimmable);
+	CHECK(r->nholes == 1 && r->npins == 1 && r->pins[0].stack_id == 2,
+	      "a 1 TiB heap: one hole below the pin at its top");
+	CHECK(max_rss() - before < 64 * KB * KB, "a 1 TiB heap: less than 64 MiB of memory (%llu)",
+	      (unsigned long long)(max_rss() - before));
+	rp_free(r);
+
+	/* a 1 MiB heap, and a chunk 32 TiB above it (a thread arena's heap
+	 * a forked child inherited and never saw mapped) */
+	c[0] = chunk(64 * KB, 48, 10, 0, 0, 0, 1);
+	c[1] = chunk(1ULL << 45, 64 * KB, 11, 0, 0, 0, 2);
+	ev[0].bytes = B + 1024 * KB;
+	r = rp_analyze(&in, &opt);
+	CHECK(r->at.extent == 1024 * KB && r->at.live == 48 && r->at.untrimmable == 64 * KB,
+	      "a chunk far past the heap is in no heap (live %llu, untrimmable %llu)",
+	      (unsigned long long)r->at.live, (unsigned long long)r->at.untrimmable);
+	CHECK(max_rss() - before < 64 * KB * KB, "nor does it take memory (%llu)",
+	      (unsigned long long)(max_rss() - before));
+}
+
+/* malloc_trim(0) from a recorded state: fastbins consolidated, only
+ * resident pages count, the brk heap's top given back but a page. */
+static void
+trim_prediction(void)
+{
+	/* 200 chunks of 112 bytes from the heap's start (t=10..209), a live
+	 * 48-byte pin above them (t=300); all 200 freed at t=400..599, the
+	 * first 7 into the tcache, the rest into a fastbin. Earlier a 64 KiB
+	 * chunk at 512 KiB was used and freed into top (t=5, 6): its pages
+	 * are resident, the rest of the top never was. */
+	struct rp_chunk c[210];
+	size_t n = 0;
+	for (int i = 0; i < 200; i++)
+		c[n++] = chunk((uint64_t)i * 112, 112, 10 + i, 400 + i,
+			       i < 7 ? RP_TCACHE : RP_FASTBIN, 0, 1);
+	c[n++] = chunk(200 * 112, 48, 300, 0, 0, 0, 2);
+	c[n++] = chunk(512 * KB, 64 * KB, 5, 6, RP_TOP, 0, 3);
+	struct rp_event ev[] = {
+		{ .ns = 1, .kind = RP_EV_BRK, .addr = B, .bytes = B + 1024 * KB },
+		/* t=700: chunk 100 moves from the fastbin into a tcache */
+		{ .ns = 700, .kind = RP_EV_STATE, .addr = B + 100 * 112, .bytes = 112, .value = 1,
+		  .has_value = true },
+		/* t=800: malloc_trim madvises the pages of [16 KiB, 20 KiB) */
+		{ .ns = 800, .kind = RP_EV_MADVISE, .addr = B + 16 * KB, .bytes = 4 * KB },
+		/* t=900: the break drops to 512 KiB */
+		{ .ns = 900, .kind = RP_EV_BRK, .addr = B + 1024 * KB, .bytes = B + 512 * KB },
+	};
+	struct rp_input in = { .chunks = c, .nchunks = n, .events = ev, .nevents = 4,
+			       .heap_start = B, .started_ns = 0, .ended_ns = 1000 };
+	struct rp_options opt = { .at = RP_AT_TIME, .at_ns = 650, .top = 10 };
+	struct rp_result *r = rp_analyze(&in, &opt);
+	/* the 64 KiB chunk touched pages 128..144 (the header past its end);
+	 * the 200 chunks and the pin pages 0..5 */
+	uint64_t top = 68 * KB;
+	CHECK(r->at.untrimmable == 0 && r->at.cached == 200 * 112 && r->at.fastbin == 193 * 112,
+	      "t=650: nothing free below the pin, 193 chunks in a fastbin");
+	CHECK(r->at.resident == 6 * 4 * KB + top, "t=650: resident: the chunks' pages (%llu)",
+	      (unsigned long long)r->at.resident);
+	/* consolidated: [784, 22400) one free chunk: its pages past 48
+	 * bytes of header, 4096..20480 */
+	CHECK(r->at.trim_reclaimable == 16 * KB + top && r->at.trim_top == top,
+	      "t=650: malloc_trim(0) would give back the fastbins' 16 KiB and the top's "
+	      "resident 68 KiB (%llu, top %llu)",
+	      (unsigned long long)r->at.trim_reclaimable, (unsigned long long)r->at.trim_top);
+	rp_free(r);
+
+	opt.at_ns = 750;
+	r = rp_analyze(&in, &opt);
+	/* chunk 100, in a tcache now, splits the run: [784, 11200) and
+	 * [11312, 22400): 4 KiB and 8 KiB of pages */
+	CHECK(r->at.fastbin == 192 * 112 && r->at.trim_reclaimable == 12 * KB + top,
+	      "t=750: a chunk moved into a tcache stays, splitting the free run (%llu)",
+	      (unsigned long long)r->at.trim_reclaimable);
+	rp_free(r);
+
+	opt.at_ns = 850;
+	r = rp_analyze(&in, &opt);
+	CHECK(r->at.resident == 5 * 4 * KB + top && r->at.trim_reclaimable == 8 * KB + top,
+	      "t=850: a madvised page is no longer resident, nor given back again");
+	rp_free(r);
+
+	opt.at = RP_AT_EXIT;
+	r = rp_analyze(&in, &opt);
+	CHECK(r->at.extent == 512 * KB && r->at.resident == 5 * 4 * KB &&
+		      r->at.trim_reclaimable == 8 * KB,
+	      "at the end: the break dropped below the top's resident pages (%llu, %llu)",
+	      (unsigned long long)r->at.resident, (unsigned long long)r->at.trim_reclaimable);
+	rp_free(r);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -457,5 +580,7 @@ main(int argc, char **argv)
 	recordings();
 	for (uint64_t k = 0; k < 4; k++)
 		frames_against_analyze(seed * 1000 + k);
+	far_and_huge();
+	trim_prediction();
 	return harness_exit();
 }
