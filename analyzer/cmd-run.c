@@ -831,8 +831,10 @@ child_env(const char *lib, const char *spool, long depth)
 		n++;
 	env = xcalloc(n + 5, sizeof(char *));
 	n = 0;
+	/* HEAPPROF_UNWIND_CHECK (preload/unwind.h) is for the program. */
 	for (char **e = environ; *e; e++)
-		if (strncmp(*e, "LD_PRELOAD=", 11) && strncmp(*e, "HEAPPROF_", 9))
+		if (strncmp(*e, "LD_PRELOAD=", 11) &&
+		    (strncmp(*e, "HEAPPROF_", 9) || !strncmp(*e, "HEAPPROF_UNWIND_CHECK=", 22)))
 			env[n++] = *e;
 	v = xmalloc(strlen(lib) + (old ? strlen(old) : 0) + 16);
 	sprintf(v, "LD_PRELOAD=%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");

@@ -12,9 +12,6 @@
  */
 #include "config.h"
 
-#define UNW_LOCAL_ONLY
-#include <libunwind.h>
-
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
@@ -37,6 +34,7 @@
 #include "tarena.h"
 #include "tcache.h"
 #include "tune.h"
+#include "unwind.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -65,10 +63,10 @@ backing_of(const struct hp_chunk *p)
 }
 
 /* Tell the observer of an allocation, with the call stack walked from the
- * allocation call's own frame: a macro, not a function, so that no frame
- * of a helper is walked (and skipped) for every allocation. The array is
- * sized at run time, so the frame grows only when someone observes. The
- * guard is up: libunwind may allocate. */
+ * allocation call's own frame (unwind.h): a macro, not a function, so that
+ * no frame of a helper is walked (and skipped) for every allocation. The
+ * array is sized at run time, so the frame grows only when someone
+ * observes. The guard is up: libunwind, on the fallback, may allocate. */
 #define REPORT_ALLOC(mem_, size_, call_)                                       \
 	do {                                                                   \
 		const struct hp_observer *o_ = hp_observer;                    \
@@ -80,7 +78,7 @@ backing_of(const struct hp_chunk *p)
 			int n_ = 0;                                            \
 			if (cap_) {                                            \
 				hp_self.guard++;                               \
-				n_ = unw_backtrace(raw_, (int)cap_);           \
+				n_ = hp_unwind_capture(raw_, (int)cap_);       \
 				hp_self.guard--;                               \
 			}                                                      \
 			o_->alloc(m_, (size_), (uintptr_t)p_, hp_chunksize(p_), \

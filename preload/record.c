@@ -37,6 +37,7 @@
 #include "spool.h"
 #include "stacks.h"
 #include "tcache.h"
+#include "unwind.h"
 
 #ifndef HP_BINDIR
 #define HP_BINDIR "/usr/local/bin"
@@ -511,7 +512,7 @@ on_alloc(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes, enum hp_ba
 	hp_self.guard++;
 	if (__builtin_expect(*epoch == 0, 0))
 		after_fork(false);
-	stack_id = hp_stacks_intern(stack, nstack, &is_new, &ips, &depth);
+	stack_id = hp_stacks_intern(stack, nstack, hp_unwind_repeated(), &is_new, &ips, &depth);
 	if (is_new) {
 		/* A new stack may point into a newly loaded object. */
 		check_modules(false);
@@ -559,7 +560,7 @@ on_program_map(uintptr_t addr, size_t len, bool on, void *const *stack, int nsta
 		const uint64_t *ips;
 		unsigned depth;
 		bool is_new;
-		stack_id = hp_stacks_intern(stack, nstack, &is_new, &ips, &depth);
+		stack_id = hp_stacks_intern_other(stack, nstack, &is_new, &ips, &depth);
 		if (is_new) {
 			check_modules(false);
 			send_stack(stack_id, ips, depth);
@@ -737,6 +738,9 @@ hp_record_init(char *const *envp)
 	*epoch = 1;
 	dl_iterate_phdr(find_self, (void *)&hp_record_init);
 	hp_stacks_init((unsigned)depth, self_lo, self_hi);
+	hp_unwind_init(self_lo, self_hi, depth < 1 ? 1 : depth > HP_MAX_DEPTH_LIMIT ?
+				 HP_MAX_DEPTH_LIMIT : (unsigned)depth,
+		       hp_stacks_slots(), env_get(envp, HP_ENV_UNWIND_CHECK));
 	recorder.stack_slots = hp_stacks_slots();
 	send_process(0);
 	check_modules(true);
@@ -786,6 +790,7 @@ static void
 on_exit_hook(int status, void *arg)
 {
 	(void)arg;
+	hp_unwind_report();
 	if (!active || spool.stopped)
 		return;
 	record_exit(status);
@@ -983,6 +988,7 @@ hp_record_fork_child(void)
 {
 	if (!active)
 		return;
+	hp_unwind_fork_child();
 	hp_self.guard++;
 	after_fork(true);
 	hp_self.guard--;
@@ -993,6 +999,7 @@ hp_record_thread_exit(void)
 {
 	struct hp_ev_thread *ev;
 
+	hp_unwind_thread_exit();
 	if (!active || spool.stopped || hp_self.ring == NULL)
 		return;
 	EMIT(HP_EV_THREAD, ev, (ev->exiting = 1, ev->pad = 0));

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * stacks.c - deduplication of the call stacks the allocation calls capture
- * with libunwind's unw_backtrace (see stacks.h).
+ * (see stacks.h).
  *
  * Runs inside malloc with the guard up. The table is open-addressed; entries are immutable
  * once published, and a grown table replaces the old one, which stays
@@ -35,6 +35,12 @@ static uintptr_t self_lo, self_hi;
 static struct table *table;
 static struct hp_mutex table_lock = HP_MUTEX_INIT;
 static uint32_t next_id = 1;
+static uint32_t epoch = 1; /* a new one for each new table (fork) */
+
+/* The thread's previous stack, for a repeated capture. */
+static __thread struct {
+	uint32_t id, epoch;
+} last __attribute__((tls_model("initial-exec")));
 
 static struct table *
 new_table(size_t cap)
@@ -60,6 +66,7 @@ hp_stacks_reset(void)
 	hp_mutex_reset(&table_lock);
 	__atomic_store_n(&table, NULL, __ATOMIC_RELEASE);
 	next_id = 1;
+	epoch++;
 }
 
 static uint64_t
@@ -180,8 +187,34 @@ hp_stacks_slots(void)
 	return max_depth + 16;
 }
 
+static uint32_t intern(void *const *raw, int got, bool *is_new, const uint64_t **ips,
+		       unsigned *depth);
+
 uint32_t
-hp_stacks_intern(void *const *raw, int got, bool *is_new, const uint64_t **ips, unsigned *depth)
+hp_stacks_intern(void *const *raw, int got, bool repeated, bool *is_new, const uint64_t **ips,
+		 unsigned *depth)
+{
+	uint32_t id;
+
+	if (repeated && got > 0 && last.epoch == epoch && last.id != 0) {
+		*is_new = false;
+		return last.id;
+	}
+	id = intern(raw, got, is_new, ips, depth);
+	last.id = id;
+	last.epoch = epoch;
+	return id;
+}
+
+uint32_t
+hp_stacks_intern_other(void *const *raw, int got, bool *is_new, const uint64_t **ips,
+		       unsigned *depth)
+{
+	return intern(raw, got, is_new, ips, depth);
+}
+
+static uint32_t
+intern(void *const *raw, int got, bool *is_new, const uint64_t **ips, unsigned *depth)
 {
 	const uint64_t *ip;
 	unsigned n;

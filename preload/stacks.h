@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * stacks.h - call stacks of allocations: captured with libunwind into a
- * fixed array, deduplicated in the process so that each distinct stack
- * crosses to the collector once.
+ * stacks.h - call stacks of allocations: captured (unwind.h) into a fixed
+ * array, deduplicated in the process so that each distinct stack crosses
+ * to the collector once.
  *
  * Stacks are raw return addresses, innermost first, with heapprof's own
  * frames removed (depth 0 is the caller of malloc). The table lives in
@@ -24,15 +24,22 @@ void hp_stacks_init(unsigned max_depth, uintptr_t self_lo, uintptr_t self_hi);
 unsigned hp_stacks_slots(void);
 
 /*
- * The id (from 1) of the stack unw_backtrace gave in raw[0..n), heapprof's
+ * The id (from 1) of the stack captured in raw[0..n) (unwind.h), heapprof's
  * own frames dropped from the top; *is_new set when this call inserted it
  * (the caller then sends it, with the frames in *ips and their number in
- * *depth).
+ * *depth). `repeated` says raw holds what it held at this thread's
+ * previous call (hp_unwind_repeated()): its id is then returned at once.
  * Returns 0 if it is empty or could not be stored.
  * Lock: none (takes the table's lock to insert). Allocates: arena.
  */
-uint32_t hp_stacks_intern(void *const *raw, int n, bool *is_new, const uint64_t **ips,
-			  unsigned *depth);
+uint32_t hp_stacks_intern(void *const *raw, int n, bool repeated, bool *is_new,
+			  const uint64_t **ips, unsigned *depth);
+
+/* The same for a stack captured otherwise (unw_backtrace: the program's
+ * own mmap calls): this thread's previous call, which `repeated` refers
+ * to, stays the last allocation's. */
+uint32_t hp_stacks_intern_other(void *const *raw, int n, bool *is_new, const uint64_t **ips,
+				unsigned *depth);
 
 /* After fork, in the child: start a new, empty table (the child's stream
  * has not seen any stack yet). */
