@@ -18,8 +18,10 @@
 
 #include "cmd.h"
 #include "events.h"
+#include "gate.h"
 #include "load.h"
 #include "replay.h"
+#include "report-html.h"
 #include "util.h"
 
 #define MAX_FRAMES 64
@@ -34,6 +36,8 @@ struct opts {
 	const char *mark;  /* --at mark:NAME: NAME */
 	long mark_n;       /* its Nth occurrence, 1 the first; -1: the last */
 	bool json;
+	bool html;          /* --format html */
+	const char *output; /* -o FILE (html) */
 	bool by_stack;
 	bool list;          /* --list-snapshots */
 	long top;
@@ -42,6 +46,9 @@ struct opts {
 	/* check */
 	uint64_t max[4];
 	bool has_max[4];
+	const char *baseline;   /* --baseline BASE */
+	struct gate_increase inc[GATE_N];
+	const char *junit;      /* --junit FILE */
 };
 
 enum { L_UNTRIMMABLE, L_RETAINED, L_LEAKED, L_PEAK };
@@ -65,8 +72,9 @@ static const char common_help[] =
 static void
 report_usage(FILE *f)
 {
-	fputs("usage: heapprof report FILE [--pid PID] [--at INSTANT] [--format text|json]\n"
-	      "                            [--top N] [--by function|stack] [--skip PATTERN]...\n"
+	fputs("usage: heapprof report FILE [--pid PID] [--at INSTANT] [--format text|json|html]\n"
+	      "                            [-o FILE] [--top N] [--by function|stack]\n"
+	      "                            [--skip PATTERN]...\n"
 	      "\n"
 	      "Each process's heaps in the recording FILE at an instant: the figures, what\n"
 	      "would give the memory back, the pins, who holds the holes, the holes and the\n"
@@ -78,7 +86,10 @@ report_usage(FILE *f)
 	fputs("  --list-snapshots  the snapshots of a snapshot recording (heapprof run\n"
 	      "                    --snapshots), instead of a report\n",
 	      f);
-	fputs("  --format FORMAT   text (the default) or json\n"
+	fputs("  --format FORMAT   text (the default), json, or html: one self-contained page\n"
+	      "                    (the timeline, the heap map, the pins, holes, leaks and\n"
+	      "                    sites; --at: the instant shown first)\n"
+	      "  -o FILE           write the page to FILE (html only; default stdout)\n"
 	      "  --top N           how many pins, holes, sites and leaks to list (10)\n"
 	      "  --by stack        group sites by whole stack, not by function\n",
 	      f);
@@ -91,6 +102,8 @@ check_usage(FILE *f)
 	      "                           [--max-retained SIZE] [--max-leaked SIZE]\n"
 	      "                           [--max-peak SIZE] [--format text|json]\n"
 	      "                           [--skip PATTERN]...\n"
+	      "                           [--baseline BASE --max-increase [FIGURE=]SIZE|PERCENT%]\n"
+	      "                           [--junit FILE]\n"
 	      "\n"
 	      "The CI gate: each limit against each process of the recording FILE. Exit 0\n"
 	      "if every limit holds, 1 if one does not, 2 on bad usage or input. SIZE is\n"
@@ -100,7 +113,13 @@ check_usage(FILE *f)
 	      "  --max-untrimmable SIZE  free bytes below the top pin, at --at\n"
 	      "  --max-retained SIZE     heap extent + mmap bytes - live bytes, at --at\n"
 	      "  --max-leaked SIZE       bytes still live when the process ended\n"
-	      "  --max-peak SIZE         the most live bytes at any instant\n",
+	      "  --max-peak SIZE         the most live bytes at any instant\n"
+	      "  --baseline BASE         compare with BASE (the last good run), process by\n"
+	      "                          process (matched by program name and arguments)\n"
+	      "  --max-increase X        how much each figure (untrimmable, retained, leaked,\n"
+	      "                          peak) may grow over BASE: bytes (1M) or a percent\n"
+	      "                          of BASE's (10%); FIGURE=X for one (repeatable)\n"
+	      "  --junit FILE            every verdict as JUnit XML into FILE\n",
 	      f);
 	fputs(at_help, f);
 	fputs(common_help, f);
@@ -150,13 +169,26 @@ mark_at(const struct ld_process *p, const struct opts *o, int64_t *at_ns)
 	return true;
 }
 
+/* The instant --at names in process p, ns since it started (a mark's, or
+ * SECONDS); false if p has no such mark. For the HTML page and the
+ * baseline (gate.h), which pick their instants per process. */
+static bool
+instant_of(void *arg, const struct ld_process *p, int64_t *at_ns)
+{
+	const struct opts *o = arg;
+
+	*at_ns = o->at_ns;
+	return !o->mark || mark_at(p, o, at_ns);
+}
+
 /* Parse the options; returns 0, or 2 after saying what is wrong. */
 static int
 parse(int argc, char **argv, struct opts *o, bool check)
 {
 	static const char *const value_opts[] = { "--pid", "--at", "--skip", "--format", "--top",
 						  "--by", "--max-untrimmable", "--max-retained",
-						  "--max-leaked", "--max-peak" };
+						  "--max-leaked", "--max-peak", "-o", "--output",
+						  "--baseline", "--max-increase", "--junit" };
 
 	memset(o, 0, sizeof(*o));
 	o->at = RP_AT_EXIT;
@@ -229,10 +261,23 @@ parse(int argc, char **argv, struct opts *o, bool check)
 			o->skip = xrealloc(o->skip, (o->nskip + 1) * sizeof(char *));
 			o->skip[o->nskip++] = v;
 		} else if (strcmp(name, "--format") == 0) {
-			if (strcmp(v, "json") == 0)
-				o->json = true;
-			else if (strcmp(v, "text") != 0) {
-				hp_error(v, "--format takes text or json");
+			o->json = strcmp(v, "json") == 0;
+			o->html = !check && strcmp(v, "html") == 0;
+			if (!o->json && !o->html && strcmp(v, "text") != 0) {
+				hp_error(v, check ? "--format takes text or json"
+						  : "--format takes text, json or html");
+				return 2;
+			}
+		} else if (!check && (strcmp(name, "-o") == 0 || strcmp(name, "--output") == 0)) {
+			o->output = v;
+		} else if (check && strcmp(name, "--baseline") == 0) {
+			o->baseline = v;
+		} else if (check && strcmp(name, "--junit") == 0) {
+			o->junit = v;
+		} else if (check && strcmp(name, "--max-increase") == 0) {
+			if (!gate_parse_increase(v, o->inc)) {
+				hp_error(v, "--max-increase takes a size (1M) or a percent (10%%), "
+					    "for all figures or one (untrimmable=1M)");
 				return 2;
 			}
 		} else if (!check && strcmp(name, "--top") == 0) {
@@ -268,8 +313,25 @@ parse(int argc, char **argv, struct opts *o, bool check)
 			 check ? "check" : "report");
 		return 2;
 	}
-	if (check && !o->has_max[0] && !o->has_max[1] && !o->has_max[2] && !o->has_max[3]) {
-		hp_error(o->file, "no limit to check (--max-untrimmable, --max-retained, ...)");
+	if (o->output && !o->html) {
+		hp_error(o->output, "-o is for --format html (text and JSON go to stdout)");
+		return 2;
+	}
+	bool inc = false;
+	for (int k = 0; k < GATE_N; k++)
+		inc |= o->inc[k].set;
+	if (check && o->baseline && !inc) {
+		hp_error(o->baseline, "--baseline needs --max-increase (how much each figure may grow)");
+		return 2;
+	}
+	if (check && inc && !o->baseline) {
+		hp_error("--max-increase", "over what? (--baseline BASE)");
+		return 2;
+	}
+	if (check && !o->has_max[0] && !o->has_max[1] && !o->has_max[2] && !o->has_max[3] &&
+	    !o->baseline) {
+		hp_error(o->file, "no limit to check (--max-untrimmable, --max-retained, ..., "
+				  "--baseline)");
 		return 2;
 	}
 	return 0;
@@ -494,28 +556,28 @@ wrap(const char *indent, const char *text, size_t width)
 		putchar('\n');
 }
 
-/* The one sentence that says what would give the memory back. */
-static void
-advice(struct ld_db *db, const struct rp_result *r)
+/* The one sentence that says what would give the memory back, into t
+ * (the HTML report's too: html_options.advice). */
+static const char *
+advice_text(struct ld_db *db, const struct rp_result *r, char *t, size_t cap)
 {
-	char t[2048], s[512], a[96], b[32], c[32], w[32];
+	char s[512], a[96], b[32], c[32], w[32];
 	const struct rp_figures *f = &r->at;
 
 	fmt_size(b, sizeof(b), f->trim_reclaimable);
 	if (f->untrimmable == 0) {
 		if (f->fastbin && f->trim_reclaimable > f->trim_top)
-			snprintf(t, sizeof(t),
+			snprintf(t, cap,
 				 "Nothing free is pinned, but fastbins hold %s of chunks the program "
 				 "freed (glibc keeps chunks of up to 128 bytes there, unmerged, until "
 				 "a large request or malloc_trim consolidates them): free() never "
 				 "gives them back; malloc_trim(0) would return %s now.",
 				 fmt_size(a, sizeof(a), f->fastbin), b);
 		else
-			snprintf(t, sizeof(t),
+			snprintf(t, cap,
 				 "Nothing is pinned: every free byte of the heap is at its top, and "
 				 "free() trims it once it passes the trim threshold.");
-		wrap("  ", t, 80);
-		return;
+		return t;
 	}
 	const struct rp_pin *p = r->npins ? &r->pins[0] : NULL;
 	fmt_size(a, sizeof(a), f->untrimmable);
@@ -526,38 +588,37 @@ advice(struct ld_db *db, const struct rp_result *r)
 		snprintf(a + strlen(a), sizeof(a) - strlen(a), " (%s of it resident)",
 			 fmt_size(c, sizeof(c), f->untrimmable_resident));
 	if (!p) {
-		snprintf(t, sizeof(t),
+		snprintf(t, cap,
 			 "%s is held below the top of the heap; malloc_trim(0) "
 			 "would return %s now.",
 			 a, b);
-		wrap("  ", t, 80);
-		return;
+		return t;
 	}
 	ld_site_text(db, p->stack_id, s, sizeof(s));
 	fmt_size(w, sizeof(w), p->weight);
 	if (p->state == RP_LIVE)
-		snprintf(t, sizeof(t),
+		snprintf(t, cap,
 			 "%s cannot be given back while the top pin, a %llu-byte "
 			 "chunk from %s, is live: freeing it would let free() trim %s%s; "
 			 "malloc_trim(0) would return %s now.",
 			 a, (unsigned long long)p->bytes, s, w,
 			 r->npins > 1 ? " (the pins listed below it hold the rest)" : "", b);
 	else if (p->state == RP_CACHED && p->cache == RP_FASTBIN)
-		snprintf(t, sizeof(t),
+		snprintf(t, cap,
 			 "%s cannot be given back: the top pin is a %llu-byte chunk "
 			 "from %s that the program already freed but a fastbin still holds, until "
 			 "a large request or malloc_trim consolidates it; malloc_trim(0) would "
 			 "return %s now.",
 			 a, (unsigned long long)p->bytes, s, b);
 	else if (p->state == RP_CACHED)
-		snprintf(t, sizeof(t),
+		snprintf(t, cap,
 			 "%s cannot be given back: the top pin is a %llu-byte chunk "
 			 "from %s that the program already freed but its thread's tcache still "
 			 "holds, until a request of its size reuses it; malloc_trim(0) would "
 			 "return %s now.",
 			 a, (unsigned long long)p->bytes, s, b);
 	else if (p->state == RP_STASHED)
-		snprintf(t, sizeof(t),
+		snprintf(t, cap,
 			 "%s cannot be given back: the top pin is a %llu-byte free chunk that the "
 			 "allocator itself keeps in a %s (taken from a bin for later requests of "
 			 "its size, or a remainder it split off: the program never had it), until "
@@ -568,16 +629,24 @@ advice(struct ld_db *db, const struct rp_result *r)
 						: "a request of its size takes it",
 			 b);
 	else
-		snprintf(t, sizeof(t),
+		snprintf(t, cap,
 			 "%s cannot be given back: the allocator's own memory sits "
 			 "above it; malloc_trim(0) would return %s now.",
 			 a, b);
 	if (f->fastbin > f->untrimmable)
-		snprintf(t + strlen(t), sizeof(t) - strlen(t),
+		snprintf(t + strlen(t), cap - strlen(t),
 			 " Fastbins hold another %s of chunks the program freed: free() never "
 			 "gives them back, malloc_trim(0) consolidates them first.",
 			 fmt_size(c, sizeof(c), f->fastbin));
-	wrap("  ", t, 80);
+	return t;
+}
+
+static void
+advice(struct ld_db *db, const struct rp_result *r)
+{
+	char t[2048];
+
+	wrap("  ", advice_text(db, r, t, sizeof(t)), 80);
 }
 
 struct leak {
@@ -1285,6 +1354,13 @@ cmd_report(int argc, char **argv)
 		ld_close(db);
 		return rc;
 	}
+	if (o.html) {
+		struct html_options ho = { o.file, o.output, o.at, o.top, instant_of, &o, advice_text };
+		int rc = html_report(db, &ho);
+		ld_close(db);
+		free(o.skip);
+		return rc;
+	}
 	if (o.json) {
 		printf("{\"file\": ");
 		json_str(o.file);
@@ -1345,6 +1421,8 @@ cmd_check(int argc, char **argv)
 	struct ld_db *db;
 	bool failed = false, unknown = false;
 	size_t wanted = 0;
+	struct gate gate = { 0 };
+	int rc = 0;
 
 	if (parse(argc, argv, &o, true) != 0)
 		return 2;
@@ -1373,12 +1451,16 @@ cmd_check(int argc, char **argv)
 			continue;
 		}
 		uint64_t v[4] = { r->at.untrimmable, r->at.retained, r->leaked_bytes, r->peak_live };
+		const struct rp_pin *top = r->npins ? &r->pins[0] : NULL;
+		gate_process(&gate, p, v, top);
 		for (int k = 0; k < 4; k++) {
-			char a[32], b[32], site[512], who[64];
+			char a[32], b[32], site[512], who[64], line[1024], name[64];
 			if (!o.has_max[k])
 				continue;
 			bool ok = v[k] <= o.max[k];
 			failed |= !ok;
+			snprintf(name, sizeof(name), "%s <= %s", limit_name[k],
+				 fmt_size(b, sizeof(b), o.max[k]));
 			if (o.json) {
 				const struct rp_pin *pin = r->npins ? &r->pins[0] : NULL;
 				printf("%s\n  {\"pid\": %lld, \"process_id\": %lld, \"exe\": ",
@@ -1399,27 +1481,39 @@ cmd_check(int argc, char **argv)
 				}
 				putchar('}');
 				first = false;
-				continue;
 			}
 			who[0] = '\0';
 			if (wanted > 1)
 				snprintf(who, sizeof(who), " (pid %lld)", (long long)p->pid);
-			printf("%s %s%s %s %s %s (%llu bytes, limit %llu)", ok ? "PASS" : "FAIL",
-			       limit_name[k], who, fmt_size(a, sizeof(a), v[k]), ok ? "<=" : ">",
-			       fmt_size(b, sizeof(b), o.max[k]), U(v[k]), U(o.max[k]));
-			if (!ok && r->npins)
-				printf("; top pin: %s",
-				       r->pins[0].state == RP_OWN ? "the allocator's own memory"
-				       : r->pins[0].state == RP_STASHED
-					       ? "free space the allocator keeps in a tcache or fastbin"
-					       : ld_site_text(db, r->pins[0].stack_id, site, sizeof(site)));
-			printf("\n");
+			int n = snprintf(line, sizeof(line), "%s %s%s %s %s %s (%llu bytes, limit %llu)",
+					 ok ? "PASS" : "FAIL", limit_name[k], who,
+					 fmt_size(a, sizeof(a), v[k]), ok ? "<=" : ">", b, U(v[k]),
+					 U(o.max[k]));
+			if (!ok && top && n > 0 && (size_t)n < sizeof(line))
+				snprintf(line + n, sizeof(line) - (size_t)n, "; top pin: %s",
+					 top->state == RP_OWN ? "the allocator's own memory"
+					 : top->state == RP_STASHED
+						 ? "free space the allocator keeps in a tcache or fastbin"
+						 : ld_site_text(db, top->stack_id, site, sizeof(site)));
+			if (!o.json)
+				printf("%s\n", line);
+			gate_add(&gate, db, p, name, ok, line, top);
 		}
 		rp_free(r);
 	}
+	if (o.baseline && !unknown)
+		rc = gate_baseline(&gate, db, o.baseline, o.at, o.at_name, instant_of, &o, o.inc, o.json,
+				   &first);
+	failed |= gate.failed;
 	if (o.json)
 		printf("\n], \"pass\": %s}\n", failed ? "false" : "true");
+	if (rc == 0 && !unknown && o.junit) {
+		char suite[600];
+		snprintf(suite, sizeof(suite), "heapprof check %s", o.file);
+		rc = gate_junit(&gate, o.junit, suite);
+	}
+	gate_free(&gate);
 	ld_close(db);
 	free(o.skip);
-	return unknown ? 2 : failed ? 1 : 0;
+	return rc ? rc : unknown ? 2 : failed ? 1 : 0;
 }

@@ -11,6 +11,7 @@ int cmd_run(int argc, char **argv);
 int cmd_collect(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 
 #endif

@@ -1157,6 +1157,14 @@ stack_fn(const struct ld_db *db, int64_t stack_id)
 }
 
 size_t
+ld_stack_slot(struct ld_db *db, int64_t stack_id)
+{
+	const struct ld_stack_fn *x = stack_fn(db, stack_id);
+
+	return x ? (size_t)(x - db->stack_fns) + 1 : 0;
+}
+
+size_t
 ld_site_index(struct ld_db *db, int64_t stack_id)
 {
 	struct ld_frame f[64];
@@ -1206,6 +1214,77 @@ const char *
 ld_function_name(struct ld_db *db, int64_t key)
 {
 	return key >= 1 && (size_t)key <= db->nfns ? db->fn_names[key - 1] : NULL;
+}
+
+/* One text from a query on a process, kept until ld_close; "" if none. */
+static const char *
+process_text(struct ld_db *db, const char *sql, int64_t process_id)
+{
+	struct ld_db_priv *p = (struct ld_db_priv *)db;
+	sqlite3_stmt *s;
+	const char *out = "";
+
+	if (sqlite3_prepare_v2(db->h, sql, -1, &s, NULL) != SQLITE_OK)
+		return out;
+	sqlite3_bind_int64(s, 1, process_id);
+	if (sqlite3_step(s) == SQLITE_ROW && sqlite3_column_text(s, 0))
+		out = keep(p, sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	return out;
+}
+
+const char *
+ld_args_json(struct ld_db *db, int64_t process_id)
+{
+	return process_text(db, "SELECT json_remove(argv, '$[0]') FROM process "
+				"WHERE process_id = ?1 AND json_valid(argv)",
+			    process_id);
+}
+
+const char *
+ld_command_line(struct ld_db *db, int64_t process_id)
+{
+	return process_text(db, "SELECT group_concat(j.value, ' ') FROM process, "
+				"json_each(process.argv) j WHERE process_id = ?1 "
+				"AND json_valid(argv)",
+			    process_id);
+}
+
+long
+ld_timeline(struct ld_db *db, int64_t process_id, struct rp_point **out, char *err,
+	    size_t errcap)
+{
+	sqlite3_stmt *s;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	*out = NULL;
+	if (sqlite3_prepare_v2(db->h,
+			       "SELECT ns, extent_bytes, live_bytes, cached_bytes, untrimmable_bytes "
+			       "FROM heap_timeline WHERE process_id = ?1 ORDER BY ns",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	sqlite3_bind_int64(s, 1, process_id);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? 2 * cap : 256;
+			*out = xrealloc(*out, cap * sizeof(**out));
+		}
+		(*out)[n++] = (struct rp_point){
+			.ns = sqlite3_column_int64(s, 0),
+			.extent = (uint64_t)sqlite3_column_int64(s, 1),
+			.live = (uint64_t)sqlite3_column_int64(s, 2),
+			.cached = (uint64_t)sqlite3_column_int64(s, 3),
+			.untrimmable = (uint64_t)sqlite3_column_int64(s, 4),
+		};
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_DONE) {
+		free(*out);
+		*out = NULL;
+		return fail_sql(db, err, errcap);
+	}
+	return (long)n;
 }
 
 void

@@ -116,6 +116,11 @@ size_t ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t
  * name is shortened (short_function); fit for a terminal (text_safe). */
 const char *ld_frame_text(char *buf, size_t cap, const struct ld_frame *f);
 
+/* A stack's place among the database's stacks: 1..nstack_fns (the index
+ * of its stack_fns entry + 1), or 0 if the database has no such stack. For
+ * arrays by stack, whatever numbers a file gives them. */
+size_t ld_stack_slot(struct ld_db *db, int64_t stack_id);
+
 /* The site of a stack, its index among ld_stack's frames (0 if unknown). */
 size_t ld_site_index(struct ld_db *db, int64_t stack_id);
 
@@ -127,6 +132,18 @@ int64_t ld_group_function(void *db, int64_t stack_id);
 
 /* The function name of a group key, or NULL. */
 const char *ld_function_name(struct ld_db *db, int64_t key);
+
+/* A process's arguments after argv[0], as a JSON array (for matching the
+ * processes of two recordings), and its whole command line as text (for
+ * people); "" if the database has none. Valid until ld_close. */
+const char *ld_args_json(struct ld_db *db, int64_t process_id);
+const char *ld_command_line(struct ld_db *db, int64_t process_id);
+
+/* The figures the collector stored over a process's run (heap_timeline),
+ * by time, into *out (the caller frees it). Returns how many, or -1 with a
+ * message. */
+long ld_timeline(struct ld_db *db, int64_t process_id, struct rp_point **out, char *err,
+		 size_t errcap);
 
 void ld_close(struct ld_db *db);
 

@@ -15,12 +15,17 @@ usage(FILE *f)
 {
 	fputs("usage: heapprof run [-o FILE] [--force] [--max-depth N] [--snapshots]\n"
 	      "                    [--snapshot-every SECONDS] [--] PROGRAM [ARGS...]\n"
-	      "       heapprof report FILE [--pid PID] [--at INSTANT] [--format text|json]\n"
-	      "                            [--top N] [--by function|stack] [--skip PATTERN]...\n"
+	      "       heapprof report FILE [--pid PID] [--at INSTANT] [--format text|json|html]\n"
+	      "                            [-o FILE] [--top N] [--by function|stack]\n"
+	      "                            [--skip PATTERN]...\n"
 	      "       heapprof report FILE --list-snapshots [--pid PID] [--format text|json]\n"
 	      "       heapprof check FILE [--pid PID] [--at INSTANT] [--max-untrimmable SIZE]\n"
 	      "                           [--max-retained SIZE] [--max-leaked SIZE]\n"
 	      "                           [--max-peak SIZE] [--format text|json] [--skip PATTERN]...\n"
+	      "                           [--baseline BASE --max-increase SIZE|PERCENT%]\n"
+	      "                           [--junit FILE]\n"
+	      "       heapprof diff BASE NEW [--pid BASE_PID:NEW_PID] [--at exit|worst|peak]\n"
+	      "                              [--format text|json] [--top N]\n"
 	      "       heapprof snapshot FILE\n"
 	      "       heapprof --version\n"
 	      "\n"
@@ -28,7 +33,9 @@ usage(FILE *f)
 	      "         call stack into a SQLite database (default heapprof.PROGRAM.PID.db)\n"
 	      "report   how much free memory each process cannot give back, the chunks that\n"
 	      "         pin it and the holes below them, with their call stacks\n"
-	      "check    the same figures against limits: exit 0 if all hold, 1 if not\n"
+	      "check    the same figures against limits (and a baseline): exit 0 if all\n"
+	      "         hold, 1 if not\n"
+	      "diff     the change of every figure and of the sites from BASE to NEW\n"
 	      "snapshot ask a running heapprof run --snapshots for a snapshot now\n"
 	      "\n"
 	      "INSTANT: exit (the end, the default), worst (the most untrimmable bytes), peak\n"
@@ -53,6 +60,8 @@ main(int argc, char **argv)
 		return cmd_report(argc - 1, argv + 1);
 	if (strcmp(argv[1], "check") == 0)
 		return cmd_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "diff") == 0)
+		return cmd_diff(argc - 1, argv + 1);
 	if (strcmp(argv[1], "snapshot") == 0)
 		return cmd_snapshot(argc - 1, argv + 1);
 	if (strcmp(argv[1], "--version") == 0) {

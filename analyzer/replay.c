@@ -570,107 +570,167 @@ by_vacated_desc(const void *a, const void *b)
 	return x->vacated > y->vacated ? -1 : x->vacated < y->vacated;
 }
 
-static int
-by_addr(const void *a, const void *b)
-{
-	const struct rp_hole *const *x = a, *const *y = b;
+/* What a hole's sites are being built from. */
+struct hole_work {
+	struct rp_hole *h;
+	uint64_t *claimed;         /* a bit per granule: its last occupant is known
+				    * (NULL: a hole too large to map one, no sites) */
+	size_t claimed_bytes;
+	int64_t *keys;             /* the group key of each site */
+	uint64_t left;             /* bytes whose last occupant is not known yet */
+};
 
-	return (*x)->addr < (*y)->addr ? -1 : (*x)->addr > (*y)->addr;
+/* Chunk c, vacated at v, was the last occupant of whatever of hole w it
+ * covers that no chunk vacated later covers. Returns the bytes it took. */
+static uint64_t
+take(struct hole_work *w, const struct rp_chunk *c, const struct rp_options *opt)
+{
+	struct rp_hole *h = w->h;
+	uint64_t lo = c->addr > h->addr ? c->addr : h->addr;
+	uint64_t hi = c->addr + c->bytes < h->addr + h->bytes ? c->addr + c->bytes : h->addr + h->bytes;
+	uint64_t got = 0;
+
+	if (!w->claimed)
+		return 0;
+	for (size_t g = (size_t)((lo - h->addr) / HM_GRAIN); g < (hi - h->addr) / HM_GRAIN; g++)
+		if (!(w->claimed[g / 64] >> (g % 64) & 1)) {
+			w->claimed[g / 64] |= 1ULL << (g % 64);
+			got += HM_GRAIN;
+		}
+	if (!got)
+		return 0;
+	int64_t key = opt->group ? opt->group(opt->group_arg, c->stack_id) : c->stack_id;
+	size_t s;
+	for (s = 0; s < h->nsites && w->keys[s] != key; s++)
+		;
+	if (s == h->nsites) {
+		h->sites = xrealloc(h->sites, (h->nsites + 1) * sizeof(*h->sites));
+		w->keys = xrealloc(w->keys, (h->nsites + 1) * sizeof(*w->keys));
+		w->keys[h->nsites] = key;
+		h->sites[h->nsites++] = (struct rp_site){ c->stack_id, 0, 0 };
+	}
+	h->sites[s].bytes += got;
+	h->sites[s].chunks++;
+	w->left -= got < w->left ? got : w->left;
+	return got;
+}
+
+/* The first of the n holes (by address) that ends after addr. */
+static size_t
+first_hole_after(struct hole_work *w, size_t n, uint64_t addr)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (w[mid].h->addr + w[mid].h->bytes <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int
+by_work_addr(const void *a, const void *b)
+{
+	const struct hole_work *x = a, *y = b;
+
+	return x->h->addr < y->h->addr ? -1 : x->h->addr > y->h->addr;
 }
 
 /* The chunks that last occupied each of the first `top` holes, as sites:
  * a byte's last occupant is the chunk that vacated it last before the
- * instant (occupants of one byte never overlap in time). One pass over
- * the chunks (and an ancestor's, up to the fork that made the next
- * generation) finds the candidates of every hole. */
+ * instant (occupants of one byte never overlap in time). The process's own
+ * chunks are taken latest vacated first from the replay's sorted stream
+ * `s`, until every byte of every hole is known (usually long before the
+ * first chunk); then, for what is left, an ancestor's chunks up to the
+ * fork that made the next generation, all of which it vacated before. */
 static void
 hole_sites(struct rp_result *r, const struct rp_input *in, int64_t at, size_t top,
-	   const struct rp_options *opt)
+	   const struct rp_options *opt, const struct stream *s)
 {
 	size_t n = r->nholes < top ? r->nholes : top;
-	struct rp_hole **sorted;
-	struct cand **cand;
-	size_t *nc, *cc;
+	struct hole_work *w;
+	uint64_t left = 0;
 
 	if (n == 0)
 		return;
-	sorted = xmalloc(n * sizeof(*sorted));
-	for (size_t k = 0; k < n; k++)
-		sorted[k] = &r->holes[k];
-	qsort(sorted, n, sizeof(*sorted), by_addr);
-	cand = xcalloc(n, sizeof(*cand));
-	nc = xcalloc(n, sizeof(size_t));
-	cc = xcalloc(n, sizeof(size_t));
-	int64_t limit = at;
-	for (const struct rp_input *i = in; i; limit = i->fork_ns, i = i->parent) {
+	w = xcalloc(n, sizeof(*w));
+	for (size_t k = 0; k < n; k++) {
+		size_t grains = (size_t)(r->holes[k].bytes / HM_GRAIN);
+		w[k].h = &r->holes[k];
+		/* a bit per granule of the hole, mapped MAP_NORESERVE: only the
+		 * pages under former chunks take memory, however large a hole a
+		 * file claims (too large for the address space: no sites) */
+		w[k].claimed_bytes = ((grains + 63) / 64 * sizeof(uint64_t) + 4095) & ~(size_t)4095;
+		w[k].claimed = mmap(NULL, w[k].claimed_bytes, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (w[k].claimed == MAP_FAILED) {
+			w[k].claimed = NULL;
+			continue;
+		}
+		w[k].left = r->holes[k].bytes;
+		left += r->holes[k].bytes;
+	}
+	qsort(w, n, sizeof(*w), by_work_addr);
+
+	/* the process's own chunks, latest vacated first */
+	const struct cev *v = s->v[S_VACATE];
+	size_t lo = 0, hi = s->n[S_VACATE];
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (v[mid].ns <= at)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i-- > 0 && left;) {
+		const struct rp_chunk *c = &in->chunks[v[i].chunk];
+		for (size_t k = first_hole_after(w, n, c->addr); k < n && w[k].h->addr < c->addr + c->bytes;
+		     k++) {
+			uint64_t got = take(&w[k], c, opt);
+			left -= got < left ? got : left;
+		}
+	}
+
+	/* then the ancestors' (each vacated before its child started) */
+	struct cand **cand = xcalloc(n, sizeof(*cand));
+	size_t *nc = xcalloc(n, sizeof(size_t)), *cc = xcalloc(n, sizeof(size_t));
+	for (const struct rp_input *i = in->parent, *child = in; i && left;
+	     child = i, i = i->parent) {
+		int64_t limit = child->fork_ns;
 		for (size_t j = 0; j < i->nchunks; j++) {
 			const struct rp_chunk *c = &i->chunks[j];
-			int64_t v = vacate_ns(c);
-			if (c->backing == RP_MMAP || v == 0 || v > limit)
+			int64_t vn = vacate_ns(c);
+			if (c->backing == RP_MMAP || vn == 0 || vn > limit)
 				continue;
-			/* the first hole that ends after the chunk starts */
-			size_t lo = 0, hi = n;
-			while (lo < hi) {
-				size_t mid = (lo + hi) / 2;
-				if (sorted[mid]->addr + sorted[mid]->bytes <= c->addr)
-					lo = mid + 1;
-				else
-					hi = mid;
-			}
-			for (size_t k = lo; k < n && sorted[k]->addr < c->addr + c->bytes; k++) {
+			for (size_t k = first_hole_after(w, n, c->addr);
+			     k < n && w[k].h->addr < c->addr + c->bytes; k++) {
+				if (!w[k].left)
+					continue;
 				if (nc[k] == cc[k]) {
 					cc[k] = cc[k] ? cc[k] * 2 : 64;
 					cand[k] = xrealloc(cand[k], cc[k] * sizeof(**cand));
 				}
-				cand[k][nc[k]++] = (struct cand){ v, c };
+				cand[k][nc[k]++] = (struct cand){ vn, c };
 			}
+		}
+		for (size_t k = 0; k < n; k++) {
+			qsort(cand[k], nc[k], sizeof(**cand), by_vacated_desc);
+			for (size_t j = 0; j < nc[k] && w[k].left; j++) {
+				uint64_t got = take(&w[k], cand[k][j].c, opt);
+				left -= got < left ? got : left;
+			}
+			nc[k] = 0;
 		}
 	}
 	for (size_t k = 0; k < n; k++) {
-		struct rp_hole *h = sorted[k];
-		qsort(cand[k], nc[k], sizeof(**cand), by_vacated_desc);
-		int64_t *keys = NULL; /* the group key of each site */
-		size_t grains = (size_t)(h->bytes / HM_GRAIN);
-		/* a bit per granule of the hole, mapped MAP_NORESERVE: only the
-		 * pages under former chunks take memory, however large a hole a
-		 * file claims (too large for the address space: no sites) */
-		size_t claimed_bytes = ((grains + 63) / 64 * sizeof(uint64_t) + 4095) & ~(size_t)4095;
-		uint64_t *claimed = mmap(NULL, claimed_bytes, PROT_READ | PROT_WRITE,
-					 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-		if (claimed == MAP_FAILED) {
-			claimed = NULL;
-			nc[k] = 0;
-		}
-		for (size_t j = 0; j < nc[k]; j++) {
-			const struct rp_chunk *c = cand[k][j].c;
-			uint64_t lo = c->addr > h->addr ? c->addr : h->addr;
-			uint64_t hi = c->addr + c->bytes < h->addr + h->bytes ? c->addr + c->bytes
-									      : h->addr + h->bytes;
-			uint64_t got = 0;
-			for (size_t g = (size_t)((lo - h->addr) / HM_GRAIN); g < (hi - h->addr) / HM_GRAIN; g++)
-				if (!(claimed[g / 64] >> (g % 64) & 1)) {
-					claimed[g / 64] |= 1ULL << (g % 64);
-					got += HM_GRAIN;
-				}
-			if (!got)
-				continue;
-			int64_t key = opt->group ? opt->group(opt->group_arg, c->stack_id) : c->stack_id;
-			size_t s;
-			for (s = 0; s < h->nsites && keys[s] != key; s++)
-				;
-			if (s == h->nsites) {
-				h->sites = xrealloc(h->sites, (h->nsites + 1) * sizeof(*h->sites));
-				keys = xrealloc(keys, (h->nsites + 1) * sizeof(*keys));
-				keys[h->nsites] = key;
-				h->sites[h->nsites++] = (struct rp_site){ c->stack_id, 0, 0 };
-			}
-			h->sites[s].bytes += got;
-			h->sites[s].chunks++;
-		}
-		free(keys);
-		if (claimed)
-			munmap(claimed, claimed_bytes);
+		struct rp_hole *h = w[k].h;
 		free(cand[k]);
+		free(w[k].keys);
+		if (w[k].claimed)
+			munmap(w[k].claimed, w[k].claimed_bytes);
 		/* largest first */
 		for (size_t a = 1; a < h->nsites; a++)
 			for (size_t b = a; b > 0 && h->sites[b].bytes > h->sites[b - 1].bytes; b--) {
@@ -682,7 +742,86 @@ hole_sites(struct rp_result *r, const struct rp_input *in, int64_t at, size_t to
 	free(cand);
 	free(nc);
 	free(cc);
-	free(sorted);
+	free(w);
+}
+
+static void
+set_heaps(const struct engine *e, struct rp_result *r)
+{
+	r->nheaps = e->m.nheaps;
+	r->heaps = xcalloc(e->m.nheaps + 1, sizeof(*r->heaps));
+	for (size_t i = 0; i < e->m.nheaps; i++) {
+		const struct hm_heap *h = &e->m.heaps[i];
+		r->heaps[i] = (struct rp_heap){ h->start, h->end, h->kind, h->occupied, h->top_end,
+						h->resident * HM_PAGE };
+	}
+}
+
+/* Each occupied range of each heap, lowest first (opt->visit). */
+static void
+visit_heaps(struct engine *e, const struct rp_result *r, const struct rp_visit *v)
+{
+	struct hm *m = &e->m;
+
+	for (size_t hi = 0; v->range && hi < m->nheaps; hi++) {
+		struct hm_heap *h = &m->heaps[hi];
+		for (long long g = hm_next(h, 0); g >= 0; g = hm_next(h, (size_t)g + 1)) {
+			uint64_t addr = h->start + (uint64_t)g * HM_GRAIN;
+			struct chunk_entry *c = chunkmap_slot(m->map, addr);
+			if (c && c->addr != addr)
+				c = NULL;
+			const struct rp_chunk *rc = c ? c->ref : NULL;
+			struct rp_range x = {
+				.addr = addr,
+				.bytes = c ? c->chunk_bytes : HM_GRAIN,
+				.stack_id = rc ? rc->stack_id : 0,
+				.chunk_id = rc ? rc->chunk_id : 0,
+				.alloc_ns = rc ? rc->alloc_ns : 0,
+				.state = !c || c->kind == HM_RANGE_OWN ? RP_OWN
+					 : c->kind == HM_RANGE_CACHED  ? RP_STASHED
+					 : c->cached		       ? RP_CACHED
+								       : RP_LIVE,
+				.heap = (unsigned)hi,
+			};
+			v->range(v->arg, r, &x);
+		}
+	}
+}
+
+static void
+visit_mmap(const struct rp_result *r, const struct rp_chunk *c, const struct rp_visit *v)
+{
+	struct rp_range x = {
+		.addr = c->addr,
+		.bytes = c->bytes,
+		.stack_id = c->stack_id,
+		.chunk_id = c->chunk_id,
+		.alloc_ns = c->alloc_ns,
+		.state = RP_LIVE,
+	};
+	v->mmap(v->arg, r, &x);
+}
+
+/* The result at the engine's instant `at` (INT64_MAX: the end), shown as
+ * at_ns: figures, pins, holes and their sites, heaps; then the visit. */
+static void
+describe(struct engine *e, struct rp_result *r, const struct rp_input *in,
+	 const struct stream *s, int64_t at, int64_t at_ns, const struct rp_options *opt)
+{
+	figures(&e->m, &r->at, at_ns);
+	program_maps(in, &r->at, at);
+	walk_heaps(&e->m, r, opt->top);
+	hole_sites(r, in, at, opt->top, opt, s);
+	r->holders = hm_holders(&e->m, opt->group, opt->group_arg, &r->nholders);
+	set_heaps(e, r);
+	if (!opt->visit)
+		return;
+	visit_heaps(e, r, opt->visit);
+	for (size_t j = 0; opt->visit->mmap && j < in->nchunks; j++) {
+		const struct rp_chunk *c = &in->chunks[j];
+		if (c->backing == RP_MMAP && c->alloc_ns <= at && (!c->free_ns || c->free_ns > at))
+			visit_mmap(r, c, opt->visit);
+	}
 }
 
 static void
@@ -753,24 +892,46 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 		engine_init(&e);
 		engine_run_to(&e, in, at, NULL, NULL, &events);
 	}
-	stream_close(&events);
 	/* the end: when the process ended, or its last event if that is not
 	 * known (a recording whose collector died) */
 	int64_t last = in->ended_ns > p.last_ns ? in->ended_ns : p.last_ns;
-	figures(&e.m, &r->at, at == INT64_MAX ? last : at);
-	program_maps(in, &r->at, at);
-	walk_heaps(&e.m, r, opt->top);
-	hole_sites(r, in, at, opt->top, opt);
-	r->holders = hm_holders(&e.m, opt->group, opt->group_arg, &r->nholders);
-	r->nheaps = e.m.nheaps;
-	r->heaps = xcalloc(e.m.nheaps + 1, sizeof(*r->heaps));
-	for (size_t i = 0; i < e.m.nheaps; i++) {
-		const struct hm_heap *h = &e.m.heaps[i];
-		r->heaps[i] = (struct rp_heap){ h->start, h->end, h->kind, h->occupied, h->top_end,
-						h->resident * HM_PAGE };
-	}
+	describe(&e, r, in, &events, at, at == INT64_MAX ? last : at, opt);
+	stream_close(&events);
 	engine_free(&e);
 	return r;
+}
+
+static void
+note_last(void *arg, int64_t ns)
+{
+	*(int64_t *)arg = ns;
+}
+
+void
+rp_frames(const struct rp_input *in, const struct rp_options *opt, const int64_t *at, size_t n,
+	  void (*fn)(void *arg, size_t k, struct rp_result *r), void *arg)
+{
+	struct engine e;
+	struct stream events;
+	int64_t last = in->started_ns;
+
+	engine_init(&e);
+	stream_open(&events, in);
+	for (size_t k = 0; k < n; k++) {
+		/* the first instant from the start (and the parent's heap at
+		 * the fork), every later one from where the last stopped */
+		if (k == 0)
+			engine_run_to(&e, in, at[k], note_last, &last, &events);
+		else
+			stream_run(&e, &events, at[k], note_last, &last);
+		struct rp_result *r = xcalloc(1, sizeof(*r));
+		int64_t end = in->ended_ns > last ? in->ended_ns : last;
+		r->what = at[k] == INT64_MAX ? RP_AT_EXIT : RP_AT_TIME;
+		describe(&e, r, in, &events, at[k], at[k] == INT64_MAX ? end : at[k], opt);
+		fn(arg, k, r);
+	}
+	stream_close(&events);
+	engine_free(&e);
 }
 
 /* ---- a stored snapshot ---- */
@@ -943,12 +1104,12 @@ rp_snapshot(const struct rp_snapshot *s, const struct rp_input *in,
 	former_sites(r, f, s->nformers, opt->top, opt);
 	free(f);
 	r->holders = hm_holders(&e.m, opt->group, opt->group_arg, &r->nholders);
-	r->nheaps = e.m.nheaps;
-	r->heaps = xcalloc(e.m.nheaps + 1, sizeof(*r->heaps));
-	for (size_t i = 0; i < e.m.nheaps; i++) {
-		const struct hm_heap *h = &e.m.heaps[i];
-		r->heaps[i] = (struct rp_heap){ h->start, h->end, h->kind, h->occupied, h->top_end,
-						h->resident * HM_PAGE };
+	set_heaps(&e, r);
+	if (opt->visit) {
+		visit_heaps(&e, r, opt->visit);
+		for (size_t i = 0; opt->visit->mmap && i < s->nentries; i++)
+			if (s->entries[i].occupant == RP_OCC_LIVE && s->entries[i].c.backing == RP_MMAP)
+				visit_mmap(r, &s->entries[i].c, opt->visit);
 	}
 	engine_free(&e);
 	return r;

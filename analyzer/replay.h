@@ -154,6 +154,25 @@ struct rp_result {
 	size_t npoints;
 };
 
+/* A range occupying a heap at the instant, or a live mmap chunk
+ * (rp_options.visit). */
+struct rp_range {
+	uint64_t addr, bytes;      /* chunk bytes */
+	int64_t stack_id, chunk_id, alloc_ns; /* 0: not a chunk of the program's */
+	uint8_t state;             /* RP_LIVE, RP_CACHED, RP_STASHED, RP_OWN */
+	unsigned heap;             /* index into rp_result.heaps (not for mmap) */
+};
+
+/* Called once the result of an instant is complete (heaps, pins, holes),
+ * before it is returned: each occupied range of each heap, lowest first,
+ * heap after heap; then the live mmap chunks of the process's own (a
+ * forked child's inherited ones are counted in the figures only). */
+struct rp_visit {
+	void (*range)(void *arg, const struct rp_result *r, const struct rp_range *x);
+	void (*mmap)(void *arg, const struct rp_result *r, const struct rp_range *x);
+	void *arg;
+};
+
 struct rp_options {
 	enum rp_at at;
 	int64_t at_ns;             /* RP_AT_TIME: ns since the process started */
@@ -163,10 +182,19 @@ struct rp_options {
 	 * by stack. Returns a group id for a stack. */
 	int64_t (*group)(void *arg, int64_t stack_id);
 	void *group_arg;
+	const struct rp_visit *visit; /* NULL: none */
 };
 
 /* Returns NULL only if memory runs out. */
 struct rp_result *rp_analyze(const struct rp_input *in, const struct rp_options *opt);
+
+/* The heaps at each of n instants (`at`: ascending times of the process's
+ * clock; INT64_MAX is its end) in one replay: for each, a result as
+ * rp_analyze gives at an instant (figures, heaps, pins, holes and their
+ * sites; opt->visit called), without the run's peaks, worst, leaks and
+ * timeline, handed to fn, which owns it (rp_free). opt->at is ignored. */
+void rp_frames(const struct rp_input *in, const struct rp_options *opt, const int64_t *at,
+	       size_t n, void (*fn)(void *arg, size_t k, struct rp_result *r), void *arg);
 
 /* When the process ended, or its last recorded event if later (or if
  * its end is not known). */

@@ -18,35 +18,36 @@ expect2() {
 	check "$desc: one line on stderr" 1 "$(wc -l <"$TMP/err" | tr -d ' ')"
 	check "$desc: says what is wrong" 1 "$(grep -c -- "$pattern" "$TMP/err")"
 }
-for cmd in report check; do
-	lim=
-	[ $cmd = check ] && lim="--max-untrimmable 1G"
-	expect2 "$cmd: missing file" "heapprof: $TMP/nope.db: No such file or directory" \
+for mode in report check html; do
+	cmd=$mode lim=
+	[ $mode = check ] && lim="--max-untrimmable 1G"
+	[ $mode = html ] && cmd=report lim="--format html -o $TMP/page.html"
+	expect2 "$mode: missing file" "heapprof: $TMP/nope.db: No such file or directory" \
 		"$HEAPPROF" $cmd "$TMP/nope.db" $lim
-	expect2 "$cmd: a directory" "heapprof: $TMP: is a directory" "$HEAPPROF" $cmd "$TMP" $lim
+	expect2 "$mode: a directory" "heapprof: $TMP: is a directory" "$HEAPPROF" $cmd "$TMP" $lim
 	printf 'hello, not a database\n' >"$TMP/text"
-	expect2 "$cmd: a text file" "not a SQLite database" "$HEAPPROF" $cmd "$TMP/text" $lim
+	expect2 "$mode: a text file" "not a SQLite database" "$HEAPPROF" $cmd "$TMP/text" $lim
 	sqlite3 "$TMP/other.db" 'CREATE TABLE t (x); INSERT INTO t VALUES (1);'
-	expect2 "$cmd: someone else's SQLite database" "not heapprof's" \
+	expect2 "$mode: someone else's SQLite database" "not heapprof's" \
 		"$HEAPPROF" $cmd "$TMP/other.db" $lim
 	cp "$DB" "$TMP/newer.db"
 	sqlite3 "$TMP/newer.db" 'PRAGMA user_version = 9'
-	expect2 "$cmd: a newer schema" "schema version 9 is newer" "$HEAPPROF" $cmd "$TMP/newer.db" $lim
+	expect2 "$mode: a newer schema" "schema version 9 is newer" "$HEAPPROF" $cmd "$TMP/newer.db" $lim
 	head -c 100000 "$DB" >"$TMP/truncated.db"
-	expect2 "$cmd: a truncated database" "heapprof: $TMP/truncated.db: " \
+	expect2 "$mode: a truncated database" "heapprof: $TMP/truncated.db: " \
 		"$HEAPPROF" $cmd "$TMP/truncated.db" $lim
 	cp "$DB" "$TMP/corrupt.db"
 	# scribble over the pages after the first two (the schema stays readable)
 	dd if=/dev/urandom of="$TMP/corrupt.db" bs=65536 seek=2 count=4 conv=notrunc 2>/dev/null
 	"$HEAPPROF" $cmd "$TMP/corrupt.db" $lim >/dev/null 2>"$TMP/err"
 	rc=$?
-	check "$cmd: a corrupt database: no crash (exit 0, 1 or 2, not a signal)" yes \
+	check "$mode: a corrupt database: no crash (exit 0, 1 or 2, not a signal)" yes \
 		"$([ $rc -le 2 ] && echo yes || echo no)"
-	expect2 "$cmd: an unknown pid" "no process with pid 999999" \
+	expect2 "$mode: an unknown pid" "no process with pid 999999" \
 		"$HEAPPROF" $cmd "$DB" --pid 999999 $lim
-	expect2 "$cmd: a bad pid" "heapprof: abc: not a pid" "$HEAPPROF" $cmd "$DB" --pid abc $lim
-	expect2 "$cmd: a bad instant" "heapprof: later: --at takes" "$HEAPPROF" $cmd "$DB" --at later $lim
-	expect2 "$cmd: an unknown option" "heapprof: --frobnicate: unknown option" \
+	expect2 "$mode: a bad pid" "heapprof: abc: not a pid" "$HEAPPROF" $cmd "$DB" --pid abc $lim
+	expect2 "$mode: a bad instant" "heapprof: later: --at takes" "$HEAPPROF" $cmd "$DB" --at later $lim
+	expect2 "$mode: an unknown option" "heapprof: --frobnicate: unknown option" \
 		"$HEAPPROF" $cmd "$DB" --frobnicate 1 $lim
 done
 expect2 "check: a bad size" "heapprof: 12XB: not a size" \
@@ -59,9 +60,13 @@ expect2 "report: a mark no process made" "heapprof: mark:x: no process has this 
 expect2 "report: an instant after the process ended" \
 	"heapprof: 999: --at is past the end: pid [0-9]* ran 0\\.[0-9]* s" \
 	"$HEAPPROF" report "$DB" --at 999
-expect2 "report: a bad format" "--format takes text or json" \
+rm -f "$TMP/page.html"
+expect2 "report: a bad format" "--format takes text, json or html" \
 	"$HEAPPROF" report "$DB" --format xml
 expect2 "report: a bad --top" "--top takes a number" "$HEAPPROF" report "$DB" --top -3
+expect2 "report: -o without html" "-o is for --format html" \
+	"$HEAPPROF" report "$DB" -o "$TMP/page.html"
+check "no page was written by any of it" no "$([ -e "$TMP/page.html" ] && echo yes || echo no)"
 check "the database was not changed by any of it" "$sum" "$(md5sum <"$DB")"
 check "and still reports" 0 "$("$HEAPPROF" report "$DB" >/dev/null 2>&1; echo $?)"
 finish

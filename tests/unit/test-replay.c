@@ -215,6 +215,241 @@ recordings(void)
 	rp_free(r);
 }
 
+/* ---- rp_frames and the visit: the same as rp_analyze at each instant ---- */
+
+static bool
+same_result(const struct rp_result *a, const struct rp_result *b)
+{
+	const struct rp_figures *f = &a->at, *g = &b->at;
+
+	if (f->at_ns != g->at_ns || f->extent != g->extent || f->live != g->live ||
+	    f->cached != g->cached || f->allocator != g->allocator || f->top_free != g->top_free ||
+	    f->untrimmable != g->untrimmable || f->trim_reclaimable != g->trim_reclaimable ||
+	    f->mmap != g->mmap || f->retained != g->retained || f->live_chunks != g->live_chunks ||
+	    f->cached_chunks != g->cached_chunks || f->mmap_chunks != g->mmap_chunks ||
+	    a->npins != b->npins || a->nholes != b->nholes || a->nheaps != b->nheaps)
+		return false;
+	for (size_t i = 0; i < a->npins; i++) {
+		const struct rp_pin *x = &a->pins[i], *y = &b->pins[i];
+		if (x->addr != y->addr || x->bytes != y->bytes || x->weight != y->weight ||
+		    x->alloc_ns != y->alloc_ns || x->chunk_id != y->chunk_id ||
+		    x->stack_id != y->stack_id || x->state != y->state || x->heap != y->heap)
+			return false;
+	}
+	for (size_t i = 0; i < a->nheaps; i++) {
+		const struct rp_heap *x = &a->heaps[i], *y = &b->heaps[i];
+		if (x->start != y->start || x->end != y->end || x->kind != y->kind ||
+		    x->occupied != y->occupied || x->top_end != y->top_end)
+			return false;
+	}
+	for (size_t i = 0; i < a->nholes; i++) {
+		const struct rp_hole *x = &a->holes[i], *y = &b->holes[i];
+		if (x->addr != y->addr || x->bytes != y->bytes || x->nsites != y->nsites ||
+		    x->trim_reclaimable != y->trim_reclaimable || x->heap != y->heap)
+			return false;
+		for (size_t k = 0; k < x->nsites; k++)
+			if (x->sites[k].stack_id != y->sites[k].stack_id ||
+			    x->sites[k].bytes != y->sites[k].bytes ||
+			    x->sites[k].chunks != y->sites[k].chunks)
+				return false;
+	}
+	return true;
+}
+
+/* What the visit saw: bytes by state, the free gaps below each heap's top
+ * (its holes), ranges in address order, mmap chunks. */
+struct seen {
+	uint64_t bytes[4], gaps, ngaps, mmap, nmmap;
+	uint64_t next;     /* end of the last range */
+	unsigned heap;
+	bool ordered, first;
+};
+
+static void
+seen_range(void *arg, const struct rp_result *r, const struct rp_range *x)
+{
+	struct seen *s = arg;
+
+	if (s->first || x->heap != s->heap) {
+		s->heap = x->heap;
+		s->next = r->heaps[x->heap].start;
+		s->first = false;
+	}
+	if (x->addr < s->next)
+		s->ordered = false;
+	else if (x->addr > s->next) {
+		s->gaps += x->addr - s->next;
+		s->ngaps++;
+	}
+	s->next = x->addr + x->bytes;
+	s->bytes[x->state] += x->bytes;
+}
+
+static void
+seen_mmap(void *arg, const struct rp_result *r, const struct rp_range *x)
+{
+	struct seen *s = arg;
+
+	(void)r;
+	s->mmap += x->bytes;
+	s->nmmap++;
+}
+
+/* The sites of each hole by brute force: each granule's last occupant is
+ * the chunk covering it that was vacated last by `at`; per stack, the
+ * bytes and the chunks. */
+static bool
+sites_by_brute_force(const struct rp_input *in, const struct rp_result *r, int64_t at)
+{
+	for (size_t k = 0; k < r->nholes; k++) {
+		const struct rp_hole *h = &r->holes[k];
+		uint64_t bytes[8] = { 0 }, chunks[8] = { 0 };
+		bool *seen = calloc(in->nchunks + 1, sizeof(bool)); /* by chunk index */
+		for (uint64_t a = h->addr; a < h->addr + h->bytes; a += 16) {
+			const struct rp_chunk *best = NULL;
+			size_t best_j = 0;
+			int64_t best_v = 0;
+			for (size_t j = 0; j < in->nchunks; j++) {
+				const struct rp_chunk *c = &in->chunks[j];
+				int64_t v = c->free_ns == 0 ? 0
+					    : c->fate == RP_TCACHE || c->fate == RP_FASTBIN ? c->released_ns
+											     : c->free_ns;
+				if (c->backing == RP_MMAP || !v || v > at || a < c->addr ||
+				    a >= c->addr + c->bytes)
+					continue;
+				if (!best || v > best_v) {
+					best = c;
+					best_j = j;
+					best_v = v;
+				}
+			}
+			if (!best)
+				continue;
+			bytes[best->stack_id] += 16;
+			if (!seen[best_j]) {
+				chunks[best->stack_id]++;
+				seen[best_j] = true;
+			}
+		}
+		free(seen);
+		for (size_t s = 0; s < h->nsites; s++) {
+			int64_t id = h->sites[s].stack_id;
+			if (id < 0 || id > 7 || bytes[id] != h->sites[s].bytes ||
+			    chunks[id] != h->sites[s].chunks) {
+				printf("hole %zu at +%llu: stack %lld: %llu bytes in %llu chunks, brute force "
+				       "%llu in %llu\n", k, (unsigned long long)(h->addr - B), (long long)id,
+				       (unsigned long long)h->sites[s].bytes,
+				       (unsigned long long)h->sites[s].chunks,
+				       (unsigned long long)bytes[id < 0 || id > 7 ? 0 : id],
+				       (unsigned long long)chunks[id < 0 || id > 7 ? 0 : id]);
+				return false;
+			}
+			bytes[id] = 0;
+		}
+		for (int i = 0; i < 8; i++)
+			if (bytes[i])
+				return false;
+	}
+	return true;
+}
+
+struct frames_got {
+	struct rp_result *r[4];
+	struct seen seen[4];
+	struct seen *cur;
+};
+
+static void
+got_frame(void *arg, size_t k, struct rp_result *r)
+{
+	struct frames_got *g = arg;
+
+	g->r[k] = r;
+}
+
+static void
+frames_against_analyze(uint64_t seed)
+{
+	/* A random recording: 400 chunks in 64 KiB of one brk heap, each at a
+	 * random place free for as long as it occupies it (so a byte has many
+	 * occupants over time, one at a time), with random lives and fates,
+	 * and a few mmap chunks; the frames at four instants must be
+	 * rp_analyze's at each. */
+	enum { N = 400 };
+	static struct rp_chunk c[N];
+	const uint64_t seed0 = seed;
+	const uint64_t off = 64 * KB;
+	for (size_t i = 0; i < N; i++) {
+		uint64_t x = rng_next(&seed);
+		uint64_t bytes = 32 + 16 * (x % 32);
+		int64_t alloc = 10 + (int64_t)i * 10;
+		int64_t free_ = x >> 40 & 3 ? alloc + 1 + (int64_t)(x >> 20 & 2047) : 0;
+		uint8_t fate = free_ ? (x >> 50 & 3) == 0 ? RP_TCACHE : RP_BIN : 0;
+		int64_t released = fate == RP_TCACHE ? free_ + 1 + (int64_t)(x >> 8 & 255) : 0;
+		int64_t until = !free_ ? INT64_MAX : released ? released : free_;
+		c[i] = chunk(0, bytes, alloc, free_, fate, released, 1 + (int64_t)(x % 7));
+		bool placed = false;
+		for (int tries = 0; tries < 64 && !placed; tries++) {
+			uint64_t at = 16 * (rng_next(&seed) % ((off - bytes) / 16));
+			placed = true;
+			for (size_t j = 0; j < i && placed; j++) {
+				const struct rp_chunk *o = &c[j];
+				int64_t o_until = !o->free_ns ? INT64_MAX
+						  : o->released_ns ? o->released_ns : o->free_ns;
+				if (o->backing == RP_BRK && o_until > alloc && o->addr < B + at + bytes &&
+				    B + at < o->addr + o->bytes)
+					placed = false;
+			}
+			if (placed)
+				c[i].addr = B + at;
+		}
+		(void)until;
+		if (!placed || (x >> 56) % 40 == 0) {
+			c[i].backing = RP_MMAP;
+			c[i].addr = 0x7f0000000000ULL + i * 0x100000ULL;
+		}
+	}
+	struct rp_event ev[] = {
+		{ .ns = 1, .kind = RP_EV_BRK, .addr = B, .bytes = B + off + 64 * KB },
+	};
+	struct rp_input in = { .chunks = c, .nchunks = N, .events = ev, .nevents = 1,
+			       .heap_start = B, .started_ns = 0, .ended_ns = 10 * N + 9000 };
+	int64_t at[4] = { 700, 2000, 3333, INT64_MAX };
+	struct frames_got g = { 0 };
+	struct seen seen = { .ordered = true, .first = true };
+	struct rp_visit v = { seen_range, seen_mmap, &seen };
+	struct rp_options opt = { .top = 1000 };
+	rp_frames(&in, &opt, at, 4, got_frame, &g);
+	for (int k = 0; k < 4; k++) {
+		opt.at = at[k] == INT64_MAX ? RP_AT_EXIT : RP_AT_TIME;
+		opt.at_ns = at[k];
+		seen = (struct seen){ .ordered = true, .first = true };
+		opt.visit = &v;
+		struct rp_result *r = rp_analyze(&in, &opt);
+		opt.visit = NULL;
+		CHECK(g.r[k] && same_result(g.r[k], r),
+		      "seed %llu: frame %d (t=%lld) = rp_analyze there (untrimmable %llu vs %llu)",
+		      (unsigned long long)seed0, k, (long long)at[k],
+		      g.r[k] ? (unsigned long long)g.r[k]->at.untrimmable : 0ULL,
+		      (unsigned long long)r->at.untrimmable);
+		CHECK(sites_by_brute_force(&in, r, at[k]),
+		      "frame %d: the holes' sites are each granule's last occupant", k);
+		CHECK(seen.ordered, "frame %d: ranges in address order, not overlapping", k);
+		CHECK(seen.bytes[RP_LIVE] == r->at.live && seen.bytes[RP_CACHED] == r->at.cached &&
+			      seen.bytes[RP_OWN] == r->at.allocator,
+		      "frame %d: the ranges add up to live, cached, allocator's (%llu %llu)", k,
+		      (unsigned long long)seen.bytes[RP_LIVE], (unsigned long long)r->at.live);
+		CHECK(seen.gaps == r->at.untrimmable && seen.ngaps == r->nholes,
+		      "frame %d: the gaps between them are the holes (%llu in %llu; %llu in %zu)", k,
+		      (unsigned long long)seen.gaps, (unsigned long long)seen.ngaps,
+		      (unsigned long long)r->at.untrimmable, r->nholes);
+		CHECK(seen.mmap == r->at.mmap && seen.nmmap == r->at.mmap_chunks,
+		      "frame %d: the mmap chunks visited are the mmap figure", k);
+		rp_free(r);
+		rp_free(g.r[k]);
+	}
+}
+
 /* Peak resident memory so far, bytes. */
 static uint64_t
 max_rss(void)
@@ -343,6 +578,8 @@ main(int argc, char **argv)
 
 	model_vs_brute_force(seed * 0x9e3779b97f4a7c15ULL + 1, steps);
 	recordings();
+	for (uint64_t k = 0; k < 4; k++)
+		frames_against_analyze(seed * 1000 + k);
 	far_and_huge();
 	trim_prediction();
 	return harness_exit();
