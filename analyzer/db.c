@@ -352,6 +352,7 @@ enum op {
 	OP_DELETE_SNAPSHOT,
 	OP_INTERVAL,
 	OP_MERGE_INTERVAL,
+	OP_EXEC,
 	OP_MARK,
 	OP_PROGRAM_MMAP,
 };
@@ -802,6 +803,13 @@ run_ops(struct db *db, const struct buf *ops)
 				sqlite3_bind_int64(s, i, get_i64(&r));
 			step(db, S_INTERVAL, "interval");
 			break;
+		case OP_EXEC: {
+			const char *sql = r.p;
+			size_t n = strnlen(sql, (size_t)(r.end - r.p));
+			r.p += n + 1;
+			exec(db, sql);
+			break;
+		}
 		case OP_MERGE_INTERVAL: {
 			int64_t into = get_i64(&r), from = get_i64(&r);
 			sqlite3_bind_int64(db->s[S_MERGE_SITES], 1, into);
@@ -1712,6 +1720,14 @@ db_bounded(struct db *db)
 	 * the collector waits for it rather than hold the burst (the rings
 	 * hold the program's events meanwhile) */
 	db->max_queued = 16;
+	/* symbolized at the end, when the collector's model is gone: libdw
+	 * takes memory of its own for debug sections */
+	if (db->sym)
+		symworker_defer(db->sym);
+	/* and SQLite's page cache small (64 MiB otherwise): the writer sees
+	 * a snapshot once, it reads nothing back */
+	put_op(db, OP_EXEC);
+	buf_add(&db->cur->ops, "PRAGMA cache_size = -4096", sizeof("PRAGMA cache_size = -4096"));
 }
 
 static int64_t

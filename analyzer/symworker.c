@@ -122,6 +122,19 @@ symworker_start(void)
 }
 
 void
+symworker_defer(struct symworker *w)
+{
+	if (!w->running)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->mu);
+	pthread_join(w->thread, NULL);
+	w->running = false;
+}
+
+void
 symworker_add(struct symworker *w, int64_t image_id, uint64_t offset, const char *path,
 	      const char *build_id)
 {

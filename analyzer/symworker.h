@@ -34,6 +34,11 @@ struct symworker;
  * symworker_finish). NULL if out of memory for the context. */
 struct symworker *symworker_start(void);
 
+/* Look up nothing until symworker_finish (which then does it all, on the
+ * caller's thread): for a long run whose memory must stay low, as
+ * libdw's debug sections take memory of their own (libc's: 10 MiB). */
+void symworker_defer(struct symworker *w);
+
 /* An address to look up: a return address `offset` into the object at
  * `path`. path and build_id must stay valid until symworker_finish. */
 void symworker_add(struct symworker *w, int64_t image_id, uint64_t offset, const char *path,
