@@ -469,7 +469,7 @@ static const char *
 pin_what(const struct rp_pin *p)
 {
 	if (p->state == RP_STASHED)
-		return p->cache == RP_FASTBIN ? "free space the allocator keeps in a fastbin"
+		return p->cache == HP_FATE_FASTBIN ? "free space the allocator keeps in a fastbin"
 					      : "free space the allocator keeps in a tcache";
 	return "the allocator's own memory";
 }
@@ -603,7 +603,7 @@ advice_text(struct ld_db *db, const struct rp_result *r, char *t, size_t cap)
 			 "malloc_trim(0) would return %s now.",
 			 a, (unsigned long long)p->bytes, s, w,
 			 r->npins > 1 ? " (the pins listed below it hold the rest)" : "", b);
-	else if (p->state == RP_CACHED && p->cache == RP_FASTBIN)
+	else if (p->state == RP_CACHED && p->cache == HP_FATE_FASTBIN)
 		snprintf(t, cap,
 			 "%s cannot be given back: the top pin is a %llu-byte chunk "
 			 "from %s that the program already freed but a fastbin still holds, until "
@@ -624,8 +624,8 @@ advice_text(struct ld_db *db, const struct rp_result *r, char *t, size_t cap)
 			 "its size, or a remainder it split off: the program never had it), until "
 			 "%s; malloc_trim(0) would return %s now.",
 			 a, (unsigned long long)p->bytes,
-			 p->cache == RP_FASTBIN ? "fastbin" : "tcache",
-			 p->cache == RP_FASTBIN ? "a large request or malloc_trim consolidates it"
+			 p->cache == HP_FATE_FASTBIN ? "fastbin" : "tcache",
+			 p->cache == HP_FATE_FASTBIN ? "a large request or malloc_trim consolidates it"
 						: "a request of its size takes it",
 			 b);
 	else
@@ -705,7 +705,7 @@ leaks_of(struct ld_db *db, const struct ld_process *p, const struct opts *o, siz
 static const char *
 backing_name(uint8_t b)
 {
-	return b == RP_BRK ? "brk" : b == RP_MMAP ? "mmap" : b == RP_ARENA ? "arena" : "?";
+	return b == HP_BACKING_BRK ? "brk" : b == HP_BACKING_MMAP ? "mmap" : b == HP_BACKING_ARENA ? "arena" : "?";
 }
 
 static void
@@ -855,7 +855,7 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		if (i == 0)
 			printf("    %-5s %-14s %10s %10s %12s %10s\n", "heap", "at", "extent",
 			       "resident", "untrimmable", "top free");
-		printf("    %-5s 0x%-12llx %10s %10s %12s %10s\n", h->kind == RP_BRK ? "brk" : "arena",
+		printf("    %-5s 0x%-12llx %10s %10s %12s %10s\n", h->kind == HP_BACKING_BRK ? "brk" : "arena",
 		       U(h->start), fmt_size(a, sizeof(a), h->end - h->start),
 		       fmt_size(e, sizeof(e), h->resident),
 		       fmt_size(b, sizeof(b), span > h->occupied ? span - h->occupied : 0),
@@ -1138,7 +1138,7 @@ json_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		printf("%s{\"kind\": \"%s\", \"start\": %llu, \"extent_bytes\": %llu, "
 		       "\"resident_bytes\": %llu, \"occupied_bytes\": %llu, "
 		       "\"untrimmable_bytes\": %llu, \"top_free_bytes\": %llu}",
-		       i ? ", " : "", h->kind == RP_BRK ? "brk" : "arena", U(h->start),
+		       i ? ", " : "", h->kind == HP_BACKING_BRK ? "brk" : "arena", U(h->start),
 		       U(h->end - h->start), U(h->resident), U(h->occupied),
 		       U(span > h->occupied ? span - h->occupied : 0),
 		       U(h->end > top ? h->end - top : 0));
@@ -1150,8 +1150,8 @@ json_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		       "\"cache\": %s, \"weight_bytes\": %llu, \"age_ns\": %lld, \"chunk_id\": %lld, "
 		       "\"stack\": ",
 		       i ? "," : "", U(pin->addr), U(pin->bytes), state_name(pin->state),
-		       pin->cache == RP_FASTBIN  ? "\"fastbin\""
-		       : pin->cache == RP_TCACHE ? "\"tcache\""
+		       pin->cache == HP_FATE_FASTBIN  ? "\"fastbin\""
+		       : pin->cache == HP_FATE_TCACHE ? "\"tcache\""
 						 : "null",
 		       U(pin->weight), (long long)(pin->alloc_ns ? f->at_ns - pin->alloc_ns : 0),
 		       (long long)pin->chunk_id);

@@ -37,11 +37,6 @@
 #include "snapshot.h"
 #include "util.h"
 
-/* Wire values of hp_ev_free.fate and hp_ev_state.state (events.h). */
-enum { FATE_TCACHE = 1, FATE_FASTBIN = 2 };
-enum { HP_BACKING_MMAP_WIRE = 2 };
-enum { STATE_FREE = 0, STATE_CACHED = 1, STATE_LIVE = 2, STATE_FASTBIN = 3 };
-
 /* ---- images ---- */
 
 struct ring_in {
@@ -482,7 +477,7 @@ scan_rings(struct collector *c, struct image *im)
 
 /* User addresses are below 2^56 on every 64-bit Linux (5-level paging). */
 #define MAX_ADDR (1ULL << 56)
-#define MAX_TID (1 << 22)
+#define MAX_TID HP_TID_LIMIT /* codes.h: what chunk_packed holds */
 
 static void
 count_bad(struct collector *c, struct image *im)
@@ -876,7 +871,7 @@ on_unmodule(struct collector *c, struct image *im, const struct hp_ev_unmodule *
 static void
 model_add(struct image *im, struct chunk_entry *e)
 {
-	if (e->backing == HP_BACKING_MMAP_WIRE) {
+	if (e->backing == HP_BACKING_MMAP) {
 		e->kind = 0;
 		hm_mmap(&im->model, e->chunk_bytes, true);
 		return;
@@ -893,7 +888,7 @@ model_remove(struct image *im, struct chunk_entry *e)
 		snap_vacated(im->snap, e, im->now);
 	if (e->kind != 0)
 		hm_vacate(&im->model, e);
-	else if (e->backing == HP_BACKING_MMAP_WIRE && !e->free_ns)
+	else if (e->backing == HP_BACKING_MMAP && !e->free_ns)
 		hm_mmap(&im->model, e->chunk_bytes, false);
 	e->kind = 0;
 }
@@ -972,7 +967,7 @@ static void
 free_chunk(struct image *im, struct chunk_entry *e, int32_t tid, int fate)
 {
 	snap_freed(im->snap, e, im->now);
-	if (e->backing == HP_BACKING_MMAP_WIRE)
+	if (e->backing == HP_BACKING_MMAP)
 		hm_mmap(&im->model, e->chunk_bytes, false);
 	e->free_ns = im->now;
 	e->free_tid = tid;
@@ -1010,7 +1005,7 @@ on_alloc(struct collector *c, struct image *im, const struct hp_ev_alloc *ev)
 	e->stack_id = ev->stack_id && ev->stack_id < im->stack_cap ? im->stack_map[ev->stack_id] : 0;
 	e->backing = ev->backing;
 	e->call = ev->call;
-	if (ev->call == 3 && t->realloc_from) {
+	if (ev->call == HP_CALL_REALLOC && t->realloc_from) {
 		e->realloc_from = t->realloc_from;
 		t->realloc_from = 0;
 	}
@@ -1026,15 +1021,15 @@ on_free(struct collector *c, struct image *im, const struct hp_ev_free *ev)
 
 	if (e == NULL || e->addr != ev->chunk || e->cached || is_range(e)) {
 		/* allocated before this image existed: inherited by fork */
-		heap_event(c, im, 7, ev->chunk, ev->chunk_bytes, ev->fate, true);
+		heap_event(c, im, HP_HEV_INHERITED_FREE, ev->chunk, ev->chunk_bytes, ev->fate, true);
 		return;
 	}
 	touch(im, e->addr);
 	free_chunk(im, e, ev->h.tid, ev->fate);
-	if (ev->fate == FATE_TCACHE || ev->fate == FATE_FASTBIN) {
+	if (ev->fate == HP_FATE_TCACHE || ev->fate == HP_FATE_FASTBIN) {
 		/* still occupies the heap: the row waits for the release, unless
 		 * the realloc moving it needs its id now */
-		uint8_t cache = ev->fate == FATE_FASTBIN ? HM_FASTBIN : HM_TCACHE;
+		uint8_t cache = ev->fate == HP_FATE_FASTBIN ? HM_FASTBIN : HM_TCACHE;
 		if (e->kind)
 			hm_to_cached(&im->model, e, cache);
 		e->cached = cache;
@@ -1062,7 +1057,7 @@ on_resize(struct collector *c, struct image *im, const struct hp_ev_resize *ev)
 			hm_resize(&im->model, e, ev->new_bytes);
 		e->chunk_bytes = ev->new_bytes;
 	}
-	heap_event(c, im, 6, ev->chunk, ev->new_bytes, (int64_t)ev->old_bytes, true);
+	heap_event(c, im, HP_HEV_RESIZE, ev->chunk, ev->new_bytes, (int64_t)ev->old_bytes, true);
 }
 
 /* The allocator changed the state of a range itself. About a cached chunk
@@ -1074,12 +1069,12 @@ static void
 on_state(struct collector *c, struct image *im, const struct hp_ev_state *ev)
 {
 	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
-	uint8_t cache = ev->state == STATE_CACHED ? HM_TCACHE
-			: ev->state == STATE_FASTBIN ? HM_FASTBIN
+	uint8_t cache = ev->state == HP_STATE_CACHED ? HM_TCACHE
+			: ev->state == HP_STATE_FASTBIN ? HM_FASTBIN
 						     : 0;
 
 	if (e && e->addr == ev->chunk && e->cached && !is_range(e)) {
-		if (ev->state == STATE_FREE) {
+		if (ev->state == HP_STATE_FREE) {
 			release_chunk(c, im, e);
 			return;
 		}
@@ -1093,13 +1088,13 @@ on_state(struct collector *c, struct image *im, const struct hp_ev_state *ev)
 	} else if (e && e->addr == ev->chunk && is_range(e)) {
 		/* the model keeps the allocator's own ranges too */
 		touch(im, e->addr);
-		if (ev->state == STATE_FREE) {
+		if (ev->state == HP_STATE_FREE) {
 			model_remove(im, e);
 			chunkmap_remove(im->chunks, e);
 		} else if (cache) {
 			hm_to_cached(&im->model, e, cache);
 		}
-	} else if (!e && ev->state != STATE_FREE) {
+	} else if (!e && ev->state != HP_STATE_FREE) {
 		touch(im, ev->chunk);
 		e = chunkmap_add(im->chunks, ev->chunk);
 		e->chunk_bytes = ev->bytes;
@@ -1108,7 +1103,7 @@ on_state(struct collector *c, struct image *im, const struct hp_ev_state *ev)
 		if (!hm_occupy(&im->model, e))
 			chunkmap_remove(im->chunks, e);
 	}
-	heap_event(c, im, 5, ev->chunk, ev->bytes, ev->state, true);
+	heap_event(c, im, HP_HEV_STATE, ev->chunk, ev->bytes, ev->state, true);
 }
 
 /* The program's own mmap or munmap: a row for each mapping once the last
@@ -1275,13 +1270,14 @@ valid_record(const struct image *im, const struct hp_ev *e, uint64_t now_ns)
 	case HP_EV_ALLOC: {
 		const struct hp_ev_alloc *v = (const void *)e;
 		return bytes == sizeof(*v) && v->chunk && addr_ok(v->chunk, v->chunk_bytes) &&
-		       v->size <= v->chunk_bytes && v->backing >= 1 && v->backing <= 3 &&
-		       v->call >= 1 && v->call <= 4 && v->stack_id <= max_stack;
+		       v->size <= v->chunk_bytes && v->backing >= HP_BACKING_BRK &&
+		       v->backing <= HP_BACKING_ARENA && v->call >= HP_CALL_MALLOC &&
+		       v->call <= HP_CALL_MEMALIGN && v->stack_id <= max_stack;
 	}
 	case HP_EV_FREE: {
 		const struct hp_ev_free *v = (const void *)e;
-		return bytes == sizeof(*v) && addr_ok(v->chunk, v->chunk_bytes) && v->fate >= 1 &&
-		       v->fate <= 5 && v->realloc <= 1;
+		return bytes == sizeof(*v) && addr_ok(v->chunk, v->chunk_bytes) && v->fate >= HP_FATE_TCACHE &&
+		       v->fate <= HP_FATE_UNMAPPED && v->realloc <= 1;
 	}
 	case HP_EV_RESIZE: {
 		const struct hp_ev_resize *v = (const void *)e;
@@ -1290,7 +1286,7 @@ valid_record(const struct image *im, const struct hp_ev *e, uint64_t now_ns)
 	}
 	case HP_EV_STATE: {
 		const struct hp_ev_state *v = (const void *)e;
-		return bytes == sizeof(*v) && addr_ok(v->chunk, v->bytes) && v->state <= STATE_FASTBIN;
+		return bytes == sizeof(*v) && addr_ok(v->chunk, v->bytes) && v->state <= HP_STATE_FASTBIN;
 	}
 	case HP_EV_BRK: {
 		const struct hp_ev_brk *v = (const void *)e;
@@ -1376,7 +1372,7 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 		if (b->new_brk < b->old_brk)
 			snap_heap_gone(im->snap, b->new_brk, b->old_brk - b->new_brk);
 		hm_brk(&im->model, b->old_brk, b->new_brk);
-		heap_event(c, im, 1, b->old_brk, b->new_brk, 0, false);
+		heap_event(c, im, HP_HEV_BRK, b->old_brk, b->new_brk, 0, false);
 		break;
 	}
 	case HP_EV_MAP:
@@ -1392,14 +1388,14 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 			snap_heap_gone(im->snap, m->addr, m->len);
 			hm_unmap_heap(&im->model, m->addr, m->len);
 		}
-		heap_event(c, im, HP_EV_TYPE(e->word) == HP_EV_MAP ? 2 : 3, m->addr, m->len, m->kind,
-			   true);
+		heap_event(c, im, HP_EV_TYPE(e->word) == HP_EV_MAP ? HP_HEV_MAP : HP_HEV_UNMAP,
+			   m->addr, m->len, m->kind, true);
 		break;
 	}
 	case HP_EV_MADVISE: {
 		const struct hp_ev_madvise *m = (const void *)e;
 		hm_madvise(&im->model, m->addr, m->len);
-		heap_event(c, im, 4, m->addr, m->len, 0, false);
+		heap_event(c, im, HP_HEV_MADVISE, m->addr, m->len, 0, false);
 		break;
 	}
 	case HP_EV_THREAD: {

@@ -155,11 +155,6 @@ static const char *const stmt_sql[S_COUNT] = {
 #define CHUNK_COLS 7 /* of chunk_packed, as db_chunk sets them */
 #define CHUNK_RELEASED_COL 4
 #define PAIR_COLS 2 /* chunk_realloc, chunk_slack: chunk_id and a value */
-/* the bits chunk_packed has for these */
-#define MAX_PROCESS_ID (1 << 24)
-#define MAX_TID (1 << 22)
-#define MAX_STACK_ID (1LL << 32)
-#define SLACK_ESCAPE 511
 #define FRAME_COLS 4
 #define EVENT_COLS 6
 #define SNAPCHUNK_COLS 14
@@ -1395,24 +1390,23 @@ db_chunk(struct db *db, const struct db_chunk *c)
 		db->cur->first_chunk = c->chunk_id;
 	else if (c->chunk_id != db->cur->first_chunk + b->n)
 		set_error(db, "internal: chunk ids out of order");
-	/* the packing chunk_packed's comments describe */
+	/* the packing codes.h describes */
 	uint64_t slack = c->chunk_bytes - c->size;
-	/* unsigned: out-of-range ids are reported below, not undefined */
-	uint64_t who = (uint64_t)c->alloc_tid | (uint64_t)c->stack_id << 22;
-	uint64_t info = (uint64_t)c->backing | (uint64_t)c->call << 2 |
-			(uint64_t)c->process_id << 17;
-	if (c->free_ns) {
-		if (c->free_tid != c->alloc_tid)
-			info |= (uint64_t)c->free_tid << 41;
-		info |= (uint64_t)c->fate << 5;
-	}
-	if (c->process_id >= MAX_PROCESS_ID)
+	struct hp_chunk_fields f = {
+		.process_id = c->process_id,
+		.alloc_tid = c->alloc_tid,
+		.free_tid = c->free_tid,
+		.stack_id = c->stack_id,
+		.slack = slack,
+		.backing = c->backing,
+		.call = c->call,
+		.fate = c->fate,
+		.freed = c->free_ns != 0,
+	};
+	if (c->process_id >= HP_PROCESS_ID_LIMIT)
 		set_error(db, "more process images than a database holds (16777215)");
-	if (c->alloc_tid < 0 || c->alloc_tid >= MAX_TID || c->free_tid < 0 ||
-	    c->free_tid >= MAX_TID || c->stack_id < 0 || c->stack_id >= MAX_STACK_ID ||
-	    c->chunk_bytes < c->size)
+	else if (!hp_chunk_fits(&f) || c->chunk_bytes < c->size)
 		set_error(db, "internal: a chunk's thread, stack or bytes out of range");
-	info |= (slack < SLACK_ESCAPE ? slack : SLACK_ESCAPE) << 8;
 
 	r = rowbuf_add(b);
 	rowbuf_set(b, r, 0, (int64_t)c->address);
@@ -1422,15 +1416,15 @@ db_chunk(struct db *db, const struct db_chunk *c)
 		rowbuf_set(b, r, 3, c->free_ns - c->alloc_ns);
 	if (c->released_ns)
 		rowbuf_set(b, r, CHUNK_RELEASED_COL, c->released_ns - c->free_ns);
-	rowbuf_set(b, r, 5, (int64_t)who);
-	rowbuf_set(b, r, 6, (int64_t)info);
+	rowbuf_set(b, r, 5, hp_chunk_who(&f));
+	rowbuf_set(b, r, 6, hp_chunk_info(&f));
 	if (c->realloc_from) {
 		struct rowbuf *rb = &db->cur->reallocs;
 		int64_t *rr = rowbuf_add(rb);
 		rowbuf_set(rb, rr, 0, c->chunk_id);
 		rowbuf_set(rb, rr, 1, c->realloc_from);
 	}
-	if (slack >= SLACK_ESCAPE) {
+	if (slack >= HP_SLACK_ESCAPE) {
 		struct rowbuf *sb = &db->cur->slacks;
 		int64_t *sr = rowbuf_add(sb);
 		rowbuf_set(sb, sr, 0, c->chunk_id);

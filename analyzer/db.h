@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codes.h"
+
 struct db;
 
 /* The schema text (generated from schema/heapprof.sql). */
@@ -128,12 +130,9 @@ struct db_snapshot {
 	uint64_t mmap, retained, live_chunks, cached_chunks, mmap_chunks;
 };
 
-/* occupant codes (table occupant) */
-enum { DB_LIVE = 1, DB_CACHED = 2, DB_CACHED_FREE = 3, DB_ALLOCATOR = 4 };
-
 struct db_snapshot_chunk {
 	uint64_t address, size, chunk_bytes;
-	int occupant, backing, call, fate; /* call, fate 0: NULL */
+	int occupant, backing, call, fate; /* codes.h; call, fate 0: NULL */
 	int64_t alloc_ns, alloc_tid;       /* alloc_ns 0: NULL (a range) */
 	int64_t free_ns, free_tid;         /* free_ns 0: NULL */
 	int64_t stack_id;                  /* 0: NULL */

@@ -12,11 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "codes.h"
 #include "load.h"
+#include "schema_version.h"
 #include "util.h"
 
-#define APPLICATION_ID 1213222470 /* "HPRF", schema/heapprof.sql */
-#define SCHEMA_VERSION 4
 
 /* Strings handed out by ld_stack, freed at close. */
 struct strs {
@@ -178,19 +178,19 @@ ld_open(const char *path, char *err, size_t errcap)
 		sqlite3_close(h);
 		return NULL;
 	}
-	if (app != APPLICATION_ID) {
+	if (app != HP_APPLICATION_ID) {
 		snprintf(err, errcap, "a SQLite database, but not heapprof's");
 		sqlite3_close(h);
 		return NULL;
 	}
 	int64_t version = query_int(h, "PRAGMA user_version", 0, &rc);
-	if (rc != SQLITE_OK || version != SCHEMA_VERSION) {
+	if (rc != SQLITE_OK || version != HP_SCHEMA_VERSION) {
 		if (rc != SQLITE_OK)
 			snprintf(err, errcap, "%s", sqlite3_errstr(rc));
-		else if (version > SCHEMA_VERSION)
+		else if (version > HP_SCHEMA_VERSION)
 			snprintf(err, errcap,
 				 "schema version %lld is newer than this heapprof reads (%d)",
-				 (long long)version, SCHEMA_VERSION);
+				 (long long)version, HP_SCHEMA_VERSION);
 		else
 			snprintf(err, errcap, "schema version %lld is not one this heapprof reads",
 				 (long long)version);
@@ -583,7 +583,7 @@ load_program_maps(struct ld_db *db, char *err, size_t errcap, size_t *cap)
 int
 ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 {
-	sqlite3_stmt *s;
+	sqlite3_stmt *s, *slack_q = NULL;
 	int rc;
 
 	if (sqlite3_prepare_v2(db->h,
@@ -685,17 +685,20 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	}
 	if (sqlite3_prepare_v2(db->h,
 			       "SELECT info, address, size, alloc_ns, free_after, released_after, "
-			       "chunk_id, who >> 22, CASE WHEN (info >> 8) & 511 = 511 THEN "
-			       "(SELECT s.slack FROM chunk_slack s WHERE s.chunk_id = c.chunk_id) "
-			       "END FROM chunk_packed c",
-			       -1, &s, NULL) != SQLITE_OK) {
+			       "chunk_id, who FROM chunk_packed",
+			       -1, &s, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db->h, "SELECT slack FROM chunk_slack WHERE chunk_id = ?1", -1,
+			       &slack_q, NULL) != SQLITE_OK) {
+		sqlite3_finalize(s);
 		free(need);
 		free(cap);
 		return fail_sql(db, err, errcap);
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int64_t info = sqlite3_column_int64(s, 0);
-		struct ld_process *p = find_proc(db, info >> 17 & 0xffffff);
+		bool freed = sqlite3_column_type(s, 4) != SQLITE_NULL;
+		struct hp_chunk_fields f = hp_chunk_unpack(sqlite3_column_int64(s, 7),
+							   sqlite3_column_int64(s, 0), freed);
+		struct ld_process *p = find_proc(db, f.process_id);
 		if (!p || !need[p - db->procs])
 			continue;
 		size_t k = (size_t)(p - db->procs);
@@ -707,8 +710,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		uint64_t size = (uint64_t)sqlite3_column_int64(s, 2);
 		int64_t alloc_ns = sqlite3_column_int64(s, 3);
 		/* differences added without overflow, whatever the file holds */
-		int64_t free_ns = sqlite3_column_type(s, 4) == SQLITE_NULL
-					  ? 0
+		int64_t free_ns = !freed ? 0
 					  : (int64_t)((uint64_t)alloc_ns +
 						      (uint64_t)sqlite3_column_int64(s, 4));
 		int64_t released_ns = sqlite3_column_type(s, 5) == SQLITE_NULL
@@ -716,13 +718,20 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 					      : (int64_t)((uint64_t)free_ns +
 							  (uint64_t)sqlite3_column_int64(s, 5));
 		int64_t addr = sqlite3_column_int64(s, 1);
-		int64_t slack = (info >> 8 & 511) < 511 ? (info >> 8 & 511) : sqlite3_column_int64(s, 8);
+		int64_t slack = (int64_t)f.slack;
+		if (f.slack == HP_SLACK_ESCAPE) {
+			sqlite3_bind_int64(slack_q, 1, sqlite3_column_int64(s, 6));
+			slack = sqlite3_step(slack_q) == SQLITE_ROW ? sqlite3_column_int64(slack_q, 0)
+								    : -1;
+			sqlite3_reset(slack_q);
+		}
 		if (addr < 0 || addr >= MAX_ADDR || (int64_t)size < 0 || size >= MAX_ADDR ||
 		    slack < 0 || slack >= MAX_ADDR || addr + (int64_t)size + slack > MAX_ADDR) {
 			snprintf(err, errcap, "damaged: chunk %lld has an address or size no "
 					      "process can have",
 				 (long long)sqlite3_column_int64(s, 6));
 			sqlite3_finalize(s);
+			sqlite3_finalize(slack_q);
 			free(need);
 			free(cap);
 			return -1;
@@ -735,12 +744,13 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			.free_ns = free_ns,
 			.released_ns = released_ns,
 			.chunk_id = sqlite3_column_int64(s, 6),
-			.stack_id = sqlite3_column_int64(s, 7),
-			.backing = (uint8_t)(info & 3),
-			.fate = (uint8_t)(info >> 5 & 7),
+			.stack_id = f.stack_id,
+			.backing = (uint8_t)f.backing,
+			.fate = (uint8_t)f.fate,
 		};
 	}
 	sqlite3_finalize(s);
+	sqlite3_finalize(slack_q);
 	if (rc != SQLITE_DONE) {
 		free(need);
 		free(cap);
@@ -774,7 +784,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		int kind = sqlite3_column_int(s, 2);
 		/* brk: two breaks; the others: a range */
 		if (addr < 0 || addr >= MAX_ADDR || bytes < 0 || bytes >= MAX_ADDR ||
-		    (kind != RP_EV_BRK && addr + bytes > MAX_ADDR)) {
+		    (kind != HP_HEV_BRK && addr + bytes > MAX_ADDR)) {
 			snprintf(err, errcap, "damaged: a heap event of process %lld has an "
 					      "address or size no process can have",
 				 (long long)p->process_id);
@@ -892,7 +902,7 @@ load_snapshots(struct ld_db *db, char *err, size_t errcap)
 					       sizeof(*p->in.chunks));
 			p->in.nchunks = 0;
 			for (size_t j = 0; j < snap.nentries; j++)
-				if (snap.entries[j].occupant == RP_OCC_LIVE)
+				if (snap.entries[j].occupant == HP_OCC_LIVE)
 					p->in.chunks[p->in.nchunks++] = snap.entries[j].c;
 			ld_snapshot_free(&snap);
 		}
@@ -969,7 +979,7 @@ ld_snapshot(struct ld_db *db, int64_t id, struct rp_snapshot *out, char *err, si
 		out->heaps[out->nheaps++] = (struct rp_heap){
 			.start = start,
 			.end = end,
-			.kind = sqlite3_column_int(s, 2) == RP_BRK ? RP_BRK : RP_ARENA,
+			.kind = sqlite3_column_int(s, 2) == HP_BACKING_BRK ? HP_BACKING_BRK : HP_BACKING_ARENA,
 		};
 	}
 	sqlite3_finalize(s);
@@ -1035,7 +1045,7 @@ ld_snapshot(struct ld_db *db, int64_t id, struct rp_snapshot *out, char *err, si
 					.stack_id = sqlite3_column_int64(s, 8),
 					.chunk_id = sqlite3_column_int64(s, 9),
 				},
-				.occupant = (uint8_t)(occ >= RP_OCC_LIVE && occ <= RP_OCC_ALLOCATOR ? occ : 0),
+				.occupant = (uint8_t)(occ >= HP_OCC_LIVE && occ <= HP_OCC_ALLOCATOR ? occ : 0),
 			};
 			/* a chunk bigger than any heap is not one */
 			if (x->c.bytes >> 40)

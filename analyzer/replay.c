@@ -67,49 +67,49 @@ heap_event(struct engine *e, const struct rp_event *ev)
 	struct chunk_entry *c;
 
 	switch (ev->kind) {
-	case RP_EV_BRK:
+	case HP_HEV_BRK:
 		hm_brk(&e->m, ev->addr, ev->bytes);
 		break;
-	case RP_EV_MAP:
-		if (ev->value == 2)
+	case HP_HEV_MAP:
+		if (ev->value == HP_MAP_HEAP)
 			hm_map_heap(&e->m, ev->addr, ev->bytes);
 		break;
-	case RP_EV_UNMAP:
-		if (ev->value == 2)
+	case HP_HEV_UNMAP:
+		if (ev->value == HP_MAP_HEAP)
 			hm_unmap_heap(&e->m, ev->addr, ev->bytes);
 		break;
-	case RP_EV_STATE:
+	case HP_HEV_STATE:
 		c = chunkmap_slot(e->map, ev->addr);
-		if (ev->value == 0) {
+		if (ev->value == HP_STATE_FREE) {
 			/* free: what was cached there (or the allocator's) is not */
 			if (c && c->addr == ev->addr && (c->cached || c->kind != HM_CHUNK))
 				vacate(e, c);
-		} else if (ev->value == 1 || ev->value == 3) {
-			/* into a tcache (1) or a fastbin (3): free space the
+		} else if (ev->value == HP_STATE_CACHED || ev->value == HP_STATE_FASTBIN) {
+			/* into a tcache or a fastbin: free space the
 			 * allocator cached, or a cached chunk moving between them */
-			uint8_t cache = ev->value == 1 ? HM_TCACHE : HM_FASTBIN;
+			uint8_t cache = ev->value == HP_STATE_CACHED ? HM_TCACHE : HM_FASTBIN;
 			if (c && c->addr == ev->addr)
 				hm_to_cached(&e->m, c, cache);
 			else if (!c)
 				occupy(e, ev->addr, ev->bytes, HM_RANGE_CACHED, cache, NULL);
-		} else if (ev->value == 2 && !c) {
+		} else if (ev->value == HP_STATE_LIVE && !c) {
 			occupy(e, ev->addr, ev->bytes, HM_RANGE_OWN, 0, NULL);
 		}
 		break;
-	case RP_EV_MADVISE:
+	case HP_HEV_MADVISE:
 		hm_madvise(&e->m, ev->addr, ev->bytes);
 		break;
-	case RP_EV_RESIZE:
+	case HP_HEV_RESIZE:
 		c = chunkmap_slot(e->map, ev->addr);
 		if (c && c->addr == ev->addr && !c->cached && c->kind == HM_CHUNK)
 			hm_resize(&e->m, c, ev->bytes);
 		break;
-	case RP_EV_INHERITED_FREE:
+	case HP_HEV_INHERITED_FREE:
 		c = chunkmap_slot(e->map, ev->addr);
 		if (c && c->addr == ev->addr && c->kind == HM_CHUNK) {
-			if (ev->value == RP_TCACHE || ev->value == RP_FASTBIN)
+			if (ev->value == HP_FATE_TCACHE || ev->value == HP_FATE_FASTBIN)
 				hm_to_cached(&e->m, c,
-					     ev->value == RP_FASTBIN ? HM_FASTBIN : HM_TCACHE);
+					     ev->value == HP_FATE_FASTBIN ? HM_FASTBIN : HM_TCACHE);
 			else
 				vacate(e, c);
 		}
@@ -132,7 +132,7 @@ struct cev {
 static bool
 is_cached_fate(uint8_t fate)
 {
-	return fate == RP_TCACHE || fate == RP_FASTBIN;
+	return fate == HP_FATE_TCACHE || fate == HP_FATE_FASTBIN;
 }
 
 /* When the chunk stops occupying the heap, or 0 (never, as recorded). */
@@ -251,7 +251,7 @@ stream_open(struct stream *s, const struct rp_input *in)
 	for (size_t i = 0; i < in->nchunks; i++) {
 		const struct rp_chunk *c = &in->chunks[i];
 		uint32_t k = (uint32_t)i;
-		if (c->backing == RP_MMAP) {
+		if (c->backing == HP_BACKING_MMAP) {
 			s->v[S_ALLOC][s->n[S_ALLOC]++] = (struct cev){ c->alloc_ns, k, E_MMAP_ON };
 			if (c->free_ns)
 				s->v[S_VACATE][s->n[S_VACATE]++] =
@@ -292,7 +292,7 @@ apply_chunk_event(struct engine *e, const struct rp_input *in, const struct cev 
 	case E_CACHE:
 		x = chunkmap_slot(e->map, c->addr);
 		if (x && x->ref == c)
-			hm_to_cached(&e->m, x, c->fate == RP_FASTBIN ? HM_FASTBIN : HM_TCACHE);
+			hm_to_cached(&e->m, x, c->fate == HP_FATE_FASTBIN ? HM_FASTBIN : HM_TCACHE);
 		break;
 	case E_VACATE:
 		x = chunkmap_slot(e->map, c->addr);
@@ -544,8 +544,8 @@ walk_heaps(struct hm *m, struct rp_result *r, size_t top)
 					 : c->cached		       ? RP_CACHED
 								       : RP_LIVE,
 				.cache = !c ? 0
-					 : c->cached == HM_FASTBIN ? RP_FASTBIN
-					 : c->cached		   ? RP_TCACHE
+					 : c->cached == HM_FASTBIN ? HP_FATE_FASTBIN
+					 : c->cached		   ? HP_FATE_TCACHE
 								   : 0,
 				.heap = (unsigned)hi,
 			};
@@ -703,7 +703,7 @@ hole_sites(struct rp_result *r, const struct rp_input *in, int64_t at, size_t to
 		for (size_t j = 0; j < i->nchunks; j++) {
 			const struct rp_chunk *c = &i->chunks[j];
 			int64_t vn = vacate_ns(c);
-			if (c->backing == RP_MMAP || vn == 0 || vn > limit)
+			if (c->backing == HP_BACKING_MMAP || vn == 0 || vn > limit)
 				continue;
 			for (size_t k = first_hole_after(w, n, c->addr);
 			     k < n && w[k].h->addr < c->addr + c->bytes; k++) {
@@ -819,7 +819,7 @@ describe(struct engine *e, struct rp_result *r, const struct rp_input *in,
 	visit_heaps(e, r, opt->visit);
 	for (size_t j = 0; opt->visit->mmap && j < in->nchunks; j++) {
 		const struct rp_chunk *c = &in->chunks[j];
-		if (c->backing == RP_MMAP && c->alloc_ns <= at && (!c->free_ns || c->free_ns > at))
+		if (c->backing == HP_BACKING_MMAP && c->alloc_ns <= at && (!c->free_ns || c->free_ns > at))
 			visit_mmap(r, c, opt->visit);
 	}
 }
@@ -1058,23 +1058,23 @@ rp_snapshot(const struct rp_snapshot *s, const struct rp_input *in,
 	engine_init(&e);
 	for (size_t i = 0; i < s->nheaps; i++)
 		hm_restore_heap(&e.m, s->heaps[i].start, s->heaps[i].end,
-				s->heaps[i].kind == RP_BRK ? HM_BRK : HM_MAPPED);
+				s->heaps[i].kind == HP_BACKING_BRK ? HM_BRK : HM_MAPPED);
 	for (size_t i = 0; i < s->nentries; i++) {
 		const struct rp_snap_entry *x = &s->entries[i];
-		uint8_t cache = x->c.fate == RP_FASTBIN ? HM_FASTBIN : HM_TCACHE;
+		uint8_t cache = x->c.fate == HP_FATE_FASTBIN ? HM_FASTBIN : HM_TCACHE;
 		switch (x->occupant) {
-		case RP_OCC_LIVE:
-		case RP_OCC_CACHED:
-			if (x->c.backing == RP_MMAP)
+		case HP_OCC_LIVE:
+		case HP_OCC_CACHED:
+			if (x->c.backing == HP_BACKING_MMAP)
 				hm_mmap(&e.m, x->c.bytes, true);
 			else
 				occupy(&e, x->c.addr, x->c.bytes, HM_CHUNK,
-				       x->occupant == RP_OCC_CACHED ? cache : 0, &x->c);
+				       x->occupant == HP_OCC_CACHED ? cache : 0, &x->c);
 			break;
-		case RP_OCC_CACHED_FREE:
+		case HP_OCC_CACHED_FREE:
 			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_CACHED, cache, NULL);
 			break;
-		case RP_OCC_ALLOCATOR:
+		case HP_OCC_ALLOCATOR:
 			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_OWN, 0, NULL);
 			break;
 		default:
@@ -1108,7 +1108,7 @@ rp_snapshot(const struct rp_snapshot *s, const struct rp_input *in,
 	if (opt->visit) {
 		visit_heaps(&e, r, opt->visit);
 		for (size_t i = 0; opt->visit->mmap && i < s->nentries; i++)
-			if (s->entries[i].occupant == RP_OCC_LIVE && s->entries[i].c.backing == RP_MMAP)
+			if (s->entries[i].occupant == HP_OCC_LIVE && s->entries[i].c.backing == HP_BACKING_MMAP)
 				visit_mmap(r, &s->entries[i].c, opt->visit);
 	}
 	engine_free(&e);

@@ -20,13 +20,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "codes.h" /* backing, fate, heap_event kinds, occupants */
 #include "heapmodel.h"
 
-enum { RP_BRK = 1, RP_MMAP = 2, RP_ARENA = 3 };                /* backing */
-enum { RP_TCACHE = 1, RP_FASTBIN = 2, RP_BIN = 3, RP_TOP = 4, RP_UNMAPPED = 5 }; /* fate */
-/* heap_event kinds */
-enum { RP_EV_BRK = 1, RP_EV_MAP, RP_EV_UNMAP, RP_EV_MADVISE, RP_EV_STATE, RP_EV_RESIZE,
-       RP_EV_INHERITED_FREE };
 
 /* One chunk row. Times are 0 where the row has NULL. */
 struct rp_chunk {
@@ -100,7 +96,7 @@ struct rp_pin {
 	int64_t alloc_ns;          /* 0: the allocator's own */
 	int64_t chunk_id, stack_id;
 	uint8_t state;             /* RP_LIVE, RP_CACHED, RP_STASHED, RP_OWN */
-	uint8_t cache;             /* cached, stashed: RP_TCACHE or RP_FASTBIN */
+	uint8_t cache;             /* cached, stashed: HP_FATE_TCACHE or HP_FATE_FASTBIN */
 	unsigned heap;
 };
 
@@ -124,7 +120,7 @@ struct rp_hole {
 
 struct rp_heap {
 	uint64_t start, end;       /* [start, end): extent */
-	uint8_t kind;              /* RP_BRK or RP_ARENA (a mapped heap) */
+	uint8_t kind;              /* HP_BACKING_BRK or HP_BACKING_ARENA (a mapped heap) */
 	uint64_t occupied, top_end;
 	uint64_t resident;
 };
@@ -203,7 +199,6 @@ int64_t rp_end_ns(const struct rp_input *in);
 /* ---- a stored snapshot (a snapshot recording) ---- */
 
 /* What occupies a range (the occupant table's codes). */
-enum { RP_OCC_LIVE = 1, RP_OCC_CACHED, RP_OCC_CACHED_FREE, RP_OCC_ALLOCATOR };
 
 struct rp_snap_entry {
 	struct rp_chunk c;   /* for a range: addr and bytes (and fate: its cache) */

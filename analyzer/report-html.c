@@ -506,7 +506,7 @@ put_frame(struct page *pg, const struct fr_process *x, const struct fr_frame *f,
 		putf(pg, "%s{\"kind\":\"%s\",\"start\":%llu,\"end\":%llu,\"top_end\":%llu,"
 			 "\"untrimmable_bytes\":%llu,\"top_free_bytes\":%llu,\"cell\":%llu,"
 			 "\"ncells\":%zu,\"cells\":[",
-		     i ? "," : "", h->kind == RP_BRK ? "brk" : "arena", (unsigned long long)m->start,
+		     i ? "," : "", h->kind == HP_BACKING_BRK ? "brk" : "arena", (unsigned long long)m->start,
 		     (unsigned long long)m->end, (unsigned long long)m->top_end,
 		     (unsigned long long)(span > h->occupied ? span - h->occupied : 0),
 		     (unsigned long long)(m->end - m->top_end), (unsigned long long)m->cell_bytes,

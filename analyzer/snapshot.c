@@ -559,11 +559,11 @@ write_state(struct snap *s, struct hm *m, const struct formermap *over, const ch
 		};
 		if (e->kind == HM_RANGE_CACHED || e->kind == HM_RANGE_OWN) {
 			const struct hm_heap *h = hm_heap_of(m, e->addr);
-			r.occupant = e->kind == HM_RANGE_OWN ? DB_ALLOCATOR : DB_CACHED_FREE;
+			r.occupant = e->kind == HM_RANGE_OWN ? HP_OCC_ALLOCATOR : HP_OCC_CACHED_FREE;
 			r.backing = h && h->kind != HM_BRK ? 3 : 1;
 			r.fate = e->kind == HM_RANGE_CACHED ? cache_fate(e->cached) : 0;
 		} else {
-			r.occupant = e->cached ? DB_CACHED : DB_LIVE;
+			r.occupant = e->cached ? HP_OCC_CACHED : HP_OCC_LIVE;
 			r.size = e->size;
 			r.call = e->call;
 			r.alloc_ns = e->alloc_ns;

@@ -27,37 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum hp_state {
-	HP_STATE_FREE = 0,   /* in a bin, in top, or never handed out */
-	HP_STATE_CACHED = 1, /* in a tcache: freed, still occupied */
-	HP_STATE_LIVE = 2,   /* owned by the program (or the tcache control block) */
-	HP_STATE_FASTBIN = 3, /* in a fastbin: freed, still occupied until a
-			       * malloc_consolidate (malloc_trim, a large request)
-			       * merges it into free space */
-};
-
-/* Where a freed chunk went (a user-level free's outcome). */
-enum hp_fate {
-	HP_FATE_TCACHE = 1,   /* cached in the thread's tcache */
-	HP_FATE_FASTBIN = 2,  /* cached in a fastbin */
-	HP_FATE_BIN = 3,      /* coalesced into the unsorted bin: free */
-	HP_FATE_TOP = 4,      /* merged into the top chunk: free */
-	HP_FATE_UNMAPPED = 5, /* an mmap chunk, returned to the kernel */
-};
-
-enum hp_backing {
-	HP_BACKING_BRK = 1,   /* the main arena's heap, grown with brk */
-	HP_BACKING_MMAP = 2,  /* an mmap chunk: a mapping of its own */
-	HP_BACKING_ARENA = 3, /* a thread arena's heap (mapped, 64 MiB-aligned) */
-};
-
-/* Which allocation call made a chunk. */
-enum hp_call {
-	HP_CALL_MALLOC = 1,
-	HP_CALL_CALLOC = 2,
-	HP_CALL_REALLOC = 3,
-	HP_CALL_MEMALIGN = 4, /* memalign, aligned_alloc, posix_memalign, valloc, pvalloc */
-};
+#include "codes.h" /* hp_state, hp_fate, hp_backing, hp_call */
 
 /* The place of an event in the process's order: a free or an in-place
  * realloc takes its ticket before the allocator touches the chunk, an

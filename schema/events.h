@@ -38,6 +38,8 @@
 
 #include <stdint.h>
 
+#include "codes.h" /* the codes in the events: backing, call, fate, state, map kind */
+
 #define HP_EV_VERSION 3
 #define HP_PROC_MAGIC 0x31434f5250504548ULL /* "HEPPROC1" */
 #define HP_RING_MAGIC 0x31474e4952504548ULL /* "HEPRING1" */
@@ -224,8 +226,6 @@ struct hp_ev_brk {
 	uint64_t old_brk;
 	uint64_t new_brk;
 };
-
-enum { HP_MAP_CHUNK = 1, HP_MAP_HEAP = 2, HP_MAP_PROGRAM = 3 };
 
 struct hp_ev_map {
 	struct hp_ev h;

@@ -70,6 +70,22 @@ CREATE TABLE event_kind (
 INSERT INTO event_kind VALUES (1, 'brk'), (2, 'map'), (3, 'unmap'), (4, 'madvise'),
   (5, 'state'), (6, 'resize'), (7, 'inherited_free');
 
+-- heap_event.value of a state row: what the allocator made of the range.
+CREATE TABLE range_state (
+  code INTEGER PRIMARY KEY,  -- 0..3
+  name TEXT NOT NULL UNIQUE  -- free; tcache, fastbin: cached there; live
+) STRICT;
+INSERT INTO range_state VALUES (0, 'free'), (1, 'tcache'), (2, 'live'), (3, 'fastbin');
+
+-- heap_event.value of a map or unmap row: what the mapping is.
+CREATE TABLE map_kind (
+  code INTEGER PRIMARY KEY,  -- 1..3
+  name TEXT NOT NULL UNIQUE  -- chunk: an mmap chunk; heap: heap memory (a
+                             -- thread arena's heap); program: the program's
+                             -- own mmap (in program_mmap, never in heap_event)
+) STRICT;
+INSERT INTO map_kind VALUES (1, 'chunk'), (2, 'heap'), (3, 'program');
+
 -- Allocation wrappers: frames that allocate on behalf of their caller
 -- (operator new, xmalloc, Perl_safesysmalloc, sqlite3Malloc, ...). A
 -- chunk's site is the first frame of its stack that is none of these (the
@@ -319,14 +335,13 @@ CREATE TABLE heap_event (
   kind       INTEGER NOT NULL REFERENCES event_kind,
   address    INTEGER NOT NULL,  -- brk: old break; others: start of the range
   bytes      INTEGER NOT NULL,  -- brk: new break; others: length of the range
-  value      INTEGER            -- map: 1 chunk mapping, 2 heap memory;
+  value      INTEGER            -- map, unmap: a map_kind code;
                                 -- state (a range that is no chunk of the
                                 -- program's, or a cached chunk of the
                                 -- program's moving between a tcache and a
-                                -- fastbin): 0 free, 1 cached in a tcache,
-                                -- 2 live, 3 cached in a fastbin;
+                                -- fastbin): a range_state code;
                                 -- resize: the chunk's old bytes;
-                                -- inherited_free: the fate
+                                -- inherited_free: the fate code
 ) STRICT;
 
 -- What the collector computed of each process image's heaps while it loaded

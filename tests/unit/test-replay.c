@@ -121,7 +121,7 @@ chunk(uint64_t off, uint64_t bytes, int64_t alloc, int64_t free_, uint8_t fate, 
 	static int64_t id;
 	return (struct rp_chunk){ .addr = B + off, .bytes = bytes, .size = bytes - 16,
 				  .alloc_ns = alloc, .free_ns = free_, .released_ns = released,
-				  .chunk_id = ++id, .stack_id = stack, .backing = RP_BRK,
+				  .chunk_id = ++id, .stack_id = stack, .backing = HP_BACKING_BRK,
 				  .fate = fate };
 }
 
@@ -137,14 +137,14 @@ recordings(void)
 	struct rp_chunk c[16];
 	size_t n = 0;
 	for (int i = 0; i < 10; i++)
-		c[n++] = chunk((uint64_t)i * 64 * KB, 64 * KB, 10 + i, i < 5 ? 30 + i : 35 + i, RP_BIN,
+		c[n++] = chunk((uint64_t)i * 64 * KB, 64 * KB, 10 + i, i < 5 ? 30 + i : 35 + i, HP_FATE_BIN,
 			       0, 1);
 	c[n++] = chunk(640 * KB, 48, 20, 0, 0, 0, 2);
 	c[n++] = chunk(128 * KB, 4 * KB, 50, 0, 0, 0, 3);
 	/* a cached chunk: freed into the tcache at t=60, still held */
-	c[n++] = chunk(640 * KB + 48, 48, 55, 60, RP_TCACHE, 0, 4);
+	c[n++] = chunk(640 * KB + 48, 48, 55, 60, HP_FATE_TCACHE, 0, 4);
 	struct rp_event ev[] = {
-		{ .ns = 1, .kind = RP_EV_BRK, .addr = B, .bytes = B + 1024 * KB },
+		{ .ns = 1, .kind = HP_HEV_BRK, .addr = B, .bytes = B + 1024 * KB },
 	};
 	struct rp_input in = { .chunks = c, .nchunks = n, .events = ev, .nevents = 1,
 			       .heap_start = B, .started_ns = 0, .ended_ns = 100 };
@@ -202,8 +202,8 @@ recordings(void)
 	/* A forked child (fork at t=25: blocks and pin live) frees the pin
 	 * it inherited and allocates nothing: its heap is the parent's. */
 	struct rp_event cev[] = {
-		{ .ns = 30, .kind = RP_EV_INHERITED_FREE, .addr = B + 640 * KB, .bytes = 48,
-		  .value = RP_BIN, .has_value = true },
+		{ .ns = 30, .kind = HP_HEV_INHERITED_FREE, .addr = B + 640 * KB, .bytes = 48,
+		  .value = HP_FATE_BIN, .has_value = true },
 	};
 	struct rp_input child = { .events = cev, .nevents = 1, .heap_start = B + 1024 * KB,
 				  .started_ns = 26, .ended_ns = 40, .parent = &in, .fork_ns = 25 };
@@ -312,9 +312,9 @@ sites_by_brute_force(const struct rp_input *in, const struct rp_result *r, int64
 			for (size_t j = 0; j < in->nchunks; j++) {
 				const struct rp_chunk *c = &in->chunks[j];
 				int64_t v = c->free_ns == 0 ? 0
-					    : c->fate == RP_TCACHE || c->fate == RP_FASTBIN ? c->released_ns
+					    : c->fate == HP_FATE_TCACHE || c->fate == HP_FATE_FASTBIN ? c->released_ns
 											     : c->free_ns;
-				if (c->backing == RP_MMAP || !v || v > at || a < c->addr ||
+				if (c->backing == HP_BACKING_MMAP || !v || v > at || a < c->addr ||
 				    a >= c->addr + c->bytes)
 					continue;
 				if (!best || v > best_v) {
@@ -384,8 +384,8 @@ frames_against_analyze(uint64_t seed)
 		uint64_t bytes = 32 + 16 * (x % 32);
 		int64_t alloc = 10 + (int64_t)i * 10;
 		int64_t free_ = x >> 40 & 3 ? alloc + 1 + (int64_t)(x >> 20 & 2047) : 0;
-		uint8_t fate = free_ ? (x >> 50 & 3) == 0 ? RP_TCACHE : RP_BIN : 0;
-		int64_t released = fate == RP_TCACHE ? free_ + 1 + (int64_t)(x >> 8 & 255) : 0;
+		uint8_t fate = free_ ? (x >> 50 & 3) == 0 ? HP_FATE_TCACHE : HP_FATE_BIN : 0;
+		int64_t released = fate == HP_FATE_TCACHE ? free_ + 1 + (int64_t)(x >> 8 & 255) : 0;
 		int64_t until = !free_ ? INT64_MAX : released ? released : free_;
 		c[i] = chunk(0, bytes, alloc, free_, fate, released, 1 + (int64_t)(x % 7));
 		bool placed = false;
@@ -396,7 +396,7 @@ frames_against_analyze(uint64_t seed)
 				const struct rp_chunk *o = &c[j];
 				int64_t o_until = !o->free_ns ? INT64_MAX
 						  : o->released_ns ? o->released_ns : o->free_ns;
-				if (o->backing == RP_BRK && o_until > alloc && o->addr < B + at + bytes &&
+				if (o->backing == HP_BACKING_BRK && o_until > alloc && o->addr < B + at + bytes &&
 				    B + at < o->addr + o->bytes)
 					placed = false;
 			}
@@ -405,12 +405,12 @@ frames_against_analyze(uint64_t seed)
 		}
 		(void)until;
 		if (!placed || (x >> 56) % 40 == 0) {
-			c[i].backing = RP_MMAP;
+			c[i].backing = HP_BACKING_MMAP;
 			c[i].addr = 0x7f0000000000ULL + i * 0x100000ULL;
 		}
 	}
 	struct rp_event ev[] = {
-		{ .ns = 1, .kind = RP_EV_BRK, .addr = B, .bytes = B + off + 64 * KB },
+		{ .ns = 1, .kind = HP_HEV_BRK, .addr = B, .bytes = B + off + 64 * KB },
 	};
 	struct rp_input in = { .chunks = c, .nchunks = N, .events = ev, .nevents = 1,
 			       .heap_start = B, .started_ns = 0, .ended_ns = 10 * N + 9000 };
@@ -471,7 +471,7 @@ far_and_huge(void)
 	c[0] = chunk(0, 64 * KB, 10, 0, 0, 0, 1);
 	c[1] = chunk((1ULL << 40) - 64 * KB, 64 * KB, 11, 0, 0, 0, 2);
 	struct rp_event ev[] = {
-		{ .ns = 1, .kind = RP_EV_BRK, .addr = B, .bytes = B + (1ULL << 40) },
+		{ .ns = 1, .kind = HP_HEV_BRK, .addr = B, .bytes = B + (1ULL << 40) },
 	};
 	struct rp_input in = { .chunks = c, .nchunks = 2, .events = ev, .nevents = 1,
 			       .heap_start = B, .started_ns = 0, .ended_ns = 100 };
@@ -514,18 +514,18 @@ trim_prediction(void)
 	size_t n = 0;
 	for (int i = 0; i < 200; i++)
 		c[n++] = chunk((uint64_t)i * 112, 112, 10 + i, 400 + i,
-			       i < 7 ? RP_TCACHE : RP_FASTBIN, 0, 1);
+			       i < 7 ? HP_FATE_TCACHE : HP_FATE_FASTBIN, 0, 1);
 	c[n++] = chunk(200 * 112, 48, 300, 0, 0, 0, 2);
-	c[n++] = chunk(512 * KB, 64 * KB, 5, 6, RP_TOP, 0, 3);
+	c[n++] = chunk(512 * KB, 64 * KB, 5, 6, HP_FATE_TOP, 0, 3);
 	struct rp_event ev[] = {
-		{ .ns = 1, .kind = RP_EV_BRK, .addr = B, .bytes = B + 1024 * KB },
+		{ .ns = 1, .kind = HP_HEV_BRK, .addr = B, .bytes = B + 1024 * KB },
 		/* t=700: chunk 100 moves from the fastbin into a tcache */
-		{ .ns = 700, .kind = RP_EV_STATE, .addr = B + 100 * 112, .bytes = 112, .value = 1,
+		{ .ns = 700, .kind = HP_HEV_STATE, .addr = B + 100 * 112, .bytes = 112, .value = 1,
 		  .has_value = true },
 		/* t=800: malloc_trim madvises the pages of [16 KiB, 20 KiB) */
-		{ .ns = 800, .kind = RP_EV_MADVISE, .addr = B + 16 * KB, .bytes = 4 * KB },
+		{ .ns = 800, .kind = HP_HEV_MADVISE, .addr = B + 16 * KB, .bytes = 4 * KB },
 		/* t=900: the break drops to 512 KiB */
-		{ .ns = 900, .kind = RP_EV_BRK, .addr = B + 1024 * KB, .bytes = B + 512 * KB },
+		{ .ns = 900, .kind = HP_HEV_BRK, .addr = B + 1024 * KB, .bytes = B + 512 * KB },
 	};
 	struct rp_input in = { .chunks = c, .nchunks = n, .events = ev, .nevents = 4,
 			       .heap_start = B, .started_ns = 0, .ended_ns = 1000 };

@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test-codes - schema/codes.h against schema/heapprof.sql: every lookup
+ * table (backing, fate, call, event_kind, range_state, map_kind, occupant)
+ * holds exactly the header's codes and names, the version and application
+ * id are the SQL's, and the `chunk` view decodes what hp_chunk_who() and
+ * hp_chunk_info() encode (as does hp_chunk_unpack), over edge and random
+ * values. A change to either side alone fails here.
+ *
+ * Usage: test-codes [seed] [rows]
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../harness.h"
+#include "../progs/rng.h"
+#include "codes.h"
+#include "schema_version.h"
+
+extern const char hp_schema_sql[];
+
+struct code {
+	int value;
+	const char *name;
+};
+
+#define CODE_ROW_(name, value, text) {value, text},
+static const struct code backing_codes[] = {HP_BACKING_CODES(CODE_ROW_)};
+static const struct code fate_codes[] = {HP_FATE_CODES(CODE_ROW_)};
+static const struct code call_codes[] = {HP_CALL_CODES(CODE_ROW_)};
+static const struct code state_codes[] = {HP_STATE_CODES(CODE_ROW_)};
+static const struct code map_codes[] = {HP_MAP_CODES(CODE_ROW_)};
+static const struct code event_codes[] = {HP_EVENT_KIND_CODES(CODE_ROW_)};
+static const struct code occupant_codes[] = {HP_OCCUPANT_CODES(CODE_ROW_)};
+#undef CODE_ROW_
+
+static sqlite3 *db;
+
+static int64_t
+query_int(const char *sql)
+{
+	sqlite3_stmt *s;
+	int64_t v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+		fprintf(stderr, "test-codes: %s: %s\n", sql, sqlite3_errmsg(db));
+		exit(99);
+	}
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* The table's rows equal the list: each row's code is in the list under
+ * the same name, and the list has no code the table lacks. */
+static void
+same_codes(const char *table, const struct code *list, size_t n)
+{
+	char sql[128];
+	sqlite3_stmt *s;
+	size_t rows = 0;
+
+	snprintf(sql, sizeof(sql), "SELECT code, name FROM %s ORDER BY code", table);
+	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+		CHECK(false, "%s: the table exists (%s)", table, sqlite3_errmsg(db));
+		return;
+	}
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		int code = sqlite3_column_int(s, 0);
+		const char *name = (const char *)sqlite3_column_text(s, 1);
+		size_t i = 0;
+		while (i < n && list[i].value != code)
+			i++;
+		CHECK(i < n, "%s: SQL code %d (%s) is in codes.h", table, code, name);
+		if (i < n)
+			CHECK(strcmp(list[i].name, name) == 0, "%s: code %d is %s in both (SQL: %s)",
+			      table, code, list[i].name, name);
+		rows++;
+	}
+	sqlite3_finalize(s);
+	CHECK(rows == n, "%s: SQL has %zu codes, codes.h %zu", table, rows, n);
+}
+
+static void
+fate_occupies(void)
+{
+	for (size_t i = 0; i < sizeof(fate_codes) / sizeof(fate_codes[0]); i++) {
+		char sql[96];
+		snprintf(sql, sizeof(sql), "SELECT occupies FROM fate WHERE code = %d",
+			 fate_codes[i].value);
+		CHECK(query_int(sql) == hp_fate_occupies(fate_codes[i].value),
+		      "fate %s: occupies the same in SQL and codes.h", fate_codes[i].name);
+	}
+}
+
+struct row {
+	int64_t chunk_id, address, size, alloc_ns, free_ns, released_ns;
+	struct hp_chunk_fields f;
+};
+
+static void
+insert_row(sqlite3_stmt *ins, sqlite3_stmt *ins_slack, const struct row *r)
+{
+	sqlite3_bind_int64(ins, 1, r->chunk_id);
+	sqlite3_bind_int64(ins, 2, r->address);
+	sqlite3_bind_int64(ins, 3, r->size);
+	sqlite3_bind_int64(ins, 4, r->alloc_ns);
+	if (r->f.freed)
+		sqlite3_bind_int64(ins, 5, r->free_ns - r->alloc_ns);
+	else
+		sqlite3_bind_null(ins, 5);
+	if (r->released_ns)
+		sqlite3_bind_int64(ins, 6, r->released_ns - r->free_ns);
+	else
+		sqlite3_bind_null(ins, 6);
+	sqlite3_bind_int64(ins, 7, hp_chunk_who(&r->f));
+	sqlite3_bind_int64(ins, 8, hp_chunk_info(&r->f));
+	if (sqlite3_step(ins) != SQLITE_DONE) {
+		fprintf(stderr, "test-codes: insert: %s\n", sqlite3_errmsg(db));
+		exit(99);
+	}
+	sqlite3_reset(ins);
+	if (r->f.slack >= HP_SLACK_ESCAPE) {
+		sqlite3_bind_int64(ins_slack, 1, r->chunk_id);
+		sqlite3_bind_int64(ins_slack, 2, (int64_t)r->f.slack);
+		if (sqlite3_step(ins_slack) != SQLITE_DONE)
+			exit(99);
+		sqlite3_reset(ins_slack);
+	}
+}
+
+/* The view's columns of the row, as the row says they must be. */
+static bool
+view_matches(sqlite3_stmt *q, const struct row *r)
+{
+	const struct hp_chunk_fields *f = &r->f;
+	int64_t want[] = {
+		f->process_id, r->address, r->size, r->size + (int64_t)f->slack, f->backing,
+		f->call, r->alloc_ns, f->alloc_tid, r->free_ns, f->free_tid, f->fate,
+		r->released_ns, f->stack_id,
+	};
+	/* NULL in the view where the field is "none" */
+	bool null[] = {
+		false, false, false, false, false, false, false, false, !f->freed, !f->freed,
+		!f->freed || f->fate == 0, r->released_ns == 0, f->stack_id == 0,
+	};
+	bool ok = true;
+
+	sqlite3_bind_int64(q, 1, r->chunk_id);
+	if (sqlite3_step(q) != SQLITE_ROW) {
+		sqlite3_reset(q);
+		return false;
+	}
+	for (int i = 0; i < (int)(sizeof(want) / sizeof(want[0])); i++) {
+		bool is_null = sqlite3_column_type(q, i) == SQLITE_NULL;
+		if (is_null != null[i] || (!is_null && sqlite3_column_int64(q, i) != want[i])) {
+			printf("# chunk %" PRId64 ": column %s is %s%" PRId64 ", want %s%" PRId64 "\n",
+			       r->chunk_id, sqlite3_column_name(q, i), is_null ? "NULL " : "",
+			       (int64_t)sqlite3_column_int64(q, i), null[i] ? "NULL " : "", want[i]);
+			ok = false;
+		}
+	}
+	sqlite3_reset(q);
+	return ok;
+}
+
+static bool
+unpack_matches(const struct row *r)
+{
+	struct hp_chunk_fields u =
+		hp_chunk_unpack(hp_chunk_who(&r->f), hp_chunk_info(&r->f), r->f.freed);
+	uint64_t slack = r->f.slack < HP_SLACK_ESCAPE ? r->f.slack : HP_SLACK_ESCAPE;
+	return u.process_id == r->f.process_id && u.alloc_tid == r->f.alloc_tid &&
+	       u.stack_id == r->f.stack_id && u.backing == r->f.backing && u.call == r->f.call &&
+	       u.slack == slack && u.freed == r->f.freed &&
+	       (!r->f.freed || (u.fate == r->f.fate && u.free_tid == r->f.free_tid));
+}
+
+static void
+random_row(struct row *r, int64_t id, uint64_t *g)
+{
+	static const int64_t edge_tid[] = {1, 2, HP_TID_LIMIT - 1};
+	memset(r, 0, sizeof(*r));
+	r->chunk_id = id;
+	r->address = (int64_t)(0x555555554000ULL + (rng_next(g) % (1u << 30)) * 16);
+	r->size = (int64_t)(rng_next(g) % 5000);
+	r->alloc_ns = (int64_t)(rng_next(g) % (1ULL << 50));
+	r->f.process_id = 1 + (int64_t)(rng_next(g) % 3 ? rng_next(g) % 4
+						      : rng_next(g) % (HP_PROCESS_ID_LIMIT - 1));
+	r->f.alloc_tid = rng_next(g) % 4 ? 1 + (int64_t)(rng_next(g) % 40000)
+					 : edge_tid[rng_next(g) % 3];
+	r->f.stack_id = rng_next(g) % 8 ? (int64_t)(rng_next(g) % 100000)
+					: (int64_t)(rng_next(g) % HP_STACK_ID_LIMIT);
+	r->f.backing = HP_BACKING_BRK + (int)(rng_next(g) % 3);
+	r->f.call = HP_CALL_MALLOC + (int)(rng_next(g) % 4);
+	r->f.slack = rng_next(g) % 4 ? rng_next(g) % 32 : rng_next(g) % 100000;
+	r->f.freed = rng_next(g) % 5 != 0;
+	if (r->f.freed) {
+		r->free_ns = r->alloc_ns + (int64_t)(rng_next(g) % (1ULL << 36));
+		r->f.fate = (int)(rng_next(g) % 6); /* 0: its end not seen */
+		r->f.free_tid = rng_next(g) % 2 ? r->f.alloc_tid : 1 + (int64_t)(rng_next(g) % 40000);
+		if (hp_fate_occupies(r->f.fate) && rng_next(g) % 2)
+			r->released_ns = r->free_ns + 1 + (int64_t)(rng_next(g) % 1000000);
+	}
+}
+
+static void
+chunk_view(uint64_t seed, int nrows)
+{
+	sqlite3_stmt *ins, *ins_slack, *q;
+	uint64_t g = mix(seed) | 1;
+	struct row *rows = calloc((size_t)nrows, sizeof(*rows));
+	int bad_view = 0, bad_unpack = 0;
+
+	if (!rows ||
+	    sqlite3_prepare_v2(db,
+			       "INSERT INTO chunk_packed (chunk_id, address, size, alloc_ns, "
+			       "free_after, released_after, who, info) VALUES (?1, ?2, ?3, ?4, ?5, "
+			       "?6, ?7, ?8)",
+			       -1, &ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "INSERT INTO chunk_slack (chunk_id, slack) VALUES (?1, ?2)",
+			       -1, &ins_slack, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "SELECT process_id, address, size, chunk_bytes, backing, call, "
+			       "alloc_ns, alloc_tid, free_ns, free_tid, fate, released_ns, "
+			       "stack_id FROM chunk WHERE chunk_id = ?1",
+			       -1, &q, NULL) != SQLITE_OK) {
+		fprintf(stderr, "test-codes: prepare: %s\n", sqlite3_errmsg(db));
+		exit(99);
+	}
+	for (int i = 0; i < nrows; i++) {
+		random_row(&rows[i], i + 1, &g);
+		insert_row(ins, ins_slack, &rows[i]);
+	}
+	for (int i = 0; i < nrows; i++) {
+		if (!view_matches(q, &rows[i]) && ++bad_view <= 5)
+			printf("# seed %" PRIu64 ": row %d differs in the chunk view\n", seed, i + 1);
+		if (!unpack_matches(&rows[i]))
+			bad_unpack++;
+	}
+	CHECK(bad_view == 0, "chunk view decodes hp_chunk_who/info: %d of %d rows differ (seed %"
+	      PRIu64 ")", bad_view, nrows, seed);
+	CHECK(bad_unpack == 0, "hp_chunk_unpack inverts hp_chunk_who/info: %d of %d rows differ",
+	      bad_unpack, nrows);
+	sqlite3_finalize(ins);
+	sqlite3_finalize(ins_slack);
+	sqlite3_finalize(q);
+	free(rows);
+}
+
+int
+main(int argc, char **argv)
+{
+	uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : 1;
+	int nrows = argc > 2 ? atoi(argv[2]) : 20000;
+	char *msg = NULL;
+
+	if (sqlite3_open(":memory:", &db) != SQLITE_OK ||
+	    sqlite3_exec(db, hp_schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
+		fprintf(stderr, "test-codes: the schema does not run: %s\n",
+			msg ? msg : sqlite3_errmsg(db));
+		return 99;
+	}
+	CHECK(query_int("PRAGMA user_version") == HP_SCHEMA_VERSION,
+	      "schema_version.h has heapprof.sql's user_version (%d)", HP_SCHEMA_VERSION);
+	CHECK(query_int("PRAGMA application_id") == HP_APPLICATION_ID,
+	      "schema_version.h has heapprof.sql's application_id");
+#define SAME(table, list) same_codes(table, list, sizeof(list) / sizeof(list[0]))
+	SAME("backing", backing_codes);
+	SAME("fate", fate_codes);
+	SAME("call", call_codes);
+	SAME("event_kind", event_codes);
+	SAME("range_state", state_codes);
+	SAME("map_kind", map_codes);
+	SAME("occupant", occupant_codes);
+#undef SAME
+	fate_occupies();
+	chunk_view(seed, nrows);
+	sqlite3_close(db);
+	return harness_exit();
+}
