@@ -939,6 +939,9 @@ write_chunk(struct collector *c, struct image *im, struct chunk_entry *e, int64_
 		.released_ns = released_ns,
 		.stack_id = e->stack_id,
 		.realloc_from = e->written ? 0 : e->realloc_from,
+		.pid = im->row.pid,
+		.started_ns = im->row.started_ns,
+		.heap_start = im->row.heap_start,
 	};
 
 	db_chunk(c->db, &row);
@@ -954,7 +957,7 @@ release_chunk(struct collector *c, struct image *im, struct chunk_entry *e)
 {
 	touch(im, e->addr);
 	if (e->written)
-		db_chunk_released(c->db, e->row_id, im->now);
+		db_chunk_released(c->db, e->row_id, e->free_ns, im->now);
 	else
 		write_chunk(c, im, e, im->now);
 	model_remove(im, e);

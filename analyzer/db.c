@@ -87,16 +87,15 @@ static const char *const stmt_sql[S_COUNT] = {
 	/* chunk_id is left to SQLite (the last one plus one): an insert that
 	 * appends skips the search a given rowid costs (~20% faster); the ids
 	 * are the collector's all the same, which write_batch checks */
-	[S_CHUNK_ROWS] = "INSERT OR FAIL INTO chunk_packed (address, size, alloc_ns, free_after, "
-			 "released_after, who, info) SELECT * FROM hp_chunk_rows",
+	[S_CHUNK_ROWS] = "INSERT OR FAIL INTO chunk_packed (address, size, alloc_after, free_after, "
+			 "released_after, what, whose) SELECT * FROM hp_chunk_rows",
 	[S_REALLOC_ROWS] = "INSERT OR FAIL INTO chunk_realloc (chunk_id, realloc_from) "
 			   "SELECT * FROM hp_realloc_rows",
 	[S_SLACK_ROWS] = "INSERT OR FAIL INTO chunk_slack (chunk_id, slack) "
 			 "SELECT * FROM hp_slack_rows",
 	[S_EVENT_ROWS] = "INSERT OR FAIL INTO heap_event (process_id, ns, kind, address, bytes, value) "
 			 "SELECT * FROM hp_event_rows",
-	[S_CHUNK_RELEASED] = "UPDATE chunk_packed SET released_after = ?2 - alloc_ns - free_after "
-			      "WHERE chunk_id = ?1",
+	[S_CHUNK_RELEASED] = "UPDATE chunk_packed SET released_after = ?2 WHERE chunk_id = ?1",
 	[S_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
 	[S_SUMMARY] = "INSERT OR REPLACE INTO heap_summary VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
 		      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
@@ -1076,8 +1075,8 @@ db_create(const char *path, char *err, size_t errcap)
 	db->cur = batch_new();
 	db->next_module_id = 1;
 	db->max_queued = MAX_QUEUED;
-	db->chunk_src.decl = "CREATE TABLE x (address, size, alloc_ns, free_after, "
-			     "released_after, who, info)";
+	db->chunk_src.decl = "CREATE TABLE x (address, size, alloc_after, free_after, "
+			     "released_after, what, whose)";
 	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
 	db->slack_src.decl = "CREATE TABLE x (chunk_id, slack)";
 	db->frame_src.decl = "CREATE TABLE x (stack_id, depth, image_id, offset)";
@@ -1397,34 +1396,38 @@ db_chunk(struct db *db, const struct db_chunk *c)
 		.alloc_tid = c->alloc_tid,
 		.free_tid = c->free_tid,
 		.stack_id = c->stack_id,
-		.slack = slack,
 		.backing = c->backing,
 		.call = c->call,
 		.fate = c->fate,
 		.freed = c->free_ns != 0,
+		.slack_stored = c->backing == HP_BACKING_MMAP ||
+				c->chunk_bytes != hp_chunk_bytes_derived(c->size),
 	};
-	if (c->process_id >= HP_PROCESS_ID_LIMIT)
-		set_error(db, "more process images than a database holds (16777215)");
+	if (c->process_id > HP_PROCESS_ID_LIMIT)
+		set_error(db, "more process images than a database holds (1048576)");
 	else if (!hp_chunk_fits(&f) || c->chunk_bytes < c->size)
 		set_error(db, "internal: a chunk's thread, stack or bytes out of range");
 
 	r = rowbuf_add(b);
-	rowbuf_set(b, r, 0, (int64_t)c->address);
+	/* brk chunks are near the heap's start: fewer bytes */
+	rowbuf_set(b, r, 0,
+		   (int64_t)(c->address - (c->backing == HP_BACKING_BRK ? (uint64_t)c->heap_start
+									: 0)));
 	rowbuf_set(b, r, 1, (int64_t)c->size);
-	rowbuf_set(b, r, 2, c->alloc_ns);
+	rowbuf_set(b, r, 2, c->alloc_ns - c->started_ns);
 	if (c->free_ns)
 		rowbuf_set(b, r, 3, c->free_ns - c->alloc_ns);
 	if (c->released_ns)
 		rowbuf_set(b, r, CHUNK_RELEASED_COL, c->released_ns - c->free_ns);
-	rowbuf_set(b, r, 5, hp_chunk_who(&f));
-	rowbuf_set(b, r, 6, hp_chunk_info(&f));
+	rowbuf_set(b, r, 5, hp_chunk_what(&f));
+	rowbuf_set(b, r, 6, hp_chunk_whose(&f, c->pid));
 	if (c->realloc_from) {
 		struct rowbuf *rb = &db->cur->reallocs;
 		int64_t *rr = rowbuf_add(rb);
 		rowbuf_set(rb, rr, 0, c->chunk_id);
 		rowbuf_set(rb, rr, 1, c->realloc_from);
 	}
-	if (slack >= HP_SLACK_ESCAPE) {
+	if (f.slack_stored) {
 		struct rowbuf *sb = &db->cur->slacks;
 		int64_t *sr = rowbuf_add(sb);
 		rowbuf_set(sb, sr, 0, c->chunk_id);
@@ -1433,22 +1436,21 @@ db_chunk(struct db *db, const struct db_chunk *c)
 }
 
 void
-db_chunk_released(struct db *db, int64_t chunk_id, int64_t ns)
+db_chunk_released(struct db *db, int64_t chunk_id, int64_t free_ns, int64_t released_ns)
 {
 	struct batch *cur = db->cur;
 	struct rowbuf *b = &cur->chunks;
 
 	if (b->n && chunk_id >= cur->first_chunk && chunk_id < cur->first_chunk + b->n) {
 		unsigned row = (unsigned)(chunk_id - cur->first_chunk);
-		const int64_t *v = &b->v[row * b->ncols];
-		b->v[row * b->ncols + CHUNK_RELEASED_COL] = ns - v[2] - v[3]; /* - free_ns */
+		b->v[row * b->ncols + CHUNK_RELEASED_COL] = released_ns - free_ns;
 		b->nulls[row] &= ~(1u << CHUNK_RELEASED_COL);
 		return;
 	}
 	/* a row of an earlier batch: written before this batch's operations */
 	put_op(db, OP_RELEASED);
 	put_i64(&cur->ops, chunk_id);
-	put_i64(&cur->ops, ns);
+	put_i64(&cur->ops, released_ns - free_ns);
 }
 
 void

@@ -684,8 +684,8 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		}
 	}
 	if (sqlite3_prepare_v2(db->h,
-			       "SELECT info, address, size, alloc_ns, free_after, released_after, "
-			       "chunk_id, who FROM chunk_packed",
+			       "SELECT whose, address, size, alloc_after, free_after, released_after, "
+			       "chunk_id, what FROM chunk_packed",
 			       -1, &s, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db->h, "SELECT slack FROM chunk_slack WHERE chunk_id = ?1", -1,
 			       &slack_q, NULL) != SQLITE_OK) {
@@ -696,11 +696,12 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		bool freed = sqlite3_column_type(s, 4) != SQLITE_NULL;
-		struct hp_chunk_fields f = hp_chunk_unpack(sqlite3_column_int64(s, 7),
-							   sqlite3_column_int64(s, 0), freed);
-		struct ld_process *p = find_proc(db, f.process_id);
+		int64_t whose = sqlite3_column_int64(s, 0);
+		struct ld_process *p = find_proc(db, hp_chunk_process_id(whose));
 		if (!p || !need[p - db->procs])
 			continue;
+		struct hp_chunk_fields f =
+			hp_chunk_unpack(sqlite3_column_int64(s, 7), whose, p->pid, freed);
 		size_t k = (size_t)(p - db->procs);
 		struct rp_input *in = &p->in;
 		if (in->nchunks == cap[k]) {
@@ -708,7 +709,8 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			in->chunks = xrealloc(in->chunks, cap[k] * sizeof(*in->chunks));
 		}
 		uint64_t size = (uint64_t)sqlite3_column_int64(s, 2);
-		int64_t alloc_ns = sqlite3_column_int64(s, 3);
+		int64_t alloc_ns =
+			(int64_t)((uint64_t)in->started_ns + (uint64_t)sqlite3_column_int64(s, 3));
 		/* differences added without overflow, whatever the file holds */
 		int64_t free_ns = !freed ? 0
 					  : (int64_t)((uint64_t)alloc_ns +
@@ -718,8 +720,10 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 					      : (int64_t)((uint64_t)free_ns +
 							  (uint64_t)sqlite3_column_int64(s, 5));
 		int64_t addr = sqlite3_column_int64(s, 1);
-		int64_t slack = (int64_t)f.slack;
-		if (f.slack == HP_SLACK_ESCAPE) {
+		if (f.backing == HP_BACKING_BRK)
+			addr = (int64_t)((uint64_t)addr + in->heap_start);
+		int64_t slack = (int64_t)(hp_chunk_bytes_derived(size) - size);
+		if (f.slack_stored) {
 			sqlite3_bind_int64(slack_q, 1, sqlite3_column_int64(s, 6));
 			slack = sqlite3_step(slack_q) == SQLITE_ROW ? sqlite3_column_int64(slack_q, 0)
 								    : -1;

@@ -100,74 +100,106 @@ hp_fate_occupies(int fate)
 	return fate == HP_FATE_TCACHE || fate == HP_FATE_FASTBIN;
 }
 
-/* ---- chunk_packed's packed columns ----
+/* ---- chunk_packed's columns ----
  *
- * who  = allocating thread (bits 0-21) + stack_id << 22 (0: none)
- * info = backing (bits 0-1) + call << 2 (3 bits) + fate << 5 (3 bits; 0: not
- *        freed, or its end was not seen) + slack << 8 (9 bits: chunk bytes -
- *        size; HP_SLACK_ESCAPE: the slack is in chunk_slack) + process_id << 17
- *        (24 bits) + freeing thread << 41 (0: not freed, or freed by the
- *        allocating thread)
- * Thread ids fit 22 bits (Linux's PID_MAX_LIMIT is 2^22); stack ids 32.
+ * A row stores what cannot be derived, in as few bytes as SQLite's
+ * integers allow (1 byte up to 127, 2 to 32767, 3 to 2^23, 4 to 2^31, 6 to
+ * 2^47; 0 and 1 take none):
+ *
+ * address = chunk address - the process's heap_start for a brk chunk (the
+ *           main heap is near its start: 3-4 bytes, not 6); else absolute
+ * alloc_after = alloc_ns - the process's started_ns
+ * what    = backing (bits 0-1) + (call - 1) << 2 (2 bits) + fate << 4
+ *           (3 bits; 0: not freed, or its end was not seen)
+ *           + HP_WHAT_SLACK (bit 7: chunk bytes - size is in chunk_slack;
+ *           clear: the chunk bytes are hp_chunk_bytes_derived(size), as for
+ *           nearly every brk and arena chunk) + stack_id << 8 (0: none)
+ * whose   = (process_id - 1) (bits 0-19) + allocating thread << 20 (0: the
+ *           process's main thread, whose id is its pid) + freeing thread
+ *           << 42 (0: not freed, or freed by the allocating thread)
+ * Thread ids fit 22 bits (Linux's PID_MAX_LIMIT is 2^22), stack ids 32,
+ * process ids 20. In the common case (one process, the main thread) whose
+ * is 0 and takes no byte.
  */
 #define HP_TID_LIMIT (1LL << 22)
 #define HP_STACK_ID_LIMIT (1LL << 32)
-#define HP_PROCESS_ID_LIMIT (1LL << 24)
-#define HP_SLACK_ESCAPE 511
+#define HP_PROCESS_ID_LIMIT (1LL << 20)
+#define HP_WHAT_SLACK 128
+
+/* The chunk bytes glibc gives a request of `size` bytes from a heap
+ * (request2size: 8 bytes of header, 16-byte steps, at least 32). */
+static inline uint64_t
+hp_chunk_bytes_derived(uint64_t size)
+{
+	return size + 23 < 32 ? 32 : (size + 23) & ~(uint64_t)15;
+}
 
 struct hp_chunk_fields {
 	int64_t process_id, alloc_tid, free_tid, stack_id;
-	uint64_t slack; /* chunk bytes - size */
 	int backing, call, fate;
 	bool freed;
+	bool slack_stored; /* chunk bytes are not hp_chunk_bytes_derived(size) */
 };
 
-/* Whether the fields fit the packing (ids within their limits). */
+/* Whether the fields fit the packing (ids and codes within their limits). */
 static inline bool
 hp_chunk_fits(const struct hp_chunk_fields *f)
 {
-	return f->process_id >= 0 && f->process_id < HP_PROCESS_ID_LIMIT && f->alloc_tid >= 0 &&
+	return f->process_id >= 1 && f->process_id <= HP_PROCESS_ID_LIMIT && f->alloc_tid >= 0 &&
 	       f->alloc_tid < HP_TID_LIMIT && f->free_tid >= 0 && f->free_tid < HP_TID_LIMIT &&
-	       f->stack_id >= 0 && f->stack_id < HP_STACK_ID_LIMIT;
+	       f->stack_id >= 0 && f->stack_id < HP_STACK_ID_LIMIT && f->backing >= 0 &&
+	       f->backing <= 3 && f->call >= 1 && f->call <= 4 && f->fate >= 0 && f->fate <= 7;
 }
 
 static inline int64_t
-hp_chunk_who(const struct hp_chunk_fields *f)
+hp_chunk_what(const struct hp_chunk_fields *f)
 {
-	return (int64_t)((uint64_t)f->alloc_tid | (uint64_t)f->stack_id << 22);
+	uint64_t w = (uint64_t)f->backing | (uint64_t)(f->call - 1) << 2 |
+		     (uint64_t)f->stack_id << 8;
+	if (f->freed)
+		w |= (uint64_t)f->fate << 4;
+	if (f->slack_stored)
+		w |= HP_WHAT_SLACK;
+	return (int64_t)w;
 }
 
+/* pid: the process's (its main thread's id). */
 static inline int64_t
-hp_chunk_info(const struct hp_chunk_fields *f)
+hp_chunk_whose(const struct hp_chunk_fields *f, int64_t pid)
 {
-	uint64_t info = (uint64_t)f->backing | (uint64_t)f->call << 2 |
-			(uint64_t)f->process_id << 17 |
-			(f->slack < HP_SLACK_ESCAPE ? f->slack : HP_SLACK_ESCAPE) << 8;
-	if (f->freed) {
-		if (f->free_tid != f->alloc_tid)
-			info |= (uint64_t)f->free_tid << 41;
-		info |= (uint64_t)f->fate << 5;
-	}
-	return (int64_t)info;
+	uint64_t w = (uint64_t)(f->process_id - 1);
+	if (f->alloc_tid != pid)
+		w |= (uint64_t)f->alloc_tid << 20;
+	if (f->freed && f->free_tid != f->alloc_tid)
+		w |= (uint64_t)f->free_tid << 42;
+	return (int64_t)w;
 }
 
-/* Decode who and info; slack is HP_SLACK_ESCAPE where chunk_slack has it,
- * free_tid is meaningful only for a freed chunk. */
+/* The process id of a row (to find its pid for hp_chunk_unpack). */
+static inline int64_t
+hp_chunk_process_id(int64_t whose)
+{
+	return (int64_t)((uint64_t)whose & (HP_PROCESS_ID_LIMIT - 1)) + 1;
+}
+
+/* Decode what and whose; free_tid is meaningful only for a freed chunk. */
 static inline struct hp_chunk_fields
-hp_chunk_unpack(int64_t who, int64_t info, bool freed)
+hp_chunk_unpack(int64_t what, int64_t whose, int64_t pid, bool freed)
 {
-	uint64_t w = (uint64_t)who, i = (uint64_t)info;
+	uint64_t w = (uint64_t)what, o = (uint64_t)whose;
 	struct hp_chunk_fields f = {
-		.alloc_tid = (int64_t)(w & (HP_TID_LIMIT - 1)),
-		.stack_id = (int64_t)(w >> 22),
-		.backing = (int)(i & 3),
-		.call = (int)(i >> 2 & 7),
-		.fate = (int)(i >> 5 & 7),
-		.slack = i >> 8 & 511,
-		.process_id = (int64_t)(i >> 17 & (HP_PROCESS_ID_LIMIT - 1)),
+		.process_id = hp_chunk_process_id(whose),
+		.alloc_tid = (int64_t)(o >> 20 & (HP_TID_LIMIT - 1)),
+		.stack_id = (int64_t)(w >> 8),
+		.backing = (int)(w & 3),
+		.call = (int)(w >> 2 & 3) + 1,
+		.fate = (int)(w >> 4 & 7),
 		.freed = freed,
+		.slack_stored = (w & HP_WHAT_SLACK) != 0,
 	};
-	f.free_tid = !freed ? 0 : i >> 41 ? (int64_t)(i >> 41) : f.alloc_tid;
+	if (f.alloc_tid == 0)
+		f.alloc_tid = pid;
+	f.free_tid = !freed ? 0 : o >> 42 ? (int64_t)(o >> 42) : f.alloc_tid;
 	return f;
 }
 

@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- heapprof database schema, version 4 (PRAGMA user_version below).
+-- heapprof database schema, version 5 (PRAGMA user_version below).
 --
 -- The contract between the recorder and the analyzer, and what users query
 -- with the sqlite3 shell. The views at the end (processes, chunks, frames,
@@ -33,7 +33,7 @@
 
 -- @tables
 PRAGMA application_id = 1213222470;  -- 0x48505246, "HPRF": a heapprof database
-PRAGMA user_version = 4;             -- this schema's version
+PRAGMA user_version = 5;             -- this schema's version
 
 -- Facts about the run, as key/value text.
 CREATE TABLE meta (
@@ -208,7 +208,8 @@ CREATE TABLE stack_frame (
   image_id INTEGER REFERENCES image,  -- NULL: in no known object
   offset   INTEGER NOT NULL,  -- address relative to the image's base (or absolute)
   PRIMARY KEY (stack_id, depth)
-) STRICT;
+) STRICT, WITHOUT ROWID;  -- the rows are their key's B-tree: no second copy in
+                          -- an index (python3, gcc: 2-3 bytes a chunk less)
 
 -- What the code at a return address is, after symbolization: one row per
 -- logical frame, level 0 the innermost (an inlined function), the last the
@@ -258,38 +259,43 @@ CREATE TABLE mark (
 -- allocator caches without a chunk of the program's in it is in heap_event.
 --
 -- Query the view chunk (every column decoded) or chunks (the stable
--- interface). This table is packed because a run writes one row per chunk,
--- millions a second, and SQLite's cost of a row grows with its columns
--- (~30 ns each, measured; going from 8 columns to 7 made a 2-thread churn
--- 7-9% faster): the allocating thread shares an integer with the stack, small
--- codes, the process and the freeing thread share another, and the rare
--- realloc link and large slack have tables of their own.
---
--- Thread ids fit 22 bits (Linux's limit, PID_MAX_LIMIT, is 2^22); a stack id
--- takes the 32 bits above them; a process id 24 bits.
+-- interface). This table stores only what cannot be derived, in as few
+-- bytes as SQLite's integers allow, because a run writes one row per chunk,
+-- millions a second: a row's cost in time grows with its columns (~30 ns
+-- each) and its size with the bytes of its values (1 byte up to 127, 2 up to
+-- 32767, 3 up to 2^23, 4 up to 2^31, 6 up to 2^47; 0 and 1 take none; NULL
+-- takes none). Measured, the file is 27-41 bytes a chunk with this layout
+-- against 43-59 with version 4's (README, "Benchmark"). schema/codes.h
+-- holds the packing (hp_chunk_what, hp_chunk_whose), the view chunk
+-- decodes it, and a test checks that both agree.
 --
 -- Columns marked "always" are never NULL, but say so only here: a NOT NULL
 -- constraint is checked for every row written (~5% of the time a row
--- takes). Times after the first are differences, which take fewer bytes.
+-- takes).
 CREATE TABLE chunk_packed (
   chunk_id       INTEGER PRIMARY KEY,
-  address        INTEGER,  -- always: chunk address (the user pointer is 16 bytes on)
+  address        INTEGER,  -- always: chunk address (the user pointer is 16 bytes
+                           -- on) - the process's heap_start for a brk chunk
+                           -- (3-4 bytes, not 6); absolute for the others
   size           INTEGER,  -- always: requested bytes
-  alloc_ns       INTEGER,  -- always: when allocated, ns
-  free_after     INTEGER,  -- ns from alloc_ns to the free; NULL: live when its
-                           -- process ended
+  alloc_after    INTEGER,  -- always: ns from the process's started_ns to the
+                           -- allocation (4-6 bytes, not 6-8)
+  free_after     INTEGER,  -- ns from the allocation to the free; NULL: live
+                           -- when its process ended
   released_after INTEGER,  -- cached (fate tcache or fastbin): ns from the free
                            -- until it stopped occupying the heap, by reuse at
                            -- the same address or by being merged into free space
-  who            INTEGER,  -- always: allocating thread (bits 0-21)
-                           -- + stack_id << 22 (0: no stack recorded)
-  info           INTEGER   -- always: backing code (bits 0-1) + call code << 2
-                           -- + fate code << 5 (0: not freed, or its end was
-                           -- not seen) + slack << 8 (9 bits: chunk bytes -
-                           -- size; 511: it is in chunk_slack)
-                           -- + process_id << 17 (24 bits) + freeing thread
-                           -- << 41 (0: not freed, or freed by the allocating
-                           -- thread)
+  what           INTEGER,  -- always: backing code (bits 0-1) + (call code - 1)
+                           -- << 2 + fate code << 4 (0: not freed, or its end
+                           -- was not seen) + 128 if the chunk bytes are in
+                           -- chunk_slack (else they are what glibc gives the
+                           -- size: max(32, (size + 23) & ~15)) + stack_id << 8
+                           -- (0: no stack recorded)
+  whose          INTEGER   -- always: process_id - 1 (bits 0-19) + allocating
+                           -- thread << 20 (0: the main thread, whose id is the
+                           -- pid) + freeing thread << 42 (0: not freed, or
+                           -- freed by the allocating thread); 0 in the common
+                           -- case, which takes no byte
 ) STRICT;
 
 -- A chunk made by a realloc that moved: the chunk it replaced.
@@ -298,8 +304,8 @@ CREATE TABLE chunk_realloc (
   realloc_from INTEGER NOT NULL  -- the chunk_id of the old chunk
 ) STRICT;
 
--- A chunk whose bytes exceed its size by 511 or more (most mmap chunks:
--- they are whole pages).
+-- A chunk whose bytes are not what glibc gives its size (what has bit 128):
+-- mmap chunks (whole pages), memalign's, and those realloc resized in place.
 CREATE TABLE chunk_slack (
   chunk_id INTEGER PRIMARY KEY REFERENCES chunk_packed,
   slack    INTEGER NOT NULL  -- chunk bytes - size
@@ -307,24 +313,29 @@ CREATE TABLE chunk_slack (
 
 -- Every column of a chunk, decoded; cheap to read (SQLite flattens it).
 CREATE VIEW chunk AS
-  SELECT chunk_id, (info >> 17) & 16777215 AS process_id, address, size,
-         size + CASE WHEN (info >> 8) & 511 < 511 THEN (info >> 8) & 511
-                     ELSE (SELECT s.slack FROM chunk_slack s
-                           WHERE s.chunk_id = c.chunk_id) END AS chunk_bytes,
-         info & 3 AS backing,
-         (info >> 2) & 7 AS call,
-         alloc_ns,
-         who & 4194303 AS alloc_tid,
-         alloc_ns + free_after AS free_ns,
-         CASE WHEN free_after IS NULL THEN NULL
-              WHEN info >> 41 = 0 THEN who & 4194303
-              ELSE info >> 41 END AS free_tid,
-         nullif((info >> 5) & 7, 0) AS fate,
-         alloc_ns + free_after + released_after AS released_ns,
-         nullif(who >> 22, 0) AS stack_id,
+  SELECT c.chunk_id, (c.whose & 1048575) + 1 AS process_id,
+         c.address + CASE WHEN c.what & 3 = 1 THEN coalesce(p.heap_start, 0) ELSE 0 END
+           AS address,
+         c.size,
+         CASE WHEN c.what & 128 = 0 THEN max(32, (c.size + 23) & ~15)
+              ELSE c.size + (SELECT s.slack FROM chunk_slack s
+                             WHERE s.chunk_id = c.chunk_id) END AS chunk_bytes,
+         c.what & 3 AS backing,
+         ((c.what >> 2) & 3) + 1 AS call,
+         p.started_ns + c.alloc_after AS alloc_ns,
+         coalesce(nullif((c.whose >> 20) & 4194303, 0), p.pid) AS alloc_tid,
+         p.started_ns + c.alloc_after + c.free_after AS free_ns,
+         CASE WHEN c.free_after IS NULL THEN NULL
+              WHEN (c.whose >> 42) & 4194303 = 0
+                THEN coalesce(nullif((c.whose >> 20) & 4194303, 0), p.pid)
+              ELSE (c.whose >> 42) & 4194303 END AS free_tid,
+         nullif((c.what >> 4) & 7, 0) AS fate,
+         p.started_ns + c.alloc_after + c.free_after + c.released_after AS released_ns,
+         nullif(c.what >> 8, 0) AS stack_id,
          (SELECT r.realloc_from FROM chunk_realloc r
           WHERE r.chunk_id = c.chunk_id) AS realloc_from
-  FROM chunk_packed c;
+  FROM chunk_packed c
+  LEFT JOIN process p ON p.process_id = (c.whose & 1048575) + 1;
 
 -- What the allocator did on its own, and the heap's shape over time: what a
 -- replay needs besides the chunks to say what is live, cached or free.

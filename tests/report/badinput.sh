@@ -33,6 +33,11 @@ for mode in report check html; do
 	cp "$DB" "$TMP/newer.db"
 	sqlite3 "$TMP/newer.db" 'PRAGMA user_version = 9'
 	expect2 "$mode: a newer schema" "schema version 9 is newer" "$HEAPPROF" $cmd "$TMP/newer.db" $lim
+	# version 4 stored chunk_packed differently (who, info): refused, not misread
+	cp "$DB" "$TMP/older.db"
+	sqlite3 "$TMP/older.db" 'PRAGMA user_version = 4'
+	expect2 "$mode: an older schema" "schema version 4 is not one this heapprof reads" \
+		"$HEAPPROF" $cmd "$TMP/older.db" $lim
 	head -c 100000 "$DB" >"$TMP/truncated.db"
 	expect2 "$mode: a truncated database" "heapprof: $TMP/truncated.db: " \
 		"$HEAPPROF" $cmd "$TMP/truncated.db" $lim

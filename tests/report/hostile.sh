@@ -31,7 +31,7 @@ cp "$DB" "$TMP/stack.db"
 # (the live pin's: keep_config's)
 sqlite3 "$TMP/stack.db" "UPDATE stack SET stack_id = 268435456 WHERE stack_id = 2;
 	UPDATE stack_frame SET stack_id = 268435456 WHERE stack_id = 2;
-	UPDATE chunk_packed SET who = (who & 4194303) | (268435456 << 22) WHERE who >> 22 = 2;"
+	UPDATE chunk_packed SET what = (what & 255) | (268435456 << 8) WHERE what >> 8 = 2;"
 check "a stack id of 2^28: the report, within bounds" 0 "$(bounded "$HEAPPROF" report "$TMP/stack.db")"
 check "and its function is still known" 1 \
 	"$(bounded "$HEAPPROF" report "$TMP/stack.db" --format json >/dev/null; python3 -c '
@@ -46,7 +46,8 @@ sqlite3 "$TMP/addr.db" "UPDATE chunk_packed SET address = 1 << 60
 check "a chunk at 2^60: exit 2, damaged" "2|1" \
 	"$(bounded "$HEAPPROF" report "$TMP/addr.db")|$(grep -c 'damaged: chunk [0-9]* has an address or size no process can have' "$TMP/err")"
 cp "$DB" "$TMP/neg.db"
-sqlite3 "$TMP/neg.db" "UPDATE chunk_packed SET address = -4096
+# (a brk chunk's address is stored relative to heap_start: far enough below)
+sqlite3 "$TMP/neg.db" "UPDATE chunk_packed SET address = -(1 << 52)
 	WHERE chunk_id = (SELECT min(chunk_id) FROM chunk_packed)"
 check "a negative address: exit 2, damaged" "2|1" \
 	"$(bounded "$HEAPPROF" check "$TMP/neg.db" --max-leaked 1G)|$(grep -c 'damaged' "$TMP/err")"
@@ -61,7 +62,8 @@ cp "$DB" "$TMP/huge.db"
 sqlite3 "$TMP/huge.db" "UPDATE heap_event SET bytes = address + (1 << 50)
 		WHERE rowid = (SELECT min(rowid) FROM heap_event WHERE kind = 1);
 	UPDATE chunk_packed SET address = (SELECT address + (1 << 50) - 65536 FROM heap_event
-		WHERE kind = 1 ORDER BY rowid LIMIT 1)
+		WHERE kind = 1 ORDER BY rowid LIMIT 1) - CASE WHEN what & 3 = 1 THEN
+		(SELECT heap_start FROM process WHERE process_id = (whose & 1048575) + 1) ELSE 0 END
 		WHERE chunk_id = (SELECT max(chunk_id) FROM chunk_packed);"
 check "a heap of 2^50 bytes: the report, within bounds" 0 "$(bounded "$HEAPPROF" report "$TMP/huge.db")"
 

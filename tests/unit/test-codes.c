@@ -3,9 +3,10 @@
  * test-codes - schema/codes.h against schema/heapprof.sql: every lookup
  * table (backing, fate, call, event_kind, range_state, map_kind, occupant)
  * holds exactly the header's codes and names, the version and application
- * id are the SQL's, and the `chunk` view decodes what hp_chunk_who() and
- * hp_chunk_info() encode (as does hp_chunk_unpack), over edge and random
- * values. A change to either side alone fails here.
+ * id are the SQL's, and the `chunk` view decodes what hp_chunk_what() and
+ * hp_chunk_whose() encode, with the address and times relative to the
+ * process's row (as does hp_chunk_unpack), over edge and random values. A
+ * change to either side alone fails here.
  *
  * Usage: test-codes [seed] [rows]
  */
@@ -100,17 +101,52 @@ fate_occupies(void)
 }
 
 struct row {
-	int64_t chunk_id, address, size, alloc_ns, free_ns, released_ns;
+	int64_t chunk_id, address, size, chunk_bytes, alloc_ns, free_ns, released_ns;
 	struct hp_chunk_fields f;
 };
+
+/* The process rows the chunk rows belong to: pid, started_ns, heap_start. */
+#define NPROC 5
+static const int64_t proc_ids[NPROC] = {1, 2, 3, 77, HP_PROCESS_ID_LIMIT};
+static const int64_t proc_pid[NPROC] = {4242, 4243, HP_TID_LIMIT - 1, 1, 99999};
+static const int64_t proc_started[NPROC] = {400000000000LL, 400000000001LL, 1, 1LL << 50, 7};
+static const int64_t proc_heap[NPROC] = {0x555555559000LL, 0xa437000LL, 0, 0x5600000000LL,
+					 0x1000};
+
+static void
+insert_processes(void)
+{
+	for (int i = 0; i < NPROC; i++) {
+		char sql[256];
+		snprintf(sql, sizeof(sql),
+			 "INSERT INTO process (process_id, pid, started_ns, heap_start) VALUES "
+			 "(%" PRId64 ", %" PRId64 ", %" PRId64 ", %" PRId64 ")",
+			 proc_ids[i], proc_pid[i], proc_started[i], proc_heap[i]);
+		if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+			fprintf(stderr, "test-codes: %s: %s\n", sql, sqlite3_errmsg(db));
+			exit(99);
+		}
+	}
+}
+
+static int
+proc_index(int64_t process_id)
+{
+	int i = 0;
+	while (proc_ids[i] != process_id)
+		i++;
+	return i;
+}
 
 static void
 insert_row(sqlite3_stmt *ins, sqlite3_stmt *ins_slack, const struct row *r)
 {
+	int k = proc_index(r->f.process_id);
 	sqlite3_bind_int64(ins, 1, r->chunk_id);
-	sqlite3_bind_int64(ins, 2, r->address);
+	sqlite3_bind_int64(ins, 2,
+			   r->address - (r->f.backing == HP_BACKING_BRK ? proc_heap[k] : 0));
 	sqlite3_bind_int64(ins, 3, r->size);
-	sqlite3_bind_int64(ins, 4, r->alloc_ns);
+	sqlite3_bind_int64(ins, 4, r->alloc_ns - proc_started[k]);
 	if (r->f.freed)
 		sqlite3_bind_int64(ins, 5, r->free_ns - r->alloc_ns);
 	else
@@ -119,16 +155,16 @@ insert_row(sqlite3_stmt *ins, sqlite3_stmt *ins_slack, const struct row *r)
 		sqlite3_bind_int64(ins, 6, r->released_ns - r->free_ns);
 	else
 		sqlite3_bind_null(ins, 6);
-	sqlite3_bind_int64(ins, 7, hp_chunk_who(&r->f));
-	sqlite3_bind_int64(ins, 8, hp_chunk_info(&r->f));
+	sqlite3_bind_int64(ins, 7, hp_chunk_what(&r->f));
+	sqlite3_bind_int64(ins, 8, hp_chunk_whose(&r->f, proc_pid[k]));
 	if (sqlite3_step(ins) != SQLITE_DONE) {
 		fprintf(stderr, "test-codes: insert: %s\n", sqlite3_errmsg(db));
 		exit(99);
 	}
 	sqlite3_reset(ins);
-	if (r->f.slack >= HP_SLACK_ESCAPE) {
+	if (r->f.slack_stored) {
 		sqlite3_bind_int64(ins_slack, 1, r->chunk_id);
-		sqlite3_bind_int64(ins_slack, 2, (int64_t)r->f.slack);
+		sqlite3_bind_int64(ins_slack, 2, r->chunk_bytes - r->size);
 		if (sqlite3_step(ins_slack) != SQLITE_DONE)
 			exit(99);
 		sqlite3_reset(ins_slack);
@@ -141,7 +177,7 @@ view_matches(sqlite3_stmt *q, const struct row *r)
 {
 	const struct hp_chunk_fields *f = &r->f;
 	int64_t want[] = {
-		f->process_id, r->address, r->size, r->size + (int64_t)f->slack, f->backing,
+		f->process_id, r->address, r->size, r->chunk_bytes, f->backing,
 		f->call, r->alloc_ns, f->alloc_tid, r->free_ns, f->free_tid, f->fate,
 		r->released_ns, f->stack_id,
 	};
@@ -173,12 +209,14 @@ view_matches(sqlite3_stmt *q, const struct row *r)
 static bool
 unpack_matches(const struct row *r)
 {
+	int64_t pid = proc_pid[proc_index(r->f.process_id)];
+	int64_t whose = hp_chunk_whose(&r->f, pid);
 	struct hp_chunk_fields u =
-		hp_chunk_unpack(hp_chunk_who(&r->f), hp_chunk_info(&r->f), r->f.freed);
-	uint64_t slack = r->f.slack < HP_SLACK_ESCAPE ? r->f.slack : HP_SLACK_ESCAPE;
-	return u.process_id == r->f.process_id && u.alloc_tid == r->f.alloc_tid &&
+		hp_chunk_unpack(hp_chunk_what(&r->f), whose, pid, r->f.freed);
+	return hp_chunk_process_id(whose) == r->f.process_id &&
+	       u.process_id == r->f.process_id && u.alloc_tid == r->f.alloc_tid &&
 	       u.stack_id == r->f.stack_id && u.backing == r->f.backing && u.call == r->f.call &&
-	       u.slack == slack && u.freed == r->f.freed &&
+	       u.slack_stored == r->f.slack_stored && u.freed == r->f.freed &&
 	       (!r->f.freed || (u.fate == r->f.fate && u.free_tid == r->f.free_tid));
 }
 
@@ -188,23 +226,33 @@ random_row(struct row *r, int64_t id, uint64_t *g)
 	static const int64_t edge_tid[] = {1, 2, HP_TID_LIMIT - 1};
 	memset(r, 0, sizeof(*r));
 	r->chunk_id = id;
-	r->address = (int64_t)(0x555555554000ULL + (rng_next(g) % (1u << 30)) * 16);
+	int k = rng_next(g) % 4 ? (int)(rng_next(g) % 2) : (int)(rng_next(g) % NPROC);
+	r->f.process_id = proc_ids[k];
+	r->f.backing = HP_BACKING_BRK + (int)(rng_next(g) % 3);
+	r->address = (r->f.backing == HP_BACKING_BRK ? proc_heap[k] : 0x7f0000000000LL) +
+		     (int64_t)(rng_next(g) % (1u << 30)) * 16;
 	r->size = (int64_t)(rng_next(g) % 5000);
-	r->alloc_ns = (int64_t)(rng_next(g) % (1ULL << 50));
-	r->f.process_id = 1 + (int64_t)(rng_next(g) % 3 ? rng_next(g) % 4
-						      : rng_next(g) % (HP_PROCESS_ID_LIMIT - 1));
-	r->f.alloc_tid = rng_next(g) % 4 ? 1 + (int64_t)(rng_next(g) % 40000)
-					 : edge_tid[rng_next(g) % 3];
+	r->alloc_ns = proc_started[k] + (int64_t)(rng_next(g) % (1ULL << 40));
+	/* the main thread (its id the pid), another, or an edge */
+	r->f.alloc_tid = rng_next(g) % 3 == 0	? proc_pid[k]
+			 : rng_next(g) % 4	? 1 + (int64_t)(rng_next(g) % 40000)
+						: edge_tid[rng_next(g) % 3];
 	r->f.stack_id = rng_next(g) % 8 ? (int64_t)(rng_next(g) % 100000)
 					: (int64_t)(rng_next(g) % HP_STACK_ID_LIMIT);
-	r->f.backing = HP_BACKING_BRK + (int)(rng_next(g) % 3);
 	r->f.call = HP_CALL_MALLOC + (int)(rng_next(g) % 4);
-	r->f.slack = rng_next(g) % 4 ? rng_next(g) % 32 : rng_next(g) % 100000;
+	/* the bytes glibc gives the size, or any others (then stored) */
+	r->chunk_bytes = (int64_t)hp_chunk_bytes_derived((uint64_t)r->size);
+	if (r->f.backing == HP_BACKING_MMAP || rng_next(g) % 4 == 0) {
+		r->chunk_bytes = r->size + (int64_t)(rng_next(g) % 100000);
+		r->f.slack_stored = true;
+	}
 	r->f.freed = rng_next(g) % 5 != 0;
 	if (r->f.freed) {
 		r->free_ns = r->alloc_ns + (int64_t)(rng_next(g) % (1ULL << 36));
 		r->f.fate = (int)(rng_next(g) % 6); /* 0: its end not seen */
-		r->f.free_tid = rng_next(g) % 2 ? r->f.alloc_tid : 1 + (int64_t)(rng_next(g) % 40000);
+		r->f.free_tid = rng_next(g) % 2	    ? r->f.alloc_tid
+				: rng_next(g) % 4 ? 1 + (int64_t)(rng_next(g) % 40000)
+						  : edge_tid[rng_next(g) % 3];
 		if (hp_fate_occupies(r->f.fate) && rng_next(g) % 2)
 			r->released_ns = r->free_ns + 1 + (int64_t)(rng_next(g) % 1000000);
 	}
@@ -220,8 +268,8 @@ chunk_view(uint64_t seed, int nrows)
 
 	if (!rows ||
 	    sqlite3_prepare_v2(db,
-			       "INSERT INTO chunk_packed (chunk_id, address, size, alloc_ns, "
-			       "free_after, released_after, who, info) VALUES (?1, ?2, ?3, ?4, ?5, "
+			       "INSERT INTO chunk_packed (chunk_id, address, size, alloc_after, "
+			       "free_after, released_after, what, whose) VALUES (?1, ?2, ?3, ?4, ?5, "
 			       "?6, ?7, ?8)",
 			       -1, &ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "INSERT INTO chunk_slack (chunk_id, slack) VALUES (?1, ?2)",
@@ -234,6 +282,7 @@ chunk_view(uint64_t seed, int nrows)
 		fprintf(stderr, "test-codes: prepare: %s\n", sqlite3_errmsg(db));
 		exit(99);
 	}
+	insert_processes();
 	for (int i = 0; i < nrows; i++) {
 		random_row(&rows[i], i + 1, &g);
 		insert_row(ins, ins_slack, &rows[i]);
@@ -244,9 +293,9 @@ chunk_view(uint64_t seed, int nrows)
 		if (!unpack_matches(&rows[i]))
 			bad_unpack++;
 	}
-	CHECK(bad_view == 0, "chunk view decodes hp_chunk_who/info: %d of %d rows differ (seed %"
+	CHECK(bad_view == 0, "chunk view decodes hp_chunk_what/whose: %d of %d rows differ (seed %"
 	      PRIu64 ")", bad_view, nrows, seed);
-	CHECK(bad_unpack == 0, "hp_chunk_unpack inverts hp_chunk_who/info: %d of %d rows differ",
+	CHECK(bad_unpack == 0, "hp_chunk_unpack inverts hp_chunk_what/whose: %d of %d rows differ",
 	      bad_unpack, nrows);
 	sqlite3_finalize(ins);
 	sqlite3_finalize(ins_slack);
