@@ -61,6 +61,7 @@ enum {
 	S_DELETE_INTERVAL,
 	S_MARK,
 	S_PROGRAM_MMAP,
+	S_CHUNK_EPOCH,
 	S_COUNT
 };
 
@@ -87,13 +88,14 @@ static const char *const stmt_sql[S_COUNT] = {
 	/* chunk_id is left to SQLite (the last one plus one): an insert that
 	 * appends skips the search a given rowid costs (~20% faster); the ids
 	 * are the collector's all the same, which write_batch checks */
-	[S_CHUNK_ROWS] = "INSERT OR FAIL INTO chunk_packed (address, size, alloc_after, free_after, "
+	[S_CHUNK_ROWS] = "INSERT OR FAIL INTO chunk_packed (address, size, alloc_rel, free_after, "
 			 "released_after, what, whose) SELECT * FROM hp_chunk_rows",
 	[S_REALLOC_ROWS] = "INSERT OR FAIL INTO chunk_realloc (chunk_id, realloc_from) "
 			   "SELECT * FROM hp_realloc_rows",
 	[S_SLACK_ROWS] = "INSERT OR FAIL INTO chunk_slack (chunk_id, slack) "
 			 "SELECT * FROM hp_slack_rows",
-	[S_EVENT_ROWS] = "INSERT OR FAIL INTO heap_event (process_id, ns, kind, address, bytes, value) "
+	[S_EVENT_ROWS] = "INSERT OR FAIL INTO heap_event (process_id, ns_after, kind, address, bytes, "
+			 "value) "
 			 "SELECT * FROM hp_event_rows",
 	[S_CHUNK_RELEASED] = "UPDATE chunk_packed SET released_after = ?2 WHERE chunk_id = ?1",
 	[S_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
@@ -140,6 +142,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_DELETE_INTERVAL] = "DELETE FROM interval WHERE interval_id = ?1",
 	[S_MARK] = "INSERT INTO mark (process_id, ns, name) VALUES (?1, ?2, ?3)",
 	[S_PROGRAM_MMAP] = "INSERT INTO program_mmap VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	[S_CHUNK_EPOCH] = "INSERT INTO chunk_epoch (block, base_ns) VALUES (?1, ?2)",
 };
 
 /* ---- bulk rows: arrays read by a virtual table ---- */
@@ -349,6 +352,7 @@ enum op {
 	OP_EXEC,
 	OP_MARK,
 	OP_PROGRAM_MMAP,
+	OP_CHUNK_EPOCH,
 };
 
 struct batch {
@@ -417,6 +421,7 @@ struct db {
 	/* the collector's side */
 	struct batch *cur;
 	uint64_t cur_since;  /* when cur got its first content */
+	int64_t epoch_block, epoch_ns; /* chunk_epoch: the last block's, its base */
 	struct image_id *images;
 	size_t nimages;
 	struct addrs addrs; /* every frame's (image, offset), once */
@@ -828,6 +833,12 @@ run_ops(struct db *db, const struct buf *ops)
 				bind_get_opt(s, i, &r);
 			step(db, S_PROGRAM_MMAP, "program_mmap");
 			break;
+		case OP_CHUNK_EPOCH:
+			s = db->s[S_CHUNK_EPOCH];
+			sqlite3_bind_int64(s, 1, get_i64(&r));
+			sqlite3_bind_int64(s, 2, get_i64(&r));
+			step(db, S_CHUNK_EPOCH, "chunk_epoch");
+			break;
 		default:
 			set_error(db, "internal: bad batch operation");
 			return;
@@ -1074,13 +1085,14 @@ db_create(const char *path, char *err, size_t errcap)
 	db->queue_tail = &db->queue;
 	db->cur = batch_new();
 	db->next_module_id = 1;
+	db->epoch_block = -1;
 	db->max_queued = MAX_QUEUED;
-	db->chunk_src.decl = "CREATE TABLE x (address, size, alloc_after, free_after, "
+	db->chunk_src.decl = "CREATE TABLE x (address, size, alloc_rel, free_after, "
 			     "released_after, what, whose)";
 	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
 	db->slack_src.decl = "CREATE TABLE x (chunk_id, slack)";
 	db->frame_src.decl = "CREATE TABLE x (stack_id, depth, image_id, offset)";
-	db->event_src.decl = "CREATE TABLE x (process_id, ns, kind, address, bytes, value)";
+	db->event_src.decl = "CREATE TABLE x (process_id, ns_after, kind, address, bytes, value)";
 	db->snapchunk_src.decl = "CREATE TABLE x (chunk_id, snapshot_id, address, size, "
 				 "chunk_bytes, occupant, backing, call, fate, alloc_ns, alloc_tid, "
 				 "free_ns, free_tid, stack_id)";
@@ -1414,7 +1426,16 @@ db_chunk(struct db *db, const struct db_chunk *c)
 		   (int64_t)(c->address - (c->backing == HP_BACKING_BRK ? (uint64_t)c->heap_start
 									: 0)));
 	rowbuf_set(b, r, 1, (int64_t)c->size);
-	rowbuf_set(b, r, 2, c->alloc_ns - c->started_ns);
+	/* the first row of a block of chunk ids sets its base time: its end
+	 * (rows come in the order of ends, so the block's are near it) */
+	if (c->chunk_id >> HP_EPOCH_SHIFT != db->epoch_block) {
+		db->epoch_block = c->chunk_id >> HP_EPOCH_SHIFT;
+		db->epoch_ns = c->released_ns ? c->released_ns : c->free_ns ? c->free_ns : c->alloc_ns;
+		put_op(db, OP_CHUNK_EPOCH);
+		put_i64(&db->cur->ops, db->epoch_block);
+		put_i64(&db->cur->ops, db->epoch_ns);
+	}
+	rowbuf_set(b, r, 2, c->alloc_ns - db->epoch_ns);
 	if (c->free_ns)
 		rowbuf_set(b, r, 3, c->free_ns - c->alloc_ns);
 	if (c->released_ns)
@@ -1455,7 +1476,8 @@ db_chunk_released(struct db *db, int64_t chunk_id, int64_t free_ns, int64_t rele
 
 void
 db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t address,
-	      uint64_t bytes, int64_t value, bool has_value)
+	      uint64_t bytes, int64_t value, bool has_value, int64_t started_ns,
+	      uint64_t heap_start)
 {
 	struct rowbuf *b = &db->cur->events;
 	int64_t *r;
@@ -1468,10 +1490,11 @@ db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t 
 		db->cur_since = mono_ns();
 	r = rowbuf_add(b);
 	rowbuf_set(b, r, 0, process_id);
-	rowbuf_set(b, r, 1, ns);
+	/* relative, as codes.h says: fewer bytes */
+	rowbuf_set(b, r, 1, ns - started_ns);
 	rowbuf_set(b, r, 2, kind);
-	rowbuf_set(b, r, 3, (int64_t)address);
-	rowbuf_set(b, r, 4, (int64_t)bytes);
+	rowbuf_set(b, r, 3, (int64_t)(address - heap_start));
+	rowbuf_set(b, r, 4, (int64_t)(kind == HP_HEV_BRK ? bytes - heap_start : bytes));
 	if (has_value)
 		rowbuf_set(b, r, 5, value);
 }

@@ -683,13 +683,45 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			db->procs[only].in.chunks = xmalloc(cap[only] * sizeof(struct rp_chunk));
 		}
 	}
-	if (sqlite3_prepare_v2(db->h,
-			       "SELECT whose, address, size, alloc_after, free_after, released_after, "
+	/* the base times of the blocks of chunk ids (as many blocks as the
+	 * file has room for: a damaged one's ids are any numbers) */
+	struct epoch {
+		int64_t ns;
+		bool set;
+	} *epochs = NULL;
+	size_t nepochs = 0;
+	{
+		int64_t max_id = query_int(db->h, "SELECT max(chunk_id) FROM chunk_packed", 0, &rc);
+		struct stat st;
+		if (stat(db->path, &st) == 0 && max_id > st.st_size / 8)
+			max_id = st.st_size / 8;
+		if (rc == SQLITE_OK && max_id > 0)
+			nepochs = ((size_t)max_id >> HP_EPOCH_SHIFT) + 1;
+		epochs = xcalloc(nepochs ? nepochs : 1, sizeof(*epochs));
+	}
+	if (sqlite3_prepare_v2(db->h, "SELECT block, base_ns FROM chunk_epoch", -1, &s, NULL) !=
+	    SQLITE_OK) {
+		free(epochs);
+		free(need);
+		free(cap);
+		return fail_sql(db, err, errcap);
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t block = sqlite3_column_int64(s, 0);
+		if (block >= 0 && (uint64_t)block < nepochs)
+			epochs[block] = (struct epoch){sqlite3_column_int64(s, 1), true};
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	if (rc != SQLITE_DONE ||
+	    sqlite3_prepare_v2(db->h,
+			       "SELECT whose, address, size, alloc_rel, free_after, released_after, "
 			       "chunk_id, what FROM chunk_packed",
 			       -1, &s, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db->h, "SELECT slack FROM chunk_slack WHERE chunk_id = ?1", -1,
 			       &slack_q, NULL) != SQLITE_OK) {
 		sqlite3_finalize(s);
+		free(epochs);
 		free(need);
 		free(cap);
 		return fail_sql(db, err, errcap);
@@ -709,8 +741,20 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			in->chunks = xrealloc(in->chunks, cap[k] * sizeof(*in->chunks));
 		}
 		uint64_t size = (uint64_t)sqlite3_column_int64(s, 2);
-		int64_t alloc_ns =
-			(int64_t)((uint64_t)in->started_ns + (uint64_t)sqlite3_column_int64(s, 3));
+		int64_t chunk_id = sqlite3_column_int64(s, 6);
+		uint64_t block = (uint64_t)chunk_id >> HP_EPOCH_SHIFT;
+		if (chunk_id < 0 || block >= nepochs || !epochs[block].set) {
+			snprintf(err, errcap, "damaged: chunk %lld has no base time (chunk_epoch)",
+				 (long long)chunk_id);
+			sqlite3_finalize(s);
+			sqlite3_finalize(slack_q);
+			free(epochs);
+			free(need);
+			free(cap);
+			return -1;
+		}
+		int64_t alloc_ns = (int64_t)((uint64_t)epochs[block].ns +
+					     (uint64_t)sqlite3_column_int64(s, 3));
 		/* differences added without overflow, whatever the file holds */
 		int64_t free_ns = !freed ? 0
 					  : (int64_t)((uint64_t)alloc_ns +
@@ -736,6 +780,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 				 (long long)sqlite3_column_int64(s, 6));
 			sqlite3_finalize(s);
 			sqlite3_finalize(slack_q);
+			free(epochs);
 			free(need);
 			free(cap);
 			return -1;
@@ -755,6 +800,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	}
 	sqlite3_finalize(s);
 	sqlite3_finalize(slack_q);
+	free(epochs);
 	if (rc != SQLITE_DONE) {
 		free(need);
 		free(cap);
@@ -765,7 +811,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	 * writes each process's events in time order, so no index or sort is
 	 * needed (a file where they are not is sorted here) */
 	if (sqlite3_prepare_v2(db->h,
-			       "SELECT process_id, ns, kind, address, bytes, value FROM heap_event "
+			       "SELECT process_id, ns_after, kind, address, bytes, value FROM heap_event "
 			       "ORDER BY rowid",
 			       -1, &s, NULL) != SQLITE_OK) {
 		free(need);
@@ -784,8 +830,13 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			cap[k] = cap[k] ? cap[k] * 2 : 256;
 			in->events = xrealloc(in->events, cap[k] * sizeof(*in->events));
 		}
-		int64_t addr = sqlite3_column_int64(s, 3), bytes = sqlite3_column_int64(s, 4);
+		/* stored relative to the process (codes.h); added without
+		 * overflow, whatever the file holds */
 		int kind = sqlite3_column_int(s, 2);
+		int64_t addr = (int64_t)((uint64_t)sqlite3_column_int64(s, 3) + in->heap_start);
+		int64_t bytes = sqlite3_column_int64(s, 4);
+		if (kind == HP_HEV_BRK)
+			bytes = (int64_t)((uint64_t)bytes + in->heap_start);
 		/* brk: two breaks; the others: a range */
 		if (addr < 0 || addr >= MAX_ADDR || bytes < 0 || bytes >= MAX_ADDR ||
 		    (kind != HP_HEV_BRK && addr + bytes > MAX_ADDR)) {
@@ -800,7 +851,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		}
 		struct rp_event *ev = &in->events[in->nevents++];
 		*ev = (struct rp_event){
-			.ns = sqlite3_column_int64(s, 1),
+			.ns = (int64_t)((uint64_t)in->started_ns + (uint64_t)sqlite3_column_int64(s, 1)),
 			.kind = (uint8_t)kind,
 			.addr = (uint64_t)addr,
 			.bytes = (uint64_t)bytes,

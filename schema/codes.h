@@ -108,7 +108,9 @@ hp_fate_occupies(int fate)
  *
  * address = chunk address - the process's heap_start for a brk chunk (the
  *           main heap is near its start: 3-4 bytes, not 6); else absolute
- * alloc_after = alloc_ns - the process's started_ns
+ * alloc_rel = alloc_ns - chunk_epoch.base_ns of the row's block (chunk_id >>
+ *           HP_EPOCH_SHIFT): the base is the end of the block's first row,
+ *           and rows come in the order of ends, so 2-3 bytes, not 6-8
  * what    = backing (bits 0-1) + (call - 1) << 2 (2 bits) + fate << 4
  *           (3 bits; 0: not freed, or its end was not seen)
  *           + HP_WHAT_SLACK (bit 7: chunk bytes - size is in chunk_slack;
@@ -117,6 +119,9 @@ hp_fate_occupies(int fate)
  * whose   = (process_id - 1) (bits 0-19) + allocating thread << 20 (0: the
  *           process's main thread, whose id is its pid) + freeing thread
  *           << 42 (0: not freed, or freed by the allocating thread)
+ * heap_event likewise: ns_after = ns - the process's started_ns, address
+ * (and a brk row's bytes, the new break) - the process's heap_start.
+ *
  * Thread ids fit 22 bits (Linux's PID_MAX_LIMIT is 2^22), stack ids 32,
  * process ids 20. In the common case (one process, the main thread) whose
  * is 0 and takes no byte.
@@ -125,6 +130,7 @@ hp_fate_occupies(int fate)
 #define HP_STACK_ID_LIMIT (1LL << 32)
 #define HP_PROCESS_ID_LIMIT (1LL << 20)
 #define HP_WHAT_SLACK 128
+#define HP_EPOCH_SHIFT 10 /* chunk ids in a block of chunk_epoch */
 
 /* The chunk bytes glibc gives a request of `size` bytes from a heap
  * (request2size: 8 bytes of header, 16-byte steps, at least 32). */

@@ -278,8 +278,8 @@ CREATE TABLE chunk_packed (
                            -- on) - the process's heap_start for a brk chunk
                            -- (3-4 bytes, not 6); absolute for the others
   size           INTEGER,  -- always: requested bytes
-  alloc_after    INTEGER,  -- always: ns from the process's started_ns to the
-                           -- allocation (4-6 bytes, not 6-8)
+  alloc_rel      INTEGER,  -- always: alloc_ns - the base_ns of its block in
+                           -- chunk_epoch (2-3 bytes, not 6-8)
   free_after     INTEGER,  -- ns from the allocation to the free; NULL: live
                            -- when its process ended
   released_after INTEGER,  -- cached (fate tcache or fastbin): ns from the free
@@ -296,6 +296,14 @@ CREATE TABLE chunk_packed (
                            -- pid) + freeing thread << 42 (0: not freed, or
                            -- freed by the allocating thread); 0 in the common
                            -- case, which takes no byte
+) STRICT;
+
+-- The base time of each block of 1024 chunk ids (chunk_id >> 10): the end
+-- of its first row (rows come in the order of ends, so the block's
+-- allocation times are near it, and small differences from it).
+CREATE TABLE chunk_epoch (
+  block   INTEGER PRIMARY KEY,  -- chunk_id >> 10
+  base_ns INTEGER NOT NULL      -- ns
 ) STRICT;
 
 -- A chunk made by a realloc that moved: the chunk it replaced.
@@ -322,30 +330,34 @@ CREATE VIEW chunk AS
                              WHERE s.chunk_id = c.chunk_id) END AS chunk_bytes,
          c.what & 3 AS backing,
          ((c.what >> 2) & 3) + 1 AS call,
-         p.started_ns + c.alloc_after AS alloc_ns,
+         e.base_ns + c.alloc_rel AS alloc_ns,
          coalesce(nullif((c.whose >> 20) & 4194303, 0), p.pid) AS alloc_tid,
-         p.started_ns + c.alloc_after + c.free_after AS free_ns,
+         e.base_ns + c.alloc_rel + c.free_after AS free_ns,
          CASE WHEN c.free_after IS NULL THEN NULL
               WHEN (c.whose >> 42) & 4194303 = 0
                 THEN coalesce(nullif((c.whose >> 20) & 4194303, 0), p.pid)
               ELSE (c.whose >> 42) & 4194303 END AS free_tid,
          nullif((c.what >> 4) & 7, 0) AS fate,
-         p.started_ns + c.alloc_after + c.free_after + c.released_after AS released_ns,
+         e.base_ns + c.alloc_rel + c.free_after + c.released_after AS released_ns,
          nullif(c.what >> 8, 0) AS stack_id,
          (SELECT r.realloc_from FROM chunk_realloc r
           WHERE r.chunk_id = c.chunk_id) AS realloc_from
   FROM chunk_packed c
-  LEFT JOIN process p ON p.process_id = (c.whose & 1048575) + 1;
+  LEFT JOIN process p ON p.process_id = (c.whose & 1048575) + 1
+  LEFT JOIN chunk_epoch e ON e.block = c.chunk_id >> 10;
 
 -- What the allocator did on its own, and the heap's shape over time: what a
 -- replay needs besides the chunks to say what is live, cached or free.
 CREATE TABLE heap_event (
   process_id INTEGER NOT NULL REFERENCES process,
-  ns         INTEGER NOT NULL,  -- when, ns; a process's rows are in time
-                                -- order (by rowid), none at the same ns
+  ns_after   INTEGER NOT NULL,  -- when: ns since the process's started_ns; a
+                                -- process's rows are in time order (by
+                                -- rowid), none at the same ns
   kind       INTEGER NOT NULL REFERENCES event_kind,
-  address    INTEGER NOT NULL,  -- brk: old break; others: start of the range
-  bytes      INTEGER NOT NULL,  -- brk: new break; others: length of the range
+  address    INTEGER NOT NULL,  -- brk: old break; others: start of the range;
+                                -- both minus the process's heap_start
+  bytes      INTEGER NOT NULL,  -- brk: new break, minus the process's
+                                -- heap_start; others: length of the range
   value      INTEGER            -- map, unmap: a map_kind code;
                                 -- state (a range that is no chunk of the
                                 -- program's, or a cached chunk of the
@@ -354,6 +366,17 @@ CREATE TABLE heap_event (
                                 -- resize: the chunk's old bytes;
                                 -- inherited_free: the fate code
 ) STRICT;
+
+-- heap_event with its times and addresses absolute (stored relative to the
+-- process, as they take fewer bytes so).
+CREATE VIEW heap_events AS
+  SELECT e.rowid AS event_id, e.process_id, p.started_ns + e.ns_after AS ns, e.kind,
+         coalesce(p.heap_start, 0) + e.address AS address,
+         CASE WHEN e.kind = 1 THEN coalesce(p.heap_start, 0) + e.bytes ELSE e.bytes END
+           AS bytes,
+         e.value
+  FROM heap_event e
+  LEFT JOIN process p USING (process_id);
 
 -- What the collector computed of each process image's heaps while it loaded
 -- the recording: the figures at its end and over its run (words as in the

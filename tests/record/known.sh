@@ -59,9 +59,9 @@ check "site_f: reused two tcache chunks of site_a: same address, released as it 
 check "site_a: the other 5 tcache chunks were still cached at the end" 5 \
 	"$(q "$DB" "SELECT count(*) FROM $(in_site site_a) WHERE fate = 'tcache' AND released_ns IS NULL")"
 check "times are unique within the process" 0 \
-	"$(q "$DB" "SELECT count(*) - count(DISTINCT t) FROM (SELECT alloc_ns AS t FROM chunk UNION ALL SELECT free_ns FROM chunk WHERE free_ns IS NOT NULL UNION ALL SELECT ns FROM heap_event)")"
+	"$(q "$DB" "SELECT count(*) - count(DISTINCT t) FROM (SELECT alloc_ns AS t FROM chunk UNION ALL SELECT free_ns FROM chunk WHERE free_ns IS NOT NULL UNION ALL SELECT ns FROM heap_events)")"
 check "each process's heap events are in time order by rowid (the report reads them so)" 0 \
-	"$(q "$DB" "SELECT count(*) FROM (SELECT ns, lag(ns) OVER (PARTITION BY process_id ORDER BY rowid) AS prev FROM heap_event) WHERE ns <= prev")"
+	"$(q "$DB" "SELECT count(*) FROM (SELECT ns, lag(ns) OVER (PARTITION BY process_id ORDER BY event_id) AS prev FROM heap_events) WHERE ns <= prev")"
 check "every chunk has a stack" 0 "$(q "$DB" 'SELECT count(*) FROM chunk WHERE stack_id IS NULL')"
 check "freed by the thread that allocated it" 0 \
 	"$(q "$DB" "SELECT count(*) FROM chunk WHERE free_ns IS NOT NULL AND (free_tid IS NULL OR free_tid <> alloc_tid)")"

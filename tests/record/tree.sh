@@ -41,5 +41,5 @@ check "argv of a leaf" '["'"$PROGS"'/rec-tree","leaf"]' \
 	"$(q "$DB" "SELECT DISTINCT argv FROM process WHERE argv LIKE '%leaf%' LIMIT 1")"
 check "nothing truncated anywhere" 0 "$(q "$DB" 'SELECT sum(truncated_records) + sum(dropped_events) FROM process')"
 check "heap events of several processes: each one's in time order by rowid" "0 1" \
-	"$(q "$DB" "SELECT count(*) FILTER (WHERE ns <= prev), count(DISTINCT process_id) > 1 FROM (SELECT process_id, ns, lag(ns) OVER (PARTITION BY process_id ORDER BY rowid) AS prev FROM heap_event)" | tr '|' ' ')"
+	"$(q "$DB" "SELECT count(*) FILTER (WHERE ns <= prev), count(DISTINCT process_id) > 1 FROM (SELECT process_id, ns, lag(ns) OVER (PARTITION BY process_id ORDER BY event_id) AS prev FROM heap_events)" | tr '|' ' ')"
 finish

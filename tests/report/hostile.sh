@@ -57,13 +57,14 @@ sqlite3 "$TMP/brk.db" "UPDATE heap_event SET bytes = 1 << 60
 check "a break at 2^60: exit 2, damaged" "2|1" \
 	"$(bounded "$HEAPPROF" report "$TMP/brk.db")|$(grep -c 'damaged: a heap event of process' "$TMP/err")"
 # a heap of 2^50 bytes (possible) with a chunk at its top: the report
-# takes memory for the chunks, not for the heap's extent
+# takes memory for the chunks, not for the heap's extent (a brk chunk's
+# address and the heap events' are stored relative to heap_start)
 cp "$DB" "$TMP/huge.db"
 sqlite3 "$TMP/huge.db" "UPDATE heap_event SET bytes = address + (1 << 50)
 		WHERE rowid = (SELECT min(rowid) FROM heap_event WHERE kind = 1);
 	UPDATE chunk_packed SET address = (SELECT address + (1 << 50) - 65536 FROM heap_event
-		WHERE kind = 1 ORDER BY rowid LIMIT 1) - CASE WHEN what & 3 = 1 THEN
-		(SELECT heap_start FROM process WHERE process_id = (whose & 1048575) + 1) ELSE 0 END
+		WHERE kind = 1 ORDER BY rowid LIMIT 1) + CASE WHEN what & 3 = 1 THEN 0 ELSE
+		(SELECT heap_start FROM process WHERE process_id = (whose & 1048575) + 1) END
 		WHERE chunk_id = (SELECT max(chunk_id) FROM chunk_packed);"
 check "a heap of 2^50 bytes: the report, within bounds" 0 "$(bounded "$HEAPPROF" report "$TMP/huge.db")"
 

@@ -518,7 +518,7 @@ def main():
             dst.write(src.read())
         con = sqlite3.connect(shuffled)
         n = con.execute("SELECT count(*) FROM heap_event").fetchone()[0]
-        con.executescript("CREATE TEMP TABLE ev AS SELECT * FROM heap_event ORDER BY ns DESC;"
+        con.executescript("CREATE TEMP TABLE ev AS SELECT * FROM heap_event ORDER BY ns_after DESC;"
                           "DELETE FROM heap_event; INSERT INTO heap_event SELECT * FROM ev;")
         con.commit()
         con.close()

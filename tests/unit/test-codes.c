@@ -129,6 +129,25 @@ insert_processes(void)
 	}
 }
 
+/* chunk_epoch: each block's base time, somewhere in its rows' times */
+static int64_t
+epoch_base(int64_t chunk_id)
+{
+	return 400000000000LL + (chunk_id >> HP_EPOCH_SHIFT) * 1000003;
+}
+
+static void
+insert_epochs(int nrows)
+{
+	for (int64_t b = 0; b <= (int64_t)nrows >> HP_EPOCH_SHIFT; b++) {
+		char sql[128];
+		snprintf(sql, sizeof(sql), "INSERT INTO chunk_epoch VALUES (%" PRId64 ", %" PRId64 ")",
+			 b, epoch_base(b << HP_EPOCH_SHIFT));
+		if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+			exit(99);
+	}
+}
+
 static int
 proc_index(int64_t process_id)
 {
@@ -146,7 +165,7 @@ insert_row(sqlite3_stmt *ins, sqlite3_stmt *ins_slack, const struct row *r)
 	sqlite3_bind_int64(ins, 2,
 			   r->address - (r->f.backing == HP_BACKING_BRK ? proc_heap[k] : 0));
 	sqlite3_bind_int64(ins, 3, r->size);
-	sqlite3_bind_int64(ins, 4, r->alloc_ns - proc_started[k]);
+	sqlite3_bind_int64(ins, 4, r->alloc_ns - epoch_base(r->chunk_id));
 	if (r->f.freed)
 		sqlite3_bind_int64(ins, 5, r->free_ns - r->alloc_ns);
 	else
@@ -232,7 +251,9 @@ random_row(struct row *r, int64_t id, uint64_t *g)
 	r->address = (r->f.backing == HP_BACKING_BRK ? proc_heap[k] : 0x7f0000000000LL) +
 		     (int64_t)(rng_next(g) % (1u << 30)) * 16;
 	r->size = (int64_t)(rng_next(g) % 5000);
-	r->alloc_ns = proc_started[k] + (int64_t)(rng_next(g) % (1ULL << 40));
+	/* near the block's base, or anywhere in the run */
+	r->alloc_ns = rng_next(g) % 4 ? epoch_base(id) - (int64_t)(rng_next(g) % 100000000)
+				      : proc_started[k] + (int64_t)(rng_next(g) % (1ULL << 40));
 	/* the main thread (its id the pid), another, or an edge */
 	r->f.alloc_tid = rng_next(g) % 3 == 0	? proc_pid[k]
 			 : rng_next(g) % 4	? 1 + (int64_t)(rng_next(g) % 40000)
@@ -268,7 +289,7 @@ chunk_view(uint64_t seed, int nrows)
 
 	if (!rows ||
 	    sqlite3_prepare_v2(db,
-			       "INSERT INTO chunk_packed (chunk_id, address, size, alloc_after, "
+			       "INSERT INTO chunk_packed (chunk_id, address, size, alloc_rel, "
 			       "free_after, released_after, what, whose) VALUES (?1, ?2, ?3, ?4, ?5, "
 			       "?6, ?7, ?8)",
 			       -1, &ins, NULL) != SQLITE_OK ||
@@ -283,6 +304,7 @@ chunk_view(uint64_t seed, int nrows)
 		exit(99);
 	}
 	insert_processes();
+	insert_epochs(nrows);
 	for (int i = 0; i < nrows; i++) {
 		random_row(&rows[i], i + 1, &g);
 		insert_row(ins, ins_slack, &rows[i]);
