@@ -264,7 +264,7 @@ CREATE TABLE mark (
 -- millions a second: a row's cost in time grows with its columns (~30 ns
 -- each) and its size with the bytes of its values (1 byte up to 127, 2 up to
 -- 32767, 3 up to 2^23, 4 up to 2^31, 6 up to 2^47; 0 and 1 take none; NULL
--- takes none). Measured, the file is 35-46 bytes a chunk with this layout
+-- takes none). Measured, the file is 33-44 bytes a chunk with this layout
 -- against 44-54 with version 4's (README, "Benchmark"). schema/codes.h
 -- holds the packing (hp_chunk_what, hp_chunk_whose), the view chunk
 -- decodes it, and a test checks that both agree.
