@@ -1058,8 +1058,13 @@ on_resize(struct collector *c, struct image *im, const struct hp_ev_resize *ev)
 		touch(im, e->addr);
 		snap_resize(im->snap, e, ev->size);
 		e->size = ev->size;
-		if (e->kind)
+		if (e->kind) {
 			hm_resize(&im->model, e, ev->new_bytes);
+		} else if (e->backing == HP_BACKING_MMAP_WIRE) {
+			/* mremap in place: the mapping changed size */
+			hm_mmap(&im->model, e->chunk_bytes, false);
+			hm_mmap(&im->model, ev->new_bytes, true);
+		}
 		e->chunk_bytes = ev->new_bytes;
 	}
 	heap_event(c, im, 6, ev->chunk, ev->new_bytes, (int64_t)ev->old_bytes, true);

@@ -234,12 +234,90 @@ unsorted:
  * (reuse at the same address). */
 enum { S_VACATE, S_CACHE, S_ALLOC, S_N };
 
+/* An mmap chunk resized in place (mremap): the row holds its last size,
+ * the resize event (by address) the one before. */
+struct mresize {
+	size_t event;   /* index into in->events */
+	uint32_t chunk; /* index into in->chunks */
+};
+
 struct stream {
 	const struct rp_input *in;
 	struct cev *v[S_N];
 	size_t n[S_N], i[S_N];
 	size_t hi;
+	struct mresize *mres; /* in event order */
+	size_t nmres, imres;
+	uint64_t *first;      /* by chunk: bytes when mapped, 0: the row's */
 };
+
+static int
+by_addr_then_time(const void *a, const void *b, void *arg)
+{
+	const struct rp_chunk *c = arg;
+	const struct rp_chunk *x = &c[*(const uint32_t *)a], *y = &c[*(const uint32_t *)b];
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	return (x->alloc_ns > y->alloc_ns) - (x->alloc_ns < y->alloc_ns);
+}
+
+/* Match each resize event to the mmap chunk mapped at its address then. */
+static void
+find_mmap_resizes(struct stream *s, const struct rp_input *in)
+{
+	uint32_t *idx = NULL;
+	size_t n = 0, cap = 0;
+
+	for (size_t i = 0; i < in->nevents; i++)
+		if (in->events[i].kind == RP_EV_RESIZE && in->events[i].has_value)
+			n++;
+	if (n == 0)
+		return;
+	n = 0;
+	for (size_t i = 0; i < in->nchunks; i++)
+		if (in->chunks[i].backing == RP_MMAP)
+			n++;
+	if (n == 0)
+		return;
+	idx = xmalloc(n * sizeof(*idx));
+	n = 0;
+	for (size_t i = 0; i < in->nchunks; i++)
+		if (in->chunks[i].backing == RP_MMAP)
+			idx[n++] = (uint32_t)i;
+	qsort_r(idx, n, sizeof(*idx), by_addr_then_time, in->chunks);
+	for (size_t i = 0; i < in->nevents; i++) {
+		const struct rp_event *ev = &in->events[i];
+		if (ev->kind != RP_EV_RESIZE || !ev->has_value)
+			continue;
+		/* the last chunk at that address mapped no later than the event */
+		size_t lo = 0, hi = n;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			const struct rp_chunk *c = &in->chunks[idx[mid]];
+			if (c->addr < ev->addr || (c->addr == ev->addr && c->alloc_ns <= ev->ns))
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == 0)
+			continue;
+		uint32_t k = idx[lo - 1];
+		const struct rp_chunk *c = &in->chunks[k];
+		if (c->addr != ev->addr || (c->free_ns && c->free_ns < ev->ns))
+			continue;
+		if (!s->first)
+			s->first = xcalloc(in->nchunks, sizeof(*s->first));
+		if (!s->first[k])
+			s->first[k] = (uint64_t)ev->value;
+		if (s->nmres == cap) {
+			cap = cap ? 2 * cap : 16;
+			s->mres = xrealloc(s->mres, cap * sizeof(*s->mres));
+		}
+		s->mres[s->nmres++] = (struct mresize){ i, k };
+	}
+	free(idx);
+}
 
 static void
 stream_open(struct stream *s, const struct rp_input *in)
@@ -267,6 +345,7 @@ stream_open(struct stream *s, const struct rp_input *in)
 	}
 	for (int k = 0; k < S_N; k++)
 		sort_adaptive(s->v[k], s->n[k]);
+	find_mmap_resizes(s, in);
 }
 
 static void
@@ -274,12 +353,14 @@ stream_close(struct stream *s)
 {
 	for (int k = 0; k < S_N; k++)
 		free(s->v[k]);
+	free(s->mres);
+	free(s->first);
 }
 
 static void
-apply_chunk_event(struct engine *e, const struct rp_input *in, const struct cev *v)
+apply_chunk_event(struct engine *e, const struct stream *s, const struct cev *v)
 {
-	const struct rp_chunk *c = &in->chunks[v->chunk];
+	const struct rp_chunk *c = &s->in->chunks[v->chunk];
 	struct chunk_entry *x;
 
 	switch (v->kind) {
@@ -300,8 +381,11 @@ apply_chunk_event(struct engine *e, const struct rp_input *in, const struct cev 
 			vacate(e, x);
 		break;
 	case E_MMAP_ON:
+		hm_mmap(&e->m, s->first && s->first[v->chunk] ? s->first[v->chunk] : c->bytes,
+			true);
+		break;
 	case E_MMAP_OFF:
-		hm_mmap(&e->m, c->bytes, v->kind == E_MMAP_ON);
+		hm_mmap(&e->m, c->bytes, false);
 		break;
 	}
 }
@@ -337,10 +421,17 @@ stream_run(struct engine *e, struct stream *s, int64_t until, void (*after)(void
 		}
 		if (t == INT64_MAX || t > until)
 			return;
-		if (best >= 0)
-			apply_chunk_event(e, in, &s->v[best][s->i[best]++]);
-		else
+		if (best >= 0) {
+			apply_chunk_event(e, s, &s->v[best][s->i[best]++]);
+		} else if (s->imres < s->nmres && s->mres[s->imres].event == s->hi) {
+			/* an mmap chunk's mapping changed size */
+			const struct rp_event *ev = &in->events[s->hi++];
+			hm_mmap(&e->m, (uint64_t)ev->value, false);
+			hm_mmap(&e->m, ev->bytes, true);
+			s->imres++;
+		} else {
 			heap_event(e, &in->events[s->hi++]);
+		}
 		pending = after != NULL;
 		last = t;
 	}
@@ -370,6 +461,7 @@ engine_run_to(struct engine *e, const struct rp_input *in, int64_t until,
 	}
 	memset(s->i, 0, sizeof(s->i));
 	s->hi = 0;
+	s->imres = 0;
 	stream_run(e, s, until, after, arg);
 	if (s == &own)
 		stream_close(&own);
