@@ -372,6 +372,20 @@ mismatch(struct adv_figs *f, const struct adv_req *r, void *mem, intptr_t delta)
 	}
 }
 
+static void
+fate_mismatch(struct adv_figs *f, const struct adv_req *r, struct hp_chunk *p, enum hp_fate fate,
+	      intptr_t delta)
+{
+	static const char *const names[] = { "?", "tcache", "fastbin", "bin", "top", "unmapped" };
+
+	if (f->mismatches++ == 0)
+		snprintf(f->first_mismatch, sizeof(f->first_mismatch),
+			 "free of the chunk at 0x%llx at %lld ns: recorded it went to %s, "
+			 "replayed to %s",
+			 (unsigned long long)((uintptr_t)p - (uint64_t)delta), (long long)r->ns,
+			 names[r->rec <= 5 ? r->rec : 0], names[fate <= 5 ? fate : 0]);
+}
+
 int
 adv_glibc_run(const struct adv_seq *seq, char *const *env, uint64_t trim_every, bool check,
 	      struct adv_figs *f, char *err, size_t errcap)
@@ -447,7 +461,10 @@ adv_glibc_run(const struct adv_seq *seq, char *const *env, uint64_t trim_every, 
 			if (mem[r->id]) {
 				struct hp_chunk *p = hp_mem2chunk(mem[r->id]);
 				size_t bytes = hp_chunksize(p);
-				account_free(p, bytes, sim_free(mem[r->id]));
+				enum hp_fate fate = sim_free(mem[r->id]);
+				account_free(p, bytes, fate);
+				if (check && r->rec && r->rec != fate)
+					fate_mismatch(f, r, p, fate, delta);
 				mem[r->id] = NULL;
 				if (trim_every && ++frees % trim_every == 0)
 					sim_trim();

@@ -19,7 +19,7 @@ struct row {
 	int64_t chunk_id, alloc_ns, free_ns, realloc_from;
 	uint64_t addr, size, bytes;
 	int32_t alloc_tid, free_tid;
-	uint8_t backing, call;
+	uint8_t backing, call, fate;
 	uint32_t next;        /* the row a realloc made of this one (index + 1) */
 	uint32_t first_resize; /* its first in-place resize (index + 1) */
 	uint32_t last_resize;  /* and its last */
@@ -82,6 +82,18 @@ recorded(struct adv_req *q, const struct row *r, uint64_t bytes)
 	q->rec = r->backing == 2 ? bytes : r->addr;
 }
 
+/* The fate table's codes (where a freed chunk went). */
+static uint8_t
+fate_code(const char *name)
+{
+	static const char *const names[] = { "tcache", "fastbin", "bin", "top", "unmapped" };
+
+	for (unsigned i = 0; name && i < 5; i++)
+		if (strcmp(name, names[i]) == 0)
+			return (uint8_t)(i + 1);
+	return 0;
+}
+
 static int
 fail(sqlite3 *h, char *err, size_t errcap)
 {
@@ -112,7 +124,7 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 
 	if (sqlite3_prepare_v2(h,
 			       "SELECT chunk_id, address, size, chunk_bytes, backing, call, alloc_ns, "
-			       "alloc_tid, free_ns, free_tid, realloc_from FROM chunks "
+			       "alloc_tid, free_ns, free_tid, realloc_from, fate FROM chunks "
 			       "WHERE process_id = ?1 AND snapshot_id IS NULL ORDER BY chunk_id",
 			       -1, &st, NULL) != SQLITE_OK)
 		return fail(h, err, errcap);
@@ -136,6 +148,7 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 					   ? 0 : sqlite3_column_int64(st, 8),
 			.free_tid = sqlite3_column_int(st, 9),
 			.realloc_from = sqlite3_column_int64(st, 10),
+			.fate = fate_code((const char *)sqlite3_column_text(st, 11)),
 			.backing = !b ? 0 : !strcmp(b, "brk") ? 1 : !strcmp(b, "mmap") ? 2 : 3,
 			.call = !c ? 1 : !strcmp(c, "calloc") ? 2 : !strcmp(c, "realloc") ? 3
 				: !strcmp(c, "memalign") ? 4 : 1,
@@ -273,6 +286,7 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 			} else {
 				q->op = ADV_FREE;
 				q->id = (uint32_t)i + 1;
+				q->rec = r->fate; /* where it went (self-check) */
 			}
 		}
 	}

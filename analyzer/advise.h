@@ -52,7 +52,8 @@ struct adv_req {
 	uint64_t size;     /* requested bytes */
 	uint64_t rec;      /* for the self-check, what the recording got: the
 			    * chunk's address (brk, arena), its bytes (mmap);
-			    * 0: nothing to check */
+			    * a free: where the chunk went (observe.h's
+			    * hp_fate); 0: nothing to check */
 	uint32_t id, from;
 	int32_t tid;
 	uint8_t op;
