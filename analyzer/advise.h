@@ -5,8 +5,8 @@
  * allocators it can be replayed through (heapprof's own glibc heap code
  * under chosen settings, advise-glibc.c; the textbook policies, policy.h).
  *
- * The sequence is derived from the chunk rows (the stable `chunks` view)
- * and the heap events:
+ * The sequence is derived from the chunk rows (the `chunk` view) and the
+ * heap events:
  *   - an allocation at its alloc_ns, with its call (malloc, calloc,
  *     realloc of NULL, memalign) and requested size;
  *   - a free at its free_ns; a free whose chunk a later realloc replaced

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "advise.h"
@@ -39,7 +40,7 @@ struct advise_opts {
 /* One candidate: glibc with settings, or a textbook policy. */
 struct cand {
 	char setting[96];      /* the environment line ("" recorded) */
-	char *env[3];          /* for the replay */
+	bool is_env;           /* setting is an environment line */
 	uint64_t trim_every;   /* malloc_trim(0) every N frees */
 	int policy;            /* -1: glibc; else policy.h's index */
 	bool recorded;
@@ -146,8 +147,7 @@ add_cand(struct cand **c, size_t *n, const char *setting)
 	memset(x, 0, sizeof(*x));
 	x->policy = -1;
 	snprintf(x->setting, sizeof(x->setting), "%s", setting);
-	if (setting[0] && strchr(setting, '='))
-		x->env[0] = x->setting;
+	x->is_env = setting[0] && strchr(setting, '=') && !strchr(setting, ' ');
 	return x;
 }
 
@@ -242,16 +242,22 @@ static void
 child(const struct adv_seq *s, const struct cand *c, int fd)
 {
 	struct wire w;
-	uint64_t t0 = mono_ns();
+	struct timespec t0, t1;
+	char setting[sizeof(c->setting)];
+	char *env[2] = { setting, NULL };
 	int r;
 
 	memset(&w, 0, sizeof(w));
+	memcpy(setting, c->setting, sizeof(setting));
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
 	if (c->policy < 0)
-		r = adv_glibc_run(s, c->env, c->trim_every, c->recorded, &w.f, w.err, sizeof(w.err));
+		r = adv_glibc_run(s, c->is_env ? env : NULL, c->trim_every, c->recorded, &w.f, w.err, sizeof(w.err));
 	else
 		r = adv_policy_run(s, c->policy, &w.f, w.err, sizeof(w.err));
 	w.ok = r == 0;
-	w.seconds = (double)(mono_ns() - t0) / 1e9;
+	/* the replay's processor time: what it costs, whatever else runs */
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
+	w.seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	if (write(fd, &w, sizeof(w)) != (ssize_t)sizeof(w))
 		_exit(3);
 	_exit(0);
@@ -388,7 +394,7 @@ recommend(const struct cand *c, const size_t *order, size_t n, const struct cand
 
 	for (size_t k = 0; k < n; k++) {
 		const struct cand *x = &c[order[k]];
-		if (x->failed[0] || x->policy >= 0 || x->recorded || !x->env[0])
+		if (x->failed[0] || x->policy >= 0 || x->recorded || !x->is_env)
 			continue;
 		uint64_t s = score(x);
 		if (s < base && base - s >= 65536 && base - s >= base / 100)
@@ -419,7 +425,7 @@ pin_text(struct ld_db *db, const struct adv_seq *s, const struct adv_figs *f, ch
 	sqlite3_stmt *st;
 
 	if (f->top_pin_object && f->top_pin_object <= s->nobjects &&
-	    sqlite3_prepare_v2(db->h, "SELECT stack_id FROM chunks WHERE chunk_id = ?1", -1, &st,
+	    sqlite3_prepare_v2(db->h, "SELECT stack_id FROM chunk WHERE chunk_id = ?1", -1, &st,
 			       NULL) == SQLITE_OK) {
 		sqlite3_bind_int64(st, 1, s->chunk_ids[f->top_pin_object - 1]);
 		if (sqlite3_step(st) == SQLITE_ROW)
@@ -462,7 +468,7 @@ print_text(struct ld_db *db, const struct adv_seq *s, const char *exe, const str
 		       "reallocs (not recorded)\n",
 		       s->derived_memalign, s->derived_resize);
 	printf("\n  %-4s %-44s %10s %11s %11s %10s %10s %10s %7s\n", "rank", "candidate", "extent",
-	       "untrimmable", "worst untr.", "retained", "peak RSS", "change", "seconds");
+	       "untrimmable", "worst untr.", "retained", "peak RSS", "change", "cpu s");
 	for (size_t k = 0; k < n; k++) {
 		const struct cand *x = &c[order[k]];
 		char rank[24];
@@ -481,7 +487,7 @@ print_text(struct ld_db *db, const struct adv_seq *s, const char *exe, const str
 	}
 	printf("\n  extent, untrimmable and retained at the end; worst untr.: untrimmable at the "
 	       "worst instant;\n  change: of retained at the end + worst untrimmable, against "
-	       "the recorded settings\n\n");
+	       "the recorded settings; cpu s: the replay's processor time\n\n");
 	if (best) {
 		printf("Try: %s\n", best->setting);
 		printf("  retained at the end %s -> %s, untrimmable at the worst instant %s -> %s, "
