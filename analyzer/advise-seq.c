@@ -125,7 +125,11 @@ recorded(struct adv_req *q, const struct row *r, uint64_t bytes)
 static int
 fail(sqlite3 *h, char *err, size_t errcap)
 {
-	snprintf(err, errcap, "%s", sqlite3_errmsg(h));
+	if (sqlite3_errcode(h) == SQLITE_INTERRUPT)
+		snprintf(err, errcap, "damaged: reading its chunks takes more work than a file "
+				      "of its size can need (a view that never ends?)");
+	else
+		snprintf(err, errcap, "%s", sqlite3_errmsg(h));
 	return -1;
 }
 

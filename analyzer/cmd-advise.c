@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -570,6 +571,15 @@ print_json(const struct adv_seq *s, const char *exe, const struct cand *c, size_
 
 /* ---- the command ---- */
 
+static uint64_t budget; /* progress callbacks (100000 SQLite steps each) left */
+
+static int
+over_budget(void *unused)
+{
+	(void)unused;
+	return budget-- == 0;
+}
+
 static int
 advise_process(struct ld_db *db, const struct advise_opts *o, int64_t process_id, int64_t pid,
 	       const char *exe, bool *first, bool *check_failed)
@@ -628,7 +638,7 @@ cmd_advise(int argc, char **argv)
 	struct ld_db *db;
 	sqlite3_stmt *st;
 	char err[512];
-	bool first = true, failed = false, any = false;
+	bool first = true, failed = false;
 	int rc = parse(argc, argv, &o), ret = 0;
 
 	if (rc != 0)
@@ -644,7 +654,12 @@ cmd_advise(int argc, char **argv)
 		ld_close(db);
 		return 2;
 	}
-	/* the stable views (the chunks view) are what advise reads */
+	/* The chunk view is what advise reads. A view is the file's, and a
+	 * file is anyone's: its work is bounded by the file's size (a view
+	 * that recursed forever is stopped, not waited for). */
+	struct stat sb;
+	budget = 1000 + (stat(o.path, &sb) == 0 ? (uint64_t)sb.st_size / 1000 : 0);
+	sqlite3_progress_handler(db->h, 100000, over_budget, NULL);
 	sqlite3_db_config(db->h, SQLITE_DBCONFIG_ENABLE_VIEW, 1, NULL);
 	if (sqlite3_prepare_v2(db->h, "SELECT process_id, pid, coalesce(exe, '?'), parent_id "
 				      "FROM process WHERE ?1 = 0 OR pid = ?1 ORDER BY process_id",
@@ -654,12 +669,21 @@ cmd_advise(int argc, char **argv)
 		return 2;
 	}
 	sqlite3_bind_int64(st, 1, o.pid);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		if (o.pid)
+			hp_error(o.path, "no process with pid %ld", o.pid);
+		else
+			hp_error(o.path, "no process recorded");
+		sqlite3_finalize(st);
+		ld_close(db);
+		return 2;
+	}
 	if (o.json)
 		printf("{\"processes\":[");
-	while (sqlite3_step(st) == SQLITE_ROW) {
+	for (; rc == SQLITE_ROW; rc = sqlite3_step(st)) {
 		int64_t process_id = sqlite3_column_int64(st, 0), pid = sqlite3_column_int64(st, 1);
 		char *exe = xstrdup((const char *)sqlite3_column_text(st, 2));
-		any = true;
 		text_safe(exe);
 		if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
 			/* a forked child's heap starts as its parent's at the
@@ -680,13 +704,6 @@ cmd_advise(int argc, char **argv)
 	sqlite3_finalize(st);
 	if (o.json)
 		printf("]}\n");
-	if (!any && !ret) {
-		if (o.pid)
-			hp_error(o.path, "no process with pid %ld", o.pid);
-		else
-			hp_error(o.path, "no process recorded");
-		ret = 2;
-	}
 	ld_close(db);
 	return ret ? ret : failed ? 1 : 0;
 }
