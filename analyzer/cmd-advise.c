@@ -252,7 +252,8 @@ child(const struct adv_seq *s, const struct cand *c, int fd)
 	memcpy(setting, c->setting, sizeof(setting));
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
 	if (c->policy < 0)
-		r = adv_glibc_run(s, c->is_env ? env : NULL, c->trim_every, c->recorded, &w.f, w.err, sizeof(w.err));
+		r = adv_glibc_run(s, c->is_env ? env : NULL, c->trim_every, c->recorded, &w.f,
+				  w.err, sizeof(w.err));
 	else
 		r = adv_policy_run(s, c->policy, &w.f, w.err, sizeof(w.err));
 	w.ok = r == 0;
