@@ -97,6 +97,12 @@
 #define HP_DEBUG_CHECKS 0 /* meson sets it from -Ddebug_checks */
 #endif
 
+/* 1 in the copy of the heap code that heapprof advise replays recordings
+ * through (preload/os-sim.h), which keeps no data in its chunks. */
+#ifndef HP_OS_SIM
+#define HP_OS_SIM 0
+#endif
+
 #define HP_SIZE_SZ 8
 #define HP_CHUNK_HDR_SZ 16
 #define HP_MALLOC_ALIGNMENT 16

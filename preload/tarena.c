@@ -571,7 +571,10 @@ hp_tarena_thread_retire(void)
 	if (a == NULL)
 		return;
 	hp_mutex_lock(&free_list_lock);
-	if (nretired < MAX_RETIRED) {
+	/* heapprof advise's replay (os-sim.h): a replayed thread ends at its
+	 * recorded exit, with nothing of it left running, so it detaches now,
+	 * as glibc's thread exit does. */
+	if (!HP_OS_SIM && nretired < MAX_RETIRED) {
 		retired[nretired].tid = tid;
 		retired[nretired].arena = a;
 		nretired++;
