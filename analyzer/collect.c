@@ -34,13 +34,13 @@
 #include "collect.h"
 #include "heapmodel.h"
 #include "events.h"
+#include "occupancy.h"
 #include "snapshot.h"
 #include "util.h"
 
-/* Wire values of hp_ev_free.fate and hp_ev_state.state (events.h). */
-enum { FATE_TCACHE = 1, FATE_FASTBIN = 2 };
-enum { HP_BACKING_MMAP_WIRE = 2 };
-enum { STATE_FREE = 0, STATE_CACHED = 1, STATE_LIVE = 2, STATE_FASTBIN = 3 };
+/* Wire values of hp_ev_alloc.backing and the highest hp_ev_state.state
+ * (events.h). */
+enum { HP_BACKING_MMAP_WIRE = 2, STATE_FASTBIN = 3 };
 
 /* ---- images ---- */
 
@@ -142,6 +142,8 @@ struct image {
 	struct chunkmap *chunks; /* chunks whose rows are not complete, and the
 				  * ranges the allocator holds itself */
 	struct hm model;         /* the heaps they occupy */
+	struct occ_hooks hooks;  /* what the model's changes do to rows and snapshots */
+	struct collector *col;
 	bool modeled;            /* the model is whole (a forked child's is in
 				  * snapshot mode, from its parent's at the fork) */
 	struct snap *snap;       /* its sites, and its snapshots */
@@ -300,6 +302,10 @@ write_process(struct collector *c, struct image *im)
 	db_process(c->db, &im->row);
 }
 
+static void hook_touch(void *arg, uint64_t addr);
+static void hook_released(void *arg, struct chunk_entry *e);
+static void hook_vacated(void *arg, struct chunk_entry *e);
+
 static void
 new_image(struct collector *c, const char *stem, struct hp_proc_file *proc)
 {
@@ -313,6 +319,8 @@ new_image(struct collector *c, const char *stem, struct hp_proc_file *proc)
 	im->next_seq = 1;
 	im->chunks = chunkmap_new();
 	hm_init(&im->model, im->chunks);
+	im->col = c;
+	im->hooks = (struct occ_hooks){ hook_touch, hook_released, hook_vacated, im };
 	im->modeled = true;
 	im->snap = snap_new(c->db, c->next_process_id, c->snapshots, c->every_ns);
 	im->tl_step = 1000000; /* 1 ms, doubled whenever the timeline fills */
@@ -871,8 +879,8 @@ on_unmodule(struct collector *c, struct image *im, const struct hp_ev_unmodule *
 		}
 }
 
-/* The heap model follows the map: an entry of kind HM_CHUNK occupies its
- * heap; an mmap chunk (kind 0) is only counted. */
+/* The heap model follows the map (occupancy.h): an entry of kind HM_CHUNK
+ * occupies its heap; an mmap chunk (kind 0) is only counted. */
 static void
 model_add(struct image *im, struct chunk_entry *e)
 {
@@ -881,21 +889,16 @@ model_add(struct image *im, struct chunk_entry *e)
 		hm_mmap(&im->model, e->chunk_bytes, true);
 		return;
 	}
-	e->kind = HM_CHUNK;
-	if (!hm_occupy(&im->model, e))
-		e->kind = 0;
+	occ_place(&im->model, e);
 }
 
+/* e ends: out of the model and the map. */
 static void
 model_remove(struct image *im, struct chunk_entry *e)
 {
-	if (e->kind == HM_CHUNK)
-		snap_vacated(im->snap, e, im->now);
-	if (e->kind != 0)
-		hm_vacate(&im->model, e);
-	else if (e->backing == HP_BACKING_MMAP_WIRE && !e->free_ns)
+	if (e->kind == 0 && e->backing == HP_BACKING_MMAP_WIRE && !e->free_ns)
 		hm_mmap(&im->model, e->chunk_bytes, false);
-	e->kind = 0;
+	occ_end(&im->model, e, &im->hooks);
 }
 
 static bool
@@ -911,10 +914,12 @@ touch(struct image *im, uint64_t addr)
 	snap_touch(im->snap, &im->model, addr);
 }
 
+/* A heap_event: its row, and what it does to the model. */
 static void
 heap_event(struct collector *c, struct image *im, int kind, uint64_t address, uint64_t bytes,
 	   int64_t value, bool has_value)
 {
+	occ_heap_event(&im->model, kind, address, bytes, value, &im->hooks);
 	if (!c->snapshots)
 		db_heap_event(c->db, im->process_id, im->now, kind, address, bytes, value,
 			      has_value);
@@ -952,18 +957,32 @@ write_chunk(struct collector *c, struct image *im, struct chunk_entry *e, int64_
 	return id;
 }
 
+/* The model's hooks (occupancy.h). */
+static void
+hook_touch(void *arg, uint64_t addr)
+{
+	touch(arg, addr);
+}
+
 /* A cached chunk stops occupying the heap: reused, or merged into free
  * space. Its row is complete. */
 static void
-release_chunk(struct collector *c, struct image *im, struct chunk_entry *e)
+hook_released(void *arg, struct chunk_entry *e)
 {
-	touch(im, e->addr);
+	struct image *im = arg;
+
 	if (e->written)
-		db_chunk_released(c->db, e->row_id, im->now);
+		db_chunk_released(im->col->db, e->row_id, im->now);
 	else
-		write_chunk(c, im, e, im->now);
-	model_remove(im, e);
-	chunkmap_remove(im->chunks, e);
+		write_chunk(im->col, im, e, im->now);
+}
+
+static void
+hook_vacated(void *arg, struct chunk_entry *e)
+{
+	struct image *im = arg;
+
+	snap_vacated(im->snap, e, im->now);
 }
 
 /* A live chunk was freed (by this record) or is gone without a free we saw
@@ -982,24 +1001,14 @@ free_chunk(struct image *im, struct chunk_entry *e, int32_t tid, int fate)
 static void
 on_alloc(struct collector *c, struct image *im, const struct hp_ev_alloc *ev)
 {
-	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
+	struct chunk_entry *e = occ_reuse(&im->model, ev->chunk, &im->hooks);
 	struct thread_in *t = thread_of(im, ev->h.tid);
 
 	if (e) {
-		touch(im, e->addr);
-		if (is_range(e)) {
-			/* free space the allocator cached, handed out */
-			model_remove(im, e);
-			chunkmap_remove(im->chunks, e);
-		} else if (e->cached) {
-			release_chunk(c, im, e); /* reused */
-		} else {
-			/* never freed as far as we know, or overlapped: it ends here */
-			free_chunk(im, e, ev->h.tid, 0);
-			write_chunk(c, im, e, 0);
-			model_remove(im, e);
-			chunkmap_remove(im->chunks, e);
-		}
+		/* never freed as far as we know, or overlapped: it ends here */
+		free_chunk(im, e, ev->h.tid, 0);
+		write_chunk(c, im, e, 0);
+		model_remove(im, e);
 	}
 	touch(im, ev->chunk);
 	e = chunkmap_add(im->chunks, ev->chunk);
@@ -1026,25 +1035,22 @@ on_free(struct collector *c, struct image *im, const struct hp_ev_free *ev)
 
 	if (e == NULL || e->addr != ev->chunk || e->cached || is_range(e)) {
 		/* allocated before this image existed: inherited by fork */
-		heap_event(c, im, 7, ev->chunk, ev->chunk_bytes, ev->fate, true);
+		heap_event(c, im, OCC_INHERITED_FREE, ev->chunk, ev->chunk_bytes, ev->fate, true);
 		return;
 	}
 	touch(im, e->addr);
 	free_chunk(im, e, ev->h.tid, ev->fate);
-	if (ev->fate == FATE_TCACHE || ev->fate == FATE_FASTBIN) {
+	uint8_t cache = occ_fate_cache(ev->fate);
+	if (cache) {
 		/* still occupies the heap: the row waits for the release, unless
 		 * the realloc moving it needs its id now */
-		uint8_t cache = ev->fate == FATE_FASTBIN ? HM_FASTBIN : HM_TCACHE;
-		if (e->kind)
-			hm_to_cached(&im->model, e, cache);
-		e->cached = cache;
+		occ_cache(&im->model, e, cache);
 		if (ev->realloc)
 			thread_of(im, ev->h.tid)->realloc_from = write_chunk(c, im, e, 0);
 		return;
 	}
 	int64_t id = write_chunk(c, im, e, 0);
 	model_remove(im, e);
-	chunkmap_remove(im->chunks, e);
 	if (ev->realloc)
 		thread_of(im, ev->h.tid)->realloc_from = id;
 }
@@ -1058,57 +1064,8 @@ on_resize(struct collector *c, struct image *im, const struct hp_ev_resize *ev)
 		touch(im, e->addr);
 		snap_resize(im->snap, e, ev->size);
 		e->size = ev->size;
-		if (e->kind)
-			hm_resize(&im->model, e, ev->new_bytes);
-		e->chunk_bytes = ev->new_bytes;
 	}
-	heap_event(c, im, 6, ev->chunk, ev->new_bytes, (int64_t)ev->old_bytes, true);
-}
-
-/* The allocator changed the state of a range itself. About a cached chunk
- * of the program's, it completes the chunk's row, or says it moved from a
- * fastbin into a tcache or back (a row of its own: malloc_trim frees what
- * fastbins hold, not what tcaches do); anything else (free space going
- * into or out of a cache, the heap's own bookkeeping) is a row of its own. */
-static void
-on_state(struct collector *c, struct image *im, const struct hp_ev_state *ev)
-{
-	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
-	uint8_t cache = ev->state == STATE_CACHED ? HM_TCACHE
-			: ev->state == STATE_FASTBIN ? HM_FASTBIN
-						     : 0;
-
-	if (e && e->addr == ev->chunk && e->cached && !is_range(e)) {
-		if (ev->state == STATE_FREE) {
-			release_chunk(c, im, e);
-			return;
-		}
-		if (!cache || cache == e->cached)
-			return;
-		/* moved between caches: still cached */
-		touch(im, e->addr);
-		if (e->kind)
-			hm_to_cached(&im->model, e, cache);
-		e->cached = cache;
-	} else if (e && e->addr == ev->chunk && is_range(e)) {
-		/* the model keeps the allocator's own ranges too */
-		touch(im, e->addr);
-		if (ev->state == STATE_FREE) {
-			model_remove(im, e);
-			chunkmap_remove(im->chunks, e);
-		} else if (cache) {
-			hm_to_cached(&im->model, e, cache);
-		}
-	} else if (!e && ev->state != STATE_FREE) {
-		touch(im, ev->chunk);
-		e = chunkmap_add(im->chunks, ev->chunk);
-		e->chunk_bytes = ev->bytes;
-		e->kind = cache ? HM_RANGE_CACHED : HM_RANGE_OWN;
-		e->cached = cache;
-		if (!hm_occupy(&im->model, e))
-			chunkmap_remove(im->chunks, e);
-	}
-	heap_event(c, im, 5, ev->chunk, ev->bytes, ev->state, true);
+	heap_event(c, im, OCC_RESIZE, ev->chunk, ev->new_bytes, (int64_t)ev->old_bytes, true);
 }
 
 /* The program's own mmap or munmap: a row for each mapping once the last
@@ -1368,15 +1325,21 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 	case HP_EV_RESIZE:
 		on_resize(c, im, (const struct hp_ev_resize *)e);
 		break;
-	case HP_EV_STATE:
-		on_state(c, im, (const struct hp_ev_state *)e);
+	case HP_EV_STATE: {
+		/* about a cached chunk of the program's, it completes the chunk's
+		 * row (hooks), or says it moved from a fastbin into a tcache or
+		 * back (a row of its own: malloc_trim frees what fastbins hold,
+		 * not what tcaches do); anything else (free space going into or
+		 * out of a cache, the heap's own bookkeeping) is a row of its own */
+		const struct hp_ev_state *v = (const void *)e;
+		heap_event(c, im, OCC_STATE, v->chunk, v->bytes, v->state, true);
 		break;
+	}
 	case HP_EV_BRK: {
 		const struct hp_ev_brk *b = (const void *)e;
 		if (b->new_brk < b->old_brk)
 			snap_heap_gone(im->snap, b->new_brk, b->old_brk - b->new_brk);
-		hm_brk(&im->model, b->old_brk, b->new_brk);
-		heap_event(c, im, 1, b->old_brk, b->new_brk, 0, false);
+		heap_event(c, im, OCC_BRK, b->old_brk, b->new_brk, 0, false);
 		break;
 	}
 	case HP_EV_MAP:
@@ -1386,20 +1349,15 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
 			on_program_map(c, im, m, HP_EV_TYPE(e->word) == HP_EV_MAP);
 			break;
 		}
-		if (m->kind == HP_MAP_HEAP && HP_EV_TYPE(e->word) == HP_EV_MAP)
-			hm_map_heap(&im->model, m->addr, m->len);
-		else if (m->kind == HP_MAP_HEAP) {
+		bool map = HP_EV_TYPE(e->word) == HP_EV_MAP;
+		if (m->kind == HP_MAP_HEAP && !map)
 			snap_heap_gone(im->snap, m->addr, m->len);
-			hm_unmap_heap(&im->model, m->addr, m->len);
-		}
-		heap_event(c, im, HP_EV_TYPE(e->word) == HP_EV_MAP ? 2 : 3, m->addr, m->len, m->kind,
-			   true);
+		heap_event(c, im, map ? OCC_MAP : OCC_UNMAP, m->addr, m->len, m->kind, true);
 		break;
 	}
 	case HP_EV_MADVISE: {
 		const struct hp_ev_madvise *m = (const void *)e;
-		hm_madvise(&im->model, m->addr, m->len);
-		heap_event(c, im, 4, m->addr, m->len, 0, false);
+		heap_event(c, im, OCC_MADVISE, m->addr, m->len, 0, false);
 		break;
 	}
 	case HP_EV_THREAD: {

@@ -8,6 +8,7 @@
 
 #include "chunkmap.h"
 #include "heapmodel.h"
+#include "occupancy.h"
 #include "replay.h"
 #include "util.h"
 
@@ -54,69 +55,11 @@ occupy(struct engine *e, uint64_t addr, uint64_t bytes, uint8_t kind, uint8_t ca
 		chunkmap_remove(e->map, c);
 }
 
-static void
-vacate(struct engine *e, struct chunk_entry *c)
-{
-	hm_vacate(&e->m, c);
-	chunkmap_remove(e->map, c);
-}
-
+/* One heap_event row (occupancy.h). */
 static void
 heap_event(struct engine *e, const struct rp_event *ev)
 {
-	struct chunk_entry *c;
-
-	switch (ev->kind) {
-	case RP_EV_BRK:
-		hm_brk(&e->m, ev->addr, ev->bytes);
-		break;
-	case RP_EV_MAP:
-		if (ev->value == 2)
-			hm_map_heap(&e->m, ev->addr, ev->bytes);
-		break;
-	case RP_EV_UNMAP:
-		if (ev->value == 2)
-			hm_unmap_heap(&e->m, ev->addr, ev->bytes);
-		break;
-	case RP_EV_STATE:
-		c = chunkmap_slot(e->map, ev->addr);
-		if (ev->value == 0) {
-			/* free: what was cached there (or the allocator's) is not */
-			if (c && c->addr == ev->addr && (c->cached || c->kind != HM_CHUNK))
-				vacate(e, c);
-		} else if (ev->value == 1 || ev->value == 3) {
-			/* into a tcache (1) or a fastbin (3): free space the
-			 * allocator cached, or a cached chunk moving between them */
-			uint8_t cache = ev->value == 1 ? HM_TCACHE : HM_FASTBIN;
-			if (c && c->addr == ev->addr)
-				hm_to_cached(&e->m, c, cache);
-			else if (!c)
-				occupy(e, ev->addr, ev->bytes, HM_RANGE_CACHED, cache, NULL);
-		} else if (ev->value == 2 && !c) {
-			occupy(e, ev->addr, ev->bytes, HM_RANGE_OWN, 0, NULL);
-		}
-		break;
-	case RP_EV_MADVISE:
-		hm_madvise(&e->m, ev->addr, ev->bytes);
-		break;
-	case RP_EV_RESIZE:
-		c = chunkmap_slot(e->map, ev->addr);
-		if (c && c->addr == ev->addr && !c->cached && c->kind == HM_CHUNK)
-			hm_resize(&e->m, c, ev->bytes);
-		break;
-	case RP_EV_INHERITED_FREE:
-		c = chunkmap_slot(e->map, ev->addr);
-		if (c && c->addr == ev->addr && c->kind == HM_CHUNK) {
-			if (ev->value == RP_TCACHE || ev->value == RP_FASTBIN)
-				hm_to_cached(&e->m, c,
-					     ev->value == RP_FASTBIN ? HM_FASTBIN : HM_TCACHE);
-			else
-				vacate(e, c);
-		}
-		break;
-	default:
-		break;
-	}
+	occ_heap_event(&e->m, ev->kind, ev->addr, ev->bytes, ev->value, NULL);
 }
 
 /* ---- events of the chunks, in time order ---- */
@@ -284,20 +227,20 @@ apply_chunk_event(struct engine *e, const struct rp_input *in, const struct cev 
 
 	switch (v->kind) {
 	case E_ALLOC:
-		x = chunkmap_slot(e->map, c->addr);
-		if (x && (x->cached || x->kind != HM_CHUNK))
-			vacate(e, x); /* reused, or a cached range handed out */
-		occupy(e, c->addr, c->bytes, HM_CHUNK, 0, c);
+		/* a cached chunk reused, or a cached range handed out, ends; a
+		 * live one there (not in a file the collector wrote) stays */
+		if (!occ_reuse(&e->m, c->addr, NULL))
+			occupy(e, c->addr, c->bytes, HM_CHUNK, 0, c);
 		break;
 	case E_CACHE:
 		x = chunkmap_slot(e->map, c->addr);
 		if (x && x->ref == c)
-			hm_to_cached(&e->m, x, c->fate == RP_FASTBIN ? HM_FASTBIN : HM_TCACHE);
+			occ_cache(&e->m, x, occ_fate_cache(c->fate));
 		break;
 	case E_VACATE:
 		x = chunkmap_slot(e->map, c->addr);
 		if (x && x->ref == c)
-			vacate(e, x);
+			occ_end(&e->m, x, NULL);
 		break;
 	case E_MMAP_ON:
 	case E_MMAP_OFF:
