@@ -9,6 +9,7 @@
 enum { STATE_FREE = 0, STATE_CACHED = 1, STATE_OWN = 2, STATE_FASTBIN = 3 };
 enum { FATE_TCACHE = 1, FATE_FASTBIN = 2 };
 enum { MAP_HEAP = 2 };
+enum { BACKING_MMAP = 2 };
 
 static void
 touch(const struct occ_hooks *h, uint64_t addr)
@@ -155,10 +156,15 @@ occ_heap_event(struct hm *m, int kind, uint64_t addr, uint64_t bytes, int64_t va
 	case OCC_RESIZE: /* in place: bytes, the new chunk bytes */
 		if ((e = live_at(m, addr)) != NULL) {
 			touch(h, addr);
-			if (e->kind == HM_CHUNK)
+			if (e->kind == HM_CHUNK) {
 				hm_resize(m, e, bytes);
-			else
-				e->chunk_bytes = bytes;
+				break;
+			}
+			if (e->backing == BACKING_MMAP) { /* mremap */
+				hm_mmap(m, e->chunk_bytes, false);
+				hm_mmap(m, bytes, true);
+			}
+			e->chunk_bytes = bytes;
 		}
 		break;
 	case OCC_INHERITED_FREE:

@@ -182,7 +182,71 @@ struct stream {
 	struct cev *v[S_N];
 	size_t n[S_N], i[S_N];
 	size_t hi;
+	uint64_t *mmap_bytes; /* by chunk: an mmap chunk's bytes when allocated */
 };
+
+static const struct rp_chunk *by_addr_chunks;
+
+static int
+by_addr_alloc(const void *a, const void *b)
+{
+	const struct rp_chunk *x = &by_addr_chunks[*(const uint32_t *)a];
+	const struct rp_chunk *y = &by_addr_chunks[*(const uint32_t *)b];
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	return x->alloc_ns < y->alloc_ns ? -1 : x->alloc_ns > y->alloc_ns;
+}
+
+/* The bytes each mmap chunk had when it was allocated: its row has them as
+ * they were at its end, and an mmap chunk grows or shrinks in place
+ * (mremap) by resize events, whose value is the bytes before. NULL if the
+ * recording has no mmap chunk. */
+static uint64_t *
+mmap_first_bytes(const struct rp_input *in)
+{
+	uint32_t *ix = xmalloc((in->nchunks + 1) * sizeof(*ix));
+	size_t n = 0;
+
+	for (size_t i = 0; i < in->nchunks; i++)
+		if (in->chunks[i].backing == RP_MMAP)
+			ix[n++] = (uint32_t)i;
+	if (n == 0) {
+		free(ix);
+		return NULL;
+	}
+	uint64_t *first = xmalloc(in->nchunks * sizeof(*first));
+	bool *seen = xcalloc(in->nchunks, sizeof(*seen));
+	for (size_t i = 0; i < in->nchunks; i++)
+		first[i] = in->chunks[i].bytes;
+	by_addr_chunks = in->chunks;
+	qsort(ix, n, sizeof(*ix), by_addr_alloc);
+	for (size_t k = 0; k < in->nevents; k++) {
+		const struct rp_event *ev = &in->events[k];
+		if (ev->kind != OCC_RESIZE)
+			continue;
+		size_t lo = 0, hi = n;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (in->chunks[ix[mid]].addr < ev->addr)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (; lo < n && in->chunks[ix[lo]].addr == ev->addr; lo++) {
+			const struct rp_chunk *c = &in->chunks[ix[lo]];
+			if (c->alloc_ns < ev->ns && (!c->free_ns || ev->ns < c->free_ns)) {
+				if (!seen[ix[lo]])
+					first[ix[lo]] = (uint64_t)ev->value;
+				seen[ix[lo]] = true;
+				break;
+			}
+		}
+	}
+	free(seen);
+	free(ix);
+	return first;
+}
 
 static void
 stream_open(struct stream *s, const struct rp_input *in)
@@ -210,6 +274,7 @@ stream_open(struct stream *s, const struct rp_input *in)
 	}
 	for (int k = 0; k < S_N; k++)
 		sort_adaptive(s->v[k], s->n[k]);
+	s->mmap_bytes = mmap_first_bytes(in);
 }
 
 static void
@@ -217,12 +282,13 @@ stream_close(struct stream *s)
 {
 	for (int k = 0; k < S_N; k++)
 		free(s->v[k]);
+	free(s->mmap_bytes);
 }
 
 static void
-apply_chunk_event(struct engine *e, const struct rp_input *in, const struct cev *v)
+apply_chunk_event(struct engine *e, const struct stream *s, const struct cev *v)
 {
-	const struct rp_chunk *c = &in->chunks[v->chunk];
+	const struct rp_chunk *c = &s->in->chunks[v->chunk];
 	struct chunk_entry *x;
 
 	switch (v->kind) {
@@ -243,8 +309,23 @@ apply_chunk_event(struct engine *e, const struct rp_input *in, const struct cev 
 			occ_end(&e->m, x, NULL);
 		break;
 	case E_MMAP_ON:
+		/* in the map too, so that a resize in place finds it */
+		x = chunkmap_slot(e->map, c->addr) ? NULL : chunkmap_add(e->map, c->addr);
+		if (x) {
+			x->chunk_bytes = s->mmap_bytes[v->chunk];
+			x->backing = RP_MMAP;
+			x->ref = c;
+		}
+		hm_mmap(&e->m, s->mmap_bytes[v->chunk], true);
+		break;
 	case E_MMAP_OFF:
-		hm_mmap(&e->m, c->bytes, v->kind == E_MMAP_ON);
+		x = chunkmap_slot(e->map, c->addr);
+		if (x && x->ref == c) {
+			hm_mmap(&e->m, x->chunk_bytes, false);
+			chunkmap_remove(e->map, x);
+		} else {
+			hm_mmap(&e->m, c->bytes, false);
+		}
 		break;
 	}
 }
@@ -281,7 +362,7 @@ stream_run(struct engine *e, struct stream *s, int64_t until, void (*after)(void
 		if (t == INT64_MAX || t > until)
 			return;
 		if (best >= 0)
-			apply_chunk_event(e, in, &s->v[best][s->i[best]++]);
+			apply_chunk_event(e, s, &s->v[best][s->i[best]++]);
 		else
 			heap_event(e, &in->events[s->hi++]);
 		pending = after != NULL;
