@@ -182,69 +182,56 @@ struct stream {
 	struct cev *v[S_N];
 	size_t n[S_N], i[S_N];
 	size_t hi;
-	uint64_t *mmap_bytes; /* by chunk: an mmap chunk's bytes when allocated */
+	uint64_t *bytes;      /* by chunk: its bytes when allocated (NULL: c->bytes) */
 };
 
-static const struct rp_chunk *by_addr_chunks;
-
 static int
-by_addr_alloc(const void *a, const void *b)
+by_addr_ns(const void *a, const void *b)
 {
-	const struct rp_chunk *x = &by_addr_chunks[*(const uint32_t *)a];
-	const struct rp_chunk *y = &by_addr_chunks[*(const uint32_t *)b];
+	const struct rp_event *x = *(const struct rp_event *const *)a;
+	const struct rp_event *y = *(const struct rp_event *const *)b;
 
 	if (x->addr != y->addr)
 		return x->addr < y->addr ? -1 : 1;
-	return x->alloc_ns < y->alloc_ns ? -1 : x->alloc_ns > y->alloc_ns;
+	return x->ns < y->ns ? -1 : x->ns > y->ns;
 }
 
-/* The bytes each mmap chunk had when it was allocated: its row has them as
- * they were at its end, and an mmap chunk grows or shrinks in place
- * (mremap) by resize events, whose value is the bytes before. NULL if the
- * recording has no mmap chunk. */
+/* The bytes each chunk had when it was allocated: its row has them as they
+ * were at its end, and a chunk grows or shrinks in place (realloc, mremap)
+ * by resize events, whose value is the bytes before. NULL if there is no
+ * resize: then they are the rows'. */
 static uint64_t *
-mmap_first_bytes(const struct rp_input *in)
+first_bytes(const struct rp_input *in)
 {
-	uint32_t *ix = xmalloc((in->nchunks + 1) * sizeof(*ix));
+	const struct rp_event **rs = NULL;
 	size_t n = 0;
 
-	for (size_t i = 0; i < in->nchunks; i++)
-		if (in->chunks[i].backing == RP_MMAP)
-			ix[n++] = (uint32_t)i;
-	if (n == 0) {
-		free(ix);
+	for (size_t k = 0; k < in->nevents; k++)
+		if (in->events[k].kind == OCC_RESIZE) {
+			if (!rs)
+				rs = xmalloc((in->nevents - k) * sizeof(*rs));
+			rs[n++] = &in->events[k];
+		}
+	if (n == 0)
 		return NULL;
-	}
-	uint64_t *first = xmalloc(in->nchunks * sizeof(*first));
-	bool *seen = xcalloc(in->nchunks, sizeof(*seen));
-	for (size_t i = 0; i < in->nchunks; i++)
-		first[i] = in->chunks[i].bytes;
-	by_addr_chunks = in->chunks;
-	qsort(ix, n, sizeof(*ix), by_addr_alloc);
-	for (size_t k = 0; k < in->nevents; k++) {
-		const struct rp_event *ev = &in->events[k];
-		if (ev->kind != OCC_RESIZE)
-			continue;
+	qsort(rs, n, sizeof(*rs), by_addr_ns);
+	uint64_t *first = xmalloc((in->nchunks + 1) * sizeof(*first));
+	for (size_t i = 0; i < in->nchunks; i++) {
+		const struct rp_chunk *c = &in->chunks[i];
 		size_t lo = 0, hi = n;
-		while (lo < hi) {
+		first[i] = c->bytes;
+		while (lo < hi) { /* the first resize at its address from its allocation */
 			size_t mid = lo + (hi - lo) / 2;
-			if (in->chunks[ix[mid]].addr < ev->addr)
+			if (rs[mid]->addr < c->addr ||
+			    (rs[mid]->addr == c->addr && rs[mid]->ns <= c->alloc_ns))
 				lo = mid + 1;
 			else
 				hi = mid;
 		}
-		for (; lo < n && in->chunks[ix[lo]].addr == ev->addr; lo++) {
-			const struct rp_chunk *c = &in->chunks[ix[lo]];
-			if (c->alloc_ns < ev->ns && (!c->free_ns || ev->ns < c->free_ns)) {
-				if (!seen[ix[lo]])
-					first[ix[lo]] = (uint64_t)ev->value;
-				seen[ix[lo]] = true;
-				break;
-			}
-		}
+		if (lo < n && rs[lo]->addr == c->addr && (!c->free_ns || rs[lo]->ns < c->free_ns))
+			first[i] = (uint64_t)rs[lo]->value;
 	}
-	free(seen);
-	free(ix);
+	free(rs);
 	return first;
 }
 
@@ -274,7 +261,7 @@ stream_open(struct stream *s, const struct rp_input *in)
 	}
 	for (int k = 0; k < S_N; k++)
 		sort_adaptive(s->v[k], s->n[k]);
-	s->mmap_bytes = mmap_first_bytes(in);
+	s->bytes = first_bytes(in);
 }
 
 static void
@@ -282,13 +269,14 @@ stream_close(struct stream *s)
 {
 	for (int k = 0; k < S_N; k++)
 		free(s->v[k]);
-	free(s->mmap_bytes);
+	free(s->bytes);
 }
 
 static void
 apply_chunk_event(struct engine *e, const struct stream *s, const struct cev *v)
 {
 	const struct rp_chunk *c = &s->in->chunks[v->chunk];
+	uint64_t bytes = s->bytes ? s->bytes[v->chunk] : c->bytes;
 	struct chunk_entry *x;
 
 	switch (v->kind) {
@@ -296,7 +284,7 @@ apply_chunk_event(struct engine *e, const struct stream *s, const struct cev *v)
 		/* a cached chunk reused, or a cached range handed out, ends; a
 		 * live one there (not in a file the collector wrote) stays */
 		if (!occ_reuse(&e->m, c->addr, NULL))
-			occupy(e, c->addr, c->bytes, HM_CHUNK, 0, c);
+			occupy(e, c->addr, bytes, HM_CHUNK, 0, c);
 		break;
 	case E_CACHE:
 		x = chunkmap_slot(e->map, c->addr);
@@ -312,11 +300,11 @@ apply_chunk_event(struct engine *e, const struct stream *s, const struct cev *v)
 		/* in the map too, so that a resize in place finds it */
 		x = chunkmap_slot(e->map, c->addr) ? NULL : chunkmap_add(e->map, c->addr);
 		if (x) {
-			x->chunk_bytes = s->mmap_bytes[v->chunk];
+			x->chunk_bytes = bytes;
 			x->backing = RP_MMAP;
 			x->ref = c;
 		}
-		hm_mmap(&e->m, s->mmap_bytes[v->chunk], true);
+		hm_mmap(&e->m, bytes, true);
 		break;
 	case E_MMAP_OFF:
 		x = chunkmap_slot(e->map, c->addr);
