@@ -35,6 +35,7 @@
 #include "heapmodel.h"
 #include "events.h"
 #include "occupancy.h"
+#include "selfcheck.h"
 #include "snapshot.h"
 #include "util.h"
 
@@ -232,6 +233,7 @@ struct collector {
 	struct reap *reaps;
 	size_t nreaps, reaps_cap;
 	uint64_t merge_ns; /* the clock when the merge began */
+	bool perturb;      /* a test of the self-check (selfcheck.h) */
 };
 
 struct collector *
@@ -246,6 +248,7 @@ collect_new(struct db *db, const char *dir, bool attach)
 	c->gstacks = xcalloc(GSTACK_BUCKETS, sizeof(*c->gstacks));
 	c->next_stack_id = c->next_chunk_id = c->next_process_id = 1;
 	c->every_ns = 60000000000LL;
+	c->perturb = selfcheck_perturb();
 	return c;
 }
 
@@ -1610,6 +1613,8 @@ write_summary(struct collector *c, struct image *im)
 		.worst_untrimmable = m->worst_untrim,
 		.worst_ns = m->worst_ns,
 	};
+	if (c->perturb)
+		x->live += HM_GRAIN; /* the self-check must catch it */
 	if (pin) {
 		x->pin_address = pin->addr;
 		x->pin_bytes = pin->chunk_bytes;
