@@ -4,9 +4,10 @@
  * wrote: for every process with a heap_summary row, what the collector
  * computed event by event while it recorded must be what the reports find
  * when they rebuild the process's heaps from the database (`heapprof report
- * --at exit`): every figure at the end and the top pin; in a full
- * recording the replay's (replay.h), in a snapshot recording its exit
- * snapshot's.
+ * --at exit`): every figure at the end and the top pin, and the run's
+ * peaks and worst (value and instant); in a full recording the replay's
+ * (replay.h), in a snapshot recording its exit snapshot's (whose run
+ * figures are heap_summary's own).
  *
  * `heapprof run` and `heapprof collect` run it when HEAPPROF_SELFCHECK is
  * set (the test suites set it for every recording they make).
