@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * exports.c - the only definitions of libc's allocation names.
+ * exports.c - the only definitions of libc's allocation names (the
+ * malloc family and heapprof_mark; exits.c defines _exit and the wait
+ * family, progmap.c mmap and munmap).
  *
  * Each entry point is glibc 2.36's public wrapper (__libc_malloc,
  * __libc_free, ...) step for step: the same argument checks, errno values,
  * tcache initialisation points and corruption messages, then the heap
  * (heap.c) or mmap (large.c) layer. Allocations made while heapprof's own
  * code runs on this thread (hp_self.guard) go to heapprof's arena instead
- * and are never seen by the observer. Only this file sets errno for the
- * program.
+ * and are never seen by the observer. The argument checks' errno values
+ * are set here; ENOMEM where glibc's internals set it is set there too, in
+ * heap.c (a request the heap cannot grow for, as glibc's sysmalloc), in
+ * dtv.c (a thread vector) and by os.c's injected failures in test builds.
  */
 #include "config.h"
 
