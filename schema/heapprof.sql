@@ -24,12 +24,10 @@
 -- Both kinds have the process tree, modules, stacks, symbols, sites,
 -- heap_summary and heap_timeline.
 --
--- The collector runs the statements between the markers "-- @tables" and
--- "-- @indexes" first, loads the data, then runs the rest (indexes are
--- built after the load).
-
--- @tables" and "-- @indexes" first, and the views after "-- @views" (so that
--- a run cut off has them too), loads the data, then builds the indexes.
+-- The collector (analyzer/db.c) runs the statements before the marker
+-- "-- @indexes" and those after "-- @views" first, in one transaction
+-- before the first row (so that a run cut off has its tables and views),
+-- loads the data, then builds the indexes (between the two markers).
 
 -- @tables
 PRAGMA application_id = 1213222470;  -- 0x48505246, "HPRF": a heapprof database
