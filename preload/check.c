@@ -15,6 +15,7 @@
 #include "log.h"
 #include "tarena.h"
 #include "tcache.h"
+#include "thread.h"
 
 #define main_arena(av) ((av) == &hp_main_arena)
 

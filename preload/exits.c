@@ -28,6 +28,7 @@
 #include "log.h"
 #include "record.h"
 #include "tcache.h"
+#include "thread.h"
 
 #define EXPORT __attribute__((visibility("default")))
 

@@ -38,6 +38,7 @@
 #include "stats.h"
 #include "tarena.h"
 #include "tcache.h"
+#include "thread.h"
 #include "tune.h"
 #include "unwind.h"
 

@@ -25,12 +25,13 @@
 #include "os.h"
 #include "tarena.h"
 #include "tcache.h"
+#include "thread.h"
 #include "tune.h"
 
 struct hp_mstate hp_main_arena = { .lock = HP_MUTEX_INIT, .next = &hp_main_arena,
 				   .attached_threads = 1 };
 struct hp_main_heap hp_main;
-const struct hp_observer *hp_observer;
+const struct hp_observer *hp_observer; /* observe.h's */
 
 /* glibc's initial_top: a chunk of size 0 until the main arena's first
  * sysmalloc. */
@@ -961,35 +962,6 @@ free_checks(struct hp_chunk *p)
 	if (__builtin_expect(size < HP_MINSIZE || (size & HP_ALIGN_MASK), 0))
 		hp_corrupt("free(): invalid size");
 	return size;
-}
-
-bool
-hp_tcache_try_free(struct hp_chunk *p, size_t size)
-{
-	struct hp_tcache *tc = hp_self.tcache;
-	size_t tc_idx = hp_csize2tidx(size);
-
-	if (tc == NULL || tc_idx >= hp_mp.tcache_bins)
-		return false;
-	struct hp_tcache_entry *e = hp_chunk2mem(p);
-	if (__builtin_expect(e->key == hp_tcache_key, 0)) {
-		size_t cnt = 0;
-
-		for (struct hp_tcache_entry *tmp = tc->entries[tc_idx]; tmp;
-		     tmp = hp_protect_ptr(&tmp->next, tmp->next), ++cnt) {
-			if (cnt >= hp_mp.tcache_count)
-				hp_corrupt("free(): too many chunks detected in tcache");
-			if (misaligned(tmp))
-				hp_corrupt("free(): unaligned chunk detected in tcache 2");
-			if (tmp == e)
-				hp_corrupt("free(): double free detected in tcache 2");
-		}
-	}
-	if (tc->counts[tc_idx] < hp_mp.tcache_count) {
-		hp_tcache_put(tc, p, tc_idx);
-		return true;
-	}
-	return false;
 }
 
 /* _int_free after the tcache step. */

@@ -24,13 +24,12 @@
 #include "record.h"
 #include "tarena.h"
 #include "tcache.h"
+#include "thread.h"
 #include "tune.h"
 
 bool hp_initialized;
 
 static int init_state; /* 0 not started, 1 running, 2 done */
-static pthread_key_t exit_key;
-static bool exit_key_ok;
 static bool fork_locked;
 
 void
@@ -56,16 +55,6 @@ hp_init_slow(void)
 	__atomic_store_n(&hp_initialized, true, __ATOMIC_RELEASE);
 	hp_record_init(hp_initial_envp());
 	__atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
-}
-
-void
-hp_init_arm_thread_exit(void)
-{
-	if (exit_key_ok && pthread_getspecific(exit_key) == NULL) {
-		hp_self.guard++;
-		pthread_setspecific(exit_key, (void *)1);
-		hp_self.guard--;
-	}
 }
 
 static void
@@ -116,11 +105,11 @@ hp_constructor(void)
 {
 	hp_init();
 	hp_self.guard++;
-	exit_key_ok = pthread_key_create(&exit_key, hp_tcache_thread_exit) == 0;
+	hp_thread_init();
 	hp_dtv_init();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	hp_self.guard--;
 	if (hp_self.tcache)
-		hp_init_arm_thread_exit();
+		hp_thread_arm_exit();
 	hp_record_constructor();
 }

@@ -37,6 +37,7 @@
 #include "spool.h"
 #include "stacks.h"
 #include "tcache.h"
+#include "thread.h"
 #include "unwind.h"
 
 #ifndef HP_BINDIR

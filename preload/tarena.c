@@ -21,6 +21,7 @@
 #include "os.h"
 #include "tarena.h"
 #include "tcache.h"
+#include "thread.h"
 #include "tune.h"
 
 static struct hp_mutex list_lock = HP_MUTEX_INIT;
