@@ -56,53 +56,54 @@ struct ring_in {
 	uint64_t scan_seq, scan_pos; /* see find_ahead */
 };
 
-/* Records copied out of the rings, waiting for their turn: a min-heap by
- * sequence number. A ring is not in sequence order (a free is numbered
- * before the allocator works, and what the allocator reports meanwhile is
- * numbered and written first), so the merge looks at all of them. */
+/* Records copied out of the rings, waiting for their turn: a priority
+ * queue by sequence number (a binary min-heap in an array). A ring is not
+ * in sequence order (a free is numbered before the allocator works, and
+ * what the allocator reports meanwhile is numbered and written first), so
+ * the merge looks at all of them. */
 struct pending {
 	uint64_t seq;
 	struct hp_ev *rec;
 };
 
-struct heap {
+struct seq_queue {
 	struct pending *v;
 	size_t n, cap;
 };
 
 static void
-heap_push(struct heap *h, uint64_t seq, struct hp_ev *rec)
+queue_push(struct seq_queue *q, uint64_t seq, struct hp_ev *rec)
 {
 	size_t i;
 
-	if (h->n == h->cap) {
-		h->cap = h->cap ? h->cap * 2 : 1024;
-		h->v = xrealloc(h->v, h->cap * sizeof(*h->v));
+	if (q->n == q->cap) {
+		q->cap = q->cap ? q->cap * 2 : 1024;
+		q->v = xrealloc(q->v, q->cap * sizeof(*q->v));
 	}
-	for (i = h->n++; i > 0 && h->v[(i - 1) / 2].seq > seq; i = (i - 1) / 2)
-		h->v[i] = h->v[(i - 1) / 2];
-	h->v[i] = (struct pending){ seq, rec };
+	for (i = q->n++; i > 0 && q->v[(i - 1) / 2].seq > seq; i = (i - 1) / 2)
+		q->v[i] = q->v[(i - 1) / 2];
+	q->v[i] = (struct pending){ seq, rec };
 }
 
 static struct pending
-heap_pop(struct heap *h)
+queue_pop(struct seq_queue *q)
 {
-	struct pending top = h->v[0], last = h->v[--h->n];
+	struct pending top = q->v[0], last = q->v[--q->n];
 	size_t i = 0;
 
 	for (;;) {
 		size_t c = 2 * i + 1;
-		if (c >= h->n)
+		if (c >= q->n)
 			break;
-		if (c + 1 < h->n && h->v[c + 1].seq < h->v[c].seq)
+		if (c + 1 < q->n && q->v[c + 1].seq < q->v[c].seq)
 			c++;
-		if (h->v[c].seq >= last.seq)
+		if (q->v[c].seq >= last.seq)
 			break;
-		h->v[i] = h->v[c];
+		q->v[i] = q->v[c];
 		i = c;
 	}
-	if (h->n)
-		h->v[i] = last;
+	if (q->n)
+		q->v[i] = last;
 	return top;
 }
 
@@ -125,7 +126,7 @@ struct image {
 	struct hp_proc_file *proc;
 	struct ring_in *rings;
 	unsigned nrings;
-	struct heap pending;
+	struct seq_queue pending;
 	uint64_t next_seq;
 	uint64_t taken;        /* the process file's counter, last read */
 	int64_t process_id;
@@ -1441,7 +1442,7 @@ merge(struct collector *c, struct image *im, bool final)
 				hold = true;
 				break;
 			}
-			struct pending p = heap_pop(&im->pending);
+			struct pending p = queue_pop(&im->pending);
 			if (p.seq == im->next_seq) { /* below: a duplicate, dropped */
 				apply(c, im, p.rec);
 				im->next_seq++;
@@ -1519,7 +1520,7 @@ merge(struct collector *c, struct image *im, bool final)
 			uint32_t bytes = HP_EV_BYTES(e->word);
 			struct hp_ev *copy = xmalloc(bytes);
 			memcpy(copy, e, bytes);
-			heap_push(&im->pending, copy->seq, copy);
+			queue_push(&im->pending, copy->seq, copy);
 			r->tail += bytes;
 			moved = true;
 		}
@@ -1685,7 +1686,7 @@ finish_image(struct collector *c, struct image *im)
 	for (unsigned i = 0; i < im->nrings; i++)
 		munmap(im->rings[i].hdr, HP_PAGE + im->rings[i].size);
 	free(im->pending.v);
-	im->pending = (struct heap){ 0 };
+	im->pending = (struct seq_queue){ 0 };
 	free(im->rings);
 	im->rings = NULL;
 	im->nrings = 0;
