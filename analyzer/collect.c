@@ -704,7 +704,7 @@ adopt_fork_model(struct collector *c, struct image *im, int64_t parent_id, uint6
 	im->model = f->model;
 	im->model.map = im->chunks;
 	/* the child's own peak and worst, from its start */
-	im->model.worst_untrim = im->model.peak_extent = 0;
+	im->model.worst_untrimmable = im->model.peak_extent = 0;
 	im->snap = f->snap;
 	snap_set_process(im->snap, im->process_id);
 	free(f);
@@ -908,7 +908,7 @@ model_remove(struct image *im, struct chunk_entry *e)
 static bool
 is_range(const struct chunk_entry *e)
 {
-	return e->kind == HM_RANGE_CACHED || e->kind == HM_RANGE_OWN;
+	return e->kind == HM_RANGE_CACHED || e->kind == HM_RANGE_ALLOCATOR;
 }
 
 /* Before the entry at addr changes (snapshots keep its earlier value). */
@@ -1137,7 +1137,7 @@ model_track(struct image *im)
 		im->tl = xrealloc(im->tl, im->tl_cap * sizeof(*im->tl));
 	}
 	im->tl[im->ntl++] = (struct tl_point){ im->now, m->extent, m->live + m->mmap, m->cached,
-					       m->untrim };
+					       m->untrimmable };
 	im->tl_next = im->now + im->tl_step;
 }
 
@@ -1600,9 +1600,9 @@ write_summary(struct collector *c, struct image *im)
 		.extent = m->extent,
 		.live = m->live,
 		.cached = m->cached,
-		.allocator = m->own,
+		.allocator = m->allocator,
 		.top_free = hm_top_free(m),
-		.untrimmable = m->untrim,
+		.untrimmable = m->untrimmable,
 		.trim_reclaimable = hm_trim_reclaimable(m),
 		.resident = hm_resident(m),
 		.mmap = m->mmap,
@@ -1611,7 +1611,7 @@ write_summary(struct collector *c, struct image *im)
 		.peak_live_ns = im->peak_live_ns,
 		.peak_extent = m->peak_extent,
 		.peak_extent_ns = m->peak_extent_ns,
-		.worst_untrimmable = m->worst_untrim,
+		.worst_untrimmable = m->worst_untrimmable,
 		.worst_ns = m->worst_ns,
 	};
 	if (c->perturb)
@@ -1619,7 +1619,7 @@ write_summary(struct collector *c, struct image *im)
 	if (pin) {
 		x->pin_address = pin->addr;
 		x->pin_bytes = pin->chunk_bytes;
-		x->pin_state = pin->kind == HM_RANGE_OWN      ? "allocator"
+		x->pin_state = pin->kind == HM_RANGE_ALLOCATOR      ? "allocator"
 			       : pin->kind == HM_RANGE_CACHED ? "stashed"
 			       : pin->cached		      ? "cached"
 							      : "live";
@@ -1631,7 +1631,7 @@ write_summary(struct collector *c, struct image *im)
 			    im->tl[i].cached, im->tl[i].untrimmable);
 	if (!im->ntl || im->tl[im->ntl - 1].ns != im->now)
 		db_timeline(c->db, im->process_id, im->now, m->extent, m->live + m->mmap, m->cached,
-			    m->untrim);
+			    m->untrimmable);
 	im->has_summary = true;
 }
 

@@ -26,7 +26,7 @@
 #include "replay.h"
 
 /* The states of a cell's bytes. */
-enum { FR_LIVE, FR_CACHED, FR_OWN, FR_HOLE, FR_TOP, FR_NSTATES };
+enum { FR_LIVE, FR_CACHED, FR_ALLOCATOR, FR_HOLE, FR_TOP, FR_NSTATES };
 
 struct fr_cell {
 	uint64_t bytes[FR_NSTATES]; /* add up to the cell's bytes inside the heap */

@@ -6,7 +6,7 @@
 
 /* heap_event.value of a state event; chunk.fate; heap_event.value of a map
  * event (schema/heapprof.sql's lookup tables) */
-enum { STATE_FREE = 0, STATE_CACHED = 1, STATE_OWN = 2, STATE_FASTBIN = 3 };
+enum { STATE_FREE = 0, STATE_CACHED = 1, STATE_LIVE = 2, STATE_FASTBIN = 3 };
 enum { FATE_TCACHE = 1, FATE_FASTBIN = 2 };
 enum { MAP_HEAP = 2 };
 enum { BACKING_MMAP = 2 };
@@ -21,7 +21,7 @@ touch(const struct occ_hooks *h, uint64_t addr)
 static bool
 is_range(const struct chunk_entry *e)
 {
-	return e->kind == HM_RANGE_CACHED || e->kind == HM_RANGE_OWN;
+	return e->kind == HM_RANGE_CACHED || e->kind == HM_RANGE_ALLOCATOR;
 }
 
 uint8_t
@@ -113,7 +113,7 @@ state(struct hm *m, uint64_t addr, uint64_t bytes, int64_t value, const struct o
 		touch(h, addr);
 		e = chunkmap_add(m->map, addr);
 		e->chunk_bytes = bytes;
-		e->kind = cache ? HM_RANGE_CACHED : HM_RANGE_OWN;
+		e->kind = cache ? HM_RANGE_CACHED : HM_RANGE_ALLOCATOR;
 		e->cached = cache;
 		if (!hm_occupy(m, e))
 			chunkmap_remove(m->map, e);

@@ -399,8 +399,8 @@ figures(struct hm *m, struct rp_figures *f, int64_t at_ns)
 	f->live = m->live;
 	f->cached = m->cached;
 	f->fastbin = m->fastbin;
-	f->allocator = m->own;
-	f->untrimmable = m->untrim;
+	f->allocator = m->allocator;
+	f->untrimmable = m->untrimmable;
 	f->untrimmable_resident = hm_holes_resident(m);
 	f->top_free = hm_top_free(m);
 	hm_trim(m, &t);
@@ -453,7 +453,7 @@ add_point(struct pass1 *p, int64_t ns)
 	}
 	const struct hm *m = &p->e->m;
 	r->timeline[r->npoints++] = (struct rp_point){ ns, m->extent, m->live + m->mmap, m->cached,
-						       m->untrim };
+						       m->untrimmable };
 }
 
 static void
@@ -528,7 +528,7 @@ walk_heaps(struct hm *m, struct rp_result *r, size_t top)
 		hm_holes(m, h, add_hole, &holes);
 		/* the chain: from the top down while holes remain below */
 		size_t g = h->top;
-		uint64_t free_below = h->untrim;
+		uint64_t free_below = h->untrimmable;
 		while (free_below > 0 && top > 0) {
 			long long p = hm_prev(h, g);
 			if (p < 0)
@@ -551,7 +551,7 @@ walk_heaps(struct hm *m, struct rp_result *r, size_t top)
 				.alloc_ns = rc ? rc->alloc_ns : 0,
 				.chunk_id = rc ? rc->chunk_id : 0,
 				.stack_id = rc ? rc->stack_id : 0,
-				.state = !c || c->kind == HM_RANGE_OWN ? RP_OWN
+				.state = !c || c->kind == HM_RANGE_ALLOCATOR ? RP_ALLOCATOR
 					 : c->kind == HM_RANGE_CACHED  ? RP_STASHED
 					 : c->cached		       ? RP_CACHED
 								       : RP_LIVE,
@@ -789,7 +789,7 @@ visit_heaps(struct engine *e, const struct rp_result *r, const struct rp_visit *
 				.stack_id = rc ? rc->stack_id : 0,
 				.chunk_id = rc ? rc->chunk_id : 0,
 				.alloc_ns = rc ? rc->alloc_ns : 0,
-				.state = !c || c->kind == HM_RANGE_OWN ? RP_OWN
+				.state = !c || c->kind == HM_RANGE_ALLOCATOR ? RP_ALLOCATOR
 					 : c->kind == HM_RANGE_CACHED  ? RP_STASHED
 					 : c->cached		       ? RP_CACHED
 								       : RP_LIVE,
@@ -872,7 +872,7 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 	engine_run_to(&e, in, INT64_MAX, after_event, &p, &events);
 	r->peak_extent = e.m.peak_extent;
 	r->peak_extent_ns = e.m.peak_extent_ns;
-	r->worst_untrimmable = e.m.worst_untrim;
+	r->worst_untrimmable = e.m.worst_untrimmable;
 	r->worst_ns = e.m.worst_ns;
 	if (p.step)
 		add_point(&p, end == INT64_MAX ? r->peak_live_ns : end);
@@ -1087,7 +1087,7 @@ rp_snapshot(const struct rp_snapshot *s, const struct rp_input *in,
 			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_CACHED, cache, NULL);
 			break;
 		case RP_OCC_ALLOCATOR:
-			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_OWN, 0, NULL);
+			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_ALLOCATOR, 0, NULL);
 			break;
 		default:
 			break;
