@@ -54,7 +54,8 @@ struct fr_site {
 	uint64_t leaked_chunks;
 };
 
-/* What a site retains: the free memory it left that the process holds. */
+/* A site's retained bytes (README's words): its share of the process's,
+ * the holes its chunks last held and its chunks a cache holds. */
 static inline uint64_t
 fr_retained(const struct fr_site *s)
 {

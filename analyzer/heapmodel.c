@@ -573,9 +573,7 @@ hm_track(struct hm *m, int64_t ns)
 uint64_t
 hm_retained(const struct hm *m)
 {
-	uint64_t held = m->extent + m->mmap, used = m->live + m->mmap;
-
-	return held > used ? held - used : 0;
+	return m->extent > m->live ? m->extent - m->live : 0;
 }
 
 uint64_t

@@ -129,7 +129,7 @@ void hm_start(struct hm *m, int64_t ns);
  * peak extent so far (the first instant of each). */
 void hm_track(struct hm *m, int64_t ns);
 
-/* Held from the kernel (extent and mmap chunks) beyond live bytes. */
+/* Retained bytes (README's words): heap extent - live. */
 uint64_t hm_retained(const struct hm *m);
 
 /* Free bytes above the top pin, over all heaps. */

@@ -83,7 +83,7 @@ struct rp_figures {
 	uint64_t trim_reclaimable; /* resident bytes malloc_trim(0) gives back (hm_trim) */
 	uint64_t trim_top;         /* of those, the brk heap's top */
 	uint64_t mmap;             /* live mmap chunks */
-	uint64_t retained;         /* extent + mmap - live - live mmap */
+	uint64_t retained;         /* extent - live (README's words) */
 	uint64_t live_chunks, cached_chunks, mmap_chunks;
 	/* out of the heaps: what the program mapped itself (rp_pmap) */
 	uint64_t pymalloc, pymalloc_arenas;      /* pymalloc's arenas */

@@ -342,12 +342,12 @@ CREATE TABLE heap_summary (
   cached_bytes            INTEGER NOT NULL,  -- freed chunks a tcache or fastbin holds
   allocator_bytes         INTEGER NOT NULL,  -- the allocator's own bytes in the heaps
   top_free_bytes          INTEGER NOT NULL,  -- free above the top pin: trimmable
-  untrimmable_bytes       INTEGER NOT NULL,  -- free below the top pin (holes)
+  untrimmable_bytes       INTEGER NOT NULL,  -- free below the top pin: holes (README)
   trim_reclaimable_bytes  INTEGER NOT NULL,  -- what malloc_trim(0) would give back: the
                                              -- resident whole pages of the free chunks
                                              -- (with what fastbins hold) and of the top
   mmap_bytes              INTEGER NOT NULL,  -- live mmap chunks
-  retained_bytes          INTEGER NOT NULL,  -- extent + mmap - live - live mmap
+  retained_bytes          INTEGER NOT NULL,  -- extent - live (README's words)
   peak_live_bytes         INTEGER NOT NULL,  -- the most live (heap and mmap) at once
   peak_live_ns            INTEGER,           -- when
   peak_extent_bytes       INTEGER NOT NULL,  -- the largest heap extent
@@ -407,10 +407,10 @@ CREATE TABLE snapshot (
   cached_bytes           INTEGER NOT NULL,  -- freed, still held by a tcache or fastbin
   allocator_bytes        INTEGER NOT NULL,  -- the allocator's own bytes in the heaps
   top_free_bytes         INTEGER NOT NULL,  -- free above the top pin: trimmable
-  untrimmable_bytes      INTEGER NOT NULL,  -- free below the top pin (holes)
+  untrimmable_bytes      INTEGER NOT NULL,  -- free below the top pin: holes (README)
   trim_reclaimable_bytes INTEGER NOT NULL,  -- of those, whole pages malloc_trim(0) returns
   mmap_bytes             INTEGER NOT NULL,  -- live mmap chunks
-  retained_bytes         INTEGER NOT NULL,  -- extent + mmap - live - live mmap
+  retained_bytes         INTEGER NOT NULL,  -- extent - live (README's words)
   live_chunks            INTEGER NOT NULL,
   cached_chunks          INTEGER NOT NULL,
   mmap_chunks            INTEGER NOT NULL,
