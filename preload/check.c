@@ -4,12 +4,12 @@
  *
  * Reads the arenas' chunks, bins and tcaches under each arena's lock and
  * changes nothing: no allocation from the tracked heaps (the walk's scratch
- * comes from heapprof's arena), no stdio, no lock but the arenas' and the
+ * comes from heapprof's own memory), no stdio, no lock but the arenas' and the
  * tcache registry's.
  */
 #include "config.h"
 
-#include "arena.h"
+#include "selfmem.h"
 #include "check.h"
 #include "heap.h"
 #include "log.h"
@@ -212,11 +212,11 @@ hp_check_walk(hp_walk_fn fn, void *arg)
 	} while (av != &hp_main_arena);
 	hp_tcache_each(count_one, &n);
 	set.cap = n + 64;
-	set.v = hp_arena_alloc(set.cap * sizeof(uintptr_t), 16, false);
+	set.v = hp_selfmem_alloc(set.cap * sizeof(uintptr_t), 16, false);
 	if (set.v == NULL)
 		set.cap = 0;
 	fast.cap = nfast + 64;
-	fast.v = hp_arena_alloc(fast.cap * sizeof(uintptr_t), 16, false);
+	fast.v = hp_selfmem_alloc(fast.cap * sizeof(uintptr_t), 16, false);
 	if (fast.v == NULL)
 		fast.cap = 0;
 	do {
@@ -237,9 +237,9 @@ hp_check_walk(hp_walk_fn fn, void *arg)
 		av = av->next;
 	} while (av != &hp_main_arena);
 	if (set.v)
-		hp_arena_free(set.v);
+		hp_selfmem_free(set.v);
 	if (fast.v)
-		hp_arena_free(fast.v);
+		hp_selfmem_free(fast.v);
 	return walked;
 }
 

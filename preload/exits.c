@@ -59,7 +59,7 @@ _Exit(int status)
 /* ---- waiting ---- */
 
 /* libc's definition of `name`, looked up once. dlsym may allocate: the
- * guard sends that to heapprof's arena. */
+ * guard sends that to heapprof's own memory. */
 static void *
 next(void **slot, const char *name)
 {

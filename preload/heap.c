@@ -16,7 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "arena.h"
+#include "selfmem.h"
 #include "check.h"
 #include "heap.h"
 #include "large.h"

@@ -15,7 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "arena.h"
+#include "selfmem.h"
 #include "check.h"
 #include "dtv.h"
 #include "heap.h"
@@ -69,7 +69,7 @@ fork_prepare(void)
 		return;
 	hp_tarena_fork_prepare();
 	hp_tcache_fork_prepare();
-	hp_arena_fork_prepare();
+	hp_selfmem_fork_prepare();
 	fork_locked = true;
 }
 
@@ -78,7 +78,7 @@ fork_parent(void)
 {
 	if (fork_locked) {
 		fork_locked = false;
-		hp_arena_fork_parent();
+		hp_selfmem_fork_parent();
 		hp_tcache_fork_parent();
 		hp_tarena_fork_parent();
 	}
@@ -93,7 +93,7 @@ fork_child(void)
 
 	fork_locked = false;
 	hp_tarena_fork_child();
-	hp_arena_fork_child();
+	hp_selfmem_fork_child();
 	hp_tcache_fork_child();
 	hp_record_fork_child();
 	if (whole)

@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "arena.h"
+#include "selfmem.h"
 #include "log.h"
 #include "os.h"
 #include "spool.h"
@@ -201,7 +201,7 @@ hp_spool_reopen_child(struct hp_spool *s)
 	for (struct hp_ring *ring = s->rings, *next; ring; ring = next) {
 		next = ring->next;
 		hp_os_munmap(ring->hdr, HP_PAGE + ring->size);
-		hp_arena_free(ring);
+		hp_selfmem_free(ring);
 	}
 	s->rings = NULL;
 	s->proc = NULL;
@@ -289,7 +289,7 @@ create_ring(struct hp_spool *s, unsigned index)
 	close(fd);
 	if (map == MAP_FAILED)
 		return NULL;
-	r = hp_arena_alloc(sizeof(*r), 16, true);
+	r = hp_selfmem_alloc(sizeof(*r), 16, true);
 	if (!r) {
 		hp_os_munmap(map, HP_PAGE + size);
 		return NULL;

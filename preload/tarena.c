@@ -14,7 +14,7 @@
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
-#include "arena.h"
+#include "selfmem.h"
 #include "check.h"
 #include "heap.h"
 #include "log.h"

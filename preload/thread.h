@@ -40,12 +40,12 @@ extern __thread struct hp_thread hp_self __attribute__((tls_model("initial-exec"
 
 /* Create the thread-exit key: from heapprof's constructor, once libc is
  * up (pthread_key_create may allocate: the caller holds the guard).
- * Lock: none. Allocates: arena. AS-safe: no. */
+ * Lock: none. Allocates: selfmem. AS-safe: no. */
 void hp_thread_init(void);
 
 /* Make sure this thread's end runs hp_thread_exit (sets the key once
  * hp_thread_init has created it; until then, nothing). Lock: none.
- * Allocates: arena (libc's key storage, under the guard). AS-safe: no. */
+ * Allocates: selfmem (libc's key storage, under the guard). AS-safe: no. */
 void hp_thread_arm_exit(void);
 
 /* The key's destructor: re-arms itself until the last round of pthread

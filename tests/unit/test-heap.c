@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "heap.h"
-#include "arena.h"
+#include "selfmem.h"
 #include "check.h"
 #include "observe.h"
 #include "os.h"
@@ -489,8 +489,8 @@ test_guard(void)
 	d = realloc(NULL, 300000);
 	hp_self.guard--;
 	CHECK(a && b && c && d, "guarded allocations succeed");
-	CHECK(hp_arena_owns_chunk(hp_mem2chunk(a)) && hp_arena_owns_chunk(hp_mem2chunk(b)) &&
-		      hp_arena_owns_chunk(hp_mem2chunk(c)) && hp_arena_owns_chunk(hp_mem2chunk(d)),
+	CHECK(hp_selfmem_owns_chunk(hp_mem2chunk(a)) && hp_selfmem_owns_chunk(hp_mem2chunk(b)) &&
+		      hp_selfmem_owns_chunk(hp_mem2chunk(c)) && hp_selfmem_owns_chunk(hp_mem2chunk(d)),
 	      "guarded allocations are heapprof's arena blocks");
 	CHECK(((uintptr_t)c & 4095) == 0, "guarded memalign is aligned");
 	bool zero = true;
@@ -506,7 +506,7 @@ test_guard(void)
 	CHECK(malloc_usable_size(a) >= 100, "usable size of a guarded block");
 	memset(a, 1, 100);
 	a = realloc(a, 5000); /* outside the guard: stays in the arena */
-	CHECK(a && hp_arena_owns_chunk(hp_mem2chunk(a)) && a[99] == 1,
+	CHECK(a && hp_selfmem_owns_chunk(hp_mem2chunk(a)) && a[99] == 1,
 	      "realloc of a guarded block keeps it in the arena");
 	free(a);
 	free(b);
