@@ -4,7 +4,7 @@
  *
  * Runs inside malloc (a thread's first event creates its ring) with the
  * guard up: system calls are made with libc's thin wrappers, which never
- * allocate; heapprof's own memory comes from its arena. errno is preserved
+ * allocate; heapprof's own memory comes from selfmem. errno is preserved
  * for the program.
  */
 #include "config.h"

@@ -467,7 +467,7 @@ find_chunk(uintptr_t chunk, size_t bytes, enum hp_state state, bool is_top, void
 }
 
 /* heapprof's own allocations (made while the guard is up, e.g. by libunwind
- * inside the recorder) come from its arena: never in the heap, never seen
+ * inside the recorder) come from selfmem: never in the heap, never seen
  * by the observer, and free/realloc/usable_size recognise them later from
  * any context. */
 static void
@@ -491,7 +491,7 @@ test_guard(void)
 	CHECK(a && b && c && d, "guarded allocations succeed");
 	CHECK(hp_selfmem_owns_chunk(hp_mem2chunk(a)) && hp_selfmem_owns_chunk(hp_mem2chunk(b)) &&
 		      hp_selfmem_owns_chunk(hp_mem2chunk(c)) && hp_selfmem_owns_chunk(hp_mem2chunk(d)),
-	      "guarded allocations are heapprof's arena blocks");
+	      "guarded allocations are selfmem blocks");
 	CHECK(((uintptr_t)c & 4095) == 0, "guarded memalign is aligned");
 	bool zero = true;
 	for (int i = 0; i < 1000; i++)
