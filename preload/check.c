@@ -112,9 +112,9 @@ arena_stretches(struct hp_mstate *av, struct stretch *out, unsigned cap)
 						     i + 1 == hp_main.nsegments };
 		}
 	} else {
-		struct hp_heap_info *top_heap = hp_heap_for_ptr(av->top);
+		struct hp_mapped_heap *top_heap = hp_mapped_heap_of(av->top);
 
-		for (struct hp_heap_info *h = top_heap; h && n < cap; h = h->prev) {
+		for (struct hp_mapped_heap *h = top_heap; h && n < cap; h = h->prev) {
 			uintptr_t start = (uintptr_t)(h + 1);
 
 			if (h->ar_ptr == (struct hp_mstate *)(h + 1)) {
@@ -261,7 +261,7 @@ check_top(struct hp_mstate *av)
 			      (uintptr_t)top + hp_chunksize(top) == g->end,
 		      "top does not end the last segment", top, 6);
 	} else if (!main_arena(av)) {
-		struct hp_heap_info *h = hp_heap_for_ptr(top);
+		struct hp_mapped_heap *h = hp_mapped_heap_of(top);
 
 		CHECK(h->ar_ptr == av && (uintptr_t)top + hp_chunksize(top) ==
 						 (uintptr_t)h + h->size,

@@ -266,7 +266,7 @@ do_calloc(size_t n, size_t elem_size)
 			if (oldtopsize < fresh_from)
 				oldtopsize = fresh_from;
 		} else {
-			struct hp_heap_info *h = hp_heap_for_ptr(oldtop);
+			struct hp_mapped_heap *h = hp_mapped_heap_of(oldtop);
 			size_t rw = (uintptr_t)h + h->mprotect_size - (uintptr_t)oldtop;
 			if (oldtopsize < rw)
 				oldtopsize = rw;

@@ -240,7 +240,7 @@ top_ends_its_stretch(const struct hp_mstate *av)
 	uintptr_t end = (uintptr_t)av->top + hp_chunksize(av->top);
 
 	if (!main_arena(av)) {
-		const struct hp_heap_info *h = hp_heap_for_ptr(av->top);
+		const struct hp_mapped_heap *h = hp_mapped_heap_of(av->top);
 		return end == (uintptr_t)h + h->size;
 	}
 	if (hp_main.nsegments == 0 || hp_main.nsegments > HP_MAX_SEGMENTS)
@@ -1019,7 +1019,7 @@ free_tail_locked(struct hp_mstate *av, struct hp_chunk *p, size_t size, bool rep
 				systrim(av, hp_mp.top_pad);
 		} else {
 			/* Always: the top's heap may go away entirely. */
-			hp_tarena_heap_trim_locked(hp_heap_for_ptr(av->top), hp_mp.top_pad);
+			hp_tarena_heap_trim_locked(hp_mapped_heap_of(av->top), hp_mp.top_pad);
 		}
 	}
 	return fate;
@@ -1058,7 +1058,7 @@ hp_heap_free(struct hp_chunk *p)
 struct hp_mstate *
 hp_heap_arena_for_chunk(const struct hp_chunk *p)
 {
-	return hp_chunk_main_arena(p) ? &hp_main_arena : hp_heap_for_ptr(p)->ar_ptr;
+	return hp_chunk_main_arena(p) ? &hp_main_arena : hp_mapped_heap_of(p)->ar_ptr;
 }
 
 /* ---- _int_realloc ---- */

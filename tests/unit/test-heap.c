@@ -582,7 +582,7 @@ thread_main(void *arg)
 			v[i] = malloc(1 << 20);
 			bad += !verify("thread heap growth");
 		}
-		CHECK(v[99] && hp_heap_for_ptr(v[99]) != hp_heap_for_ptr(v[0]),
+		CHECK(v[99] && hp_mapped_heap_of(v[99]) != hp_mapped_heap_of(v[0]),
 		      "100 MiB in a thread arena span a second heap");
 		for (int i = 99; i >= 0; i--) {
 			at_step = 200 - (unsigned long)i;
