@@ -412,6 +412,16 @@ send_process(uint32_t flags)
 
 /* ---- observer callbacks ---- */
 
+/* Recording stopped for good in this process (its collector is gone, or a
+ * forked child got no files of its own): nobody observes any more, so the
+ * allocator takes its fast paths again and no stack is walked. A thread
+ * already inside a callback finds the spool stopped and writes nothing. */
+static void
+detach(void)
+{
+	__atomic_store_n(&hp_observer, NULL, __ATOMIC_RELEASE);
+}
+
 static void
 on_ticket(struct hp_ticket *t)
 {
@@ -427,6 +437,7 @@ on_ticket(struct hp_ticket *t)
 		 * file, whose numbers are the parent's */
 		t->seq = 0;
 		t->ns = 0;
+		detach();
 		return;
 	}
 	rec_ticket(t);
@@ -513,6 +524,11 @@ on_alloc(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes, enum hp_ba
 	hp_self.guard++;
 	if (__builtin_expect(*epoch == 0, 0))
 		after_fork(false);
+	if (__builtin_expect(spool.stopped, 0)) {
+		detach();
+		hp_self.guard--;
+		return;
+	}
 	stack_id = hp_stacks_intern(stack, nstack, hp_unwind_repeated(), &is_new, &ips, &depth);
 	if (is_new) {
 		/* A new stack may point into a newly loaded object. */

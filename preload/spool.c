@@ -343,6 +343,8 @@ ring_room(struct hp_spool *s, struct hp_ring *r, uint64_t off, size_t bytes)
 	return true;
 }
 
+static bool collector_alive(struct hp_spool *s);
+
 /* A ring whose thread is gone can be drained and reused. */
 static void
 retire_dead_locked(struct hp_spool *s)
@@ -370,6 +372,15 @@ hp_spool_ring(struct hp_spool *s, pid_t tid)
 			r = c;
 			break;
 		}
+	if (r == NULL && s->rings && !collector_alive(s)) {
+		/* no ring came back free: the collector that drains them may be
+		 * gone, and then every new thread would make (and populate) a
+		 * ring nobody reads */
+		hp_mutex_unlock(&s->lock);
+		hp_spool_abandon(s);
+		errno = saved;
+		return NULL;
+	}
 	if (r == NULL) {
 		r = create_ring(s, s->proc->nrings);
 		if (r) {
