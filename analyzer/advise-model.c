@@ -54,7 +54,7 @@ adv_model_occupy(struct adv_model *a, uint64_t addr, uint64_t bytes, uint32_t ob
 	e->chunk_bytes = bytes;
 	e->row_id = object;
 	e->cached = cached;
-	e->kind = object ? HM_CHUNK : cached ? HM_RANGE_CACHED : HM_RANGE_OWN;
+	e->kind = object ? HM_CHUNK : cached ? HM_RANGE_CACHED : HM_RANGE_ALLOCATOR;
 	if (!hm_occupy(&a->m, e))
 		chunkmap_remove(a->map, e);
 }
@@ -102,9 +102,9 @@ adv_model_figures(struct adv_model *a, int64_t delta, struct adv_figs *f)
 	struct chunk_entry *pin = hm_top_pin(&a->m);
 
 	f->extent = a->m.extent;
-	f->untrimmable = a->m.untrim;
+	f->untrimmable = a->m.untrimmable;
 	f->retained = hm_retained(&a->m);
-	f->worst_untrimmable = a->m.worst_untrim;
+	f->worst_untrimmable = a->m.worst_untrimmable;
 	f->worst_ns = a->m.worst_ns;
 	f->peak_extent = a->m.peak_extent;
 	f->peak_rss = a->peak_rss;

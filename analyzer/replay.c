@@ -8,6 +8,7 @@
 
 #include "chunkmap.h"
 #include "heapmodel.h"
+#include "occupancy.h"
 #include "replay.h"
 #include "util.h"
 
@@ -54,69 +55,11 @@ occupy(struct engine *e, uint64_t addr, uint64_t bytes, uint8_t kind, uint8_t ca
 		chunkmap_remove(e->map, c);
 }
 
-static void
-vacate(struct engine *e, struct chunk_entry *c)
-{
-	hm_vacate(&e->m, c);
-	chunkmap_remove(e->map, c);
-}
-
+/* One heap_event row (occupancy.h). */
 static void
 heap_event(struct engine *e, const struct rp_event *ev)
 {
-	struct chunk_entry *c;
-
-	switch (ev->kind) {
-	case RP_EV_BRK:
-		hm_brk(&e->m, ev->addr, ev->bytes);
-		break;
-	case RP_EV_MAP:
-		if (ev->value == 2)
-			hm_map_heap(&e->m, ev->addr, ev->bytes);
-		break;
-	case RP_EV_UNMAP:
-		if (ev->value == 2)
-			hm_unmap_heap(&e->m, ev->addr, ev->bytes);
-		break;
-	case RP_EV_STATE:
-		c = chunkmap_slot(e->map, ev->addr);
-		if (ev->value == 0) {
-			/* free: what was cached there (or the allocator's) is not */
-			if (c && c->addr == ev->addr && (c->cached || c->kind != HM_CHUNK))
-				vacate(e, c);
-		} else if (ev->value == 1 || ev->value == 3) {
-			/* into a tcache (1) or a fastbin (3): free space the
-			 * allocator cached, or a cached chunk moving between them */
-			uint8_t cache = ev->value == 1 ? HM_TCACHE : HM_FASTBIN;
-			if (c && c->addr == ev->addr)
-				hm_to_cached(&e->m, c, cache);
-			else if (!c)
-				occupy(e, ev->addr, ev->bytes, HM_RANGE_CACHED, cache, NULL);
-		} else if (ev->value == 2 && !c) {
-			occupy(e, ev->addr, ev->bytes, HM_RANGE_OWN, 0, NULL);
-		}
-		break;
-	case RP_EV_MADVISE:
-		hm_madvise(&e->m, ev->addr, ev->bytes);
-		break;
-	case RP_EV_RESIZE:
-		c = chunkmap_slot(e->map, ev->addr);
-		if (c && c->addr == ev->addr && !c->cached && c->kind == HM_CHUNK)
-			hm_resize(&e->m, c, ev->bytes);
-		break;
-	case RP_EV_INHERITED_FREE:
-		c = chunkmap_slot(e->map, ev->addr);
-		if (c && c->addr == ev->addr && c->kind == HM_CHUNK) {
-			if (ev->value == RP_TCACHE || ev->value == RP_FASTBIN)
-				hm_to_cached(&e->m, c,
-					     ev->value == RP_FASTBIN ? HM_FASTBIN : HM_TCACHE);
-			else
-				vacate(e, c);
-		}
-		break;
-	default:
-		break;
-	}
+	occ_heap_event(&e->m, ev->kind, ev->addr, ev->bytes, ev->value, NULL);
 }
 
 /* ---- events of the chunks, in time order ---- */
@@ -234,89 +177,62 @@ unsorted:
  * (reuse at the same address). */
 enum { S_VACATE, S_CACHE, S_ALLOC, S_N };
 
-/* An mmap chunk resized in place (mremap): the row holds its last size,
- * the resize event (by address) the one before. */
-struct mresize {
-	size_t event;   /* index into in->events */
-	uint32_t chunk; /* index into in->chunks */
-};
-
 struct stream {
 	const struct rp_input *in;
 	struct cev *v[S_N];
 	size_t n[S_N], i[S_N];
 	size_t hi;
-	struct mresize *mres; /* in event order */
-	size_t nmres, imres;
-	uint64_t *first;      /* by chunk: bytes when mapped, 0: the row's */
+	uint64_t *bytes;      /* by chunk: its bytes when allocated (NULL: c->bytes) */
 };
 
 static int
-by_addr_then_time(const void *a, const void *b, void *arg)
+by_addr_ns(const void *a, const void *b)
 {
-	const struct rp_chunk *c = arg;
-	const struct rp_chunk *x = &c[*(const uint32_t *)a], *y = &c[*(const uint32_t *)b];
+	const struct rp_event *x = *(const struct rp_event *const *)a;
+	const struct rp_event *y = *(const struct rp_event *const *)b;
 
 	if (x->addr != y->addr)
 		return x->addr < y->addr ? -1 : 1;
-	return (x->alloc_ns > y->alloc_ns) - (x->alloc_ns < y->alloc_ns);
+	return x->ns < y->ns ? -1 : x->ns > y->ns;
 }
 
-/* Match each resize event to the mmap chunk mapped at its address then. */
-static void
-find_mmap_resizes(struct stream *s, const struct rp_input *in)
+/* The bytes each chunk had when it was allocated: its row has them as they
+ * were at its end, and a chunk grows or shrinks in place (realloc, mremap)
+ * by resize events, whose value is the bytes before. NULL if there is no
+ * resize: then they are the rows'. */
+static uint64_t *
+first_bytes(const struct rp_input *in)
 {
-	uint32_t *idx = NULL;
-	size_t n = 0, cap = 0;
+	const struct rp_event **rs = NULL;
+	size_t n = 0;
 
-	for (size_t i = 0; i < in->nevents; i++)
-		if (in->events[i].kind == RP_EV_RESIZE && in->events[i].has_value)
-			n++;
+	for (size_t k = 0; k < in->nevents; k++)
+		if (in->events[k].kind == OCC_RESIZE) {
+			if (!rs)
+				rs = xmalloc((in->nevents - k) * sizeof(*rs));
+			rs[n++] = &in->events[k];
+		}
 	if (n == 0)
-		return;
-	n = 0;
-	for (size_t i = 0; i < in->nchunks; i++)
-		if (in->chunks[i].backing == RP_MMAP)
-			n++;
-	if (n == 0)
-		return;
-	idx = xmalloc(n * sizeof(*idx));
-	n = 0;
-	for (size_t i = 0; i < in->nchunks; i++)
-		if (in->chunks[i].backing == RP_MMAP)
-			idx[n++] = (uint32_t)i;
-	qsort_r(idx, n, sizeof(*idx), by_addr_then_time, in->chunks);
-	for (size_t i = 0; i < in->nevents; i++) {
-		const struct rp_event *ev = &in->events[i];
-		if (ev->kind != RP_EV_RESIZE || !ev->has_value)
-			continue;
-		/* the last chunk at that address mapped no later than the event */
+		return NULL;
+	qsort(rs, n, sizeof(*rs), by_addr_ns);
+	uint64_t *first = xmalloc((in->nchunks + 1) * sizeof(*first));
+	for (size_t i = 0; i < in->nchunks; i++) {
+		const struct rp_chunk *c = &in->chunks[i];
 		size_t lo = 0, hi = n;
-		while (lo < hi) {
-			size_t mid = (lo + hi) / 2;
-			const struct rp_chunk *c = &in->chunks[idx[mid]];
-			if (c->addr < ev->addr || (c->addr == ev->addr && c->alloc_ns <= ev->ns))
+		first[i] = c->bytes;
+		while (lo < hi) { /* the first resize at its address from its allocation */
+			size_t mid = lo + (hi - lo) / 2;
+			if (rs[mid]->addr < c->addr ||
+			    (rs[mid]->addr == c->addr && rs[mid]->ns <= c->alloc_ns))
 				lo = mid + 1;
 			else
 				hi = mid;
 		}
-		if (lo == 0)
-			continue;
-		uint32_t k = idx[lo - 1];
-		const struct rp_chunk *c = &in->chunks[k];
-		if (c->addr != ev->addr || (c->free_ns && c->free_ns < ev->ns))
-			continue;
-		if (!s->first)
-			s->first = xcalloc(in->nchunks, sizeof(*s->first));
-		if (!s->first[k])
-			s->first[k] = (uint64_t)ev->value;
-		if (s->nmres == cap) {
-			cap = cap ? 2 * cap : 16;
-			s->mres = xrealloc(s->mres, cap * sizeof(*s->mres));
-		}
-		s->mres[s->nmres++] = (struct mresize){ i, k };
+		if (lo < n && rs[lo]->addr == c->addr && (!c->free_ns || rs[lo]->ns < c->free_ns))
+			first[i] = (uint64_t)rs[lo]->value;
 	}
-	free(idx);
+	free(rs);
+	return first;
 }
 
 static void
@@ -345,7 +261,7 @@ stream_open(struct stream *s, const struct rp_input *in)
 	}
 	for (int k = 0; k < S_N; k++)
 		sort_adaptive(s->v[k], s->n[k]);
-	find_mmap_resizes(s, in);
+	s->bytes = first_bytes(in);
 }
 
 static void
@@ -353,39 +269,51 @@ stream_close(struct stream *s)
 {
 	for (int k = 0; k < S_N; k++)
 		free(s->v[k]);
-	free(s->mres);
-	free(s->first);
+	free(s->bytes);
 }
 
 static void
 apply_chunk_event(struct engine *e, const struct stream *s, const struct cev *v)
 {
 	const struct rp_chunk *c = &s->in->chunks[v->chunk];
+	uint64_t bytes = s->bytes ? s->bytes[v->chunk] : c->bytes;
 	struct chunk_entry *x;
 
 	switch (v->kind) {
 	case E_ALLOC:
-		x = chunkmap_slot(e->map, c->addr);
-		if (x && (x->cached || x->kind != HM_CHUNK))
-			vacate(e, x); /* reused, or a cached range handed out */
-		occupy(e, c->addr, c->bytes, HM_CHUNK, 0, c);
+		/* a cached chunk reused, or a cached range handed out, ends; a
+		 * live one there (not in a file the collector wrote) stays */
+		if (!occ_reuse(&e->m, c->addr, NULL))
+			occupy(e, c->addr, bytes, HM_CHUNK, 0, c);
 		break;
 	case E_CACHE:
 		x = chunkmap_slot(e->map, c->addr);
 		if (x && x->ref == c)
-			hm_to_cached(&e->m, x, c->fate == RP_FASTBIN ? HM_FASTBIN : HM_TCACHE);
+			occ_cache(&e->m, x, occ_fate_cache(c->fate));
 		break;
 	case E_VACATE:
 		x = chunkmap_slot(e->map, c->addr);
 		if (x && x->ref == c)
-			vacate(e, x);
+			occ_end(&e->m, x, NULL);
 		break;
 	case E_MMAP_ON:
-		hm_mmap(&e->m, s->first && s->first[v->chunk] ? s->first[v->chunk] : c->bytes,
-			true);
+		/* in the map too, so that a resize in place finds it */
+		x = chunkmap_slot(e->map, c->addr) ? NULL : chunkmap_add(e->map, c->addr);
+		if (x) {
+			x->chunk_bytes = bytes;
+			x->backing = RP_MMAP;
+			x->ref = c;
+		}
+		hm_mmap(&e->m, bytes, true);
 		break;
 	case E_MMAP_OFF:
-		hm_mmap(&e->m, c->bytes, false);
+		x = chunkmap_slot(e->map, c->addr);
+		if (x && x->ref == c) {
+			hm_mmap(&e->m, x->chunk_bytes, false);
+			chunkmap_remove(e->map, x);
+		} else {
+			hm_mmap(&e->m, c->bytes, false);
+		}
 		break;
 	}
 }
@@ -421,17 +349,10 @@ stream_run(struct engine *e, struct stream *s, int64_t until, void (*after)(void
 		}
 		if (t == INT64_MAX || t > until)
 			return;
-		if (best >= 0) {
+		if (best >= 0)
 			apply_chunk_event(e, s, &s->v[best][s->i[best]++]);
-		} else if (s->imres < s->nmres && s->mres[s->imres].event == s->hi) {
-			/* an mmap chunk's mapping changed size */
-			const struct rp_event *ev = &in->events[s->hi++];
-			hm_mmap(&e->m, (uint64_t)ev->value, false);
-			hm_mmap(&e->m, ev->bytes, true);
-			s->imres++;
-		} else {
+		else
 			heap_event(e, &in->events[s->hi++]);
-		}
 		pending = after != NULL;
 		last = t;
 	}
@@ -461,7 +382,6 @@ engine_run_to(struct engine *e, const struct rp_input *in, int64_t until,
 	}
 	memset(s->i, 0, sizeof(s->i));
 	s->hi = 0;
-	s->imres = 0;
 	stream_run(e, s, until, after, arg);
 	if (s == &own)
 		stream_close(&own);
@@ -479,8 +399,8 @@ figures(struct hm *m, struct rp_figures *f, int64_t at_ns)
 	f->live = m->live;
 	f->cached = m->cached;
 	f->fastbin = m->fastbin;
-	f->allocator = m->own;
-	f->untrimmable = m->untrim;
+	f->allocator = m->allocator;
+	f->untrimmable = m->untrimmable;
 	f->untrimmable_resident = hm_holes_resident(m);
 	f->top_free = hm_top_free(m);
 	hm_trim(m, &t);
@@ -533,7 +453,7 @@ add_point(struct pass1 *p, int64_t ns)
 	}
 	const struct hm *m = &p->e->m;
 	r->timeline[r->npoints++] = (struct rp_point){ ns, m->extent, m->live + m->mmap, m->cached,
-						       m->untrim };
+						       m->untrimmable };
 }
 
 static void
@@ -608,7 +528,7 @@ walk_heaps(struct hm *m, struct rp_result *r, size_t top)
 		hm_holes(m, h, add_hole, &holes);
 		/* the chain: from the top down while holes remain below */
 		size_t g = h->top;
-		uint64_t free_below = h->untrim;
+		uint64_t free_below = h->untrimmable;
 		while (free_below > 0 && top > 0) {
 			long long p = hm_prev(h, g);
 			if (p < 0)
@@ -631,7 +551,7 @@ walk_heaps(struct hm *m, struct rp_result *r, size_t top)
 				.alloc_ns = rc ? rc->alloc_ns : 0,
 				.chunk_id = rc ? rc->chunk_id : 0,
 				.stack_id = rc ? rc->stack_id : 0,
-				.state = !c || c->kind == HM_RANGE_OWN ? RP_OWN
+				.state = !c || c->kind == HM_RANGE_ALLOCATOR ? RP_ALLOCATOR
 					 : c->kind == HM_RANGE_CACHED  ? RP_STASHED
 					 : c->cached		       ? RP_CACHED
 								       : RP_LIVE,
@@ -869,7 +789,7 @@ visit_heaps(struct engine *e, const struct rp_result *r, const struct rp_visit *
 				.stack_id = rc ? rc->stack_id : 0,
 				.chunk_id = rc ? rc->chunk_id : 0,
 				.alloc_ns = rc ? rc->alloc_ns : 0,
-				.state = !c || c->kind == HM_RANGE_OWN ? RP_OWN
+				.state = !c || c->kind == HM_RANGE_ALLOCATOR ? RP_ALLOCATOR
 					 : c->kind == HM_RANGE_CACHED  ? RP_STASHED
 					 : c->cached		       ? RP_CACHED
 								       : RP_LIVE,
@@ -952,7 +872,7 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 	engine_run_to(&e, in, INT64_MAX, after_event, &p, &events);
 	r->peak_extent = e.m.peak_extent;
 	r->peak_extent_ns = e.m.peak_extent_ns;
-	r->worst_untrimmable = e.m.worst_untrim;
+	r->worst_untrimmable = e.m.worst_untrimmable;
 	r->worst_ns = e.m.worst_ns;
 	if (p.step)
 		add_point(&p, end == INT64_MAX ? r->peak_live_ns : end);
@@ -1167,7 +1087,7 @@ rp_snapshot(const struct rp_snapshot *s, const struct rp_input *in,
 			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_CACHED, cache, NULL);
 			break;
 		case RP_OCC_ALLOCATOR:
-			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_OWN, 0, NULL);
+			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_ALLOCATOR, 0, NULL);
 			break;
 		default:
 			break;

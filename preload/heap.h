@@ -12,7 +12,7 @@
  *     mem   -> +-------------------------------+  bit 1 M: mmap chunk
  *              | user data (in use), or        |  bit 2 A: non-main arena; M|A
  *              | fd, bk (free), and for large  |    together mark heapprof's own
- *              | free chunks fd_nextsize,      |    memory (arena.h)
+ *              | free chunks fd_nextsize,      |    memory (selfmem.h)
  *              | bk_nextsize                   |
  *              +-------------------------------+
  *              | (next chunk's prev_size)      |

@@ -52,7 +52,7 @@ struct hp_spool {
 
 /*
  * Open the directory and create this image's process file (a new serial).
- * Returns 0 or a negative errno. Lock: none. Allocates: arena.
+ * Returns 0 or a negative errno. Lock: none. Allocates: selfmem.
  */
 int hp_spool_open(struct hp_spool *s, const char *dir, pid_t collector, size_t ring_bytes);
 
