@@ -412,14 +412,17 @@ send_process(uint32_t flags)
 
 /* ---- observer callbacks ---- */
 
-/* Recording stopped for good in this process (its collector is gone, or a
- * forked child got no files of its own): nobody observes any more, so the
- * allocator takes its fast paths again and no stack is walked. A thread
- * already inside a callback finds the spool stopped and writes nothing. */
+/* Recording stopped for good in this process because its collector is
+ * gone: nobody observes any more, so the allocator takes its fast paths
+ * again and no stack is walked. A thread already inside a callback finds
+ * the spool stopped and writes nothing. (A process stopped for another
+ * reason, a forked child that got no files of its own, stays observed:
+ * what it loses is counted as dropped.) */
 static void
 detach(void)
 {
-	__atomic_store_n(&hp_observer, NULL, __ATOMIC_RELEASE);
+	if (spool.abandoned)
+		__atomic_store_n(&hp_observer, NULL, __ATOMIC_RELEASE);
 }
 
 static void
@@ -524,7 +527,7 @@ on_alloc(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes, enum hp_ba
 	hp_self.guard++;
 	if (__builtin_expect(*epoch == 0, 0))
 		after_fork(false);
-	if (__builtin_expect(spool.stopped, 0)) {
+	if (__builtin_expect(spool.abandoned, 0)) {
 		detach();
 		hp_self.guard--;
 		return;

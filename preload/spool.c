@@ -497,6 +497,7 @@ hp_spool_abandon(struct hp_spool *s)
 	int saved = errno;
 
 	hp_spool_stop(s);
+	s->abandoned = true;
 	if (s->proc == NULL || s->borrowed)
 		return;
 	unsigned n = __atomic_load_n(&s->proc->nrings, __ATOMIC_ACQUIRE);

@@ -44,6 +44,7 @@ struct hp_spool {
 	struct hp_mutex lock;       /* the ring list and index */
 	struct hp_ring *rings;
 	bool stopped;               /* recording gave up */
+	bool abandoned;             /* for good: the collector is gone */
 	bool borrowed;              /* proc is the parent's (a forked child
 				     * without files of its own): it only
 				     * counts what is dropped */
