@@ -895,7 +895,7 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 	}
 	if (r->npins) {
 		const struct rp_pin *top = &r->pins[0];
-		if (top->state == RP_OWN || top->state == RP_STASHED) {
+		if (top->state == RP_ALLOCATOR || top->state == RP_STASHED) {
 			printf("\n  the top pin, %llu bytes (%s): %s\n",
 			       (unsigned long long)top->bytes, state_name(top->state),
 			       pin_what(top));
@@ -913,7 +913,7 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 		char **sites = site_texts(db, o, ids, r->npins);
 		for (size_t i = 0; i < r->npins; i++) {
 			const struct rp_pin *pin = &r->pins[i];
-			list_line(pin->state == RP_OWN || pin->state == RP_STASHED
+			list_line(pin->state == RP_ALLOCATOR || pin->state == RP_STASHED
 					  ? strcat(strcat(strcpy(site, "("), pin_what(pin)), ")")
 					  : sites[i],
 				  "  %3zu. %10s %-9s weight %10s at 0x%llx", i + 1,
@@ -1491,7 +1491,7 @@ cmd_check(int argc, char **argv)
 					 U(o.max[k]));
 			if (!ok && top && n > 0 && (size_t)n < sizeof(line))
 				snprintf(line + n, sizeof(line) - (size_t)n, "; top pin: %s",
-					 top->state == RP_OWN ? "the allocator's own memory"
+					 top->state == RP_ALLOCATOR ? "the allocator's own memory"
 					 : top->state == RP_STASHED
 						 ? "free space the allocator keeps in a tcache or fastbin"
 						 : ld_site_text(db, top->stack_id, site, sizeof(site)));

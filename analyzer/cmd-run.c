@@ -39,6 +39,7 @@
 #include "db.h"
 #include "events.h"
 #include "load.h"
+#include "selfcheck.h"
 #include "util.h"
 
 #ifndef HP_LIBDIR
@@ -1102,6 +1103,10 @@ cmd_run(int argc, char **argv)
 			output_failed(out, tmp, true, why);
 		} else {
 			summary(out, &st);
+			if (selfcheck_wanted() && selfcheck_run(out, err, sizeof(err)) != 0) {
+				hp_error("self-check", "%s: %s", out, err);
+				return 125;
+			}
 		}
 	}
 	rc = 0;
@@ -1259,6 +1264,10 @@ cmd_collect(int argc, char **argv)
 	remove_spool(spool);
 	if (db_finish(db, err, sizeof(err)) != 0) {
 		output_failed(out, out, false, err);
+		return 1;
+	}
+	if (selfcheck_wanted() && selfcheck_run(out, err, sizeof(err)) != 0) {
+		hp_error("self-check", "%s: %s", out, err);
 		return 1;
 	}
 	return 0;

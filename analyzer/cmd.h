@@ -13,5 +13,6 @@ int cmd_report(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
+int cmd_advise(int argc, char **argv);
 
 #endif

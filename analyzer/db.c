@@ -1750,12 +1750,12 @@ db_bounded(struct db *db)
 }
 
 static int64_t
-freelist_count(struct db *db)
+pragma_count(struct db *db, const char *sql)
 {
 	sqlite3_stmt *st;
 	int64_t n = 0;
 
-	if (sqlite3_prepare_v2(db->h, "PRAGMA freelist_count", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
 		return 0;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
@@ -1778,8 +1778,12 @@ db_finish(struct db *db, char *err, size_t errcap)
 		ok = !db->error[0] && exec(db, "COMMIT") &&
 		     exec(db, "PRAGMA journal_mode = DELETE;");
 		/* replaced snapshots left free pages: the file is rewritten
-		 * without them (it is as small as the heaps it holds) */
-		if (ok && db->compact && freelist_count(db) > 0)
+		 * without them once they are an eighth of it (VACUUM copies
+		 * the whole file twice: seconds for a large heap's, for a few
+		 * pages a settled snapshot left) */
+		if (ok && db->compact &&
+		    pragma_count(db, "PRAGMA freelist_count") * 8 >
+			    pragma_count(db, "PRAGMA page_count"))
 			ok = exec(db, "VACUUM");
 	}
 	free(indexes);

@@ -84,7 +84,9 @@ on_range(void *arg, const struct rp_result *r, const struct rp_range *x)
 	uint64_t lo = x->addr > m->start ? x->addr : m->start;
 	uint64_t hi = x->addr + x->bytes < m->end ? x->addr + x->bytes : m->end;
 	/* stashed: free space a tcache or fastbin holds, counted as cached */
-	int state = x->state == RP_LIVE ? FR_LIVE : x->state == RP_OWN ? FR_OWN : FR_CACHED;
+	int state = x->state == RP_LIVE	       ? FR_LIVE
+		    : x->state == RP_ALLOCATOR ? FR_ALLOCATOR
+					       : FR_CACHED;
 	for (uint64_t a = lo; a < hi;) {
 		size_t c = (size_t)((a - m->start) / m->cell_bytes);
 		uint64_t cell_end = m->start + (uint64_t)(c + 1) * m->cell_bytes;
@@ -130,7 +132,8 @@ finish_maps(struct builder *b, const struct rp_result *r)
 			struct fr_cell *x = &m->cells[c];
 			uint64_t cs = m->start + (uint64_t)c * m->cell_bytes;
 			uint64_t ce = cs + m->cell_bytes < m->end ? cs + m->cell_bytes : m->end;
-			uint64_t used = x->bytes[FR_LIVE] + x->bytes[FR_CACHED] + x->bytes[FR_OWN];
+			uint64_t used = x->bytes[FR_LIVE] + x->bytes[FR_CACHED] +
+					x->bytes[FR_ALLOCATOR];
 			uint64_t free_ = ce - cs > used ? ce - cs - used : 0;
 			uint64_t top = ce > m->top_end ? ce - (cs > m->top_end ? cs : m->top_end) : 0;
 			x->bytes[FR_TOP] = top < free_ ? top : free_;

@@ -26,7 +26,7 @@
 #include "replay.h"
 
 /* The states of a cell's bytes. */
-enum { FR_LIVE, FR_CACHED, FR_OWN, FR_HOLE, FR_TOP, FR_NSTATES };
+enum { FR_LIVE, FR_CACHED, FR_ALLOCATOR, FR_HOLE, FR_TOP, FR_NSTATES };
 
 struct fr_cell {
 	uint64_t bytes[FR_NSTATES]; /* add up to the cell's bytes inside the heap */
@@ -54,7 +54,8 @@ struct fr_site {
 	uint64_t leaked_chunks;
 };
 
-/* What a site retains: the free memory it left that the process holds. */
+/* A site's retained bytes (README's words): its share of the process's,
+ * the holes its chunks last held and its chunks a cache holds. */
 static inline uint64_t
 fr_retained(const struct fr_site *s)
 {

@@ -83,7 +83,7 @@ pin_detail(struct ld_db *db, const struct rp_pin *top)
 
 	if (!top)
 		return NULL;
-	if (top->state == RP_OWN)
+	if (top->state == RP_ALLOCATOR)
 		return xstrdup("the top pin is the allocator's own memory\n");
 	if (top->state == RP_STASHED)
 		return xstrdup("the top pin is free space the allocator keeps in a tcache or "
@@ -223,7 +223,7 @@ json_verdict(struct ld_db *db, const struct gate_process *x, int k, const uint64
 		printf("{\"state\": \"%s\", \"chunk_bytes\": %llu, \"site\": ",
 		       x->pin.state == RP_LIVE	   ? "live"
 		       : x->pin.state == RP_CACHED ? "cached"
-		       : x->pin.state == RP_OWN	   ? "allocator"
+		       : x->pin.state == RP_ALLOCATOR	   ? "allocator"
 						   : "stashed",
 		       U(x->pin.bytes));
 		if (x->pin.state == RP_LIVE || x->pin.state == RP_CACHED)
@@ -327,7 +327,7 @@ gate_baseline(struct gate *g, struct ld_db *new_, const char *base_path, enum rp
 			if (!ok && x->has_pin && n > 0 && (size_t)n < sizeof(line)) {
 				char site[512];
 				snprintf(line + n, sizeof(line) - (size_t)n, "; top pin: %s",
-					 x->pin.state == RP_OWN ? "the allocator's own memory"
+					 x->pin.state == RP_ALLOCATOR ? "the allocator's own memory"
 					 : x->pin.state == RP_STASHED
 						 ? "free space the allocator keeps in a tcache or fastbin"
 						 : ld_site_text(new_, x->pin.stack_id, site, sizeof(site)));

@@ -429,8 +429,8 @@ retally(struct hm *m, struct hm_heap *h)
 	uint64_t span = h->top ? h->top_end - h->start : 0;
 	uint64_t u = span > h->occupied ? span - h->occupied : 0;
 
-	m->untrim += u - h->untrim;
-	h->untrim = u;
+	m->untrimmable += u - h->untrimmable;
+	h->untrimmable = u;
 }
 
 uint64_t
@@ -447,8 +447,8 @@ count(struct hm *m, const struct chunk_entry *c, int sign)
 {
 	uint64_t b = c->chunk_bytes;
 
-	if (c->kind == HM_RANGE_OWN) {
-		m->own += sign > 0 ? b : -b;
+	if (c->kind == HM_RANGE_ALLOCATOR) {
+		m->allocator += sign > 0 ? b : -b;
 	} else if (c->cached) {
 		m->cached += sign > 0 ? b : -b;
 		if (c->cached == HM_FASTBIN)
@@ -504,7 +504,7 @@ hm_vacate(struct hm *m, struct chunk_entry *c)
 void
 hm_to_cached(struct hm *m, struct chunk_entry *c, uint8_t cache)
 {
-	if (c->cached == cache || c->kind == HM_RANGE_OWN)
+	if (c->cached == cache || c->kind == HM_RANGE_ALLOCATOR)
 		return;
 	count(m, c, -1);
 	c->cached = cache;
@@ -560,8 +560,8 @@ hm_start(struct hm *m, int64_t ns)
 void
 hm_track(struct hm *m, int64_t ns)
 {
-	if (m->untrim > m->worst_untrim) {
-		m->worst_untrim = m->untrim;
+	if (m->untrimmable > m->worst_untrimmable) {
+		m->worst_untrimmable = m->untrimmable;
 		m->worst_ns = ns;
 	}
 	if (m->extent > m->peak_extent) {
@@ -573,9 +573,7 @@ hm_track(struct hm *m, int64_t ns)
 uint64_t
 hm_retained(const struct hm *m)
 {
-	uint64_t held = m->extent + m->mmap, used = m->live + m->mmap;
-
-	return held > used ? held - used : 0;
+	return m->extent > m->live ? m->extent - m->live : 0;
 }
 
 uint64_t
@@ -863,7 +861,7 @@ hm_holders(struct hm *m, int64_t (*group)(void *, int64_t), void *arg, size_t *n
 		size_t nb = 0, first = SIZE_MAX;
 		uint64_t at = h->start;
 
-		if (!h->top || !h->untrim)
+		if (!h->top || !h->untrimmable)
 			continue;
 		/* what stays occupied once the fastbins are consolidated (as
 		 * hm_trim), in address order */
@@ -937,8 +935,8 @@ hm_top_pin(struct hm *m)
 
 	/* of the heap with the most untrimmable bytes */
 	for (size_t i = 0; i < m->nheaps; i++)
-		if (m->heaps[i].top && m->heaps[i].untrim &&
-		    (!best || m->heaps[i].untrim > best->untrim))
+		if (m->heaps[i].top && m->heaps[i].untrimmable &&
+		    (!best || m->heaps[i].untrimmable > best->untrimmable))
 			best = &m->heaps[i];
 	if (!best)
 		return NULL;

@@ -32,7 +32,7 @@
 #include "chunkmap.h"
 
 /* chunk_entry.kind */
-enum { HM_CHUNK = 1, HM_RANGE_CACHED, HM_RANGE_OWN };
+enum { HM_CHUNK = 1, HM_RANGE_CACHED, HM_RANGE_ALLOCATOR };
 /* chunk_entry.cached: which cache holds it */
 enum { HM_TCACHE = 1, HM_FASTBIN = 2 };
 /* heap kinds */
@@ -51,7 +51,7 @@ struct hm_heap {
 	uint64_t occupied;
 	size_t top;       /* highest occupied granule + 1; 0: none */
 	uint64_t top_end; /* end of the chunk there */
-	uint64_t untrim;
+	uint64_t untrimmable;
 	uint64_t *res;    /* resident pages, from the page of start */
 	size_t res_words;
 	uint64_t resident; /* pages */
@@ -62,14 +62,14 @@ struct hm {
 	struct hm_heap *heaps;
 	size_t nheaps;
 	size_t last_heap;
-	uint64_t live, cached, own, mmap;
+	uint64_t live, cached, allocator, mmap; /* allocator: its own ranges */
 	uint64_t fastbin;      /* of cached: the bytes fastbins hold */
 	uint64_t live_n, cached_n, mmap_n;
-	uint64_t extent, untrim;
+	uint64_t extent, untrimmable;
 	bool has_brk;
 	size_t brk_heap;
 	/* over time, as hm_track saw it */
-	uint64_t worst_untrim, peak_extent;
+	uint64_t worst_untrimmable, peak_extent;
 	int64_t worst_ns, peak_extent_ns;
 	/* called before a word of a heap's resident bitmap changes, with its
 	 * value then (0 past the bitmap's end): an undo record's (snapshot.c) */
@@ -129,7 +129,7 @@ void hm_start(struct hm *m, int64_t ns);
  * peak extent so far (the first instant of each). */
 void hm_track(struct hm *m, int64_t ns);
 
-/* Held from the kernel (extent and mmap chunks) beyond live bytes. */
+/* Retained bytes (README's words): heap extent - live. */
 uint64_t hm_retained(const struct hm *m);
 
 /* Free bytes above the top pin, over all heaps. */

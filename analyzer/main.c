@@ -27,6 +27,7 @@ usage(FILE *f)
 	      "       heapprof diff BASE NEW [--pid BASE_PID:NEW_PID] [--at exit|worst|peak]\n"
 	      "                              [--format text|json] [--top N]\n"
 	      "       heapprof snapshot FILE\n"
+	      "       heapprof advise FILE [--pid PID] [--format text|json] [--no-policies]\n"
 	      "       heapprof --version\n"
 	      "\n"
 	      "run      run PROGRAM with heapprof's allocator, record every chunk and its\n"
@@ -37,6 +38,8 @@ usage(FILE *f)
 	      "         hold, 1 if not\n"
 	      "diff     the change of every figure and of the sites from BASE to NEW\n"
 	      "snapshot ask a running heapprof run --snapshots for a snapshot now\n"
+	      "advise   replay the recorded requests under other allocator settings and\n"
+	      "         policies: which one would give the memory back\n"
 	      "\n"
 	      "INSTANT: exit (the end, the default), worst (the most untrimmable bytes), peak\n"
 	      "(the largest heap extent), SECONDS after the process started, or mark:NAME\n"
@@ -64,6 +67,8 @@ main(int argc, char **argv)
 		return cmd_diff(argc - 1, argv + 1);
 	if (strcmp(argv[1], "snapshot") == 0)
 		return cmd_snapshot(argc - 1, argv + 1);
+	if (strcmp(argv[1], "advise") == 0)
+		return cmd_advise(argc - 1, argv + 1);
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("heapprof %s\n", HP_VERSION);
 		return 0;

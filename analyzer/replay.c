@@ -8,6 +8,7 @@
 
 #include "chunkmap.h"
 #include "heapmodel.h"
+#include "occupancy.h"
 #include "replay.h"
 #include "util.h"
 
@@ -54,69 +55,11 @@ occupy(struct engine *e, uint64_t addr, uint64_t bytes, uint8_t kind, uint8_t ca
 		chunkmap_remove(e->map, c);
 }
 
-static void
-vacate(struct engine *e, struct chunk_entry *c)
-{
-	hm_vacate(&e->m, c);
-	chunkmap_remove(e->map, c);
-}
-
+/* One heap_event row (occupancy.h). */
 static void
 heap_event(struct engine *e, const struct rp_event *ev)
 {
-	struct chunk_entry *c;
-
-	switch (ev->kind) {
-	case HP_HEV_BRK:
-		hm_brk(&e->m, ev->addr, ev->bytes);
-		break;
-	case HP_HEV_MAP:
-		if (ev->value == HP_MAP_HEAP)
-			hm_map_heap(&e->m, ev->addr, ev->bytes);
-		break;
-	case HP_HEV_UNMAP:
-		if (ev->value == HP_MAP_HEAP)
-			hm_unmap_heap(&e->m, ev->addr, ev->bytes);
-		break;
-	case HP_HEV_STATE:
-		c = chunkmap_slot(e->map, ev->addr);
-		if (ev->value == HP_STATE_FREE) {
-			/* free: what was cached there (or the allocator's) is not */
-			if (c && c->addr == ev->addr && (c->cached || c->kind != HM_CHUNK))
-				vacate(e, c);
-		} else if (ev->value == HP_STATE_CACHED || ev->value == HP_STATE_FASTBIN) {
-			/* into a tcache or a fastbin: free space the
-			 * allocator cached, or a cached chunk moving between them */
-			uint8_t cache = ev->value == HP_STATE_CACHED ? HM_TCACHE : HM_FASTBIN;
-			if (c && c->addr == ev->addr)
-				hm_to_cached(&e->m, c, cache);
-			else if (!c)
-				occupy(e, ev->addr, ev->bytes, HM_RANGE_CACHED, cache, NULL);
-		} else if (ev->value == HP_STATE_LIVE && !c) {
-			occupy(e, ev->addr, ev->bytes, HM_RANGE_OWN, 0, NULL);
-		}
-		break;
-	case HP_HEV_MADVISE:
-		hm_madvise(&e->m, ev->addr, ev->bytes);
-		break;
-	case HP_HEV_RESIZE:
-		c = chunkmap_slot(e->map, ev->addr);
-		if (c && c->addr == ev->addr && !c->cached && c->kind == HM_CHUNK)
-			hm_resize(&e->m, c, ev->bytes);
-		break;
-	case HP_HEV_INHERITED_FREE:
-		c = chunkmap_slot(e->map, ev->addr);
-		if (c && c->addr == ev->addr && c->kind == HM_CHUNK) {
-			if (ev->value == HP_FATE_TCACHE || ev->value == HP_FATE_FASTBIN)
-				hm_to_cached(&e->m, c,
-					     ev->value == HP_FATE_FASTBIN ? HM_FASTBIN : HM_TCACHE);
-			else
-				vacate(e, c);
-		}
-		break;
-	default:
-		break;
-	}
+	occ_heap_event(&e->m, ev->kind, ev->addr, ev->bytes, ev->value, NULL);
 }
 
 /* ---- events of the chunks, in time order ---- */
@@ -239,7 +182,58 @@ struct stream {
 	struct cev *v[S_N];
 	size_t n[S_N], i[S_N];
 	size_t hi;
+	uint64_t *bytes;      /* by chunk: its bytes when allocated (NULL: c->bytes) */
 };
+
+static int
+by_addr_ns(const void *a, const void *b)
+{
+	const struct rp_event *x = *(const struct rp_event *const *)a;
+	const struct rp_event *y = *(const struct rp_event *const *)b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	return x->ns < y->ns ? -1 : x->ns > y->ns;
+}
+
+/* The bytes each chunk had when it was allocated: its row has them as they
+ * were at its end, and a chunk grows or shrinks in place (realloc, mremap)
+ * by resize events, whose value is the bytes before. NULL if there is no
+ * resize: then they are the rows'. */
+static uint64_t *
+first_bytes(const struct rp_input *in)
+{
+	const struct rp_event **rs = NULL;
+	size_t n = 0;
+
+	for (size_t k = 0; k < in->nevents; k++)
+		if (in->events[k].kind == HP_HEV_RESIZE) {
+			if (!rs)
+				rs = xmalloc((in->nevents - k) * sizeof(*rs));
+			rs[n++] = &in->events[k];
+		}
+	if (n == 0)
+		return NULL;
+	qsort(rs, n, sizeof(*rs), by_addr_ns);
+	uint64_t *first = xmalloc((in->nchunks + 1) * sizeof(*first));
+	for (size_t i = 0; i < in->nchunks; i++) {
+		const struct rp_chunk *c = &in->chunks[i];
+		size_t lo = 0, hi = n;
+		first[i] = c->bytes;
+		while (lo < hi) { /* the first resize at its address from its allocation */
+			size_t mid = lo + (hi - lo) / 2;
+			if (rs[mid]->addr < c->addr ||
+			    (rs[mid]->addr == c->addr && rs[mid]->ns <= c->alloc_ns))
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo < n && rs[lo]->addr == c->addr && (!c->free_ns || rs[lo]->ns < c->free_ns))
+			first[i] = (uint64_t)rs[lo]->value;
+	}
+	free(rs);
+	return first;
+}
 
 static void
 stream_open(struct stream *s, const struct rp_input *in)
@@ -267,6 +261,7 @@ stream_open(struct stream *s, const struct rp_input *in)
 	}
 	for (int k = 0; k < S_N; k++)
 		sort_adaptive(s->v[k], s->n[k]);
+	s->bytes = first_bytes(in);
 }
 
 static void
@@ -274,34 +269,51 @@ stream_close(struct stream *s)
 {
 	for (int k = 0; k < S_N; k++)
 		free(s->v[k]);
+	free(s->bytes);
 }
 
 static void
-apply_chunk_event(struct engine *e, const struct rp_input *in, const struct cev *v)
+apply_chunk_event(struct engine *e, const struct stream *s, const struct cev *v)
 {
-	const struct rp_chunk *c = &in->chunks[v->chunk];
+	const struct rp_chunk *c = &s->in->chunks[v->chunk];
+	uint64_t bytes = s->bytes ? s->bytes[v->chunk] : c->bytes;
 	struct chunk_entry *x;
 
 	switch (v->kind) {
 	case E_ALLOC:
-		x = chunkmap_slot(e->map, c->addr);
-		if (x && (x->cached || x->kind != HM_CHUNK))
-			vacate(e, x); /* reused, or a cached range handed out */
-		occupy(e, c->addr, c->bytes, HM_CHUNK, 0, c);
+		/* a cached chunk reused, or a cached range handed out, ends; a
+		 * live one there (not in a file the collector wrote) stays */
+		if (!occ_reuse(&e->m, c->addr, NULL))
+			occupy(e, c->addr, bytes, HM_CHUNK, 0, c);
 		break;
 	case E_CACHE:
 		x = chunkmap_slot(e->map, c->addr);
 		if (x && x->ref == c)
-			hm_to_cached(&e->m, x, c->fate == HP_FATE_FASTBIN ? HM_FASTBIN : HM_TCACHE);
+			occ_cache(&e->m, x, occ_fate_cache(c->fate));
 		break;
 	case E_VACATE:
 		x = chunkmap_slot(e->map, c->addr);
 		if (x && x->ref == c)
-			vacate(e, x);
+			occ_end(&e->m, x, NULL);
 		break;
 	case E_MMAP_ON:
+		/* in the map too, so that a resize in place finds it */
+		x = chunkmap_slot(e->map, c->addr) ? NULL : chunkmap_add(e->map, c->addr);
+		if (x) {
+			x->chunk_bytes = bytes;
+			x->backing = HP_BACKING_MMAP;
+			x->ref = c;
+		}
+		hm_mmap(&e->m, bytes, true);
+		break;
 	case E_MMAP_OFF:
-		hm_mmap(&e->m, c->bytes, v->kind == E_MMAP_ON);
+		x = chunkmap_slot(e->map, c->addr);
+		if (x && x->ref == c) {
+			hm_mmap(&e->m, x->chunk_bytes, false);
+			chunkmap_remove(e->map, x);
+		} else {
+			hm_mmap(&e->m, c->bytes, false);
+		}
 		break;
 	}
 }
@@ -338,7 +350,7 @@ stream_run(struct engine *e, struct stream *s, int64_t until, void (*after)(void
 		if (t == INT64_MAX || t > until)
 			return;
 		if (best >= 0)
-			apply_chunk_event(e, in, &s->v[best][s->i[best]++]);
+			apply_chunk_event(e, s, &s->v[best][s->i[best]++]);
 		else
 			heap_event(e, &in->events[s->hi++]);
 		pending = after != NULL;
@@ -387,8 +399,8 @@ figures(struct hm *m, struct rp_figures *f, int64_t at_ns)
 	f->live = m->live;
 	f->cached = m->cached;
 	f->fastbin = m->fastbin;
-	f->allocator = m->own;
-	f->untrimmable = m->untrim;
+	f->allocator = m->allocator;
+	f->untrimmable = m->untrimmable;
 	f->untrimmable_resident = hm_holes_resident(m);
 	f->top_free = hm_top_free(m);
 	hm_trim(m, &t);
@@ -441,7 +453,7 @@ add_point(struct pass1 *p, int64_t ns)
 	}
 	const struct hm *m = &p->e->m;
 	r->timeline[r->npoints++] = (struct rp_point){ ns, m->extent, m->live + m->mmap, m->cached,
-						       m->untrim };
+						       m->untrimmable };
 }
 
 static void
@@ -516,7 +528,7 @@ walk_heaps(struct hm *m, struct rp_result *r, size_t top)
 		hm_holes(m, h, add_hole, &holes);
 		/* the chain: from the top down while holes remain below */
 		size_t g = h->top;
-		uint64_t free_below = h->untrim;
+		uint64_t free_below = h->untrimmable;
 		while (free_below > 0 && top > 0) {
 			long long p = hm_prev(h, g);
 			if (p < 0)
@@ -539,7 +551,7 @@ walk_heaps(struct hm *m, struct rp_result *r, size_t top)
 				.alloc_ns = rc ? rc->alloc_ns : 0,
 				.chunk_id = rc ? rc->chunk_id : 0,
 				.stack_id = rc ? rc->stack_id : 0,
-				.state = !c || c->kind == HM_RANGE_OWN ? RP_OWN
+				.state = !c || c->kind == HM_RANGE_ALLOCATOR ? RP_ALLOCATOR
 					 : c->kind == HM_RANGE_CACHED  ? RP_STASHED
 					 : c->cached		       ? RP_CACHED
 								       : RP_LIVE,
@@ -777,7 +789,7 @@ visit_heaps(struct engine *e, const struct rp_result *r, const struct rp_visit *
 				.stack_id = rc ? rc->stack_id : 0,
 				.chunk_id = rc ? rc->chunk_id : 0,
 				.alloc_ns = rc ? rc->alloc_ns : 0,
-				.state = !c || c->kind == HM_RANGE_OWN ? RP_OWN
+				.state = !c || c->kind == HM_RANGE_ALLOCATOR ? RP_ALLOCATOR
 					 : c->kind == HM_RANGE_CACHED  ? RP_STASHED
 					 : c->cached		       ? RP_CACHED
 								       : RP_LIVE,
@@ -860,7 +872,7 @@ rp_analyze(const struct rp_input *in, const struct rp_options *opt)
 	engine_run_to(&e, in, INT64_MAX, after_event, &p, &events);
 	r->peak_extent = e.m.peak_extent;
 	r->peak_extent_ns = e.m.peak_extent_ns;
-	r->worst_untrimmable = e.m.worst_untrim;
+	r->worst_untrimmable = e.m.worst_untrimmable;
 	r->worst_ns = e.m.worst_ns;
 	if (p.step)
 		add_point(&p, end == INT64_MAX ? r->peak_live_ns : end);
@@ -1075,7 +1087,7 @@ rp_snapshot(const struct rp_snapshot *s, const struct rp_input *in,
 			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_CACHED, cache, NULL);
 			break;
 		case HP_OCC_ALLOCATOR:
-			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_OWN, 0, NULL);
+			occupy(&e, x->c.addr, x->c.bytes, HM_RANGE_ALLOCATOR, 0, NULL);
 			break;
 		default:
 			break;

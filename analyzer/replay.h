@@ -79,7 +79,7 @@ struct rp_figures {
 	uint64_t trim_reclaimable; /* resident bytes malloc_trim(0) gives back (hm_trim) */
 	uint64_t trim_top;         /* of those, the brk heap's top */
 	uint64_t mmap;             /* live mmap chunks */
-	uint64_t retained;         /* extent + mmap - live - live mmap */
+	uint64_t retained;         /* extent - live (README's words) */
 	uint64_t live_chunks, cached_chunks, mmap_chunks;
 	/* out of the heaps: what the program mapped itself (rp_pmap) */
 	uint64_t pymalloc, pymalloc_arenas;      /* pymalloc's arenas */
@@ -95,7 +95,7 @@ struct rp_pin {
 	uint64_t weight;           /* becomes trimmable if this and every pin above go */
 	int64_t alloc_ns;          /* 0: the allocator's own */
 	int64_t chunk_id, stack_id;
-	uint8_t state;             /* RP_LIVE, RP_CACHED, RP_STASHED, RP_OWN */
+	uint8_t state;             /* RP_LIVE, RP_CACHED, RP_STASHED, RP_ALLOCATOR */
 	uint8_t cache;             /* cached, stashed: HP_FATE_TCACHE or HP_FATE_FASTBIN */
 	unsigned heap;
 };
@@ -103,7 +103,7 @@ struct rp_pin {
 /* RP_STASHED: free space the allocator put into a tcache or fastbin
  * itself (a chunk it took from a bin for later requests of its size, or
  * a remainder it split off): a real chunk, never one of the program's. */
-enum { RP_LIVE = 1, RP_CACHED = 2, RP_OWN = 3, RP_STASHED = 4 };
+enum { RP_LIVE = 1, RP_CACHED = 2, RP_ALLOCATOR = 3, RP_STASHED = 4 };
 
 struct rp_site {
 	int64_t stack_id;          /* a representative stack of the group */
@@ -155,7 +155,7 @@ struct rp_result {
 struct rp_range {
 	uint64_t addr, bytes;      /* chunk bytes */
 	int64_t stack_id, chunk_id, alloc_ns; /* 0: not a chunk of the program's */
-	uint8_t state;             /* RP_LIVE, RP_CACHED, RP_STASHED, RP_OWN */
+	uint8_t state;             /* RP_LIVE, RP_CACHED, RP_STASHED, RP_ALLOCATOR */
 	unsigned heap;             /* index into rp_result.heaps (not for mmap) */
 };
 

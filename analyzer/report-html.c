@@ -413,7 +413,7 @@ put_cells(struct page *pg, const struct fr_frame *f, const struct fr_map *m, con
 			putf(pg, "%s[%zu,%llu,%llu,%llu,%llu,%llu,%ld,%d]", first ? "" : ",", run,
 			     (unsigned long long)prev->bytes[FR_LIVE],
 			     (unsigned long long)prev->bytes[FR_CACHED],
-			     (unsigned long long)prev->bytes[FR_OWN],
+			     (unsigned long long)prev->bytes[FR_ALLOCATOR],
 			     (unsigned long long)prev->bytes[FR_HOLE],
 			     (unsigned long long)prev->bytes[FR_TOP], prev_big,
 			     prev->hole >= 0 ? to[prev->hole] : -1);

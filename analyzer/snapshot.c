@@ -19,7 +19,7 @@ static const char *const cand_reason[C_N] = { "worst", "peak" };
 
 /* The O(1) figures of a model, to check a rebuilt one against. */
 struct figs {
-	uint64_t extent, live, cached, fastbin, own, mmap, untrim, live_n, cached_n, mmap_n;
+	uint64_t extent, live, cached, fastbin, own, mmap, untrimmable, live_n, cached_n, mmap_n;
 	uint64_t resident;
 };
 
@@ -431,8 +431,9 @@ snap_heap_gone(struct snap *s, uint64_t addr, uint64_t bytes)
 static void
 figs_of(const struct hm *m, struct figs *f)
 {
-	*f = (struct figs){ m->extent, m->live,	m->cached,   m->fastbin,  m->own,	 m->mmap,
-			    m->untrim, m->live_n, m->cached_n, m->mmap_n, hm_resident(m) };
+	*f = (struct figs){ m->extent,	    m->live,   m->cached,   m->fastbin,
+			    m->allocator,   m->mmap,   m->untrimmable, m->live_n,
+			    m->cached_n,    m->mmap_n, hm_resident(m) };
 }
 
 /* The heap model is about to change a word of a resident bitmap: each
@@ -557,9 +558,9 @@ write_state(struct snap *s, struct hm *m, const struct formermap *over, const ch
 			.chunk_bytes = e->chunk_bytes,
 			.backing = e->backing,
 		};
-		if (e->kind == HM_RANGE_CACHED || e->kind == HM_RANGE_OWN) {
+		if (e->kind == HM_RANGE_CACHED || e->kind == HM_RANGE_ALLOCATOR) {
 			const struct hm_heap *h = hm_heap_of(m, e->addr);
-			r.occupant = e->kind == HM_RANGE_OWN ? HP_OCC_ALLOCATOR : HP_OCC_CACHED_FREE;
+			r.occupant = e->kind == HM_RANGE_ALLOCATOR ? HP_OCC_ALLOCATOR : HP_OCC_CACHED_FREE;
 			r.backing = h && h->kind != HM_BRK ? 3 : 1;
 			r.fate = e->kind == HM_RANGE_CACHED ? cache_fate(e->cached) : 0;
 		} else {
@@ -589,9 +590,9 @@ write_state(struct snap *s, struct hm *m, const struct formermap *over, const ch
 		.extent = m->extent,
 		.live = m->live,
 		.cached = m->cached,
-		.allocator = m->own,
+		.allocator = m->allocator,
 		.top_free = hm_top_free(m),
-		.untrimmable = m->untrim,
+		.untrimmable = m->untrimmable,
 		.trim_reclaimable = hm_trim_reclaimable(m),
 		.mmap = m->mmap,
 		.retained = hm_retained(m),
@@ -753,8 +754,8 @@ snap_after(struct snap *s, struct hm *m, int64_t ns)
 {
 	if (!s->snapshots || !s->started)
 		return;
-	if (m->untrim > m->worst_untrim)
-		begin_candidate(s, C_WORST, m, ns, m->untrim);
+	if (m->untrimmable > m->worst_untrimmable)
+		begin_candidate(s, C_WORST, m, ns, m->untrimmable);
 	if (m->extent > m->peak_extent)
 		begin_candidate(s, C_PEAK, m, ns, m->extent);
 	for (int k = 0; k < C_N; k++) {

@@ -4,17 +4,18 @@
  *
  * Reads the arenas' chunks, bins and tcaches under each arena's lock and
  * changes nothing: no allocation from the tracked heaps (the walk's scratch
- * comes from heapprof's arena), no stdio, no lock but the arenas' and the
+ * comes from heapprof's own memory), no stdio, no lock but the arenas' and the
  * tcache registry's.
  */
 #include "config.h"
 
-#include "arena.h"
+#include "selfmem.h"
 #include "check.h"
 #include "heap.h"
 #include "log.h"
 #include "tarena.h"
 #include "tcache.h"
+#include "thread.h"
 
 #define main_arena(av) ((av) == &hp_main_arena)
 
@@ -111,9 +112,9 @@ arena_stretches(struct hp_mstate *av, struct stretch *out, unsigned cap)
 						     i + 1 == hp_main.nsegments };
 		}
 	} else {
-		struct hp_heap_info *top_heap = hp_heap_for_ptr(av->top);
+		struct hp_mapped_heap *top_heap = hp_mapped_heap_of(av->top);
 
-		for (struct hp_heap_info *h = top_heap; h && n < cap; h = h->prev) {
+		for (struct hp_mapped_heap *h = top_heap; h && n < cap; h = h->prev) {
 			uintptr_t start = (uintptr_t)(h + 1);
 
 			if (h->ar_ptr == (struct hp_mstate *)(h + 1)) {
@@ -211,11 +212,11 @@ hp_check_walk(hp_walk_fn fn, void *arg)
 	} while (av != &hp_main_arena);
 	hp_tcache_each(count_one, &n);
 	set.cap = n + 64;
-	set.v = hp_arena_alloc(set.cap * sizeof(uintptr_t), 16, false);
+	set.v = hp_selfmem_alloc(set.cap * sizeof(uintptr_t), 16, false);
 	if (set.v == NULL)
 		set.cap = 0;
 	fast.cap = nfast + 64;
-	fast.v = hp_arena_alloc(fast.cap * sizeof(uintptr_t), 16, false);
+	fast.v = hp_selfmem_alloc(fast.cap * sizeof(uintptr_t), 16, false);
 	if (fast.v == NULL)
 		fast.cap = 0;
 	do {
@@ -236,9 +237,9 @@ hp_check_walk(hp_walk_fn fn, void *arg)
 		av = av->next;
 	} while (av != &hp_main_arena);
 	if (set.v)
-		hp_arena_free(set.v);
+		hp_selfmem_free(set.v);
 	if (fast.v)
-		hp_arena_free(fast.v);
+		hp_selfmem_free(fast.v);
 	return walked;
 }
 
@@ -260,7 +261,7 @@ check_top(struct hp_mstate *av)
 			      (uintptr_t)top + hp_chunksize(top) == g->end,
 		      "top does not end the last segment", top, 6);
 	} else if (!main_arena(av)) {
-		struct hp_heap_info *h = hp_heap_for_ptr(top);
+		struct hp_mapped_heap *h = hp_mapped_heap_of(top);
 
 		CHECK(h->ar_ptr == av && (uintptr_t)top + hp_chunksize(top) ==
 						 (uintptr_t)h + h->size,

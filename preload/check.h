@@ -31,7 +31,7 @@
  * (an arena's fastbin) or free (bins and top). Fenceposts and glibc's lost slivers are
  * reported live (mallinfo counts them in use). Exact only while no other
  * thread allocates. Returns the number of chunks walked.
- * Lock: none (takes each arena's). Allocates: arena (scratch).
+ * Lock: none (takes each arena's). Allocates: selfmem (scratch).
  */
 typedef void (*hp_walk_fn)(uintptr_t chunk, size_t bytes, enum hp_state state, bool is_top,
 			   void *arg);

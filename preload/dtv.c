@@ -4,7 +4,7 @@
  * stand-ins in it (see dtv.h).
  *
  * Runs inside calloc/free called from ld.so (which may hold its TLS lock):
- * only heapprof's arena and its own small lock here, no loader calls.
+ * only heapprof's own memory and its own small lock here, no loader calls.
  * hp_dtv_init runs from the constructor and may walk the loaded objects.
  */
 #include "config.h"
@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 
-#include "arena.h"
+#include "selfmem.h"
 #include "dtv.h"
 #include "lock.h"
 
@@ -192,22 +192,22 @@ hp_dtv_is_vector(size_t n, size_t elem, const void *ret)
 void *
 hp_dtv_alloc(size_t n, void *(*standin_calloc)(size_t, size_t))
 {
-	struct pair *p = hp_arena_alloc(sizeof(*p), 16, false);
-	void *dtv = hp_arena_alloc(n * 16, 16, true);
+	struct pair *p = hp_selfmem_alloc(sizeof(*p), 16, false);
+	void *dtv = hp_selfmem_alloc(n * 16, 16, true);
 	void *standin;
 
 	if (!p || !dtv) {
 		if (p)
-			hp_arena_free(p);
+			hp_selfmem_free(p);
 		if (dtv)
-			hp_arena_free(dtv);
+			hp_selfmem_free(dtv);
 		errno = ENOMEM;
 		return NULL;
 	}
 	standin = standin_calloc(n - hp_dtv_extra, 16);
 	if (standin == NULL) {
-		hp_arena_free(p);
-		hp_arena_free(dtv);
+		hp_selfmem_free(p);
+		hp_selfmem_free(dtv);
 		return NULL;
 	}
 	p->dtv = dtv;
@@ -256,8 +256,8 @@ hp_dtv_free(void *mem, void (*standin_free)(void *))
 	if (p == NULL)
 		return false;
 	standin_free(p->standin);
-	hp_arena_free(p->dtv);
-	hp_arena_free(p);
+	hp_selfmem_free(p->dtv);
+	hp_selfmem_free(p);
 	return true;
 }
 
@@ -269,7 +269,7 @@ hp_dtv_realloc(void *mem, size_t bytes, void *(*standin_realloc)(void *, size_t)
 
 	if (pairs == NULL || (p = take(mem)) == NULL)
 		return HP_DTV_NOT_MINE;
-	dtv = hp_arena_realloc(mem, bytes);
+	dtv = hp_selfmem_realloc(mem, bytes);
 	if (dtv == NULL) {
 		put(p);
 		errno = ENOMEM;

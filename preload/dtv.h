@@ -7,7 +7,7 @@
  * TLS module that exists only because heapprof is loaded (libheapprof.so
  * itself, libunwind) makes that chunk 16 bytes larger than in the program's
  * native run, which would shift every later chunk of the creating thread's
- * arena. So the real DTV is served from heapprof's arena, and a stand-in
+ * arena. So the real DTV is served from heapprof's own memory, and a stand-in
  * chunk of exactly the native size is allocated from the heap in its place
  * (and freed or resized with it): the heap sees what glibc alone would.
  */
@@ -33,7 +33,7 @@ void hp_dtv_init(void);
 bool hp_dtv_is_vector(size_t n, size_t elem, const void *ret);
 
 /*
- * The DTV, from heapprof's arena, zeroed, with a stand-in heap chunk made
+ * The DTV, from heapprof's own memory, zeroed, with a stand-in heap chunk made
  * by `standin_calloc(n - extra, 16)` (the program's normal calloc path).
  * NULL with errno ENOMEM if either fails.
  */

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "record.h"
 #include "tcache.h"
+#include "thread.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -58,7 +59,7 @@ _Exit(int status)
 /* ---- waiting ---- */
 
 /* libc's definition of `name`, looked up once. dlsym may allocate: the
- * guard sends that to heapprof's arena. */
+ * guard sends that to heapprof's own memory. */
 static void *
 next(void **slot, const char *name)
 {

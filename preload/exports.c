@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * exports.c - the only definitions of libc's allocation names.
+ * exports.c - the only definitions of libc's allocation names (the
+ * malloc family and heapprof_mark; exits.c defines _exit and the wait
+ * family, progmap.c mmap and munmap).
  *
  * Each entry point is glibc 2.36's public wrapper (__libc_malloc,
  * __libc_free, ...) step for step: the same argument checks, errno values,
  * tcache initialisation points and corruption messages, then the heap
  * (heap.c) or mmap (large.c) layer. Allocations made while heapprof's own
- * code runs on this thread (hp_self.guard) go to heapprof's arena instead
- * and are never seen by the observer. Only this file sets errno for the
- * program.
+ * code runs on this thread (hp_self.guard) go to heapprof's own memory instead
+ * and are never seen by the observer. The argument checks' errno values
+ * are set here; ENOMEM where glibc's internals set it is set there too, in
+ * heap.c (a request the heap cannot grow for, as glibc's sysmalloc), in
+ * dtv.c (a thread vector) and by os.c's injected failures in test builds.
  */
 #include "config.h"
 
@@ -20,7 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "arena.h"
+#include "selfmem.h"
 #include "check.h"
 #include "dtv.h"
 #include "heap.h"
@@ -34,6 +38,7 @@
 #include "stats.h"
 #include "tarena.h"
 #include "tcache.h"
+#include "thread.h"
 #include "tune.h"
 #include "unwind.h"
 
@@ -48,7 +53,7 @@ guarded(void)
 static void *
 guarded_alloc(size_t n, size_t align, bool zero)
 {
-	void *p = hp_arena_alloc(n, align, zero);
+	void *p = hp_selfmem_alloc(n, align, zero);
 
 	if (p == NULL)
 		errno = ENOMEM;
@@ -168,9 +173,9 @@ do_free(void *mem)
 
 	err = errno;
 	p = hp_mem2chunk(mem);
-	if (hp_arena_owns_chunk(p)) {
+	if (hp_selfmem_owns_chunk(p)) {
 		if (!hp_dtv_free(mem, free))
-			hp_arena_free(mem);
+			hp_selfmem_free(mem);
 	} else if (hp_chunk_is_mmapped(p)) {
 		size_t bytes = hp_chunksize(p);
 		struct hp_ticket t;
@@ -261,7 +266,7 @@ do_calloc(size_t n, size_t elem_size)
 			if (oldtopsize < fresh_from)
 				oldtopsize = fresh_from;
 		} else {
-			struct hp_heap_info *h = hp_heap_for_ptr(oldtop);
+			struct hp_mapped_heap *h = hp_mapped_heap_of(oldtop);
 			size_t rw = (uintptr_t)h + h->mprotect_size - (uintptr_t)oldtop;
 			if (oldtopsize < rw)
 				oldtopsize = rw;
@@ -308,7 +313,7 @@ calloc(size_t n, size_t elem_size)
 	return do_calloc(n, elem_size);
 }
 
-/* realloc of a block heapprof's arena owns (made under the guard). */
+/* realloc of a block heapprof's own memory owns (made under the guard). */
 static void *
 arena_realloc(void *oldmem, size_t bytes)
 {
@@ -316,7 +321,7 @@ arena_realloc(void *oldmem, size_t bytes)
 
 	if (p != HP_DTV_NOT_MINE)
 		return p;
-	p = hp_arena_realloc(oldmem, bytes);
+	p = hp_selfmem_realloc(oldmem, bytes);
 
 	if (p == NULL)
 		errno = ENOMEM;
@@ -346,7 +351,7 @@ realloc(void *oldmem, size_t bytes)
 		return do_malloc(bytes, HP_CALL_REALLOC);
 
 	oldp = hp_mem2chunk(oldmem);
-	if (hp_arena_owns_chunk(oldp))
+	if (hp_selfmem_owns_chunk(oldp))
 		return arena_realloc(oldmem, bytes);
 	oldsize = hp_chunksize(oldp);
 	if (!hp_chunk_is_mmapped(oldp) && __builtin_expect(hp_self.tcache == NULL, 0))
@@ -522,7 +527,7 @@ posix_memalign(void **memptr, size_t alignment, size_t size)
 	    alignment == 0)
 		return EINVAL;
 	if (guarded())
-		mem = hp_arena_alloc(size, alignment, false);
+		mem = hp_selfmem_alloc(size, alignment, false);
 	else
 		mem = mid_memalign(alignment, size);
 	if (mem != NULL) {
@@ -540,8 +545,8 @@ malloc_usable_size(void *mem)
 	if (mem == NULL)
 		return 0;
 	p = hp_mem2chunk(mem);
-	if (hp_arena_owns_chunk(p))
-		return hp_arena_usable(mem);
+	if (hp_selfmem_owns_chunk(p))
+		return hp_selfmem_usable(mem);
 	return hp_usable(p);
 }
 

@@ -16,7 +16,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "arena.h"
+#include "selfmem.h"
 #include "check.h"
 #include "heap.h"
 #include "large.h"
@@ -25,12 +25,13 @@
 #include "os.h"
 #include "tarena.h"
 #include "tcache.h"
+#include "thread.h"
 #include "tune.h"
 
 struct hp_mstate hp_main_arena = { .lock = HP_MUTEX_INIT, .next = &hp_main_arena,
 				   .attached_threads = 1 };
 struct hp_main_heap hp_main;
-const struct hp_observer *hp_observer;
+const struct hp_observer *hp_observer; /* observe.h's */
 
 /* glibc's initial_top: a chunk of size 0 until the main arena's first
  * sysmalloc. */
@@ -239,7 +240,7 @@ top_ends_its_stretch(const struct hp_mstate *av)
 	uintptr_t end = (uintptr_t)av->top + hp_chunksize(av->top);
 
 	if (!main_arena(av)) {
-		const struct hp_heap_info *h = hp_heap_for_ptr(av->top);
+		const struct hp_mapped_heap *h = hp_mapped_heap_of(av->top);
 		return end == (uintptr_t)h + h->size;
 	}
 	if (hp_main.nsegments == 0 || hp_main.nsegments > HP_MAX_SEGMENTS)
@@ -963,35 +964,6 @@ free_checks(struct hp_chunk *p)
 	return size;
 }
 
-bool
-hp_tcache_try_free(struct hp_chunk *p, size_t size)
-{
-	struct hp_tcache *tc = hp_self.tcache;
-	size_t tc_idx = hp_csize2tidx(size);
-
-	if (tc == NULL || tc_idx >= hp_mp.tcache_bins)
-		return false;
-	struct hp_tcache_entry *e = hp_chunk2mem(p);
-	if (__builtin_expect(e->key == hp_tcache_key, 0)) {
-		size_t cnt = 0;
-
-		for (struct hp_tcache_entry *tmp = tc->entries[tc_idx]; tmp;
-		     tmp = hp_protect_ptr(&tmp->next, tmp->next), ++cnt) {
-			if (cnt >= hp_mp.tcache_count)
-				hp_corrupt("free(): too many chunks detected in tcache");
-			if (misaligned(tmp))
-				hp_corrupt("free(): unaligned chunk detected in tcache 2");
-			if (tmp == e)
-				hp_corrupt("free(): double free detected in tcache 2");
-		}
-	}
-	if (tc->counts[tc_idx] < hp_mp.tcache_count) {
-		hp_tcache_put(tc, p, tc_idx);
-		return true;
-	}
-	return false;
-}
-
 /* _int_free after the tcache step. */
 static enum hp_fate
 free_tail_locked(struct hp_mstate *av, struct hp_chunk *p, size_t size, bool rep)
@@ -1047,7 +1019,7 @@ free_tail_locked(struct hp_mstate *av, struct hp_chunk *p, size_t size, bool rep
 				systrim(av, hp_mp.top_pad);
 		} else {
 			/* Always: the top's heap may go away entirely. */
-			hp_tarena_heap_trim_locked(hp_heap_for_ptr(av->top), hp_mp.top_pad);
+			hp_tarena_heap_trim_locked(hp_mapped_heap_of(av->top), hp_mp.top_pad);
 		}
 	}
 	return fate;
@@ -1086,7 +1058,7 @@ hp_heap_free(struct hp_chunk *p)
 struct hp_mstate *
 hp_heap_arena_for_chunk(const struct hp_chunk *p)
 {
-	return hp_chunk_main_arena(p) ? &hp_main_arena : hp_heap_for_ptr(p)->ar_ptr;
+	return hp_chunk_main_arena(p) ? &hp_main_arena : hp_mapped_heap_of(p)->ar_ptr;
 }
 
 /* ---- _int_realloc ---- */
@@ -1130,7 +1102,10 @@ hp_heap_realloc_locked(struct hp_mstate *av, struct hp_chunk *oldp, size_t oldsi
 			newsize += oldsize;
 			newp = oldp;
 		} else {
-			memcpy(newmem, hp_chunk2mem(oldp), oldsize - HP_SIZE_SZ);
+			/* The replay of heapprof advise (os-sim.h) keeps no
+			 * data in its chunks: copying would only touch pages. */
+			if (!HP_OS_SIM)
+				memcpy(newmem, hp_chunk2mem(oldp), oldsize - HP_SIZE_SZ);
 			*old_fate = hp_heap_free_locked(av, oldp, false);
 			return newmem;
 		}

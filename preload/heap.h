@@ -12,7 +12,7 @@
  *     mem   -> +-------------------------------+  bit 1 M: mmap chunk
  *              | user data (in use), or        |  bit 2 A: non-main arena; M|A
  *              | fd, bk (free), and for large  |    together mark heapprof's own
- *              | free chunks fd_nextsize,      |    memory (arena.h)
+ *              | free chunks fd_nextsize,      |    memory (selfmem.h)
  *              | bk_nextsize                   |
  *              +-------------------------------+
  *              | (next chunk's prev_size)      |
@@ -95,6 +95,12 @@
 
 #ifndef HP_DEBUG_CHECKS
 #define HP_DEBUG_CHECKS 0 /* meson sets it from -Ddebug_checks */
+#endif
+
+/* 1 in the copy of the heap code that heapprof advise replays recordings
+ * through (preload/os-sim.h), which keeps no data in its chunks. */
+#ifndef HP_OS_SIM
+#define HP_OS_SIM 0
 #endif
 
 #define HP_SIZE_SZ 8

@@ -15,7 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "arena.h"
+#include "selfmem.h"
 #include "check.h"
 #include "dtv.h"
 #include "heap.h"
@@ -24,13 +24,12 @@
 #include "record.h"
 #include "tarena.h"
 #include "tcache.h"
+#include "thread.h"
 #include "tune.h"
 
 bool hp_initialized;
 
 static int init_state; /* 0 not started, 1 running, 2 done */
-static pthread_key_t exit_key;
-static bool exit_key_ok;
 static bool fork_locked;
 
 void
@@ -58,16 +57,6 @@ hp_init_slow(void)
 	__atomic_store_n(&init_state, 2, __ATOMIC_RELEASE);
 }
 
-void
-hp_init_arm_thread_exit(void)
-{
-	if (exit_key_ok && pthread_getspecific(exit_key) == NULL) {
-		hp_self.guard++;
-		pthread_setspecific(exit_key, (void *)1);
-		hp_self.guard--;
-	}
-}
-
 static void
 fork_prepare(void)
 {
@@ -80,7 +69,7 @@ fork_prepare(void)
 		return;
 	hp_tarena_fork_prepare();
 	hp_tcache_fork_prepare();
-	hp_arena_fork_prepare();
+	hp_selfmem_fork_prepare();
 	fork_locked = true;
 }
 
@@ -89,7 +78,7 @@ fork_parent(void)
 {
 	if (fork_locked) {
 		fork_locked = false;
-		hp_arena_fork_parent();
+		hp_selfmem_fork_parent();
 		hp_tcache_fork_parent();
 		hp_tarena_fork_parent();
 	}
@@ -104,7 +93,7 @@ fork_child(void)
 
 	fork_locked = false;
 	hp_tarena_fork_child();
-	hp_arena_fork_child();
+	hp_selfmem_fork_child();
 	hp_tcache_fork_child();
 	hp_record_fork_child();
 	if (whole)
@@ -116,11 +105,11 @@ hp_constructor(void)
 {
 	hp_init();
 	hp_self.guard++;
-	exit_key_ok = pthread_key_create(&exit_key, hp_tcache_thread_exit) == 0;
+	hp_thread_init();
 	hp_dtv_init();
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	hp_self.guard--;
 	if (hp_self.tcache)
-		hp_init_arm_thread_exit();
+		hp_thread_arm_exit();
 	hp_record_constructor();
 }

@@ -26,8 +26,4 @@ hp_init(void)
 		hp_init_slow();
 }
 
-/* Make sure this thread's tcache is flushed at thread exit (sets the
- * pthread key once the constructor has created it). Lock: none. */
-void hp_init_arm_thread_exit(void);
-
 #endif

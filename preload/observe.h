@@ -81,7 +81,10 @@ struct hp_observer {
 	void (*program_map)(uintptr_t addr, size_t len, bool on, void *const *stack, int nstack);
 };
 
-/* The observer in force, or NULL (the common case outside profiling). */
+/* The observer in force, or NULL (the common case outside profiling).
+ * Defined with the allocator (heap.c), so that its unit tests install one
+ * of their own without the recorder; the recorder installs its own at
+ * start-up (record.c). */
 extern const struct hp_observer *hp_observer;
 
 /* Take a ticket if anyone observes (t is left untouched otherwise). */

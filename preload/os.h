@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * os.h - every system call the allocator makes.
+ * os.h - the allocator's system calls for memory: the break, mappings,
+ * protection, madvise, and the reads of start-up (random bytes, a file).
+ * Others are made where they are needed, with syscall(): the futex of
+ * lock.c, the tid and tgkill of tarena.c, tune.c's look at the hugepage
+ * sizes, init.c's yield, and the recorder's (record.c, spool.c, unwind.c,
+ * exits.c), which are no part of the allocator.
  *
  * The break is moved through libc's sbrk(), exactly as glibc's MORECORE
  * does, so that libc's cached break (__curbrk) stays right for programs

@@ -22,6 +22,7 @@
 #include "observe.h"
 #include "os.h"
 #include "tcache.h"
+#include "thread.h"
 
 #define EXPORT __attribute__((visibility("default")))
 

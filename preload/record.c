@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "arena.h"
+#include "selfmem.h"
 #include "events.h"
 #include "log.h"
 #include "observe.h"
@@ -37,6 +37,7 @@
 #include "spool.h"
 #include "stacks.h"
 #include "tcache.h"
+#include "thread.h"
 #include "unwind.h"
 
 #ifndef HP_BINDIR
@@ -54,7 +55,7 @@ static uint64_t fork_ns;            /* time of the FORK record about to be made 
 static uint64_t parent_serial;
 static uintptr_t self_lo, self_hi;  /* libheapprof.so's code */
 
-/* Modules already sent (heapprof's arena). */
+/* Modules already sent (heapprof's own memory). */
 struct module {
 	uint64_t base, lo;
 	bool present;
@@ -280,7 +281,7 @@ scan_module(struct dl_phdr_info *info, size_t size, void *arg)
 			m->present = true;
 			return 0;
 		}
-	m = hp_arena_alloc(sizeof(*m), 16, true);
+	m = hp_selfmem_alloc(sizeof(*m), 16, true);
 	if (m) {
 		m->base = info->dlpi_addr;
 		m->lo = lo;
@@ -329,7 +330,7 @@ check_modules(bool force)
 		struct hp_ev_unmodule *ev;
 		EMIT(HP_EV_UNMODULE, ev, (ev->base = m->base, ev->lo = m->lo));
 		*mp = m->next;
-		hp_arena_free(m);
+		hp_selfmem_free(m);
 	}
 	hp_mutex_unlock(&modules_lock);
 }
@@ -411,6 +412,19 @@ send_process(uint32_t flags)
 
 /* ---- observer callbacks ---- */
 
+/* Recording stopped for good in this process because its collector is
+ * gone: nobody observes any more, so the allocator takes its fast paths
+ * again and no stack is walked. A thread already inside a callback finds
+ * the spool stopped and writes nothing. (A process stopped for another
+ * reason, a forked child that got no files of its own, stays observed:
+ * what it loses is counted as dropped.) */
+static void
+detach(void)
+{
+	if (spool.abandoned)
+		__atomic_store_n(&hp_observer, NULL, __ATOMIC_RELEASE);
+}
+
 static void
 on_ticket(struct hp_ticket *t)
 {
@@ -426,6 +440,7 @@ on_ticket(struct hp_ticket *t)
 		 * file, whose numbers are the parent's */
 		t->seq = 0;
 		t->ns = 0;
+		detach();
 		return;
 	}
 	rec_ticket(t);
@@ -512,6 +527,11 @@ on_alloc(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes, enum hp_ba
 	hp_self.guard++;
 	if (__builtin_expect(*epoch == 0, 0))
 		after_fork(false);
+	if (__builtin_expect(spool.abandoned, 0)) {
+		detach();
+		hp_self.guard--;
+		return;
+	}
 	stack_id = hp_stacks_intern(stack, nstack, hp_unwind_repeated(), &is_new, &ips, &depth);
 	if (is_new) {
 		/* A new stack may point into a newly loaded object. */
@@ -894,7 +914,7 @@ start_collector(void)
 	k = 0;
 	while (environ[n])
 		n++;
-	char **env = hp_arena_alloc((n + 1) * sizeof(char *), 16, false);
+	char **env = hp_selfmem_alloc((n + 1) * sizeof(char *), 16, false);
 	if (env == NULL) {
 		hp_spool_abandon(&spool);
 		return;
@@ -905,7 +925,7 @@ start_collector(void)
 			env[k++] = environ[i];
 	env[k] = NULL;
 	int rc = posix_spawn(&child, bin, NULL, NULL, argv, env);
-	hp_arena_free(env);
+	hp_selfmem_free(env);
 	if (rc != 0) {
 		hp_log("cannot start %s: not recording", bin);
 		hp_spool_abandon(&spool);
@@ -976,7 +996,7 @@ after_fork(bool handler)
 	hp_mutex_reset(&modules_lock);
 	for (struct module *m = modules, *next; m; m = next) {
 		next = m->next;
-		hp_arena_free(m);
+		hp_selfmem_free(m);
 	}
 	modules = NULL;
 	send_process(HP_PROC_FORKED);

@@ -19,7 +19,7 @@
 
 /* From the first allocation (hp_init_slow), possibly inside ld.so: read
  * the environment, open the spool, write the process and module records
- * and install the observer. Lock: none. Allocates: arena. */
+ * and install the observer. Lock: none. Allocates: selfmem. */
 void hp_record_init(char *const *envp);
 
 /* From heapprof's constructor, once libc is up: the exit hook, and in
@@ -32,13 +32,13 @@ void hp_record_fork_child(void);
 
 /* The process is about to end by _exit(status) or _Exit(status): the
  * EXIT record exit() would have made. Nothing in a vfork child. Errno may
- * change. Lock: none. Allocates: arena. AS-safe: yes (in a signal handler
+ * change. Lock: none. Allocates: selfmem. AS-safe: yes (in a signal handler
  * that interrupted heapprof itself the record is dropped, and counted). */
 void hp_record_exit(int status);
 
 /* A wait call of the program's returned child `pid`'s end, `status` as
  * wait(2) encodes it: the REAP record. Same conditions as hp_record_exit.
- * Lock: none. Allocates: arena. AS-safe: yes. */
+ * Lock: none. Allocates: selfmem. AS-safe: yes. */
 void hp_record_reap(pid_t pid, int status);
 
 /* The calling thread is exiting (its last key destructor round). */

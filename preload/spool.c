@@ -4,7 +4,7 @@
  *
  * Runs inside malloc (a thread's first event creates its ring) with the
  * guard up: system calls are made with libc's thin wrappers, which never
- * allocate; heapprof's own memory comes from its arena. errno is preserved
+ * allocate; heapprof's own memory comes from selfmem. errno is preserved
  * for the program.
  */
 #include "config.h"
@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "arena.h"
+#include "selfmem.h"
 #include "log.h"
 #include "os.h"
 #include "spool.h"
@@ -201,7 +201,7 @@ hp_spool_reopen_child(struct hp_spool *s)
 	for (struct hp_ring *ring = s->rings, *next; ring; ring = next) {
 		next = ring->next;
 		hp_os_munmap(ring->hdr, HP_PAGE + ring->size);
-		hp_arena_free(ring);
+		hp_selfmem_free(ring);
 	}
 	s->rings = NULL;
 	s->proc = NULL;
@@ -289,7 +289,7 @@ create_ring(struct hp_spool *s, unsigned index)
 	close(fd);
 	if (map == MAP_FAILED)
 		return NULL;
-	r = hp_arena_alloc(sizeof(*r), 16, true);
+	r = hp_selfmem_alloc(sizeof(*r), 16, true);
 	if (!r) {
 		hp_os_munmap(map, HP_PAGE + size);
 		return NULL;
@@ -343,6 +343,8 @@ ring_room(struct hp_spool *s, struct hp_ring *r, uint64_t off, size_t bytes)
 	return true;
 }
 
+static bool collector_alive(struct hp_spool *s);
+
 /* A ring whose thread is gone can be drained and reused. */
 static void
 retire_dead_locked(struct hp_spool *s)
@@ -370,6 +372,15 @@ hp_spool_ring(struct hp_spool *s, pid_t tid)
 			r = c;
 			break;
 		}
+	if (r == NULL && s->rings && !collector_alive(s)) {
+		/* no ring came back free: the collector that drains them may be
+		 * gone, and then every new thread would make (and populate) a
+		 * ring nobody reads */
+		hp_mutex_unlock(&s->lock);
+		hp_spool_abandon(s);
+		errno = saved;
+		return NULL;
+	}
 	if (r == NULL) {
 		r = create_ring(s, s->proc->nrings);
 		if (r) {
@@ -486,6 +497,7 @@ hp_spool_abandon(struct hp_spool *s)
 	int saved = errno;
 
 	hp_spool_stop(s);
+	s->abandoned = true;
 	if (s->proc == NULL || s->borrowed)
 		return;
 	unsigned n = __atomic_load_n(&s->proc->nrings, __ATOMIC_ACQUIRE);

@@ -44,6 +44,7 @@ struct hp_spool {
 	struct hp_mutex lock;       /* the ring list and index */
 	struct hp_ring *rings;
 	bool stopped;               /* recording gave up */
+	bool abandoned;             /* for good: the collector is gone */
 	bool borrowed;              /* proc is the parent's (a forked child
 				     * without files of its own): it only
 				     * counts what is dropped */
@@ -52,7 +53,7 @@ struct hp_spool {
 
 /*
  * Open the directory and create this image's process file (a new serial).
- * Returns 0 or a negative errno. Lock: none. Allocates: arena.
+ * Returns 0 or a negative errno. Lock: none. Allocates: selfmem.
  */
 int hp_spool_open(struct hp_spool *s, const char *dir, pid_t collector, size_t ring_bytes);
 

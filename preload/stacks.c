@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "arena.h"
+#include "selfmem.h"
 #include "events.h"
 #include "lock.h"
 #include "stacks.h"
@@ -45,7 +45,7 @@ static __thread struct {
 static struct table *
 new_table(size_t cap)
 {
-	struct table *t = hp_arena_alloc(sizeof(*t) + cap * sizeof(t->slot[0]), 16, true);
+	struct table *t = hp_selfmem_alloc(sizeof(*t) + cap * sizeof(t->slot[0]), 16, true);
 
 	if (t)
 		t->mask = cap - 1;
@@ -166,7 +166,7 @@ insert(uint64_t h, const uint64_t *ip, unsigned n)
 			t = bigger;
 	}
 	if (t && (e = find(t, h, ip, n, &at)) == NULL && at != SIZE_MAX) {
-		e = hp_arena_alloc(sizeof(*e) + n * sizeof(*ip), 16, false);
+		e = hp_selfmem_alloc(sizeof(*e) + n * sizeof(*ip), 16, false);
 		if (e) {
 			e->hash = h;
 			e->depth = n;

@@ -6,7 +6,7 @@
  *
  * Stacks are raw return addresses, innermost first, with heapprof's own
  * frames removed (depth 0 is the caller of malloc). The table lives in
- * heapprof's arena: lookups take no lock, insertions the table's lock.
+ * heapprof's own memory: lookups take no lock, insertions the table's lock.
  */
 #ifndef HP_STACKS_H
 #define HP_STACKS_H
@@ -30,7 +30,7 @@ unsigned hp_stacks_slots(void);
  * *depth). `repeated` says raw holds what it held at this thread's
  * previous call (hp_unwind_repeated()): its id is then returned at once.
  * Returns 0 if it is empty or could not be stored.
- * Lock: none (takes the table's lock to insert). Allocates: arena.
+ * Lock: none (takes the table's lock to insert). Allocates: selfmem.
  */
 uint32_t hp_stacks_intern(void *const *raw, int n, bool repeated, bool *is_new,
 			  const uint64_t **ips, unsigned *depth);

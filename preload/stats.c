@@ -78,7 +78,7 @@ summarize(struct hp_mstate *av, struct heap_summary *h)
 	h->max_system_mem = av->max_system_mem;
 	h->heap_size = h->heap_mprotect_size = h->heap_count = 0;
 	if (!h->main)
-		for (struct hp_heap_info *hi = hp_heap_for_ptr(av->top); hi; hi = hi->prev) {
+		for (struct hp_mapped_heap *hi = hp_mapped_heap_of(av->top); hi; hi = hi->prev) {
 			h->heap_size += hi->size;
 			h->heap_mprotect_size += hi->mprotect_size;
 			h->heap_count++;

@@ -14,13 +14,14 @@
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
-#include "arena.h"
+#include "selfmem.h"
 #include "check.h"
 #include "heap.h"
 #include "log.h"
 #include "os.h"
 #include "tarena.h"
 #include "tcache.h"
+#include "thread.h"
 #include "tune.h"
 
 static struct hp_mutex list_lock = HP_MUTEX_INIT;
@@ -58,7 +59,7 @@ hp_tarena_count(void)
 }
 
 static void
-report_heap(struct hp_heap_info *h, size_t old_size, size_t new_size)
+report_heap(struct hp_mapped_heap *h, size_t old_size, size_t new_size)
 {
 	if (new_size > old_size)
 		HP_OBSERVE(map, (uintptr_t)h + old_size, new_size - old_size, false);
@@ -68,12 +69,12 @@ report_heap(struct hp_heap_info *h, size_t old_size, size_t new_size)
 
 /* ---- heaps ---- */
 
-static struct hp_heap_info *
+static struct hp_mapped_heap *
 alloc_new_heap(size_t size, size_t top_pad, size_t pagesize, int map_flags)
 {
 	size_t min_size = heap_min_size(), max_size = hp_tarena_heap_max_size();
 	char *p1, *p2 = HP_MAP_FAILED;
-	struct hp_heap_info *h;
+	struct hp_mapped_heap *h;
 
 	if (size + top_pad < min_size)
 		size = min_size;
@@ -123,7 +124,7 @@ alloc_new_heap(size_t size, size_t top_pad, size_t pagesize, int map_flags)
 		return NULL;
 	}
 	hp_tune_madvise_thp(p2, size);
-	h = (struct hp_heap_info *)p2;
+	h = (struct hp_mapped_heap *)p2;
 	h->size = size;
 	h->mprotect_size = size;
 	h->pagesize = pagesize;
@@ -131,11 +132,11 @@ alloc_new_heap(size_t size, size_t top_pad, size_t pagesize, int map_flags)
 	return h;
 }
 
-static struct hp_heap_info *
+static struct hp_mapped_heap *
 new_heap(size_t size, size_t top_pad)
 {
 	if (hp_mp.hp_pagesize != 0) {
-		struct hp_heap_info *h =
+		struct hp_mapped_heap *h =
 			alloc_new_heap(size, top_pad, hp_mp.hp_pagesize, hp_mp.hp_flags);
 		if (h)
 			return h;
@@ -144,7 +145,7 @@ new_heap(size_t size, size_t top_pad)
 }
 
 static int
-grow_heap(struct hp_heap_info *h, long diff)
+grow_heap(struct hp_mapped_heap *h, long diff)
 {
 	size_t pagesize = h->pagesize, old = h->size;
 	long new_size;
@@ -182,7 +183,7 @@ may_shrink_heap(void)
 }
 
 static int
-shrink_heap(struct hp_heap_info *h, long diff)
+shrink_heap(struct hp_mapped_heap *h, long diff)
 {
 	long new_size = (long)h->size - diff;
 	size_t old = h->size;
@@ -215,7 +216,7 @@ prev_chunk(const struct hp_chunk *p)
 }
 
 int
-hp_tarena_heap_trim_locked(struct hp_heap_info *heap, size_t pad)
+hp_tarena_heap_trim_locked(struct hp_mapped_heap *heap, size_t pad)
 {
 	struct hp_mstate *ar_ptr = heap->ar_ptr;
 	struct hp_chunk *top_chunk = ar_ptr->top, *p;
@@ -225,7 +226,7 @@ hp_tarena_heap_trim_locked(struct hp_heap_info *heap, size_t pad)
 	HP_ASSERT(hp_mstate_held(ar_ptr), heap, 10);
 	/* Can this heap go away completely? */
 	while (top_chunk == chunk_at(heap, sizeof(*heap))) {
-		struct hp_heap_info *prev_heap = heap->prev;
+		struct hp_mapped_heap *prev_heap = heap->prev;
 
 		prev_size = (long)prev_heap->size - (HP_MINSIZE - 2 * HP_SIZE_SZ);
 		p = chunk_at(prev_heap, prev_size);
@@ -278,7 +279,7 @@ hp_tarena_grow_locked(struct hp_mstate *av, size_t nb)
 {
 	struct hp_chunk *old_top = av->top;
 	size_t old_size = hp_chunksize(old_top);
-	struct hp_heap_info *old_heap = hp_heap_for_ptr(old_top), *heap;
+	struct hp_mapped_heap *old_heap = hp_mapped_heap_of(old_top), *heap;
 	size_t old_heap_size = old_heap->size;
 
 	HP_ASSERT(hp_mstate_held(av), av, 10);
@@ -334,7 +335,7 @@ detach_arena_locked(struct hp_mstate *replaced)
 static struct hp_mstate *
 int_new_arena(size_t size)
 {
-	struct hp_heap_info *h;
+	struct hp_mapped_heap *h;
 	struct hp_mstate *a, *replaced;
 	char *ptr;
 	uintptr_t misalign;
@@ -571,7 +572,10 @@ hp_tarena_thread_retire(void)
 	if (a == NULL)
 		return;
 	hp_mutex_lock(&free_list_lock);
-	if (nretired < MAX_RETIRED) {
+	/* heapprof advise's replay (os-sim.h): a replayed thread ends at its
+	 * recorded exit, with nothing of it left running, so it detaches now,
+	 * as glibc's thread exit does. */
+	if (!HP_OS_SIM && nretired < MAX_RETIRED) {
 		retired[nretired].tid = tid;
 		retired[nretired].arena = a;
 		nretired++;

@@ -26,26 +26,30 @@
 #define HP_HEAP_MIN_SIZE ((size_t)32 * 1024)
 #define HP_HEAP_MAX_SIZE ((size_t)2 * HP_DEFAULT_MMAP_THRESHOLD_MAX)
 
-/* glibc's heap_info: 48 bytes, so that heap_info + 2 * SIZE_SZ is
- * 16-aligned. */
-struct hp_heap_info {
+/* A mapped heap of a thread arena (glibc's heap_info; "heap" alone is the
+ * program's heap memory, heap.c the allocator on it): 48 bytes, so that
+ * heap_info + 2 * SIZE_SZ is 16-aligned. */
+struct hp_mapped_heap {
 	struct hp_mstate *ar_ptr;
-	struct hp_heap_info *prev;
+	struct hp_mapped_heap *prev;
 	size_t size;          /* bytes in use (read-write) from the start */
 	size_t mprotect_size; /* bytes ever made read-write */
 	size_t pagesize;
 	char pad[8];
 };
 
-_Static_assert(sizeof(struct hp_heap_info) == 48, "glibc 2.36's heap_info size");
+_Static_assert(sizeof(struct hp_mapped_heap) == 48, "glibc 2.36's heap_info size");
 
 /* HEAP_MAX_SIZE, or 4 huge pages with glibc.malloc.hugetlb >= 2. */
 size_t hp_tarena_heap_max_size(void);
 
-static inline struct hp_heap_info *
-hp_heap_for_ptr(const void *p)
+/* glibc's heap_for_ptr: the mapped heap p is in. */
+static inline struct hp_mapped_heap *
+hp_mapped_heap_of(const void *p)
 {
-	return (struct hp_heap_info *)((uintptr_t)p & ~(uintptr_t)(hp_tarena_heap_max_size() - 1));
+	uintptr_t mask = ~(uintptr_t)(hp_tarena_heap_max_size() - 1);
+
+	return (struct hp_mapped_heap *)((uintptr_t)p & mask);
 }
 
 /*
@@ -73,7 +77,7 @@ bool hp_tarena_grow_locked(struct hp_mstate *av, size_t nb);
 
 /* heap_trim: unmap heaps that became empty, shrink the top's heap.
  * Lock: av held. */
-int hp_tarena_heap_trim_locked(struct hp_heap_info *heap, size_t pad);
+int hp_tarena_heap_trim_locked(struct hp_mapped_heap *heap, size_t pad);
 
 /*
  * The thread ran its last pthread key destructor round. glibc detaches a

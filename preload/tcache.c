@@ -8,18 +8,14 @@
  */
 #include "config.h"
 
-#include <limits.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "check.h"
 #include "heap.h"
-#include "init.h"
-#include "record.h"
 #include "tarena.h"
 #include "tcache.h"
+#include "thread.h"
 
-__thread struct hp_thread hp_self __attribute__((tls_model("initial-exec")));
 uintptr_t hp_tcache_key;
 
 /* Threads whose tcache exists. */
@@ -83,7 +79,7 @@ hp_tcache_init(void)
 		registry_add_locked(&hp_self);
 		hp_self.tcache = victim;
 		hp_mutex_unlock(&registry_lock);
-		hp_init_arm_thread_exit();
+		hp_thread_arm_exit();
 	}
 }
 
@@ -166,22 +162,4 @@ hp_tcache_fork_child(void)
 	} else {
 		hp_self.registered = false;
 	}
-}
-
-void
-hp_tcache_thread_exit(void *unused)
-{
-	(void)unused;
-	/* glibc flushes the tcache after every pthread key destructor has
-	 * run (__libc_thread_freeres). Keep re-arming this destructor until
-	 * the last round so other destructors' frees still reach the tcache. */
-	if (++hp_self.exit_rounds < PTHREAD_DESTRUCTOR_ITERATIONS) {
-		hp_init_arm_thread_exit();
-		return;
-	}
-	/* __malloc_arena_thread_freeres: the tcache first (its chunks may
-	 * belong to the arena), then the arena. */
-	hp_tcache_shutdown();
-	hp_tarena_thread_retire();
-	hp_record_thread_exit();
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * tcache.h - glibc 2.36's per-thread cache, and the per-thread state that
- * goes with it.
+ * tcache.h - glibc 2.36's per-thread cache (the thread's own state is
+ * thread.h's).
  *
  * The control block (64 counts, 64 list heads: 640 bytes) is a chunk of the
  * heap, allocated on the thread's first malloc or free exactly as glibc
@@ -22,6 +22,7 @@
 
 #include "heap.h"
 #include "log.h"
+#include "thread.h"
 #include "tune.h"
 
 struct hp_tcache_entry {
@@ -34,23 +35,6 @@ struct hp_tcache {
 	struct hp_tcache_entry *entries[HP_TCACHE_MAX_BINS];
 };
 
-struct hp_ring;
-
-/* Everything heapprof keeps per thread, in initial-exec TLS. */
-struct hp_thread {
-	struct hp_tcache *tcache;
-	struct hp_mstate *arena;   /* glibc's thread_arena */
-	struct hp_ring *ring;      /* the recorder's ring for this thread */
-	int tid;                   /* kernel thread id, once the ring exists */
-	bool rec_busy;             /* the recorder is writing a record */
-	bool tcache_shutting_down; /* thread exit flushed it; never re-create */
-	bool registered;           /* linked into the registry */
-	uint8_t exit_rounds;       /* pthread key destructor rounds seen */
-	unsigned guard;            /* > 0: heapprof's own code is running */
-	struct hp_thread *prev, *next; /* registry of threads with a tcache */
-};
-
-extern __thread struct hp_thread hp_self __attribute__((tls_model("initial-exec")));
 extern uintptr_t hp_tcache_key;
 
 /* glibc's safe-linking (PROTECT_PTR / REVEAL_PTR). */
@@ -103,8 +87,9 @@ hp_tcache_get(struct hp_tcache *tc, size_t idx)
 
 /*
  * tcache_init: allocate this thread's control block from its arena (which
- * attaches the thread to one first) unless the thread is exiting. On failure the thread simply
- * runs without a tcache and tries again next time, as glibc.
+ * attaches the thread to one first) unless the thread is exiting, and arm
+ * the thread's end (thread.h). On failure the thread simply runs without
+ * a tcache and tries again next time, as glibc.
  * Lock: none (takes it). Allocates: yes (one heap chunk).
  */
 void hp_tcache_init(void);
@@ -121,7 +106,34 @@ void hp_tcache_shutdown(void);
  * double-free check, then cache it if there is room. Returns true if cached.
  * Lock: none needed. Allocates: no.
  */
-bool hp_tcache_try_free(struct hp_chunk *p, size_t size);
+static inline bool
+hp_tcache_try_free(struct hp_chunk *p, size_t size)
+{
+	struct hp_tcache *tc = hp_self.tcache;
+	size_t tc_idx = hp_csize2tidx(size);
+
+	if (tc == NULL || tc_idx >= hp_mp.tcache_bins)
+		return false;
+	struct hp_tcache_entry *e = hp_chunk2mem(p);
+	if (__builtin_expect(e->key == hp_tcache_key, 0)) {
+		size_t cnt = 0;
+
+		for (struct hp_tcache_entry *tmp = tc->entries[tc_idx]; tmp;
+		     tmp = hp_protect_ptr(&tmp->next, tmp->next), ++cnt) {
+			if (cnt >= hp_mp.tcache_count)
+				hp_corrupt("free(): too many chunks detected in tcache");
+			if (hp_misaligned(tmp))
+				hp_corrupt("free(): unaligned chunk detected in tcache 2");
+			if (tmp == e)
+				hp_corrupt("free(): double free detected in tcache 2");
+		}
+	}
+	if (tc->counts[tc_idx] < hp_mp.tcache_count) {
+		hp_tcache_put(tc, p, tc_idx);
+		return true;
+	}
+	return false;
+}
 
 /* Call fn for every chunk cached in any registered thread's tcache.
  * Lock: none (takes the registry lock; fn must not allocate). */
@@ -132,9 +144,5 @@ void hp_tcache_each(void (*fn)(struct hp_chunk *p, void *arg), void *arg);
 void hp_tcache_fork_prepare(void);
 void hp_tcache_fork_parent(void);
 void hp_tcache_fork_child(void);
-
-/* The pthread key destructor that flushes a thread's tcache at exit;
- * installed by init once libc is up. */
-void hp_tcache_thread_exit(void *unused);
 
 #endif

@@ -38,7 +38,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "arena.h"
+#include "selfmem.h"
 #include "lock.h"
 #include "log.h"
 #include "os.h"
@@ -390,7 +390,7 @@ module_for(uintptr_t addr, struct module *out)
 		hp_mutex_unlock(&mods_lock);
 		dl_iterate_phdr(count_module, &n);
 		n += 8;
-		fresh = hp_arena_alloc(sizeof(*fresh) + n * sizeof(fresh->m[0]), 16, false);
+		fresh = hp_selfmem_alloc(sizeof(*fresh) + n * sizeof(fresh->m[0]), 16, false);
 		if (fresh == NULL)
 			return FB_BUSY;
 		fresh->n = 0;
@@ -398,7 +398,7 @@ module_for(uintptr_t addr, struct module *out)
 		fresh->adds = fresh->subs = 0;
 		dl_iterate_phdr(add_module, fresh);
 		if (!hp_mutex_trylock(&mods_lock)) {
-			hp_arena_free(fresh);
+			hp_selfmem_free(fresh);
 			return FB_BUSY;
 		}
 		/* A module went away: its rules may describe whatever is
@@ -406,7 +406,7 @@ module_for(uintptr_t addr, struct module *out)
 		if (mods && mods->subs != fresh->subs)
 			hp_unwind_flush();
 		if (mods)
-			hp_arena_free(mods);
+			hp_selfmem_free(mods);
 		mods = fresh;
 	}
 	for (size_t i = 0; i < mods->n; i++)
@@ -935,7 +935,7 @@ struct frame {
 /* A thread's own rules: the previous capture's frames (up to as many as
  * a capture can have), and a small direct-mapped cache of rules in front
  * of the shared table (which is larger than the caches close to the core,
- * and shared). In heapprof's arena, not in static TLS, which every
+ * and shared). In heapprof's own memory, not in static TLS, which every
  * thread's stack pays for. */
 #define CACHE_BITS 9
 
@@ -1133,7 +1133,7 @@ thread_data(void)
 
 	if (__builtin_expect(d != NULL, 1) || ut.exited)
 		return d;
-	d = hp_arena_alloc(sizeof(*d) + 2 * slots * sizeof(struct frame), 64, true);
+	d = hp_selfmem_alloc(sizeof(*d) + 2 * slots * sizeof(struct frame), 64, true);
 	if (d) {
 		d->slots = slots;
 		d->sh[0] = d->frames;
@@ -1260,7 +1260,7 @@ check_repeated(void *const *buf, int n, int max)
 
 	if (d == NULL)
 		return;
-	if (d->prev == NULL && (d->prev = hp_arena_alloc((size_t)max * sizeof(void *), 16,
+	if (d->prev == NULL && (d->prev = hp_selfmem_alloc((size_t)max * sizeof(void *), 16,
 							 false)) == NULL)
 		return;
 	if (ut.repeated) {
@@ -1286,8 +1286,8 @@ hp_unwind_thread_exit(void)
 	ut.data = NULL;
 	if (d) {
 		if (d->prev)
-			hp_arena_free(d->prev);
-		hp_arena_free(d);
+			hp_selfmem_free(d->prev);
+		hp_selfmem_free(d);
 	}
 }
 

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * events.h - the binary event stream from libheapprof.so to the collector
- * (wire format version 3). Both sides include this file; nothing else
- * crosses the process boundary.
+ * (wire format HP_EV_VERSION). Both sides include this file; nothing else
+ * crosses the process boundary. The collector reads only files of its own
+ * version: any change to a file's or a record's layout or meaning bumps it.
  *
  * Transport: a spool directory (private, 0700) holds, for every process
  * image being recorded, one *process file* and one *ring file* per thread.
@@ -40,7 +41,9 @@
 
 #include "codes.h" /* the codes in the events: backing, call, fate, state, map kind */
 
-#define HP_EV_VERSION 3
+/* 4: mark records, the program's own mappings (hp_ev_map's stack_id),
+ * fastbin states, rings up to 16 MiB, all since 3 was set */
+#define HP_EV_VERSION 4
 #define HP_PROC_MAGIC 0x31434f5250504548ULL /* "HEPPROC1" */
 #define HP_RING_MAGIC 0x31474e4952504548ULL /* "HEPRING1" */
 #define HP_PAGE 4096

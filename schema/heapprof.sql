@@ -24,12 +24,10 @@
 -- Both kinds have the process tree, modules, stacks, symbols, sites,
 -- heap_summary and heap_timeline.
 --
--- The collector runs the statements between the markers "-- @tables" and
--- "-- @indexes" first, loads the data, then runs the rest (indexes are
--- built after the load).
-
--- @tables" and "-- @indexes" first, and the views after "-- @views" (so that
--- a run cut off has them too), loads the data, then builds the indexes.
+-- The collector (analyzer/db.c) runs the statements before the marker
+-- "-- @indexes" and those after "-- @views" first, in one transaction
+-- before the first row (so that a run cut off has its tables and views),
+-- loads the data, then builds the indexes (between the two markers).
 
 -- @tables
 PRAGMA application_id = 1213222470;  -- 0x48505246, "HPRF": a heapprof database
@@ -393,12 +391,12 @@ CREATE TABLE heap_summary (
   cached_bytes            INTEGER NOT NULL,  -- freed chunks a tcache or fastbin holds
   allocator_bytes         INTEGER NOT NULL,  -- the allocator's own bytes in the heaps
   top_free_bytes          INTEGER NOT NULL,  -- free above the top pin: trimmable
-  untrimmable_bytes       INTEGER NOT NULL,  -- free below the top pin (holes)
+  untrimmable_bytes       INTEGER NOT NULL,  -- free below the top pin: holes (README)
   trim_reclaimable_bytes  INTEGER NOT NULL,  -- what malloc_trim(0) would give back: the
                                              -- resident whole pages of the free chunks
                                              -- (with what fastbins hold) and of the top
   mmap_bytes              INTEGER NOT NULL,  -- live mmap chunks
-  retained_bytes          INTEGER NOT NULL,  -- extent + mmap - live - live mmap
+  retained_bytes          INTEGER NOT NULL,  -- extent - live (README's words)
   peak_live_bytes         INTEGER NOT NULL,  -- the most live (heap and mmap) at once
   peak_live_ns            INTEGER,           -- when
   peak_extent_bytes       INTEGER NOT NULL,  -- the largest heap extent
@@ -458,10 +456,10 @@ CREATE TABLE snapshot (
   cached_bytes           INTEGER NOT NULL,  -- freed, still held by a tcache or fastbin
   allocator_bytes        INTEGER NOT NULL,  -- the allocator's own bytes in the heaps
   top_free_bytes         INTEGER NOT NULL,  -- free above the top pin: trimmable
-  untrimmable_bytes      INTEGER NOT NULL,  -- free below the top pin (holes)
+  untrimmable_bytes      INTEGER NOT NULL,  -- free below the top pin: holes (README)
   trim_reclaimable_bytes INTEGER NOT NULL,  -- of those, whole pages malloc_trim(0) returns
   mmap_bytes             INTEGER NOT NULL,  -- live mmap chunks
-  retained_bytes         INTEGER NOT NULL,  -- extent + mmap - live - live mmap
+  retained_bytes         INTEGER NOT NULL,  -- extent - live (README's words)
   live_chunks            INTEGER NOT NULL,
   cached_chunks          INTEGER NOT NULL,
   mmap_chunks            INTEGER NOT NULL,

@@ -490,6 +490,29 @@ main(int argc, char **argv)
 		report_mallinfo();
 		return 0;
 	}
+	if (strcmp(mode, "mremap") == 0) {
+		/* an mmap chunk that mremap shrinks in place, then grows: the
+		 * mapping's size changes three times under one address */
+		char *big = malloc(1 << 20);
+		if (!big)
+			return 99;
+		memset(big, 1, 1 << 20);
+		HEAPPROF_MARK("mapped");
+		say("mapped_hblkhd %llu\n", mallinfo2().hblkhd, 0);
+		char *small = realloc(big, 300000);
+		if (!small)
+			return 99;
+		HEAPPROF_MARK("shrunk");
+		say("shrunk_hblkhd %llu in_place %llu\n", mallinfo2().hblkhd, small == big);
+		char *grown = realloc(small, 500000);
+		if (!grown)
+			return 99;
+		HEAPPROF_MARK("grown");
+		say("grown_hblkhd %llu\n", mallinfo2().hblkhd, 0);
+		report_mallinfo();
+		free(grown);
+		return 0;
+	}
 	if (strcmp(mode, "freed-all") == 0) {
 		fill_blocks(10000, 4000);
 		pin = keep_config();
@@ -507,6 +530,6 @@ main(int argc, char **argv)
 	}
 	fprintf(stderr, "usage: pattern live-pin|cached-pin|stdio-pin|pages|self-trim|"
 			"fastbins|fastbins-mt|stashed-pin|wrapped|two-stacks|survivors|marked|\n"
-			"slivers|mmap-only|freed-all|arena-pin\n");
+			"slivers|mmap-only|mremap|freed-all|arena-pin\n");
 	return 2;
 }

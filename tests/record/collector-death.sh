@@ -13,11 +13,27 @@ sleep 0.5
 # its spool, from the program's environment
 prog=$(pgrep -f "^$PROGS/mt-stress 2 100" | head -n 1)
 spool=$(tr '\0' '\n' <"/proc/$prog/environ" 2>/dev/null | sed -n 's/^HEAPPROF_SPOOL=//p')
+rings() { ls "$spool" 2>/dev/null | grep -c "^P$prog\..*\.r[0-9]*$"; }
+before=$(rings)
 kill -9 $hp
 wait $hp 2>/dev/null
+# mt-stress starts threads all the time: the first that finds no ring
+# drained for it finds the collector gone, and the program gives up its
+# spool while it runs on (it no longer makes a ring per thread that
+# nobody drains, nor walks stacks nobody reads)
+i=0 most=0
+while [ -n "$spool" ] && [ -e "$spool" ] && [ $i -lt 300 ]; do
+	n=$(rings)
+	[ "$n" -gt "$most" ] && most=$n
+	sleep 0.1
+	i=$((i + 1))
+done
+check "the running program gave up its spool, no new ring made ($before rings, then at most $most)" \
+	"yes|no|yes" \
+	"$([ -n "$spool" ] && echo yes)|$([ -e "$spool" ] && echo yes || echo no)|$([ "$most" -le $((before + 2)) ] && echo yes)"
 # the program was our child's child: wait for it to end on its own
 i=0
-while pgrep -f "^$PROGS/mt-stress 2 100" >/dev/null 2>&1 && [ $i -lt 600 ]; do
+while pgrep -f "^$PROGS/mt-stress 2 100" >/dev/null 2>&1 && [ $i -lt 1200 ]; do
 	sleep 0.1
 	i=$((i + 1))
 done

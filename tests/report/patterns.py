@@ -480,6 +480,16 @@ def main():
         check("mmap-only: no holes, no pins, 5 chunks mapped", (0, [], [], 5),
               (r["untrimmable_bytes"], r["holes"], r["pins"], r["mmap_chunks"]))
 
+        # an mmap chunk resized in place by mremap: the mmap figure follows
+        # the mapping at every instant, the collector's summary too
+        db, mi, _ = record(tmp, "mremap")
+        check("mremap: glibc shrank it in place", 1, mi["in_place"])
+        for mark in ("mapped", "shrunk", "grown"):
+            check(f"mremap: mmap at mark:{mark} = hblkhd then", mi[mark + "_hblkhd"],
+                  report(db, "--at", "mark:" + mark)[0]["mmap_bytes"])
+        check("mremap: mmap at exit 0, in the report and in heap_summary", (0, 0),
+              (report(db)[0]["mmap_bytes"], summary(db, "mmap_bytes")))
+
         # a thread's arena: its own mapped heap, pinned the same way
         db, mi, _ = record(tmp, "arena-pin")
         r = report(db)[0]

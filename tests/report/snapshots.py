@@ -377,10 +377,19 @@ def main():
         check("steady 5 s and 30 s: both ran and recorded", [0, 0], [r.returncode for r in runs])
         check("steady: the long run did ~6 times the work", True, pairs[1] > 4 * pairs[0])
         # (heap_timeline keeps between 2048 and 4096 points an image: up to
-        # four 64 KiB pages apart)
-        sizes = [os.path.getsize(d) for d in (short, long_)]
-        check(f"steady: the same database size for 5 s and 30 s ({sizes[0]} and {sizes[1]} bytes)",
-              True, abs(sizes[1] - sizes[0]) <= 4 * 65536)
+        # four 64 KiB pages apart); the free pages replaced snapshots left
+        # stay while they are at most an eighth of the file
+        def pages(d):
+            con = sqlite3.connect(d)
+            n, free = (con.execute(f"PRAGMA {p}").fetchone()[0]
+                       for p in ("page_count", "freelist_count"))
+            con.close()
+            return n, free
+        (n5, f5), (n30, f30) = pages(short), pages(long_)
+        check(f"steady: the same pages in use for 5 s and 30 s ({n5 - f5} and {n30 - f30})",
+              True, abs((n30 - f30) - (n5 - f5)) <= 4)
+        check(f"steady: free pages at most an eighth of the file ({f5}/{n5}, {f30}/{n30})",
+              True, f5 * 8 <= n5 and f30 * 8 <= n30)
     print(f"{checks} checks, {failures} failed")
     return 1 if failures else 0
 

@@ -111,7 +111,7 @@ two_heaps(void)
 
 	if (pthread_create(&t, NULL, grow_thread_arena, NULL) != 0 || pthread_join(t, &last) != 0)
 		_exit(99);
-	struct hp_heap_info *h = hp_heap_for_ptr(last)->prev;
+	struct hp_mapped_heap *h = hp_mapped_heap_of(last)->prev;
 	if (h == NULL)
 		_exit(99);
 	return (struct hp_chunk *)((char *)h + h->size - HP_CHUNK_HDR_SZ);

@@ -34,7 +34,7 @@
 #include <unistd.h>
 
 #include "heap.h"
-#include "arena.h"
+#include "selfmem.h"
 #include "check.h"
 #include "observe.h"
 #include "os.h"
@@ -467,7 +467,7 @@ find_chunk(uintptr_t chunk, size_t bytes, enum hp_state state, bool is_top, void
 }
 
 /* heapprof's own allocations (made while the guard is up, e.g. by libunwind
- * inside the recorder) come from its arena: never in the heap, never seen
+ * inside the recorder) come from selfmem: never in the heap, never seen
  * by the observer, and free/realloc/usable_size recognise them later from
  * any context. */
 static void
@@ -489,9 +489,9 @@ test_guard(void)
 	d = realloc(NULL, 300000);
 	hp_self.guard--;
 	CHECK(a && b && c && d, "guarded allocations succeed");
-	CHECK(hp_arena_owns_chunk(hp_mem2chunk(a)) && hp_arena_owns_chunk(hp_mem2chunk(b)) &&
-		      hp_arena_owns_chunk(hp_mem2chunk(c)) && hp_arena_owns_chunk(hp_mem2chunk(d)),
-	      "guarded allocations are heapprof's arena blocks");
+	CHECK(hp_selfmem_owns_chunk(hp_mem2chunk(a)) && hp_selfmem_owns_chunk(hp_mem2chunk(b)) &&
+		      hp_selfmem_owns_chunk(hp_mem2chunk(c)) && hp_selfmem_owns_chunk(hp_mem2chunk(d)),
+	      "guarded allocations are selfmem blocks");
 	CHECK(((uintptr_t)c & 4095) == 0, "guarded memalign is aligned");
 	bool zero = true;
 	for (int i = 0; i < 1000; i++)
@@ -506,7 +506,7 @@ test_guard(void)
 	CHECK(malloc_usable_size(a) >= 100, "usable size of a guarded block");
 	memset(a, 1, 100);
 	a = realloc(a, 5000); /* outside the guard: stays in the arena */
-	CHECK(a && hp_arena_owns_chunk(hp_mem2chunk(a)) && a[99] == 1,
+	CHECK(a && hp_selfmem_owns_chunk(hp_mem2chunk(a)) && a[99] == 1,
 	      "realloc of a guarded block keeps it in the arena");
 	free(a);
 	free(b);
@@ -582,7 +582,7 @@ thread_main(void *arg)
 			v[i] = malloc(1 << 20);
 			bad += !verify("thread heap growth");
 		}
-		CHECK(v[99] && hp_heap_for_ptr(v[99]) != hp_heap_for_ptr(v[0]),
+		CHECK(v[99] && hp_mapped_heap_of(v[99]) != hp_mapped_heap_of(v[0]),
 		      "100 MiB in a thread arena span a second heap");
 		for (int i = 99; i >= 0; i--) {
 			at_step = 200 - (unsigned long)i;

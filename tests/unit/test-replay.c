@@ -83,8 +83,8 @@ model_vs_brute_force(uint64_t seed, unsigned steps)
 			}
 		if (live > peak)
 			peak = live;
-		uint64_t untrim = top_end > base ? top_end - base - occupied : 0;
-		bad_untrim += m.untrim != untrim;
+		uint64_t untrimmable = top_end > base ? top_end - base - occupied : 0;
+		bad_untrim += m.untrimmable != untrimmable;
 		bad_top += hm_top_free(&m) != base + HEAP - top_end;
 		if (step % 64 == 0) {
 			uint32_t probe = (uint32_t)(rng_next(&seed) % (HEAP / G));
@@ -436,7 +436,7 @@ frames_against_analyze(uint64_t seed)
 		      "frame %d: the holes' sites are each granule's last occupant", k);
 		CHECK(seen.ordered, "frame %d: ranges in address order, not overlapping", k);
 		CHECK(seen.bytes[RP_LIVE] == r->at.live && seen.bytes[RP_CACHED] == r->at.cached &&
-			      seen.bytes[RP_OWN] == r->at.allocator,
+			      seen.bytes[RP_ALLOCATOR] == r->at.allocator,
 		      "frame %d: the ranges add up to live, cached, allocator's (%llu %llu)", k,
 		      (unsigned long long)seen.bytes[RP_LIVE], (unsigned long long)r->at.live);
 		CHECK(seen.gaps == r->at.untrimmable && seen.ngaps == r->nholes,

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * arena.c - heapprof's own memory (see arena.h).
+ * selfmem.c - heapprof's own memory (see selfmem.h).
  *
  * Size classes (16-byte steps to 128, then four per doubling up to 64 KiB)
  * carved from 1 MiB mappings, each class a LIFO free list; larger or more
@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-#include "arena.h"
+#include "selfmem.h"
 #include "lock.h"
 #include "os.h"
 
@@ -23,7 +23,7 @@ struct free_block {
 	struct free_block *next;
 };
 
-static struct hp_mutex arena_lock = HP_MUTEX_INIT;
+static struct hp_mutex selfmem_lock = HP_MUTEX_INIT;
 static struct free_block *free_lists[NCLASSES];
 static char *slab_cur, *slab_end;
 static size_t mapped_bytes;
@@ -62,13 +62,13 @@ direct_alloc(size_t n, size_t align)
 	mem = ((uintptr_t)base + HP_CHUNK_HDR_SZ + align - 1) & ~(uintptr_t)(align - 1);
 	c = hp_mem2chunk((void *)mem);
 	c->prev_size = (uintptr_t)c - (uintptr_t)base;
-	c->size = (len - c->prev_size) | HP_ARENA_BITS;
+	c->size = (len - c->prev_size) | HP_SELFMEM_BITS;
 	__atomic_add_fetch(&mapped_bytes, len, __ATOMIC_RELAXED);
 	return (void *)mem;
 }
 
 void *
-hp_arena_alloc(size_t n, size_t align, bool zero)
+hp_selfmem_alloc(size_t n, size_t align, bool zero)
 {
 	size_t chunk;
 	unsigned c;
@@ -87,12 +87,12 @@ hp_arena_alloc(size_t n, size_t align, bool zero)
 	c = class_of(chunk);
 	chunk = class_size(c);
 
-	hp_mutex_lock(&arena_lock);
+	hp_mutex_lock(&selfmem_lock);
 	if (free_lists[c]) {
 		struct free_block *b = free_lists[c];
 		free_lists[c] = b->next;
 		mem = b;
-		hp_mutex_unlock(&arena_lock);
+		hp_mutex_unlock(&selfmem_lock);
 		if (zero)
 			memset(mem, 0, chunk - HP_CHUNK_HDR_SZ);
 		return mem;
@@ -100,7 +100,7 @@ hp_arena_alloc(size_t n, size_t align, bool zero)
 	if ((size_t)(slab_end - slab_cur) < chunk) {
 		char *s = hp_os_map(SLAB_BYTES, 0);
 		if (s == HP_MAP_FAILED) {
-			hp_mutex_unlock(&arena_lock);
+			hp_mutex_unlock(&selfmem_lock);
 			return NULL;
 		}
 		mapped_bytes += SLAB_BYTES;
@@ -109,9 +109,9 @@ hp_arena_alloc(size_t n, size_t align, bool zero)
 	}
 	h = (struct hp_chunk *)slab_cur;
 	slab_cur += chunk;
-	hp_mutex_unlock(&arena_lock);
+	hp_mutex_unlock(&selfmem_lock);
 	h->prev_size = 0;
-	h->size = chunk | HP_ARENA_BITS;
+	h->size = chunk | HP_SELFMEM_BITS;
 	return hp_chunk2mem(h); /* from a fresh slab: zero */
 }
 
@@ -122,7 +122,7 @@ is_direct(const struct hp_chunk *h)
 }
 
 void
-hp_arena_free(void *mem)
+hp_selfmem_free(void *mem)
 {
 	struct hp_chunk *h = hp_mem2chunk(mem);
 
@@ -135,14 +135,14 @@ hp_arena_free(void *mem)
 	unsigned c = class_of(hp_chunksize(h));
 	struct free_block *b = mem;
 
-	hp_mutex_lock(&arena_lock);
+	hp_mutex_lock(&selfmem_lock);
 	b->next = free_lists[c];
 	free_lists[c] = b;
-	hp_mutex_unlock(&arena_lock);
+	hp_mutex_unlock(&selfmem_lock);
 }
 
 size_t
-hp_arena_usable(const void *mem)
+hp_selfmem_usable(const void *mem)
 {
 	const struct hp_chunk *h = hp_mem2chunk(mem);
 
@@ -150,41 +150,41 @@ hp_arena_usable(const void *mem)
 }
 
 void *
-hp_arena_realloc(void *mem, size_t n)
+hp_selfmem_realloc(void *mem, size_t n)
 {
-	size_t have = hp_arena_usable(mem);
+	size_t have = hp_selfmem_usable(mem);
 	void *p;
 
 	if (n <= have)
 		return mem;
-	p = hp_arena_alloc(n, 16, false);
+	p = hp_selfmem_alloc(n, 16, false);
 	if (p == NULL)
 		return NULL;
 	memcpy(p, mem, have);
-	hp_arena_free(mem);
+	hp_selfmem_free(mem);
 	return p;
 }
 
 size_t
-hp_arena_mapped_bytes(void)
+hp_selfmem_mapped_bytes(void)
 {
 	return __atomic_load_n(&mapped_bytes, __ATOMIC_RELAXED);
 }
 
 void
-hp_arena_fork_prepare(void)
+hp_selfmem_fork_prepare(void)
 {
-	hp_mutex_lock(&arena_lock);
+	hp_mutex_lock(&selfmem_lock);
 }
 
 void
-hp_arena_fork_parent(void)
+hp_selfmem_fork_parent(void)
 {
-	hp_mutex_unlock(&arena_lock);
+	hp_mutex_unlock(&selfmem_lock);
 }
 
 void
-hp_arena_fork_child(void)
+hp_selfmem_fork_child(void)
 {
-	hp_mutex_reset(&arena_lock);
+	hp_mutex_reset(&selfmem_lock);
 }

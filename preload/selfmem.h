@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * arena.h - heapprof's own memory, in its own mappings, never in the
+ * selfmem.h - heapprof's own memory ("selfmem": glibc's arenas are the
+ * heaps of the program, tarena.c's), in its own mappings, never in the
  * tracked heap and never recorded.
  *
  * Used for heapprof's tables and buffers and for whatever libc or libunwind
@@ -10,45 +11,45 @@
  * malloc_usable_size() recognise them with one test and send them back
  * here whichever thread frees them and whether or not the guard is set.
  */
-#ifndef HP_ARENA_H
-#define HP_ARENA_H
+#ifndef HP_SELFMEM_H
+#define HP_SELFMEM_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
 #include "heap.h"
 
-#define HP_ARENA_BITS (HP_IS_MMAPPED | HP_NON_MAIN_ARENA)
+#define HP_SELFMEM_BITS (HP_IS_MMAPPED | HP_NON_MAIN_ARENA)
 
 static inline bool
-hp_arena_owns_chunk(const struct hp_chunk *p)
+hp_selfmem_owns_chunk(const struct hp_chunk *p)
 {
-	return (p->size & HP_ARENA_BITS) == HP_ARENA_BITS;
+	return (p->size & HP_SELFMEM_BITS) == HP_SELFMEM_BITS;
 }
 
 /*
  * n bytes aligned to `align` (a power of two; 16 is the minimum), zeroed
  * when `zero`. NULL on failure (errno untouched).
- * Lock: none (takes the arena's own lock). Allocates: arena. AS-safe: no.
+ * Lock: none (takes selfmem's own lock). Allocates: selfmem. AS-safe: no.
  */
-void *hp_arena_alloc(size_t n, size_t align, bool zero);
+void *hp_selfmem_alloc(size_t n, size_t align, bool zero);
 
 /* Give a block back. Lock: none. Allocates: no. */
-void hp_arena_free(void *mem);
+void hp_selfmem_free(void *mem);
 
-/* realloc for arena blocks; NULL on failure with the block intact. */
-void *hp_arena_realloc(void *mem, size_t n);
+/* realloc for selfmem blocks; NULL on failure with the block intact. */
+void *hp_selfmem_realloc(void *mem, size_t n);
 
-/* Bytes usable in an arena block. */
-size_t hp_arena_usable(const void *mem);
+/* Bytes usable in a selfmem block. */
+size_t hp_selfmem_usable(const void *mem);
 
 /* Bytes heapprof has mapped for itself (for the profiler's own report). */
-size_t hp_arena_mapped_bytes(void);
+size_t hp_selfmem_mapped_bytes(void);
 
-/* Around fork in a multi-threaded parent: hold the arena lock so the child
+/* Around fork in a multi-threaded parent: hold selfmem's lock so the child
  * inherits consistent free lists; the child then resets it. */
-void hp_arena_fork_prepare(void);
-void hp_arena_fork_parent(void);
-void hp_arena_fork_child(void);
+void hp_selfmem_fork_prepare(void);
+void hp_selfmem_fork_parent(void);
+void hp_selfmem_fork_child(void);
 
 #endif

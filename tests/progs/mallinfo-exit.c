@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mallinfo-exit - a reporter to LD_PRELOAD into a program running on
+ * glibc's own malloc (heapprof is not loaded): at the very end of the
+ * process (its destructor runs last, as the first object ld.so
+ * initialised) it writes glibc's mallinfo2() figures to the file named by
+ * HP_MALLINFO_OUT, with open(2) and write(2) only, so that nothing it does
+ * touches the heap it reports:
+ *     arena N keepcost N fordblks N fsmblks N hblkhd N uordblks N
+ * tests/advise/reality.py compares them with what heapprof advise
+ * predicted for the program's recording.
+ */
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static size_t
+put_num(char *buf, size_t n, unsigned long long v)
+{
+	char tmp[24];
+	size_t k = 0;
+
+	do
+		tmp[k++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (k)
+		buf[n++] = tmp[--k];
+	return n;
+}
+
+static size_t
+put_field(char *buf, size_t n, const char *name, unsigned long long v)
+{
+	size_t len = strlen(name);
+
+	memcpy(buf + n, name, len);
+	n += len;
+	buf[n++] = ' ';
+	n = put_num(buf, n, v);
+	buf[n++] = ' ';
+	return n;
+}
+
+__attribute__((destructor)) static void
+report(void)
+{
+	const char *path = getenv("HP_MALLINFO_OUT");
+	struct mallinfo2 mi;
+	char buf[256];
+	size_t n = 0;
+	int fd;
+
+	if (path == NULL)
+		return;
+	mi = mallinfo2();
+	n = put_field(buf, n, "arena", mi.arena);
+	n = put_field(buf, n, "keepcost", mi.keepcost);
+	n = put_field(buf, n, "fordblks", mi.fordblks);
+	n = put_field(buf, n, "fsmblks", mi.fsmblks);
+	n = put_field(buf, n, "hblkhd", mi.hblkhd);
+	n = put_field(buf, n, "uordblks", mi.uordblks);
+	buf[n - 1] = '\n';
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	if (write(fd, buf, n) != (ssize_t)n)
+		unlink(path);
+	close(fd);
+}
