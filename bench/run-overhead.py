@@ -8,7 +8,8 @@ alternating the three per repetition (native, heaptrack, heapprof, native,
 median wall time of each, the medians of the per-repetition ratios
 heaptrack/native, heapprof/native and heapprof/heaptrack, and from the
 heapprof databases the size per chunk and the collector's throughput
-(chunks, and chunk + heap_event rows, per second of the heapprof run).
+(chunks, and chunk + heap_event rows, per second of the heapprof run),
+and the peak RSS of each run's largest process (wait4's ru_maxrss).
 
 Wall times are end to end: for heapprof until `heapprof run` exits (the
 database is complete), for heaptrack until the `heaptrack` script exits
@@ -168,7 +169,9 @@ def make_workloads(names, quick, build, tmp):
 
 
 def run_once(argv, env, cwd, stdin, timeout, outfile, errfile):
-    """Run argv in its own session; return (status, seconds)."""
+    """Run argv in its own session; return (status, seconds, peak RSS in
+    bytes of its largest process: wait4's ru_maxrss covers the child and
+    every descendant it waited for)."""
     with open(stdin if stdin else os.devnull, "rb") as fin, \
             open(outfile, "wb") as fout, open(errfile, "wb") as ferr:
         t0 = time.perf_counter()
@@ -192,7 +195,8 @@ def run_once(argv, env, cwd, stdin, timeout, outfile, errfile):
         timer = threading.Timer(timeout, on_timeout)
         timer.start()
         try:
-            rc = p.wait()
+            _, status, usage = os.wait4(p.pid, 0)
+            rc = p.returncode = os.waitstatus_to_exitcode(status)
         except BaseException:
             kill()
             p.wait()
@@ -202,7 +206,7 @@ def run_once(argv, env, cwd, stdin, timeout, outfile, errfile):
         t1 = time.perf_counter()
     if hung.is_set():
         raise subprocess.TimeoutExpired(argv, timeout)
-    return rc, t1 - t0
+    return rc, t1 - t0, usage.ru_maxrss * 1024
 
 
 def db_stats(db):
@@ -238,13 +242,15 @@ def measure(w, mode, rep, ctx):
         argv = [ctx["heapprof"], "run", "-o", db, "--force"] + \
             (["--snapshots"] if ctx["snapshots"] else []) + ["--"] + w.argv
     try:
-        rc, secs = run_once(argv, ctx["env"], cwd, w.stdin, ctx["timeout"], outfile, errfile)
+        rc, secs, maxrss = run_once(argv, ctx["env"], cwd, w.stdin, ctx["timeout"], outfile,
+                                    errfile)
     except subprocess.TimeoutExpired:
         fail(f"{tag}: no exit after {ctx['timeout']} s (killed)", argv, errfile)
     if rc != 0:
         fail(f"{tag}: exit status {rc}" + (f" (signal {-rc})" if rc < 0 else ""),
              argv, errfile)
     res["secs"] = secs
+    res["maxrss"] = maxrss
     # the program's own product
     if w.product:
         if not os.path.exists(os.path.join(cwd, w.product)) or \
@@ -374,6 +380,10 @@ def main():
                 ht_nat=statistics.median(b / a for a, b in zip(nat, ht)),
                 hp_nat=statistics.median(c / a for a, c in zip(nat, hp)),
                 hp_ht=statistics.median(c / b for b, c in zip(ht, hp)),
+                rss=[statistics.median(x["maxrss"] for x in r[m])
+                     for m in ("native", "heaptrack", "heapprof")],
+                rss_ratio=statistics.median(c["maxrss"] / b["maxrss"]
+                                            for b, c in zip(r["heaptrack"], r["heapprof"])),
                 chunks=statistics.median(x["chunks"] for x in hpr),
                 ht_allocs=statistics.median(x["ht_allocs"] for x in r["heaptrack"])
                 if all(x["ht_allocs"] is not None for x in r["heaptrack"]) else None,
@@ -415,6 +425,16 @@ def main():
         print(f"# * {x['name']}: heapprof recorded {x['procs']} processes (it follows "
               "children); heaptrack traces only the first process, so hp/ht is not "
               "like for like and is left out of the summary below")
+    print()
+    print("            peak RSS of the largest process, MiB (medians)")
+    print(f"{'workload':10} {'native':>8} {'heaptrack':>9} {'heapprof':>9}   {'hp/ht':>6}")
+    for x in rows:
+        mark = "*" if x["procs"] > 1 else " "
+        nat, ht, hp = (v / 2**20 for v in x["rss"])
+        print(f"{x['name'] + mark:10} {nat:8.1f} {ht:9.1f} {hp:9.1f}   {x['rss_ratio']:6.2f}")
+    print("# the largest process of each run: for heapprof `heapprof run` (the collector)")
+    print("# or the program, for heaptrack the program or heaptrack_interpret (wait4's")
+    print("# ru_maxrss over the process and every descendant it waited for)")
     for n in notes:
         print(f"# note: {n}")
     like = [x for x in rows if x["procs"] == 1] or rows
