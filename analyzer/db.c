@@ -62,6 +62,7 @@ enum {
 	S_MARK,
 	S_PROGRAM_MMAP,
 	S_CHUNK_EPOCH,
+	S_CHUNK_ORIGIN,
 	S_COUNT
 };
 
@@ -89,7 +90,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	 * appends skips the search a given rowid costs (~20% faster); the ids
 	 * are the collector's all the same, which write_batch checks */
 	[S_CHUNK_ROWS] = "INSERT OR FAIL INTO chunk_packed (address, size, alloc_rel, free_after, "
-			 "released_after, what, whose) SELECT * FROM hp_chunk_rows",
+			 "released_after, origin) SELECT * FROM hp_chunk_rows",
 	[S_REALLOC_ROWS] = "INSERT OR FAIL INTO chunk_realloc (chunk_id, realloc_from) "
 			   "SELECT * FROM hp_realloc_rows",
 	[S_SLACK_ROWS] = "INSERT OR FAIL INTO chunk_slack (chunk_id, slack) "
@@ -143,6 +144,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_MARK] = "INSERT INTO mark (process_id, ns, name) VALUES (?1, ?2, ?3)",
 	[S_PROGRAM_MMAP] = "INSERT INTO program_mmap VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_CHUNK_EPOCH] = "INSERT INTO chunk_epoch (block, base_ns) VALUES (?1, ?2)",
+	[S_CHUNK_ORIGIN] = "INSERT INTO chunk_origin (origin_id, process_id, backing, call, fate, "
+			   "stack_id, alloc_tid, free_tid, slack_stored, base) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 };
 
 /* ---- bulk rows: arrays read by a virtual table ---- */
@@ -154,7 +158,7 @@ static const char *const stmt_sql[S_COUNT] = {
  * multi-row VALUES with bound parameters).
  */
 #define BATCH 1024
-#define CHUNK_COLS 7 /* of chunk_packed, as db_chunk sets them */
+#define CHUNK_COLS 6 /* of chunk_packed, as db_chunk sets them */
 #define CHUNK_RELEASED_COL 4
 #define PAIR_COLS 2 /* chunk_realloc, chunk_slack: chunk_id and a value */
 #define FRAME_COLS 4
@@ -353,6 +357,7 @@ enum op {
 	OP_MARK,
 	OP_PROGRAM_MMAP,
 	OP_CHUNK_EPOCH,
+	OP_CHUNK_ORIGIN,
 };
 
 struct batch {
@@ -406,6 +411,67 @@ addrs_add(struct addrs *a, int64_t image_id, uint64_t offset)
 	}
 }
 
+/* What chunks share (a chunk_origin row): a key of the map from it to its
+ * id. free_tid is -1 for a chunk not freed. */
+struct origin {
+	int64_t process_id, stack_id, alloc_tid, free_tid;
+	uint64_t base;
+	uint8_t backing, call, fate, slack_stored;
+	int64_t id; /* -1: an empty slot */
+};
+
+struct origins {
+	struct origin *slot;
+	size_t n, cap; /* cap a power of two, or 0 */
+};
+
+static bool
+origin_same(const struct origin *a, const struct origin *b)
+{
+	return a->process_id == b->process_id && a->stack_id == b->stack_id &&
+	       a->alloc_tid == b->alloc_tid && a->free_tid == b->free_tid &&
+	       a->backing == b->backing && a->call == b->call && a->fate == b->fate &&
+	       a->slack_stored == b->slack_stored;
+}
+
+static size_t
+origin_hash(const struct origin *o)
+{
+	uint64_t h = (uint64_t)o->process_id;
+
+	h = h * 0x9e3779b97f4a7c15ULL ^ (uint64_t)o->stack_id;
+	h = h * 0x9e3779b97f4a7c15ULL ^ (uint64_t)o->alloc_tid;
+	h = h * 0x9e3779b97f4a7c15ULL ^ (uint64_t)o->free_tid;
+	h = h * 0x9e3779b97f4a7c15ULL ^
+	    ((uint64_t)o->backing | (uint64_t)o->call << 8 | (uint64_t)o->fate << 16 |
+	     (uint64_t)o->slack_stored << 24);
+	return (size_t)((h * 0xff51afd7ed558ccdULL) >> 17);
+}
+
+/* The slot of key `o`: its entry, or the empty slot where it goes. */
+static struct origin *
+origin_slot(struct origins *m, const struct origin *o)
+{
+	for (size_t i = origin_hash(o) & (m->cap - 1);; i = (i + 1) & (m->cap - 1))
+		if (m->slot[i].id < 0 || origin_same(&m->slot[i], o))
+			return &m->slot[i];
+}
+
+static void
+origins_grow(struct origins *m)
+{
+	struct origins g = { .cap = m->cap ? 2 * m->cap : 1024, .n = m->n };
+
+	g.slot = xmalloc(g.cap * sizeof(*g.slot));
+	for (size_t i = 0; i < g.cap; i++)
+		g.slot[i].id = -1;
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slot[i].id >= 0)
+			*origin_slot(&g, &m->slot[i]) = m->slot[i];
+	free(m->slot);
+	*m = g;
+}
+
 /* An image known to this database: (path, build id) -> id. */
 struct image_id {
 	char *path, *build_id;
@@ -422,6 +488,10 @@ struct db {
 	struct batch *cur;
 	uint64_t cur_since;  /* when cur got its first content */
 	int64_t epoch_block, epoch_ns; /* chunk_epoch: the last block's, its base */
+	struct origins origins;        /* chunk_origin's rows */
+	uint64_t *arena_base;          /* by process id: its first arena chunk's address */
+	bool *arena_base_set;
+	size_t narena_bases;
 	struct image_id *images;
 	size_t nimages;
 	struct addrs addrs; /* every frame's (image, offset), once */
@@ -839,6 +909,12 @@ run_ops(struct db *db, const struct buf *ops)
 			sqlite3_bind_int64(s, 2, get_i64(&r));
 			step(db, S_CHUNK_EPOCH, "chunk_epoch");
 			break;
+		case OP_CHUNK_ORIGIN:
+			s = db->s[S_CHUNK_ORIGIN];
+			for (int i = 1; i <= 10; i++)
+				bind_get_opt(s, i, &r);
+			step(db, S_CHUNK_ORIGIN, "chunk_origin");
+			break;
 		default:
 			set_error(db, "internal: bad batch operation");
 			return;
@@ -1066,6 +1142,9 @@ close_db(struct db *db)
 	}
 	free(db->images);
 	free(db->addrs.slot);
+	free(db->origins.slot);
+	free(db->arena_base);
+	free(db->arena_base_set);
 	free(db->snaps);
 	pthread_mutex_destroy(&db->mu);
 	pthread_cond_destroy(&db->wake);
@@ -1088,7 +1167,7 @@ db_create(const char *path, char *err, size_t errcap)
 	db->epoch_block = -1;
 	db->max_queued = MAX_QUEUED;
 	db->chunk_src.decl = "CREATE TABLE x (address, size, alloc_rel, free_after, "
-			     "released_after, what, whose)";
+			     "released_after, origin)";
 	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
 	db->slack_src.decl = "CREATE TABLE x (chunk_id, slack)";
 	db->frame_src.decl = "CREATE TABLE x (stack_id, depth, image_id, offset)";
@@ -1385,6 +1464,59 @@ db_timeline(struct db *db, int64_t process_id, int64_t ns, uint64_t extent, uint
 	put_i64(o, (int64_t)untrimmable);
 }
 
+/* The base a chunk's address is stored against (codes.h). */
+static uint64_t
+chunk_base(struct db *db, const struct db_chunk *c)
+{
+	if (c->backing == HP_BACKING_BRK)
+		return hp_brk_base((uint64_t)c->heap_start);
+	if (c->backing != HP_BACKING_ARENA || c->process_id < 1)
+		return 0;
+	size_t k = (size_t)c->process_id;
+	if (k >= db->narena_bases) {
+		size_t n = k * 2 + 8;
+		db->arena_base = xrealloc(db->arena_base, n * sizeof(*db->arena_base));
+		db->arena_base_set = xrealloc(db->arena_base_set, n * sizeof(*db->arena_base_set));
+		memset(db->arena_base_set + db->narena_bases, 0,
+		       (n - db->narena_bases) * sizeof(*db->arena_base_set));
+		db->narena_bases = n;
+	}
+	if (!db->arena_base_set[k]) {
+		db->arena_base[k] = c->address;
+		db->arena_base_set[k] = true;
+	}
+	return db->arena_base[k];
+}
+
+/* The id of chunk_origin's row `o` (with its base set), written with the
+ * batch's operations if it is new. */
+static int64_t
+origin_id(struct db *db, struct origin *o)
+{
+	struct origins *m = &db->origins;
+
+	if (2 * (m->n + 1) > m->cap)
+		origins_grow(m);
+	struct origin *e = origin_slot(m, o);
+	if (e->id >= 0)
+		return e->id;
+	o->id = (int64_t)m->n++;
+	*e = *o;
+	struct buf *ops = &db->cur->ops;
+	put_op(db, OP_CHUNK_ORIGIN);
+	put_opt(ops, o->id, true);
+	put_opt(ops, o->process_id, true);
+	put_opt(ops, o->backing, true);
+	put_opt(ops, o->call, true);
+	put_opt(ops, o->fate, o->fate != 0);
+	put_opt(ops, o->stack_id, o->stack_id != 0);
+	put_opt(ops, o->alloc_tid, true);
+	put_opt(ops, o->free_tid, o->free_tid >= 0);
+	put_opt(ops, o->slack_stored, true);
+	put_opt(ops, (int64_t)o->base, true);
+	return o->id;
+}
+
 void
 db_chunk(struct db *db, const struct db_chunk *c)
 {
@@ -1402,29 +1534,24 @@ db_chunk(struct db *db, const struct db_chunk *c)
 	else if (c->chunk_id != db->cur->first_chunk + b->n)
 		set_error(db, "internal: chunk ids out of order");
 	/* the packing codes.h describes */
-	uint64_t slack = c->chunk_bytes - c->size;
-	struct hp_chunk_fields f = {
+	struct origin o = {
 		.process_id = c->process_id,
-		.alloc_tid = c->alloc_tid,
-		.free_tid = c->free_tid,
 		.stack_id = c->stack_id,
-		.backing = c->backing,
-		.call = c->call,
-		.fate = c->fate,
-		.freed = c->free_ns != 0,
+		.alloc_tid = c->alloc_tid,
+		.free_tid = c->free_ns ? c->free_tid : -1,
+		.backing = (uint8_t)c->backing,
+		.call = (uint8_t)c->call,
+		.fate = (uint8_t)(c->free_ns ? c->fate : 0),
 		.slack_stored = c->backing == HP_BACKING_MMAP ||
 				c->chunk_bytes != hp_chunk_bytes_derived(c->size),
+		.base = chunk_base(db, c),
 	};
-	if (c->process_id > HP_PROCESS_ID_LIMIT)
-		set_error(db, "more process images than a database holds (1048576)");
-	else if (!hp_chunk_fits(&f) || c->chunk_bytes < c->size)
-		set_error(db, "internal: a chunk's thread, stack or bytes out of range");
-
+	if (c->chunk_bytes < c->size || (c->address & ((1u << HP_ADDRESS_SHIFT) - 1)) ||
+	    c->backing < HP_BACKING_BRK || c->backing > HP_BACKING_ARENA || c->call < 1 ||
+	    c->call > 4 || c->fate < 0 || c->fate > 7 || c->process_id < 1)
+		set_error(db, "internal: a chunk's address, bytes or codes out of range");
 	r = rowbuf_add(b);
-	/* brk chunks are near the heap's start: fewer bytes */
-	rowbuf_set(b, r, 0,
-		   (int64_t)(c->address - (c->backing == HP_BACKING_BRK ? (uint64_t)c->heap_start
-									: 0)));
+	rowbuf_set(b, r, 0, hp_chunk_address_rel(c->address, o.base));
 	rowbuf_set(b, r, 1, (int64_t)c->size);
 	/* the first row of a block of chunk ids sets its base time: its end
 	 * (rows come in the order of ends, so the block's are near it) */
@@ -1440,19 +1567,18 @@ db_chunk(struct db *db, const struct db_chunk *c)
 		rowbuf_set(b, r, 3, c->free_ns - c->alloc_ns);
 	if (c->released_ns)
 		rowbuf_set(b, r, CHUNK_RELEASED_COL, c->released_ns - c->free_ns);
-	rowbuf_set(b, r, 5, hp_chunk_what(&f));
-	rowbuf_set(b, r, 6, hp_chunk_whose(&f, c->pid));
+	rowbuf_set(b, r, 5, origin_id(db, &o));
 	if (c->realloc_from) {
 		struct rowbuf *rb = &db->cur->reallocs;
 		int64_t *rr = rowbuf_add(rb);
 		rowbuf_set(rb, rr, 0, c->chunk_id);
 		rowbuf_set(rb, rr, 1, c->realloc_from);
 	}
-	if (f.slack_stored) {
+	if (o.slack_stored) {
 		struct rowbuf *sb = &db->cur->slacks;
 		int64_t *sr = rowbuf_add(sb);
 		rowbuf_set(sb, sr, 0, c->chunk_id);
-		rowbuf_set(sb, sr, 1, (int64_t)slack);
+		rowbuf_set(sb, sr, 1, (int64_t)(c->chunk_bytes - c->size));
 	}
 }
 

@@ -94,8 +94,9 @@ struct db_chunk {
 	int64_t released_ns;       /* 0: none */
 	int64_t stack_id;          /* 0: none */
 	int64_t realloc_from;      /* 0: none */
-	/* of its process (its row): what the row is stored relative to */
-	int64_t pid, heap_start;
+	/* of its process (its row): what a brk chunk's address is stored
+	 * relative to */
+	int64_t heap_start;
 };
 
 /* Chunk rows are buffered: ids must come in increasing order. */

@@ -713,14 +713,57 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	}
 	sqlite3_finalize(s);
 	s = NULL;
+	/* what chunks share (chunk_origin), by id; as many as the file has
+	 * room for */
+	struct origin {
+		struct ld_process *p; /* NULL: no such row, or not a process loaded */
+		uint64_t base;
+		int64_t stack_id;
+		uint8_t backing, fate;
+		bool slack_stored;
+	} *origins = NULL;
+	size_t norigins = 0;
+	if (rc == SQLITE_DONE) {
+		int64_t max_id = query_int(db->h, "SELECT max(origin_id) FROM chunk_origin", 0, &rc);
+		struct stat st;
+		if (stat(db->path, &st) == 0 && max_id > st.st_size / 8)
+			max_id = st.st_size / 8;
+		if (rc == SQLITE_OK && max_id >= 0)
+			norigins = (size_t)max_id + 1;
+		origins = xcalloc(norigins ? norigins : 1, sizeof(*origins));
+		rc = rc == SQLITE_OK ? SQLITE_DONE : rc;
+	}
+	if (rc == SQLITE_DONE &&
+	    sqlite3_prepare_v2(db->h,
+			       "SELECT origin_id, process_id, backing, fate, stack_id, slack_stored, "
+			       "base FROM chunk_origin",
+			       -1, &s, NULL) == SQLITE_OK) {
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			int64_t id = sqlite3_column_int64(s, 0);
+			struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 1));
+			if (id < 0 || (uint64_t)id >= norigins || !p || !need[p - db->procs])
+				continue;
+			origins[id] = (struct origin){
+				.p = p,
+				.backing = (uint8_t)sqlite3_column_int(s, 2),
+				.fate = (uint8_t)sqlite3_column_int(s, 3),
+				.stack_id = sqlite3_column_int64(s, 4),
+				.slack_stored = sqlite3_column_int(s, 5) != 0,
+				.base = (uint64_t)sqlite3_column_int64(s, 6),
+			};
+		}
+		sqlite3_finalize(s);
+		s = NULL;
+	}
 	if (rc != SQLITE_DONE ||
 	    sqlite3_prepare_v2(db->h,
-			       "SELECT whose, address, size, alloc_rel, free_after, released_after, "
-			       "chunk_id, what FROM chunk_packed",
+			       "SELECT origin, address, size, alloc_rel, free_after, released_after, "
+			       "chunk_id FROM chunk_packed",
 			       -1, &s, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db->h, "SELECT slack FROM chunk_slack WHERE chunk_id = ?1", -1,
 			       &slack_q, NULL) != SQLITE_OK) {
 		sqlite3_finalize(s);
+		free(origins);
 		free(epochs);
 		free(need);
 		free(cap);
@@ -728,12 +771,13 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		bool freed = sqlite3_column_type(s, 4) != SQLITE_NULL;
-		int64_t whose = sqlite3_column_int64(s, 0);
-		struct ld_process *p = find_proc(db, hp_chunk_process_id(whose));
-		if (!p || !need[p - db->procs])
+		int64_t oid = sqlite3_column_int64(s, 0);
+		/* a chunk of a process not loaded, or of no origin (a damaged
+		 * file): not this replay's */
+		if (oid < 0 || (uint64_t)oid >= norigins || !origins[oid].p)
 			continue;
-		struct hp_chunk_fields f =
-			hp_chunk_unpack(sqlite3_column_int64(s, 7), whose, p->pid, freed);
+		const struct origin *o = &origins[oid];
+		struct ld_process *p = o->p;
 		size_t k = (size_t)(p - db->procs);
 		struct rp_input *in = &p->in;
 		if (in->nchunks == cap[k]) {
@@ -748,6 +792,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 				 (long long)chunk_id);
 			sqlite3_finalize(s);
 			sqlite3_finalize(slack_q);
+			free(origins);
 			free(epochs);
 			free(need);
 			free(cap);
@@ -763,11 +808,13 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 					      ? 0
 					      : (int64_t)((uint64_t)free_ns +
 							  (uint64_t)sqlite3_column_int64(s, 5));
-		int64_t addr = sqlite3_column_int64(s, 1);
-		if (f.backing == HP_BACKING_BRK)
-			addr = (int64_t)((uint64_t)addr + in->heap_start);
+		/* a stored address beyond any process's is not shifted into one */
+		int64_t rel = sqlite3_column_int64(s, 1);
+		int64_t addr = rel > MAX_ADDR || rel < -MAX_ADDR
+				       ? -1
+				       : (int64_t)hp_chunk_address(rel, o->base);
 		int64_t slack = (int64_t)(hp_chunk_bytes_derived(size) - size);
-		if (f.slack_stored) {
+		if (o->slack_stored) {
 			sqlite3_bind_int64(slack_q, 1, sqlite3_column_int64(s, 6));
 			slack = sqlite3_step(slack_q) == SQLITE_ROW ? sqlite3_column_int64(slack_q, 0)
 								    : -1;
@@ -780,6 +827,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 				 (long long)sqlite3_column_int64(s, 6));
 			sqlite3_finalize(s);
 			sqlite3_finalize(slack_q);
+			free(origins);
 			free(epochs);
 			free(need);
 			free(cap);
@@ -793,13 +841,14 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			.free_ns = free_ns,
 			.released_ns = released_ns,
 			.chunk_id = sqlite3_column_int64(s, 6),
-			.stack_id = f.stack_id,
-			.backing = (uint8_t)f.backing,
-			.fate = (uint8_t)f.fate,
+			.stack_id = o->stack_id,
+			.backing = o->backing,
+			.fate = freed ? o->fate : 0,
 		};
 	}
 	sqlite3_finalize(s);
 	sqlite3_finalize(slack_q);
+	free(origins);
 	free(epochs);
 	if (rc != SQLITE_DONE) {
 		free(need);

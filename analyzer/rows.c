@@ -372,7 +372,6 @@ write_chunk(struct collector *c, struct image *im, struct chunk_entry *e, int64_
 		.released_ns = released_ns,
 		.stack_id = e->stack_id,
 		.realloc_from = e->written ? 0 : e->realloc_from,
-		.pid = im->row.pid,
 		.heap_start = im->row.heap_start,
 	};
 

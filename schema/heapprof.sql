@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- heapprof database schema, version 5 (PRAGMA user_version below).
+-- heapprof database schema, version 6 (PRAGMA user_version below).
 --
 -- The contract between the recorder and the analyzer, and what users query
 -- with the sqlite3 shell. The views at the end (processes, chunks, frames,
@@ -31,7 +31,7 @@
 
 -- @tables
 PRAGMA application_id = 1213222470;  -- 0x48505246, "HPRF": a heapprof database
-PRAGMA user_version = 5;             -- this schema's version
+PRAGMA user_version = 6;             -- this schema's version
 
 -- Facts about the run, as key/value text.
 CREATE TABLE meta (
@@ -262,19 +262,22 @@ CREATE TABLE mark (
 -- millions a second: a row's cost in time grows with its columns (~30 ns
 -- each) and its size with the bytes of its values (1 byte up to 127, 2 up to
 -- 32767, 3 up to 2^23, 4 up to 2^31, 6 up to 2^47; 0 and 1 take none; NULL
--- takes none). Measured, the file is 33-44 bytes a chunk with this layout
--- against 44-54 with version 4's (README, "Benchmark"). schema/codes.h
--- holds the packing (hp_chunk_what, hp_chunk_whose), the view chunk
--- decodes it, and a test checks that both agree.
+-- takes none), plus SQLite's own ~7 bytes a row and one a column. What a
+-- chunk shares with many others (process, threads, stack, codes) is one
+-- row of chunk_origin, named by one small number. Measured, the file is
+-- 30-44 bytes a chunk with this layout against 33-52 with version 5's
+-- (README, "Benchmark"). schema/codes.h holds the packing
+-- (hp_chunk_address_rel), the view chunk decodes it, and a test checks
+-- that both agree.
 --
 -- Columns marked "always" are never NULL, but say so only here: a NOT NULL
 -- constraint is checked for every row written (~5% of the time a row
 -- takes).
 CREATE TABLE chunk_packed (
   chunk_id       INTEGER PRIMARY KEY,
-  address        INTEGER,  -- always: chunk address (the user pointer is 16 bytes
-                           -- on) - the process's heap_start for a brk chunk
-                           -- (3-4 bytes, not 6); absolute for the others
+  address        INTEGER,  -- always: (chunk address (the user pointer is 16
+                           -- bytes on) - its origin's base) / 16: chunks are
+                           -- 16-byte aligned (3 bytes, not 6)
   size           INTEGER,  -- always: requested bytes
   alloc_rel      INTEGER,  -- always: alloc_ns - the base_ns of its block in
                            -- chunk_epoch (2-3 bytes, not 6-8)
@@ -283,17 +286,30 @@ CREATE TABLE chunk_packed (
   released_after INTEGER,  -- cached (fate tcache or fastbin): ns from the free
                            -- until it stopped occupying the heap, by reuse at
                            -- the same address or by being merged into free space
-  what           INTEGER,  -- always: backing code (bits 0-1) + (call code - 1)
-                           -- << 2 + fate code << 4 (0: not freed, or its end
-                           -- was not seen) + 128 if the chunk bytes are in
-                           -- chunk_slack (else they are what glibc gives the
-                           -- size: max(32, (size + 23) & ~15)) + stack_id << 8
-                           -- (0: no stack recorded)
-  whose          INTEGER   -- always: process_id - 1 (bits 0-19) + allocating
-                           -- thread << 20 (0: the main thread, whose id is the
-                           -- pid) + freeing thread << 42 (0: not freed, or
-                           -- freed by the allocating thread); 0 in the common
-                           -- case, which takes no byte
+  origin         INTEGER   -- always: its chunk_origin row (0 or 1 take no byte)
+) STRICT;
+
+-- What chunks share: their process, backing, call, stack, threads, fate and
+-- whether chunk_slack has their bytes, and the base their addresses are
+-- stored against. Ids from 0, in the order first seen (the common ones
+-- early, so small: a few hundred to a few ten thousand a run).
+CREATE TABLE chunk_origin (
+  origin_id    INTEGER PRIMARY KEY,  -- from 0
+  process_id   INTEGER NOT NULL REFERENCES process,
+  backing      INTEGER NOT NULL REFERENCES backing,
+  call         INTEGER NOT NULL REFERENCES call,
+  fate         INTEGER REFERENCES fate,   -- NULL: not freed, or its end not seen
+  stack_id     INTEGER REFERENCES stack,  -- NULL: no stack recorded
+  alloc_tid    INTEGER NOT NULL,          -- allocating thread
+  free_tid     INTEGER,                   -- freeing thread; NULL: not freed
+  slack_stored INTEGER NOT NULL,          -- 1: the chunk bytes are in chunk_slack;
+                                          -- 0: what glibc gives the size:
+                                          -- max(32, (size + 23) & ~15)
+  base         INTEGER NOT NULL           -- chunk_packed.address is (address -
+                                          -- base) / 16: the process's heap_start
+                                          -- (rounded down to 16) for brk chunks,
+                                          -- its first arena chunk's address for
+                                          -- arena chunks, 0 for mmap chunks
 ) STRICT;
 
 -- The base time of each block of 1024 chunk ids (chunk_id >> 10): the end
@@ -310,7 +326,8 @@ CREATE TABLE chunk_realloc (
   realloc_from INTEGER NOT NULL  -- the chunk_id of the old chunk
 ) STRICT;
 
--- A chunk whose bytes are not what glibc gives its size (what has bit 128):
+-- A chunk whose bytes are not what glibc gives its size (its origin's
+-- slack_stored is 1):
 -- mmap chunks (whole pages), memalign's, and those realloc resized in place.
 CREATE TABLE chunk_slack (
   chunk_id INTEGER PRIMARY KEY REFERENCES chunk_packed,
@@ -319,29 +336,20 @@ CREATE TABLE chunk_slack (
 
 -- Every column of a chunk, decoded; cheap to read (SQLite flattens it).
 CREATE VIEW chunk AS
-  SELECT c.chunk_id, (c.whose & 1048575) + 1 AS process_id,
-         c.address + CASE WHEN c.what & 3 = 1 THEN coalesce(p.heap_start, 0) ELSE 0 END
-           AS address,
-         c.size,
-         CASE WHEN c.what & 128 = 0 THEN max(32, (c.size + 23) & ~15)
+  SELECT c.chunk_id, o.process_id, o.base + c.address * 16 AS address, c.size,
+         CASE WHEN o.slack_stored = 0 THEN max(32, (c.size + 23) & ~15)
               ELSE c.size + (SELECT s.slack FROM chunk_slack s
                              WHERE s.chunk_id = c.chunk_id) END AS chunk_bytes,
-         c.what & 3 AS backing,
-         ((c.what >> 2) & 3) + 1 AS call,
-         e.base_ns + c.alloc_rel AS alloc_ns,
-         coalesce(nullif((c.whose >> 20) & 4194303, 0), p.pid) AS alloc_tid,
+         o.backing, o.call,
+         e.base_ns + c.alloc_rel AS alloc_ns, o.alloc_tid,
          e.base_ns + c.alloc_rel + c.free_after AS free_ns,
-         CASE WHEN c.free_after IS NULL THEN NULL
-              WHEN (c.whose >> 42) & 4194303 = 0
-                THEN coalesce(nullif((c.whose >> 20) & 4194303, 0), p.pid)
-              ELSE (c.whose >> 42) & 4194303 END AS free_tid,
-         nullif((c.what >> 4) & 7, 0) AS fate,
+         o.free_tid, o.fate,
          e.base_ns + c.alloc_rel + c.free_after + c.released_after AS released_ns,
-         nullif(c.what >> 8, 0) AS stack_id,
+         o.stack_id,
          (SELECT r.realloc_from FROM chunk_realloc r
           WHERE r.chunk_id = c.chunk_id) AS realloc_from
   FROM chunk_packed c
-  LEFT JOIN process p ON p.process_id = (c.whose & 1048575) + 1
+  LEFT JOIN chunk_origin o ON o.origin_id = c.origin
   LEFT JOIN chunk_epoch e ON e.block = c.chunk_id >> 10;
 
 -- What the allocator did on its own, and the heap's shape over time: what a
