@@ -63,6 +63,7 @@ enum {
 	S_PROGRAM_MMAP,
 	S_CHUNK_EPOCH,
 	S_CHUNK_ORIGIN,
+	S_EVENT_EPOCH,
 	S_COUNT
 };
 
@@ -95,8 +96,7 @@ static const char *const stmt_sql[S_COUNT] = {
 			   "SELECT * FROM hp_realloc_rows",
 	[S_SLACK_ROWS] = "INSERT OR FAIL INTO chunk_slack (chunk_id, slack) "
 			 "SELECT * FROM hp_slack_rows",
-	[S_EVENT_ROWS] = "INSERT OR FAIL INTO heap_event (process_id, ns_after, kind, address, bytes, "
-			 "value) "
+	[S_EVENT_ROWS] = "INSERT OR FAIL INTO heap_event (process_id, ns_rel, address, bytes, what) "
 			 "SELECT * FROM hp_event_rows",
 	[S_CHUNK_RELEASED] = "UPDATE chunk_packed SET released_after = ?2 WHERE chunk_id = ?1",
 	[S_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
@@ -147,6 +147,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_CHUNK_ORIGIN] = "INSERT INTO chunk_origin (origin_id, process_id, backing, call, fate, "
 			   "stack_id, alloc_tid, free_tid, slack_stored, base) "
 			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[S_EVENT_EPOCH] = "INSERT INTO heap_event_epoch (block, base_ns) VALUES (?1, ?2)",
 };
 
 /* ---- bulk rows: arrays read by a virtual table ---- */
@@ -162,7 +163,7 @@ static const char *const stmt_sql[S_COUNT] = {
 #define CHUNK_RELEASED_COL 4
 #define PAIR_COLS 2 /* chunk_realloc, chunk_slack: chunk_id and a value */
 #define FRAME_COLS 4
-#define EVENT_COLS 6
+#define EVENT_COLS 5
 #define SNAPCHUNK_COLS 14
 #define FORMER_COLS 6
 #define SITE_COLS 18
@@ -358,12 +359,14 @@ enum op {
 	OP_PROGRAM_MMAP,
 	OP_CHUNK_EPOCH,
 	OP_CHUNK_ORIGIN,
+	OP_EVENT_EPOCH,
 };
 
 struct batch {
 	struct rowbuf chunks, reallocs, slacks, frames, events;
 	struct rowbuf snapchunks, formers, sites, resident;
 	int64_t first_chunk; /* chunk id of chunks' row 0 */
+	int64_t first_event; /* heap_event rowid of events' row 0 */
 	struct buf ops;      /* encoded operations, in order */
 	struct batch *next;
 };
@@ -489,6 +492,8 @@ struct db {
 	uint64_t cur_since;  /* when cur got its first content */
 	int64_t epoch_block, epoch_ns; /* chunk_epoch: the last block's, its base */
 	struct origins origins;        /* chunk_origin's rows */
+	int64_t next_event;            /* heap_event's next rowid */
+	int64_t event_block, event_base_ns; /* heap_event_epoch: the last block's, its base */
 	uint64_t *arena_base;          /* by process id: its first arena chunk's address */
 	bool *arena_base_set;
 	size_t narena_bases;
@@ -915,6 +920,12 @@ run_ops(struct db *db, const struct buf *ops)
 				bind_get_opt(s, i, &r);
 			step(db, S_CHUNK_ORIGIN, "chunk_origin");
 			break;
+		case OP_EVENT_EPOCH:
+			s = db->s[S_EVENT_EPOCH];
+			sqlite3_bind_int64(s, 1, get_i64(&r));
+			sqlite3_bind_int64(s, 2, get_i64(&r));
+			step(db, S_EVENT_EPOCH, "heap_event_epoch");
+			break;
 		default:
 			set_error(db, "internal: bad batch operation");
 			return;
@@ -976,7 +987,12 @@ write_batch(struct db *db, struct batch *b)
 	insert_rows(db, &db->frame_src, &b->frames, S_STACK_FRAME, "stack_frame");
 	insert_rows(db, &db->realloc_src, &b->reallocs, S_REALLOC_ROWS, "chunk_realloc");
 	insert_rows(db, &db->slack_src, &b->slacks, S_SLACK_ROWS, "chunk_slack");
-	insert_rows(db, &db->event_src, &b->events, S_EVENT_ROWS, "heap_event");
+	if (b->events.n) {
+		int64_t last_event = b->first_event + b->events.n - 1;
+		insert_rows(db, &db->event_src, &b->events, S_EVENT_ROWS, "heap_event");
+		if (sqlite3_last_insert_rowid(db->h) != last_event)
+			set_error(db, "internal: heap event ids out of step");
+	}
 	insert_rows(db, &db->snapchunk_src, &b->snapchunks, S_SNAPCHUNK_ROWS, "snapshot_chunk");
 	insert_rows(db, &db->former_src, &b->formers, S_FORMER_ROWS, "snapshot_former");
 	insert_rows(db, &db->site_src, &b->sites, S_SITE_ROWS, "site");
@@ -1165,13 +1181,15 @@ db_create(const char *path, char *err, size_t errcap)
 	db->cur = batch_new();
 	db->next_module_id = 1;
 	db->epoch_block = -1;
+	db->event_block = -1;
+	db->next_event = 1;
 	db->max_queued = MAX_QUEUED;
 	db->chunk_src.decl = "CREATE TABLE x (address, size, alloc_rel, free_after, "
 			     "released_after, origin)";
 	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
 	db->slack_src.decl = "CREATE TABLE x (chunk_id, slack)";
 	db->frame_src.decl = "CREATE TABLE x (stack_id, depth, image_id, offset)";
-	db->event_src.decl = "CREATE TABLE x (process_id, ns_after, kind, address, bytes, value)";
+	db->event_src.decl = "CREATE TABLE x (process_id, ns_rel, address, bytes, what)";
 	db->snapchunk_src.decl = "CREATE TABLE x (chunk_id, snapshot_id, address, size, "
 				 "chunk_bytes, occupant, backing, call, fate, alloc_ns, alloc_tid, "
 				 "free_ns, free_tid, stack_id)";
@@ -1602,8 +1620,7 @@ db_chunk_released(struct db *db, int64_t chunk_id, int64_t free_ns, int64_t rele
 
 void
 db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t address,
-	      uint64_t bytes, int64_t value, bool has_value, int64_t started_ns,
-	      uint64_t heap_start)
+	      uint64_t bytes, int64_t value, bool has_value, uint64_t heap_start)
 {
 	struct rowbuf *b = &db->cur->events;
 	int64_t *r;
@@ -1614,15 +1631,28 @@ db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t 
 	}
 	if (batch_empty(db->cur))
 		db->cur_since = mono_ns();
+	if (b->n == 0)
+		db->cur->first_event = db->next_event;
+	int64_t id = db->next_event++;
+	if (has_value != hp_event_has_value(kind) || kind < 1 ||
+	    kind >= 1 << HP_EVENT_VALUE_SHIFT ||
+	    (has_value && (value < 0 || value >= HP_EVENT_VALUE_LIMIT)))
+		set_error(db, "internal: a heap event's kind or value out of range");
+	/* the first row of a block of rowids sets its base time (codes.h) */
+	if (id >> HP_EPOCH_SHIFT != db->event_block) {
+		db->event_block = id >> HP_EPOCH_SHIFT;
+		db->event_base_ns = ns;
+		put_op(db, OP_EVENT_EPOCH);
+		put_i64(&db->cur->ops, db->event_block);
+		put_i64(&db->cur->ops, ns);
+	}
 	r = rowbuf_add(b);
 	rowbuf_set(b, r, 0, process_id);
 	/* relative, as codes.h says: fewer bytes */
-	rowbuf_set(b, r, 1, ns - started_ns);
-	rowbuf_set(b, r, 2, kind);
-	rowbuf_set(b, r, 3, (int64_t)(address - heap_start));
-	rowbuf_set(b, r, 4, (int64_t)(kind == HP_HEV_BRK ? bytes - heap_start : bytes));
-	if (has_value)
-		rowbuf_set(b, r, 5, value);
+	rowbuf_set(b, r, 1, ns - db->event_base_ns);
+	rowbuf_set(b, r, 2, (int64_t)(address - heap_start));
+	rowbuf_set(b, r, 3, (int64_t)(kind == HP_HEV_BRK ? bytes - heap_start : bytes));
+	rowbuf_set(b, r, 4, hp_event_what(kind, value));
 }
 
 /* ---- snapshots and sites ---- */

@@ -859,10 +859,38 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	/* heap events, one pass in the order they were written: the collector
 	 * writes each process's events in time order, so no index or sort is
 	 * needed (a file where they are not is sorted here) */
-	if (sqlite3_prepare_v2(db->h,
-			       "SELECT process_id, ns_after, kind, address, bytes, value FROM heap_event "
+	int64_t *ev_base = NULL; /* by block of rowids: its base time */
+	bool *ev_base_set = NULL;
+	size_t nev_blocks = 0;
+	{
+		int64_t max_id = query_int(db->h, "SELECT max(rowid) FROM heap_event", 0, &rc);
+		struct stat st;
+		if (stat(db->path, &st) == 0 && max_id > st.st_size / 8)
+			max_id = st.st_size / 8;
+		if (rc == SQLITE_OK && max_id > 0)
+			nev_blocks = ((size_t)max_id >> HP_EPOCH_SHIFT) + 1;
+		ev_base = xcalloc(nev_blocks ? nev_blocks : 1, sizeof(*ev_base));
+		ev_base_set = xcalloc(nev_blocks ? nev_blocks : 1, sizeof(*ev_base_set));
+	}
+	if (sqlite3_prepare_v2(db->h, "SELECT block, base_ns FROM heap_event_epoch", -1, &s,
+			       NULL) == SQLITE_OK) {
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			int64_t block = sqlite3_column_int64(s, 0);
+			if (block >= 0 && (uint64_t)block < nev_blocks) {
+				ev_base[block] = sqlite3_column_int64(s, 1);
+				ev_base_set[block] = true;
+			}
+		}
+		sqlite3_finalize(s);
+	} else
+		rc = SQLITE_ERROR;
+	if (rc != SQLITE_DONE ||
+	    sqlite3_prepare_v2(db->h,
+			       "SELECT process_id, ns_rel, what, address, bytes, rowid FROM heap_event "
 			       "ORDER BY rowid",
 			       -1, &s, NULL) != SQLITE_OK) {
+		free(ev_base);
+		free(ev_base_set);
 		free(need);
 		free(cap);
 		return fail_sql(db, err, errcap);
@@ -879,20 +907,29 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			cap[k] = cap[k] ? cap[k] * 2 : 256;
 			in->events = xrealloc(in->events, cap[k] * sizeof(*in->events));
 		}
-		/* stored relative to the process (codes.h); added without
-		 * overflow, whatever the file holds */
-		int kind = sqlite3_column_int(s, 2);
+		/* stored relative to the process and the block (codes.h);
+		 * added without overflow, whatever the file holds */
+		int64_t what = sqlite3_column_int64(s, 2);
+		int kind = hp_event_kind(what);
+		uint64_t block = (uint64_t)sqlite3_column_int64(s, 5) >> HP_EPOCH_SHIFT;
 		int64_t addr = (int64_t)((uint64_t)sqlite3_column_int64(s, 3) + in->heap_start);
 		int64_t bytes = sqlite3_column_int64(s, 4);
 		if (kind == HP_HEV_BRK)
 			bytes = (int64_t)((uint64_t)bytes + in->heap_start);
 		/* brk: two breaks; the others: a range */
 		if (addr < 0 || addr >= MAX_ADDR || bytes < 0 || bytes >= MAX_ADDR ||
-		    (kind != HP_HEV_BRK && addr + bytes > MAX_ADDR)) {
-			snprintf(err, errcap, "damaged: a heap event of process %lld has an "
-					      "address or size no process can have",
+		    (kind != HP_HEV_BRK && addr + bytes > MAX_ADDR) || block >= nev_blocks ||
+		    !ev_base_set[block]) {
+			snprintf(err, errcap,
+				 block >= nev_blocks || !ev_base_set[block]
+					 ? "damaged: a heap event of process %lld has no base time "
+					   "(heap_event_epoch)"
+					 : "damaged: a heap event of process %lld has an "
+					   "address or size no process can have",
 				 (long long)p->process_id);
 			sqlite3_finalize(s);
+			free(ev_base);
+			free(ev_base_set);
 			free(unsorted);
 			free(need);
 			free(cap);
@@ -900,17 +937,19 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		}
 		struct rp_event *ev = &in->events[in->nevents++];
 		*ev = (struct rp_event){
-			.ns = (int64_t)((uint64_t)in->started_ns + (uint64_t)sqlite3_column_int64(s, 1)),
+			.ns = (int64_t)((uint64_t)ev_base[block] + (uint64_t)sqlite3_column_int64(s, 1)),
 			.kind = (uint8_t)kind,
 			.addr = (uint64_t)addr,
 			.bytes = (uint64_t)bytes,
-			.value = sqlite3_column_int64(s, 5),
-			.has_value = sqlite3_column_type(s, 5) != SQLITE_NULL,
+			.value = hp_event_has_value(kind) ? hp_event_value(what) : 0,
+			.has_value = hp_event_has_value(kind),
 		};
 		if (in->nevents > 1 && ev->ns < ev[-1].ns)
 			unsorted[k] = true;
 	}
 	sqlite3_finalize(s);
+	free(ev_base);
+	free(ev_base_set);
 	for (size_t k = 0; k < db->nprocs; k++)
 		if (unsorted[k])
 			sort_events(db->procs[k].in.events, db->procs[k].in.nevents);

@@ -116,12 +116,45 @@ hp_fate_occupies(int fate)
  * origin  = a chunk_origin row: (process, backing, call, fate, stack,
  *           allocating and freeing thread, slack stored, base), numbered
  *           from 0 in the order first seen
- * heap_event stores ns_after = ns - the process's started_ns, address (and
- * a brk row's bytes, the new break) - the process's heap_start.
+ *
+ * heap_event likewise: ns_rel = ns - heap_event_epoch.base_ns of the row's
+ * block (rowid >> HP_EPOCH_SHIFT, the time of the block's first row);
+ * address (and a brk row's bytes, the new break) - the process's
+ * heap_start; what = kind + value << HP_EVENT_VALUE_SHIFT (brk and madvise
+ * have no value: their what is the kind).
  */
 #define HP_TID_LIMIT (1LL << 22) /* Linux's PID_MAX_LIMIT */
 #define HP_EPOCH_SHIFT 10	 /* chunk ids in a block of chunk_epoch */
 #define HP_ADDRESS_SHIFT 4	 /* chunk addresses are multiples of 16 */
+#define HP_EVENT_VALUE_SHIFT 3	 /* heap_event.what: the kind below, the value above */
+#define HP_EVENT_VALUE_LIMIT (1LL << 60)
+
+/* Whether a heap_event of `kind` has a value. */
+static inline bool
+hp_event_has_value(int kind)
+{
+	return kind != HP_HEV_BRK && kind != HP_HEV_MADVISE;
+}
+
+/* heap_event.what of an event (value: 0 <= value < HP_EVENT_VALUE_LIMIT,
+ * ignored without one), and back. */
+static inline int64_t
+hp_event_what(int kind, int64_t value)
+{
+	return hp_event_has_value(kind) ? kind | value << HP_EVENT_VALUE_SHIFT : kind;
+}
+
+static inline int
+hp_event_kind(int64_t what)
+{
+	return (int)(what & ((1 << HP_EVENT_VALUE_SHIFT) - 1));
+}
+
+static inline int64_t
+hp_event_value(int64_t what)
+{
+	return what >> HP_EVENT_VALUE_SHIFT;
+}
 
 /* The chunk bytes glibc gives a request of `size` bytes from a heap
  * (request2size: 8 bytes of header, 16-byte steps, at least 32). */

@@ -354,35 +354,47 @@ CREATE VIEW chunk AS
 
 -- What the allocator did on its own, and the heap's shape over time: what a
 -- replay needs besides the chunks to say what is live, cached or free.
+-- Query the view heap_events (every column decoded). Stored like
+-- chunk_packed: as few columns and bytes as can be (a perl run writes 0.7
+-- of these a chunk); "always" marks a column never NULL.
 CREATE TABLE heap_event (
-  process_id INTEGER NOT NULL REFERENCES process,
-  ns_after   INTEGER NOT NULL,  -- when: ns since the process's started_ns; a
-                                -- process's rows are in time order (by
-                                -- rowid), none at the same ns
-  kind       INTEGER NOT NULL REFERENCES event_kind,
-  address    INTEGER NOT NULL,  -- brk: old break; others: start of the range;
-                                -- both minus the process's heap_start
-  bytes      INTEGER NOT NULL,  -- brk: new break, minus the process's
-                                -- heap_start; others: length of the range
-  value      INTEGER            -- map, unmap: a map_kind code;
-                                -- state (a range that is no chunk of the
-                                -- program's, or a cached chunk of the
-                                -- program's moving between a tcache and a
-                                -- fastbin): a range_state code;
-                                -- resize: the chunk's old bytes;
-                                -- inherited_free: the fate code
+  process_id INTEGER,  -- always: its process (references process)
+  ns_rel     INTEGER,  -- always: ns - the base_ns of its block in
+                       -- heap_event_epoch (rowid >> 10); a process's rows
+                       -- are in time order (by rowid), none at the same ns
+  address    INTEGER,  -- always: brk: old break; others: start of the range;
+                       -- both minus the process's heap_start
+  bytes      INTEGER,  -- always: brk: new break, minus the process's
+                       -- heap_start; others: length of the range
+  what       INTEGER   -- always: kind (an event_kind code, bits 0-2) +
+                       -- value << 3; the value (none for brk and madvise):
+                       -- map, unmap: a map_kind code;
+                       -- state (a range that is no chunk of the
+                       -- program's, or a cached chunk of the program's
+                       -- moving between a tcache and a fastbin): a
+                       -- range_state code;
+                       -- resize: the chunk's old bytes;
+                       -- inherited_free: the fate code
 ) STRICT;
 
--- heap_event with its times and addresses absolute (stored relative to the
--- process, as they take fewer bytes so).
+-- The base time of each block of 1024 heap_event rowids (rowid >> 10): the
+-- time of its first row (2-3 bytes a row, not 4-6).
+CREATE TABLE heap_event_epoch (
+  block   INTEGER PRIMARY KEY,  -- rowid >> 10
+  base_ns INTEGER NOT NULL      -- ns
+) STRICT;
+
+-- heap_event decoded: times and addresses absolute (stored relative to a
+-- base, as they take fewer bytes so), the kind and value apart.
 CREATE VIEW heap_events AS
-  SELECT e.rowid AS event_id, e.process_id, p.started_ns + e.ns_after AS ns, e.kind,
+  SELECT e.rowid AS event_id, e.process_id, x.base_ns + e.ns_rel AS ns, e.what & 7 AS kind,
          coalesce(p.heap_start, 0) + e.address AS address,
-         CASE WHEN e.kind = 1 THEN coalesce(p.heap_start, 0) + e.bytes ELSE e.bytes END
+         CASE WHEN e.what & 7 = 1 THEN coalesce(p.heap_start, 0) + e.bytes ELSE e.bytes END
            AS bytes,
-         e.value
+         CASE WHEN e.what & 7 IN (1, 4) THEN NULL ELSE e.what >> 3 END AS value
   FROM heap_event e
-  LEFT JOIN process p USING (process_id);
+  LEFT JOIN process p USING (process_id)
+  LEFT JOIN heap_event_epoch x ON x.block = e.rowid >> 10;
 
 -- What the collector computed of each process image's heaps while it loaded
 -- the recording: the figures at its end and over its run (words as in the

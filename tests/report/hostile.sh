@@ -53,7 +53,7 @@ check "a negative address: exit 2, damaged" "2|1" \
 	"$(bounded "$HEAPPROF" check "$TMP/neg.db" --max-leaked 1G)|$(grep -c 'damaged' "$TMP/err")"
 cp "$DB" "$TMP/brk.db"
 sqlite3 "$TMP/brk.db" "UPDATE heap_event SET bytes = 1 << 60
-	WHERE rowid = (SELECT min(rowid) FROM heap_event WHERE kind = 1)"
+	WHERE rowid = (SELECT min(rowid) FROM heap_event WHERE what = 1)"
 check "a break at 2^60: exit 2, damaged" "2|1" \
 	"$(bounded "$HEAPPROF" report "$TMP/brk.db")|$(grep -c 'damaged: a heap event of process' "$TMP/err")"
 # a heap of 2^50 bytes (possible) with a chunk at its top: the report
@@ -61,9 +61,9 @@ check "a break at 2^60: exit 2, damaged" "2|1" \
 # address and the heap events' are stored relative to heap_start)
 cp "$DB" "$TMP/huge.db"
 sqlite3 "$TMP/huge.db" "UPDATE heap_event SET bytes = address + (1 << 50)
-		WHERE rowid = (SELECT min(rowid) FROM heap_event WHERE kind = 1);
+		WHERE rowid = (SELECT min(rowid) FROM heap_event WHERE what = 1);
 	UPDATE chunk_packed SET address = ((SELECT address + (1 << 50) - 65536 FROM heap_event
-		WHERE kind = 1 ORDER BY rowid LIMIT 1) + (SELECT p.heap_start - o.base
+		WHERE what = 1 ORDER BY rowid LIMIT 1) + (SELECT p.heap_start - o.base
 		FROM chunk_origin o JOIN process p USING (process_id)
 		WHERE o.origin_id = chunk_packed.origin)) / 16
 		WHERE chunk_id = (SELECT max(chunk_id) FROM chunk_packed);"

@@ -7,7 +7,7 @@
  * chunk_origin row as the collector writes them (the address as
  * hp_chunk_address_rel() stores it, against its origin's base, the times
  * against the block's base), over edge and random values. A change to
- * either side alone fails here.
+ * either side alone fails here. Likewise heap_events and hp_event_what().
  *
  * Usage: test-codes [seed] [rows]
  */
@@ -352,6 +352,74 @@ chunk_view(uint64_t seed, int nrows)
 	free(rows);
 }
 
+/* heap_events decodes heap_event rows as db_heap_event writes them
+ * (hp_event_what, times against the block's base, addresses against the
+ * process's heap_start). */
+static void
+event_view(uint64_t seed, int nrows)
+{
+	sqlite3_stmt *ins, *ins_epoch, *q;
+	uint64_t g = mix(seed ^ 0x5eed) | 1;
+	int bad = 0;
+
+	if (sqlite3_prepare_v2(db,
+			       "INSERT INTO heap_event (rowid, process_id, ns_rel, address, bytes, "
+			       "what) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			       -1, &ins, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "INSERT INTO heap_event_epoch VALUES (?1, ?2)", -1, &ins_epoch,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db,
+			       "SELECT process_id, ns, kind, address, bytes, value FROM heap_events "
+			       "WHERE event_id = ?1",
+			       -1, &q, NULL) != SQLITE_OK) {
+		fprintf(stderr, "test-codes: prepare: %s\n", sqlite3_errmsg(db));
+		exit(99);
+	}
+	for (int64_t b = 0; b <= (int64_t)nrows >> HP_EPOCH_SHIFT; b++) {
+		sqlite3_bind_int64(ins_epoch, 1, b);
+		sqlite3_bind_int64(ins_epoch, 2, epoch_base(b << HP_EPOCH_SHIFT) + 7);
+		step_reset(ins_epoch);
+	}
+	for (int64_t id = 1; id <= nrows; id++) {
+		int k = (int)(rng_next(&g) % NPROC);
+		int kind = 1 + (int)(rng_next(&g) % 7);
+		int64_t ns = epoch_base(id) + 7 + (int64_t)(rng_next(&g) % 100000000);
+		uint64_t heap = (uint64_t)proc_heap[k];
+		int64_t address = (int64_t)heap + (int64_t)(rng_next(&g) % (1ULL << 40)) - (1LL << 20);
+		int64_t bytes = kind == HP_HEV_BRK ? address + (int64_t)(rng_next(&g) % (1u << 30))
+						   : (int64_t)(rng_next(&g) % (1ULL << 36));
+		/* any value a kind has: codes, or an old chunk's bytes up to the limit */
+		int64_t value = rng_next(&g) % 8 ? (int64_t)(rng_next(&g) % 6)
+				: (int64_t)(rng_next(&g) % (uint64_t)HP_EVENT_VALUE_LIMIT);
+		sqlite3_bind_int64(ins, 1, id);
+		sqlite3_bind_int64(ins, 2, proc_ids[k]);
+		sqlite3_bind_int64(ins, 3, ns - (epoch_base(id) + 7));
+		sqlite3_bind_int64(ins, 4, address - (int64_t)heap);
+		sqlite3_bind_int64(ins, 5, kind == HP_HEV_BRK ? bytes - (int64_t)heap : bytes);
+		sqlite3_bind_int64(ins, 6, hp_event_what(kind, value));
+		step_reset(ins);
+		int64_t what = hp_event_what(kind, value);
+		bool has = hp_event_has_value(kind);
+		bool ok = hp_event_kind(what) == kind && (!has || hp_event_value(what) == value);
+		sqlite3_bind_int64(q, 1, id);
+		ok = ok && sqlite3_step(q) == SQLITE_ROW &&
+		     sqlite3_column_int64(q, 0) == proc_ids[k] && sqlite3_column_int64(q, 1) == ns &&
+		     sqlite3_column_int64(q, 2) == kind && sqlite3_column_int64(q, 3) == address &&
+		     sqlite3_column_int64(q, 4) == bytes &&
+		     (sqlite3_column_type(q, 5) == SQLITE_NULL) == !has &&
+		     (!has || sqlite3_column_int64(q, 5) == value);
+		sqlite3_reset(q);
+		if (!ok && ++bad <= 5)
+			printf("# seed %" PRIu64 ": heap event %" PRId64 " (kind %d, value %" PRId64
+			       ") differs in heap_events\n", seed, id, kind, value);
+	}
+	CHECK(bad == 0, "heap_events decodes heap_event and hp_event_what: %d of %d rows differ",
+	      bad, nrows);
+	sqlite3_finalize(ins);
+	sqlite3_finalize(ins_epoch);
+	sqlite3_finalize(q);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -380,6 +448,7 @@ main(int argc, char **argv)
 #undef SAME
 	fate_occupies();
 	chunk_view(seed, nrows);
+	event_view(seed, nrows);
 	sqlite3_close(db);
 	return harness_exit();
 }
