@@ -90,7 +90,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	/* chunk_id is left to SQLite (the last one plus one): an insert that
 	 * appends skips the search a given rowid costs (~20% faster); the ids
 	 * are the collector's all the same, which write_batch checks */
-	[S_CHUNK_ROWS] = "INSERT OR FAIL INTO chunk_packed (address, size, alloc_rel, free_after, "
+	[S_CHUNK_ROWS] = "INSERT OR FAIL INTO chunk_packed (address, alloc_rel, free_after, "
 			 "released_after, origin) SELECT * FROM hp_chunk_rows",
 	[S_REALLOC_ROWS] = "INSERT OR FAIL INTO chunk_realloc (chunk_id, realloc_from) "
 			   "SELECT * FROM hp_realloc_rows",
@@ -144,9 +144,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_MARK] = "INSERT INTO mark (process_id, ns, name) VALUES (?1, ?2, ?3)",
 	[S_PROGRAM_MMAP] = "INSERT INTO program_mmap VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_CHUNK_EPOCH] = "INSERT INTO chunk_epoch (block, base_ns) VALUES (?1, ?2)",
-	[S_CHUNK_ORIGIN] = "INSERT INTO chunk_origin (origin_id, process_id, backing, call, fate, "
-			   "stack_id, alloc_tid, free_tid, slack_stored, base) "
-			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[S_CHUNK_ORIGIN] = "INSERT INTO chunk_origin (origin_id, process_id, backing, call, size, "
+			   "fate, stack_id, alloc_tid, free_tid, slack_stored, base) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 	[S_EVENT_EPOCH] = "INSERT INTO heap_event_epoch (block, base_ns) VALUES (?1, ?2)",
 };
 
@@ -159,8 +159,8 @@ static const char *const stmt_sql[S_COUNT] = {
  * multi-row VALUES with bound parameters).
  */
 #define BATCH 1024
-#define CHUNK_COLS 6 /* of chunk_packed, as db_chunk sets them */
-#define CHUNK_RELEASED_COL 4
+#define CHUNK_COLS 5 /* of chunk_packed, as db_chunk sets them */
+#define CHUNK_RELEASED_COL 3
 #define PAIR_COLS 2 /* chunk_realloc, chunk_slack: chunk_id and a value */
 #define FRAME_COLS 4
 #define EVENT_COLS 5
@@ -418,7 +418,7 @@ addrs_add(struct addrs *a, int64_t image_id, uint64_t offset)
  * id. free_tid is -1 for a chunk not freed. */
 struct origin {
 	int64_t process_id, stack_id, alloc_tid, free_tid;
-	uint64_t base;
+	uint64_t size, base;
 	uint8_t backing, call, fate, slack_stored;
 	int64_t id; /* -1: an empty slot */
 };
@@ -431,7 +431,7 @@ struct origins {
 static bool
 origin_same(const struct origin *a, const struct origin *b)
 {
-	return a->process_id == b->process_id && a->stack_id == b->stack_id &&
+	return a->process_id == b->process_id && a->stack_id == b->stack_id && a->size == b->size &&
 	       a->alloc_tid == b->alloc_tid && a->free_tid == b->free_tid &&
 	       a->backing == b->backing && a->call == b->call && a->fate == b->fate &&
 	       a->slack_stored == b->slack_stored;
@@ -445,6 +445,7 @@ origin_hash(const struct origin *o)
 	h = h * 0x9e3779b97f4a7c15ULL ^ (uint64_t)o->stack_id;
 	h = h * 0x9e3779b97f4a7c15ULL ^ (uint64_t)o->alloc_tid;
 	h = h * 0x9e3779b97f4a7c15ULL ^ (uint64_t)o->free_tid;
+	h = h * 0x9e3779b97f4a7c15ULL ^ o->size;
 	h = h * 0x9e3779b97f4a7c15ULL ^
 	    ((uint64_t)o->backing | (uint64_t)o->call << 8 | (uint64_t)o->fate << 16 |
 	     (uint64_t)o->slack_stored << 24);
@@ -916,7 +917,7 @@ run_ops(struct db *db, const struct buf *ops)
 			break;
 		case OP_CHUNK_ORIGIN:
 			s = db->s[S_CHUNK_ORIGIN];
-			for (int i = 1; i <= 10; i++)
+			for (int i = 1; i <= 11; i++)
 				bind_get_opt(s, i, &r);
 			step(db, S_CHUNK_ORIGIN, "chunk_origin");
 			break;
@@ -1184,8 +1185,8 @@ db_create(const char *path, char *err, size_t errcap)
 	db->event_block = -1;
 	db->next_event = 1;
 	db->max_queued = MAX_QUEUED;
-	db->chunk_src.decl = "CREATE TABLE x (address, size, alloc_rel, free_after, "
-			     "released_after, origin)";
+	db->chunk_src.decl = "CREATE TABLE x (address, alloc_rel, free_after, released_after, "
+			     "origin)";
 	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
 	db->slack_src.decl = "CREATE TABLE x (chunk_id, slack)";
 	db->frame_src.decl = "CREATE TABLE x (stack_id, depth, image_id, offset)";
@@ -1526,6 +1527,7 @@ origin_id(struct db *db, struct origin *o)
 	put_opt(ops, o->process_id, true);
 	put_opt(ops, o->backing, true);
 	put_opt(ops, o->call, true);
+	put_opt(ops, (int64_t)o->size, true);
 	put_opt(ops, o->fate, o->fate != 0);
 	put_opt(ops, o->stack_id, o->stack_id != 0);
 	put_opt(ops, o->alloc_tid, true);
@@ -1557,6 +1559,7 @@ db_chunk(struct db *db, const struct db_chunk *c)
 		.stack_id = c->stack_id,
 		.alloc_tid = c->alloc_tid,
 		.free_tid = c->free_ns ? c->free_tid : -1,
+		.size = c->size,
 		.backing = (uint8_t)c->backing,
 		.call = (uint8_t)c->call,
 		.fate = (uint8_t)(c->free_ns ? c->fate : 0),
@@ -1570,7 +1573,6 @@ db_chunk(struct db *db, const struct db_chunk *c)
 		set_error(db, "internal: a chunk's address, bytes or codes out of range");
 	r = rowbuf_add(b);
 	rowbuf_set(b, r, 0, hp_chunk_address_rel(c->address, o.base));
-	rowbuf_set(b, r, 1, (int64_t)c->size);
 	/* the first row of a block of chunk ids sets its base time: its end
 	 * (rows come in the order of ends, so the block's are near it) */
 	if (c->chunk_id >> HP_EPOCH_SHIFT != db->epoch_block) {
@@ -1580,12 +1582,12 @@ db_chunk(struct db *db, const struct db_chunk *c)
 		put_i64(&db->cur->ops, db->epoch_block);
 		put_i64(&db->cur->ops, db->epoch_ns);
 	}
-	rowbuf_set(b, r, 2, c->alloc_ns - db->epoch_ns);
+	rowbuf_set(b, r, 1, c->alloc_ns - db->epoch_ns);
 	if (c->free_ns)
-		rowbuf_set(b, r, 3, c->free_ns - c->alloc_ns);
+		rowbuf_set(b, r, 2, c->free_ns - c->alloc_ns);
 	if (c->released_ns)
 		rowbuf_set(b, r, CHUNK_RELEASED_COL, c->released_ns - c->free_ns);
-	rowbuf_set(b, r, 5, origin_id(db, &o));
+	rowbuf_set(b, r, 4, origin_id(db, &o));
 	if (c->realloc_from) {
 		struct rowbuf *rb = &db->cur->reallocs;
 		int64_t *rr = rowbuf_add(rb);

@@ -717,7 +717,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	 * room for */
 	struct origin {
 		struct ld_process *p; /* NULL: no such row, or not a process loaded */
-		uint64_t base;
+		uint64_t base, size;
 		int64_t stack_id;
 		uint8_t backing, fate;
 		bool slack_stored;
@@ -736,7 +736,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	if (rc == SQLITE_DONE &&
 	    sqlite3_prepare_v2(db->h,
 			       "SELECT origin_id, process_id, backing, fate, stack_id, slack_stored, "
-			       "base FROM chunk_origin",
+			       "base, size FROM chunk_origin",
 			       -1, &s, NULL) == SQLITE_OK) {
 		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 			int64_t id = sqlite3_column_int64(s, 0);
@@ -750,6 +750,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 				.stack_id = sqlite3_column_int64(s, 4),
 				.slack_stored = sqlite3_column_int(s, 5) != 0,
 				.base = (uint64_t)sqlite3_column_int64(s, 6),
+				.size = (uint64_t)sqlite3_column_int64(s, 7),
 			};
 		}
 		sqlite3_finalize(s);
@@ -757,8 +758,8 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	}
 	if (rc != SQLITE_DONE ||
 	    sqlite3_prepare_v2(db->h,
-			       "SELECT origin, address, size, alloc_rel, free_after, released_after, "
-			       "chunk_id FROM chunk_packed",
+			       "SELECT origin, address, chunk_id, alloc_rel, free_after, "
+			       "released_after FROM chunk_packed",
 			       -1, &s, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db->h, "SELECT slack FROM chunk_slack WHERE chunk_id = ?1", -1,
 			       &slack_q, NULL) != SQLITE_OK) {
@@ -784,8 +785,8 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			cap[k] = cap[k] ? cap[k] * 2 : 1024;
 			in->chunks = xrealloc(in->chunks, cap[k] * sizeof(*in->chunks));
 		}
-		uint64_t size = (uint64_t)sqlite3_column_int64(s, 2);
-		int64_t chunk_id = sqlite3_column_int64(s, 6);
+		uint64_t size = o->size;
+		int64_t chunk_id = sqlite3_column_int64(s, 2);
 		uint64_t block = (uint64_t)chunk_id >> HP_EPOCH_SHIFT;
 		if (chunk_id < 0 || block >= nepochs || !epochs[block].set) {
 			snprintf(err, errcap, "damaged: chunk %lld has no base time (chunk_epoch)",
@@ -815,7 +816,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 				       : (int64_t)hp_chunk_address(rel, o->base);
 		int64_t slack = (int64_t)(hp_chunk_bytes_derived(size) - size);
 		if (o->slack_stored) {
-			sqlite3_bind_int64(slack_q, 1, sqlite3_column_int64(s, 6));
+			sqlite3_bind_int64(slack_q, 1, sqlite3_column_int64(s, 2));
 			slack = sqlite3_step(slack_q) == SQLITE_ROW ? sqlite3_column_int64(slack_q, 0)
 								    : -1;
 			sqlite3_reset(slack_q);
@@ -824,7 +825,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		    slack < 0 || slack >= MAX_ADDR || addr + (int64_t)size + slack > MAX_ADDR) {
 			snprintf(err, errcap, "damaged: chunk %lld has an address or size no "
 					      "process can have",
-				 (long long)sqlite3_column_int64(s, 6));
+				 (long long)sqlite3_column_int64(s, 2));
 			sqlite3_finalize(s);
 			sqlite3_finalize(slack_q);
 			free(origins);
@@ -840,7 +841,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			.alloc_ns = alloc_ns,
 			.free_ns = free_ns,
 			.released_ns = released_ns,
-			.chunk_id = sqlite3_column_int64(s, 6),
+			.chunk_id = sqlite3_column_int64(s, 2),
 			.stack_id = o->stack_id,
 			.backing = o->backing,
 			.fate = freed ? o->fate : 0,

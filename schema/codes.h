@@ -113,9 +113,9 @@ hp_fate_occupies(int fate)
  * alloc_rel = alloc_ns - chunk_epoch.base_ns of the row's block (chunk_id >>
  *           HP_EPOCH_SHIFT): the base is the end of the block's first row,
  *           and rows come in the order of ends, so 2-3 bytes, not 6-8
- * origin  = a chunk_origin row: (process, backing, call, fate, stack,
- *           allocating and freeing thread, slack stored, base), numbered
- *           from 0 in the order first seen
+ * origin  = a chunk_origin row: (process, backing, call, requested size,
+ *           fate, stack, allocating and freeing thread, slack stored, base),
+ *           numbered from 0 in the order first seen
  *
  * heap_event likewise: ns_rel = ns - heap_event_epoch.base_ns of the row's
  * block (rowid >> HP_EPOCH_SHIFT, the time of the block's first row);

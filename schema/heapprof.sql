@@ -278,7 +278,6 @@ CREATE TABLE chunk_packed (
   address        INTEGER,  -- always: (chunk address (the user pointer is 16
                            -- bytes on) - its origin's base) / 16: chunks are
                            -- 16-byte aligned (3 bytes, not 6)
-  size           INTEGER,  -- always: requested bytes
   alloc_rel      INTEGER,  -- always: alloc_ns - the base_ns of its block in
                            -- chunk_epoch (2-3 bytes, not 6-8)
   free_after     INTEGER,  -- ns from the allocation to the free; NULL: live
@@ -289,15 +288,17 @@ CREATE TABLE chunk_packed (
   origin         INTEGER   -- always: its chunk_origin row (0 or 1 take no byte)
 ) STRICT;
 
--- What chunks share: their process, backing, call, stack, threads, fate and
--- whether chunk_slack has their bytes, and the base their addresses are
--- stored against. Ids from 0, in the order first seen (the common ones
--- early, so small: a few hundred to a few ten thousand a run).
+-- What chunks share: their process, backing, call, stack, threads, fate,
+-- requested size and whether chunk_slack has their bytes, and the base
+-- their addresses are stored against. Ids from 0, in the order first seen
+-- (the common ones early, so small: a few hundred to a few ten thousand a
+-- run; a site allocates few distinct sizes).
 CREATE TABLE chunk_origin (
   origin_id    INTEGER PRIMARY KEY,  -- from 0
   process_id   INTEGER NOT NULL REFERENCES process,
   backing      INTEGER NOT NULL REFERENCES backing,
   call         INTEGER NOT NULL REFERENCES call,
+  size         INTEGER NOT NULL,          -- requested bytes
   fate         INTEGER REFERENCES fate,   -- NULL: not freed, or its end not seen
   stack_id     INTEGER REFERENCES stack,  -- NULL: no stack recorded
   alloc_tid    INTEGER NOT NULL,          -- allocating thread
@@ -336,9 +337,9 @@ CREATE TABLE chunk_slack (
 
 -- Every column of a chunk, decoded; cheap to read (SQLite flattens it).
 CREATE VIEW chunk AS
-  SELECT c.chunk_id, o.process_id, o.base + c.address * 16 AS address, c.size,
-         CASE WHEN o.slack_stored = 0 THEN max(32, (c.size + 23) & ~15)
-              ELSE c.size + (SELECT s.slack FROM chunk_slack s
+  SELECT c.chunk_id, o.process_id, o.base + c.address * 16 AS address, o.size,
+         CASE WHEN o.slack_stored = 0 THEN max(32, (o.size + 23) & ~15)
+              ELSE o.size + (SELECT s.slack FROM chunk_slack s
                              WHERE s.chunk_id = c.chunk_id) END AS chunk_bytes,
          o.backing, o.call,
          e.base_ns + c.alloc_rel AS alloc_ns, o.alloc_tid,

@@ -182,22 +182,22 @@ insert_row(sqlite3_stmt *ins, sqlite3_stmt *ins_origin, sqlite3_stmt *ins_slack,
 {
 	sqlite3_bind_int64(ins, 1, r->chunk_id);
 	sqlite3_bind_int64(ins, 2, hp_chunk_address_rel((uint64_t)r->address, r->base));
-	sqlite3_bind_int64(ins, 3, r->size);
-	sqlite3_bind_int64(ins, 4, r->alloc_ns - epoch_base(r->chunk_id));
-	bind_or_null(ins, 5, r->free_ns - r->alloc_ns, r->freed);
-	bind_or_null(ins, 6, r->released_ns - r->free_ns, r->released_ns != 0);
-	sqlite3_bind_int64(ins, 7, r->origin);
+	sqlite3_bind_int64(ins, 3, r->alloc_ns - epoch_base(r->chunk_id));
+	bind_or_null(ins, 4, r->free_ns - r->alloc_ns, r->freed);
+	bind_or_null(ins, 5, r->released_ns - r->free_ns, r->released_ns != 0);
+	sqlite3_bind_int64(ins, 6, r->origin);
 	step_reset(ins);
 	sqlite3_bind_int64(ins_origin, 1, r->origin);
 	sqlite3_bind_int64(ins_origin, 2, r->process_id);
 	sqlite3_bind_int64(ins_origin, 3, r->backing);
 	sqlite3_bind_int64(ins_origin, 4, r->call);
-	bind_or_null(ins_origin, 5, r->fate, r->freed && r->fate != 0);
-	bind_or_null(ins_origin, 6, r->stack_id, r->stack_id != 0);
-	sqlite3_bind_int64(ins_origin, 7, r->alloc_tid);
-	bind_or_null(ins_origin, 8, r->free_tid, r->freed);
-	sqlite3_bind_int64(ins_origin, 9, r->slack_stored);
-	sqlite3_bind_int64(ins_origin, 10, (int64_t)r->base);
+	sqlite3_bind_int64(ins_origin, 5, r->size);
+	bind_or_null(ins_origin, 6, r->fate, r->freed && r->fate != 0);
+	bind_or_null(ins_origin, 7, r->stack_id, r->stack_id != 0);
+	sqlite3_bind_int64(ins_origin, 8, r->alloc_tid);
+	bind_or_null(ins_origin, 9, r->free_tid, r->freed);
+	sqlite3_bind_int64(ins_origin, 10, r->slack_stored);
+	sqlite3_bind_int64(ins_origin, 11, (int64_t)r->base);
 	step_reset(ins_origin);
 	if (r->slack_stored) {
 		sqlite3_bind_int64(ins_slack, 1, r->chunk_id);
@@ -310,14 +310,14 @@ chunk_view(uint64_t seed, int nrows)
 
 	if (!rows ||
 	    sqlite3_prepare_v2(db,
-			       "INSERT INTO chunk_packed (chunk_id, address, size, alloc_rel, "
+			       "INSERT INTO chunk_packed (chunk_id, address, alloc_rel, "
 			       "free_after, released_after, origin) VALUES (?1, ?2, ?3, ?4, ?5, "
-			       "?6, ?7)",
+			       "?6)",
 			       -1, &ins, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db,
 			       "INSERT INTO chunk_origin (origin_id, process_id, backing, call, "
-			       "fate, stack_id, alloc_tid, free_tid, slack_stored, base) VALUES "
-			       "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+			       "size, fate, stack_id, alloc_tid, free_tid, slack_stored, base) "
+			       "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 			       -1, &ins_origin, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "INSERT INTO chunk_slack (chunk_id, slack) VALUES (?1, ?2)",
 			       -1, &ins_slack, NULL) != SQLITE_OK ||
