@@ -414,11 +414,12 @@ addrs_add(struct addrs *a, int64_t image_id, uint64_t offset)
 	}
 }
 
-/* What chunks share (a chunk_origin row): a key of the map from it to its
- * id. free_tid is -1 for a chunk not freed. */
+/* What chunks share (a chunk_origin row) but their size: a key of the map
+ * from it to a kind id (the first level; few, so its slots stay cached).
+ * free_tid is -1 for a chunk not freed. */
 struct origin {
 	int64_t process_id, stack_id, alloc_tid, free_tid;
-	uint64_t size, base;
+	uint64_t size, base; /* neither part of the key */
 	uint8_t backing, call, fate, slack_stored;
 	int64_t id; /* -1: an empty slot */
 };
@@ -431,7 +432,7 @@ struct origins {
 static bool
 origin_same(const struct origin *a, const struct origin *b)
 {
-	return a->process_id == b->process_id && a->stack_id == b->stack_id && a->size == b->size &&
+	return a->process_id == b->process_id && a->stack_id == b->stack_id &&
 	       a->alloc_tid == b->alloc_tid && a->free_tid == b->free_tid &&
 	       a->backing == b->backing && a->call == b->call && a->fate == b->fate &&
 	       a->slack_stored == b->slack_stored;
@@ -445,7 +446,6 @@ origin_hash(const struct origin *o)
 	h = h * 0x9e3779b97f4a7c15ULL ^ (uint64_t)o->stack_id;
 	h = h * 0x9e3779b97f4a7c15ULL ^ (uint64_t)o->alloc_tid;
 	h = h * 0x9e3779b97f4a7c15ULL ^ (uint64_t)o->free_tid;
-	h = h * 0x9e3779b97f4a7c15ULL ^ o->size;
 	h = h * 0x9e3779b97f4a7c15ULL ^
 	    ((uint64_t)o->backing | (uint64_t)o->call << 8 | (uint64_t)o->fate << 16 |
 	     (uint64_t)o->slack_stored << 24);
@@ -476,6 +476,43 @@ origins_grow(struct origins *m)
 	*m = g;
 }
 
+/* The second level: (kind id, size) -> chunk_origin id, in 16-byte slots
+ * (tens of thousands of sizes: a lookup costs a cache miss, fewer the
+ * smaller the table). */
+struct sized {
+	uint64_t size;
+	uint32_t kind;
+	uint32_t id1; /* the origin id + 1; 0: an empty slot */
+};
+
+struct sizes {
+	struct sized *slot;
+	size_t n, cap; /* cap a power of two, or 0 */
+};
+
+static struct sized *
+sized_slot(struct sizes *m, uint32_t kind, uint64_t size)
+{
+	size_t h = (size_t)(((size * 0x9e3779b97f4a7c15ULL) ^ kind) * 0xff51afd7ed558ccdULL >> 20);
+
+	for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1))
+		if (m->slot[i].id1 == 0 || (m->slot[i].size == size && m->slot[i].kind == kind))
+			return &m->slot[i];
+}
+
+static void
+sizes_grow(struct sizes *m)
+{
+	struct sizes g = { .cap = m->cap ? 2 * m->cap : 4096, .n = m->n };
+
+	g.slot = xcalloc(g.cap, sizeof(*g.slot));
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slot[i].id1)
+			*sized_slot(&g, m->slot[i].kind, m->slot[i].size) = m->slot[i];
+	free(m->slot);
+	*m = g;
+}
+
 /* An image known to this database: (path, build id) -> id. */
 struct image_id {
 	char *path, *build_id;
@@ -492,7 +529,8 @@ struct db {
 	struct batch *cur;
 	uint64_t cur_since;  /* when cur got its first content */
 	int64_t epoch_block, epoch_ns; /* chunk_epoch: the last block's, its base */
-	struct origins origins;        /* chunk_origin's rows */
+	struct origins origins;        /* chunk_origin's rows, but their sizes */
+	struct sizes sizes;            /* and with them */
 	int64_t next_event;            /* heap_event's next rowid */
 	int64_t event_block, event_base_ns; /* heap_event_epoch: the last block's, its base */
 	uint64_t *arena_base;          /* by process id: its first arena chunk's address */
@@ -1160,6 +1198,7 @@ close_db(struct db *db)
 	free(db->images);
 	free(db->addrs.slot);
 	free(db->origins.slot);
+	free(db->sizes.slot);
 	free(db->arena_base);
 	free(db->arena_base_set);
 	free(db->snaps);
@@ -1507,23 +1546,35 @@ chunk_base(struct db *db, const struct db_chunk *c)
 	return db->arena_base[k];
 }
 
-/* The id of chunk_origin's row `o` (with its base set), written with the
- * batch's operations if it is new. */
+/* The id of chunk_origin's row `o` (with its size and base set), written
+ * with the batch's operations if it is new. */
 static int64_t
-origin_id(struct db *db, struct origin *o)
+origin_id(struct db *db, const struct origin *o)
 {
 	struct origins *m = &db->origins;
+	struct sizes *z = &db->sizes;
 
 	if (2 * (m->n + 1) > m->cap)
 		origins_grow(m);
 	struct origin *e = origin_slot(m, o);
-	if (e->id >= 0)
-		return e->id;
-	o->id = (int64_t)m->n++;
-	*e = *o;
+	if (e->id < 0) {
+		*e = *o;
+		e->id = (int64_t)m->n++;
+	}
+	if (4 * (z->n + 1) > 3 * z->cap)
+		sizes_grow(z);
+	struct sized *k = sized_slot(z, (uint32_t)e->id, o->size);
+	if (k->id1)
+		return k->id1 - 1;
+	if (e->id >= UINT32_MAX || z->n >= UINT32_MAX - 1) {
+		set_error(db, "internal: too many distinct chunk origins");
+		return 0;
+	}
+	*k = (struct sized){ o->size, (uint32_t)e->id, (uint32_t)++z->n };
+	int64_t id = k->id1 - 1;
 	struct buf *ops = &db->cur->ops;
 	put_op(db, OP_CHUNK_ORIGIN);
-	put_opt(ops, o->id, true);
+	put_opt(ops, id, true);
 	put_opt(ops, o->process_id, true);
 	put_opt(ops, o->backing, true);
 	put_opt(ops, o->call, true);
@@ -1534,7 +1585,7 @@ origin_id(struct db *db, struct origin *o)
 	put_opt(ops, o->free_tid, o->free_tid >= 0);
 	put_opt(ops, o->slack_stored, true);
 	put_opt(ops, (int64_t)o->base, true);
-	return o->id;
+	return id;
 }
 
 void
