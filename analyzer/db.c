@@ -90,7 +90,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	/* chunk_id is left to SQLite (the last one plus one): an insert that
 	 * appends skips the search a given rowid costs (~20% faster); the ids
 	 * are the collector's all the same, which write_batch checks */
-	[S_CHUNK_ROWS] = "INSERT OR FAIL INTO chunk_packed (address, alloc_rel, free_after, "
+	[S_CHUNK_ROWS] = "INSERT OR FAIL INTO chunk_packed (address, free_rel, free_after, "
 			 "released_after, origin) SELECT * FROM hp_chunk_rows",
 	[S_REALLOC_ROWS] = "INSERT OR FAIL INTO chunk_realloc (chunk_id, realloc_from) "
 			   "SELECT * FROM hp_realloc_rows",
@@ -1224,7 +1224,7 @@ db_create(const char *path, char *err, size_t errcap)
 	db->event_block = -1;
 	db->next_event = 1;
 	db->max_queued = MAX_QUEUED;
-	db->chunk_src.decl = "CREATE TABLE x (address, alloc_rel, free_after, released_after, "
+	db->chunk_src.decl = "CREATE TABLE x (address, free_rel, free_after, released_after, "
 			     "origin)";
 	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
 	db->slack_src.decl = "CREATE TABLE x (chunk_id, slack)";
@@ -1627,16 +1627,17 @@ db_chunk(struct db *db, const struct db_chunk *c)
 		set_error(db, "internal: a chunk's address, bytes or codes out of range");
 	r = rowbuf_add(b);
 	rowbuf_set(b, r, 0, hp_chunk_address_rel(c->address, o.base));
-	/* the first row of a block of chunk ids sets its base time: its end
+	/* the first row of a block of chunk ids sets its base time: its free
 	 * (rows come in the order of ends, so the block's are near it) */
+	int64_t at = c->free_ns ? c->free_ns : c->alloc_ns;
 	if (c->chunk_id >> HP_EPOCH_SHIFT != db->epoch_block) {
 		db->epoch_block = c->chunk_id >> HP_EPOCH_SHIFT;
-		db->epoch_ns = c->released_ns ? c->released_ns : c->free_ns ? c->free_ns : c->alloc_ns;
+		db->epoch_ns = at;
 		put_op(db, OP_CHUNK_EPOCH);
 		put_i64(&db->cur->ops, db->epoch_block);
 		put_i64(&db->cur->ops, db->epoch_ns);
 	}
-	rowbuf_set(b, r, 1, c->alloc_ns - db->epoch_ns);
+	rowbuf_set(b, r, 1, at - db->epoch_ns);
 	if (c->free_ns)
 		rowbuf_set(b, r, 2, c->free_ns - c->alloc_ns);
 	if (c->released_ns)
@@ -1695,8 +1696,8 @@ db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t 
 	    (has_value && (value < 0 || value >= HP_EVENT_VALUE_LIMIT)))
 		set_error(db, "internal: a heap event's kind or value out of range");
 	/* the first row of a block of rowids sets its base time (codes.h) */
-	if (id >> HP_EPOCH_SHIFT != db->event_block) {
-		db->event_block = id >> HP_EPOCH_SHIFT;
+	if (id >> HP_EVENT_EPOCH_SHIFT != db->event_block) {
+		db->event_block = id >> HP_EVENT_EPOCH_SHIFT;
 		db->event_base_ns = ns;
 		put_op(db, OP_EVENT_EPOCH);
 		put_i64(&db->cur->ops, db->event_block);

@@ -758,7 +758,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	}
 	if (rc != SQLITE_DONE ||
 	    sqlite3_prepare_v2(db->h,
-			       "SELECT origin, address, chunk_id, alloc_rel, free_after, "
+			       "SELECT origin, address, chunk_id, free_rel, free_after, "
 			       "released_after FROM chunk_packed",
 			       -1, &s, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db->h, "SELECT slack FROM chunk_slack WHERE chunk_id = ?1", -1,
@@ -799,11 +799,13 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			free(cap);
 			return -1;
 		}
-		int64_t alloc_ns = (int64_t)((uint64_t)epochs[block].ns +
-					     (uint64_t)sqlite3_column_int64(s, 3));
-		/* differences added without overflow, whatever the file holds */
-		int64_t free_ns = !freed ? 0
-					  : (int64_t)((uint64_t)alloc_ns +
+		/* the free (the allocation if not freed) against the block's
+		 * base; differences added without overflow, whatever the file
+		 * holds */
+		int64_t at = (int64_t)((uint64_t)epochs[block].ns + (uint64_t)sqlite3_column_int64(s, 3));
+		int64_t free_ns = freed ? at : 0;
+		int64_t alloc_ns = !freed ? at
+					  : (int64_t)((uint64_t)at -
 						      (uint64_t)sqlite3_column_int64(s, 4));
 		int64_t released_ns = sqlite3_column_type(s, 5) == SQLITE_NULL
 					      ? 0
@@ -869,7 +871,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		if (stat(db->path, &st) == 0 && max_id > st.st_size / 8)
 			max_id = st.st_size / 8;
 		if (rc == SQLITE_OK && max_id > 0)
-			nev_blocks = ((size_t)max_id >> HP_EPOCH_SHIFT) + 1;
+			nev_blocks = ((size_t)max_id >> HP_EVENT_EPOCH_SHIFT) + 1;
 		ev_base = xcalloc(nev_blocks ? nev_blocks : 1, sizeof(*ev_base));
 		ev_base_set = xcalloc(nev_blocks ? nev_blocks : 1, sizeof(*ev_base_set));
 	}
@@ -912,7 +914,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		 * added without overflow, whatever the file holds */
 		int64_t what = sqlite3_column_int64(s, 2);
 		int kind = hp_event_kind(what);
-		uint64_t block = (uint64_t)sqlite3_column_int64(s, 5) >> HP_EPOCH_SHIFT;
+		uint64_t block = (uint64_t)sqlite3_column_int64(s, 5) >> HP_EVENT_EPOCH_SHIFT;
 		int64_t addr = (int64_t)((uint64_t)sqlite3_column_int64(s, 3) + in->heap_start);
 		int64_t bytes = sqlite3_column_int64(s, 4);
 		if (kind == HP_HEV_BRK)

@@ -110,21 +110,23 @@ hp_fate_occupies(int fate)
  *           are 16-byte aligned; the base is the process's heap_start
  *           rounded down to 16 for a brk chunk, the process's first arena
  *           chunk's address for an arena chunk, 0 for an mmap chunk
- * alloc_rel = alloc_ns - chunk_epoch.base_ns of the row's block (chunk_id >>
- *           HP_EPOCH_SHIFT): the base is the end of the block's first row,
- *           and rows come in the order of ends, so 2-3 bytes, not 6-8
+ * free_rel = free_ns (alloc_ns if not freed) - chunk_epoch.base_ns of the
+ *           row's block (chunk_id >> HP_EPOCH_SHIFT): the base is the same
+ *           of the block's first row, and rows come in the order of ends,
+ *           so 2-3 bytes, not 6-8; alloc_ns = free_ns - free_after
  * origin  = a chunk_origin row: (process, backing, call, requested size,
  *           fate, stack, allocating and freeing thread, slack stored, base),
  *           numbered from 0 in the order first seen
  *
  * heap_event likewise: ns_rel = ns - heap_event_epoch.base_ns of the row's
- * block (rowid >> HP_EPOCH_SHIFT, the time of the block's first row);
+ * block (rowid >> HP_EVENT_EPOCH_SHIFT, the time of the block's first row);
  * address (and a brk row's bytes, the new break) - the process's
  * heap_start; what = kind + value << HP_EVENT_VALUE_SHIFT (brk and madvise
  * have no value: their what is the kind).
  */
 #define HP_TID_LIMIT (1LL << 22) /* Linux's PID_MAX_LIMIT */
-#define HP_EPOCH_SHIFT 10	 /* chunk ids in a block of chunk_epoch */
+#define HP_EPOCH_SHIFT 8	 /* chunk ids in a block of chunk_epoch */
+#define HP_EVENT_EPOCH_SHIFT 10	 /* heap_event rowids in a block of heap_event_epoch */
 #define HP_ADDRESS_SHIFT 4	 /* chunk addresses are multiples of 16 */
 #define HP_EVENT_VALUE_SHIFT 3	 /* heap_event.what: the kind below, the value above */
 #define HP_EVENT_VALUE_LIMIT (1LL << 60)

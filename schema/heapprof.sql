@@ -278,8 +278,9 @@ CREATE TABLE chunk_packed (
   address        INTEGER,  -- always: (chunk address (the user pointer is 16
                            -- bytes on) - its origin's base) / 16: chunks are
                            -- 16-byte aligned (3 bytes, not 6)
-  alloc_rel      INTEGER,  -- always: alloc_ns - the base_ns of its block in
-                           -- chunk_epoch (2-3 bytes, not 6-8)
+  free_rel       INTEGER,  -- always: free_ns (alloc_ns if not freed) - the
+                           -- base_ns of its block in chunk_epoch: rows come
+                           -- in the order of ends, so 2-3 bytes, not 6-8
   free_after     INTEGER,  -- ns from the allocation to the free; NULL: live
                            -- when its process ended
   released_after INTEGER,  -- cached (fate tcache or fastbin): ns from the free
@@ -313,11 +314,12 @@ CREATE TABLE chunk_origin (
                                           -- arena chunks, 0 for mmap chunks
 ) STRICT;
 
--- The base time of each block of 1024 chunk ids (chunk_id >> 10): the end
--- of its first row (rows come in the order of ends, so the block's
--- allocation times are near it, and small differences from it).
+-- The base time of each block of 256 chunk ids (chunk_id >> 8): the free
+-- time (the allocation time if not freed) of its first row. Rows come in
+-- the order of the chunks' ends, so the block's free times are near it:
+-- small differences from it.
 CREATE TABLE chunk_epoch (
-  block   INTEGER PRIMARY KEY,  -- chunk_id >> 10
+  block   INTEGER PRIMARY KEY,  -- chunk_id >> 8
   base_ns INTEGER NOT NULL      -- ns
 ) STRICT;
 
@@ -342,16 +344,16 @@ CREATE VIEW chunk AS
               ELSE o.size + (SELECT s.slack FROM chunk_slack s
                              WHERE s.chunk_id = c.chunk_id) END AS chunk_bytes,
          o.backing, o.call,
-         e.base_ns + c.alloc_rel AS alloc_ns, o.alloc_tid,
-         e.base_ns + c.alloc_rel + c.free_after AS free_ns,
+         e.base_ns + c.free_rel - coalesce(c.free_after, 0) AS alloc_ns, o.alloc_tid,
+         CASE WHEN c.free_after IS NOT NULL THEN e.base_ns + c.free_rel END AS free_ns,
          o.free_tid, o.fate,
-         e.base_ns + c.alloc_rel + c.free_after + c.released_after AS released_ns,
+         e.base_ns + c.free_rel + c.released_after AS released_ns,
          o.stack_id,
          (SELECT r.realloc_from FROM chunk_realloc r
           WHERE r.chunk_id = c.chunk_id) AS realloc_from
   FROM chunk_packed c
   LEFT JOIN chunk_origin o ON o.origin_id = c.origin
-  LEFT JOIN chunk_epoch e ON e.block = c.chunk_id >> 10;
+  LEFT JOIN chunk_epoch e ON e.block = c.chunk_id >> 8;
 
 -- What the allocator did on its own, and the heap's shape over time: what a
 -- replay needs besides the chunks to say what is live, cached or free.

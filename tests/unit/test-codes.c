@@ -144,6 +144,13 @@ epoch_base(int64_t chunk_id)
 	return 400000000000LL + (chunk_id >> HP_EPOCH_SHIFT) * 1000003;
 }
 
+/* heap_event_epoch likewise */
+static int64_t
+event_base(int64_t rowid)
+{
+	return 500000000007LL + (rowid >> HP_EVENT_EPOCH_SHIFT) * 1000033;
+}
+
 static void
 insert_epochs(int nrows)
 {
@@ -182,7 +189,7 @@ insert_row(sqlite3_stmt *ins, sqlite3_stmt *ins_origin, sqlite3_stmt *ins_slack,
 {
 	sqlite3_bind_int64(ins, 1, r->chunk_id);
 	sqlite3_bind_int64(ins, 2, hp_chunk_address_rel((uint64_t)r->address, r->base));
-	sqlite3_bind_int64(ins, 3, r->alloc_ns - epoch_base(r->chunk_id));
+	sqlite3_bind_int64(ins, 3, (r->freed ? r->free_ns : r->alloc_ns) - epoch_base(r->chunk_id));
 	bind_or_null(ins, 4, r->free_ns - r->alloc_ns, r->freed);
 	bind_or_null(ins, 5, r->released_ns - r->free_ns, r->released_ns != 0);
 	sqlite3_bind_int64(ins, 6, r->origin);
@@ -310,7 +317,7 @@ chunk_view(uint64_t seed, int nrows)
 
 	if (!rows ||
 	    sqlite3_prepare_v2(db,
-			       "INSERT INTO chunk_packed (chunk_id, address, alloc_rel, "
+			       "INSERT INTO chunk_packed (chunk_id, address, free_rel, "
 			       "free_after, released_after, origin) VALUES (?1, ?2, ?3, ?4, ?5, "
 			       "?6)",
 			       -1, &ins, NULL) != SQLITE_OK ||
@@ -375,15 +382,15 @@ event_view(uint64_t seed, int nrows)
 		fprintf(stderr, "test-codes: prepare: %s\n", sqlite3_errmsg(db));
 		exit(99);
 	}
-	for (int64_t b = 0; b <= (int64_t)nrows >> HP_EPOCH_SHIFT; b++) {
+	for (int64_t b = 0; b <= (int64_t)nrows >> HP_EVENT_EPOCH_SHIFT; b++) {
 		sqlite3_bind_int64(ins_epoch, 1, b);
-		sqlite3_bind_int64(ins_epoch, 2, epoch_base(b << HP_EPOCH_SHIFT) + 7);
+		sqlite3_bind_int64(ins_epoch, 2, event_base(b << HP_EVENT_EPOCH_SHIFT));
 		step_reset(ins_epoch);
 	}
 	for (int64_t id = 1; id <= nrows; id++) {
 		int k = (int)(rng_next(&g) % NPROC);
 		int kind = 1 + (int)(rng_next(&g) % 7);
-		int64_t ns = epoch_base(id) + 7 + (int64_t)(rng_next(&g) % 100000000);
+		int64_t ns = event_base(id) + (int64_t)(rng_next(&g) % 100000000);
 		uint64_t heap = (uint64_t)proc_heap[k];
 		int64_t address = (int64_t)heap + (int64_t)(rng_next(&g) % (1ULL << 40)) - (1LL << 20);
 		int64_t bytes = kind == HP_HEV_BRK ? address + (int64_t)(rng_next(&g) % (1u << 30))
@@ -393,7 +400,7 @@ event_view(uint64_t seed, int nrows)
 				: (int64_t)(rng_next(&g) % (uint64_t)HP_EVENT_VALUE_LIMIT);
 		sqlite3_bind_int64(ins, 1, id);
 		sqlite3_bind_int64(ins, 2, proc_ids[k]);
-		sqlite3_bind_int64(ins, 3, ns - (epoch_base(id) + 7));
+		sqlite3_bind_int64(ins, 3, ns - event_base(id));
 		sqlite3_bind_int64(ins, 4, address - (int64_t)heap);
 		sqlite3_bind_int64(ins, 5, kind == HP_HEV_BRK ? bytes - (int64_t)heap : bytes);
 		sqlite3_bind_int64(ins, 6, hp_event_what(kind, value));
