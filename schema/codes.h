@@ -47,7 +47,7 @@
 	X(HP_CALL_MEMALIGN, 4, "memalign")
 
 /* The state of a range of a heap, as the allocator reports a change it
- * made on its own (hp_ev_state.state; heap_event.value of a `state` row;
+ * made on its own (hp_ev_state.state; heap_events.value of a `state` row;
  * table range_state). */
 #define HP_STATE_CODES(X)                                                                    \
 	X(HP_STATE_FREE, 0, "free")       /* in a bin, in top, or never handed out */        \
@@ -57,7 +57,7 @@
 	X(HP_STATE_FASTBIN, 3, "fastbin") /* in a fastbin: freed, still occupied until a     \
 					   * malloc_consolidate merges it into free space */
 
-/* What a mapping is (hp_ev_map.kind; heap_event.value of a map or unmap
+/* What a mapping is (hp_ev_map.kind; heap_events.value of a map or unmap
  * row, which are never `program`; table map_kind). */
 #define HP_MAP_CODES(X)                                                                      \
 	X(HP_MAP_CHUNK, 1, "chunk")    /* an mmap chunk */                                   \

@@ -68,14 +68,14 @@ CREATE TABLE event_kind (
 INSERT INTO event_kind VALUES (1, 'brk'), (2, 'map'), (3, 'unmap'), (4, 'madvise'),
   (5, 'state'), (6, 'resize'), (7, 'inherited_free');
 
--- heap_event.value of a state row: what the allocator made of the range.
+-- heap_events.value of a state row: what the allocator made of the range.
 CREATE TABLE range_state (
   code INTEGER PRIMARY KEY,  -- 0..3
   name TEXT NOT NULL UNIQUE  -- free; tcache, fastbin: cached there; live
 ) STRICT;
 INSERT INTO range_state VALUES (0, 'free'), (1, 'tcache'), (2, 'live'), (3, 'fastbin');
 
--- heap_event.value of a map or unmap row: what the mapping is.
+-- heap_events.value of a map or unmap row: what the mapping is.
 CREATE TABLE map_kind (
   code INTEGER PRIMARY KEY,  -- 1..3
   name TEXT NOT NULL UNIQUE  -- chunk: an mmap chunk; heap: heap memory (a
