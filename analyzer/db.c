@@ -62,6 +62,8 @@ enum {
 	S_MARK,
 	S_PROGRAM_MMAP,
 	S_CHUNK_EPOCH,
+	S_CHUNK_ORIGIN,
+	S_EVENT_EPOCH,
 	S_COUNT
 };
 
@@ -84,18 +86,17 @@ static const char *const stmt_sql[S_COUNT] = {
 	/* The bulk inserts are OR FAIL: a failing row keeps the rows before it
 	 * (any failure ends the run's writing anyway), so SQLite needs no
 	 * statement journal, which it otherwise kept in a temporary file: a
-	 * copy of the last 64 KiB page for every statement of 1024 rows. */
+	 * copy of the last page for every statement of 1024 rows. */
 	/* chunk_id is left to SQLite (the last one plus one): an insert that
 	 * appends skips the search a given rowid costs (~20% faster); the ids
 	 * are the collector's all the same, which write_batch checks */
-	[S_CHUNK_ROWS] = "INSERT OR FAIL INTO chunk_packed (address, size, alloc_rel, free_after, "
-			 "released_after, what, whose) SELECT * FROM hp_chunk_rows",
+	[S_CHUNK_ROWS] = "INSERT OR FAIL INTO chunk_packed (address, free_rel, free_after, "
+			 "released_after, origin) SELECT * FROM hp_chunk_rows",
 	[S_REALLOC_ROWS] = "INSERT OR FAIL INTO chunk_realloc (chunk_id, realloc_from) "
 			   "SELECT * FROM hp_realloc_rows",
 	[S_SLACK_ROWS] = "INSERT OR FAIL INTO chunk_slack (chunk_id, slack) "
 			 "SELECT * FROM hp_slack_rows",
-	[S_EVENT_ROWS] = "INSERT OR FAIL INTO heap_event (process_id, ns_after, kind, address, bytes, "
-			 "value) "
+	[S_EVENT_ROWS] = "INSERT OR FAIL INTO heap_event (process_id, ns_rel, address, bytes, what) "
 			 "SELECT * FROM hp_event_rows",
 	[S_CHUNK_RELEASED] = "UPDATE chunk_packed SET released_after = ?2 WHERE chunk_id = ?1",
 	[S_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
@@ -143,6 +144,10 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_MARK] = "INSERT INTO mark (process_id, ns, name) VALUES (?1, ?2, ?3)",
 	[S_PROGRAM_MMAP] = "INSERT INTO program_mmap VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_CHUNK_EPOCH] = "INSERT INTO chunk_epoch (block, base_ns) VALUES (?1, ?2)",
+	[S_CHUNK_ORIGIN] = "INSERT INTO chunk_origin (origin_id, process_id, backing, call, size, "
+			   "fate, stack_id, alloc_tid, free_tid, slack_stored, base) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	[S_EVENT_EPOCH] = "INSERT INTO heap_event_epoch (block, base_ns) VALUES (?1, ?2)",
 };
 
 /* ---- bulk rows: arrays read by a virtual table ---- */
@@ -154,11 +159,11 @@ static const char *const stmt_sql[S_COUNT] = {
  * multi-row VALUES with bound parameters).
  */
 #define BATCH 1024
-#define CHUNK_COLS 7 /* of chunk_packed, as db_chunk sets them */
-#define CHUNK_RELEASED_COL 4
+#define CHUNK_COLS 5 /* of chunk_packed, as db_chunk sets them */
+#define CHUNK_RELEASED_COL 3
 #define PAIR_COLS 2 /* chunk_realloc, chunk_slack: chunk_id and a value */
 #define FRAME_COLS 4
-#define EVENT_COLS 6
+#define EVENT_COLS 5
 #define SNAPCHUNK_COLS 14
 #define FORMER_COLS 6
 #define SITE_COLS 18
@@ -353,12 +358,15 @@ enum op {
 	OP_MARK,
 	OP_PROGRAM_MMAP,
 	OP_CHUNK_EPOCH,
+	OP_CHUNK_ORIGIN,
+	OP_EVENT_EPOCH,
 };
 
 struct batch {
 	struct rowbuf chunks, reallocs, slacks, frames, events;
 	struct rowbuf snapchunks, formers, sites, resident;
 	int64_t first_chunk; /* chunk id of chunks' row 0 */
+	int64_t first_event; /* heap_event rowid of events' row 0 */
 	struct buf ops;      /* encoded operations, in order */
 	struct batch *next;
 };
@@ -406,6 +414,105 @@ addrs_add(struct addrs *a, int64_t image_id, uint64_t offset)
 	}
 }
 
+/* What chunks share (a chunk_origin row) but their size: a key of the map
+ * from it to a kind id (the first level; few, so its slots stay cached).
+ * free_tid is -1 for a chunk not freed. */
+struct origin {
+	int64_t process_id, stack_id, alloc_tid, free_tid;
+	uint64_t size, base; /* neither part of the key */
+	uint8_t backing, call, fate, slack_stored;
+	int64_t id; /* -1: an empty slot */
+};
+
+struct origins {
+	struct origin *slot;
+	size_t n, cap; /* cap a power of two, or 0 */
+};
+
+static bool
+origin_same(const struct origin *a, const struct origin *b)
+{
+	return a->process_id == b->process_id && a->stack_id == b->stack_id &&
+	       a->alloc_tid == b->alloc_tid && a->free_tid == b->free_tid &&
+	       a->backing == b->backing && a->call == b->call && a->fate == b->fate &&
+	       a->slack_stored == b->slack_stored;
+}
+
+static size_t
+origin_hash(const struct origin *o)
+{
+	uint64_t h = (uint64_t)o->process_id;
+
+	h = h * 0x9e3779b97f4a7c15ULL ^ (uint64_t)o->stack_id;
+	h = h * 0x9e3779b97f4a7c15ULL ^ (uint64_t)o->alloc_tid;
+	h = h * 0x9e3779b97f4a7c15ULL ^ (uint64_t)o->free_tid;
+	h = h * 0x9e3779b97f4a7c15ULL ^
+	    ((uint64_t)o->backing | (uint64_t)o->call << 8 | (uint64_t)o->fate << 16 |
+	     (uint64_t)o->slack_stored << 24);
+	return (size_t)((h * 0xff51afd7ed558ccdULL) >> 17);
+}
+
+/* The slot of key `o`: its entry, or the empty slot where it goes. */
+static struct origin *
+origin_slot(struct origins *m, const struct origin *o)
+{
+	for (size_t i = origin_hash(o) & (m->cap - 1);; i = (i + 1) & (m->cap - 1))
+		if (m->slot[i].id < 0 || origin_same(&m->slot[i], o))
+			return &m->slot[i];
+}
+
+static void
+origins_grow(struct origins *m)
+{
+	struct origins g = { .cap = m->cap ? 2 * m->cap : 1024, .n = m->n };
+
+	g.slot = xmalloc(g.cap * sizeof(*g.slot));
+	for (size_t i = 0; i < g.cap; i++)
+		g.slot[i].id = -1;
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slot[i].id >= 0)
+			*origin_slot(&g, &m->slot[i]) = m->slot[i];
+	free(m->slot);
+	*m = g;
+}
+
+/* The second level: (kind id, size) -> chunk_origin id, in 16-byte slots
+ * (tens of thousands of sizes: a lookup costs a cache miss, fewer the
+ * smaller the table). */
+struct sized {
+	uint64_t size;
+	uint32_t kind;
+	uint32_t id1; /* the origin id + 1; 0: an empty slot */
+};
+
+struct sizes {
+	struct sized *slot;
+	size_t n, cap; /* cap a power of two, or 0 */
+};
+
+static struct sized *
+sized_slot(struct sizes *m, uint32_t kind, uint64_t size)
+{
+	size_t h = (size_t)(((size * 0x9e3779b97f4a7c15ULL) ^ kind) * 0xff51afd7ed558ccdULL >> 20);
+
+	for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1))
+		if (m->slot[i].id1 == 0 || (m->slot[i].size == size && m->slot[i].kind == kind))
+			return &m->slot[i];
+}
+
+static void
+sizes_grow(struct sizes *m)
+{
+	struct sizes g = { .cap = m->cap ? 2 * m->cap : 4096, .n = m->n };
+
+	g.slot = xcalloc(g.cap, sizeof(*g.slot));
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slot[i].id1)
+			*sized_slot(&g, m->slot[i].kind, m->slot[i].size) = m->slot[i];
+	free(m->slot);
+	*m = g;
+}
+
 /* An image known to this database: (path, build id) -> id. */
 struct image_id {
 	char *path, *build_id;
@@ -422,6 +529,13 @@ struct db {
 	struct batch *cur;
 	uint64_t cur_since;  /* when cur got its first content */
 	int64_t epoch_block, epoch_ns; /* chunk_epoch: the last block's, its base */
+	struct origins origins;        /* chunk_origin's rows, but their sizes */
+	struct sizes sizes;            /* and with them */
+	int64_t next_event;            /* heap_event's next rowid */
+	int64_t event_block, event_base_ns; /* heap_event_epoch: the last block's, its base */
+	uint64_t *arena_base;          /* by process id: its first arena chunk's address */
+	bool *arena_base_set;
+	size_t narena_bases;
 	struct image_id *images;
 	size_t nimages;
 	struct addrs addrs; /* every frame's (image, offset), once */
@@ -839,6 +953,18 @@ run_ops(struct db *db, const struct buf *ops)
 			sqlite3_bind_int64(s, 2, get_i64(&r));
 			step(db, S_CHUNK_EPOCH, "chunk_epoch");
 			break;
+		case OP_CHUNK_ORIGIN:
+			s = db->s[S_CHUNK_ORIGIN];
+			for (int i = 1; i <= 11; i++)
+				bind_get_opt(s, i, &r);
+			step(db, S_CHUNK_ORIGIN, "chunk_origin");
+			break;
+		case OP_EVENT_EPOCH:
+			s = db->s[S_EVENT_EPOCH];
+			sqlite3_bind_int64(s, 1, get_i64(&r));
+			sqlite3_bind_int64(s, 2, get_i64(&r));
+			step(db, S_EVENT_EPOCH, "heap_event_epoch");
+			break;
 		default:
 			set_error(db, "internal: bad batch operation");
 			return;
@@ -900,7 +1026,12 @@ write_batch(struct db *db, struct batch *b)
 	insert_rows(db, &db->frame_src, &b->frames, S_STACK_FRAME, "stack_frame");
 	insert_rows(db, &db->realloc_src, &b->reallocs, S_REALLOC_ROWS, "chunk_realloc");
 	insert_rows(db, &db->slack_src, &b->slacks, S_SLACK_ROWS, "chunk_slack");
-	insert_rows(db, &db->event_src, &b->events, S_EVENT_ROWS, "heap_event");
+	if (b->events.n) {
+		int64_t last_event = b->first_event + b->events.n - 1;
+		insert_rows(db, &db->event_src, &b->events, S_EVENT_ROWS, "heap_event");
+		if (sqlite3_last_insert_rowid(db->h) != last_event)
+			set_error(db, "internal: heap event ids out of step");
+	}
 	insert_rows(db, &db->snapchunk_src, &b->snapchunks, S_SNAPCHUNK_ROWS, "snapshot_chunk");
 	insert_rows(db, &db->former_src, &b->formers, S_FORMER_ROWS, "snapshot_former");
 	insert_rows(db, &db->site_src, &b->sites, S_SITE_ROWS, "site");
@@ -1066,6 +1197,10 @@ close_db(struct db *db)
 	}
 	free(db->images);
 	free(db->addrs.slot);
+	free(db->origins.slot);
+	free(db->sizes.slot);
+	free(db->arena_base);
+	free(db->arena_base_set);
 	free(db->snaps);
 	pthread_mutex_destroy(&db->mu);
 	pthread_cond_destroy(&db->wake);
@@ -1086,13 +1221,15 @@ db_create(const char *path, char *err, size_t errcap)
 	db->cur = batch_new();
 	db->next_module_id = 1;
 	db->epoch_block = -1;
+	db->event_block = -1;
+	db->next_event = 1;
 	db->max_queued = MAX_QUEUED;
-	db->chunk_src.decl = "CREATE TABLE x (address, size, alloc_rel, free_after, "
-			     "released_after, what, whose)";
+	db->chunk_src.decl = "CREATE TABLE x (address, free_rel, free_after, released_after, "
+			     "origin)";
 	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
 	db->slack_src.decl = "CREATE TABLE x (chunk_id, slack)";
 	db->frame_src.decl = "CREATE TABLE x (stack_id, depth, image_id, offset)";
-	db->event_src.decl = "CREATE TABLE x (process_id, ns_after, kind, address, bytes, value)";
+	db->event_src.decl = "CREATE TABLE x (process_id, ns_rel, address, bytes, what)";
 	db->snapchunk_src.decl = "CREATE TABLE x (chunk_id, snapshot_id, address, size, "
 				 "chunk_bytes, occupant, backing, call, fate, alloc_ns, alloc_tid, "
 				 "free_ns, free_tid, stack_id)";
@@ -1131,14 +1268,17 @@ db_create(const char *path, char *err, size_t errcap)
 	 * (python3 4.85 s with NORMAL, 4.40 s with OFF, under WAL). What OFF
 	 * gives up is a consistent file after an OS crash or power loss during
 	 * the run, which loses that run anyway; the finished file is left to
-	 * the kernel like any other program's output. 64 KiB pages hold ~1500
-	 * chunk rows: inserts measured ~25% faster than with 4 KiB (fewer
-	 * pages to balance and log per row), for a floor of about a megabyte
-	 * per database.
+	 * the kernel like any other program's output. 16 KiB pages: inserts
+	 * were measured ~25% faster than with 4 KiB (fewer pages to balance
+	 * and log per row); against 64 KiB the writer's CPU is the same
+	 * (perf, churn and perl) and the file smaller: each of the ~45 tables
+	 * and indexes takes at least a page, and each table's last page is
+	 * partly empty (sqlite3 shell 37.0 -> 31.5 bytes a chunk, gcc 41.5 ->
+	 * 38.8, churn 28.9 -> 27.7); wall time on a quiet machine +2-3%.
 	 */
 	tables = schema_part(NULL, "\n-- @indexes\n");
 	views = schema_part("\n-- @views\n", NULL);
-	if (!exec(db, "PRAGMA page_size = 65536; PRAGMA locking_mode = EXCLUSIVE;"
+	if (!exec(db, "PRAGMA page_size = 16384; PRAGMA locking_mode = EXCLUSIVE;"
 		      "PRAGMA journal_mode = PERSIST; PRAGMA synchronous = OFF;"
 		      "PRAGMA cache_size = -65536;") ||
 	    !exec(db, "BEGIN") || !exec(db, tables) || !exec(db, views)) {
@@ -1385,6 +1525,72 @@ db_timeline(struct db *db, int64_t process_id, int64_t ns, uint64_t extent, uint
 	put_i64(o, (int64_t)untrimmable);
 }
 
+/* The base a chunk's address is stored against (codes.h). */
+static uint64_t
+chunk_base(struct db *db, const struct db_chunk *c)
+{
+	if (c->backing == HP_BACKING_BRK)
+		return hp_brk_base((uint64_t)c->heap_start);
+	if (c->backing != HP_BACKING_ARENA || c->process_id < 1)
+		return 0;
+	size_t k = (size_t)c->process_id;
+	if (k >= db->narena_bases) {
+		size_t n = k * 2 + 8;
+		db->arena_base = xrealloc(db->arena_base, n * sizeof(*db->arena_base));
+		db->arena_base_set = xrealloc(db->arena_base_set, n * sizeof(*db->arena_base_set));
+		memset(db->arena_base_set + db->narena_bases, 0,
+		       (n - db->narena_bases) * sizeof(*db->arena_base_set));
+		db->narena_bases = n;
+	}
+	if (!db->arena_base_set[k]) {
+		db->arena_base[k] = c->address;
+		db->arena_base_set[k] = true;
+	}
+	return db->arena_base[k];
+}
+
+/* The id of chunk_origin's row `o` (with its size and base set), written
+ * with the batch's operations if it is new. */
+static int64_t
+origin_id(struct db *db, const struct origin *o)
+{
+	struct origins *m = &db->origins;
+	struct sizes *z = &db->sizes;
+
+	if (2 * (m->n + 1) > m->cap)
+		origins_grow(m);
+	struct origin *e = origin_slot(m, o);
+	if (e->id < 0) {
+		*e = *o;
+		e->id = (int64_t)m->n++;
+	}
+	if (4 * (z->n + 1) > 3 * z->cap)
+		sizes_grow(z);
+	struct sized *k = sized_slot(z, (uint32_t)e->id, o->size);
+	if (k->id1)
+		return k->id1 - 1;
+	if (e->id >= UINT32_MAX || z->n >= UINT32_MAX - 1) {
+		set_error(db, "internal: too many distinct chunk origins");
+		return 0;
+	}
+	*k = (struct sized){ o->size, (uint32_t)e->id, (uint32_t)++z->n };
+	int64_t id = k->id1 - 1;
+	struct buf *ops = &db->cur->ops;
+	put_op(db, OP_CHUNK_ORIGIN);
+	put_opt(ops, id, true);
+	put_opt(ops, o->process_id, true);
+	put_opt(ops, o->backing, true);
+	put_opt(ops, o->call, true);
+	put_opt(ops, (int64_t)o->size, true);
+	put_opt(ops, o->fate, o->fate != 0);
+	put_opt(ops, o->stack_id, o->stack_id != 0);
+	put_opt(ops, o->alloc_tid, true);
+	put_opt(ops, o->free_tid, o->free_tid >= 0);
+	put_opt(ops, o->slack_stored, true);
+	put_opt(ops, (int64_t)o->base, true);
+	return id;
+}
+
 void
 db_chunk(struct db *db, const struct db_chunk *c)
 {
@@ -1402,57 +1608,52 @@ db_chunk(struct db *db, const struct db_chunk *c)
 	else if (c->chunk_id != db->cur->first_chunk + b->n)
 		set_error(db, "internal: chunk ids out of order");
 	/* the packing codes.h describes */
-	uint64_t slack = c->chunk_bytes - c->size;
-	struct hp_chunk_fields f = {
+	struct origin o = {
 		.process_id = c->process_id,
-		.alloc_tid = c->alloc_tid,
-		.free_tid = c->free_tid,
 		.stack_id = c->stack_id,
-		.backing = c->backing,
-		.call = c->call,
-		.fate = c->fate,
-		.freed = c->free_ns != 0,
+		.alloc_tid = c->alloc_tid,
+		.free_tid = c->free_ns ? c->free_tid : -1,
+		.size = c->size,
+		.backing = (uint8_t)c->backing,
+		.call = (uint8_t)c->call,
+		.fate = (uint8_t)(c->free_ns ? c->fate : 0),
 		.slack_stored = c->backing == HP_BACKING_MMAP ||
 				c->chunk_bytes != hp_chunk_bytes_derived(c->size),
+		.base = chunk_base(db, c),
 	};
-	if (c->process_id > HP_PROCESS_ID_LIMIT)
-		set_error(db, "more process images than a database holds (1048576)");
-	else if (!hp_chunk_fits(&f) || c->chunk_bytes < c->size)
-		set_error(db, "internal: a chunk's thread, stack or bytes out of range");
-
+	if (c->chunk_bytes < c->size || (c->address & ((1u << HP_ADDRESS_SHIFT) - 1)) ||
+	    c->backing < HP_BACKING_BRK || c->backing > HP_BACKING_ARENA || c->call < 1 ||
+	    c->call > 4 || c->fate < 0 || c->fate > 7 || c->process_id < 1)
+		set_error(db, "internal: a chunk's address, bytes or codes out of range");
 	r = rowbuf_add(b);
-	/* brk chunks are near the heap's start: fewer bytes */
-	rowbuf_set(b, r, 0,
-		   (int64_t)(c->address - (c->backing == HP_BACKING_BRK ? (uint64_t)c->heap_start
-									: 0)));
-	rowbuf_set(b, r, 1, (int64_t)c->size);
-	/* the first row of a block of chunk ids sets its base time: its end
+	rowbuf_set(b, r, 0, hp_chunk_address_rel(c->address, o.base));
+	/* the first row of a block of chunk ids sets its base time: its free
 	 * (rows come in the order of ends, so the block's are near it) */
+	int64_t at = c->free_ns ? c->free_ns : c->alloc_ns;
 	if (c->chunk_id >> HP_EPOCH_SHIFT != db->epoch_block) {
 		db->epoch_block = c->chunk_id >> HP_EPOCH_SHIFT;
-		db->epoch_ns = c->released_ns ? c->released_ns : c->free_ns ? c->free_ns : c->alloc_ns;
+		db->epoch_ns = at;
 		put_op(db, OP_CHUNK_EPOCH);
 		put_i64(&db->cur->ops, db->epoch_block);
 		put_i64(&db->cur->ops, db->epoch_ns);
 	}
-	rowbuf_set(b, r, 2, c->alloc_ns - db->epoch_ns);
+	rowbuf_set(b, r, 1, at - db->epoch_ns);
 	if (c->free_ns)
-		rowbuf_set(b, r, 3, c->free_ns - c->alloc_ns);
+		rowbuf_set(b, r, 2, c->free_ns - c->alloc_ns);
 	if (c->released_ns)
 		rowbuf_set(b, r, CHUNK_RELEASED_COL, c->released_ns - c->free_ns);
-	rowbuf_set(b, r, 5, hp_chunk_what(&f));
-	rowbuf_set(b, r, 6, hp_chunk_whose(&f, c->pid));
+	rowbuf_set(b, r, 4, origin_id(db, &o));
 	if (c->realloc_from) {
 		struct rowbuf *rb = &db->cur->reallocs;
 		int64_t *rr = rowbuf_add(rb);
 		rowbuf_set(rb, rr, 0, c->chunk_id);
 		rowbuf_set(rb, rr, 1, c->realloc_from);
 	}
-	if (f.slack_stored) {
+	if (o.slack_stored) {
 		struct rowbuf *sb = &db->cur->slacks;
 		int64_t *sr = rowbuf_add(sb);
 		rowbuf_set(sb, sr, 0, c->chunk_id);
-		rowbuf_set(sb, sr, 1, (int64_t)slack);
+		rowbuf_set(sb, sr, 1, (int64_t)(c->chunk_bytes - c->size));
 	}
 }
 
@@ -1476,8 +1677,7 @@ db_chunk_released(struct db *db, int64_t chunk_id, int64_t free_ns, int64_t rele
 
 void
 db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t address,
-	      uint64_t bytes, int64_t value, bool has_value, int64_t started_ns,
-	      uint64_t heap_start)
+	      uint64_t bytes, int64_t value, bool has_value, uint64_t heap_start)
 {
 	struct rowbuf *b = &db->cur->events;
 	int64_t *r;
@@ -1488,15 +1688,28 @@ db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t 
 	}
 	if (batch_empty(db->cur))
 		db->cur_since = mono_ns();
+	if (b->n == 0)
+		db->cur->first_event = db->next_event;
+	int64_t id = db->next_event++;
+	if (has_value != hp_event_has_value(kind) || kind < 1 ||
+	    kind >= 1 << HP_EVENT_VALUE_SHIFT ||
+	    (has_value && (value < 0 || value >= HP_EVENT_VALUE_LIMIT)))
+		set_error(db, "internal: a heap event's kind or value out of range");
+	/* the first row of a block of rowids sets its base time (codes.h) */
+	if (id >> HP_EVENT_EPOCH_SHIFT != db->event_block) {
+		db->event_block = id >> HP_EVENT_EPOCH_SHIFT;
+		db->event_base_ns = ns;
+		put_op(db, OP_EVENT_EPOCH);
+		put_i64(&db->cur->ops, db->event_block);
+		put_i64(&db->cur->ops, ns);
+	}
 	r = rowbuf_add(b);
 	rowbuf_set(b, r, 0, process_id);
 	/* relative, as codes.h says: fewer bytes */
-	rowbuf_set(b, r, 1, ns - started_ns);
-	rowbuf_set(b, r, 2, kind);
-	rowbuf_set(b, r, 3, (int64_t)(address - heap_start));
-	rowbuf_set(b, r, 4, (int64_t)(kind == HP_HEV_BRK ? bytes - heap_start : bytes));
-	if (has_value)
-		rowbuf_set(b, r, 5, value);
+	rowbuf_set(b, r, 1, ns - db->event_base_ns);
+	rowbuf_set(b, r, 2, (int64_t)(address - heap_start));
+	rowbuf_set(b, r, 3, (int64_t)(kind == HP_HEV_BRK ? bytes - heap_start : bytes));
+	rowbuf_set(b, r, 4, hp_event_what(kind, value));
 }
 
 /* ---- snapshots and sites ---- */

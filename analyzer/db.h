@@ -94,8 +94,9 @@ struct db_chunk {
 	int64_t released_ns;       /* 0: none */
 	int64_t stack_id;          /* 0: none */
 	int64_t realloc_from;      /* 0: none */
-	/* of its process (its row): what the row is stored relative to */
-	int64_t pid, heap_start;
+	/* of its process (its row): what a brk chunk's address is stored
+	 * relative to */
+	int64_t heap_start;
 };
 
 /* Chunk rows are buffered: ids must come in increasing order. */
@@ -104,11 +105,10 @@ void db_chunk(struct db *db, const struct db_chunk *c);
 /* Set released_ns of a chunk row written before (freed at free_ns). */
 void db_chunk_released(struct db *db, int64_t chunk_id, int64_t free_ns, int64_t released_ns);
 
-/* A heap_event row; started_ns and heap_start are the process's (its row's):
- * the row is stored relative to them (codes.h). */
+/* A heap_event row; heap_start is the process's (its row's): the row is
+ * stored relative to it (codes.h). Rows are numbered in the order written. */
 void db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t address,
-		   uint64_t bytes, int64_t value, bool has_value, int64_t started_ns,
-		   uint64_t heap_start);
+		   uint64_t bytes, int64_t value, bool has_value, uint64_t heap_start);
 
 struct db_summary {
 	int64_t process_id;

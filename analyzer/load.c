@@ -713,14 +713,58 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	}
 	sqlite3_finalize(s);
 	s = NULL;
+	/* what chunks share (chunk_origin), by id; as many as the file has
+	 * room for */
+	struct origin {
+		struct ld_process *p; /* NULL: no such row, or not a process loaded */
+		uint64_t base, size;
+		int64_t stack_id;
+		uint8_t backing, fate;
+		bool slack_stored;
+	} *origins = NULL;
+	size_t norigins = 0;
+	if (rc == SQLITE_DONE) {
+		int64_t max_id = query_int(db->h, "SELECT max(origin_id) FROM chunk_origin", 0, &rc);
+		struct stat st;
+		if (stat(db->path, &st) == 0 && max_id > st.st_size / 8)
+			max_id = st.st_size / 8;
+		if (rc == SQLITE_OK && max_id >= 0)
+			norigins = (size_t)max_id + 1;
+		origins = xcalloc(norigins ? norigins : 1, sizeof(*origins));
+		rc = rc == SQLITE_OK ? SQLITE_DONE : rc;
+	}
+	if (rc == SQLITE_DONE &&
+	    sqlite3_prepare_v2(db->h,
+			       "SELECT origin_id, process_id, backing, fate, stack_id, slack_stored, "
+			       "base, size FROM chunk_origin",
+			       -1, &s, NULL) == SQLITE_OK) {
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			int64_t id = sqlite3_column_int64(s, 0);
+			struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 1));
+			if (id < 0 || (uint64_t)id >= norigins || !p || !need[p - db->procs])
+				continue;
+			origins[id] = (struct origin){
+				.p = p,
+				.backing = (uint8_t)sqlite3_column_int(s, 2),
+				.fate = (uint8_t)sqlite3_column_int(s, 3),
+				.stack_id = sqlite3_column_int64(s, 4),
+				.slack_stored = sqlite3_column_int(s, 5) != 0,
+				.base = (uint64_t)sqlite3_column_int64(s, 6),
+				.size = (uint64_t)sqlite3_column_int64(s, 7),
+			};
+		}
+		sqlite3_finalize(s);
+		s = NULL;
+	}
 	if (rc != SQLITE_DONE ||
 	    sqlite3_prepare_v2(db->h,
-			       "SELECT whose, address, size, alloc_rel, free_after, released_after, "
-			       "chunk_id, what FROM chunk_packed",
+			       "SELECT origin, address, chunk_id, free_rel, free_after, "
+			       "released_after FROM chunk_packed",
 			       -1, &s, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db->h, "SELECT slack FROM chunk_slack WHERE chunk_id = ?1", -1,
 			       &slack_q, NULL) != SQLITE_OK) {
 		sqlite3_finalize(s);
+		free(origins);
 		free(epochs);
 		free(need);
 		free(cap);
@@ -728,47 +772,53 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	}
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		bool freed = sqlite3_column_type(s, 4) != SQLITE_NULL;
-		int64_t whose = sqlite3_column_int64(s, 0);
-		struct ld_process *p = find_proc(db, hp_chunk_process_id(whose));
-		if (!p || !need[p - db->procs])
+		int64_t oid = sqlite3_column_int64(s, 0);
+		/* a chunk of a process not loaded, or of no origin (a damaged
+		 * file): not this replay's */
+		if (oid < 0 || (uint64_t)oid >= norigins || !origins[oid].p)
 			continue;
-		struct hp_chunk_fields f =
-			hp_chunk_unpack(sqlite3_column_int64(s, 7), whose, p->pid, freed);
+		const struct origin *o = &origins[oid];
+		struct ld_process *p = o->p;
 		size_t k = (size_t)(p - db->procs);
 		struct rp_input *in = &p->in;
 		if (in->nchunks == cap[k]) {
 			cap[k] = cap[k] ? cap[k] * 2 : 1024;
 			in->chunks = xrealloc(in->chunks, cap[k] * sizeof(*in->chunks));
 		}
-		uint64_t size = (uint64_t)sqlite3_column_int64(s, 2);
-		int64_t chunk_id = sqlite3_column_int64(s, 6);
+		uint64_t size = o->size;
+		int64_t chunk_id = sqlite3_column_int64(s, 2);
 		uint64_t block = (uint64_t)chunk_id >> HP_EPOCH_SHIFT;
 		if (chunk_id < 0 || block >= nepochs || !epochs[block].set) {
 			snprintf(err, errcap, "damaged: chunk %lld has no base time (chunk_epoch)",
 				 (long long)chunk_id);
 			sqlite3_finalize(s);
 			sqlite3_finalize(slack_q);
+			free(origins);
 			free(epochs);
 			free(need);
 			free(cap);
 			return -1;
 		}
-		int64_t alloc_ns = (int64_t)((uint64_t)epochs[block].ns +
-					     (uint64_t)sqlite3_column_int64(s, 3));
-		/* differences added without overflow, whatever the file holds */
-		int64_t free_ns = !freed ? 0
-					  : (int64_t)((uint64_t)alloc_ns +
+		/* the free (the allocation if not freed) against the block's
+		 * base; differences added without overflow, whatever the file
+		 * holds */
+		int64_t at = (int64_t)((uint64_t)epochs[block].ns + (uint64_t)sqlite3_column_int64(s, 3));
+		int64_t free_ns = freed ? at : 0;
+		int64_t alloc_ns = !freed ? at
+					  : (int64_t)((uint64_t)at -
 						      (uint64_t)sqlite3_column_int64(s, 4));
 		int64_t released_ns = sqlite3_column_type(s, 5) == SQLITE_NULL
 					      ? 0
 					      : (int64_t)((uint64_t)free_ns +
 							  (uint64_t)sqlite3_column_int64(s, 5));
-		int64_t addr = sqlite3_column_int64(s, 1);
-		if (f.backing == HP_BACKING_BRK)
-			addr = (int64_t)((uint64_t)addr + in->heap_start);
+		/* a stored address beyond any process's is not shifted into one */
+		int64_t rel = sqlite3_column_int64(s, 1);
+		int64_t addr = rel > MAX_ADDR || rel < -MAX_ADDR
+				       ? -1
+				       : (int64_t)hp_chunk_address(rel, o->base);
 		int64_t slack = (int64_t)(hp_chunk_bytes_derived(size) - size);
-		if (f.slack_stored) {
-			sqlite3_bind_int64(slack_q, 1, sqlite3_column_int64(s, 6));
+		if (o->slack_stored) {
+			sqlite3_bind_int64(slack_q, 1, sqlite3_column_int64(s, 2));
 			slack = sqlite3_step(slack_q) == SQLITE_ROW ? sqlite3_column_int64(slack_q, 0)
 								    : -1;
 			sqlite3_reset(slack_q);
@@ -777,9 +827,10 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		    slack < 0 || slack >= MAX_ADDR || addr + (int64_t)size + slack > MAX_ADDR) {
 			snprintf(err, errcap, "damaged: chunk %lld has an address or size no "
 					      "process can have",
-				 (long long)sqlite3_column_int64(s, 6));
+				 (long long)sqlite3_column_int64(s, 2));
 			sqlite3_finalize(s);
 			sqlite3_finalize(slack_q);
+			free(origins);
 			free(epochs);
 			free(need);
 			free(cap);
@@ -792,14 +843,15 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			.alloc_ns = alloc_ns,
 			.free_ns = free_ns,
 			.released_ns = released_ns,
-			.chunk_id = sqlite3_column_int64(s, 6),
-			.stack_id = f.stack_id,
-			.backing = (uint8_t)f.backing,
-			.fate = (uint8_t)f.fate,
+			.chunk_id = sqlite3_column_int64(s, 2),
+			.stack_id = o->stack_id,
+			.backing = o->backing,
+			.fate = freed ? o->fate : 0,
 		};
 	}
 	sqlite3_finalize(s);
 	sqlite3_finalize(slack_q);
+	free(origins);
 	free(epochs);
 	if (rc != SQLITE_DONE) {
 		free(need);
@@ -810,10 +862,38 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	/* heap events, one pass in the order they were written: the collector
 	 * writes each process's events in time order, so no index or sort is
 	 * needed (a file where they are not is sorted here) */
-	if (sqlite3_prepare_v2(db->h,
-			       "SELECT process_id, ns_after, kind, address, bytes, value FROM heap_event "
+	int64_t *ev_base = NULL; /* by block of rowids: its base time */
+	bool *ev_base_set = NULL;
+	size_t nev_blocks = 0;
+	{
+		int64_t max_id = query_int(db->h, "SELECT max(rowid) FROM heap_event", 0, &rc);
+		struct stat st;
+		if (stat(db->path, &st) == 0 && max_id > st.st_size / 8)
+			max_id = st.st_size / 8;
+		if (rc == SQLITE_OK && max_id > 0)
+			nev_blocks = ((size_t)max_id >> HP_EVENT_EPOCH_SHIFT) + 1;
+		ev_base = xcalloc(nev_blocks ? nev_blocks : 1, sizeof(*ev_base));
+		ev_base_set = xcalloc(nev_blocks ? nev_blocks : 1, sizeof(*ev_base_set));
+	}
+	if (sqlite3_prepare_v2(db->h, "SELECT block, base_ns FROM heap_event_epoch", -1, &s,
+			       NULL) == SQLITE_OK) {
+		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+			int64_t block = sqlite3_column_int64(s, 0);
+			if (block >= 0 && (uint64_t)block < nev_blocks) {
+				ev_base[block] = sqlite3_column_int64(s, 1);
+				ev_base_set[block] = true;
+			}
+		}
+		sqlite3_finalize(s);
+	} else
+		rc = SQLITE_ERROR;
+	if (rc != SQLITE_DONE ||
+	    sqlite3_prepare_v2(db->h,
+			       "SELECT process_id, ns_rel, what, address, bytes, rowid FROM heap_event "
 			       "ORDER BY rowid",
 			       -1, &s, NULL) != SQLITE_OK) {
+		free(ev_base);
+		free(ev_base_set);
 		free(need);
 		free(cap);
 		return fail_sql(db, err, errcap);
@@ -830,20 +910,29 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			cap[k] = cap[k] ? cap[k] * 2 : 256;
 			in->events = xrealloc(in->events, cap[k] * sizeof(*in->events));
 		}
-		/* stored relative to the process (codes.h); added without
-		 * overflow, whatever the file holds */
-		int kind = sqlite3_column_int(s, 2);
+		/* stored relative to the process and the block (codes.h);
+		 * added without overflow, whatever the file holds */
+		int64_t what = sqlite3_column_int64(s, 2);
+		int kind = hp_event_kind(what);
+		uint64_t block = (uint64_t)sqlite3_column_int64(s, 5) >> HP_EVENT_EPOCH_SHIFT;
 		int64_t addr = (int64_t)((uint64_t)sqlite3_column_int64(s, 3) + in->heap_start);
 		int64_t bytes = sqlite3_column_int64(s, 4);
 		if (kind == HP_HEV_BRK)
 			bytes = (int64_t)((uint64_t)bytes + in->heap_start);
 		/* brk: two breaks; the others: a range */
 		if (addr < 0 || addr >= MAX_ADDR || bytes < 0 || bytes >= MAX_ADDR ||
-		    (kind != HP_HEV_BRK && addr + bytes > MAX_ADDR)) {
-			snprintf(err, errcap, "damaged: a heap event of process %lld has an "
-					      "address or size no process can have",
+		    (kind != HP_HEV_BRK && addr + bytes > MAX_ADDR) || block >= nev_blocks ||
+		    !ev_base_set[block]) {
+			snprintf(err, errcap,
+				 block >= nev_blocks || !ev_base_set[block]
+					 ? "damaged: a heap event of process %lld has no base time "
+					   "(heap_event_epoch)"
+					 : "damaged: a heap event of process %lld has an "
+					   "address or size no process can have",
 				 (long long)p->process_id);
 			sqlite3_finalize(s);
+			free(ev_base);
+			free(ev_base_set);
 			free(unsorted);
 			free(need);
 			free(cap);
@@ -851,17 +940,19 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		}
 		struct rp_event *ev = &in->events[in->nevents++];
 		*ev = (struct rp_event){
-			.ns = (int64_t)((uint64_t)in->started_ns + (uint64_t)sqlite3_column_int64(s, 1)),
+			.ns = (int64_t)((uint64_t)ev_base[block] + (uint64_t)sqlite3_column_int64(s, 1)),
 			.kind = (uint8_t)kind,
 			.addr = (uint64_t)addr,
 			.bytes = (uint64_t)bytes,
-			.value = sqlite3_column_int64(s, 5),
-			.has_value = sqlite3_column_type(s, 5) != SQLITE_NULL,
+			.value = hp_event_has_value(kind) ? hp_event_value(what) : 0,
+			.has_value = hp_event_has_value(kind),
 		};
 		if (in->nevents > 1 && ev->ns < ev[-1].ns)
 			unsorted[k] = true;
 	}
 	sqlite3_finalize(s);
+	free(ev_base);
+	free(ev_base_set);
 	for (size_t k = 0; k < db->nprocs; k++)
 		if (unsorted[k])
 			sort_events(db->procs[k].in.events, db->procs[k].in.nevents);

@@ -345,7 +345,7 @@ heap_event(struct collector *c, struct image *im, int kind, uint64_t address, ui
 	occ_heap_event(&im->model, kind, address, bytes, value, &im->hooks);
 	if (!c->snapshots)
 		db_heap_event(c->db, im->process_id, im->now, kind, address, bytes, value,
-			      has_value, im->row.started_ns, (uint64_t)im->row.heap_start);
+			      has_value, (uint64_t)im->row.heap_start);
 }
 
 /* Write the chunk's row (released_ns 0: not released); its id is given
@@ -372,7 +372,6 @@ write_chunk(struct collector *c, struct image *im, struct chunk_entry *e, int64_
 		.released_ns = released_ns,
 		.stack_id = e->stack_id,
 		.realloc_from = e->written ? 0 : e->realloc_from,
-		.pid = im->row.pid,
 		.heap_start = im->row.heap_start,
 	};
 

@@ -3,12 +3,12 @@
  * codes.h - the one definition of every integer code that crosses a
  * process boundary: what the allocator (preload) reports, what travels in
  * the event stream (events.h), what the collector writes and what the
- * reader reads back, and the bit layout of chunk_packed's packed columns.
+ * reader reads back, and how chunk_packed's columns are stored.
  *
  * Each list below is the single source: the enums are made from it, and
  * tests/unit/test-codes.c runs schema/heapprof.sql in an in-memory SQLite
  * and checks that each lookup table holds exactly these codes and names,
- * and that the `chunk` view decodes what hp_chunk_pack() encodes. Values
+ * and that the `chunk` view decodes what hp_chunk_address_rel() encodes. Values
  * are never renumbered or reused. The schema version is generated from
  * heapprof.sql's PRAGMA user_version (schema_version.h, HP_SCHEMA_VERSION).
  *
@@ -47,7 +47,7 @@
 	X(HP_CALL_MEMALIGN, 4, "memalign")
 
 /* The state of a range of a heap, as the allocator reports a change it
- * made on its own (hp_ev_state.state; heap_event.value of a `state` row;
+ * made on its own (hp_ev_state.state; heap_events.value of a `state` row;
  * table range_state). */
 #define HP_STATE_CODES(X)                                                                    \
 	X(HP_STATE_FREE, 0, "free")       /* in a bin, in top, or never handed out */        \
@@ -57,7 +57,7 @@
 	X(HP_STATE_FASTBIN, 3, "fastbin") /* in a fastbin: freed, still occupied until a     \
 					   * malloc_consolidate merges it into free space */
 
-/* What a mapping is (hp_ev_map.kind; heap_event.value of a map or unmap
+/* What a mapping is (hp_ev_map.kind; heap_events.value of a map or unmap
  * row, which are never `program`; table map_kind). */
 #define HP_MAP_CODES(X)                                                                      \
 	X(HP_MAP_CHUNK, 1, "chunk")    /* an mmap chunk */                                   \
@@ -106,31 +106,57 @@ hp_fate_occupies(int fate)
  * integers allow (1 byte up to 127, 2 to 32767, 3 to 2^23, 4 to 2^31, 6 to
  * 2^47; 0 and 1 take none):
  *
- * address = chunk address - the process's heap_start for a brk chunk (the
- *           main heap is near its start: 3-4 bytes, not 6); else absolute
- * alloc_rel = alloc_ns - chunk_epoch.base_ns of the row's block (chunk_id >>
- *           HP_EPOCH_SHIFT): the base is the end of the block's first row,
- *           and rows come in the order of ends, so 2-3 bytes, not 6-8
- * what    = backing (bits 0-1) + (call - 1) << 2 (2 bits) + fate << 4
- *           (3 bits; 0: not freed, or its end was not seen)
- *           + HP_WHAT_SLACK (bit 7: chunk bytes - size is in chunk_slack;
- *           clear: the chunk bytes are hp_chunk_bytes_derived(size), as for
- *           nearly every brk and arena chunk) + stack_id << 8 (0: none)
- * whose   = (process_id - 1) (bits 0-19) + allocating thread << 20 (0: the
- *           process's main thread, whose id is its pid) + freeing thread
- *           << 42 (0: not freed, or freed by the allocating thread)
- * heap_event likewise: ns_after = ns - the process's started_ns, address
- * (and a brk row's bytes, the new break) - the process's heap_start.
+ * address = (chunk address - its origin's base) >> HP_ADDRESS_SHIFT: chunks
+ *           are 16-byte aligned; the base is the process's heap_start
+ *           rounded down to 16 for a brk chunk, the process's first arena
+ *           chunk's address for an arena chunk, 0 for an mmap chunk
+ * free_rel = free_ns (alloc_ns if not freed) - chunk_epoch.base_ns of the
+ *           row's block (chunk_id >> HP_EPOCH_SHIFT): the base is the same
+ *           of the block's first row, and rows come in the order of ends,
+ *           so 2-3 bytes, not 6-8; alloc_ns = free_ns - free_after
+ * origin  = a chunk_origin row: (process, backing, call, requested size,
+ *           fate, stack, allocating and freeing thread, slack stored, base),
+ *           numbered from 0 in the order first seen
  *
- * Thread ids fit 22 bits (Linux's PID_MAX_LIMIT is 2^22), stack ids 32,
- * process ids 20. In the common case (one process, the main thread) whose
- * is 0 and takes no byte.
+ * heap_event likewise: ns_rel = ns - heap_event_epoch.base_ns of the row's
+ * block (rowid >> HP_EVENT_EPOCH_SHIFT, the time of the block's first row);
+ * address (and a brk row's bytes, the new break) - the process's
+ * heap_start; what = kind + value << HP_EVENT_VALUE_SHIFT (brk and madvise
+ * have no value: their what is the kind).
  */
-#define HP_TID_LIMIT (1LL << 22)
-#define HP_STACK_ID_LIMIT (1LL << 32)
-#define HP_PROCESS_ID_LIMIT (1LL << 20)
-#define HP_WHAT_SLACK 128
-#define HP_EPOCH_SHIFT 10 /* chunk ids in a block of chunk_epoch */
+#define HP_TID_LIMIT (1LL << 22) /* Linux's PID_MAX_LIMIT */
+#define HP_EPOCH_SHIFT 8	 /* chunk ids in a block of chunk_epoch */
+#define HP_EVENT_EPOCH_SHIFT 10	 /* heap_event rowids in a block of heap_event_epoch */
+#define HP_ADDRESS_SHIFT 4	 /* chunk addresses are multiples of 16 */
+#define HP_EVENT_VALUE_SHIFT 3	 /* heap_event.what: the kind below, the value above */
+#define HP_EVENT_VALUE_LIMIT (1LL << 60)
+
+/* Whether a heap_event of `kind` has a value. */
+static inline bool
+hp_event_has_value(int kind)
+{
+	return kind != HP_HEV_BRK && kind != HP_HEV_MADVISE;
+}
+
+/* heap_event.what of an event (value: 0 <= value < HP_EVENT_VALUE_LIMIT,
+ * ignored without one), and back. */
+static inline int64_t
+hp_event_what(int kind, int64_t value)
+{
+	return hp_event_has_value(kind) ? kind | value << HP_EVENT_VALUE_SHIFT : kind;
+}
+
+static inline int
+hp_event_kind(int64_t what)
+{
+	return (int)(what & ((1 << HP_EVENT_VALUE_SHIFT) - 1));
+}
+
+static inline int64_t
+hp_event_value(int64_t what)
+{
+	return what >> HP_EVENT_VALUE_SHIFT;
+}
 
 /* The chunk bytes glibc gives a request of `size` bytes from a heap
  * (request2size: 8 bytes of header, 16-byte steps, at least 32). */
@@ -140,73 +166,25 @@ hp_chunk_bytes_derived(uint64_t size)
 	return size + 23 < 32 ? 32 : (size + 23) & ~(uint64_t)15;
 }
 
-struct hp_chunk_fields {
-	int64_t process_id, alloc_tid, free_tid, stack_id;
-	int backing, call, fate;
-	bool freed;
-	bool slack_stored; /* chunk bytes are not hp_chunk_bytes_derived(size) */
-};
-
-/* Whether the fields fit the packing (ids and codes within their limits). */
-static inline bool
-hp_chunk_fits(const struct hp_chunk_fields *f)
+/* The base a brk chunk's address is stored against. */
+static inline uint64_t
+hp_brk_base(uint64_t heap_start)
 {
-	return f->process_id >= 1 && f->process_id <= HP_PROCESS_ID_LIMIT && f->alloc_tid >= 0 &&
-	       f->alloc_tid < HP_TID_LIMIT && f->free_tid >= 0 && f->free_tid < HP_TID_LIMIT &&
-	       f->stack_id >= 0 && f->stack_id < HP_STACK_ID_LIMIT && f->backing >= 0 &&
-	       f->backing <= 3 && f->call >= 1 && f->call <= 4 && f->fate >= 0 && f->fate <= 7;
+	return heap_start & ~(uint64_t)15;
 }
 
+/* chunk_packed.address of a chunk at `address` (a multiple of 16) with its
+ * origin's `base`, and back. */
 static inline int64_t
-hp_chunk_what(const struct hp_chunk_fields *f)
+hp_chunk_address_rel(uint64_t address, uint64_t base)
 {
-	uint64_t w = (uint64_t)f->backing | (uint64_t)(f->call - 1) << 2 |
-		     (uint64_t)f->stack_id << 8;
-	if (f->freed)
-		w |= (uint64_t)f->fate << 4;
-	if (f->slack_stored)
-		w |= HP_WHAT_SLACK;
-	return (int64_t)w;
+	return (int64_t)(address - base) >> HP_ADDRESS_SHIFT;
 }
 
-/* pid: the process's (its main thread's id). */
-static inline int64_t
-hp_chunk_whose(const struct hp_chunk_fields *f, int64_t pid)
+static inline uint64_t
+hp_chunk_address(int64_t rel, uint64_t base)
 {
-	uint64_t w = (uint64_t)(f->process_id - 1);
-	if (f->alloc_tid != pid)
-		w |= (uint64_t)f->alloc_tid << 20;
-	if (f->freed && f->free_tid != f->alloc_tid)
-		w |= (uint64_t)f->free_tid << 42;
-	return (int64_t)w;
-}
-
-/* The process id of a row (to find its pid for hp_chunk_unpack). */
-static inline int64_t
-hp_chunk_process_id(int64_t whose)
-{
-	return (int64_t)((uint64_t)whose & (HP_PROCESS_ID_LIMIT - 1)) + 1;
-}
-
-/* Decode what and whose; free_tid is meaningful only for a freed chunk. */
-static inline struct hp_chunk_fields
-hp_chunk_unpack(int64_t what, int64_t whose, int64_t pid, bool freed)
-{
-	uint64_t w = (uint64_t)what, o = (uint64_t)whose;
-	struct hp_chunk_fields f = {
-		.process_id = hp_chunk_process_id(whose),
-		.alloc_tid = (int64_t)(o >> 20 & (HP_TID_LIMIT - 1)),
-		.stack_id = (int64_t)(w >> 8),
-		.backing = (int)(w & 3),
-		.call = (int)(w >> 2 & 3) + 1,
-		.fate = (int)(w >> 4 & 7),
-		.freed = freed,
-		.slack_stored = (w & HP_WHAT_SLACK) != 0,
-	};
-	if (f.alloc_tid == 0)
-		f.alloc_tid = pid;
-	f.free_tid = !freed ? 0 : o >> 42 ? (int64_t)(o >> 42) : f.alloc_tid;
-	return f;
+	return base + ((uint64_t)rel << HP_ADDRESS_SHIFT);
 }
 
 #endif

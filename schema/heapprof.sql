@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- heapprof database schema, version 5 (PRAGMA user_version below).
+-- heapprof database schema, version 6 (PRAGMA user_version below).
 --
 -- The contract between the recorder and the analyzer, and what users query
 -- with the sqlite3 shell. The views at the end (processes, chunks, frames,
@@ -31,7 +31,7 @@
 
 -- @tables
 PRAGMA application_id = 1213222470;  -- 0x48505246, "HPRF": a heapprof database
-PRAGMA user_version = 5;             -- this schema's version
+PRAGMA user_version = 6;             -- this schema's version
 
 -- Facts about the run, as key/value text.
 CREATE TABLE meta (
@@ -68,14 +68,14 @@ CREATE TABLE event_kind (
 INSERT INTO event_kind VALUES (1, 'brk'), (2, 'map'), (3, 'unmap'), (4, 'madvise'),
   (5, 'state'), (6, 'resize'), (7, 'inherited_free');
 
--- heap_event.value of a state row: what the allocator made of the range.
+-- heap_events.value of a state row: what the allocator made of the range.
 CREATE TABLE range_state (
   code INTEGER PRIMARY KEY,  -- 0..3
   name TEXT NOT NULL UNIQUE  -- free; tcache, fastbin: cached there; live
 ) STRICT;
 INSERT INTO range_state VALUES (0, 'free'), (1, 'tcache'), (2, 'live'), (3, 'fastbin');
 
--- heap_event.value of a map or unmap row: what the mapping is.
+-- heap_events.value of a map or unmap row: what the mapping is.
 CREATE TABLE map_kind (
   code INTEGER PRIMARY KEY,  -- 1..3
   name TEXT NOT NULL UNIQUE  -- chunk: an mmap chunk; heap: heap memory (a
@@ -262,45 +262,64 @@ CREATE TABLE mark (
 -- millions a second: a row's cost in time grows with its columns (~30 ns
 -- each) and its size with the bytes of its values (1 byte up to 127, 2 up to
 -- 32767, 3 up to 2^23, 4 up to 2^31, 6 up to 2^47; 0 and 1 take none; NULL
--- takes none). Measured, the file is 33-44 bytes a chunk with this layout
--- against 44-54 with version 4's (README, "Benchmark"). schema/codes.h
--- holds the packing (hp_chunk_what, hp_chunk_whose), the view chunk
--- decodes it, and a test checks that both agree.
+-- takes none), plus SQLite's own ~7 bytes a row and one a column. What a
+-- chunk shares with many others (process, threads, stack, codes) is one
+-- row of chunk_origin, named by one small number. Measured, the file is
+-- 27-43 bytes a chunk with this layout against 33-52 with version 5's
+-- (README, "Benchmark"). schema/codes.h holds the packing
+-- (hp_chunk_address_rel), the view chunk decodes it, and a test checks
+-- that both agree.
 --
 -- Columns marked "always" are never NULL, but say so only here: a NOT NULL
 -- constraint is checked for every row written (~5% of the time a row
 -- takes).
 CREATE TABLE chunk_packed (
   chunk_id       INTEGER PRIMARY KEY,
-  address        INTEGER,  -- always: chunk address (the user pointer is 16 bytes
-                           -- on) - the process's heap_start for a brk chunk
-                           -- (3-4 bytes, not 6); absolute for the others
-  size           INTEGER,  -- always: requested bytes
-  alloc_rel      INTEGER,  -- always: alloc_ns - the base_ns of its block in
-                           -- chunk_epoch (2-3 bytes, not 6-8)
+  address        INTEGER,  -- always: (chunk address (the user pointer is 16
+                           -- bytes on) - its origin's base) / 16: chunks are
+                           -- 16-byte aligned (3 bytes, not 6)
+  free_rel       INTEGER,  -- always: free_ns (alloc_ns if not freed) - the
+                           -- base_ns of its block in chunk_epoch: rows come
+                           -- in the order of ends, so 2-3 bytes, not 6-8
   free_after     INTEGER,  -- ns from the allocation to the free; NULL: live
                            -- when its process ended
   released_after INTEGER,  -- cached (fate tcache or fastbin): ns from the free
                            -- until it stopped occupying the heap, by reuse at
                            -- the same address or by being merged into free space
-  what           INTEGER,  -- always: backing code (bits 0-1) + (call code - 1)
-                           -- << 2 + fate code << 4 (0: not freed, or its end
-                           -- was not seen) + 128 if the chunk bytes are in
-                           -- chunk_slack (else they are what glibc gives the
-                           -- size: max(32, (size + 23) & ~15)) + stack_id << 8
-                           -- (0: no stack recorded)
-  whose          INTEGER   -- always: process_id - 1 (bits 0-19) + allocating
-                           -- thread << 20 (0: the main thread, whose id is the
-                           -- pid) + freeing thread << 42 (0: not freed, or
-                           -- freed by the allocating thread); 0 in the common
-                           -- case, which takes no byte
+  origin         INTEGER   -- always: its chunk_origin row (0 or 1 take no byte)
 ) STRICT;
 
--- The base time of each block of 1024 chunk ids (chunk_id >> 10): the end
--- of its first row (rows come in the order of ends, so the block's
--- allocation times are near it, and small differences from it).
+-- What chunks share: their process, backing, call, stack, threads, fate,
+-- requested size and whether chunk_slack has their bytes, and the base
+-- their addresses are stored against. Ids from 0, in the order first seen
+-- (the common ones early, so small: a few hundred to a few ten thousand a
+-- run; a site allocates few distinct sizes).
+CREATE TABLE chunk_origin (
+  origin_id    INTEGER PRIMARY KEY,  -- from 0
+  process_id   INTEGER NOT NULL REFERENCES process,
+  backing      INTEGER NOT NULL REFERENCES backing,
+  call         INTEGER NOT NULL REFERENCES call,
+  size         INTEGER NOT NULL,          -- requested bytes
+  fate         INTEGER REFERENCES fate,   -- NULL: not freed, or its end not seen
+  stack_id     INTEGER REFERENCES stack,  -- NULL: no stack recorded
+  alloc_tid    INTEGER NOT NULL,          -- allocating thread
+  free_tid     INTEGER,                   -- freeing thread; NULL: not freed
+  slack_stored INTEGER NOT NULL,          -- 1: the chunk bytes are in chunk_slack;
+                                          -- 0: what glibc gives the size:
+                                          -- max(32, (size + 23) & ~15)
+  base         INTEGER NOT NULL           -- chunk_packed.address is (address -
+                                          -- base) / 16: the process's heap_start
+                                          -- (rounded down to 16) for brk chunks,
+                                          -- its first arena chunk's address for
+                                          -- arena chunks, 0 for mmap chunks
+) STRICT;
+
+-- The base time of each block of 256 chunk ids (chunk_id >> 8): the free
+-- time (the allocation time if not freed) of its first row. Rows come in
+-- the order of the chunks' ends, so the block's free times are near it:
+-- small differences from it.
 CREATE TABLE chunk_epoch (
-  block   INTEGER PRIMARY KEY,  -- chunk_id >> 10
+  block   INTEGER PRIMARY KEY,  -- chunk_id >> 8
   base_ns INTEGER NOT NULL      -- ns
 ) STRICT;
 
@@ -310,7 +329,8 @@ CREATE TABLE chunk_realloc (
   realloc_from INTEGER NOT NULL  -- the chunk_id of the old chunk
 ) STRICT;
 
--- A chunk whose bytes are not what glibc gives its size (what has bit 128):
+-- A chunk whose bytes are not what glibc gives its size (its origin's
+-- slack_stored is 1):
 -- mmap chunks (whole pages), memalign's, and those realloc resized in place.
 CREATE TABLE chunk_slack (
   chunk_id INTEGER PRIMARY KEY REFERENCES chunk_packed,
@@ -319,62 +339,65 @@ CREATE TABLE chunk_slack (
 
 -- Every column of a chunk, decoded; cheap to read (SQLite flattens it).
 CREATE VIEW chunk AS
-  SELECT c.chunk_id, (c.whose & 1048575) + 1 AS process_id,
-         c.address + CASE WHEN c.what & 3 = 1 THEN coalesce(p.heap_start, 0) ELSE 0 END
-           AS address,
-         c.size,
-         CASE WHEN c.what & 128 = 0 THEN max(32, (c.size + 23) & ~15)
-              ELSE c.size + (SELECT s.slack FROM chunk_slack s
+  SELECT c.chunk_id, o.process_id, o.base + c.address * 16 AS address, o.size,
+         CASE WHEN o.slack_stored = 0 THEN max(32, (o.size + 23) & ~15)
+              ELSE o.size + (SELECT s.slack FROM chunk_slack s
                              WHERE s.chunk_id = c.chunk_id) END AS chunk_bytes,
-         c.what & 3 AS backing,
-         ((c.what >> 2) & 3) + 1 AS call,
-         e.base_ns + c.alloc_rel AS alloc_ns,
-         coalesce(nullif((c.whose >> 20) & 4194303, 0), p.pid) AS alloc_tid,
-         e.base_ns + c.alloc_rel + c.free_after AS free_ns,
-         CASE WHEN c.free_after IS NULL THEN NULL
-              WHEN (c.whose >> 42) & 4194303 = 0
-                THEN coalesce(nullif((c.whose >> 20) & 4194303, 0), p.pid)
-              ELSE (c.whose >> 42) & 4194303 END AS free_tid,
-         nullif((c.what >> 4) & 7, 0) AS fate,
-         e.base_ns + c.alloc_rel + c.free_after + c.released_after AS released_ns,
-         nullif(c.what >> 8, 0) AS stack_id,
+         o.backing, o.call,
+         e.base_ns + c.free_rel - coalesce(c.free_after, 0) AS alloc_ns, o.alloc_tid,
+         CASE WHEN c.free_after IS NOT NULL THEN e.base_ns + c.free_rel END AS free_ns,
+         o.free_tid, o.fate,
+         e.base_ns + c.free_rel + c.released_after AS released_ns,
+         o.stack_id,
          (SELECT r.realloc_from FROM chunk_realloc r
           WHERE r.chunk_id = c.chunk_id) AS realloc_from
   FROM chunk_packed c
-  LEFT JOIN process p ON p.process_id = (c.whose & 1048575) + 1
-  LEFT JOIN chunk_epoch e ON e.block = c.chunk_id >> 10;
+  LEFT JOIN chunk_origin o ON o.origin_id = c.origin
+  LEFT JOIN chunk_epoch e ON e.block = c.chunk_id >> 8;
 
 -- What the allocator did on its own, and the heap's shape over time: what a
 -- replay needs besides the chunks to say what is live, cached or free.
+-- Query the view heap_events (every column decoded). Stored like
+-- chunk_packed: as few columns and bytes as can be (a perl run writes 0.7
+-- of these a chunk); "always" marks a column never NULL.
 CREATE TABLE heap_event (
-  process_id INTEGER NOT NULL REFERENCES process,
-  ns_after   INTEGER NOT NULL,  -- when: ns since the process's started_ns; a
-                                -- process's rows are in time order (by
-                                -- rowid), none at the same ns
-  kind       INTEGER NOT NULL REFERENCES event_kind,
-  address    INTEGER NOT NULL,  -- brk: old break; others: start of the range;
-                                -- both minus the process's heap_start
-  bytes      INTEGER NOT NULL,  -- brk: new break, minus the process's
-                                -- heap_start; others: length of the range
-  value      INTEGER            -- map, unmap: a map_kind code;
-                                -- state (a range that is no chunk of the
-                                -- program's, or a cached chunk of the
-                                -- program's moving between a tcache and a
-                                -- fastbin): a range_state code;
-                                -- resize: the chunk's old bytes;
-                                -- inherited_free: the fate code
+  process_id INTEGER,  -- always: its process (references process)
+  ns_rel     INTEGER,  -- always: ns - the base_ns of its block in
+                       -- heap_event_epoch (rowid >> 10); a process's rows
+                       -- are in time order (by rowid), none at the same ns
+  address    INTEGER,  -- always: brk: old break; others: start of the range;
+                       -- both minus the process's heap_start
+  bytes      INTEGER,  -- always: brk: new break, minus the process's
+                       -- heap_start; others: length of the range
+  what       INTEGER   -- always: kind (an event_kind code, bits 0-2) +
+                       -- value << 3; the value (none for brk and madvise):
+                       -- map, unmap: a map_kind code;
+                       -- state (a range that is no chunk of the
+                       -- program's, or a cached chunk of the program's
+                       -- moving between a tcache and a fastbin): a
+                       -- range_state code;
+                       -- resize: the chunk's old bytes;
+                       -- inherited_free: the fate code
 ) STRICT;
 
--- heap_event with its times and addresses absolute (stored relative to the
--- process, as they take fewer bytes so).
+-- The base time of each block of 1024 heap_event rowids (rowid >> 10): the
+-- time of its first row (2-3 bytes a row, not 4-6).
+CREATE TABLE heap_event_epoch (
+  block   INTEGER PRIMARY KEY,  -- rowid >> 10
+  base_ns INTEGER NOT NULL      -- ns
+) STRICT;
+
+-- heap_event decoded: times and addresses absolute (stored relative to a
+-- base, as they take fewer bytes so), the kind and value apart.
 CREATE VIEW heap_events AS
-  SELECT e.rowid AS event_id, e.process_id, p.started_ns + e.ns_after AS ns, e.kind,
+  SELECT e.rowid AS event_id, e.process_id, x.base_ns + e.ns_rel AS ns, e.what & 7 AS kind,
          coalesce(p.heap_start, 0) + e.address AS address,
-         CASE WHEN e.kind = 1 THEN coalesce(p.heap_start, 0) + e.bytes ELSE e.bytes END
+         CASE WHEN e.what & 7 = 1 THEN coalesce(p.heap_start, 0) + e.bytes ELSE e.bytes END
            AS bytes,
-         e.value
+         CASE WHEN e.what & 7 IN (1, 4) THEN NULL ELSE e.what >> 3 END AS value
   FROM heap_event e
-  LEFT JOIN process p USING (process_id);
+  LEFT JOIN process p USING (process_id)
+  LEFT JOIN heap_event_epoch x ON x.block = e.rowid >> 10;
 
 -- What the collector computed of each process image's heaps while it loaded
 -- the recording: the figures at its end and over its run (words as in the

@@ -31,7 +31,7 @@ cp "$DB" "$TMP/stack.db"
 # (the live pin's: keep_config's)
 sqlite3 "$TMP/stack.db" "UPDATE stack SET stack_id = 268435456 WHERE stack_id = 2;
 	UPDATE stack_frame SET stack_id = 268435456 WHERE stack_id = 2;
-	UPDATE chunk_packed SET what = (what & 255) | (268435456 << 8) WHERE what >> 8 = 2;"
+	UPDATE chunk_origin SET stack_id = 268435456 WHERE stack_id = 2;"
 check "a stack id of 2^28: the report, within bounds" 0 "$(bounded "$HEAPPROF" report "$TMP/stack.db")"
 check "and its function is still known" 1 \
 	"$(bounded "$HEAPPROF" report "$TMP/stack.db" --format json >/dev/null; python3 -c '
@@ -46,14 +46,14 @@ sqlite3 "$TMP/addr.db" "UPDATE chunk_packed SET address = 1 << 60
 check "a chunk at 2^60: exit 2, damaged" "2|1" \
 	"$(bounded "$HEAPPROF" report "$TMP/addr.db")|$(grep -c 'damaged: chunk [0-9]* has an address or size no process can have' "$TMP/err")"
 cp "$DB" "$TMP/neg.db"
-# (a brk chunk's address is stored relative to heap_start: far enough below)
+# (an address is stored in 16s relative to a base: far enough below any)
 sqlite3 "$TMP/neg.db" "UPDATE chunk_packed SET address = -(1 << 52)
 	WHERE chunk_id = (SELECT min(chunk_id) FROM chunk_packed)"
 check "a negative address: exit 2, damaged" "2|1" \
 	"$(bounded "$HEAPPROF" check "$TMP/neg.db" --max-leaked 1G)|$(grep -c 'damaged' "$TMP/err")"
 cp "$DB" "$TMP/brk.db"
 sqlite3 "$TMP/brk.db" "UPDATE heap_event SET bytes = 1 << 60
-	WHERE rowid = (SELECT min(rowid) FROM heap_event WHERE kind = 1)"
+	WHERE rowid = (SELECT min(rowid) FROM heap_event WHERE what = 1)"
 check "a break at 2^60: exit 2, damaged" "2|1" \
 	"$(bounded "$HEAPPROF" report "$TMP/brk.db")|$(grep -c 'damaged: a heap event of process' "$TMP/err")"
 # a heap of 2^50 bytes (possible) with a chunk at its top: the report
@@ -61,10 +61,11 @@ check "a break at 2^60: exit 2, damaged" "2|1" \
 # address and the heap events' are stored relative to heap_start)
 cp "$DB" "$TMP/huge.db"
 sqlite3 "$TMP/huge.db" "UPDATE heap_event SET bytes = address + (1 << 50)
-		WHERE rowid = (SELECT min(rowid) FROM heap_event WHERE kind = 1);
-	UPDATE chunk_packed SET address = (SELECT address + (1 << 50) - 65536 FROM heap_event
-		WHERE kind = 1 ORDER BY rowid LIMIT 1) + CASE WHEN what & 3 = 1 THEN 0 ELSE
-		(SELECT heap_start FROM process WHERE process_id = (whose & 1048575) + 1) END
+		WHERE rowid = (SELECT min(rowid) FROM heap_event WHERE what = 1);
+	UPDATE chunk_packed SET address = ((SELECT address + (1 << 50) - 65536 FROM heap_event
+		WHERE what = 1 ORDER BY rowid LIMIT 1) + (SELECT p.heap_start - o.base
+		FROM chunk_origin o JOIN process p USING (process_id)
+		WHERE o.origin_id = chunk_packed.origin)) / 16
 		WHERE chunk_id = (SELECT max(chunk_id) FROM chunk_packed);"
 check "a heap of 2^50 bytes: the report, within bounds" 0 "$(bounded "$HEAPPROF" report "$TMP/huge.db")"
 

@@ -528,8 +528,16 @@ def main():
             dst.write(src.read())
         con = sqlite3.connect(shuffled)
         n = con.execute("SELECT count(*) FROM heap_event").fetchone()[0]
-        con.executescript("CREATE TEMP TABLE ev AS SELECT * FROM heap_event ORDER BY ns_after DESC;"
-                          "DELETE FROM heap_event; INSERT INTO heap_event SELECT * FROM ev;")
+        # (times are stored against a base per block of rowids: the new
+        # rows get base 0, their times whole)
+        con.executescript(
+            "CREATE TEMP TABLE ev AS SELECT e.process_id, x.base_ns + e.ns_rel AS ns, e.address,"
+            " e.bytes, e.what FROM heap_event e"
+            " JOIN heap_event_epoch x ON x.block = e.rowid >> 10 ORDER BY ns DESC;"
+            "DELETE FROM heap_event; DELETE FROM heap_event_epoch;"
+            "INSERT INTO heap_event (process_id, ns_rel, address, bytes, what)"
+            " SELECT process_id, ns, address, bytes, what FROM ev;"
+            "INSERT INTO heap_event_epoch SELECT DISTINCT rowid >> 10, 0 FROM heap_event;")
         con.commit()
         con.close()
         for at in ("worst", "exit"):

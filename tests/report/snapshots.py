@@ -377,17 +377,17 @@ def main():
         check("steady 5 s and 30 s: both ran and recorded", [0, 0], [r.returncode for r in runs])
         check("steady: the long run did ~6 times the work", True, pairs[1] > 4 * pairs[0])
         # (heap_timeline keeps between 2048 and 4096 points an image: up to
-        # four 64 KiB pages apart); the free pages replaced snapshots left
-        # stay while they are at most an eighth of the file
+        # 256 KiB apart); the free pages replaced snapshots left stay while
+        # they are at most an eighth of the file
         def pages(d):
             con = sqlite3.connect(d)
-            n, free = (con.execute(f"PRAGMA {p}").fetchone()[0]
-                       for p in ("page_count", "freelist_count"))
+            n, free, size = (con.execute(f"PRAGMA {p}").fetchone()[0]
+                             for p in ("page_count", "freelist_count", "page_size"))
             con.close()
-            return n, free
-        (n5, f5), (n30, f30) = pages(short), pages(long_)
-        check(f"steady: the same pages in use for 5 s and 30 s ({n5 - f5} and {n30 - f30})",
-              True, abs((n30 - f30) - (n5 - f5)) <= 4)
+            return n, free, size
+        (n5, f5, size), (n30, f30, _) = pages(short), pages(long_)
+        check(f"steady: the same pages in use for 5 s and 30 s ({n5 - f5} and {n30 - f30} "
+              f"of {size} bytes)", True, abs((n30 - f30) - (n5 - f5)) * size <= 256 << 10)
         check(f"steady: free pages at most an eighth of the file ({f5}/{n5}, {f30}/{n30})",
               True, f5 * 8 <= n5 and f30 * 8 <= n30)
     print(f"{checks} checks, {failures} failed")
