@@ -35,6 +35,14 @@ struct saved {
 	struct chunk_entry e;
 };
 
+/* The undo record's table: the address beside the index, so a look-up
+ * (every change while a candidate is active, mostly of addresses not in
+ * the record) reads one line, not one per entry it passes. */
+struct saved_slot {
+	uint64_t addr;
+	uint32_t index; /* + 1 into saved; 0: empty */
+};
+
 /* A peak or worst that began at t0 and is not written yet. */
 struct cand {
 	bool active;
@@ -46,7 +54,7 @@ struct cand {
 	/* the undo record: entries by address, and former ranges */
 	struct saved *saved;
 	size_t nsaved, saved_cap;
-	uint32_t *table; /* index + 1 into saved, by address */
+	struct saved_slot *table; /* by address */
 	size_t mask;
 	struct formermap *former;
 	/* words of the heaps' resident bitmaps, as they were */
@@ -127,6 +135,12 @@ snap_fork(const struct snap *parent)
 	return s;
 }
 
+static size_t
+addr_home(uint64_t addr, size_t mask)
+{
+	return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ULL >> 32) & mask;
+}
+
 static void
 cand_clear(struct cand *c)
 {
@@ -146,6 +160,15 @@ cand_clear(struct cand *c)
 			free(c->table);
 			c->table = NULL;
 			c->mask = 0;
+		} else if (c->nsaved < (c->mask + 1) / 16) {
+			/* a new worst follows the last one closely while the heap
+			 * grows: empty the few slots used, not the table */
+			for (size_t k = 0; k < c->nsaved; k++) {
+				size_t j = addr_home(c->saved[k].addr, c->mask);
+				while (c->table[j].index != k + 1)
+					j = (j + 1) & c->mask;
+				c->table[j].index = 0;
+			}
 		} else {
 			memset(c->table, 0, (c->mask + 1) * sizeof(*c->table));
 		}
@@ -334,20 +357,14 @@ flush_interval(struct snap *s, int64_t end)
 
 /* ---- the undo record of a candidate ---- */
 
-static size_t
-addr_home(uint64_t addr, size_t mask)
-{
-	return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ULL >> 32) & mask;
-}
-
 static struct saved *
 saved_find(const struct cand *c, uint64_t addr)
 {
 	if (!c->table)
 		return NULL;
-	for (size_t i = addr_home(addr, c->mask); c->table[i]; i = (i + 1) & c->mask)
-		if (c->saved[c->table[i] - 1].addr == addr)
-			return &c->saved[c->table[i] - 1];
+	for (size_t i = addr_home(addr, c->mask); c->table[i].index; i = (i + 1) & c->mask)
+		if (c->table[i].addr == addr)
+			return &c->saved[c->table[i].index - 1];
 	return NULL;
 }
 
@@ -363,9 +380,9 @@ saved_put(struct cand *c, uint64_t addr, const struct chunk_entry *e)
 		c->table = xcalloc(n, sizeof(*c->table));
 		for (size_t k = 0; k < c->nsaved; k++) {
 			size_t j = addr_home(c->saved[k].addr, c->mask);
-			while (c->table[j])
+			while (c->table[j].index)
 				j = (j + 1) & c->mask;
-			c->table[j] = (uint32_t)k + 1;
+			c->table[j] = (struct saved_slot){ c->saved[k].addr, (uint32_t)k + 1 };
 		}
 	}
 	if (c->nsaved == c->saved_cap) {
@@ -378,9 +395,9 @@ saved_put(struct cand *c, uint64_t addr, const struct chunk_entry *e)
 	if (e)
 		v->e = *e;
 	size_t j = addr_home(addr, c->mask);
-	while (c->table[j])
+	while (c->table[j].index)
 		j = (j + 1) & c->mask;
-	c->table[j] = (uint32_t)++c->nsaved;
+	c->table[j] = (struct saved_slot){ addr, (uint32_t)++c->nsaved };
 }
 
 void
