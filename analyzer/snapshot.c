@@ -93,6 +93,9 @@ struct snap {
 	size_t nsites, sites_cap;
 	uint32_t *site_table; /* index + 1 */
 	size_t site_mask;
+	uint32_t last_site;   /* index + 1 of the last one looked up: a
+			       * program allocates and frees from one site in
+			       * runs */
 	uint32_t *active;
 	size_t nactive, active_cap;
 	/* snapshots */
@@ -221,10 +224,17 @@ site_of(struct snap *s, int64_t stack_id, int backing)
 	uint64_t key = (uint64_t)stack_id << 2 | (unsigned)backing;
 	size_t i;
 
-	for (i = site_home(s, key); s->site_table[i]; i = (i + 1) & s->site_mask) {
-		struct site *x = &s->sites[s->site_table[i] - 1];
+	if (s->last_site) {
+		struct site *x = &s->sites[s->last_site - 1];
 		if (x->cur.stack_id == stack_id && x->cur.backing == backing)
 			return x;
+	}
+	for (i = site_home(s, key); s->site_table[i]; i = (i + 1) & s->site_mask) {
+		struct site *x = &s->sites[s->site_table[i] - 1];
+		if (x->cur.stack_id == stack_id && x->cur.backing == backing) {
+			s->last_site = s->site_table[i];
+			return x;
+		}
 	}
 	if (2 * (s->nsites + 1) > s->site_mask + 1) {
 		free(s->site_table);
@@ -249,6 +259,7 @@ site_of(struct snap *s, int64_t stack_id, int backing)
 	x->cur.stack_id = stack_id;
 	x->cur.backing = backing;
 	s->site_table[i] = (uint32_t)++s->nsites;
+	s->last_site = (uint32_t)s->nsites;
 	return x;
 }
 
