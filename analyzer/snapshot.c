@@ -489,15 +489,6 @@ res_changed(void *arg, size_t heap, size_t word, uint64_t old)
 	}
 }
 
-static int
-by_addr(const void *a, const void *b)
-{
-	const struct chunk_entry *x = *(struct chunk_entry *const *)a;
-	const struct chunk_entry *y = *(struct chunk_entry *const *)b;
-
-	return x->addr < y->addr ? -1 : x->addr > y->addr;
-}
-
 struct hole_ctx {
 	struct db *db;
 	const struct formermap *cur, *over;
@@ -567,18 +558,15 @@ write_state(struct snap *s, struct hm *m, const struct formermap *over, const ch
 {
 	struct db *db = s->db;
 	int64_t id = db_snapshot_begin(db);
-	size_t n = chunkmap_count(m->map), k = 0;
+	size_t n = chunkmap_count(m->map), k;
 	struct chunk_entry **v = xmalloc((n ? n : 1) * sizeof(*v));
-	uint32_t cursor = 0;
 
 	for (size_t i = 0; i < m->nheaps; i++) {
 		db_snapshot_heap(db, m->heaps[i].start, m->heaps[i].end,
 				 m->heaps[i].kind == HM_BRK ? 1 : 3);
 		hm_res_runs(&m->heaps[i], put_resident, db);
 	}
-	for (struct chunk_entry *e; (e = chunkmap_next(m->map, &cursor)) && k < n;)
-		v[k++] = e;
-	qsort(v, k, sizeof(*v), by_addr);
+	k = chunkmap_by_addr(m->map, v);
 	for (size_t i = 0; i < k; i++) {
 		const struct chunk_entry *e = v[i];
 		struct db_snapshot_chunk r = {
