@@ -219,6 +219,37 @@ chunkmap_count(const struct chunkmap *m)
 	return m->count;
 }
 
+static int
+by_key(const void *a, const void *b)
+{
+	uint64_t x = (*(struct page *const *)a)->key, y = (*(struct page *const *)b)->key;
+
+	return x < y ? -1 : x > y;
+}
+
+/* An entry is in the slot of its own address only, so the slots of the
+ * pages in key order are the entries in address order: a pass over the
+ * slots, where sorting the entries read one at random per comparison. */
+size_t
+chunkmap_by_addr(const struct chunkmap *m, struct chunk_entry **v)
+{
+	struct page **pages = xmalloc((m->npages ? m->npages : 1) * sizeof(*pages));
+	size_t np = 0, n = 0;
+
+	for (size_t i = 0; i <= m->page_mask; i++)
+		if (m->pages[i])
+			pages[np++] = m->pages[i];
+	qsort(pages, np, sizeof(*pages), by_key);
+	for (size_t i = 0; i < np; i++)
+		for (unsigned s = 0; s < SLOTS; s++)
+			if (pages[i]->slot[s] && n < m->count) {
+				uint32_t index = pages[i]->slot[s] - 1;
+				v[n++] = &m->blocks[index >> BLOCK_SHIFT][index & (BLOCK - 1)];
+			}
+	free(pages);
+	return n;
+}
+
 struct chunk_entry *
 chunkmap_next(struct chunkmap *m, uint32_t *cursor)
 {

@@ -67,6 +67,10 @@ struct chunk_entry *chunkmap_at(struct chunkmap *m, uint32_t index);
 
 size_t chunkmap_count(const struct chunkmap *m);
 
+/* Every entry in use, in address order, into v (room for
+ * chunkmap_count(m)); returns how many. */
+size_t chunkmap_by_addr(const struct chunkmap *m, struct chunk_entry **v);
+
 /* Each entry in use, in no particular order: start with *cursor = 0. */
 struct chunk_entry *chunkmap_next(struct chunkmap *m, uint32_t *cursor);
 

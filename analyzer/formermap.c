@@ -11,6 +11,8 @@
 #define PAGE_SHIFT 16 /* 64 KiB of address space per page */
 #define GRAIN_SHIFT 4 /* 16-byte granules */
 #define PAGE_GRAINS (1u << (PAGE_SHIFT - GRAIN_SHIFT))
+#define FENCE_SHIFT 6 /* a fence per 64 granules (1 KiB) */
+#define FENCES (PAGE_GRAINS >> FENCE_SHIFT)
 
 /* A piece: granules [lo, hi) of its page. */
 struct ent {
@@ -19,10 +21,15 @@ struct ent {
 	int64_t vacated_ns;
 };
 
+/* A page of small chunks holds a thousand pieces and more: a binary search
+ * over all of them was a cache miss a step, the largest cost of a snapshot
+ * recording's model. fence[b] is the first piece that ends after granule
+ * 64 b, so a search looks between two fences, among the pieces of 1 KiB. */
 struct page {
 	uint64_t key; /* address >> PAGE_SHIFT */
 	uint32_t n, cap;
 	struct ent *v; /* sorted, disjoint */
+	uint16_t fence[FENCES];
 };
 
 struct formermap {
@@ -132,7 +139,8 @@ get_page(struct formermap *m, uint64_t key)
 static uint32_t
 first_after(const struct page *p, unsigned g)
 {
-	uint32_t lo = 0, hi = p->n;
+	unsigned b = g >> FENCE_SHIFT;
+	uint32_t lo = p->fence[b], hi = b + 1 < FENCES ? p->fence[b + 1] : p->n;
 
 	while (lo < hi) {
 		uint32_t mid = (lo + hi) / 2;
@@ -170,6 +178,33 @@ page_assign(struct formermap *m, struct page *p, unsigned lo, unsigned hi, const
 		while (p->cap < n)
 			p->cap *= 2;
 		p->v = xrealloc(p->v, p->cap * sizeof(*p->v));
+	}
+	/* The fences: those before piece i stand. Those past the end of the
+	 * pieces replaced and put (`end`) point at the same piece as before,
+	 * moved by the change in count. Those between point at the first
+	 * piece put that ends after them, else at the piece that followed the
+	 * ones replaced (they end in order: one replaced that ended after the
+	 * fence means the next one does too) or the same as before. */
+	unsigned end = k ? put[k - 1].hi : 0, b;
+	if (i < j && p->v[j - 1].hi > end)
+		end = p->v[j - 1].hi;
+	for (b = i ? (p->v[i - 1].hi + (1u << FENCE_SHIFT) - 1) >> FENCE_SHIFT : 0;
+	     b < FENCES && b << FENCE_SHIFT < end; b++) {
+		unsigned g = b << FENCE_SHIFT, x = 0;
+		while (x < k && put[x].hi <= g)
+			x++;
+		if (x < k)
+			p->fence[b] = (uint16_t)(i + x);
+		else if (p->fence[b] >= j)
+			p->fence[b] = (uint16_t)(p->fence[b] + k - (j - i));
+		else
+			p->fence[b] = (uint16_t)(i + k);
+	}
+	if (k != j - i) {
+		/* over all the fences, a loop the compiler makes vector code of */
+		uint16_t from = (uint16_t)b, d = (uint16_t)(k - (j - i));
+		for (unsigned f = 0; f < FENCES; f++)
+			p->fence[f] = (uint16_t)(p->fence[f] + (f >= from ? d : 0));
 	}
 	memmove(p->v + i + k, p->v + j, (p->n - j) * sizeof(*p->v));
 	memcpy(p->v + i, put, k * sizeof(*put));

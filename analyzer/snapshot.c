@@ -35,6 +35,14 @@ struct saved {
 	struct chunk_entry e;
 };
 
+/* The undo record's table: the address beside the index, so a look-up
+ * (every change while a candidate is active, mostly of addresses not in
+ * the record) reads one line, not one per entry it passes. */
+struct saved_slot {
+	uint64_t addr;
+	uint32_t index; /* + 1 into saved; 0: empty */
+};
+
 /* A peak or worst that began at t0 and is not written yet. */
 struct cand {
 	bool active;
@@ -46,7 +54,7 @@ struct cand {
 	/* the undo record: entries by address, and former ranges */
 	struct saved *saved;
 	size_t nsaved, saved_cap;
-	uint32_t *table; /* index + 1 into saved, by address */
+	struct saved_slot *table; /* by address */
 	size_t mask;
 	struct formermap *former;
 	/* words of the heaps' resident bitmaps, as they were */
@@ -85,6 +93,9 @@ struct snap {
 	size_t nsites, sites_cap;
 	uint32_t *site_table; /* index + 1 */
 	size_t site_mask;
+	uint32_t last_site;   /* index + 1 of the last one looked up: a
+			       * program allocates and frees from one site in
+			       * runs */
 	uint32_t *active;
 	size_t nactive, active_cap;
 	/* snapshots */
@@ -127,6 +138,12 @@ snap_fork(const struct snap *parent)
 	return s;
 }
 
+static size_t
+addr_home(uint64_t addr, size_t mask)
+{
+	return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ULL >> 32) & mask;
+}
+
 static void
 cand_clear(struct cand *c)
 {
@@ -146,6 +163,15 @@ cand_clear(struct cand *c)
 			free(c->table);
 			c->table = NULL;
 			c->mask = 0;
+		} else if (c->nsaved < (c->mask + 1) / 16) {
+			/* a new worst follows the last one closely while the heap
+			 * grows: empty the few slots used, not the table */
+			for (size_t k = 0; k < c->nsaved; k++) {
+				size_t j = addr_home(c->saved[k].addr, c->mask);
+				while (c->table[j].index != k + 1)
+					j = (j + 1) & c->mask;
+				c->table[j].index = 0;
+			}
 		} else {
 			memset(c->table, 0, (c->mask + 1) * sizeof(*c->table));
 		}
@@ -198,10 +224,17 @@ site_of(struct snap *s, int64_t stack_id, int backing)
 	uint64_t key = (uint64_t)stack_id << 2 | (unsigned)backing;
 	size_t i;
 
-	for (i = site_home(s, key); s->site_table[i]; i = (i + 1) & s->site_mask) {
-		struct site *x = &s->sites[s->site_table[i] - 1];
+	if (s->last_site) {
+		struct site *x = &s->sites[s->last_site - 1];
 		if (x->cur.stack_id == stack_id && x->cur.backing == backing)
 			return x;
+	}
+	for (i = site_home(s, key); s->site_table[i]; i = (i + 1) & s->site_mask) {
+		struct site *x = &s->sites[s->site_table[i] - 1];
+		if (x->cur.stack_id == stack_id && x->cur.backing == backing) {
+			s->last_site = s->site_table[i];
+			return x;
+		}
 	}
 	if (2 * (s->nsites + 1) > s->site_mask + 1) {
 		free(s->site_table);
@@ -226,6 +259,7 @@ site_of(struct snap *s, int64_t stack_id, int backing)
 	x->cur.stack_id = stack_id;
 	x->cur.backing = backing;
 	s->site_table[i] = (uint32_t)++s->nsites;
+	s->last_site = (uint32_t)s->nsites;
 	return x;
 }
 
@@ -334,20 +368,14 @@ flush_interval(struct snap *s, int64_t end)
 
 /* ---- the undo record of a candidate ---- */
 
-static size_t
-addr_home(uint64_t addr, size_t mask)
-{
-	return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ULL >> 32) & mask;
-}
-
 static struct saved *
 saved_find(const struct cand *c, uint64_t addr)
 {
 	if (!c->table)
 		return NULL;
-	for (size_t i = addr_home(addr, c->mask); c->table[i]; i = (i + 1) & c->mask)
-		if (c->saved[c->table[i] - 1].addr == addr)
-			return &c->saved[c->table[i] - 1];
+	for (size_t i = addr_home(addr, c->mask); c->table[i].index; i = (i + 1) & c->mask)
+		if (c->table[i].addr == addr)
+			return &c->saved[c->table[i].index - 1];
 	return NULL;
 }
 
@@ -363,9 +391,9 @@ saved_put(struct cand *c, uint64_t addr, const struct chunk_entry *e)
 		c->table = xcalloc(n, sizeof(*c->table));
 		for (size_t k = 0; k < c->nsaved; k++) {
 			size_t j = addr_home(c->saved[k].addr, c->mask);
-			while (c->table[j])
+			while (c->table[j].index)
 				j = (j + 1) & c->mask;
-			c->table[j] = (uint32_t)k + 1;
+			c->table[j] = (struct saved_slot){ c->saved[k].addr, (uint32_t)k + 1 };
 		}
 	}
 	if (c->nsaved == c->saved_cap) {
@@ -378,9 +406,9 @@ saved_put(struct cand *c, uint64_t addr, const struct chunk_entry *e)
 	if (e)
 		v->e = *e;
 	size_t j = addr_home(addr, c->mask);
-	while (c->table[j])
+	while (c->table[j].index)
 		j = (j + 1) & c->mask;
-	c->table[j] = (uint32_t)++c->nsaved;
+	c->table[j] = (struct saved_slot){ addr, (uint32_t)++c->nsaved };
 }
 
 void
@@ -461,15 +489,6 @@ res_changed(void *arg, size_t heap, size_t word, uint64_t old)
 	}
 }
 
-static int
-by_addr(const void *a, const void *b)
-{
-	const struct chunk_entry *x = *(struct chunk_entry *const *)a;
-	const struct chunk_entry *y = *(struct chunk_entry *const *)b;
-
-	return x->addr < y->addr ? -1 : x->addr > y->addr;
-}
-
 struct hole_ctx {
 	struct db *db;
 	const struct formermap *cur, *over;
@@ -539,18 +558,15 @@ write_state(struct snap *s, struct hm *m, const struct formermap *over, const ch
 {
 	struct db *db = s->db;
 	int64_t id = db_snapshot_begin(db);
-	size_t n = chunkmap_count(m->map), k = 0;
+	size_t n = chunkmap_count(m->map), k;
 	struct chunk_entry **v = xmalloc((n ? n : 1) * sizeof(*v));
-	uint32_t cursor = 0;
 
 	for (size_t i = 0; i < m->nheaps; i++) {
 		db_snapshot_heap(db, m->heaps[i].start, m->heaps[i].end,
 				 m->heaps[i].kind == HM_BRK ? 1 : 3);
 		hm_res_runs(&m->heaps[i], put_resident, db);
 	}
-	for (struct chunk_entry *e; (e = chunkmap_next(m->map, &cursor)) && k < n;)
-		v[k++] = e;
-	qsort(v, k, sizeof(*v), by_addr);
+	k = chunkmap_by_addr(m->map, v);
 	for (size_t i = 0; i < k; i++) {
 		const struct chunk_entry *e = v[i];
 		struct db_snapshot_chunk r = {

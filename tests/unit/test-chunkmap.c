@@ -3,7 +3,8 @@
  * test-chunkmap - the collector's chunks-by-address index against a plain
  * model: random adds and removes at addresses laid out like a heap (chunks
  * of 32 bytes and up, side by side), like mmap chunks (far apart) and like
- * thread arenas, with the model's answer for every lookup.
+ * thread arenas, with the model's answer for every lookup; iteration, in
+ * no order and in address order.
  *
  * Usage: test-chunkmap [seed] [operations]
  */
@@ -123,6 +124,19 @@ random_ops(uint64_t seed, unsigned ops)
 	}
 	CHECK(seen == live && strays == 0, "iteration saw %zu of %zu entries, %u strays", seen,
 	      live, strays);
+
+	/* in address order: the model's entries, region by region, slot by
+	 * slot, each once */
+	struct chunk_entry **v = malloc((live ? live : 1) * sizeof(*v));
+	size_t n = chunkmap_by_addr(m, v), k = 0;
+	unsigned misplaced = 0;
+	for (unsigned r = 0; r < REGIONS; r++)
+		for (uint32_t s = 0; s < REGION_SLOTS; s++)
+			if (model[r][s].e)
+				misplaced += k >= n || v[k++] != model[r][s].e;
+	CHECK(n == live && k == n && misplaced == 0,
+	      "in address order: %zu of %zu entries, %u out of place", n, live, misplaced);
+	free(v);
 
 	/* entries keep their contents while others come and go */
 	unsigned changed = 0;
