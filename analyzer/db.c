@@ -95,7 +95,7 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SLACK_ROWS] = "INSERT OR FAIL INTO chunk_slack (chunk_id, slack) "
 			 "SELECT * FROM hp_slack_rows",
 	[S_EVENT_ROWS] = "INSERT OR FAIL INTO heap_event (process_id, ns_after, kind, address, bytes, "
-			 "value) "
+			 "value, size, old_size) "
 			 "SELECT * FROM hp_event_rows",
 	[S_CHUNK_RELEASED] = "UPDATE chunk_packed SET released_after = ?2 WHERE chunk_id = ?1",
 	[S_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
@@ -158,7 +158,7 @@ static const char *const stmt_sql[S_COUNT] = {
 #define CHUNK_RELEASED_COL 4
 #define PAIR_COLS 2 /* chunk_realloc, chunk_slack: chunk_id and a value */
 #define FRAME_COLS 4
-#define EVENT_COLS 6
+#define EVENT_COLS 8
 #define SNAPCHUNK_COLS 14
 #define FORMER_COLS 6
 #define SITE_COLS 18
@@ -1092,7 +1092,8 @@ db_create(const char *path, char *err, size_t errcap)
 	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
 	db->slack_src.decl = "CREATE TABLE x (chunk_id, slack)";
 	db->frame_src.decl = "CREATE TABLE x (stack_id, depth, image_id, offset)";
-	db->event_src.decl = "CREATE TABLE x (process_id, ns_after, kind, address, bytes, value)";
+	db->event_src.decl = "CREATE TABLE x (process_id, ns_after, kind, address, bytes, value, "
+				"size, old_size)";
 	db->snapchunk_src.decl = "CREATE TABLE x (chunk_id, snapshot_id, address, size, "
 				 "chunk_bytes, occupant, backing, call, fate, alloc_ns, alloc_tid, "
 				 "free_ns, free_tid, stack_id)";
@@ -1476,8 +1477,8 @@ db_chunk_released(struct db *db, int64_t chunk_id, int64_t free_ns, int64_t rele
 
 void
 db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t address,
-	      uint64_t bytes, int64_t value, bool has_value, int64_t started_ns,
-	      uint64_t heap_start)
+	      uint64_t bytes, int64_t value, bool has_value, int64_t size, int64_t old_size,
+	      int64_t started_ns, uint64_t heap_start)
 {
 	struct rowbuf *b = &db->cur->events;
 	int64_t *r;
@@ -1497,6 +1498,10 @@ db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t 
 	rowbuf_set(b, r, 4, (int64_t)(kind == HP_HEV_BRK ? bytes - heap_start : bytes));
 	if (has_value)
 		rowbuf_set(b, r, 5, value);
+	if (size >= 0)
+		rowbuf_set(b, r, 6, size);
+	if (old_size >= 0)
+		rowbuf_set(b, r, 7, old_size);
 }
 
 /* ---- snapshots and sites ---- */

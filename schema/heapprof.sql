@@ -356,13 +356,19 @@ CREATE TABLE heap_event (
                                 -- both minus the process's heap_start
   bytes      INTEGER NOT NULL,  -- brk: new break, minus the process's
                                 -- heap_start; others: length of the range
-  value      INTEGER            -- map, unmap: a map_kind code;
+  value      INTEGER,           -- map, unmap: a map_kind code;
                                 -- state (a range that is no chunk of the
                                 -- program's, or a cached chunk of the
                                 -- program's moving between a tcache and a
                                 -- fastbin): a range_state code;
                                 -- resize: the chunk's old bytes;
                                 -- inherited_free: the fate code
+  size       INTEGER,           -- resize: the size the program asked for (the
+                                -- chunk's bytes may be more: a chunk of 64
+                                -- bytes can hold a request of 25 when the
+                                -- 16 left over were too few to split off)
+  old_size   INTEGER            -- resize: the size asked for before it (NULL:
+                                -- unknown); NULL for every other kind
 ) STRICT;
 
 -- heap_event with its times and addresses absolute (stored relative to the
@@ -372,7 +378,7 @@ CREATE VIEW heap_events AS
          coalesce(p.heap_start, 0) + e.address AS address,
          CASE WHEN e.kind = 1 THEN coalesce(p.heap_start, 0) + e.bytes ELSE e.bytes END
            AS bytes,
-         e.value
+         e.value, e.size, e.old_size
   FROM heap_event e
   LEFT JOIN process p USING (process_id);
 
