@@ -9,11 +9,13 @@
  * the environment it was recorded with), with open(2) and write(2) only,
  * so that nothing it does touches the heap it reports:
  *     arena N keepcost N fordblks N fsmblks N hblkhd N uordblks N
+ * and then malloc_info()'s XML to HP_MALLINFO_OUT.xml.
  * tests/advise/reality.py compares them with what heapprof advise
  * predicted for the program's recording.
  */
 #include <fcntl.h>
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -67,6 +69,22 @@ report(void)
 		return;
 	if (write(fd, buf, n) != (ssize_t)n && path)
 		unlink(path);
-	if (path)
-		close(fd);
+	if (path == NULL)
+		return;
+	close(fd);
+	/* then malloc_info()'s XML to PATH.xml: what mallinfo2 does not tell,
+	 * the top chunk of each thread arena (its keepcost is the main
+	 * arena's). Its FILE is allocated in the main arena, after the
+	 * figures above were read. */
+	char xml[4096];
+	size_t len = strlen(path);
+	if (len + 5 > sizeof(xml))
+		return;
+	memcpy(xml, path, len);
+	memcpy(xml + len, ".xml", 5);
+	FILE *f = fopen(xml, "w");
+	if (f == NULL)
+		return;
+	malloc_info(0, f);
+	fclose(f);
 }
