@@ -242,8 +242,9 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 	}
 
 	/* in-place reallocs (resize heap events), matched to their rows */
-	if (sqlite3_prepare_v2(h, "SELECT ns, address, bytes, value, size, old_size FROM heap_events "
-				  "WHERE process_id = ?1 AND kind = ?2 ORDER BY ns",
+	if (sqlite3_prepare_v2(h, "SELECT ns, address, bytes, value, size, old_size "
+				  "FROM heap_events WHERE process_id = ?1 AND kind = ?2 "
+				  "ORDER BY ns",
 			       -1, &st, NULL) != SQLITE_OK)
 		goto sql;
 	sqlite3_bind_int64(st, 1, process_id);
@@ -253,7 +254,8 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 			rscap = rscap ? rscap * 2 : 256;
 			rs = xrealloc(rs, rscap * sizeof(*rs));
 		}
-		rs[nrs++] = (struct resize){
+		struct resize *z = &rs[nrs++];
+		*z = (struct resize){
 			.ns = sqlite3_column_int64(st, 0),
 			.addr = (uint64_t)sqlite3_column_int64(st, 1),
 			.new_bytes = (uint64_t)sqlite3_column_int64(st, 2),
@@ -263,10 +265,10 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 			.old_size = sqlite3_column_type(st, 5) == SQLITE_NULL
 					    ? NO_SIZE : (uint64_t)sqlite3_column_int64(st, 5),
 		};
-		if ((rs[nrs - 1].size != NO_SIZE && rs[nrs - 1].size > rs[nrs - 1].new_bytes) ||
-		    (rs[nrs - 1].old_size != NO_SIZE && rs[nrs - 1].old_size > rs[nrs - 1].old_bytes)) {
+		if ((z->size != NO_SIZE && z->size > z->new_bytes) ||
+		    (z->old_size != NO_SIZE && z->old_size > z->old_bytes)) {
 			snprintf(err, errcap, "damaged: a resize at %lld ns asks for more than its "
-					      "chunk holds", (long long)rs[nrs - 1].ns);
+					      "chunk holds", (long long)z->ns);
 			sqlite3_finalize(st);
 			goto out;
 		}
@@ -311,13 +313,12 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 	for (size_t i = 0; i < nrows; i++) {
 		struct row *r = &rows[i];
 		uint64_t first_bytes = r->first_resize ? rs[r->first_resize - 1].old_bytes : r->bytes;
-		uint64_t first_size = first_request(s, r, rs);
 		struct adv_req *q;
 
 		if (!r->realloc_from) {
 			q = push(s, &cap);
 			q->ns = r->alloc_ns;
-			q->size = first_size;
+			q->size = first_request(s, r, rs);
 			q->id = (uint32_t)i + 1;
 			q->tid = r->alloc_tid;
 			q->op = r->call == HP_CALL_CALLOC ? ADV_CALLOC : r->call == HP_CALL_REALLOC ? ADV_REALLOC

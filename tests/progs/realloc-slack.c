@@ -83,8 +83,9 @@ main(void)
 	free(y); /* into its fastbin */
 	void *x2 = realloc(x, 40);
 	if (x2 != x || malloc_usable_size(x2) != 40) {
-		fprintf(stderr, "realloc-slack: realloc(X, 40) got %p (%zu usable), not X %p grown\n",
-			x2, malloc_usable_size(x2), x);
+		fprintf(stderr,
+			"realloc-slack: realloc(X, 40) got %p (%zu usable), not X %p grown\n", x2,
+			malloc_usable_size(x2), x);
 		return 1;
 	}
 
