@@ -32,8 +32,11 @@ struct row {
 struct resize {
 	int64_t ns;
 	uint64_t addr, new_bytes, old_bytes;
+	uint64_t size, old_size; /* the requests after and before (NO_SIZE: not recorded) */
 	uint32_t row;         /* index + 1; 0: none found */
 };
+
+#define NO_SIZE UINT64_MAX
 
 static struct adv_req *
 push(struct adv_seq *s, size_t *cap)
@@ -113,6 +116,21 @@ size_for(uint64_t bytes, uint8_t backing)
 	uint64_t less = backing == HP_BACKING_MMAP ? 24 : 8;
 
 	return bytes > less ? bytes - less : 0;
+}
+
+/* The size a row's chunk was first asked for: its row keeps the size of
+ * the last in-place resize, the first resize's row the one before it (or,
+ * when not recorded, the chunk's bytes tell it, advise.h). */
+static uint64_t
+first_request(struct adv_seq *s, const struct row *r, const struct resize *rs)
+{
+	if (!r->first_resize)
+		return r->size;
+	const struct resize *f = &rs[r->first_resize - 1];
+	if (f->old_size != NO_SIZE)
+		return f->old_size;
+	s->derived_resize++;
+	return size_for(f->old_bytes, r->backing);
 }
 
 /* What the recording got, for the self-check. */
@@ -224,8 +242,9 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 	}
 
 	/* in-place reallocs (resize heap events), matched to their rows */
-	if (sqlite3_prepare_v2(h, "SELECT ns, address, bytes, value FROM heap_events "
-				  "WHERE process_id = ?1 AND kind = ?2 ORDER BY ns",
+	if (sqlite3_prepare_v2(h, "SELECT ns, address, bytes, value, size, old_size "
+				  "FROM heap_events WHERE process_id = ?1 AND kind = ?2 "
+				  "ORDER BY ns",
 			       -1, &st, NULL) != SQLITE_OK)
 		goto sql;
 	sqlite3_bind_int64(st, 1, process_id);
@@ -235,12 +254,24 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 			rscap = rscap ? rscap * 2 : 256;
 			rs = xrealloc(rs, rscap * sizeof(*rs));
 		}
-		rs[nrs++] = (struct resize){
+		struct resize *z = &rs[nrs++];
+		*z = (struct resize){
 			.ns = sqlite3_column_int64(st, 0),
 			.addr = (uint64_t)sqlite3_column_int64(st, 1),
 			.new_bytes = (uint64_t)sqlite3_column_int64(st, 2),
 			.old_bytes = (uint64_t)sqlite3_column_int64(st, 3),
+			.size = sqlite3_column_type(st, 4) == SQLITE_NULL
+					? NO_SIZE : (uint64_t)sqlite3_column_int64(st, 4),
+			.old_size = sqlite3_column_type(st, 5) == SQLITE_NULL
+					    ? NO_SIZE : (uint64_t)sqlite3_column_int64(st, 5),
 		};
+		if ((z->size != NO_SIZE && z->size > z->new_bytes) ||
+		    (z->old_size != NO_SIZE && z->old_size > z->old_bytes)) {
+			snprintf(err, errcap, "damaged: a resize at %lld ns asks for more than its "
+					      "chunk holds", (long long)z->ns);
+			sqlite3_finalize(st);
+			goto out;
+		}
 	}
 	sqlite3_finalize(st);
 	if (nrs) {
@@ -282,13 +313,12 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 	for (size_t i = 0; i < nrows; i++) {
 		struct row *r = &rows[i];
 		uint64_t first_bytes = r->first_resize ? rs[r->first_resize - 1].old_bytes : r->bytes;
-		uint64_t first_size = r->first_resize ? size_for(first_bytes, r->backing) : r->size;
 		struct adv_req *q;
 
 		if (!r->realloc_from) {
 			q = push(s, &cap);
 			q->ns = r->alloc_ns;
-			q->size = first_size;
+			q->size = first_request(s, r, rs);
 			q->id = (uint32_t)i + 1;
 			q->tid = r->alloc_tid;
 			q->op = r->call == HP_CALL_CALLOC ? ADV_CALLOC : r->call == HP_CALL_REALLOC ? ADV_REALLOC
@@ -314,7 +344,7 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 				q->op = ADV_REALLOC;
 				q->from = (uint32_t)i + 1;
 				q->id = r->next;
-				q->size = n->first_resize ? size_for(nb, n->backing) : n->size;
+				q->size = first_request(s, n, rs);
 				recorded(q, n, nb);
 			} else {
 				q->op = ADV_FREE;
@@ -333,8 +363,12 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 		q->op = ADV_REALLOC;
 		q->from = q->id = rs[k].row;
 		q->tid = r->alloc_tid;
-		q->size = last ? r->size : size_for(rs[k].new_bytes, r->backing);
-		s->derived_resize += !last;
+		if (rs[k].size != NO_SIZE) {
+			q->size = rs[k].size;
+		} else {
+			q->size = last ? r->size : size_for(rs[k].new_bytes, r->backing);
+			s->derived_resize += !last;
+		}
 		recorded(q, r, rs[k].new_bytes);
 	}
 

@@ -12,10 +12,11 @@
  *   - a free at its free_ns; a free whose chunk a later realloc replaced
  *     (realloc_from) is that realloc, at the old chunk's free time (its
  *     ticket is taken before the new chunk's, as in the preload);
- *   - a realloc that stayed in place at each `resize` heap event; a chunk
- *     row keeps only its final size, so the request of every earlier size
- *     is derived from the chunk bytes (bytes - 8: the same chunk in the brk
- *     heap, exact there);
+ *   - a realloc that stayed in place at each `resize` heap event, with
+ *     the sizes asked for before and after it that the event row holds (a
+ *     chunk row keeps only the last; its bytes do not tell them, as a chunk
+ *     may be up to 16 bytes more than asked for when the rest was too small
+ *     to split off); where a row lacks them, bytes - 8;
  *   - memalign's alignment is not recorded: it is taken as the largest
  *     power of two (at most a page) that divides the address the program
  *     got, which is the alignment asked for or a multiple of it;
@@ -71,7 +72,7 @@ struct adv_seq {
 	size_t nthreads;       /* distinct threads that allocated or freed */
 	uint64_t max_request;  /* the largest request */
 	size_t derived_memalign; /* memalign requests whose alignment is derived */
-	size_t derived_resize;   /* in-place reallocs whose size is derived */
+	size_t derived_resize;   /* sizes of in-place reallocs not recorded, derived */
 };
 
 struct sqlite3;

@@ -143,6 +143,38 @@ chunkmap_slot(struct chunkmap *m, uint64_t addr)
 	return p ? chunkmap_at(m, *slot_of(p, addr)) : NULL;
 }
 
+/* find_page without remembering it. */
+static const struct page *
+peek_page(const struct chunkmap *m, uint64_t key)
+{
+	for (size_t i = page_home(m, key);; i = (i + 1) & m->page_mask) {
+		const struct page *p = m->pages[i];
+		if (p == NULL || p->key == key)
+			return p;
+	}
+}
+
+void
+chunkmap_prefetch_slot(const struct chunkmap *m, uint64_t addr)
+{
+	const struct page *p = peek_page(m, addr >> PAGE_SHIFT);
+
+	if (p)
+		__builtin_prefetch(&p->slot[(addr & ((1u << PAGE_SHIFT) - 1)) >> SLOT_SHIFT]);
+}
+
+void
+chunkmap_prefetch_entry(const struct chunkmap *m, uint64_t addr)
+{
+	const struct page *p = peek_page(m, addr >> PAGE_SHIFT);
+	uint32_t index = p ? p->slot[(addr & ((1u << PAGE_SHIFT) - 1)) >> SLOT_SHIFT] : 0;
+
+	if (index != 0 && index <= m->used) {
+		index--;
+		__builtin_prefetch(&m->blocks[index >> BLOCK_SHIFT][index & (BLOCK - 1)], 1);
+	}
+}
+
 struct chunk_entry *
 chunkmap_add(struct chunkmap *m, uint64_t addr)
 {

@@ -51,6 +51,12 @@ void chunkmap_free(struct chunkmap *m);
  * one that overlaps it (a chunk whose end was never seen), or NULL. */
 struct chunk_entry *chunkmap_slot(struct chunkmap *m, uint64_t addr);
 
+/* Hints, for a caller that knows which addresses it will look up soon (a
+ * replay): start fetching the slot chunkmap_slot(m, addr) will read, and,
+ * once that is in cache, the entry it names. Nothing changes. */
+void chunkmap_prefetch_slot(const struct chunkmap *m, uint64_t addr);
+void chunkmap_prefetch_entry(const struct chunkmap *m, uint64_t addr);
+
 /* A new entry for `addr`, whose slot must be empty. Its fields are zero
  * but addr. */
 struct chunk_entry *chunkmap_add(struct chunkmap *m, uint64_t addr);

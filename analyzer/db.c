@@ -96,7 +96,8 @@ static const char *const stmt_sql[S_COUNT] = {
 			   "SELECT * FROM hp_realloc_rows",
 	[S_SLACK_ROWS] = "INSERT OR FAIL INTO chunk_slack (chunk_id, slack) "
 			 "SELECT * FROM hp_slack_rows",
-	[S_EVENT_ROWS] = "INSERT OR FAIL INTO heap_event (process_id, ns_rel, address, bytes, what) "
+	[S_EVENT_ROWS] = "INSERT OR FAIL INTO heap_event (process_id, ns_rel, address, bytes, what, "
+			 "size, old_size) "
 			 "SELECT * FROM hp_event_rows",
 	[S_CHUNK_RELEASED] = "UPDATE chunk_packed SET released_after = ?2 WHERE chunk_id = ?1",
 	[S_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
@@ -163,7 +164,7 @@ static const char *const stmt_sql[S_COUNT] = {
 #define CHUNK_RELEASED_COL 3
 #define PAIR_COLS 2 /* chunk_realloc, chunk_slack: chunk_id and a value */
 #define FRAME_COLS 4
-#define EVENT_COLS 5
+#define EVENT_COLS 7
 #define SNAPCHUNK_COLS 14
 #define FORMER_COLS 6
 #define SITE_COLS 18
@@ -1229,7 +1230,8 @@ db_create(const char *path, char *err, size_t errcap)
 	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
 	db->slack_src.decl = "CREATE TABLE x (chunk_id, slack)";
 	db->frame_src.decl = "CREATE TABLE x (stack_id, depth, image_id, offset)";
-	db->event_src.decl = "CREATE TABLE x (process_id, ns_rel, address, bytes, what)";
+	db->event_src.decl = "CREATE TABLE x (process_id, ns_rel, address, bytes, what, size, "
+				"old_size)";
 	db->snapchunk_src.decl = "CREATE TABLE x (chunk_id, snapshot_id, address, size, "
 				 "chunk_bytes, occupant, backing, call, fate, alloc_ns, alloc_tid, "
 				 "free_ns, free_tid, stack_id)";
@@ -1682,7 +1684,8 @@ db_chunk_released(struct db *db, int64_t chunk_id, int64_t free_ns, int64_t rele
 
 void
 db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t address,
-	      uint64_t bytes, int64_t value, bool has_value, uint64_t heap_start)
+	      uint64_t bytes, int64_t value, bool has_value, int64_t size, int64_t old_size,
+	      uint64_t heap_start)
 {
 	struct rowbuf *b = &db->cur->events;
 	int64_t *r;
@@ -1715,6 +1718,10 @@ db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t 
 	rowbuf_set(b, r, 2, (int64_t)(address - heap_start));
 	rowbuf_set(b, r, 3, (int64_t)(kind == HP_HEV_BRK ? bytes - heap_start : bytes));
 	rowbuf_set(b, r, 4, hp_event_what(kind, value));
+	if (size >= 0)
+		rowbuf_set(b, r, 5, size);
+	if (old_size >= 0)
+		rowbuf_set(b, r, 6, old_size);
 }
 
 /* ---- snapshots and sites ---- */

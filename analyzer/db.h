@@ -106,9 +106,11 @@ void db_chunk(struct db *db, const struct db_chunk *c);
 void db_chunk_released(struct db *db, int64_t chunk_id, int64_t free_ns, int64_t released_ns);
 
 /* A heap_event row; heap_start is the process's (its row's): the row is
- * stored relative to it (codes.h). Rows are numbered in the order written. */
+ * stored relative to it (codes.h). Rows are numbered in the order written.
+ * size and old_size: a resize's request sizes (-1: NULL). */
 void db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t address,
-		   uint64_t bytes, int64_t value, bool has_value, uint64_t heap_start);
+		   uint64_t bytes, int64_t value, bool has_value, int64_t size, int64_t old_size,
+		   uint64_t heap_start);
 
 struct db_summary {
 	int64_t process_id;

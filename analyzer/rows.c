@@ -345,7 +345,7 @@ heap_event(struct collector *c, struct image *im, int kind, uint64_t address, ui
 	occ_heap_event(&im->model, kind, address, bytes, value, &im->hooks);
 	if (!c->snapshots)
 		db_heap_event(c->db, im->process_id, im->now, kind, address, bytes, value,
-			      has_value, (uint64_t)im->row.heap_start);
+			      has_value, -1, -1, (uint64_t)im->row.heap_start);
 }
 
 /* Write the chunk's row (released_ns 0: not released); its id is given
@@ -483,13 +483,22 @@ static void
 on_resize(struct collector *c, struct image *im, const struct hp_ev_resize *ev)
 {
 	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
+	int64_t old_size = -1;
 
 	if (e && e->addr == ev->chunk && !e->cached && !is_range(e)) {
 		touch(im, e->addr);
 		snap_resize(im->snap, e, ev->size);
+		old_size = (int64_t)e->size;
 		e->size = ev->size;
 	}
-	heap_event(c, im, HP_HEV_RESIZE, ev->chunk, ev->new_bytes, (int64_t)ev->old_bytes, true);
+	/* heap_event(), with the request sizes: a chunk row keeps only the
+	 * last, and a chunk's bytes do not always tell them (heapprof.sql) */
+	occ_heap_event(&im->model, HP_HEV_RESIZE, ev->chunk, ev->new_bytes,
+		       (int64_t)ev->old_bytes, &im->hooks);
+	if (!c->snapshots)
+		db_heap_event(c->db, im->process_id, im->now, HP_HEV_RESIZE, ev->chunk,
+			      ev->new_bytes, (int64_t)ev->old_bytes, true, (int64_t)ev->size,
+			      old_size, (uint64_t)im->row.heap_start);
 }
 
 /* The program's own mmap or munmap: a row for each mapping once the last

@@ -1093,12 +1093,20 @@ hp_heap_realloc_locked(struct hp_mstate *av, struct hp_chunk *oldp, size_t oldsi
 		newp = oldp;
 		hp_heap_unlink_chunk(next);
 	} else {
+		/* next in use: a chunk the program freed into a fastbin (a
+		 * fastbin chunk keeps its in-use bit), if malloc hands it out */
+		bool next_cached = next != av->top && inuse_bit_at(next, nextsize);
+
 		newmem = hp_heap_malloc_locked(av, nb - HP_ALIGN_MASK);
 		if (newmem == NULL)
 			return NULL;
 		newp = hp_mem2chunk(newmem);
 		newsize = hp_chunksize(newp);
 		if (newp == next) {
+			/* it leaves its cache, to become part of oldp (the
+			 * resize says so): no allocation reports it */
+			if (next_cached)
+				report(next, newsize, HP_STATE_FREE);
 			newsize += oldsize;
 			newp = oldp;
 		} else {

@@ -369,7 +369,7 @@ CREATE TABLE heap_event (
                        -- both minus the process's heap_start
   bytes      INTEGER,  -- always: brk: new break, minus the process's
                        -- heap_start; others: length of the range
-  what       INTEGER   -- always: kind (an event_kind code, bits 0-2) +
+  what       INTEGER,  -- always: kind (an event_kind code, bits 0-2) +
                        -- value << 3; the value (none for brk and madvise):
                        -- map, unmap: a map_kind code;
                        -- state (a range that is no chunk of the
@@ -378,6 +378,12 @@ CREATE TABLE heap_event (
                        -- range_state code;
                        -- resize: the chunk's old bytes;
                        -- inherited_free: the fate code
+  size       INTEGER,  -- resize: the size the program asked for (the chunk's
+                       -- bytes may be more: a chunk of 64 bytes can hold a
+                       -- request of 25 when the 16 left over were too few to
+                       -- split off); NULL for every other kind
+  old_size   INTEGER   -- resize: the size asked for before it (NULL:
+                       -- unknown); NULL for every other kind
 ) STRICT;
 
 -- The base time of each block of 1024 heap_event rowids (rowid >> 10): the
@@ -394,7 +400,8 @@ CREATE VIEW heap_events AS
          coalesce(p.heap_start, 0) + e.address AS address,
          CASE WHEN e.what & 7 = 1 THEN coalesce(p.heap_start, 0) + e.bytes ELSE e.bytes END
            AS bytes,
-         CASE WHEN e.what & 7 IN (1, 4) THEN NULL ELSE e.what >> 3 END AS value
+         CASE WHEN e.what & 7 IN (1, 4) THEN NULL ELSE e.what >> 3 END AS value,
+         e.size, e.old_size
   FROM heap_event e
   LEFT JOIN process p USING (process_id)
   LEFT JOIN heap_event_epoch x ON x.block = e.rowid >> 10;

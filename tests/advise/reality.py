@@ -1,30 +1,43 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
-"""reality.py HEAPPROF PROGS REPORTER - heapprof advise against glibc itself.
+"""reality.py HEAPPROF PROGS REPORTER WORKLOADS - heapprof advise against glibc itself.
 
 Each program runs under `heapprof run`; `heapprof advise --format json`
 replays its recording. Then the program runs natively on glibc's malloc
 (heapprof not loaded) with the recorded settings and with the setting advise
-recommends, and REPORTER (mallinfo-exit.so, preloaded: it only reads
-mallinfo2() in its destructor, the last to run) says what glibc's heap is at
-the end. The prediction must equal it:
+recommends (when it recommends none: the first glibc candidate whose
+predicted heap differs from the recorded settings'), and REPORTER
+(mallinfo-exit.so, preloaded: it only reads mallinfo2() in its destructor,
+the last to run) says what glibc's heap is at the end. The prediction must
+equal it:
     extent_bytes = arena
-    untrimmable_bytes = fordblks - keepcost - fsmblks
-exactly for the pattern programs (one thread, deterministic). For python3
-(PYTHONMALLOC=malloc) the environment heapprof run adds (LD_PRELOAD, its
-HEAPPROF_* variables) changes what CPython allocates at start-up (it copies
-the environment), so the native run is not the recorded one: there the
-extent must be equal and untrimmable bytes within 1%.
-Also: the self-check passes (advise exits 0) for the pattern programs, the
-JSON has the fields the README names, and bad input gets exit status 2.
+    untrimmable_bytes = fordblks - keepcost - fsmblks - the thread arenas' tops
+(keepcost is the main arena's top alone; the others come from the
+malloc_info() XML the reporter writes too), exactly for the one-thread
+programs: the pattern programs, realloc-slack (a chunk larger than its
+request, resized in place; a realloc grown over a fastbin chunk) and the
+sqlite3 shell on WORKLOADS/sqlite.sql. Within 1% for a program with threads (pattern
+arena-pin, fastbins-mt: which arena a thread gets is the kernel's
+scheduling; so MALLOC_ARENA_MAX is not the setting compared: threads that
+share an arena interleave their requests as the scheduler runs them, not as
+recorded) and for python3 (PYTHONMALLOC=malloc): CPython copies its
+environment, and the one heapprof run gives it (LD_PRELOAD, the collector's
+pid, the spool's name) is not a native run's, nor quite the same from one
+run to the next, so the native run allocates a little differently.
+The self-check passes (every chunk where the recording had it; advise
+exits 0) for every one-thread program, python3 and sqlite3 included; the
+JSON has the fields the README names; bad input gets exit status 2.
 """
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
+import xml.etree.ElementTree as ET
 
-HEAPPROF, PROGS, REPORTER = sys.argv[1], sys.argv[2], sys.argv[3]
+HEAPPROF, PROGS, REPORTER, WORKLOADS = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 failures = 0
 checks = 0
 VERBOSE = os.environ.get("VERBOSE", "") not in ("", "0")
@@ -40,31 +53,76 @@ def check(desc, ok, detail=""):
         print(f"ok - {desc}")
 
 
-def native(argv, setting, env_extra, out):
-    env = dict(os.environ)
-    for k in list(env):
-        if k.startswith("MALLOC_") or k == "GLIBC_TUNABLES" or k.startswith("HEAPPROF_"):
-            del env[k]
-    env.update(env_extra)
+def native(argv, setting, env_extra, out, recorded_env=None):
+    """glibc's figures at the end of argv run natively. recorded_env: the
+    environment the recorded run had (its LD_PRELOAD gives way to REPORTER,
+    padded to the same length, and the figures come on standard error), for
+    a program whose heap depends on its environment's size."""
+    if recorded_env is not None:
+        env = {}
+        for k, v in recorded_env:
+            if k == "LD_PRELOAD":
+                pad = len(v) - len(REPORTER)
+                d, b = os.path.split(REPORTER)
+                v = d + "/" * (pad + 1) + b if pad >= 0 else REPORTER
+            env[k] = v
+    else:
+        env = dict(os.environ)
+        for k in list(env):
+            if k.startswith("MALLOC_") or k == "GLIBC_TUNABLES" or k.startswith("HEAPPROF_"):
+                del env[k]
+        env.update(env_extra)
+        env["LD_PRELOAD"] = REPORTER
+        env["HP_MALLINFO_OUT"] = out
     if setting:
         k, v = setting.split("=", 1)
         env[k] = v
-    env["LD_PRELOAD"] = REPORTER
-    env["HP_MALLINFO_OUT"] = out
-    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   check=False)
-    with open(out) as f:
-        words = f.read().split()
-    return {words[i]: int(words[i + 1]) for i in range(0, len(words), 2)}
+    p = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       text=True, check=False)
+    if recorded_env is not None:
+        words = p.stderr.split()
+    else:
+        with open(out) as f:
+            words = f.read().split()
+    mi = {words[i]: int(words[i + 1]) for i in range(0, len(words), 2)}
+    mi["thread_tops"] = thread_tops(out + ".xml") if recorded_env is None else 0
+    return mi
 
 
-def advise(db):
-    p = subprocess.run([HEAPPROF, "advise", db, "--format", "json"], capture_output=True,
-                       text=True)
+def thread_tops(path):
+    """The free bytes of the thread arenas' top chunks, from malloc_info()'s
+    XML: mallinfo2's keepcost is the main arena's top alone. A heap's "rest"
+    is its top plus its bins' chunks, "fast" its fastbins', and its <size>
+    and <unsorted> lines total both kinds of chunks."""
+    tops = 0
+    for heap in ET.parse(path).getroot().findall("heap"):
+        if heap.get("nr") == "0":
+            continue
+        totals = {t.get("type"): int(t.get("size")) for t in heap.findall("total")}
+        listed = sum(int(e.get("total")) for e in heap.find("sizes"))
+        tops += totals["fast"] + totals["rest"] - listed
+    return tops
+
+
+def advise(db, policies):
+    p = subprocess.run([HEAPPROF, "advise", db, "--format", "json"] +
+                       ([] if policies else ["--no-policies"]), capture_output=True, text=True)
     return p.returncode, json.loads(p.stdout) if p.stdout.strip() else None, p.stderr
 
 
-def one(name, argv, env_extra, exact, tmp):
+def changes_heap(c, ref):
+    return (c["extent_bytes"], c["untrimmable_bytes"]) != (ref["extent_bytes"],
+                                                           ref["untrimmable_bytes"])
+
+
+def one(name, argv, env_extra, tmp, exact=True, selfcheck=True, recommends=False,
+        policies=True, other_setting=True, env_dump=None, threads=False):
+    """exact: the figures equal glibc's (else within 1%); selfcheck: advise's
+    must pass; recommends: a setting must be recommended; other_setting:
+    compare a second setting too (the recommended one, else the first that
+    changes the heap); env_dump: where the program writes the environment
+    it had (NAME=value, NUL-separated) for the native runs; threads: the
+    program has threads."""
     db = os.path.join(tmp, name + ".db")
     env = dict(os.environ)
     env.update(env_extra)
@@ -73,15 +131,15 @@ def one(name, argv, env_extra, exact, tmp):
     if r.returncode != 0:
         check(f"{name}: heapprof run", False, r.stderr)
         return
-    rc, doc, err = advise(db)
+    rc, doc, err = advise(db, policies)
     procs = [p for p in doc["processes"] if p["requests"] > 0] if doc else []
     if not procs:
         check(f"{name}: advise replayed the process", False, err)
         return
     p = procs[-1]
-    if exact:
+    if selfcheck:
         check(f"{name}: the self-check passes (every chunk where recorded)",
-              rc == 0 and p["self_check"]["passed"], err)
+              rc == 0 and p["self_check"]["passed"], err + str(p["self_check"]))
     for key in ("candidates", "recommended"):
         check(f"{name}: JSON has {key}", key in p)
     for c in p["candidates"]:
@@ -89,37 +147,65 @@ def one(name, argv, env_extra, exact, tmp):
                 "worst_untrimmable_bytes")
         check(f"{name}: candidate has {keys}", "failed" in c or all(k in c for k in keys),
               str(c))
-    if exact:
+    if recommends:
         check(f"{name}: a setting is recommended (the 40 KiB blocks' holes)",
               bool(p["recommended"]))
-    want = {"": None}
-    if p["recommended"]:
-        want[p["recommended"]] = None
-    for c in p["candidates"]:
-        if c["policy"] == "glibc" and c["setting"] in want and "failed" not in c:
-            want[c["setting"]] = c
-    for setting, c in want.items():
-        label = setting or "recorded settings"
-        if c is None:
-            check(f"{name}: {label}: a glibc candidate", False)
-            continue
-        mi = native(argv, setting, env_extra, os.path.join(tmp, name + ".mi"))
-        untrim = mi["fordblks"] - mi["keepcost"] - mi["fsmblks"]
-        check(f"{name}: {label}: predicted extent = glibc's arena",
-              c["extent_bytes"] == mi["arena"],
-              f"predicted {c['extent_bytes']}, glibc {mi['arena']}")
+    glibc = [c for c in p["candidates"] if c["policy"] == "glibc" and "failed" not in c]
+    ref = next((c for c in glibc if c["setting"] == ""), None)
+    if ref is None:
+        check(f"{name}: recorded settings: a glibc candidate", False)
+        return
+    # with threads, not MALLOC_ARENA_MAX: threads sharing an arena interleave
+    # their requests as the scheduler runs them, not as they were recorded
+    usable = [c for c in glibc if c["setting"] and not
+              (threads and c["setting"].startswith("MALLOC_ARENA_MAX="))]
+    other = next((c for c in usable if c["setting"] == p["recommended"]), None) or \
+        next((c for c in usable if changes_heap(c, ref)), None)
+    if not other_setting:
+        other = None
+    else:
+        check(f"{name}: a setting to compare (recommended, or one that changes the heap)",
+              other is not None)
+    recorded_env = None
+    if env_dump:
+        with open(env_dump, "rb") as f:
+            recorded_env = [kv.decode().split("=", 1) for kv in f.read().split(b"\0") if kv]
+    for c in [ref] + ([other] if other else []):
+        label = c["setting"] or "recorded settings"
+        mi = native(argv, c["setting"], env_extra, os.path.join(tmp, name + ".mi"), recorded_env)
+        untrim = mi["fordblks"] - mi["keepcost"] - mi["fsmblks"] - mi["thread_tops"]
         if exact:
-            ok = c["untrimmable_bytes"] == untrim
+            ok_ext = c["extent_bytes"] == mi["arena"]
+            ok_untrim = c["untrimmable_bytes"] == untrim
         else:
-            ok = abs(c["untrimmable_bytes"] - untrim) <= max(untrim, 1) / 100
+            ok_ext = abs(c["extent_bytes"] - mi["arena"]) <= max(mi["arena"], 1) / 100
+            ok_untrim = abs(c["untrimmable_bytes"] - untrim) <= max(untrim, 1) / 100
+        how = "" if exact else ", within 1%"
+        check(f"{name}: {label}: predicted extent = glibc's arena{how}", ok_ext,
+              f"predicted {c['extent_bytes']}, glibc {mi['arena']}")
         check(f"{name}: {label}: predicted untrimmable = glibc's "
-              f"(fordblks - keepcost - fsmblks){'' if exact else ', within 1%'}", ok,
+              f"(fordblks - keepcost - fsmblks - thread arenas' tops){how}", ok_untrim,
               f"predicted {c['untrimmable_bytes']}, glibc {untrim}")
         print(f"{name}: {label}: extent predicted {c['extent_bytes']} glibc {mi['arena']}; "
               f"untrimmable predicted {c['untrimmable_bytes']} glibc {untrim}")
 
 
 def bad_input(tmp):
+    # a resize that asks for more than its chunk holds
+    good = os.path.join(tmp, "realloc-slack.db")
+    damaged = os.path.join(tmp, "damaged.db")
+    if os.path.exists(good):
+        shutil.copy(good, damaged)
+        con = sqlite3.connect(damaged)
+        n = con.execute("UPDATE heap_event SET size = bytes + 1 WHERE what & 7 = 6").rowcount
+        con.commit()
+        con.close()
+        p = subprocess.run([HEAPPROF, "advise", damaged], capture_output=True, text=True)
+        check("advise with a resize larger than its chunk: exit 2, one line naming it",
+              n > 0 and p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and
+              "resize" in p.stderr, f"{n} rows, status {p.returncode}, stderr {p.stderr!r}")
+    else:
+        check("realloc-slack's recording is there to damage", False)
     junk = os.path.join(tmp, "junk.db")
     with open(junk, "w") as f:
         f.write("not a database\n")
@@ -136,17 +222,37 @@ def bad_input(tmp):
 def main():
     with tempfile.TemporaryDirectory() as tmp:
         pattern = os.path.join(PROGS, "pattern")
-        one("pin-demo", [os.path.join(PROGS, "pin-demo")], {}, True, tmp)
+        one("pin-demo", [os.path.join(PROGS, "pin-demo")], {}, tmp, recommends=True)
         for mode in ("live-pin", "cached-pin", "stdio-pin", "stashed-pin", "wrapped"):
-            one(mode, [pattern, mode], {}, True, tmp)
+            one(mode, [pattern, mode], {}, tmp, recommends=True)
+        one("realloc-slack", [os.path.join(PROGS, "realloc-slack")], {}, tmp)
+        # threads: the figures within 1%, the self-check only counts
+        for mode in ("arena-pin", "fastbins-mt"):
+            one(mode, [pattern, mode], {}, tmp, exact=False, selfcheck=False, policies=False,
+                threads=True)
         script = os.path.join(tmp, "frag.py")
+        env_dump = os.path.join(tmp, "python3.env")
         with open(script, "w") as f:
-            f.write("blocks = [bytes(40000) for i in range(1000)]\n"
+            f.write("import json, os, re, sys\n"
+                    "blocks = [bytes(40000) for i in range(1000)]\n"
                     "keep = [str(i) * 3 for i in range(100)]\n"
-                    "del blocks\n")
+                    "d = {str(i): [i] * (i % 20) for i in range(20000)}\n"
+                    "s = json.dumps(d)\n"
+                    "words = re.findall(r'\\d+', s)\n"
+                    "del blocks, d\n"
+                    "with open(sys.argv[1], 'wb') as f:\n"
+                    "    f.write(b'\\0'.join(k + b'=' + v for k, v in os.environb.items()))\n")
+        check("python3 and sqlite3 are installed (scripts/deps.sh)",
+              os.path.exists("/usr/bin/python3") and shutil.which("sqlite3"))
         if os.path.exists("/usr/bin/python3"):
-            one("python3", ["/usr/bin/python3", "-S", script],
-                {"PYTHONMALLOC": "malloc", "PYTHONHASHSEED": "0"}, False, tmp)
+            one("python3", ["/usr/bin/python3", "-S", script, env_dump],
+                {"PYTHONMALLOC": "malloc", "PYTHONHASHSEED": "0"}, tmp, exact=False,
+                policies=False, env_dump=env_dump)
+        sqlite = shutil.which("sqlite3")
+        if sqlite:
+            one("sqlite3", [sqlite, "-bail", "-batch", ":memory:",
+                            ".read " + os.path.join(WORKLOADS, "sqlite.sql")], {}, tmp,
+                policies=False)
         bad_input(tmp)
     print(f"{checks} checks, {failures} failed")
     sys.exit(1 if failures else 0)

@@ -65,6 +65,18 @@ basics(void)
 	struct chunk_entry *c = chunkmap_add(m, 0x7fff00000010ULL);
 	CHECK(c == a, "the last entry freed is reused first");
 	CHECK(c->addr == 0x7fff00000010ULL && c->size == 0, "reused entry is zeroed");
+	/* the prefetch hints: anywhere (a page the map has or not, a slot
+	 * with an entry or none), and nothing changes */
+	for (uint64_t addr = 0; addr < 0x3000; addr += 16) {
+		chunkmap_prefetch_slot(m, addr);
+		chunkmap_prefetch_entry(m, addr);
+	}
+	chunkmap_prefetch_slot(m, 0x7fff00000010ULL);
+	chunkmap_prefetch_entry(m, 0x7fff00000010ULL);
+	chunkmap_prefetch_entry(m, UINT64_MAX);
+	CHECK(chunkmap_slot(m, 0x1030) == b && chunkmap_slot(m, 0x7fff00000010ULL) == c &&
+		      chunkmap_slot(m, 0x1010) == NULL && chunkmap_count(m) == 2,
+	      "prefetching changes nothing");
 	chunkmap_free(m);
 }
 
