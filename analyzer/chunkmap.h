@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * chunkmap.h - chunks by address, for the collector: the chunks of one
- * process image whose rows are not written yet (live, or freed into a
+ * process whose rows are not written yet (live, or freed into a
  * cache where they still occupy the heap).
  *
  * A hash of the address would scatter neighbours: every lookup a cache

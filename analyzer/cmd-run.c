@@ -914,7 +914,7 @@ summary(const char *db_path, const struct collect_stats *s)
 
 	fprintf(stderr,
 		"heapprof: %lld process%s, %lld chunk%s, peak live %s, leaked %s in %llu chunk%s\n",
-		(long long)s->images, s->images == 1 ? "" : "es", (long long)s->chunks,
+		(long long)s->procs, s->procs == 1 ? "" : "es", (long long)s->chunks,
 		s->chunks == 1 ? "" : "s", fmt_size(peak, sizeof(peak), s->peak_live_bytes),
 		fmt_size(leak, sizeof(leak), s->leaked_bytes), (unsigned long long)s->leaked_chunks,
 		s->leaked_chunks == 1 ? "" : "s");
@@ -1088,7 +1088,7 @@ cmd_run(int argc, char **argv)
 	collect_stats(col, &st);
 	collect_free(col);
 	remove_spool(spool);
-	if (st.images == 0)
+	if (st.procs == 0)
 		fprintf(stderr, "heapprof: %s: no events arrived: the program was not recorded "
 				"(static, setuid, or its own malloc?)\n", prog);
 	/* The program ran: its status is the run's, whatever becomes of the
@@ -1244,7 +1244,7 @@ cmd_collect(int argc, char **argv)
 	note_output(spool, out, out, snapshots);
 	col = collect_new(db, spool, true);
 	collect_options(col, snapshots, every_ns);
-	/* Until every process image is gone, and nothing new for a moment
+	/* Until every process is gone, and nothing new for a moment
 	 * (a child may still be creating its files as its parent ends). */
 	uint64_t quiet_since = 0;
 	for (;;) {

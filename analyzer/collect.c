@@ -2,10 +2,10 @@
 /*
  * collect.c - the collector (see collect.h): its transport (rows.h).
  *
- * Each image's rings are merged by sequence number, in place: the record
+ * Each process's rings are merged by sequence number, in place: the record
  * with the next number is checked and handed to rows.c, which applies it
- * to the image's model and turns it into rows. A number that has not
- * arrived yet stops the merge until it does, or until the image is over
+ * to the process's model and turns it into rows. A number that has not
+ * arrived yet stops the merge until it does, or until the process is over
  * and the number is counted as a truncated record.
  */
 #include "config.h"
@@ -31,7 +31,7 @@
 #include "snapshot.h"
 #include "util.h"
 
-/* ---- images ---- */
+/* ---- procs ---- */
 
 static void
 queue_push(struct seq_queue *q, uint64_t seq, struct hp_ev *rec)
@@ -118,53 +118,53 @@ map_file(int dirfd, const char *name, size_t len)
 }
 
 static void
-new_image(struct collector *c, const char *stem, struct hp_proc_file *proc)
+new_proc(struct collector *c, const char *stem, struct hp_proc_file *proc)
 {
-	struct image *im = xcalloc(1, sizeof(*im));
+	struct proc *pr = xcalloc(1, sizeof(*pr));
 
-	snprintf(im->stem, sizeof(im->stem), "%s", stem);
-	im->proc = proc;
-	im->pid = proc->pid;
-	im->serial = proc->serial;
-	im->start_ticks = proc->start_ticks;
-	im->next_seq = 1;
-	rows_new_image(c, im);
-	im->process_id = c->next_process_id++;
-	im->pidfd = -1;
-	im->row.pid = im->pid;
-	im->row.ppid = proc->ppid;
-	im->row.exit_status = im->row.exit_signal = -1;
+	snprintf(pr->stem, sizeof(pr->stem), "%s", stem);
+	pr->proc = proc;
+	pr->pid = proc->pid;
+	pr->serial = proc->serial;
+	pr->start_ticks = proc->start_ticks;
+	pr->next_seq = 1;
+	rows_new_proc(c, pr);
+	pr->process_id = c->next_process_id++;
+	pr->pidfd = -1;
+	pr->row.pid = pr->pid;
+	pr->row.ppid = proc->ppid;
+	pr->row.exit_status = pr->row.exit_signal = -1;
 	/* Images of one process (same pid and start time) replace each other
 	 * by exec, in serial order; they may be found in any order. */
-	struct image *before = NULL, *after = NULL;
-	for (size_t i = 0; i < c->nimages; i++) {
-		struct image *o = c->images[i];
-		if (o->pid != im->pid || o->start_ticks != im->start_ticks)
+	struct proc *before = NULL, *after = NULL;
+	for (size_t i = 0; i < c->nprocs; i++) {
+		struct proc *o = c->procs[i];
+		if (o->pid != pr->pid || o->start_ticks != pr->start_ticks)
 			continue;
-		if (o->serial < im->serial && (!before || o->serial > before->serial))
+		if (o->serial < pr->serial && (!before || o->serial > before->serial))
 			before = o;
-		if (o->serial > im->serial && (!after || o->serial < after->serial))
+		if (o->serial > pr->serial && (!after || o->serial < after->serial))
 			after = o;
 	}
 	if (before) {
 		before->dead = before->exec_ended = true;
-		im->row.exec_from = before->process_id;
+		pr->row.exec_from = before->process_id;
 	}
 	if (after) {
-		im->dead = im->exec_ended = true;
-		after->row.exec_from = im->process_id;
+		pr->dead = pr->exec_ended = true;
+		after->row.exec_from = pr->process_id;
 		rows_write_process(c, after);
 	}
 	/* Its end is watched with a pidfd: exact for our children (we wait for
 	 * them), the zombie's status for the others where we catch it. Without
 	 * pidfds (ENOSYS before Linux 5.3, a seccomp filter, valgrind) it is
 	 * watched in /proc (gone_by_proc). */
-	im->pidfd = (int)syscall(SYS_pidfd_open, im->pid, 0);
-	if (im->pidfd < 0 && errno == ESRCH && !after)
-		im->dead = true;
-	c->images = xrealloc(c->images, (c->nimages + 1) * sizeof(*c->images));
-	c->images[c->nimages++] = im;
-	rows_write_process(c, im);
+	pr->pidfd = (int)syscall(SYS_pidfd_open, pr->pid, 0);
+	if (pr->pidfd < 0 && errno == ESRCH && !after)
+		pr->dead = true;
+	c->procs = xrealloc(c->procs, (c->nprocs + 1) * sizeof(*c->procs));
+	c->procs[c->nprocs++] = pr;
+	rows_write_process(c, pr);
 }
 
 static int
@@ -180,8 +180,8 @@ by_start(const void *a, const void *b)
 	return x->serial < y->serial ? -1 : x->serial > y->serial;
 }
 
-static void scan_rings(struct collector *c, struct image *im);
-static void count_bad(struct collector *c, struct image *im);
+static void scan_rings(struct collector *c, struct proc *pr);
+static void count_bad(struct collector *c, struct proc *pr);
 
 /* Find new process files and new rings. */
 static void
@@ -221,7 +221,7 @@ scan_spool(struct collector *c)
 			continue;
 		if (sscanf(name, "P%d.%llu.proc", &pid, &serial) != 2)
 			continue;
-		if (rows_find_image(c, pid, serial))
+		if (rows_find_proc(c, pid, serial))
 			continue;
 		struct hp_proc_file *proc = map_file(c->dirfd, name, HP_PAGE);
 		if (proc == NULL)
@@ -237,28 +237,28 @@ scan_spool(struct collector *c)
 		nfound++;
 	}
 	closedir(d);
-	/* In the order the processes began (a parent before its children, an
-	 * image before the one that replaced it), whatever readdir says. */
+	/* In the order the processes began (a parent before its children, a
+	 * process before the one that replaced it by exec), whatever readdir says. */
 	qsort(found, nfound, sizeof(*found), by_start);
 	for (size_t i = 0; i < nfound; i++)
-		new_image(c, found[i].stem, found[i].proc);
+		new_proc(c, found[i].stem, found[i].proc);
 	free(found);
-	for (size_t i = 0; i < c->nimages; i++)
-		if (!c->images[i]->finished)
-			scan_rings(c, c->images[i]);
+	for (size_t i = 0; i < c->nprocs; i++)
+		if (!c->procs[i]->finished)
+			scan_rings(c, c->procs[i]);
 }
 
-/* Map the rings the image created since last time. */
+/* Map the rings the process created since last time. */
 static void
-scan_rings(struct collector *c, struct image *im)
+scan_rings(struct collector *c, struct proc *pr)
 {
-	unsigned want = __atomic_load_n(&im->proc->nrings, __ATOMIC_ACQUIRE);
+	unsigned want = __atomic_load_n(&pr->proc->nrings, __ATOMIC_ACQUIRE);
 
-	while (im->nrings < want) {
+	while (pr->nrings < want) {
 		char name[96];
 		struct hp_ring_header *h;
 
-		snprintf(name, sizeof(name), "%s.r%u", im->stem, im->nrings);
+		snprintf(name, sizeof(name), "%s.r%u", pr->stem, pr->nrings);
 		h = map_file(c->dirfd, name, HP_PAGE);
 		if (!h || __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != HP_RING_MAGIC) {
 			if (h)
@@ -269,18 +269,18 @@ scan_rings(struct collector *c, struct image *im)
 		munmap(h, HP_PAGE);
 		/* a power of two the program can have made (spool.c) */
 		if (size < 4096 || size > (1ULL << 40) || (size & (size - 1))) {
-			count_bad(c, im);
+			count_bad(c, pr);
 			break;
 		}
 		h = map_file(c->dirfd, name, HP_PAGE + size);
 		if (!h)
 			break;
-		im->rings = xrealloc(im->rings, (im->nrings + 1) * sizeof(*im->rings));
-		im->rings[im->nrings] = (struct ring_in){
+		pr->rings = xrealloc(pr->rings, (pr->nrings + 1) * sizeof(*pr->rings));
+		pr->rings[pr->nrings] = (struct ring_in){
 			.hdr = h, .data = (char *)h + HP_PAGE, .size = size, .tail = h->tail,
 			.published = h->tail,
 		};
-		im->nrings++;
+		pr->nrings++;
 	}
 }
 
@@ -298,20 +298,20 @@ scan_rings(struct collector *c, struct image *im)
 #define MAX_TID HP_TID_LIMIT /* codes.h: what chunk_packed holds */
 
 static void
-count_bad(struct collector *c, struct image *im)
+count_bad(struct collector *c, struct proc *pr)
 {
-	im->row.bad_records++;
+	pr->row.bad_records++;
 	c->bad++;
 }
 
 /* Whether the number `seq` was taken: below the process file's counter
  * (read again only when needed: its line is the program's hottest). */
 static bool
-seq_taken(struct image *im, uint64_t seq)
+seq_taken(struct proc *pr, uint64_t seq)
 {
-	if (seq >= im->taken)
-		im->taken = __atomic_load_n(&im->proc->seq, __ATOMIC_ACQUIRE);
-	return seq < im->taken;
+	if (seq >= pr->taken)
+		pr->taken = __atomic_load_n(&pr->proc->seq, __ATOMIC_ACQUIRE);
+	return seq < pr->taken;
 }
 
 /* A record header that frames in the `room` bytes left before the end of
@@ -325,23 +325,23 @@ frames(const struct hp_ev *e, uint64_t room)
 	       !(bytes & 7);
 }
 
-/* Its number is one of this image's not used yet (PAD: none). */
+/* Its number is one of this process's not used yet (PAD: none). */
 static bool
-seq_ok(struct image *im, const struct hp_ev *e)
+seq_ok(struct proc *pr, const struct hp_ev *e)
 {
 	if (HP_EV_TYPE(e->word) == HP_EV_PAD)
 		return e->seq == 0;
-	return e->seq >= im->next_seq && seq_taken(im, e->seq);
+	return e->seq >= pr->next_seq && seq_taken(pr, e->seq);
 }
 
 /* Where reading goes on after a broken length: a header that frames, of a
  * known type, with a thread id and a number as a record of ours has. */
 static bool
-plausible(struct image *im, const struct hp_ev *e, uint64_t room)
+plausible(struct proc *pr, const struct hp_ev *e, uint64_t room)
 {
 	uint32_t type = HP_EV_TYPE(e->word);
 
-	return frames(e, room) && type <= HP_EV_LAST && seq_ok(im, e) &&
+	return frames(e, room) && type <= HP_EV_LAST && seq_ok(pr, e) &&
 	       (type == HP_EV_PAD ? e->tid == 0 : e->tid > 0 && e->tid < MAX_TID);
 }
 
@@ -351,7 +351,7 @@ plausible(struct image *im, const struct hp_ev *e, uint64_t room)
  * when its turn comes: valid_record); so is what does not frame, after
  * which reading goes on at the next plausible header below the head. */
 static const struct hp_ev *
-ring_peek(struct collector *c, struct image *im, struct ring_in *r, uint64_t head)
+ring_peek(struct collector *c, struct proc *pr, struct ring_in *r, uint64_t head)
 {
 	while (r->tail < head) {
 		uint64_t off = r->tail & (r->size - 1);
@@ -361,19 +361,19 @@ ring_peek(struct collector *c, struct image *im, struct ring_in *r, uint64_t hea
 		}
 		const struct hp_ev *e = (const struct hp_ev *)(r->data + off);
 		if (frames(e, r->size - off)) {
-			if (!seq_ok(im, e))
-				count_bad(c, im);
+			if (!seq_ok(pr, e))
+				count_bad(c, pr);
 			else if (HP_EV_TYPE(e->word) != HP_EV_PAD)
 				return e;
 			r->tail += HP_EV_BYTES(e->word);
 			continue;
 		}
-		count_bad(c, im);
+		count_bad(c, pr);
 		uint64_t pos = r->tail + 8;
 		for (; pos < head; pos += 8) {
 			uint64_t o = pos & (r->size - 1);
 			if (r->size - o >= sizeof(struct hp_ev) &&
-			    plausible(im, (const struct hp_ev *)(r->data + o), r->size - o))
+			    plausible(pr, (const struct hp_ev *)(r->data + o), r->size - o))
 				break;
 		}
 		r->tail = pos < head ? pos : head;
@@ -451,10 +451,10 @@ str_ok(const char *p, uint32_t n)
  * reading not in the future. A new record type needs its case here.
  */
 static bool
-valid_record(const struct image *im, const struct hp_ev *e, uint64_t now_ns)
+valid_record(const struct proc *pr, const struct hp_ev *e, uint64_t now_ns)
 {
 	uint32_t bytes = HP_EV_BYTES(e->word);
-	uint64_t max_stack = 2 * (uint64_t)im->stack_cap + 65536;
+	uint64_t max_stack = 2 * (uint64_t)pr->stack_cap + 65536;
 
 	if (e->ns > now_ns + 1000000000ULL || e->tid <= 0 || e->tid >= MAX_TID)
 		return false;
@@ -464,7 +464,7 @@ valid_record(const struct image *im, const struct hp_ev *e, uint64_t now_ns)
 		const char *exe = (const char *)(v + 1);
 		return bytes >= sizeof(*v) && v->exe_bytes <= bytes - sizeof(*v) &&
 		       v->argv_bytes <= bytes - sizeof(*v) - v->exe_bytes &&
-		       str_ok(exe, v->exe_bytes) && v->pid == im->pid;
+		       str_ok(exe, v->exe_bytes) && v->pid == pr->pid;
 	}
 	case HP_EV_MODULE: {
 		const struct hp_ev_module *v = (const void *)e;
@@ -540,20 +540,20 @@ valid_record(const struct image *im, const struct hp_ev *e, uint64_t now_ns)
 }
 
 static void
-apply(struct collector *c, struct image *im, const struct hp_ev *e)
+apply(struct collector *c, struct proc *pr, const struct hp_ev *e)
 {
-	if (!valid_record(im, e, c->merge_ns)) {
-		count_bad(c, im); /* its number is used up all the same */
+	if (!valid_record(pr, e, c->merge_ns)) {
+		count_bad(c, pr); /* its number is used up all the same */
 		return;
 	}
 	/* Ordered time: the record's clock reading, moved to 1 ns after the
 	 * previous record's if it is not later (two threads may read the
 	 * clock in the other order than they took their numbers). */
-	int64_t ns = (int64_t)e->ns > im->now ? (int64_t)e->ns : im->now + 1;
+	int64_t ns = (int64_t)e->ns > pr->now ? (int64_t)e->ns : pr->now + 1;
 
-	im->events++;
+	pr->events++;
 	c->events++;
-	rows_apply(c, im, e, ns);
+	rows_apply(c, pr, e, ns);
 }
 
 /*
@@ -566,21 +566,21 @@ apply(struct collector *c, struct image *im, const struct hp_ev *e)
  * and counted as truncated.
  */
 static bool
-merge(struct collector *c, struct image *im, bool final)
+merge(struct collector *c, struct proc *pr, bool final)
 {
-	unsigned n = im->nrings;
+	unsigned n = pr->nrings;
 	bool any = false;
 
 	c->merge_ns = mono_ns();
 	for (unsigned i = 0; i < n; i++) {
-		struct ring_in *r = &im->rings[i];
+		struct ring_in *r = &pr->rings[i];
 		uint64_t head = __atomic_load_n(&r->hdr->head, __ATOMIC_ACQUIRE);
 		/* a producer is never more than the ring ahead of the tail it
 		 * saw; a head that says otherwise was scribbled on: the ring
 		 * is read no further (its numbers will count as truncated) */
 		if (r->broken || head < r->published || head - r->published > r->size) {
 			if (!r->broken)
-				count_bad(c, im);
+				count_bad(c, pr);
 			r->broken = true;
 			head = r->tail;
 		}
@@ -589,32 +589,32 @@ merge(struct collector *c, struct image *im, bool final)
 	for (;;) {
 		bool progress = false, hold = false;
 
-		while (im->pending.n > 0 && im->pending.v[0].seq <= im->next_seq) {
-			if (im->pending.v[0].seq == im->next_seq &&
-			    !rows_ready(c, im, im->pending.v[0].rec, final)) {
+		while (pr->pending.n > 0 && pr->pending.v[0].seq <= pr->next_seq) {
+			if (pr->pending.v[0].seq == pr->next_seq &&
+			    !rows_ready(c, pr, pr->pending.v[0].rec, final)) {
 				hold = true;
 				break;
 			}
-			struct pending p = queue_pop(&im->pending);
-			if (p.seq == im->next_seq) { /* below: a duplicate, dropped */
-				apply(c, im, p.rec);
-				im->next_seq++;
+			struct pending p = queue_pop(&pr->pending);
+			if (p.seq == pr->next_seq) { /* below: a duplicate, dropped */
+				apply(c, pr, p.rec);
+				pr->next_seq++;
 				progress = true;
 			}
 			free(p.rec);
 		}
 		for (unsigned i = 0; i < n; i++) {
-			struct ring_in *r = &im->rings[i];
+			struct ring_in *r = &pr->rings[i];
 			const struct hp_ev *e;
 
-			while ((e = ring_peek(c, im, r, r->head)) != NULL && e->seq == im->next_seq) {
-				if (!rows_ready(c, im, e, final)) {
+			while ((e = ring_peek(c, pr, r, r->head)) != NULL && e->seq == pr->next_seq) {
+				if (!rows_ready(c, pr, e, final)) {
 					hold = true;
 					break;
 				}
-				apply(c, im, e);
+				apply(c, pr, e);
 				r->tail += HP_EV_BYTES(e->word);
-				im->next_seq++;
+				pr->next_seq++;
 				progress = true;
 			}
 			/* room for the program as it is made, not when the merge
@@ -624,7 +624,7 @@ merge(struct collector *c, struct image *im, bool final)
 		}
 		if (hold) {
 			/* a forked child waiting for its parent's model */
-			im->waiting = true;
+			pr->waiting = true;
 			break;
 		}
 		if (progress) {
@@ -635,21 +635,21 @@ merge(struct collector *c, struct image *im, bool final)
 		 * numbered before doing its work (and writing its own record).
 		 * Apply it where it is and leave padding in its place. */
 		for (unsigned i = 0; i < n && !progress && !hold; i++) {
-			struct hp_ev *e = find_ahead(&im->rings[i], im->next_seq);
-			if (e && !rows_ready(c, im, e, final)) {
+			struct hp_ev *e = find_ahead(&pr->rings[i], pr->next_seq);
+			if (e && !rows_ready(c, pr, e, final)) {
 				hold = true;
 			} else if (e) {
-				apply(c, im, e);
+				apply(c, pr, e);
 				/* padding as the producer writes it: number 0 */
 				e->seq = 0;
 				__atomic_store_n(&e->word, HP_EV_WORD(HP_EV_PAD, HP_EV_BYTES(e->word)),
 						 __ATOMIC_RELAXED);
-				im->next_seq++;
+				pr->next_seq++;
 				progress = true;
 			}
 		}
 		if (hold) {
-			im->waiting = true;
+			pr->waiting = true;
 			break;
 		}
 		if (progress) {
@@ -663,62 +663,62 @@ merge(struct collector *c, struct image *im, bool final)
 		 * to find out which numbers never come). */
 		bool moved = false;
 		for (unsigned i = 0; i < n; i++) {
-			struct ring_in *r = &im->rings[i];
+			struct ring_in *r = &pr->rings[i];
 			const struct hp_ev *e;
 
 			if (!final && r->head - r->tail <= r->size / 2)
 				continue;
-			if ((e = ring_peek(c, im, r, r->head)) == NULL)
+			if ((e = ring_peek(c, pr, r, r->head)) == NULL)
 				continue;
 			uint32_t bytes = HP_EV_BYTES(e->word);
 			struct hp_ev *copy = xmalloc(bytes);
 			memcpy(copy, e, bytes);
-			queue_push(&im->pending, copy->seq, copy);
+			queue_push(&pr->pending, copy->seq, copy);
 			r->tail += bytes;
 			moved = true;
 		}
 		if (moved)
 			continue;
-		if (final && im->pending.n > 0) {
-			uint64_t seq = im->pending.v[0].seq;
-			im->row.truncated_records += (int64_t)(seq - im->next_seq);
-			c->truncated += seq - im->next_seq;
-			im->next_seq = seq;
+		if (final && pr->pending.n > 0) {
+			uint64_t seq = pr->pending.v[0].seq;
+			pr->row.truncated_records += (int64_t)(seq - pr->next_seq);
+			c->truncated += seq - pr->next_seq;
+			pr->next_seq = seq;
 			continue;
 		}
-		im->waiting = false;
-		for (unsigned i = 0; i < n && !im->waiting; i++)
-			im->waiting = ring_peek(c, im, &im->rings[i], im->rings[i].head) != NULL;
+		pr->waiting = false;
+		for (unsigned i = 0; i < n && !pr->waiting; i++)
+			pr->waiting = ring_peek(c, pr, &pr->rings[i], pr->rings[i].head) != NULL;
 		break;
 	}
 	for (unsigned i = 0; i < n; i++)
-		ring_publish(&im->rings[i]);
+		ring_publish(&pr->rings[i]);
 	return any;
 }
 
 static void
-finish_image(struct collector *c, struct image *im)
+finish_proc(struct collector *c, struct proc *pr)
 {
 	/* The process is gone: every ring it made exists by now. */
-	scan_rings(c, im);
-	merge(c, im, true);
+	scan_rings(c, pr);
+	merge(c, pr, true);
 	/* Numbers taken but never written by the end. */
-	uint64_t taken = __atomic_load_n(&im->proc->seq, __ATOMIC_ACQUIRE);
-	if (taken > im->next_seq) {
-		im->row.truncated_records += (int64_t)(taken - im->next_seq);
-		c->truncated += taken - im->next_seq;
+	uint64_t taken = __atomic_load_n(&pr->proc->seq, __ATOMIC_ACQUIRE);
+	if (taken > pr->next_seq) {
+		pr->row.truncated_records += (int64_t)(taken - pr->next_seq);
+		c->truncated += taken - pr->next_seq;
 	}
-	rows_finish(c, im);
-	for (unsigned i = 0; i < im->nrings; i++)
-		munmap(im->rings[i].hdr, HP_PAGE + im->rings[i].size);
-	free(im->pending.v);
-	im->pending = (struct seq_queue){ 0 };
-	free(im->rings);
-	im->rings = NULL;
-	im->nrings = 0;
-	if (im->pidfd >= 0)
-		close(im->pidfd);
-	im->pidfd = -1;
+	rows_finish(c, pr);
+	for (unsigned i = 0; i < pr->nrings; i++)
+		munmap(pr->rings[i].hdr, HP_PAGE + pr->rings[i].size);
+	free(pr->pending.v);
+	pr->pending = (struct seq_queue){ 0 };
+	free(pr->rings);
+	pr->rings = NULL;
+	pr->nrings = 0;
+	if (pr->pidfd >= 0)
+		close(pr->pidfd);
+	pr->pidfd = -1;
 }
 
 /* PIDFD_GET_INFO (linux/pidfd.h, Linux 6.15+; Debian 12's headers predate
@@ -735,15 +735,15 @@ struct pidfd_info_v0 {
  * the end of a child its parent reaped at once, such as one whose parent
  * ignores SIGCHLD. */
 static bool
-pidfd_exit_status(struct image *im)
+pidfd_exit_status(struct proc *pr)
 {
 	struct pidfd_info_v0 info = { .mask = HP_PIDFD_INFO_EXIT };
 
-	if (im->pidfd < 0 || ioctl(im->pidfd, HP_PIDFD_GET_INFO, &info) != 0 ||
+	if (pr->pidfd < 0 || ioctl(pr->pidfd, HP_PIDFD_GET_INFO, &info) != 0 ||
 	    !(info.mask & HP_PIDFD_INFO_EXIT))
 		return false;
-	im->wait_status = info.exit_code;
-	im->waited = true;
+	pr->wait_status = info.exit_code;
+	pr->waited = true;
 	return true;
 }
 
@@ -751,18 +751,18 @@ pidfd_exit_status(struct image *im)
  * /proc/PID/stat (field 52, Linux 3.5+); one reaped already, in its pidfd
  * where the kernel keeps it. */
 static void
-zombie_status(struct image *im)
+zombie_status(struct proc *pr)
 {
 	char path[64], buf[2048];
 	int fd;
 	ssize_t n;
 
-	if (im->waited || pidfd_exit_status(im))
+	if (pr->waited || pidfd_exit_status(pr))
 		return;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)im->pid);
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pr->pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		pidfd_exit_status(im); /* reaped meanwhile */
+		pidfd_exit_status(pr); /* reaped meanwhile */
 		return;
 	}
 	n = read(fd, buf, sizeof(buf) - 1);
@@ -772,7 +772,7 @@ zombie_status(struct image *im)
 	buf[n] = '\0';
 	char *p = strrchr(buf, ')');
 	if (!p || p[1] != ' ' || p[2] != 'Z') {
-		pidfd_exit_status(im); /* reaped meanwhile */
+		pidfd_exit_status(pr); /* reaped meanwhile */
 		return;
 	}
 	int field = 3; /* p + 2 is the state, field 3 */
@@ -780,21 +780,21 @@ zombie_status(struct image *im)
 		if (*p == ' ')
 			field++;
 	if (field == 52 && *p >= '0' && *p <= '9') {
-		im->wait_status = atoi(p);
-		im->waited = true;
+		pr->wait_status = atoi(p);
+		pr->waited = true;
 	}
 }
 
 /* Without a pidfd: the process is gone if /proc has no such pid, or a
  * zombie, or another process with its pid (a start time not its own). */
 static bool
-gone_by_proc(const struct image *im)
+gone_by_proc(const struct proc *pr)
 {
 	char state;
 	unsigned long long ticks;
 
-	return !proc_stat(im->pid, &state, &ticks) || state == 'Z' || state == 'X' ||
-	       ticks != im->start_ticks;
+	return !proc_stat(pr->pid, &state, &ticks) || state == 'Z' || state == 'X' ||
+	       ticks != pr->start_ticks;
 }
 
 bool
@@ -810,37 +810,37 @@ collect_poll(struct collector *c)
 		scan_spool(c);
 		c->scanned_at = now;
 	} else {
-		for (size_t i = 0; i < c->nimages; i++)
-			if (!c->images[i]->finished)
-				scan_rings(c, c->images[i]);
+		for (size_t i = 0; i < c->nprocs; i++)
+			if (!c->procs[i]->finished)
+				scan_rings(c, c->procs[i]);
 	}
-	for (size_t i = 0; i < c->nimages; i++) {
-		struct image *im = c->images[i];
+	for (size_t i = 0; i < c->nprocs; i++) {
+		struct proc *pr = c->procs[i];
 
-		if (im->finished)
+		if (pr->finished)
 			continue;
-		any |= merge(c, im, false);
-		if (!im->dead) {
-			struct pollfd p = { im->pidfd, POLLIN, 0 };
-			if (im->pidfd >= 0 ? poll(&p, 1, 0) > 0 : scan && gone_by_proc(im)) {
-				im->dead = true;
-				im->end_ns = (int64_t)mono_ns();
-				zombie_status(im);
+		any |= merge(c, pr, false);
+		if (!pr->dead) {
+			struct pollfd p = { pr->pidfd, POLLIN, 0 };
+			if (pr->pidfd >= 0 ? poll(&p, 1, 0) > 0 : scan && gone_by_proc(pr)) {
+				pr->dead = true;
+				pr->end_ns = (int64_t)mono_ns();
+				zombie_status(pr);
 				/* it may have exec'd and ended since the scan above:
-				 * the files of the image that replaced it exist now */
+				 * the files of the process that replaced it exist now */
 				scan_spool(c);
 			}
 		}
-		if (im->dead)
-			finish_image(c, im);
+		if (pr->dead)
+			finish_proc(c, pr);
 	}
 	if (c->demand) {
 		/* after the merge: the state as far as the program has written */
 		c->demand = false;
-		for (size_t i = 0; i < c->nimages; i++) {
-			struct image *im = c->images[i];
-			if (!im->finished && im->modeled && im->got_process) {
-				snap_demand(im->snap, &im->model, im->now);
+		for (size_t i = 0; i < c->nprocs; i++) {
+			struct proc *pr = c->procs[i];
+			if (!pr->finished && pr->modeled && pr->got_process) {
+				snap_demand(pr->snap, &pr->model, pr->now);
 				c->demands++;
 			}
 		}
@@ -857,8 +857,8 @@ collect_poll(struct collector *c)
 bool
 collect_waiting(const struct collector *c)
 {
-	for (size_t i = 0; i < c->nimages; i++)
-		if (!c->images[i]->finished && c->images[i]->waiting)
+	for (size_t i = 0; i < c->nprocs; i++)
+		if (!c->procs[i]->finished && c->procs[i]->waiting)
 			return true;
 	return false;
 }
@@ -866,16 +866,16 @@ collect_waiting(const struct collector *c)
 void
 collect_reaped(struct collector *c, pid_t pid, int status)
 {
-	struct image *last = NULL;
+	struct proc *last = NULL;
 
 	/* Its files all exist by now: find any not seen yet. */
 	scan_spool(c);
-	for (size_t i = 0; i < c->nimages; i++) {
-		struct image *im = c->images[i];
-		if (im->pid != pid || im->exec_ended)
+	for (size_t i = 0; i < c->nprocs; i++) {
+		struct proc *pr = c->procs[i];
+		if (pr->pid != pid || pr->exec_ended)
 			continue;
-		if (!last || im->serial > last->serial)
-			last = im;
+		if (!last || pr->serial > last->serial)
+			last = pr;
 	}
 	if (last && !last->waited) {
 		last->dead = true;
@@ -896,8 +896,8 @@ collect_pending(const struct collector *c)
 {
 	unsigned n = 0;
 
-	for (size_t i = 0; i < c->nimages; i++)
-		n += !c->images[i]->finished;
+	for (size_t i = 0; i < c->nprocs; i++)
+		n += !c->procs[i]->finished;
 	return n;
 }
 
@@ -905,10 +905,10 @@ void
 collect_finish(struct collector *c)
 {
 	collect_poll(c);
-	for (size_t i = 0; i < c->nimages; i++)
-		if (!c->images[i]->finished) {
-			c->images[i]->dead = true;
-			finish_image(c, c->images[i]);
+	for (size_t i = 0; i < c->nprocs; i++)
+		if (!c->procs[i]->finished) {
+			c->procs[i]->dead = true;
+			finish_proc(c, c->procs[i]);
 		}
 	if (c->snapshots) {
 		/* the self-check: snapshots rebuilt from an undo record whose
@@ -919,21 +919,21 @@ collect_finish(struct collector *c)
 	}
 }
 
-/* The last image of the root's exec chain (the root: neither forked nor
- * exec'd from a recorded image), or NULL. */
-static const struct image *
+/* The last process of the root's exec chain (the root: neither forked nor
+ * exec'd from a recorded process), or NULL. */
+static const struct proc *
 root_end(const struct collector *c)
 {
-	for (size_t i = 0; i < c->nimages; i++) {
-		const struct image *im = c->images[i];
-		if (im->row.parent_id || im->row.exec_from)
+	for (size_t i = 0; i < c->nprocs; i++) {
+		const struct proc *pr = c->procs[i];
+		if (pr->row.parent_id || pr->row.exec_from)
 			continue;
-		const struct image *end = im;
+		const struct proc *end = pr;
 		for (bool moved = true; moved;) {
 			moved = false;
-			for (size_t j = 0; j < c->nimages; j++)
-				if (c->images[j]->row.exec_from == end->process_id) {
-					end = c->images[j];
+			for (size_t j = 0; j < c->nprocs; j++)
+				if (c->procs[j]->row.exec_from == end->process_id) {
+					end = c->procs[j];
 					moved = true;
 				}
 		}
@@ -945,7 +945,7 @@ root_end(const struct collector *c)
 void
 collect_root_exit(const struct collector *c, int *status, int *signal)
 {
-	const struct image *end = root_end(c);
+	const struct proc *end = root_end(c);
 
 	*status = end ? (int)end->row.exit_status : -1;
 	*signal = end ? (int)end->row.exit_signal : -1;
@@ -954,7 +954,7 @@ collect_root_exit(const struct collector *c, int *status, int *signal)
 void
 collect_stats(const struct collector *c, struct collect_stats *s)
 {
-	s->images = c->nimages;
+	s->procs = c->nprocs;
 	s->events = c->events;
 	s->chunks = c->chunks;
 	s->dropped = c->dropped;
@@ -966,7 +966,7 @@ collect_stats(const struct collector *c, struct collect_stats *s)
 	s->demands = c->demands;
 	s->snap_failures = c->snap_failures;
 	s->has_root = false;
-	const struct image *end = root_end(c);
+	const struct proc *end = root_end(c);
 	if (end && end->has_summary) {
 		s->has_root = true;
 		s->root = end->summary;
@@ -978,19 +978,19 @@ collect_stats(const struct collector *c, struct collect_stats *s)
 void
 collect_free(struct collector *c)
 {
-	for (size_t i = 0; i < c->nimages; i++) {
-		struct image *im = c->images[i];
-		if (im->proc)
-			munmap(im->proc, HP_PAGE);
-		free(im->exe);
-		free(im->argv_json);
-		free(im->stack_map);
-		free(im->mods);
-		free(im->threads);
-		snap_free(im->snap);
-		free(im);
+	for (size_t i = 0; i < c->nprocs; i++) {
+		struct proc *pr = c->procs[i];
+		if (pr->proc)
+			munmap(pr->proc, HP_PAGE);
+		free(pr->exe);
+		free(pr->argv_json);
+		free(pr->stack_map);
+		free(pr->mods);
+		free(pr->threads);
+		snap_free(pr->snap);
+		free(pr);
 	}
-	free(c->images);
+	free(c->procs);
 	for (size_t i = 0; i < c->nrequests; i++)
 		free(c->requests[i]);
 	free(c->requests);

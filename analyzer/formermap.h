@@ -4,7 +4,7 @@
  * chunk of the program's occupied, the chunk's stack and the instant it
  * stopped occupying it (freed into free space, or released by a cache).
  * A later chunk that ends over the same bytes overwrites them. The
- * collector keeps one per process image in snapshot mode, so that a
+ * collector keeps one per process in snapshot mode, so that a
  * snapshot can name the former sites of its holes without the chunks'
  * history: its size is bounded by the heap, not by the run.
  *
@@ -12,7 +12,7 @@
  * address space in a sorted array; a range that crosses such a boundary is
  * split there. A chunk's piece may be split further by later writes over
  * part of it; its pieces keep the chunk's (stack, vacated_ns), which tells
- * them apart from other chunks' (no two chunks of an image end at the same
+ * them apart from other chunks' (no two chunks of a process end at the same
  * instant).
  */
 #ifndef HP_FORMERMAP_H

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * rows.c - the collector's records turned into the model and rows (see
- * rows.h): a process image's chunks, heaps, stacks, modules and threads,
+ * rows.h): a process's chunks, heaps, stacks, modules and threads,
  * and the rows of each.
  *
  * A chunk's row is written when the chunk ends: freed into free space, or,
@@ -26,37 +26,37 @@
 #include "snapshot.h"
 #include "util.h"
 
-struct image *
-rows_find_image(struct collector *c, pid_t pid, uint64_t serial)
+struct proc *
+rows_find_proc(struct collector *c, pid_t pid, uint64_t serial)
 {
-	for (size_t i = 0; i < c->nimages; i++)
-		if (c->images[i]->pid == pid && c->images[i]->serial == serial)
-			return c->images[i];
+	for (size_t i = 0; i < c->nprocs; i++)
+		if (c->procs[i]->pid == pid && c->procs[i]->serial == serial)
+			return c->procs[i];
 	return NULL;
 }
 
 void
-rows_write_process(struct collector *c, struct image *im)
+rows_write_process(struct collector *c, struct proc *pr)
 {
-	im->row.id = im->process_id;
-	im->row.exe = im->exe;
-	im->row.argv_json = im->argv_json;
-	im->row.dropped_events = im->proc ? (int64_t)im->proc->dropped_events : 0;
-	db_process(c->db, &im->row);
+	pr->row.id = pr->process_id;
+	pr->row.exe = pr->exe;
+	pr->row.argv_json = pr->argv_json;
+	pr->row.dropped_events = pr->proc ? (int64_t)pr->proc->dropped_events : 0;
+	db_process(c->db, &pr->row);
 }
 
 static struct thread_in *
-thread_of(struct image *im, int32_t tid)
+thread_of(struct proc *pr, int32_t tid)
 {
-	if (im->last_thread < im->nthreads && im->threads[im->last_thread].tid == tid)
-		return &im->threads[im->last_thread];
-	for (size_t i = 0; i < im->nthreads; i++)
-		if (im->threads[i].tid == tid)
-			return &im->threads[im->last_thread = i];
-	im->last_thread = im->nthreads;
-	im->threads = xrealloc(im->threads, (im->nthreads + 1) * sizeof(*im->threads));
-	im->threads[im->nthreads] = (struct thread_in){ tid, 0, 0, 0 };
-	return &im->threads[im->nthreads++];
+	if (pr->last_thread < pr->nthreads && pr->threads[pr->last_thread].tid == tid)
+		return &pr->threads[pr->last_thread];
+	for (size_t i = 0; i < pr->nthreads; i++)
+		if (pr->threads[i].tid == tid)
+			return &pr->threads[pr->last_thread = i];
+	pr->last_thread = pr->nthreads;
+	pr->threads = xrealloc(pr->threads, (pr->nthreads + 1) * sizeof(*pr->threads));
+	pr->threads[pr->nthreads] = (struct thread_in){ tid, 0, 0, 0 };
+	return &pr->threads[pr->nthreads++];
 }
 
 static void
@@ -70,16 +70,16 @@ free_fork_model(struct fork_model *f)
 
 /* Snapshot mode, a FORK record: keep a copy of the model for the child. */
 static void
-save_fork_model(struct collector *c, struct image *im, uint64_t fork_ns)
+save_fork_model(struct collector *c, struct proc *pr, uint64_t fork_ns)
 {
-	if (!im->modeled)
+	if (!pr->modeled)
 		return;
 	struct fork_model *f = xcalloc(1, sizeof(*f));
-	f->parent_id = im->process_id;
+	f->parent_id = pr->process_id;
 	f->fork_ns = fork_ns;
-	f->chunks = chunkmap_clone(im->chunks);
-	f->snap = snap_fork(im->snap);
-	if (!hm_clone(&f->model, &im->model, f->chunks)) {
+	f->chunks = chunkmap_clone(pr->chunks);
+	f->snap = snap_fork(pr->snap);
+	if (!hm_clone(&f->model, &pr->model, f->chunks)) {
 		free_fork_model(f); /* its child is not modeled */
 		return;
 	}
@@ -107,7 +107,7 @@ find_fork_model(struct collector *c, int64_t parent_id, uint64_t fork_ns)
 
 /* The child takes its parent's model at the fork; false if there is none. */
 static bool
-adopt_fork_model(struct collector *c, struct image *im, int64_t parent_id, uint64_t fork_ns)
+adopt_fork_model(struct collector *c, struct proc *pr, int64_t parent_id, uint64_t fork_ns)
 {
 	struct fork_model **p = find_fork_model(c, parent_id, fork_ns);
 
@@ -116,16 +116,16 @@ adopt_fork_model(struct collector *c, struct image *im, int64_t parent_id, uint6
 	struct fork_model *f = *p;
 	*p = f->next;
 	c->nforks--;
-	hm_free(&im->model);
-	chunkmap_free(im->chunks);
-	snap_free(im->snap);
-	im->chunks = f->chunks;
-	im->model = f->model;
-	im->model.map = im->chunks;
+	hm_free(&pr->model);
+	chunkmap_free(pr->chunks);
+	snap_free(pr->snap);
+	pr->chunks = f->chunks;
+	pr->model = f->model;
+	pr->model.map = pr->chunks;
 	/* the child's own peak and worst, from its start */
-	im->model.worst_untrimmable = im->model.peak_extent = 0;
-	im->snap = f->snap;
-	snap_set_process(im->snap, im->process_id);
+	pr->model.worst_untrimmable = pr->model.peak_extent = 0;
+	pr->snap = f->snap;
+	snap_set_process(pr->snap, pr->process_id);
 	free(f);
 	return true;
 }
@@ -134,27 +134,27 @@ adopt_fork_model(struct collector *c, struct image *im, int64_t parent_id, uint6
  * first record waits for its parent's model at the fork, unless the parent
  * is done (or unknown), or this is the end. */
 bool
-rows_ready(struct collector *c, struct image *im, const struct hp_ev *e, bool final)
+rows_ready(struct collector *c, struct proc *pr, const struct hp_ev *e, bool final)
 {
-	if (!c->snapshots || im->got_process || final || HP_EV_TYPE(e->word) != HP_EV_PROCESS)
+	if (!c->snapshots || pr->got_process || final || HP_EV_TYPE(e->word) != HP_EV_PROCESS)
 		return true;
 	const struct hp_ev_process *p = (const void *)e;
 	if (!(p->flags & HP_PROC_FORKED))
 		return true;
-	struct image *parent = rows_find_image(c, p->ppid, p->parent_serial);
+	struct proc *parent = rows_find_proc(c, p->ppid, p->parent_serial);
 	return !parent || parent->finished || find_fork_model(c, parent->process_id, p->fork_ns);
 }
 
 static void
-on_process(struct collector *c, struct image *im, const struct hp_ev_process *ev)
+on_process(struct collector *c, struct proc *pr, const struct hp_ev_process *ev)
 {
 	const char *exe = (const char *)(ev + 1);
 	const char *argv = exe + ev->exe_bytes;
 	struct buf j = { 0 };
 
-	im->got_process = true;
-	free(im->exe);
-	im->exe = xstrdup(exe);
+	pr->got_process = true;
+	free(pr->exe);
+	pr->exe = xstrdup(exe);
 	buf_add(&j, "[", 1);
 	for (size_t off = 0, k = 0; off < ev->argv_bytes && k < ev->argc; k++) {
 		size_t n = strnlen(argv + off, ev->argv_bytes - off);
@@ -164,55 +164,55 @@ on_process(struct collector *c, struct image *im, const struct hp_ev_process *ev
 		off += n + 1;
 	}
 	buf_add(&j, "]", 2);
-	free(im->argv_json);
-	im->argv_json = j.p;
-	im->row.pid = ev->pid;
-	im->row.ppid = ev->ppid;
-	im->row.started_ns = im->now;
-	im->peak_live_ns = im->now;
-	/* the image this one replaced ends here, if it was finished without
+	free(pr->argv_json);
+	pr->argv_json = j.p;
+	pr->row.pid = ev->pid;
+	pr->row.ppid = ev->ppid;
+	pr->row.started_ns = pr->now;
+	pr->peak_live_ns = pr->now;
+	/* the process this one replaced ends here, if it was finished without
 	 * knowing when */
-	for (size_t i = 0; im->row.exec_from && i < c->nimages; i++) {
-		struct image *prev = c->images[i];
-		if (prev->process_id == im->row.exec_from && prev->finished &&
-		    prev->row.ended_ns != im->now) {
-			prev->row.ended_ns = im->now;
+	for (size_t i = 0; pr->row.exec_from && i < c->nprocs; i++) {
+		struct proc *prev = c->procs[i];
+		if (prev->process_id == pr->row.exec_from && prev->finished &&
+		    prev->row.ended_ns != pr->now) {
+			prev->row.ended_ns = pr->now;
 			rows_write_process(c, prev);
 		}
 	}
-	im->row.heap_start = (int64_t)ev->heap_start;
+	pr->row.heap_start = (int64_t)ev->heap_start;
 	if (ev->flags & HP_PROC_FORKED) {
-		/* its heap is its parent's at the fork, which this image's
+		/* its heap is its parent's at the fork, which this process's
 		 * events do not show: in a full recording no figures of its own
 		 * (the reports replay the parent's heap first); in a snapshot
 		 * recording its model starts as a copy of its parent's */
-		im->modeled = false;
-		struct image *parent = rows_find_image(c, ev->ppid, ev->parent_serial);
+		pr->modeled = false;
+		struct proc *parent = rows_find_proc(c, ev->ppid, ev->parent_serial);
 		if (parent) {
-			im->row.parent_id = parent->process_id;
-			im->row.fork_ns = (int64_t)ev->fork_ns;
+			pr->row.parent_id = parent->process_id;
+			pr->row.fork_ns = (int64_t)ev->fork_ns;
 			if (c->snapshots)
-				im->modeled = adopt_fork_model(c, im, parent->process_id, ev->fork_ns);
+				pr->modeled = adopt_fork_model(c, pr, parent->process_id, ev->fork_ns);
 		}
-	} else if (!im->row.exec_from) {
+	} else if (!pr->row.exec_from) {
 		/* Started by vfork or posix_spawn (no fork handler ran, its first
-		 * recorded image is the exec'd one): its parent is the latest
-		 * image of its parent process. */
-		struct image *parent = NULL;
-		for (size_t i = 0; i < c->nimages; i++)
-			if (c->images[i]->pid == ev->ppid && c->images[i] != im &&
-			    (!parent || c->images[i]->serial > parent->serial))
-				parent = c->images[i];
+		 * recorded process is the exec'd one): its parent is the latest
+		 * process of its parent's pid. */
+		struct proc *parent = NULL;
+		for (size_t i = 0; i < c->nprocs; i++)
+			if (c->procs[i]->pid == ev->ppid && c->procs[i] != pr &&
+			    (!parent || c->procs[i]->serial > parent->serial))
+				parent = c->procs[i];
 		if (parent)
-			im->row.parent_id = parent->process_id;
+			pr->row.parent_id = parent->process_id;
 	}
 	/* the brk heap is there from the start, however empty (as the
 	 * reports' replay has it) */
-	if (!im->model.has_brk && ev->heap_start)
-		hm_brk(&im->model, ev->heap_start, ev->heap_start);
-	hm_start(&im->model, im->now);
-	snap_start(im->snap, &im->model, im->now, im->modeled);
-	rows_write_process(c, im);
+	if (!pr->model.has_brk && ev->heap_start)
+		hm_brk(&pr->model, ev->heap_start, ev->heap_start);
+	hm_start(&pr->model, pr->now);
+	snap_start(pr->snap, &pr->model, pr->now, pr->modeled);
+	rows_write_process(c, pr);
 }
 
 static int64_t
@@ -243,7 +243,7 @@ find_gstack(struct collector *c, unsigned depth, const int64_t *ids, const uint6
 }
 
 static void
-on_stack(struct collector *c, struct image *im, const struct hp_ev_stack *ev)
+on_stack(struct collector *c, struct proc *pr, const struct hp_ev_stack *ev)
 {
 	unsigned depth = ev->depth > HP_MAX_DEPTH_LIMIT ? HP_MAX_DEPTH_LIMIT : ev->depth;
 	int64_t ids[HP_MAX_DEPTH_LIMIT];
@@ -253,25 +253,25 @@ on_stack(struct collector *c, struct image *im, const struct hp_ev_stack *ev)
 		uint64_t ip = ev->ip[i];
 		const struct module_in *hit = NULL;
 
-		for (size_t m = 0; m < im->nmods; m++)
-			if (im->mods[m].loaded && ip >= im->mods[m].lo && ip < im->mods[m].hi) {
-				hit = &im->mods[m];
+		for (size_t m = 0; m < pr->nmods; m++)
+			if (pr->mods[m].loaded && ip >= pr->mods[m].lo && ip < pr->mods[m].hi) {
+				hit = &pr->mods[m];
 				break;
 			}
 		ids[i] = hit ? hit->image_id : 0;
 		offs[i] = hit ? ip - hit->base : ip;
 	}
-	if (ev->stack_id >= im->stack_cap) {
+	if (ev->stack_id >= pr->stack_cap) {
 		size_t cap = ev->stack_id * 2 + 64;
-		im->stack_map = xrealloc(im->stack_map, cap * sizeof(*im->stack_map));
-		memset(im->stack_map + im->stack_cap, 0, (cap - im->stack_cap) * sizeof(int64_t));
-		im->stack_cap = cap;
+		pr->stack_map = xrealloc(pr->stack_map, cap * sizeof(*pr->stack_map));
+		memset(pr->stack_map + pr->stack_cap, 0, (cap - pr->stack_cap) * sizeof(int64_t));
+		pr->stack_cap = cap;
 	}
-	im->stack_map[ev->stack_id] = find_gstack(c, depth, ids, offs);
+	pr->stack_map[ev->stack_id] = find_gstack(c, depth, ids, offs);
 }
 
 static void
-on_module(struct collector *c, struct image *im, const struct hp_ev_module *ev)
+on_module(struct collector *c, struct proc *pr, const struct hp_ev_module *ev)
 {
 	char hex[2 * sizeof(ev->build_id) + 1];
 	const char *path = (const char *)(ev + 1);
@@ -281,47 +281,47 @@ on_module(struct collector *c, struct image *im, const struct hp_ev_module *ev)
 	for (unsigned i = 0; i < n; i++)
 		snprintf(hex + 2 * i, 3, "%02x", ev->build_id[i]);
 	hex[2 * n] = '\0';
-	im->mods = xrealloc(im->mods, (im->nmods + 1) * sizeof(*im->mods));
-	struct module_in *m = &im->mods[im->nmods++];
+	pr->mods = xrealloc(pr->mods, (pr->nmods + 1) * sizeof(*pr->mods));
+	struct module_in *m = &pr->mods[pr->nmods++];
 	m->base = ev->base;
 	m->lo = ev->lo;
 	m->hi = ev->hi;
 	m->loaded = true;
 	m->image_id = db_image(c->db, path[0] ? path : "[unknown]", n ? hex : NULL);
-	m->module_id = db_module(c->db, im->process_id, m->image_id, ev->base, ev->lo, ev->hi,
-				 im->now);
+	m->module_id = db_module(c->db, pr->process_id, m->image_id, ev->base, ev->lo, ev->hi,
+				 pr->now);
 }
 
 static void
-on_unmodule(struct collector *c, struct image *im, const struct hp_ev_unmodule *ev)
+on_unmodule(struct collector *c, struct proc *pr, const struct hp_ev_unmodule *ev)
 {
-	for (size_t m = 0; m < im->nmods; m++)
-		if (im->mods[m].loaded && im->mods[m].base == ev->base && im->mods[m].lo == ev->lo) {
-			im->mods[m].loaded = false;
-			db_module_unloaded(c->db, im->mods[m].module_id, im->now);
+	for (size_t m = 0; m < pr->nmods; m++)
+		if (pr->mods[m].loaded && pr->mods[m].base == ev->base && pr->mods[m].lo == ev->lo) {
+			pr->mods[m].loaded = false;
+			db_module_unloaded(c->db, pr->mods[m].module_id, pr->now);
 		}
 }
 
 /* The heap model follows the map (occupancy.h): an entry of kind HM_CHUNK
  * occupies its heap; an mmap chunk (kind 0) is only counted. */
 static void
-model_add(struct image *im, struct chunk_entry *e)
+model_add(struct proc *pr, struct chunk_entry *e)
 {
 	if (e->backing == HP_BACKING_MMAP) {
 		e->kind = 0;
-		hm_mmap(&im->model, e->chunk_bytes, true);
+		hm_mmap(&pr->model, e->chunk_bytes, true);
 		return;
 	}
-	occ_place(&im->model, e);
+	occ_place(&pr->model, e);
 }
 
 /* e ends: out of the model and the map. */
 static void
-model_remove(struct image *im, struct chunk_entry *e)
+model_remove(struct proc *pr, struct chunk_entry *e)
 {
 	if (e->kind == 0 && e->backing == HP_BACKING_MMAP && !e->free_ns)
-		hm_mmap(&im->model, e->chunk_bytes, false);
-	occ_end(&im->model, e, &im->hooks);
+		hm_mmap(&pr->model, e->chunk_bytes, false);
+	occ_end(&pr->model, e, &pr->hooks);
 }
 
 static bool
@@ -332,33 +332,33 @@ is_range(const struct chunk_entry *e)
 
 /* Before the entry at addr changes (snapshots keep its earlier value). */
 static inline void
-touch(struct image *im, uint64_t addr)
+touch(struct proc *pr, uint64_t addr)
 {
-	snap_touch(im->snap, &im->model, addr);
+	snap_touch(pr->snap, &pr->model, addr);
 }
 
 /* A heap_event: its row, and what it does to the model. */
 static void
-heap_event(struct collector *c, struct image *im, int kind, uint64_t address, uint64_t bytes,
+heap_event(struct collector *c, struct proc *pr, int kind, uint64_t address, uint64_t bytes,
 	   int64_t value, bool has_value)
 {
-	occ_heap_event(&im->model, kind, address, bytes, value, &im->hooks);
+	occ_heap_event(&pr->model, kind, address, bytes, value, &pr->hooks);
 	if (!c->snapshots)
-		db_heap_event(c->db, im->process_id, im->now, kind, address, bytes, value,
-			      has_value, -1, -1, (uint64_t)im->row.heap_start);
+		db_heap_event(c->db, pr->process_id, pr->now, kind, address, bytes, value,
+			      has_value, -1, -1, (uint64_t)pr->row.heap_start);
 }
 
 /* Write the chunk's row (released_ns 0: not released); its id is given
  * now, rows are appended in the order they are written. */
 static int64_t
-write_chunk(struct collector *c, struct image *im, struct chunk_entry *e, int64_t released_ns)
+write_chunk(struct collector *c, struct proc *pr, struct chunk_entry *e, int64_t released_ns)
 {
 	if (c->snapshots)
 		return 0;
 	int64_t id = c->next_chunk_id++;
 	struct db_chunk row = {
 		.chunk_id = id,
-		.process_id = im->process_id,
+		.process_id = pr->process_id,
 		.address = e->addr,
 		.size = e->size,
 		.chunk_bytes = e->chunk_bytes,
@@ -372,7 +372,7 @@ write_chunk(struct collector *c, struct image *im, struct chunk_entry *e, int64_
 		.released_ns = released_ns,
 		.stack_id = e->stack_id,
 		.realloc_from = e->written ? 0 : e->realloc_from,
-		.heap_start = im->row.heap_start,
+		.heap_start = pr->row.heap_start,
 	};
 
 	db_chunk(c->db, &row);
@@ -393,139 +393,139 @@ hook_touch(void *arg, uint64_t addr)
 static void
 hook_released(void *arg, struct chunk_entry *e)
 {
-	struct image *im = arg;
+	struct proc *pr = arg;
 
 	if (e->written)
-		db_chunk_released(im->col->db, e->row_id, e->free_ns, im->now);
+		db_chunk_released(pr->col->db, e->row_id, e->free_ns, pr->now);
 	else
-		write_chunk(im->col, im, e, im->now);
+		write_chunk(pr->col, pr, e, pr->now);
 }
 
 static void
 hook_vacated(void *arg, struct chunk_entry *e)
 {
-	struct image *im = arg;
+	struct proc *pr = arg;
 
-	snap_vacated(im->snap, e, im->now);
+	snap_vacated(pr->snap, e, pr->now);
 }
 
 /* A live chunk was freed (by this record) or is gone without a free we saw
  * (tid 0, fate 0). */
 static void
-free_chunk(struct image *im, struct chunk_entry *e, int32_t tid, int fate)
+free_chunk(struct proc *pr, struct chunk_entry *e, int32_t tid, int fate)
 {
-	snap_freed(im->snap, e, im->now);
+	snap_freed(pr->snap, e, pr->now);
 	if (e->backing == HP_BACKING_MMAP)
-		hm_mmap(&im->model, e->chunk_bytes, false);
-	e->free_ns = im->now;
+		hm_mmap(&pr->model, e->chunk_bytes, false);
+	e->free_ns = pr->now;
 	e->free_tid = tid;
 	e->fate = (uint8_t)fate;
 }
 
 static void
-on_alloc(struct collector *c, struct image *im, const struct hp_ev_alloc *ev)
+on_alloc(struct collector *c, struct proc *pr, const struct hp_ev_alloc *ev)
 {
-	struct chunk_entry *e = occ_reuse(&im->model, ev->chunk, &im->hooks);
-	struct thread_in *t = thread_of(im, ev->h.tid);
+	struct chunk_entry *e = occ_reuse(&pr->model, ev->chunk, &pr->hooks);
+	struct thread_in *t = thread_of(pr, ev->h.tid);
 
 	if (e) {
 		/* never freed as far as we know, or overlapped: it ends here */
-		free_chunk(im, e, ev->h.tid, 0);
-		write_chunk(c, im, e, 0);
-		model_remove(im, e);
+		free_chunk(pr, e, ev->h.tid, 0);
+		write_chunk(c, pr, e, 0);
+		model_remove(pr, e);
 	}
-	touch(im, ev->chunk);
-	e = chunkmap_add(im->chunks, ev->chunk);
+	touch(pr, ev->chunk);
+	e = chunkmap_add(pr->chunks, ev->chunk);
 	e->size = ev->size;
 	e->chunk_bytes = ev->chunk_bytes;
-	e->alloc_ns = im->now;
+	e->alloc_ns = pr->now;
 	e->alloc_tid = ev->h.tid;
-	e->stack_id = ev->stack_id && ev->stack_id < im->stack_cap ? im->stack_map[ev->stack_id] : 0;
+	e->stack_id = ev->stack_id && ev->stack_id < pr->stack_cap ? pr->stack_map[ev->stack_id] : 0;
 	e->backing = ev->backing;
 	e->call = ev->call;
 	if (ev->call == HP_CALL_REALLOC && t->realloc_from) {
 		e->realloc_from = t->realloc_from;
 		t->realloc_from = 0;
 	}
-	model_add(im, e);
-	snap_alloc(im->snap, e);
+	model_add(pr, e);
+	snap_alloc(pr->snap, e);
 	c->chunks++;
 }
 
 static void
-on_free(struct collector *c, struct image *im, const struct hp_ev_free *ev)
+on_free(struct collector *c, struct proc *pr, const struct hp_ev_free *ev)
 {
-	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
+	struct chunk_entry *e = chunkmap_slot(pr->chunks, ev->chunk);
 
 	if (e == NULL || e->addr != ev->chunk || e->cached || is_range(e)) {
-		/* allocated before this image existed: inherited by fork */
-		heap_event(c, im, HP_HEV_INHERITED_FREE, ev->chunk, ev->chunk_bytes, ev->fate, true);
+		/* allocated before this process existed: inherited by fork */
+		heap_event(c, pr, HP_HEV_INHERITED_FREE, ev->chunk, ev->chunk_bytes, ev->fate, true);
 		return;
 	}
-	touch(im, e->addr);
-	free_chunk(im, e, ev->h.tid, ev->fate);
+	touch(pr, e->addr);
+	free_chunk(pr, e, ev->h.tid, ev->fate);
 	uint8_t cache = occ_fate_cache(ev->fate);
 	if (cache) {
 		/* still occupies the heap: the row waits for the release, unless
 		 * the realloc moving it needs its id now */
-		occ_cache(&im->model, e, cache);
+		occ_cache(&pr->model, e, cache);
 		if (ev->realloc)
-			thread_of(im, ev->h.tid)->realloc_from = write_chunk(c, im, e, 0);
+			thread_of(pr, ev->h.tid)->realloc_from = write_chunk(c, pr, e, 0);
 		return;
 	}
-	int64_t id = write_chunk(c, im, e, 0);
-	model_remove(im, e);
+	int64_t id = write_chunk(c, pr, e, 0);
+	model_remove(pr, e);
 	if (ev->realloc)
-		thread_of(im, ev->h.tid)->realloc_from = id;
+		thread_of(pr, ev->h.tid)->realloc_from = id;
 }
 
 static void
-on_resize(struct collector *c, struct image *im, const struct hp_ev_resize *ev)
+on_resize(struct collector *c, struct proc *pr, const struct hp_ev_resize *ev)
 {
-	struct chunk_entry *e = chunkmap_slot(im->chunks, ev->chunk);
+	struct chunk_entry *e = chunkmap_slot(pr->chunks, ev->chunk);
 	int64_t old_size = -1;
 
 	if (e && e->addr == ev->chunk && !e->cached && !is_range(e)) {
-		touch(im, e->addr);
-		snap_resize(im->snap, e, ev->size);
+		touch(pr, e->addr);
+		snap_resize(pr->snap, e, ev->size);
 		old_size = (int64_t)e->size;
 		e->size = ev->size;
 	}
 	/* heap_event(), with the request sizes: a chunk row keeps only the
 	 * last, and a chunk's bytes do not always tell them (heapprof.sql) */
-	occ_heap_event(&im->model, HP_HEV_RESIZE, ev->chunk, ev->new_bytes,
-		       (int64_t)ev->old_bytes, &im->hooks);
+	occ_heap_event(&pr->model, HP_HEV_RESIZE, ev->chunk, ev->new_bytes,
+		       (int64_t)ev->old_bytes, &pr->hooks);
 	if (!c->snapshots)
-		db_heap_event(c->db, im->process_id, im->now, HP_HEV_RESIZE, ev->chunk,
+		db_heap_event(c->db, pr->process_id, pr->now, HP_HEV_RESIZE, ev->chunk,
 			      ev->new_bytes, (int64_t)ev->old_bytes, true, (int64_t)ev->size,
-			      old_size, (uint64_t)im->row.heap_start);
+			      old_size, (uint64_t)pr->row.heap_start);
 }
 
 /* The program's own mmap or munmap: a row for each mapping once the last
  * of it is gone (or at the end); an munmap of part of one trims it. */
 static void
-on_program_map(struct collector *c, struct image *im, const struct hp_ev_map *m, bool on)
+on_program_map(struct collector *c, struct proc *pr, const struct hp_ev_map *m, bool on)
 {
 	if (on) {
-		im->pmaps = xrealloc(im->pmaps, (im->npmaps + 1) * sizeof(*im->pmaps));
-		im->pmaps[im->npmaps++] = (struct pmap){
-			m->addr, m->len, im->now,
-			m->stack_id && m->stack_id < im->stack_cap ? im->stack_map[m->stack_id] : 0
+		pr->pmaps = xrealloc(pr->pmaps, (pr->npmaps + 1) * sizeof(*pr->pmaps));
+		pr->pmaps[pr->npmaps++] = (struct pmap){
+			m->addr, m->len, pr->now,
+			m->stack_id && m->stack_id < pr->stack_cap ? pr->stack_map[m->stack_id] : 0
 		};
 		return;
 	}
 	uint64_t lo = m->addr, hi = m->addr + m->len;
-	for (size_t i = 0; i < im->npmaps;) {
-		struct pmap *p = &im->pmaps[i];
+	for (size_t i = 0; i < pr->npmaps;) {
+		struct pmap *p = &pr->pmaps[i];
 		uint64_t end = p->addr + p->len;
 		if (hi <= p->addr || lo >= end) {
 			i++;
 			continue;
 		}
 		if (lo <= p->addr && hi >= end) {
-			db_program_mmap(c->db, im->process_id, p->addr, p->len, p->ns, im->now,
+			db_program_mmap(c->db, pr->process_id, p->addr, p->len, p->ns, pr->now,
 					p->stack_id);
-			*p = im->pmaps[--im->npmaps];
+			*p = pr->pmaps[--pr->npmaps];
 			continue;
 		}
 		/* part of it: what is left below or above (the larger part, if
@@ -542,50 +542,50 @@ on_program_map(struct collector *c, struct image *im, const struct hp_ev_map *m,
 
 /* After each record: the run's worst and peak, and the timeline. */
 static void
-model_track(struct image *im)
+model_track(struct proc *pr)
 {
-	struct hm *m = &im->model;
+	struct hm *m = &pr->model;
 
-	if (m->live + m->mmap > im->peak_live_bytes) {
-		im->peak_live_bytes = m->live + m->mmap;
-		im->peak_live_ns = im->now;
+	if (m->live + m->mmap > pr->peak_live_bytes) {
+		pr->peak_live_bytes = m->live + m->mmap;
+		pr->peak_live_ns = pr->now;
 	}
-	snap_after(im->snap, m, im->now);
-	hm_track(m, im->now);
-	if (im->now < im->tl_next)
+	snap_after(pr->snap, m, pr->now);
+	hm_track(m, pr->now);
+	if (pr->now < pr->tl_next)
 		return;
-	if (im->ntl == 4096) {
+	if (pr->ntl == 4096) {
 		/* keep every other point, sample half as often */
-		for (size_t i = 0; i < im->ntl / 2; i++)
-			im->tl[i] = im->tl[2 * i];
-		im->ntl /= 2;
-		im->tl_step *= 2;
+		for (size_t i = 0; i < pr->ntl / 2; i++)
+			pr->tl[i] = pr->tl[2 * i];
+		pr->ntl /= 2;
+		pr->tl_step *= 2;
 	}
-	if (im->ntl == im->tl_cap) {
-		im->tl_cap = im->tl_cap ? im->tl_cap * 2 : 256;
-		im->tl = xrealloc(im->tl, im->tl_cap * sizeof(*im->tl));
+	if (pr->ntl == pr->tl_cap) {
+		pr->tl_cap = pr->tl_cap ? pr->tl_cap * 2 : 256;
+		pr->tl = xrealloc(pr->tl, pr->tl_cap * sizeof(*pr->tl));
 	}
-	im->tl[im->ntl++] = (struct tl_point){ im->now, m->extent, m->live + m->mmap, m->cached,
+	pr->tl[pr->ntl++] = (struct tl_point){ pr->now, m->extent, m->live + m->mmap, m->cached,
 					       m->untrimmable };
-	im->tl_next = im->now + im->tl_step;
+	pr->tl_next = pr->now + pr->tl_step;
 }
 
 /*
  * A recorded parent reaped child `pid`. The child is the process that held
- * the pid at that instant: the one with that pid whose last image started
+ * the pid at that instant: the one with that pid whose last process started
  * before it (a pid is not reused before its holder is reaped). If that
- * image is finished already, its row gets the end now; else the reap waits
- * for the image's end (set_end).
+ * process is finished already, its row gets the end now; else the reap waits
+ * for the process's end (set_end).
  */
 static void
 on_reap(struct collector *c, const struct hp_ev_reap *ev)
 {
-	struct image *child = NULL;
+	struct proc *child = NULL;
 
 	if (!WIFEXITED(ev->status) && !WIFSIGNALED(ev->status))
 		return; /* not an end (the preload sends none such) */
-	for (size_t i = 0; i < c->nimages; i++) {
-		struct image *o = c->images[i];
+	for (size_t i = 0; i < c->nprocs; i++) {
+		struct proc *o = c->procs[i];
 		if (o->pid != ev->pid || o->exec_ended || o->row.started_ns > (int64_t)ev->h.ns)
 			continue;
 		if (!child || o->row.started_ns > child->row.started_ns)
@@ -607,60 +607,60 @@ on_reap(struct collector *c, const struct hp_ev_reap *ev)
 	c->reaps[c->nreaps++] = (struct reap){ ev->pid, ev->status, (int64_t)ev->h.ns };
 }
 
-/* How the image ended, from what is known: how the process ended for
+/* How the process ended, from what is known: its status as seen by
  * whoever reaped it (heapprof, a recorded parent, or its zombie as seen in
  * /proc) is exact; an exit record is what it last asked for. */
 void
-rows_set_end(struct collector *c, struct image *im)
+rows_set_end(struct collector *c, struct proc *pr)
 {
-	if (!im->waited && !im->exec_ended) {
+	if (!pr->waited && !pr->exec_ended) {
 		/* the earliest reap of its pid since it started */
 		struct reap *r = NULL;
 		for (size_t i = 0; i < c->nreaps; i++) {
 			struct reap *x = &c->reaps[i];
-			if (x->pid == im->pid && x->ns >= im->row.started_ns && (!r || x->ns < r->ns))
+			if (x->pid == pr->pid && x->ns >= pr->row.started_ns && (!r || x->ns < r->ns))
 				r = x;
 		}
 		if (r) {
-			im->waited = true;
-			im->wait_status = r->status;
+			pr->waited = true;
+			pr->wait_status = r->status;
 			*r = c->reaps[--c->nreaps];
 		}
 	}
-	im->row.exit_status = im->row.exit_signal = -1;
-	if (im->exec_ended) {
-		im->row.end_reason = "exec";
-	} else if (im->waited && WIFEXITED(im->wait_status)) {
-		im->row.end_reason = "exit";
-		im->row.exit_status = WEXITSTATUS(im->wait_status);
-	} else if (im->waited && WIFSIGNALED(im->wait_status)) {
-		im->row.end_reason = "signal";
-		im->row.exit_signal = WTERMSIG(im->wait_status);
-	} else if (im->has_exit_record) {
-		im->row.end_reason = "exit";
-		im->row.exit_status = im->exit_record_status & 0xff;
+	pr->row.exit_status = pr->row.exit_signal = -1;
+	if (pr->exec_ended) {
+		pr->row.end_reason = "exec";
+	} else if (pr->waited && WIFEXITED(pr->wait_status)) {
+		pr->row.end_reason = "exit";
+		pr->row.exit_status = WEXITSTATUS(pr->wait_status);
+	} else if (pr->waited && WIFSIGNALED(pr->wait_status)) {
+		pr->row.end_reason = "signal";
+		pr->row.exit_signal = WTERMSIG(pr->wait_status);
+	} else if (pr->has_exit_record) {
+		pr->row.end_reason = "exit";
+		pr->row.exit_status = pr->exit_record_status & 0xff;
 	} else {
-		im->row.end_reason = "unknown";
+		pr->row.end_reason = "unknown";
 	}
-	if (im->exec_ended) {
-		/* ends where the next image starts */
-		for (size_t i = 0; i < c->nimages; i++)
-			if (c->images[i]->row.exec_from == im->process_id &&
-			    c->images[i]->row.started_ns)
-				im->end_ns = c->images[i]->row.started_ns;
+	if (pr->exec_ended) {
+		/* ends where the next process starts */
+		for (size_t i = 0; i < c->nprocs; i++)
+			if (c->procs[i]->row.exec_from == pr->process_id &&
+			    c->procs[i]->row.started_ns)
+				pr->end_ns = c->procs[i]->row.started_ns;
 	}
 }
 
-/* The figures of the image's heaps at its end and over its run. */
+/* The figures of the process's heaps at its end and over its run. */
 static void
-write_summary(struct collector *c, struct image *im)
+write_summary(struct collector *c, struct proc *pr)
 {
-	struct hm *m = &im->model;
+	struct hm *m = &pr->model;
 	struct chunk_entry *pin = hm_top_pin(m);
-	struct db_summary *x = &im->summary;
+	struct db_summary *x = &pr->summary;
 
 	*x = (struct db_summary){
-		.process_id = im->process_id,
+		.process_id = pr->process_id,
 		.extent = m->extent,
 		.live = m->live,
 		.cached = m->cached,
@@ -671,8 +671,8 @@ write_summary(struct collector *c, struct image *im)
 		.resident = hm_resident(m),
 		.mmap = m->mmap,
 		.retained = hm_retained(m),
-		.peak_live = im->peak_live_bytes,
-		.peak_live_ns = im->peak_live_ns,
+		.peak_live = pr->peak_live_bytes,
+		.peak_live_ns = pr->peak_live_ns,
 		.peak_extent = m->peak_extent,
 		.peak_extent_ns = m->peak_extent_ns,
 		.worst_untrimmable = m->worst_untrimmable,
@@ -690,43 +690,43 @@ write_summary(struct collector *c, struct image *im)
 		x->pin_stack_id = pin->kind == HM_CHUNK ? pin->stack_id : 0;
 	}
 	db_summary(c->db, x);
-	for (size_t i = 0; i < im->ntl; i++)
-		db_timeline(c->db, im->process_id, im->tl[i].ns, im->tl[i].extent, im->tl[i].live,
-			    im->tl[i].cached, im->tl[i].untrimmable);
-	if (!im->ntl || im->tl[im->ntl - 1].ns != im->now)
-		db_timeline(c->db, im->process_id, im->now, m->extent, m->live + m->mmap, m->cached,
+	for (size_t i = 0; i < pr->ntl; i++)
+		db_timeline(c->db, pr->process_id, pr->tl[i].ns, pr->tl[i].extent, pr->tl[i].live,
+			    pr->tl[i].cached, pr->tl[i].untrimmable);
+	if (!pr->ntl || pr->tl[pr->ntl - 1].ns != pr->now)
+		db_timeline(c->db, pr->process_id, pr->now, m->extent, m->live + m->mmap, m->cached,
 			    m->untrimmable);
-	im->has_summary = true;
+	pr->has_summary = true;
 }
 
 /* Apply a valid record at its ordered time ns: the model, the rows. */
 void
-rows_apply(struct collector *c, struct image *im, const struct hp_ev *e, int64_t ns)
+rows_apply(struct collector *c, struct proc *pr, const struct hp_ev *e, int64_t ns)
 {
-	snap_before(im->snap, &im->model, ns);
-	im->now = ns;
-	im->last_ns = ns;
+	snap_before(pr->snap, &pr->model, ns);
+	pr->now = ns;
+	pr->last_ns = ns;
 	switch (HP_EV_TYPE(e->word)) {
 	case HP_EV_PROCESS:
-		on_process(c, im, (const struct hp_ev_process *)e);
+		on_process(c, pr, (const struct hp_ev_process *)e);
 		break;
 	case HP_EV_MODULE:
-		on_module(c, im, (const struct hp_ev_module *)e);
+		on_module(c, pr, (const struct hp_ev_module *)e);
 		break;
 	case HP_EV_UNMODULE:
-		on_unmodule(c, im, (const struct hp_ev_unmodule *)e);
+		on_unmodule(c, pr, (const struct hp_ev_unmodule *)e);
 		break;
 	case HP_EV_STACK:
-		on_stack(c, im, (const struct hp_ev_stack *)e);
+		on_stack(c, pr, (const struct hp_ev_stack *)e);
 		break;
 	case HP_EV_ALLOC:
-		on_alloc(c, im, (const struct hp_ev_alloc *)e);
+		on_alloc(c, pr, (const struct hp_ev_alloc *)e);
 		break;
 	case HP_EV_FREE:
-		on_free(c, im, (const struct hp_ev_free *)e);
+		on_free(c, pr, (const struct hp_ev_free *)e);
 		break;
 	case HP_EV_RESIZE:
-		on_resize(c, im, (const struct hp_ev_resize *)e);
+		on_resize(c, pr, (const struct hp_ev_resize *)e);
 		break;
 	case HP_EV_STATE: {
 		/* about a cached chunk of the program's, it completes the chunk's
@@ -735,37 +735,37 @@ rows_apply(struct collector *c, struct image *im, const struct hp_ev *e, int64_t
 		 * not what tcaches do); anything else (free space going into or
 		 * out of a cache, the heap's own bookkeeping) is a row of its own */
 		const struct hp_ev_state *v = (const void *)e;
-		heap_event(c, im, HP_HEV_STATE, v->chunk, v->bytes, v->state, true);
+		heap_event(c, pr, HP_HEV_STATE, v->chunk, v->bytes, v->state, true);
 		break;
 	}
 	case HP_EV_BRK: {
 		const struct hp_ev_brk *b = (const void *)e;
 		if (b->new_brk < b->old_brk)
-			snap_heap_gone(im->snap, b->new_brk, b->old_brk - b->new_brk);
-		heap_event(c, im, HP_HEV_BRK, b->old_brk, b->new_brk, 0, false);
+			snap_heap_gone(pr->snap, b->new_brk, b->old_brk - b->new_brk);
+		heap_event(c, pr, HP_HEV_BRK, b->old_brk, b->new_brk, 0, false);
 		break;
 	}
 	case HP_EV_MAP:
 	case HP_EV_UNMAP: {
 		const struct hp_ev_map *m = (const void *)e;
 		if (m->kind == HP_MAP_PROGRAM) {
-			on_program_map(c, im, m, HP_EV_TYPE(e->word) == HP_EV_MAP);
+			on_program_map(c, pr, m, HP_EV_TYPE(e->word) == HP_EV_MAP);
 			break;
 		}
 		bool map = HP_EV_TYPE(e->word) == HP_EV_MAP;
 		if (m->kind == HP_MAP_HEAP && !map)
-			snap_heap_gone(im->snap, m->addr, m->len);
-		heap_event(c, im, map ? HP_HEV_MAP : HP_HEV_UNMAP, m->addr, m->len, m->kind, true);
+			snap_heap_gone(pr->snap, m->addr, m->len);
+		heap_event(c, pr, map ? HP_HEV_MAP : HP_HEV_UNMAP, m->addr, m->len, m->kind, true);
 		break;
 	}
 	case HP_EV_MADVISE: {
 		const struct hp_ev_madvise *m = (const void *)e;
-		heap_event(c, im, HP_HEV_MADVISE, m->addr, m->len, 0, false);
+		heap_event(c, pr, HP_HEV_MADVISE, m->addr, m->len, 0, false);
 		break;
 	}
 	case HP_EV_THREAD: {
 		const struct hp_ev_thread *t = (const void *)e;
-		struct thread_in *ti = thread_of(im, e->tid);
+		struct thread_in *ti = thread_of(pr, e->tid);
 		if (t->exiting)
 			ti->ended_ns = ns;
 		else if (!ti->started_ns)
@@ -781,17 +781,17 @@ rows_apply(struct collector *c, struct image *im, const struct hp_ev *e, int64_t
 			n = sizeof(name) - 1;
 		memcpy(name, m + 1, n);
 		name[n] = '\0';
-		db_mark(c->db, im->process_id, ns, name);
+		db_mark(c->db, pr->process_id, ns, name);
 		break;
 	}
 	case HP_EV_EXIT:
-		im->exit_record_status = ((const struct hp_ev_exit *)e)->status;
-		im->has_exit_record = true;
-		im->end_ns = ns;
+		pr->exit_record_status = ((const struct hp_ev_exit *)e)->status;
+		pr->has_exit_record = true;
+		pr->end_ns = ns;
 		break;
 	case HP_EV_FORK:
 		if (c->snapshots)
-			save_fork_model(c, im, e->ns);
+			save_fork_model(c, pr, e->ns);
 		break;
 	case HP_EV_REAP:
 		on_reap(c, (const struct hp_ev_reap *)e);
@@ -799,68 +799,68 @@ rows_apply(struct collector *c, struct image *im, const struct hp_ev *e, int64_t
 	default: /* DROPS: nothing to store */
 		break;
 	}
-	model_track(im);
+	model_track(pr);
 }
 
-/* The process image is over and merged: its last rows and its summary. */
+/* The process is over and merged: its last rows and its summary. */
 void
-rows_finish(struct collector *c, struct image *im)
+rows_finish(struct collector *c, struct proc *pr)
 {
 	/* its exit snapshot, its peak and worst if not written yet, its sites */
-	snap_end(im->snap, &im->model, im->now);
-	c->snap_failures += snap_check_failures(im->snap);
-	snap_free(im->snap);
-	im->snap = NULL;
-	im->model.res_hook = NULL;
+	snap_end(pr->snap, &pr->model, pr->now);
+	c->snap_failures += snap_check_failures(pr->snap);
+	snap_free(pr->snap);
+	pr->snap = NULL;
+	pr->model.res_hook = NULL;
 	/* Live chunks leaked; cached ones stayed cached; complete rows are
 	 * written already. */
 	uint32_t cursor = 0;
-	for (struct chunk_entry *e; (e = chunkmap_next(im->chunks, &cursor));) {
+	for (struct chunk_entry *e; (e = chunkmap_next(pr->chunks, &cursor));) {
 		if (e->written || is_range(e))
 			continue;
 		if (!e->cached) {
 			c->leaked_chunks++;
 			c->leaked_bytes += e->size;
 		}
-		write_chunk(c, im, e, 0);
+		write_chunk(c, pr, e, 0);
 	}
-	for (size_t i = 0; i < im->nthreads; i++)
-		db_thread(c->db, im->process_id, im->threads[i].tid, im->threads[i].started_ns,
-			  im->threads[i].ended_ns);
-	for (size_t i = 0; i < im->npmaps; i++)
-		db_program_mmap(c->db, im->process_id, im->pmaps[i].addr, im->pmaps[i].len,
-				im->pmaps[i].ns, 0, im->pmaps[i].stack_id);
-	free(im->pmaps);
-	im->pmaps = NULL;
-	im->npmaps = 0;
-	if (im->modeled)
-		write_summary(c, im);
-	if (im->peak_live_bytes > c->peak_live)
-		c->peak_live = im->peak_live_bytes;
-	c->dropped += im->proc->dropped_events;
-	rows_set_end(c, im);
-	im->row.ended_ns = im->end_ns ? im->end_ns : im->last_ns;
-	rows_write_process(c, im);
-	im->finished = true;
-	hm_free(&im->model);
-	chunkmap_free(im->chunks);
-	im->chunks = NULL;
-	free(im->tl);
-	im->tl = NULL;
+	for (size_t i = 0; i < pr->nthreads; i++)
+		db_thread(c->db, pr->process_id, pr->threads[i].tid, pr->threads[i].started_ns,
+			  pr->threads[i].ended_ns);
+	for (size_t i = 0; i < pr->npmaps; i++)
+		db_program_mmap(c->db, pr->process_id, pr->pmaps[i].addr, pr->pmaps[i].len,
+				pr->pmaps[i].ns, 0, pr->pmaps[i].stack_id);
+	free(pr->pmaps);
+	pr->pmaps = NULL;
+	pr->npmaps = 0;
+	if (pr->modeled)
+		write_summary(c, pr);
+	if (pr->peak_live_bytes > c->peak_live)
+		c->peak_live = pr->peak_live_bytes;
+	c->dropped += pr->proc->dropped_events;
+	rows_set_end(c, pr);
+	pr->row.ended_ns = pr->end_ns ? pr->end_ns : pr->last_ns;
+	rows_write_process(c, pr);
+	pr->finished = true;
+	hm_free(&pr->model);
+	chunkmap_free(pr->chunks);
+	pr->chunks = NULL;
+	free(pr->tl);
+	pr->tl = NULL;
 }
 
-/* A new process image's model, snapshots and timeline (before its
+/* A new process's model, snapshots and timeline (before its
  * process_id is taken from c->next_process_id). */
 void
-rows_new_image(struct collector *c, struct image *im)
+rows_new_proc(struct collector *c, struct proc *pr)
 {
-	im->chunks = chunkmap_new();
-	hm_init(&im->model, im->chunks);
-	im->col = c;
-	im->hooks = (struct occ_hooks){ hook_touch, hook_released, hook_vacated, im };
-	im->modeled = true;
-	im->snap = snap_new(c->db, c->next_process_id, c->snapshots, c->every_ns);
-	im->tl_step = 1000000; /* 1 ms, doubled whenever the timeline fills */
+	pr->chunks = chunkmap_new();
+	hm_init(&pr->model, pr->chunks);
+	pr->col = c;
+	pr->hooks = (struct occ_hooks){ hook_touch, hook_released, hook_vacated, pr };
+	pr->modeled = true;
+	pr->snap = snap_new(c->db, c->next_process_id, c->snapshots, c->every_ns);
+	pr->tl_step = 1000000; /* 1 ms, doubled whenever the timeline fills */
 }
 
 /* The model's and the rows' own memory of the collector. */

@@ -2,13 +2,13 @@
 /*
  * rows.h - the collector's two halves and the state they share.
  *
- * collect.c is the transport: it finds the spool's process images and
- * rings, merges each image's records by sequence number, checks them and
+ * collect.c is the transport: it finds the spool's processes and
+ * rings, merges each process's records by sequence number, checks them and
  * watches the processes end. rows.c turns each record it hands over into
- * the image's model (its chunks, heaps, stacks, modules, threads: the
- * heap model through occupancy.h) and into rows (db.h), and writes an
- * image's last rows and summary when it is over. The structures below
- * are both halves' (struct image and struct collector hold the fields of
+ * the process's model (its chunks, heaps, stacks, modules, threads: the
+ * heap model through occupancy.h) and into rows (db.h), and writes a
+ * process's last rows and summary when it is over. The structures below
+ * are both halves' (struct proc and struct collector hold the fields of
  * each); only the two files include this header.
  */
 #ifndef HP_ROWS_H
@@ -65,7 +65,7 @@ struct thread_in {
 	int64_t realloc_from; /* chunk id of the chunk this thread's realloc is moving */
 };
 
-struct image {
+struct proc {
 	char stem[64];         /* P<pid>.<serial> */
 	pid_t pid;
 	uint64_t serial, start_ticks;
@@ -150,7 +150,7 @@ struct fork_model {
 #define MAX_FORK_MODELS 64
 
 /* A recorded parent's wait call returned this child's end (REAP record),
- * waiting for the child's image to be finished. */
+ * waiting for the child's process to be finished. */
 struct reap {
 	pid_t pid;
 	int status;
@@ -162,8 +162,8 @@ struct collector {
 	char *dir;
 	int dirfd;
 	bool attach;
-	struct image **images;
-	size_t nimages;
+	struct proc **procs;
+	size_t nprocs;
 	struct gstack **gstacks;
 	int64_t next_stack_id, next_chunk_id, next_process_id;
 	uint64_t scanned_at; /* last look at the spool directory */
@@ -174,7 +174,7 @@ struct collector {
 	struct fork_model *forks;
 	unsigned nforks, snap_failures;
 	uint64_t demands;      /* snapshots asked for */
-	bool demand;           /* a request arrived: snapshot every image */
+	bool demand;           /* a request arrived: snapshot every process */
 	char **requests;       /* the request files, removed once served */
 	size_t nrequests;
 	struct reap *reaps;
@@ -184,32 +184,32 @@ struct collector {
 };
 
 
-/* The image of process pid with this serial, or NULL. */
-struct image *rows_find_image(struct collector *c, pid_t pid, uint64_t serial);
+/* The process with this pid and serial, or NULL. */
+struct proc *rows_find_proc(struct collector *c, pid_t pid, uint64_t serial);
 
-/* Write (or rewrite) the image's process row. */
-void rows_write_process(struct collector *c, struct image *im);
+/* Write (or rewrite) its process row. */
+void rows_write_process(struct collector *c, struct proc *pr);
 
-/* A new image's model, snapshots and timeline, before its process_id is
+/* A new process's model, snapshots and timeline, before its process_id is
  * taken from c->next_process_id. */
-void rows_new_image(struct collector *c, struct image *im);
+void rows_new_proc(struct collector *c, struct proc *pr);
 
 /* Whether the record can be applied now: in a snapshot recording a forked
  * child's first record waits for its parent's model at the fork, unless
  * the parent is done (or unknown), or this is the end (final). */
-bool rows_ready(struct collector *c, struct image *im, const struct hp_ev *e, bool final);
+bool rows_ready(struct collector *c, struct proc *pr, const struct hp_ev *e, bool final);
 
 /* Apply a record that passed its checks, at its ordered time ns: to the
  * model, and as rows. */
-void rows_apply(struct collector *c, struct image *im, const struct hp_ev *e, int64_t ns);
+void rows_apply(struct collector *c, struct proc *pr, const struct hp_ev *e, int64_t ns);
 
-/* How the image ended, from what is known (im->row's end_reason and
+/* How the process ended, from what is known (pr->row's end_reason and
  * status): set when it is finished, and again if its reap comes later. */
-void rows_set_end(struct collector *c, struct image *im);
+void rows_set_end(struct collector *c, struct proc *pr);
 
-/* The image is over and merged: its exit snapshot, its last rows (leaks,
+/* The process is over and merged: its exit snapshot, its last rows (leaks,
  * threads, mappings), its summary and end; its model freed. */
-void rows_finish(struct collector *c, struct image *im);
+void rows_finish(struct collector *c, struct proc *pr);
 
 /* What the rows' half keeps for the whole run (stacks, fork models). */
 void rows_free(struct collector *c);

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* snapshot.c - sites and snapshots of a process image (see snapshot.h). */
+/* snapshot.c - sites and snapshots of a process (see snapshot.h). */
 #include "config.h"
 
 #include <stdlib.h>
@@ -9,7 +9,7 @@
 #include "snapshot.h"
 #include "util.h"
 
-#define KEPT 16                  /* interval snapshots and intervals kept an image */
+#define KEPT 16                  /* interval snapshots and intervals kept per process */
 #define BUDGET_FLOOR 4096        /* undo records smaller than this never settle */
 #define MARGIN_FLOOR (64 << 10)  /* a settled peak or worst must beat the stored one by */
 #define MARGIN_SHIFT 4           /* ... this much and 1/16 of it */

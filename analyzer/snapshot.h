@@ -1,25 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * snapshot.h - what the collector keeps of a process image beside its heap
+ * snapshot.h - what the collector keeps of a process beside its heap
  * model: the sites (per stack and backing, per interval) in every
  * recording, and in a snapshot recording the snapshots themselves.
  *
  * A snapshot writes the model whole at an instant (db_snapshot_*): its
  * figures, heaps, every entry of the chunkmap, and who last held each
  * free range inside the holes (formermap.h). Instants: every interval
- * boundary, on demand, the end of the image, and the exact instants of the
+ * boundary, on demand, the end of the process, and the exact instants of the
  * peak heap extent and the worst untrimmable bytes. A new peak (worst) is
  * only known to be the peak once the figure has stopped rising, when the
  * heap has moved on; so from the instant a new one begins this module
  * keeps an undo record (the first earlier value of every chunkmap entry
  * and former range that changes) from which that instant's state is
- * rebuilt and written later: at the end of the image, or once the record
+ * rebuilt and written later: at the end of the process, or once the record
  * is half as large as the heap (then only if the new figure beats the stored
  * one by 1/16 and 64 KiB, so a creeping figure is rewritten now and then,
  * not at every step). Memory and writes stay bounded by the heap.
  *
  * The collector calls the hooks below around every change it makes to the
- * chunkmap and the heap model; a struct snap is one image's.
+ * chunkmap and the heap model; a struct snap is one process's.
  */
 #ifndef HP_SNAPSHOT_H
 #define HP_SNAPSHOT_H
@@ -43,7 +43,7 @@ void snap_free(struct snap *s);
 struct snap *snap_fork(const struct snap *parent);
 void snap_set_process(struct snap *s, int64_t process_id);
 
-/* The image starts (its first record) at ns, with the heap model m: the
+/* The process starts (its first record) at ns, with the heap model m: the
  * intervals start here; so do the peak and the worst (as hm_start). If
  * the model is not `whole` (a forked child's without its parent's heap),
  * there are sites but no snapshots. */
@@ -78,7 +78,7 @@ void snap_before(struct snap *s, struct hm *m, int64_t ns);
 void snap_after(struct snap *s, struct hm *m, int64_t ns);
 /* Asked for now: the state after the last event, at ns. */
 void snap_demand(struct snap *s, struct hm *m, int64_t ns);
-/* The image ended (its last event at ns): the exit snapshot, the peak and
+/* The process ended (its last event at ns): the exit snapshot, the peak and
  * worst still held, the last interval. */
 void snap_end(struct snap *s, struct hm *m, int64_t ns);
 

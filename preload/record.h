@@ -7,9 +7,9 @@
  * spool directory (heapprof run sets HEAPPROF_SPOOL and HEAPPROF_COLLECTOR)
  * or an output database (HEAPPROF_OUTPUT: the recorder then starts a
  * collector itself). It is never on for secure-mode (setuid) processes.
- * Every process image writes its own files: a forked child starts new ones
+ * Every process writes its own files: a forked child starts new ones
  * in the atfork child handler (or on its first event, for forks that run
- * no handlers), and an exec'd image starts afresh.
+ * no handlers), and an exec'd process starts afresh.
  */
 #ifndef HP_RECORD_H
 #define HP_RECORD_H

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * spool.h - the program's side of the event transport (schema/events.h):
- * one process file per process image and one single-producer ring file
+ * one process file per process and one single-producer ring file
  * per thread, all MAP_SHARED with the collector.
  *
  * Writing an event is a few stores into shared memory and one release
@@ -30,7 +30,7 @@ struct hp_ring {
 	uint64_t head;        /* producer's copy of hdr->head */
 	uint64_t tail_seen;   /* last tail read from the header */
 	unsigned index;       /* the n of its file name */
-	struct hp_ring *next; /* all rings of the image */
+	struct hp_ring *next; /* all rings of the process */
 };
 
 struct hp_spool {
@@ -52,7 +52,7 @@ struct hp_spool {
 };
 
 /*
- * Open the directory and create this image's process file (a new serial).
+ * Open the directory and create the calling process's process file (a new serial).
  * Returns 0 or a negative errno. Lock: none. Allocates: selfmem.
  */
 int hp_spool_open(struct hp_spool *s, const char *dir, pid_t collector, size_t ring_bytes);
@@ -65,7 +65,7 @@ int hp_spool_open(struct hp_spool *s, const char *dir, pid_t collector, size_t r
  */
 int hp_spool_reopen_child(struct hp_spool *s);
 
-/* A ring for the calling thread (tid): a drained one of this image or a
+/* A ring for the calling thread (tid): a drained one of this process or a
  * new file (smaller than configured when the file size limit asks for
  * it), whose data gets its blocks as it is first written (a segment at a
  * time, fallocate or MADV_POPULATE_WRITE: never a SIGBUS). NULL if
@@ -90,7 +90,7 @@ void hp_spool_drop(struct hp_spool *s);
 void hp_spool_stop(struct hp_spool *s);
 
 /*
- * No collector will read this image's files (it is gone, or never
+ * No collector will read this process's files (it is gone, or never
  * started): stop recording and remove them (they hold up to a ring per
  * thread, in memory when the spool is in /dev/shm, until reboot). The
  * directory goes too if they were the last in it; a collector's mark keeps
@@ -106,7 +106,7 @@ void hp_spool_abandon(struct hp_spool *s);
 int hp_spool_mark(struct hp_spool *s);
 
 /*
- * At exit: if the collector is gone, nobody will read this image's files,
+ * At exit: if the collector is gone, nobody will read this process's files,
  * so remove them (see hp_spool_abandon). Lock: none.
  */
 void hp_spool_exit(struct hp_spool *s);

@@ -6,7 +6,7 @@
  * version: any change to a file's or a record's layout or meaning bumps it.
  *
  * Transport: a spool directory (private, 0700) holds, for every process
- * image being recorded, one *process file* and one *ring file* per thread.
+ * being recorded, one *process file* and one *ring file* per thread.
  * All are MAP_SHARED by the program and the collector, so whatever the
  * program has written is in the collector's view the moment it is written,
  * even if the program then crashes, _exits, execs or is killed.
@@ -15,7 +15,7 @@
  *   P<pid>.<serial>.r<n>          struct hp_ring_header (one page), then
  *                                 data_bytes of ring data
  *
- * <serial> distinguishes successive images of one pid (exec) and pid reuse.
+ * <serial> distinguishes successive processes of one pid (exec) and pid reuse.
  *
  * Rings are single-producer (one thread at a time) single-consumer. The
  * producer writes a record at `head`, then publishes it by storing the
@@ -27,7 +27,7 @@
  * skips them too).
  *
  * Order: every record carries a sequence number taken from the process
- * file's counter, dense and unique within the image, so the collector can
+ * file's counter, dense and unique within the process, so the collector can
  * merge the thread rings exactly and knows when a record is still missing.
  * A free is numbered before the chunk is released and an allocation after
  * it is obtained, so a chunk's free always precedes its reuse. A number
@@ -113,7 +113,7 @@ enum {
 
 enum hp_ev_type {
 	HP_EV_PAD = 1,      /* filler up to the end of the data area */
-	HP_EV_PROCESS = 2,  /* first record of a process image */
+	HP_EV_PROCESS = 2,  /* first record of a process */
 	HP_EV_MODULE = 3,   /* a loaded object (at start and after dlopen) */
 	HP_EV_UNMODULE = 4, /* an object went away (dlclose) */
 	HP_EV_STACK = 5,    /* a new call stack */
@@ -154,7 +154,7 @@ struct hp_ev_process {
 	int32_t ppid;
 	uint64_t start_ticks;
 	uint64_t realtime_ns;  /* CLOCK_REALTIME at start */
-	uint64_t parent_serial; /* forked: the parent image's serial */
+	uint64_t parent_serial; /* forked: the parent process's serial */
 	uint64_t fork_ns;       /* forked: the time of the parent's HP_EV_FORK record */
 	uint32_t flags;         /* HP_PROC_FORKED, HP_PROC_EXECED */
 	uint32_t exe_bytes;     /* then exe path, NUL */
@@ -182,7 +182,7 @@ struct hp_ev_unmodule {
 
 struct hp_ev_stack {
 	struct hp_ev h;
-	uint32_t stack_id; /* per process image, from 1 */
+	uint32_t stack_id; /* per process, from 1 */
 	uint32_t depth;
 	uint64_t ip[];     /* return addresses, innermost first */
 };
@@ -257,7 +257,7 @@ struct hp_ev_fork {
 };
 
 /* exit(), _exit() or _Exit() with `status` (the int the program passed;
- * a waiter sees its low 8 bits). The last one of an image counts. */
+ * a waiter sees its low 8 bits). The last one of a process counts. */
 struct hp_ev_exit {
 	struct hp_ev h;
 	int32_t status;

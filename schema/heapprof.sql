@@ -5,7 +5,7 @@
 -- with the sqlite3 shell. The views at the end (processes, chunks, frames,
 -- snapshots, sites) are the stable interface; the tables may change with
 -- the version. Addresses and sizes are bytes; times are nanoseconds of
--- CLOCK_MONOTONIC, comparable within one run. Within a process image no two
+-- CLOCK_MONOTONIC, comparable within one run. Within a process no two
 -- events share a time, and times follow the exact order in which the
 -- allocator did things (where two threads' clock readings disagree with
 -- that order, the later event is moved to 1 ns after the earlier), so
@@ -15,7 +15,7 @@
 --   full       every chunk the program obtained is a row of chunk_packed,
 --              and the allocator's own doings are rows of heap_event: any
 --              instant can be replayed. Grows with the number of chunks.
---   snapshots  the collector keeps each process image's heaps as they are
+--   snapshots  the collector keeps each process's heaps as they are
 --              and writes them whole at chosen instants (snapshot,
 --              snapshot_chunk, snapshot_former): its end, its peak heap
 --              extent, its worst untrimmable instant, every interval and on
@@ -139,14 +139,14 @@ INSERT INTO alloc_wrapper (pattern, kind) VALUES
   ('g_try_realloc*', 'function'), ('g_slice_alloc*', 'function'),
   ('g_strdup*', 'function'), ('g_strndup', 'function'), ('g_memdup*', 'function');
 
--- One row per process image: a fork makes a new row (parent_id set), and
+-- One row per process: a fork makes a new row (parent_id set), and
 -- so does every successful exec (same pid, exec_from set).
 CREATE TABLE process (
-  process_id        INTEGER PRIMARY KEY,  -- this image, from 1
+  process_id        INTEGER PRIMARY KEY,  -- this process, from 1
   pid               INTEGER NOT NULL,     -- its process id
   ppid              INTEGER,              -- its parent's process id
-  parent_id         INTEGER REFERENCES process,  -- the image that forked it
-  exec_from         INTEGER REFERENCES process,  -- the image it replaced by exec
+  parent_id         INTEGER REFERENCES process,  -- the process that forked it
+  exec_from         INTEGER REFERENCES process,  -- the process it replaced by exec
   fork_ns           INTEGER,              -- the parent's time at the fork: the child
                                           -- inherited the chunks live then
   exe               TEXT,                 -- executable path
@@ -179,7 +179,7 @@ CREATE TABLE image (
   UNIQUE (path, build_id)
 ) STRICT;
 
--- An image loaded into a process image.
+-- An image loaded into a process (a module: one mapping of an image).
 CREATE TABLE module (
   module_id   INTEGER PRIMARY KEY,
   process_id  INTEGER NOT NULL REFERENCES process,
@@ -406,11 +406,11 @@ CREATE VIEW heap_events AS
   LEFT JOIN process p USING (process_id)
   LEFT JOIN heap_event_epoch x ON x.block = e.rowid >> 10;
 
--- What the collector computed of each process image's heaps while it loaded
+-- What the collector computed of each process's heaps while it loaded
 -- the recording: the figures at its end and over its run (words as in the
 -- README: extent, live, cached, top free, untrimmable, retained).
 -- `heapprof report` computes the same for any instant, with the pins and
--- holes. In a full recording a forked image has no row: its heap starts as
+-- holes. In a full recording a forked process has no row: its heap starts as
 -- its parent's at the fork, which only a replay of the parent shows (the
 -- reports do that); in a snapshot recording the collector copies its
 -- parent's model at the fork, and it has one.
@@ -445,7 +445,7 @@ CREATE TABLE heap_summary (
 ) STRICT;
 
 -- The same figures over time, at most every millisecond (more sparsely for
--- long runs: at most ~4000 points an image).
+-- long runs: at most ~4000 points per process).
 CREATE TABLE heap_timeline (
   process_id        INTEGER NOT NULL REFERENCES process,
   ns                INTEGER NOT NULL,  -- when
@@ -459,19 +459,19 @@ CREATE TABLE heap_timeline (
 
 -- ---- snapshots (a "snapshots" recording) ----
 
--- The state of a process image's heaps at one instant, written whole: its
+-- The state of a process's heaps at one instant, written whole: its
 -- figures (words as in the README), its heaps (snapshot_heap), every chunk
 -- and range occupying them and every live mmap chunk (snapshot_chunk), and
 -- who last held each free range below the top pin (snapshot_former).
---   exit      the end of the process image
+--   exit      the end of the process
 --   peak      the instant of its largest heap extent
 --   worst     the instant of its most untrimmable bytes
 --   interval  every --snapshot-every seconds of its run (thinned: at most
---             16 an image are kept, evenly spread, as the run goes on)
+--             16 per process are kept, evenly spread, as the run goes on)
 --   demand    asked for while it ran (heapprof snapshot FILE)
 -- peak and worst are kept exact: the collector holds an undo record of the
 -- heap from the instant a new peak (worst) began; it writes that instant's
--- state when the image ends, or once the undo record has grown half as
+-- state when the process ends, or once the undo record has grown half as
 -- large as the heap (and past 4096 entries) and the new figure beats the
 -- stored one by 1/16 (and 64 KiB) -
 -- so a slowly creeping figure costs a rewrite now and then, not one per
@@ -557,7 +557,7 @@ CREATE TABLE snapshot_former (
 
 -- ---- sites (both kinds) ----
 
--- A slice of a process image's run: every --snapshot-every seconds (60 by
+-- A slice of a process's run: every --snapshot-every seconds (60 by
 -- default), thinned as snapshots are (neighbours merged, at most 16 kept).
 CREATE TABLE interval (
   interval_id INTEGER PRIMARY KEY,
@@ -571,7 +571,7 @@ CREATE TABLE interval (
 -- growth as allocated bytes, its shrinking as freed), the most bytes of the
 -- site live at once, and how long the chunks freed in the interval had
 -- lived. A site with no allocation or free in an interval has no row there.
--- A forked image's frees of chunks it inherited count; their allocations are
+-- A forked process's frees of chunks it inherited count; their allocations are
 -- its parent's.
 CREATE TABLE site (
   interval_id     INTEGER NOT NULL REFERENCES interval,
@@ -640,7 +640,7 @@ CREATE VIEW chunks AS
   WHERE c.occupant <= 2;
 
 -- The snapshots of a snapshot recording, with their figures; since_start_ns
--- is the instant's time since the process image started.
+-- is the instant's time since the process started.
 CREATE VIEW snapshots AS
   SELECT s.snapshot_id, p.pid, s.process_id, s.reason, s.ns,
          s.ns - p.started_ns AS since_start_ns,
@@ -651,7 +651,7 @@ CREATE VIEW snapshots AS
   FROM snapshot s
   JOIN process p USING (process_id);
 
--- Each allocation site (stack and backing) of each process image over its
+-- Each allocation site (stack and backing) of each process over its
 -- whole run: the sums of its intervals; peak_live_bytes the most of its
 -- bytes live at once, live_bytes what was live at the end.
 CREATE VIEW sites AS
@@ -671,7 +671,7 @@ CREATE VIEW sites AS
   JOIN backing b ON b.code = t.backing
   GROUP BY i.process_id, t.stack_id, t.backing;
 
--- The same per interval (start_ns, end_ns since the process image started).
+-- The same per interval (start_ns, end_ns since the process started).
 CREATE VIEW site_intervals AS
   SELECT p.pid, i.process_id, i.interval_id, i.start_ns - p.started_ns AS start_ns,
          i.end_ns - p.started_ns AS end_ns, t.stack_id, b.name AS backing,

@@ -1,4 +1,4 @@
--- Every process image of the run: who forked it or which image it replaced
+-- Every process of the run: who forked it or which process it replaced
 -- by exec, how it ended, and how many chunks it allocated (from its sites).
 SELECT p.process_id, p.pid, p.parent_id, p.exec_from, p.exe, p.end_reason,
        p.exit_status, p.exit_signal,

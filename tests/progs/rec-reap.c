@@ -1,7 +1,7 @@
 /*
  * rec-reap - a tree of processes that end every way there is, each reaped
  * by its own parent with a different call of the wait family, and what
- * each wait call returned, printed by the waiter. Every image allocates
+ * each wait call returned, printed by the waiter. Every process allocates
  * one chunk of 2000+R bytes and keeps it, R being its role, so a test can
  * find its row: tests/record/reap.sh has the table of roles and ends.
  *
@@ -32,7 +32,7 @@ extern char **environ;
 static const char *self;
 static char *volatile kept;
 
-/* Each image's own chunk: 2000 + role bytes, live at its end. */
+/* Each process's own chunk: 2000 + role bytes, live at its end. */
 static void
 mark(int role)
 {

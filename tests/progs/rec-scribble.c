@@ -62,7 +62,7 @@ commit(void *rec, uint32_t type, size_t bytes, int is_bad)
 	bad += is_bad;
 }
 
-/* This image's process file and a new ring file of its own. */
+/* This process's process file and a new ring file of its own. */
 static int
 open_spool(void)
 {

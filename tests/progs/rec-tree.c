@@ -3,7 +3,7 @@
  * rec-tree - a process tree: the root allocates, forks a child that
  * allocates and exits 3, forks a child that execs this program again as
  * "leaf" (which allocates and exits 4), uses vfork+exec and posix_spawn
- * for one leaf each, and exits 0. Every image allocates 1000+k bytes k
+ * for one leaf each, and exits 0. Every process allocates 1000+k bytes k
  * times, k being its role, so the test can tell them apart.
  */
 #include <spawn.h>

@@ -42,7 +42,7 @@ EOF
 check "natively: status 0 and what the waiters saw" "0|" \
 	"$?|$(diff "$TMP/want.out" "$TMP/native.out")"
 
-# role: the end of the image whose chunk is 2000+role bytes
+# role: the end of the process whose chunk is 2000+role bytes
 # (end_reason|exit_status|exit_signal)
 ends="0:exit|0| 1:exit|11| 2:exit|12| 3:exit|13| 4:signal||10 5:exec|| 6:exit|16|
 7:signal||1 8:exit|18| 9:exit|19| 10:exit|20| 11:signal||9 12:exec|| 13:signal||15
@@ -67,7 +67,7 @@ check_ends() {
 		fi
 		check "$how: role $role ended $want" "$want" "$got"
 	done
-	check "$how: 24 images, one per role" "24|24" \
+	check "$how: 24 processes, one per role" "24|24" \
 		"$(q "$db" 'SELECT count(*), count(DISTINCT (SELECT min(size) FROM chunk c WHERE c.process_id = p.process_id AND size BETWEEN 2000 AND 2023)) FROM process p')"
 	check "$how: the daemons are the children of the process that forked them" "2" \
 		"$(q "$db" 'SELECT count(*) FROM process d JOIN process p ON d.parent_id = p.process_id AND d.ppid = p.pid WHERE EXISTS (SELECT 1 FROM chunk c WHERE c.process_id = d.process_id AND c.size IN (2015, 2016)) AND EXISTS (SELECT 1 FROM chunk c WHERE c.process_id = p.process_id AND c.size = 2014)')"

@@ -376,7 +376,7 @@ def main():
         pairs = [int(r.communicate()[0]) for r in runs]
         check("steady 5 s and 30 s: both ran and recorded", [0, 0], [r.returncode for r in runs])
         check("steady: the long run did ~6 times the work", True, pairs[1] > 4 * pairs[0])
-        # (heap_timeline keeps between 2048 and 4096 points an image: up to
+        # (heap_timeline keeps between 2048 and 4096 points a process: up to
         # 256 KiB apart); the free pages replaced snapshots left stay while
         # they are at most an eighth of the file
         def pages(d):
