@@ -24,6 +24,7 @@ struct row {
 	uint64_t addr, size, bytes;
 	int32_t alloc_tid, free_tid;
 	uint8_t backing, call, fate;
+	uint8_t align_log2;   /* memalign: as recorded; 0: not recorded */
 	uint32_t next;        /* the row a realloc made of this one (index + 1) */
 	uint32_t first_resize; /* its first in-place resize (index + 1) */
 	uint32_t last_resize;  /* and its last */
@@ -175,7 +176,7 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 
 	if (sqlite3_prepare_v2(h,
 			       "SELECT chunk_id, address, size, chunk_bytes, backing, call, alloc_ns, "
-			       "alloc_tid, free_ns, free_tid, realloc_from, fate FROM chunk "
+			       "alloc_tid, free_ns, free_tid, realloc_from, fate, alignment FROM chunk "
 			       "WHERE process_id = ?1 ORDER BY chunk_id",
 			       -1, &st, NULL) != SQLITE_OK)
 		return fail(h, err, errcap);
@@ -203,6 +204,17 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 			.backing = (uint8_t)(b >= 1 && b <= 3 ? b : 1),
 			.call = (uint8_t)(c >= 1 && c <= 4 ? c : 1),
 		};
+		uint64_t align = (uint64_t)sqlite3_column_int64(st, 12);
+		if (align) {
+			if (align & (align - 1) || align < 16) {
+				snprintf(err, errcap, "damaged: chunk %lld has an alignment of %llu, "
+						      "no power of two of at least 16",
+					 (long long)r->chunk_id, (unsigned long long)align);
+				sqlite3_finalize(st);
+				goto out;
+			}
+			r->align_log2 = (uint8_t)__builtin_ctzll(align);
+		}
 		if (r->size > (1ULL << 47) || r->bytes > (1ULL << 47) || r->addr > (1ULL << 57)) {
 			snprintf(err, errcap, "damaged: chunk %lld has an address or size no "
 					      "process can have", (long long)r->chunk_id);
@@ -324,7 +336,12 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 			q->op = r->call == HP_CALL_CALLOC ? ADV_CALLOC : r->call == HP_CALL_REALLOC ? ADV_REALLOC
 				: r->call == HP_CALL_MEMALIGN ? ADV_MEMALIGN : ADV_MALLOC;
 			recorded(q, r, first_bytes);
-			if (q->op == ADV_MEMALIGN) {
+			if (q->op == ADV_MEMALIGN && r->align_log2) {
+				q->align_log2 = r->align_log2;
+			} else if (q->op == ADV_MEMALIGN) {
+				/* not recorded (a chunk_slack row without it):
+				 * the largest power of two, up to a page, the
+				 * address the program got is a multiple of */
 				uint64_t mem = r->addr + 16;
 				unsigned lg = 4;
 				while (lg < 12 && !(mem & (1ULL << lg)))

@@ -34,11 +34,13 @@ struct chunk_entry {
 	uint32_t stack_id;            /* the database's (it numbers them from 1) */
 	int32_t alloc_tid, free_tid;
 	uint8_t backing : 2, call : 3, fate : 3;
-	uint8_t cached;               /* freed, still occupying the heap: in a
+	uint8_t cached : 7;           /* freed, still occupying the heap: in a
 				       * tcache (HM_TCACHE) or a fastbin
 				       * (HM_FASTBIN); 0: not */
-	bool written;                 /* the collector wrote its row */
+	bool written : 1;             /* the collector wrote its row */
 	uint8_t kind;                 /* what occupies the address (heapmodel.h) */
+	uint8_t align_log2;           /* memalign: log2 of the alignment asked
+				       * for (as glibc rounds it); 0: none */
 };
 _Static_assert(sizeof(struct chunk_entry) == 64, "a chunk entry is one cache line");
 

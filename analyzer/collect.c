@@ -486,7 +486,9 @@ valid_record(const struct proc *pr, const struct hp_ev *e, uint64_t now_ns)
 		return bytes == sizeof(*v) && v->chunk && addr_ok(v->chunk, v->chunk_bytes) &&
 		       v->size <= v->chunk_bytes && v->backing >= HP_BACKING_BRK &&
 		       v->backing <= HP_BACKING_ARENA && v->call >= HP_CALL_MALLOC &&
-		       v->call <= HP_CALL_MEMALIGN && v->stack_id <= max_stack;
+		       v->call <= HP_CALL_MEMALIGN && v->stack_id <= max_stack &&
+		       (v->call == HP_CALL_MEMALIGN ? v->align_log2 >= 4 && v->align_log2 < 64
+						    : v->align_log2 == 0);
 	}
 	case HP_EV_FREE: {
 		const struct hp_ev_free *v = (const void *)e;

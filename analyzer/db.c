@@ -94,7 +94,7 @@ static const char *const stmt_sql[S_COUNT] = {
 			 "released_after, origin) SELECT * FROM hp_chunk_rows",
 	[S_REALLOC_ROWS] = "INSERT OR FAIL INTO chunk_realloc (chunk_id, realloc_from) "
 			   "SELECT * FROM hp_realloc_rows",
-	[S_SLACK_ROWS] = "INSERT OR FAIL INTO chunk_slack (chunk_id, slack) "
+	[S_SLACK_ROWS] = "INSERT OR FAIL INTO chunk_slack (chunk_id, slack, align_log2) "
 			 "SELECT * FROM hp_slack_rows",
 	[S_EVENT_ROWS] = "INSERT OR FAIL INTO heap_event (process_id, ns_rel, address, bytes, what, "
 			 "size, old_size) "
@@ -162,7 +162,8 @@ static const char *const stmt_sql[S_COUNT] = {
 #define BATCH 1024
 #define CHUNK_COLS 5 /* of chunk_packed, as db_chunk sets them */
 #define CHUNK_RELEASED_COL 3
-#define PAIR_COLS 2 /* chunk_realloc, chunk_slack: chunk_id and a value */
+#define PAIR_COLS 2  /* chunk_realloc: chunk_id and a value */
+#define SLACK_COLS 3 /* chunk_slack: chunk_id, slack, align_log2 */
 #define FRAME_COLS 4
 #define EVENT_COLS 7
 #define SNAPCHUNK_COLS 14
@@ -640,7 +641,7 @@ batch_new(void)
 
 	b->chunks.ncols = CHUNK_COLS;
 	b->reallocs.ncols = PAIR_COLS;
-	b->slacks.ncols = PAIR_COLS;
+	b->slacks.ncols = SLACK_COLS;
 	b->frames.ncols = FRAME_COLS;
 	b->events.ncols = EVENT_COLS;
 	b->snapchunks.ncols = SNAPCHUNK_COLS;
@@ -1228,7 +1229,7 @@ db_create(const char *path, char *err, size_t errcap)
 	db->chunk_src.decl = "CREATE TABLE x (address, free_rel, free_after, released_after, "
 			     "origin)";
 	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
-	db->slack_src.decl = "CREATE TABLE x (chunk_id, slack)";
+	db->slack_src.decl = "CREATE TABLE x (chunk_id, slack, align_log2)";
 	db->frame_src.decl = "CREATE TABLE x (stack_id, depth, image_id, offset)";
 	db->event_src.decl = "CREATE TABLE x (process_id, ns_rel, address, bytes, what, size, "
 				"old_size)";
@@ -1624,7 +1625,7 @@ db_chunk(struct db *db, const struct db_chunk *c)
 		.backing = (uint8_t)c->backing,
 		.call = (uint8_t)c->call,
 		.fate = (uint8_t)(c->free_ns ? c->fate : 0),
-		.slack_stored = c->backing == HP_BACKING_MMAP ||
+		.slack_stored = c->backing == HP_BACKING_MMAP || c->call == HP_CALL_MEMALIGN ||
 				c->chunk_bytes != hp_chunk_bytes_derived(c->size),
 		.base = chunk_base(db, c),
 	};
@@ -1661,6 +1662,8 @@ db_chunk(struct db *db, const struct db_chunk *c)
 		int64_t *sr = rowbuf_add(sb);
 		rowbuf_set(sb, sr, 0, c->chunk_id);
 		rowbuf_set(sb, sr, 1, (int64_t)(c->chunk_bytes - c->size));
+		if (c->call == HP_CALL_MEMALIGN && c->align_log2)
+			rowbuf_set(sb, sr, 2, c->align_log2);
 	}
 }
 

@@ -94,6 +94,7 @@ struct db_chunk {
 	int64_t released_ns;       /* 0: none */
 	int64_t stack_id;          /* 0: none */
 	int64_t realloc_from;      /* 0: none */
+	int align_log2;            /* memalign: log2 of its alignment; else 0 */
 	/* of its process (its row): what a brk chunk's address is stored
 	 * relative to */
 	int64_t heap_start;

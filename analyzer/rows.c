@@ -372,6 +372,7 @@ write_chunk(struct collector *c, struct proc *pr, struct chunk_entry *e, int64_t
 		.released_ns = released_ns,
 		.stack_id = e->stack_id,
 		.realloc_from = e->written ? 0 : e->realloc_from,
+		.align_log2 = e->align_log2,
 		.heap_start = pr->row.heap_start,
 	};
 
@@ -443,6 +444,7 @@ on_alloc(struct collector *c, struct proc *pr, const struct hp_ev_alloc *ev)
 	e->stack_id = ev->stack_id && ev->stack_id < pr->stack_cap ? pr->stack_map[ev->stack_id] : 0;
 	e->backing = ev->backing;
 	e->call = ev->call;
+	e->align_log2 = ev->align_log2;
 	if (ev->call == HP_CALL_REALLOC && t->realloc_from) {
 		e->realloc_from = t->realloc_from;
 		t->realloc_from = 0;

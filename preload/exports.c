@@ -73,7 +73,7 @@ backing_of(const struct hp_chunk *p)
  * no frame of a helper is walked (and skipped) for every allocation. The
  * array is sized at run time, so the frame grows only when someone
  * observes. The guard is up: libunwind, on the fallback, may allocate. */
-#define REPORT_ALLOC(mem_, size_, call_)                                       \
+#define REPORT_ALLOC(mem_, size_, call_, align_log2_)                          \
 	do {                                                                   \
 		const struct hp_observer *o_ = hp_observer;                    \
 		void *m_ = (mem_);                                             \
@@ -88,7 +88,7 @@ backing_of(const struct hp_chunk *p)
 				hp_self.guard--;                               \
 			}                                                      \
 			o_->alloc(m_, (size_), (uintptr_t)p_, hp_chunksize(p_), \
-				  backing_of(p_), (call_), raw_, n_);          \
+				  backing_of(p_), (call_), (align_log2_), raw_, n_); \
 		}                                                              \
 	} while (0)
 
@@ -137,7 +137,8 @@ do_malloc(size_t bytes, enum hp_call call)
 	} else {
 		mem = arena_malloc(bytes);
 	}
-	REPORT_ALLOC(mem, bytes, call);
+	/* memalign with an alignment malloc gives anyway: 16 */
+	REPORT_ALLOC(mem, bytes, call, call == HP_CALL_MEMALIGN ? 4 : 0);
 	HP_CHECK_AFTER_CALL();
 	return mem;
 }
@@ -297,7 +298,7 @@ do_calloc(size_t n, size_t elem_size)
 			csz = oldtopsize;
 		memset(mem, 0, csz - HP_SIZE_SZ);
 	}
-	REPORT_ALLOC(mem, (size_t)bytes, HP_CALL_CALLOC);
+	REPORT_ALLOC(mem, (size_t)bytes, HP_CALL_CALLOC, 0);
 	HP_CHECK_AFTER_CALL();
 	return mem;
 }
@@ -376,7 +377,7 @@ realloc(void *oldmem, size_t bytes)
 					   hp_chunksize(newp));
 			} else {
 				HP_OBSERVE(free, &t, (uintptr_t)oldp, oldsize, HP_FATE_UNMAPPED, true);
-				REPORT_ALLOC(newmem, bytes, HP_CALL_REALLOC);
+				REPORT_ALLOC(newmem, bytes, HP_CALL_REALLOC, 0);
 			}
 			return newmem;
 		}
@@ -414,7 +415,7 @@ realloc(void *oldmem, size_t bytes)
 			HP_OBSERVE(resize, &t, bytes, (uintptr_t)newp, oldsize, hp_chunksize(newp));
 		} else {
 			HP_OBSERVE(free, &t, (uintptr_t)oldp, oldsize, old_fate, true);
-			REPORT_ALLOC(newmem, bytes, HP_CALL_REALLOC);
+			REPORT_ALLOC(newmem, bytes, HP_CALL_REALLOC, 0);
 		}
 	}
 	return newmem;
@@ -467,7 +468,7 @@ mid_memalign(size_t alignment, size_t bytes)
 		if (av != NULL)
 			hp_mstate_unlock(av, locked);
 	}
-	REPORT_ALLOC(mem, bytes, HP_CALL_MEMALIGN);
+	REPORT_ALLOC(mem, bytes, HP_CALL_MEMALIGN, (unsigned)__builtin_ctzl(alignment));
 	HP_CHECK_AFTER_CALL();
 	return mem;
 }

@@ -55,14 +55,15 @@ struct hp_observer {
 	 * `state`. Lock: held. */
 	void (*chunk)(uintptr_t chunk, size_t bytes, enum hp_state state);
 	/* The program got `mem`, the chunk [chunk, chunk+chunk_bytes), for a
-	 * request of `size` bytes. stack holds the nstack return addresses
+	 * request of `size` bytes (memalign: align_log2 is log2 of the
+	 * alignment, as the allocator rounded it up; else 0). stack holds the nstack return addresses
 	 * unw_backtrace gave inside the allocation call, innermost first (its
 	 * own frame is first): the allocator captures them in that frame, as
 	 * each frame walked costs (~8 ns) and a helper would add its own.
 	 * Lock: none. */
 	void (*alloc)(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes,
-		      enum hp_backing backing, enum hp_call call, void *const *stack,
-		      int nstack);
+		      enum hp_backing backing, enum hp_call call, unsigned align_log2,
+		      void *const *stack, int nstack);
 	/* How many return addresses `alloc` wants at most (0: none). */
 	unsigned stack_slots;
 	/* The program freed the chunk (ticket taken before); it went to

@@ -515,7 +515,7 @@ send_stack(uint32_t id, const uint64_t *ip, unsigned depth)
 
 static void
 on_alloc(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes, enum hp_backing backing,
-	 enum hp_call call, void *const *stack, int nstack)
+	 enum hp_call call, unsigned align_log2, void *const *stack, int nstack)
 {
 	const uint64_t *ips;
 	unsigned depth;
@@ -541,7 +541,7 @@ on_alloc(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes, enum hp_ba
 	EMIT(HP_EV_ALLOC, ev,
 	     (ev->chunk = chunk, ev->size = size, ev->chunk_bytes = chunk_bytes,
 	      ev->stack_id = stack_id, ev->backing = (uint8_t)backing, ev->call = (uint8_t)call,
-	      ev->pad[0] = ev->pad[1] = 0));
+	      ev->align_log2 = (uint8_t)align_log2, ev->pad = 0));
 	hp_self.guard--;
 }
 

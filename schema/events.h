@@ -43,7 +43,8 @@
 
 /* 4: mark records, the program's own mappings (hp_ev_map's stack_id),
  * fastbin states, rings up to 16 MiB, all since 3 was set */
-#define HP_EV_VERSION 4
+/* 5: hp_ev_alloc.align_log2 */
+#define HP_EV_VERSION 5
 #define HP_PROC_MAGIC 0x31434f5250504548ULL /* "HEPPROC1" */
 #define HP_RING_MAGIC 0x31474e4952504548ULL /* "HEPRING1" */
 #define HP_PAGE 4096
@@ -195,7 +196,9 @@ struct hp_ev_alloc {
 	uint32_t stack_id;    /* 0: no stack (recording degraded) */
 	uint8_t backing;      /* hp_backing (observe.h): 1 brk, 2 mmap, 3 arena */
 	uint8_t call;         /* hp_call: 1 malloc, 2 calloc, 3 realloc, 4 memalign */
-	uint8_t pad[2];
+	uint8_t align_log2;   /* memalign: log2 of the alignment asked for, as glibc
+			       * rounds it (a power of two, 4 up to 63); else 0 */
+	uint8_t pad;
 };
 
 struct hp_ev_free {

@@ -329,12 +329,16 @@ CREATE TABLE chunk_realloc (
   realloc_from INTEGER NOT NULL  -- the chunk_id of the old chunk
 ) STRICT;
 
--- A chunk whose bytes are not what glibc gives its size (its origin's
--- slack_stored is 1):
--- mmap chunks (whole pages), memalign's, and those realloc resized in place.
+-- A chunk whose bytes are not what glibc gives its size, or made by
+-- memalign (its origin's slack_stored is 1): mmap chunks (whole pages),
+-- memalign's, and those realloc resized in place.
 CREATE TABLE chunk_slack (
-  chunk_id INTEGER PRIMARY KEY REFERENCES chunk_packed,
-  slack    INTEGER NOT NULL  -- chunk bytes - size
+  chunk_id   INTEGER PRIMARY KEY REFERENCES chunk_packed,
+  slack      INTEGER NOT NULL,  -- chunk bytes - size
+  align_log2 INTEGER            -- memalign (and aligned_alloc, posix_memalign,
+                                -- valloc, pvalloc): log2 of the alignment
+                                -- asked for, rounded up as glibc does (a power
+                                -- of two; 4: one malloc gives anyway); else NULL
 ) STRICT;
 
 -- Every column of a chunk, decoded; cheap to read (SQLite flattens it).
@@ -350,7 +354,9 @@ CREATE VIEW chunk AS
          e.base_ns + c.free_rel + c.released_after AS released_ns,
          o.stack_id,
          (SELECT r.realloc_from FROM chunk_realloc r
-          WHERE r.chunk_id = c.chunk_id) AS realloc_from
+          WHERE r.chunk_id = c.chunk_id) AS realloc_from,
+         CASE WHEN o.call = 4 THEN (SELECT 1 << s.align_log2 FROM chunk_slack s
+                                    WHERE s.chunk_id = c.chunk_id) END AS alignment
   FROM chunk_packed c
   LEFT JOIN chunk_origin o ON o.origin_id = c.origin
   LEFT JOIN chunk_epoch e ON e.block = c.chunk_id >> 8;

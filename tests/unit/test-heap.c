@@ -161,11 +161,12 @@ ob_chunk(uintptr_t chunk, size_t bytes, enum hp_state state)
 
 static void
 ob_alloc(void *mem, size_t size, uintptr_t chunk, size_t chunk_bytes, enum hp_backing backing,
-	 enum hp_call call, void *const *stack, int nstack)
+	 enum hp_call call, unsigned align_log2, void *const *stack, int nstack)
 {
 	(void)mem;
 	(void)size;
 	(void)call;
+	(void)align_log2;
 	(void)stack;
 	(void)nstack;
 	events++;
