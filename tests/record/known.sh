@@ -37,8 +37,11 @@ check "site_b: line" "$(line "$src" SITE_B)" \
 check "200 KiB is mmap" "mmap|unmapped" "$(q "$DB" 'SELECT backing, fate FROM chunks WHERE size = 204800')"
 check "40 KiB is brk" "brk" "$(q "$DB" 'SELECT backing FROM chunks WHERE size = 40960')"
 check "chunk bytes: 40 KiB + 16 for brk, whole pages for mmap (a slack kept in chunk_slack)" \
-	"40976 208896|$(q "$DB" 'SELECT chunk_id FROM chunks WHERE size = 204800')|4096" \
-	"$(q "$DB" "SELECT group_concat(chunk_bytes, ' ') FROM (SELECT chunk_bytes FROM chunks WHERE size IN (40960, 204800) ORDER BY size)")|$(q "$DB" 'SELECT chunk_id, slack FROM chunk_slack')"
+	"40976 208896|$(q "$DB" 'SELECT chunk_id FROM chunks WHERE size = 204800')|4096|" \
+	"$(q "$DB" "SELECT group_concat(chunk_bytes, ' ') FROM (SELECT chunk_bytes FROM chunks WHERE size IN (40960, 204800) ORDER BY size)")|$(q "$DB" 'SELECT chunk_id, slack, align_log2 FROM chunk_slack WHERE align_log2 IS NULL')"
+check "site_e: memalign(4096, 1000) keeps its alignment (a chunk_slack row, the chunk view)" \
+	"$(q "$DB" 'SELECT chunk_id FROM chunks WHERE size = 1000 AND call = '"'"'memalign'"'"'')|8|12|4096|1" \
+	"$(q "$DB" 'SELECT s.chunk_id, s.slack, s.align_log2, c.alignment, (SELECT count(*) FROM chunk_slack WHERE align_log2 IS NOT NULL) FROM chunk_slack s JOIN chunk c USING (chunk_id) WHERE s.align_log2 IS NOT NULL')"
 check "mmap chunk line" "$(line "$src" SITE_C_MMAP)" \
 	"$(q "$DB" "SELECT line FROM frames f JOIN chunks c ON c.stack_id = f.stack_id AND f.depth = 0 WHERE c.size = 204800")"
 check "site_d: in-place realloc keeps its row, moving one makes a new row" "4000|realloc|1" \
