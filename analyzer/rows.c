@@ -735,9 +735,20 @@ rows_apply(struct collector *c, struct proc *pr, const struct hp_ev *e, int64_t 
 		 * row (hooks), or says it moved from a fastbin into a tcache or
 		 * back (a row of its own: malloc_trim frees what fastbins hold,
 		 * not what tcaches do); anything else (free space going into or
-		 * out of a cache, the heap's own bookkeeping) is a row of its own */
+		 * out of a cache, the heap's own bookkeeping) is a row of its own.
+		 * The first needs no row: the chunk's row has its release
+		 * (released_ns), which a replay applies at the same instant and
+		 * before the heap events of that instant (replay.c), so the row
+		 * would find nothing left to free (perl: 1.35 M such rows, ~10
+		 * bytes a chunk). */
 		const struct hp_ev_state *v = (const void *)e;
-		heap_event(c, pr, HP_HEV_STATE, v->chunk, v->bytes, v->state, true);
+		struct chunk_entry *x = chunkmap_slot(pr->chunks, v->chunk);
+		if (v->state == HP_STATE_FREE && x && x->addr == v->chunk && x->cached &&
+		    !is_range(x))
+			occ_heap_event(&pr->model, HP_HEV_STATE, v->chunk, v->bytes, v->state,
+				       &pr->hooks);
+		else
+			heap_event(c, pr, HP_HEV_STATE, v->chunk, v->bytes, v->state, true);
 		break;
 	}
 	case HP_EV_BRK: {
