@@ -265,7 +265,7 @@ CREATE TABLE mark (
 -- takes none), plus SQLite's own ~7 bytes a row and one a column. What a
 -- chunk shares with many others (process, threads, stack, codes) is one
 -- row of chunk_origin, named by one small number. Measured, the file is
--- 27-43 bytes a chunk with this layout against 33-52 with version 5's
+-- 27-35 bytes a chunk with this layout against 33-52 with version 5's
 -- (README, "Benchmark"). schema/codes.h holds the packing
 -- (hp_chunk_address_rel), the view chunk decodes it, and a test checks
 -- that both agree.
