@@ -102,19 +102,10 @@ parse(int argc, char **argv, struct advise_opts *o)
 			o->no_policies = true;
 			continue;
 		}
-		for (size_t j = 0; j < sizeof(value_opts) / sizeof(value_opts[0]); j++)
-			if (hp_option(a, value_opts[j], &v)) {
-				name = value_opts[j];
-				break;
-			}
-		if (!name) {
-			hp_error(a, "unknown option (heapprof advise --help)");
+		name = hp_value_option(argc, argv, &i, value_opts,
+				       sizeof(value_opts) / sizeof(value_opts[0]), &v, "advise");
+		if (!name)
 			return 2;
-		}
-		if (!v && (i + 1 >= argc || !(v = argv[++i]))) {
-			hp_error(a, "needs a value");
-			return 2;
-		}
 		if (strcmp(name, "--pid") == 0) {
 			if (!parse_long(v, 1, 1L << 30, &o->pid)) {
 				hp_error(v, "--pid takes a process id");

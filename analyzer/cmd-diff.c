@@ -70,19 +70,10 @@ parse(int argc, char **argv, struct diff_opts *o)
 			*(o->base ? &o->new_ : &o->base) = a;
 			continue;
 		}
-		for (size_t j = 0; j < sizeof(value_opts) / sizeof(value_opts[0]); j++)
-			if (hp_option(a, value_opts[j], &v)) {
-				name = value_opts[j];
-				break;
-			}
-		if (!name) {
-			hp_error(a, "unknown option (heapprof diff --help)");
+		name = hp_value_option(argc, argv, &i, value_opts,
+				       sizeof(value_opts) / sizeof(value_opts[0]), &v, "diff");
+		if (!name)
 			return 2;
-		}
-		if (!v && (i + 1 >= argc || !(v = argv[++i]))) {
-			hp_error(a, "needs a value");
-			return 2;
-		}
 		a = name;
 		if (strcmp(a, "--pid") == 0) {
 			long b, n;

@@ -215,19 +215,10 @@ parse(int argc, char **argv, struct opts *o, bool check)
 			o->file = a;
 			continue;
 		}
-		for (size_t j = 0; j < sizeof(value_opts) / sizeof(value_opts[0]); j++)
-			if (hp_option(a, value_opts[j], &v)) {
-				name = value_opts[j];
-				break;
-			}
-		if (!name) {
-			hp_error(a, "unknown option (heapprof %s --help)", check ? "check" : "report");
+		name = hp_value_option(argc, argv, &i, value_opts,
+				       sizeof(value_opts) / sizeof(value_opts[0]), &v, check ? "check" : "report");
+		if (!name)
 			return 2;
-		}
-		if (!v && (i + 1 >= argc || !(v = argv[++i]))) {
-			hp_error(a, "needs a value");
-			return 2;
-		}
 		if (strcmp(name, "--pid") == 0) {
 			if (!parse_long(v, 1, 1L << 30, &n)) {
 				hp_error(v, "not a pid");

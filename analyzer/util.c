@@ -344,6 +344,27 @@ hp_option(const char *arg, const char *name, const char **value)
 	return true;
 }
 
+const char *
+hp_value_option(int argc, char **argv, int *i, const char *const *names, size_t n,
+		const char **value, const char *command)
+{
+	const char *a = argv[*i], *name = NULL;
+
+	*value = NULL;
+	for (size_t j = 0; j < n && !name; j++)
+		if (hp_option(a, names[j], value))
+			name = names[j];
+	if (!name) {
+		hp_error(a, "unknown option (heapprof %s --help)", command);
+		return NULL;
+	}
+	if (!*value && (*i + 1 >= argc || !(*value = argv[++*i]))) {
+		hp_error(a, "needs a value");
+		return NULL;
+	}
+	return name;
+}
+
 /* `name` with what is inside <> at nesting `depth` or deeper folded to
  * "..." (the angle brackets of operator<, operator<<, operator-> and the
  * like are not template brackets). */

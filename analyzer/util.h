@@ -44,6 +44,13 @@ bool parse_seconds(const char *s, int64_t *ns);
  * "--name=VALUE"? *value is set to VALUE, or NULL for the first form. */
 bool hp_option(const char *arg, const char *name, const char **value);
 
+/* argv[*i] as one of the `n` options `names` that take a value ("--name
+ * VALUE", *i moves past VALUE, or "--name=VALUE"): the name, *value its
+ * value. NULL, after a one-line error, if it is none of them (naming
+ * "heapprof `command` --help") or its value is missing. */
+const char *hp_value_option(int argc, char **argv, int *i, const char *const *names, size_t n,
+			    const char **value, const char *command);
+
 /* A function name fit for a line of text: long C++ names with their
  * template arguments folded ("std::map<...>::find") and then their
  * parameters ("(...)"), until at most `max` bytes. Into buf; returns it. */
