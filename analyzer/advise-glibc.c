@@ -143,26 +143,6 @@ switch_to(int32_t tid)
 /* ---- glibc's public wrappers (exports.c), for a replay ---- */
 
 static void *
-arena_malloc(size_t bytes)
-{
-	struct hp_mstate *av;
-	bool locked;
-	void *mem;
-
-	if (__libc_single_threaded)
-		return hp_heap_malloc_locked(&hp_main_arena, bytes);
-	av = hp_tarena_get(bytes, &locked);
-	mem = hp_heap_malloc_locked(av, bytes);
-	if (mem == NULL && av != NULL) {
-		av = hp_tarena_get_retry(av, bytes, &locked);
-		mem = hp_heap_malloc_locked(av, bytes);
-	}
-	if (av != NULL)
-		hp_mstate_unlock(av, locked);
-	return mem;
-}
-
-static void *
 sim_malloc(size_t bytes)
 {
 	size_t tbytes = hp_request2size(bytes), idx;
@@ -176,53 +156,25 @@ sim_malloc(size_t bytes)
 	tc = hp_self.tcache;
 	if (idx < hp_mp.tcache_bins && tc && tc->counts[idx] > 0)
 		return hp_tcache_get(tc, idx);
-	return arena_malloc(bytes);
+	return hp_arena_malloc(bytes);
 }
 
 static void *
 sim_calloc(size_t bytes)
 {
-	struct hp_mstate *av;
-	bool locked = false;
-	void *mem;
-
 	if (hp_self.tcache == NULL)
 		hp_tcache_init();
-	av = __libc_single_threaded ? &hp_main_arena : hp_tarena_get(bytes, &locked);
-	mem = hp_heap_malloc_locked(av, bytes);
-	if (!__libc_single_threaded) {
-		if (mem == NULL && av != NULL) {
-			av = hp_tarena_get_retry(av, bytes, &locked);
-			mem = hp_heap_malloc_locked(av, bytes);
-		}
-		if (av != NULL)
-			hp_mstate_unlock(av, locked);
-	}
-	return mem;
+	return hp_arena_malloc(bytes);
 }
 
 static void *
 sim_memalign(size_t alignment, size_t bytes)
 {
-	struct hp_mstate *av;
-	bool locked;
-	void *mem;
-
 	if (alignment <= HP_MALLOC_ALIGNMENT)
 		return sim_malloc(bytes);
 	if (alignment < HP_MINSIZE)
 		alignment = HP_MINSIZE;
-	if (__libc_single_threaded)
-		return hp_heap_memalign_locked(&hp_main_arena, alignment, bytes);
-	av = hp_tarena_get(bytes + alignment + HP_MINSIZE, &locked);
-	mem = hp_heap_memalign_locked(av, alignment, bytes);
-	if (mem == NULL && av != NULL) {
-		av = hp_tarena_get_retry(av, bytes, &locked);
-		mem = hp_heap_memalign_locked(av, alignment, bytes);
-	}
-	if (av != NULL)
-		hp_mstate_unlock(av, locked);
-	return mem;
+	return hp_arena_memalign(alignment, bytes);
 }
 
 /* free(); returns where the chunk went. */

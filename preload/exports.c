@@ -92,28 +92,6 @@ backing_of(const struct hp_chunk *p)
 		}                                                              \
 	} while (0)
 
-/* __libc_malloc's arena step: the main arena while the process has one
- * thread, else the thread's arena, retrying in another on failure. */
-static void *
-arena_malloc(size_t bytes)
-{
-	struct hp_mstate *av;
-	bool locked;
-	void *mem;
-
-	if (__builtin_expect(__libc_single_threaded, 1))
-		return hp_heap_malloc_locked(&hp_main_arena, bytes);
-	av = hp_tarena_get(bytes, &locked);
-	mem = hp_heap_malloc_locked(av, bytes);
-	if (mem == NULL && av != NULL) {
-		av = hp_tarena_get_retry(av, bytes, &locked);
-		mem = hp_heap_malloc_locked(av, bytes);
-	}
-	if (av != NULL)
-		hp_mstate_unlock(av, locked);
-	return mem;
-}
-
 /* __libc_malloc: everything but the tcache hit. */
 static __attribute__((noinline)) void *
 do_malloc(size_t bytes, enum hp_call call)
@@ -135,7 +113,7 @@ do_malloc(size_t bytes, enum hp_call call)
 	if (tc_idx < hp_mp.tcache_bins && tc && tc->counts[tc_idx] > 0) {
 		mem = hp_tcache_get(tc, tc_idx);
 	} else {
-		mem = arena_malloc(bytes);
+		mem = hp_arena_malloc(bytes);
 	}
 	/* memalign with an alignment malloc gives anyway: 16 */
 	REPORT_ALLOC(mem, bytes, call, call == HP_CALL_MEMALIGN ? 4 : 0);
@@ -438,9 +416,7 @@ reallocarray(void *ptr, size_t nmemb, size_t elem_size)
 static void *
 mid_memalign(size_t alignment, size_t bytes)
 {
-	struct hp_mstate *av;
 	void *mem;
-	bool locked;
 
 	if (alignment <= HP_MALLOC_ALIGNMENT)
 		return do_malloc(bytes, HP_CALL_MEMALIGN);
@@ -456,18 +432,7 @@ mid_memalign(size_t alignment, size_t bytes)
 			a <<= 1;
 		alignment = a;
 	}
-	if (__libc_single_threaded) {
-		mem = hp_heap_memalign_locked(&hp_main_arena, alignment, bytes);
-	} else {
-		av = hp_tarena_get(bytes + alignment + HP_MINSIZE, &locked);
-		mem = hp_heap_memalign_locked(av, alignment, bytes);
-		if (mem == NULL && av != NULL) {
-			av = hp_tarena_get_retry(av, bytes, &locked);
-			mem = hp_heap_memalign_locked(av, alignment, bytes);
-		}
-		if (av != NULL)
-			hp_mstate_unlock(av, locked);
-	}
+	mem = hp_arena_memalign(alignment, bytes);
 	REPORT_ALLOC(mem, bytes, HP_CALL_MEMALIGN, (unsigned)__builtin_ctzl(alignment));
 	HP_CHECK_AFTER_CALL();
 	return mem;

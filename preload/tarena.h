@@ -69,6 +69,55 @@ struct hp_mstate *hp_tarena_get(size_t size, bool *locked);
 struct hp_mstate *hp_tarena_get_retry(struct hp_mstate *av, size_t bytes, bool *locked);
 
 /*
+ * __libc_malloc's arena step: the main arena while the process has one
+ * thread, else the thread's arena, retrying in another on failure. Inline:
+ * the preload's malloc (exports.c) and advise's replay of it
+ * (analyzer/advise-glibc.c) share it, and it is on malloc's path.
+ * Lock: none.
+ */
+static inline void *
+hp_arena_malloc(size_t bytes)
+{
+	struct hp_mstate *av;
+	bool locked;
+	void *mem;
+
+	if (__builtin_expect(__libc_single_threaded, 1))
+		return hp_heap_malloc_locked(&hp_main_arena, bytes);
+	av = hp_tarena_get(bytes, &locked);
+	mem = hp_heap_malloc_locked(av, bytes);
+	if (mem == NULL && av != NULL) {
+		av = hp_tarena_get_retry(av, bytes, &locked);
+		mem = hp_heap_malloc_locked(av, bytes);
+	}
+	if (av != NULL)
+		hp_mstate_unlock(av, locked);
+	return mem;
+}
+
+/* _mid_memalign's arena step, the same for an alignment (a power of two,
+ * at least HP_MINSIZE). Lock: none. */
+static inline void *
+hp_arena_memalign(size_t alignment, size_t bytes)
+{
+	struct hp_mstate *av;
+	bool locked;
+	void *mem;
+
+	if (__libc_single_threaded)
+		return hp_heap_memalign_locked(&hp_main_arena, alignment, bytes);
+	av = hp_tarena_get(bytes + alignment + HP_MINSIZE, &locked);
+	mem = hp_heap_memalign_locked(av, alignment, bytes);
+	if (mem == NULL && av != NULL) {
+		av = hp_tarena_get_retry(av, bytes, &locked);
+		mem = hp_heap_memalign_locked(av, alignment, bytes);
+	}
+	if (av != NULL)
+		hp_mstate_unlock(av, locked);
+	return mem;
+}
+
+/*
  * sysmalloc's branch for thread arenas: grow the top's heap, or start a new
  * heap and fence off the old top. Returns true when top was grown or
  * replaced. Lock: av held.
