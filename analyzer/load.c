@@ -93,6 +93,44 @@ query_int(sqlite3 *h, const char *sql, int64_t dflt, int *rc)
 	return v;
 }
 
+/* max(id) by `sql` (0 for none), bounded by what the file has room for:
+ * one row per 8 bytes (a damaged file's ids are any numbers). */
+static int64_t
+bounded_max_id(struct ld_db *db, const char *sql, int *rc)
+{
+	int64_t max_id = query_int(db->h, sql, 0, rc);
+	struct stat st;
+
+	if (stat(db->path, &st) == 0 && max_id > st.st_size / 8)
+		max_id = st.st_size / 8;
+	return max_id;
+}
+
+/* The base time of a block of ids (chunk_epoch, heap_event_epoch). */
+struct epoch {
+	int64_t ns;
+	bool set;
+};
+
+/* v[block] from a (block, base_ns) table; blocks past n (a damaged file)
+ * are left out. SQLITE_DONE, or the error. */
+static int
+read_epochs(sqlite3 *h, const char *sql, struct epoch *v, size_t n)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(h, sql, -1, &s, NULL) != SQLITE_OK)
+		return SQLITE_ERROR;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		int64_t block = sqlite3_column_int64(s, 0);
+		if (block >= 0 && (uint64_t)block < n)
+			v[block] = (struct epoch){ sqlite3_column_int64(s, 1), true };
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
 struct ld_db *
 ld_open(const char *path, char *err, size_t errcap)
 {
@@ -671,47 +709,17 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			nneed++;
 			only = i;
 		}
-	if (nneed == 1) {
-		int64_t total = query_int(db->h, "SELECT max(chunk_id) FROM chunk_packed", 0, &rc);
-		/* an id is any number a file holds: no more rows than the file
-		 * has room for (a row takes more than 8 bytes) */
-		struct stat st;
-		if (stat(db->path, &st) == 0 && total > st.st_size / 8)
-			total = st.st_size / 8;
-		if (rc == SQLITE_OK && total > 0 && total < (1LL << 34)) {
-			cap[only] = (size_t)total;
-			db->procs[only].in.chunks = xmalloc(cap[only] * sizeof(struct rp_chunk));
-		}
+	int64_t max_id = bounded_max_id(db, "SELECT max(chunk_id) FROM chunk_packed", &rc);
+	bool max_known = rc == SQLITE_OK && max_id > 0;
+	if (nneed == 1 && max_known && max_id < (1LL << 34)) {
+		cap[only] = (size_t)max_id;
+		db->procs[only].in.chunks = xmalloc(cap[only] * sizeof(struct rp_chunk));
 	}
 	/* the base times of the blocks of chunk ids (as many blocks as the
 	 * file has room for: a damaged one's ids are any numbers) */
-	struct epoch {
-		int64_t ns;
-		bool set;
-	} *epochs = NULL;
-	size_t nepochs = 0;
-	{
-		int64_t max_id = query_int(db->h, "SELECT max(chunk_id) FROM chunk_packed", 0, &rc);
-		struct stat st;
-		if (stat(db->path, &st) == 0 && max_id > st.st_size / 8)
-			max_id = st.st_size / 8;
-		if (rc == SQLITE_OK && max_id > 0)
-			nepochs = ((size_t)max_id >> HP_EPOCH_SHIFT) + 1;
-		epochs = xcalloc(nepochs ? nepochs : 1, sizeof(*epochs));
-	}
-	if (sqlite3_prepare_v2(db->h, "SELECT block, base_ns FROM chunk_epoch", -1, &s, NULL) !=
-	    SQLITE_OK) {
-		free(epochs);
-		free(need);
-		free(cap);
-		return fail_sql(db, err, errcap);
-	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int64_t block = sqlite3_column_int64(s, 0);
-		if (block >= 0 && (uint64_t)block < nepochs)
-			epochs[block] = (struct epoch){sqlite3_column_int64(s, 1), true};
-	}
-	sqlite3_finalize(s);
+	size_t nepochs = max_known ? ((size_t)max_id >> HP_EPOCH_SHIFT) + 1 : 0;
+	struct epoch *epochs = xcalloc(nepochs ? nepochs : 1, sizeof(*epochs));
+	rc = read_epochs(db->h, "SELECT block, base_ns FROM chunk_epoch", epochs, nepochs);
 	s = NULL;
 	/* what chunks share (chunk_origin), by id; as many as the file has
 	 * room for */
@@ -724,10 +732,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	} *origins = NULL;
 	size_t norigins = 0;
 	if (rc == SQLITE_DONE) {
-		int64_t max_id = query_int(db->h, "SELECT max(origin_id) FROM chunk_origin", 0, &rc);
-		struct stat st;
-		if (stat(db->path, &st) == 0 && max_id > st.st_size / 8)
-			max_id = st.st_size / 8;
+		max_id = bounded_max_id(db, "SELECT max(origin_id) FROM chunk_origin", &rc);
 		if (rc == SQLITE_OK && max_id >= 0)
 			norigins = (size_t)max_id + 1;
 		origins = xcalloc(norigins ? norigins : 1, sizeof(*origins));
@@ -862,38 +867,18 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	/* heap events, one pass in the order they were written: the collector
 	 * writes each process's events in time order, so no index or sort is
 	 * needed (a file where they are not is sorted here) */
-	int64_t *ev_base = NULL; /* by block of rowids: its base time */
-	bool *ev_base_set = NULL;
-	size_t nev_blocks = 0;
-	{
-		int64_t max_id = query_int(db->h, "SELECT max(rowid) FROM heap_event", 0, &rc);
-		struct stat st;
-		if (stat(db->path, &st) == 0 && max_id > st.st_size / 8)
-			max_id = st.st_size / 8;
-		if (rc == SQLITE_OK && max_id > 0)
-			nev_blocks = ((size_t)max_id >> HP_EVENT_EPOCH_SHIFT) + 1;
-		ev_base = xcalloc(nev_blocks ? nev_blocks : 1, sizeof(*ev_base));
-		ev_base_set = xcalloc(nev_blocks ? nev_blocks : 1, sizeof(*ev_base_set));
-	}
-	if (sqlite3_prepare_v2(db->h, "SELECT block, base_ns FROM heap_event_epoch", -1, &s,
-			       NULL) == SQLITE_OK) {
-		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-			int64_t block = sqlite3_column_int64(s, 0);
-			if (block >= 0 && (uint64_t)block < nev_blocks) {
-				ev_base[block] = sqlite3_column_int64(s, 1);
-				ev_base_set[block] = true;
-			}
-		}
-		sqlite3_finalize(s);
-	} else
-		rc = SQLITE_ERROR;
+	size_t nev_blocks = 0; /* blocks of rowids, each with its base time */
+	max_id = bounded_max_id(db, "SELECT max(rowid) FROM heap_event", &rc);
+	if (rc == SQLITE_OK && max_id > 0)
+		nev_blocks = ((size_t)max_id >> HP_EVENT_EPOCH_SHIFT) + 1;
+	struct epoch *ev_base = xcalloc(nev_blocks ? nev_blocks : 1, sizeof(*ev_base));
+	rc = read_epochs(db->h, "SELECT block, base_ns FROM heap_event_epoch", ev_base, nev_blocks);
 	if (rc != SQLITE_DONE ||
 	    sqlite3_prepare_v2(db->h,
 			       "SELECT process_id, ns_rel, what, address, bytes, rowid FROM heap_event "
 			       "ORDER BY rowid",
 			       -1, &s, NULL) != SQLITE_OK) {
 		free(ev_base);
-		free(ev_base_set);
 		free(need);
 		free(cap);
 		return fail_sql(db, err, errcap);
@@ -922,9 +907,9 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		/* brk: two breaks; the others: a range */
 		if (addr < 0 || addr >= MAX_ADDR || bytes < 0 || bytes >= MAX_ADDR ||
 		    (kind != HP_HEV_BRK && addr + bytes > MAX_ADDR) || block >= nev_blocks ||
-		    !ev_base_set[block]) {
+		    !ev_base[block].set) {
 			snprintf(err, errcap,
-				 block >= nev_blocks || !ev_base_set[block]
+				 block >= nev_blocks || !ev_base[block].set
 					 ? "damaged: a heap event of process %lld has no base time "
 					   "(heap_event_epoch)"
 					 : "damaged: a heap event of process %lld has an "
@@ -932,7 +917,6 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 				 (long long)p->process_id);
 			sqlite3_finalize(s);
 			free(ev_base);
-			free(ev_base_set);
 			free(unsorted);
 			free(need);
 			free(cap);
@@ -940,7 +924,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		}
 		struct rp_event *ev = &in->events[in->nevents++];
 		*ev = (struct rp_event){
-			.ns = (int64_t)((uint64_t)ev_base[block] + (uint64_t)sqlite3_column_int64(s, 1)),
+			.ns = (int64_t)((uint64_t)ev_base[block].ns + (uint64_t)sqlite3_column_int64(s, 1)),
 			.kind = (uint8_t)kind,
 			.addr = (uint64_t)addr,
 			.bytes = (uint64_t)bytes,
@@ -952,7 +936,6 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	}
 	sqlite3_finalize(s);
 	free(ev_base);
-	free(ev_base_set);
 	for (size_t k = 0; k < db->nprocs; k++)
 		if (unsorted[k])
 			sort_events(db->procs[k].in.events, db->procs[k].in.nevents);
