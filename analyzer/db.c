@@ -167,7 +167,7 @@ static const char *const stmt_sql[S_COUNT] = {
 #define FRAME_COLS 4
 #define EVENT_COLS 7
 #define SNAPCHUNK_COLS 14
-#define FORMER_COLS 6
+#define FORMER_COLS 7
 #define SITE_COLS 18
 #define RESIDENT_COLS 3
 /* Batches handed over but not written yet: room for bursts. A program
@@ -1237,7 +1237,7 @@ db_create(const char *path, char *err, size_t errcap)
 				 "chunk_bytes, occupant, backing, call, fate, alloc_ns, alloc_tid, "
 				 "free_ns, free_tid, stack_id)";
 	db->former_src.decl = "CREATE TABLE x (former_id, snapshot_id, address, bytes, stack_id, "
-			      "vacated_ns)";
+			      "vacated_ns, chunks)";
 	db->site_src.decl = "CREATE TABLE x (interval_id, stack_id, backing, allocs, alloc_bytes, "
 			    "frees, free_bytes, peak_live_bytes, f0, f1, f2, f3, f4, f5, f6, f7, "
 			    "f8, f9)";
@@ -1811,7 +1811,7 @@ db_snapshot_resident(struct db *db, uint64_t address, uint64_t bytes)
 
 void
 db_snapshot_former(struct db *db, uint64_t address, uint64_t bytes, int64_t stack_id,
-		   int64_t vacated_ns)
+		   int64_t vacated_ns, uint64_t chunks)
 {
 	int64_t *r = bulk_row(db, offsetof(struct batch, formers));
 	struct rowbuf *b = &db->cur->formers;
@@ -1823,6 +1823,7 @@ db_snapshot_former(struct db *db, uint64_t address, uint64_t bytes, int64_t stac
 	if (stack_id)
 		rowbuf_set(b, r, 4, stack_id);
 	rowbuf_set(b, r, 5, vacated_ns);
+	rowbuf_set(b, r, 6, (int64_t)chunks);
 }
 
 void

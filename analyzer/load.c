@@ -1189,7 +1189,7 @@ ld_snapshot(struct ld_db *db, int64_t id, struct rp_snapshot *out, char *err, si
 	/* who held the holes */
 	if (snapshot_rows(db, id, "first_former_id", "last_former_id", &lo, &hi)) {
 		if (sqlite3_prepare_v2(db->h,
-				       "SELECT address, bytes, stack_id, vacated_ns FROM snapshot_former "
+				       "SELECT address, bytes, stack_id, vacated_ns, chunks FROM snapshot_former "
 				       "WHERE former_id BETWEEN ?1 AND ?2 AND snapshot_id = ?3",
 				       -1, &s, NULL) != SQLITE_OK) {
 			ld_snapshot_free(out);
@@ -1212,6 +1212,7 @@ ld_snapshot(struct ld_db *db, int64_t id, struct rp_snapshot *out, char *err, si
 				.bytes = bytes,
 				.stack_id = sqlite3_column_int64(s, 2),
 				.vacated_ns = sqlite3_column_int64(s, 3),
+				.chunks = (uint64_t)sqlite3_column_int64(s, 4),
 			};
 		}
 		sqlite3_finalize(s);

@@ -958,23 +958,8 @@ by_former_addr(const void *a, const void *b)
 
 struct fgroup {
 	int64_t key, stack_id, last_vacated;
-	uint64_t bytes;
-	size_t first; /* order of first appearance: by last_vacated, latest first */
+	uint64_t bytes, chunks;
 };
-
-struct fpiece {
-	int64_t key, vacated_ns;
-};
-
-static int
-by_key_vacated(const void *a, const void *b)
-{
-	const struct fpiece *x = a, *y = b;
-
-	if (x->key != y->key)
-		return x->key < y->key ? -1 : 1;
-	return (x->vacated_ns > y->vacated_ns) - (x->vacated_ns < y->vacated_ns);
-}
 
 static int
 by_last_vacated_desc(const void *a, const void *b)
@@ -985,9 +970,9 @@ by_last_vacated_desc(const void *a, const void *b)
 }
 
 /* The former sites of the first `top` holes from the formers (sorted by
- * address), as hole_sites finds them from the chunks: per group, the bytes
- * its chunks last held there and how many chunks; the group first seen
- * (its latest chunk vacated last) first among equal bytes. */
+ * address; each lies in one hole), as hole_sites finds them from the
+ * chunks: per group, the bytes its chunks last held there and how many
+ * chunks; the group whose latest chunk left last first among equal bytes. */
 static void
 former_sites(struct rp_result *r, const struct rp_former *f, size_t nf, size_t top,
 	     const struct rp_options *opt)
@@ -1004,8 +989,6 @@ former_sites(struct rp_result *r, const struct rp_former *f, size_t nf, size_t t
 			else
 				hi = mid;
 		}
-		size_t np = 0, cap = 0;
-		struct fpiece *pieces = NULL;
 		struct fgroup *g = NULL;
 		size_t ng = 0;
 		for (size_t j = lo; j < nf && f[j].addr < h->addr + h->bytes; j++) {
@@ -1024,30 +1007,17 @@ former_sites(struct rp_result *r, const struct rp_former *f, size_t nf, size_t t
 				g[ng++] = (struct fgroup){ key, f[j].stack_id, f[j].vacated_ns, 0, 0 };
 			}
 			g[i].bytes += b - a;
+			g[i].chunks += f[j].chunks;
 			if (f[j].vacated_ns > g[i].last_vacated) {
 				g[i].last_vacated = f[j].vacated_ns;
 				g[i].stack_id = f[j].stack_id;
 			}
-			if (np == cap) {
-				cap = cap ? 2 * cap : 64;
-				pieces = xrealloc(pieces, cap * sizeof(*pieces));
-			}
-			pieces[np++] = (struct fpiece){ key, f[j].vacated_ns };
 		}
-		/* chunks: distinct vacated_ns within each group */
-		qsort(pieces, np, sizeof(*pieces), by_key_vacated);
 		qsort(g, ng, sizeof(*g), by_last_vacated_desc);
 		h->sites = ng ? xcalloc(ng, sizeof(*h->sites)) : NULL;
 		h->nsites = ng;
-		for (size_t i = 0; i < ng; i++) {
-			uint64_t chunks = 0;
-			for (size_t j = 0; j < np; j++)
-				if (pieces[j].key == g[i].key &&
-				    (j == 0 || pieces[j - 1].key != g[i].key ||
-				     pieces[j - 1].vacated_ns != pieces[j].vacated_ns))
-					chunks++;
-			h->sites[i] = (struct rp_site){ g[i].stack_id, g[i].bytes, chunks };
-		}
+		for (size_t i = 0; i < ng; i++)
+			h->sites[i] = (struct rp_site){ g[i].stack_id, g[i].bytes, g[i].chunks };
 		/* largest first, stable */
 		for (size_t a = 1; a < h->nsites; a++)
 			for (size_t b = a; b > 0 && h->sites[b].bytes > h->sites[b - 1].bytes; b--) {
@@ -1055,7 +1025,6 @@ former_sites(struct rp_result *r, const struct rp_former *f, size_t nf, size_t t
 				h->sites[b] = h->sites[b - 1];
 				h->sites[b - 1] = t;
 			}
-		free(pieces);
 		free(g);
 	}
 }

@@ -205,10 +205,12 @@ struct rp_snap_entry {
 	uint8_t occupant;
 };
 
-/* A range that a chunk of `stack_id` last held, until vacated_ns. */
+/* A range of a hole that `chunks` chunks of `stack_id` last held side by
+ * side, the last until vacated_ns. */
 struct rp_former {
 	uint64_t addr, bytes;
 	int64_t stack_id, vacated_ns;
+	uint64_t chunks;
 };
 
 /* A run of resident pages. */

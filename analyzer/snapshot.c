@@ -489,18 +489,50 @@ res_changed(void *arg, size_t heap, size_t word, uint64_t old)
 	}
 }
 
+/* A hole's formers, walked in address order, become rows of side-by-side
+ * pieces of one stack: the chunks among them are the changes of
+ * vacated_ns from piece to piece (a chunk's range split by another's
+ * counts twice: glibc eats free chunks from the front, so only memalign's
+ * leading remainder can do that). */
 struct hole_ctx {
 	struct db *db;
 	const struct formermap *cur, *over;
+	struct fm_piece run; /* the row being built; bytes 0: none */
+	int64_t last_vacated;
+	uint64_t chunks;
 };
+
+static void
+flush_run(struct hole_ctx *h)
+{
+	if (h->run.bytes)
+		db_snapshot_former(h->db, h->run.addr, h->run.bytes, h->run.stack_id,
+				   h->run.vacated_ns, h->chunks);
+	h->run.bytes = 0;
+}
 
 static void
 put_former(void *arg, const struct fm_piece *p)
 {
-	struct db *db = arg;
+	struct hole_ctx *h = arg;
 
-	if (p->stack_id != FM_NONE)
-		db_snapshot_former(db, p->addr, p->bytes, p->stack_id, p->vacated_ns);
+	if (p->stack_id == FM_NONE) {
+		flush_run(h);
+		return;
+	}
+	if (h->run.bytes && h->run.stack_id == p->stack_id &&
+	    h->run.addr + h->run.bytes == p->addr) {
+		h->run.bytes += p->bytes;
+		if (p->vacated_ns != h->last_vacated)
+			h->chunks++;
+		if (p->vacated_ns > h->run.vacated_ns)
+			h->run.vacated_ns = p->vacated_ns;
+	} else {
+		flush_run(h);
+		h->run = *p;
+		h->chunks = 1;
+	}
+	h->last_vacated = p->vacated_ns;
 }
 
 struct over_walk {
@@ -515,8 +547,8 @@ over_piece(void *arg, const struct fm_piece *p)
 	struct over_walk *w = arg;
 
 	if (p->addr > w->pos)
-		fm_each(w->h->cur, w->pos, p->addr - w->pos, put_former, w->h->db);
-	put_former(w->h->db, p);
+		fm_each(w->h->cur, w->pos, p->addr - w->pos, put_former, w->h);
+	put_former(w->h, p);
 	w->pos = p->addr + p->bytes;
 }
 
@@ -528,13 +560,14 @@ hole_formers(void *arg, uint64_t addr, uint64_t bytes)
 	if (!h->cur)
 		return;
 	if (!h->over) {
-		fm_each(h->cur, addr, bytes, put_former, h->db);
-		return;
+		fm_each(h->cur, addr, bytes, put_former, h);
+	} else {
+		struct over_walk w = { h, addr };
+		fm_each(h->over, addr, bytes, over_piece, &w);
+		if (w.pos < addr + bytes)
+			fm_each(h->cur, w.pos, addr + bytes - w.pos, put_former, h);
 	}
-	struct over_walk w = { h, addr };
-	fm_each(h->over, addr, bytes, over_piece, &w);
-	if (w.pos < addr + bytes)
-		fm_each(h->cur, w.pos, addr + bytes - w.pos, put_former, h->db);
+	flush_run(h);
 }
 
 /* The fate code (table fate) of a cache: 1 tcache, 2 fastbin. */
@@ -596,7 +629,7 @@ write_state(struct snap *s, struct hm *m, const struct formermap *over, const ch
 		db_snapshot_chunk(db, &r);
 	}
 	free(v);
-	struct hole_ctx h = { db, s->former, over };
+	struct hole_ctx h = { .db = db, .cur = s->former, .over = over };
 	for (size_t i = 0; i < m->nheaps; i++)
 		hm_holes(m, &m->heaps[i], hole_formers, &h);
 	struct db_snapshot x = {

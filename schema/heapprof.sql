@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- heapprof database schema, version 6 (PRAGMA user_version below).
+-- heapprof database schema, version 7 (PRAGMA user_version below).
 --
 -- The contract between the recorder and the analyzer, and what users query
 -- with the sqlite3 shell. The views at the end (processes, chunks, frames,
@@ -31,7 +31,7 @@
 
 -- @tables
 PRAGMA application_id = 1213222470;  -- 0x48505246, "HPRF": a heapprof database
-PRAGMA user_version = 6;             -- this schema's version
+PRAGMA user_version = 7;             -- this schema's version
 
 -- Facts about the run, as key/value text.
 CREATE TABLE meta (
@@ -550,15 +550,20 @@ CREATE TABLE snapshot_chunk (
 ) STRICT;
 
 -- Who last held the free bytes below each heap's top pin at a snapshot: a
--- range of a chunk of the program's (its stack) that stopped occupying it
--- at vacated_ns. A hole's former sites are these ranges, by site.
+-- range of one hole that chunks of the program's from one stack held, side
+-- by side, until they stopped occupying it. A hole's former sites are these
+-- ranges, by site. (One row per range, not per chunk: perl's exit snapshot
+-- has 1.18 M such chunks in 16 K ranges.)
 CREATE TABLE snapshot_former (
   former_id   INTEGER PRIMARY KEY,
   snapshot_id INTEGER NOT NULL REFERENCES snapshot,
   address     INTEGER NOT NULL,
   bytes       INTEGER NOT NULL,
   stack_id    INTEGER REFERENCES stack,  -- NULL: none recorded
-  vacated_ns  INTEGER NOT NULL           -- tells one chunk from another
+  vacated_ns  INTEGER NOT NULL,          -- when the last of them left
+  chunks      INTEGER NOT NULL           -- how many chunks held it (told apart
+                                         -- by when each left; one that left
+                                         -- in two pieces counts twice)
 ) STRICT;
 
 -- ---- sites (both kinds) ----
