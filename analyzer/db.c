@@ -105,7 +105,7 @@ static const char *const stmt_sql[S_COUNT] = {
 		      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
 	[S_TIMELINE] = "INSERT OR REPLACE INTO heap_timeline VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_SNAPSHOT] = "INSERT INTO snapshot VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-		       "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+		       "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
 	[S_SNAPSHOT_HEAP] = "INSERT INTO snapshot_heap VALUES (?1, ?2, ?3, ?4)",
 	/* snapshot rows come with their ids: a deleted snapshot's may have
 	 * been the last ones */
@@ -549,6 +549,7 @@ struct db {
 	int64_t next_snapshot_id, next_snapchunk_id, next_former_id, next_interval_id;
 	struct snap_rows {
 		int64_t id, chunk_from, chunk_to, former_from, former_to;
+		int64_t rows_of; /* 0: its own rows */
 	} *snaps, open_snap;
 	size_t nsnaps;
 
@@ -885,7 +886,7 @@ run_ops(struct db *db, const struct buf *ops)
 			bind_str(s, 4, &r);
 			for (int i = 5; i <= 16; i++)
 				sqlite3_bind_int64(s, i, get_i64(&r));
-			for (int i = 17; i <= 20; i++)
+			for (int i = 17; i <= 21; i++)
 				bind_get_opt(s, i, &r);
 			step(db, S_SNAPSHOT, "snapshot");
 			break;
@@ -1753,7 +1754,7 @@ int64_t
 db_snapshot_begin(struct db *db)
 {
 	db->open_snap = (struct snap_rows){ db->next_snapshot_id++, db->next_snapchunk_id, 0,
-					    db->next_former_id, 0 };
+					    db->next_former_id, 0, 0 };
 	return db->open_snap.id;
 }
 
@@ -1826,17 +1827,14 @@ db_snapshot_former(struct db *db, uint64_t address, uint64_t bytes, int64_t stac
 	rowbuf_set(b, r, 6, (int64_t)chunks);
 }
 
-void
-db_snapshot_end(struct db *db, const struct db_snapshot *x)
+static void
+put_snapshot(struct db *db, const struct snap_rows *k, const struct db_snapshot *x)
 {
 	struct buf *o = &db->cur->ops;
-	struct snap_rows *k = &db->open_snap;
 	const uint64_t v[] = { x->extent,   x->live,	 x->cached,	    x->allocator,
 			       x->top_free, x->untrimmable, x->trim_reclaimable, x->mmap,
 			       x->retained, x->live_chunks, x->cached_chunks,  x->mmap_chunks };
 
-	k->chunk_to = db->next_snapchunk_id - 1;
-	k->former_to = db->next_former_id - 1;
 	put_op(db, OP_SNAPSHOT);
 	put_i64(o, k->id);
 	put_i64(o, x->process_id);
@@ -1848,8 +1846,35 @@ db_snapshot_end(struct db *db, const struct db_snapshot *x)
 	put_opt(o, k->chunk_to, k->chunk_to >= k->chunk_from);
 	put_opt(o, k->former_from, k->former_to >= k->former_from);
 	put_opt(o, k->former_to, k->former_to >= k->former_from);
+	put_opt(o, k->rows_of, k->rows_of != 0);
 	db->snaps = xrealloc(db->snaps, (db->nsnaps + 1) * sizeof(*db->snaps));
 	db->snaps[db->nsnaps++] = *k;
+}
+
+void
+db_snapshot_end(struct db *db, const struct db_snapshot *x)
+{
+	struct snap_rows *k = &db->open_snap;
+
+	k->chunk_to = db->next_snapchunk_id - 1;
+	k->former_to = db->next_former_id - 1;
+	put_snapshot(db, k, x);
+}
+
+int64_t
+db_snapshot_same(struct db *db, int64_t owner, const struct db_snapshot *x)
+{
+	size_t i;
+
+	for (i = 0; i < db->nsnaps && db->snaps[i].id != owner; i++)
+		;
+	if (i == db->nsnaps || db->snaps[i].rows_of)
+		return 0;
+	struct snap_rows k = db->snaps[i];
+	k.id = db->next_snapshot_id++;
+	k.rows_of = owner;
+	put_snapshot(db, &k, x);
+	return k.id;
 }
 
 void
@@ -1863,6 +1888,8 @@ db_snapshot_delete(struct db *db, int64_t snapshot_id)
 		return;
 	struct snap_rows k = db->snaps[i];
 	db->snaps[i] = db->snaps[--db->nsnaps];
+	if (k.rows_of) /* the rows are its owner's: no range to delete */
+		k.chunk_from = k.former_from = 1, k.chunk_to = k.former_to = 0;
 	/* its rows may be in this batch, which writes operations first */
 	submit(db);
 	struct buf *o = &db->cur->ops;

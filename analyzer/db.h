@@ -159,6 +159,10 @@ void db_snapshot_resident(struct db *db, uint64_t address, uint64_t bytes);
 void db_snapshot_former(struct db *db, uint64_t address, uint64_t bytes, int64_t stack_id,
 			int64_t vacated_ns, uint64_t chunks);
 void db_snapshot_end(struct db *db, const struct db_snapshot *s);
+/* A snapshot whose state is that of snapshot `owner` (written, with rows of
+ * its own): its figures and instant are s's, its rows owner's (rows_of).
+ * Returns its id, 0 if owner is not one. */
+int64_t db_snapshot_same(struct db *db, int64_t owner, const struct db_snapshot *s);
 /* Remove a snapshot written before (replaced, or thinned out). */
 void db_snapshot_delete(struct db *db, int64_t snapshot_id);
 

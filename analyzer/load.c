@@ -1071,16 +1071,34 @@ ld_snapshot(struct ld_db *db, int64_t id, struct rp_snapshot *out, char *err, si
 	size_t cap;
 
 	memset(out, 0, sizeof(*out));
-	if (sqlite3_prepare_v2(db->h, "SELECT ns FROM snapshot WHERE snapshot_id = ?1", -1, &s,
-			       NULL) != SQLITE_OK)
+	/* its rows, or those of the snapshot whose state it shares (which
+	 * has rows of its own) */
+	if (sqlite3_prepare_v2(db->h,
+			       "SELECT s.ns, coalesce(s.rows_of, s.snapshot_id), s.rows_of IS NULL OR "
+			       "EXISTS (SELECT 1 FROM snapshot o WHERE o.snapshot_id = s.rows_of "
+			       "AND o.rows_of IS NULL AND o.process_id = s.process_id) "
+			       "FROM snapshot s WHERE s.snapshot_id = ?1",
+			       -1, &s, NULL) != SQLITE_OK)
 		return fail_sql(db, err, errcap);
 	sqlite3_bind_int64(s, 1, id);
 	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
+	int64_t asked = id;
+	bool owner_ok = false;
+	if (rc == SQLITE_ROW) {
 		out->ns = sqlite3_column_int64(s, 0);
+		id = sqlite3_column_int64(s, 1);
+		owner_ok = sqlite3_column_int(s, 2) != 0;
+	}
 	sqlite3_finalize(s);
 	if (rc != SQLITE_ROW) {
 		snprintf(err, errcap, "damaged: no snapshot %lld", (long long)id);
+		return -1;
+	}
+	if (!owner_ok) {
+		snprintf(err, errcap,
+			 "damaged: snapshot %lld shares the rows of snapshot %lld, which has none "
+			 "of its own",
+			 (long long)asked, (long long)id);
 		return -1;
 	}
 	/* heaps */

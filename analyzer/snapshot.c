@@ -583,6 +583,30 @@ put_resident(void *arg, uint64_t addr, uint64_t bytes)
 	db_snapshot_resident(arg, addr, bytes);
 }
 
+/* The figures of model m as a snapshot at ns. */
+static void
+snapshot_figures(const struct snap *s, struct hm *m, const char *reason, int64_t ns,
+		 struct db_snapshot *x)
+{
+	*x = (struct db_snapshot){
+		.process_id = s->process_id,
+		.ns = ns,
+		.reason = reason,
+		.extent = m->extent,
+		.live = m->live,
+		.cached = m->cached,
+		.allocator = m->allocator,
+		.top_free = hm_top_free(m),
+		.untrimmable = m->untrimmable,
+		.trim_reclaimable = hm_trim_reclaimable(m),
+		.mmap = m->mmap,
+		.retained = hm_retained(m),
+		.live_chunks = m->live_n,
+		.cached_chunks = m->cached_n,
+		.mmap_chunks = m->mmap_n,
+	};
+}
+
 /* Write the state of model m (its chunkmap, and the formers of `cur` with
  * the undo record `over` on top) as a snapshot at ns. */
 static int64_t
@@ -632,26 +656,30 @@ write_state(struct snap *s, struct hm *m, const struct formermap *over, const ch
 	struct hole_ctx h = { .db = db, .cur = s->former, .over = over };
 	for (size_t i = 0; i < m->nheaps; i++)
 		hm_holes(m, &m->heaps[i], hole_formers, &h);
-	struct db_snapshot x = {
-		.process_id = s->process_id,
-		.ns = ns,
-		.reason = reason,
-		.extent = m->extent,
-		.live = m->live,
-		.cached = m->cached,
-		.allocator = m->allocator,
-		.top_free = hm_top_free(m),
-		.untrimmable = m->untrimmable,
-		.trim_reclaimable = hm_trim_reclaimable(m),
-		.mmap = m->mmap,
-		.retained = hm_retained(m),
-		.live_chunks = m->live_n,
-		.cached_chunks = m->cached_n,
-		.mmap_chunks = m->mmap_n,
-	};
+	struct db_snapshot x;
+	snapshot_figures(s, m, reason, ns, &x);
 	db_snapshot_end(db, &x);
 	return id;
 }
+
+/* Whether candidate c's state is model m's now: nothing it records
+ * changed since it began (no entry, resident word or former range, the
+ * same heaps), and the figures say so too. */
+static bool
+cand_unchanged(const struct cand *c, struct hm *m)
+{
+	struct figs f;
+
+	if (c->nsaved || c->nres || (c->former && fm_count(c->former)) || c->nheaps != m->nheaps)
+		return false;
+	for (size_t i = 0; i < m->nheaps; i++)
+		if (c->heaps[i].start != m->heaps[i].start || c->heaps[i].end != m->heaps[i].end ||
+		    c->heaps[i].kind != m->heaps[i].kind)
+			return false;
+	figs_of(m, &f);
+	return memcmp(&f, &c->fig0, sizeof(f)) == 0;
+}
+
 
 /* Place a copy of e in model m as the collector had it. */
 static bool
@@ -841,11 +869,30 @@ snap_end(struct snap *s, struct hm *m, int64_t ns)
 	if (!s->started)
 		return;
 	if (s->snapshots) {
-		write_state(s, m, NULL, "exit", ns);
+		int64_t exit_id = write_state(s, m, NULL, "exit", ns);
 		for (int k = 0; k < C_N; k++) {
 			struct cand *c = &s->cand[k];
-			if (c->active && (!c->has_stored || c->value > c->stored_value))
+			if (!c->active || (c->has_stored && c->value <= c->stored_value))
+				continue;
+			/* a peak or worst that lasted to the end (nothing changed
+			 * since: pattern live-pin's worst) is the exit's state: its
+			 * rows are the exit's, not a copy */
+			struct db_snapshot x;
+			int64_t id = 0;
+			if (cand_unchanged(c, m)) {
+				snapshot_figures(s, m, cand_reason[k], c->t0, &x);
+				id = db_snapshot_same(s->db, exit_id, &x);
+			}
+			if (!id) {
 				store_candidate(s, k, m);
+				continue;
+			}
+			if (c->has_stored)
+				db_snapshot_delete(s->db, c->stored_id);
+			c->has_stored = true;
+			c->stored_id = id;
+			c->stored_value = c->value;
+			cand_clear(c);
 		}
 	}
 	if (ns < s->interval_start)

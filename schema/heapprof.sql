@@ -502,7 +502,13 @@ CREATE TABLE snapshot (
   first_chunk_id         INTEGER,  -- its rows of snapshot_chunk: chunk_id from
   last_chunk_id          INTEGER,  -- ... to (NULL: none)
   first_former_id        INTEGER,  -- its rows of snapshot_former: former_id from
-  last_former_id         INTEGER   -- ... to (NULL: none)
+  last_former_id         INTEGER,  -- ... to (NULL: none)
+  rows_of                INTEGER REFERENCES snapshot
+                                   -- NULL: the rows above (and of snapshot_heap
+                                   -- and snapshot_resident) are its own; else
+                                   -- its heaps were in the same state as at
+                                   -- that snapshot (a peak or worst that lasted
+                                   -- to the exit), whose rows they are
 ) STRICT;
 
 -- A heap of the snapshot: the brk heap or a thread arena's mapped heap.
@@ -648,10 +654,24 @@ CREATE VIEW chunks AS
   JOIN backing b ON b.code = c.backing
   LEFT JOIN call k ON k.code = c.call
   LEFT JOIN fate f ON f.code = c.fate
-  WHERE c.occupant <= 2;
+  WHERE c.occupant <= 2
+  UNION ALL
+  SELECT p.pid, c.chunk_id, c.address, c.size, c.chunk_bytes, b.name AS backing,
+         c.alloc_ns, c.alloc_tid, c.free_ns, c.stack_id, s.process_id,
+         f.name AS fate, k.name AS call, c.free_tid, NULL AS released_ns,
+         NULL AS realloc_from, s.snapshot_id
+  FROM snapshot s
+  JOIN snapshot_chunk c ON c.chunk_id BETWEEN s.first_chunk_id AND s.last_chunk_id
+                       AND c.snapshot_id = s.rows_of
+  JOIN process p ON p.process_id = s.process_id
+  JOIN backing b ON b.code = c.backing
+  LEFT JOIN call k ON k.code = c.call
+  LEFT JOIN fate f ON f.code = c.fate
+  WHERE s.rows_of IS NOT NULL AND c.occupant <= 2;
 
 -- The snapshots of a snapshot recording, with their figures; since_start_ns
--- is the instant's time since the process started.
+-- is the instant's time since the process started. (The view chunks has
+-- each snapshot's chunks, those it shares with another (rows_of) too.)
 CREATE VIEW snapshots AS
   SELECT s.snapshot_id, p.pid, s.process_id, s.reason, s.ns,
          s.ns - p.started_ns AS since_start_ns,

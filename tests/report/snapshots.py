@@ -184,9 +184,16 @@ def main():
             full, snap = same_as_full(tmp, prog, mode)
             if mode == "live-pin":
                 # its 1000 blocks of 40 KiB, freed side by side below the
-                # pin, are one row in each of the two snapshots
+                # pin, are one row; its worst lasted to the end, so the
+                # worst snapshot has the exit's rows, not a copy of them
                 check("live-pin: one former row for the blocks freed side by side",
-                      [(2, 2000)], rows(snap, "SELECT count(*), sum(chunks) FROM snapshot_former"))
+                      [(1, 1000)], rows(snap, "SELECT count(*), sum(chunks) FROM snapshot_former"))
+                check("live-pin: the worst, which lasted to the exit, shares its rows",
+                      [("exit", None, 1, 1), ("peak", None, 999, 999), ("worst", "exit", 1, 1)],
+                      rows(snap, "SELECT s.reason, o.reason, (SELECT count(*) FROM chunks c "
+                           "WHERE c.snapshot_id = s.snapshot_id), s.live_chunks + "
+                           "s.mmap_chunks + s.cached_chunks FROM snapshot s LEFT JOIN "
+                           "snapshot o ON o.snapshot_id = s.rows_of ORDER BY 1"))
             if mode in ("freed-all", "arena-pin"):
                 sites_match_chunks(full, mode)
             if mode == "fork-pin":
@@ -363,6 +370,9 @@ def main():
                  "DELETE FROM snapshot_chunk; DELETE FROM snapshot_former", 0, ""),
                 ("formers of absurd sizes",
                  "UPDATE snapshot_former SET bytes = 1 << 62", 0, ""),
+                ("a snapshot that shares the rows of one that is not there",
+                 "UPDATE snapshot SET rows_of = 99 WHERE rows_of IS NOT NULL;"
+                 "UPDATE snapshot SET rows_of = snapshot_id WHERE reason = 'exit'", 2, "damaged"),
                 ("no snapshots at all", "DELETE FROM snapshot", 2, "no snapshot")):
             bad = os.path.join(tmp, "hostile.db")
             with open(good, "rb") as a, open(bad, "wb") as b:
