@@ -154,8 +154,8 @@ void db_snapshot_heap(struct db *db, uint64_t start, uint64_t end, int backing);
 void db_snapshot_chunk(struct db *db, const struct db_snapshot_chunk *c);
 /* A run of resident pages of the snapshot's heaps. */
 void db_snapshot_resident(struct db *db, uint64_t address, uint64_t bytes);
-/* A range of a hole that `chunks` chunks of stack_id held side by side, the
- * last until vacated_ns. */
+/* Of the hole at `address`, the bytes that `chunks` chunks of stack_id
+ * last held, the last of them until vacated_ns. */
 void db_snapshot_former(struct db *db, uint64_t address, uint64_t bytes, int64_t stack_id,
 			int64_t vacated_ns, uint64_t chunks);
 void db_snapshot_end(struct db *db, const struct db_snapshot *s);

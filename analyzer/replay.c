@@ -970,9 +970,10 @@ by_last_vacated_desc(const void *a, const void *b)
 }
 
 /* The former sites of the first `top` holes from the formers (sorted by
- * address; each lies in one hole), as hole_sites finds them from the
- * chunks: per group, the bytes its chunks last held there and how many
- * chunks; the group whose latest chunk left last first among equal bytes. */
+ * address; each is one stack's share of the hole at its address), as
+ * hole_sites finds them from the chunks: per group, the bytes its chunks
+ * last held there and how many chunks; the group whose latest chunk left
+ * last first among equal bytes. */
 static void
 former_sites(struct rp_result *r, const struct rp_former *f, size_t nf, size_t top,
 	     const struct rp_options *opt)
@@ -984,7 +985,7 @@ former_sites(struct rp_result *r, const struct rp_former *f, size_t nf, size_t t
 		size_t lo = 0, hi = nf;
 		while (lo < hi) {
 			size_t mid = (lo + hi) / 2;
-			if (f[mid].addr + f[mid].bytes <= h->addr)
+			if (f[mid].addr < h->addr)
 				lo = mid + 1;
 			else
 				hi = mid;
@@ -992,11 +993,6 @@ former_sites(struct rp_result *r, const struct rp_former *f, size_t nf, size_t t
 		struct fgroup *g = NULL;
 		size_t ng = 0;
 		for (size_t j = lo; j < nf && f[j].addr < h->addr + h->bytes; j++) {
-			uint64_t a = f[j].addr > h->addr ? f[j].addr : h->addr;
-			uint64_t b = f[j].addr + f[j].bytes < h->addr + h->bytes ? f[j].addr + f[j].bytes
-									     : h->addr + h->bytes;
-			if (b <= a)
-				continue;
 			int64_t key = opt->group ? opt->group(opt->group_arg, f[j].stack_id)
 						 : f[j].stack_id;
 			size_t i;
@@ -1006,7 +1002,8 @@ former_sites(struct rp_result *r, const struct rp_former *f, size_t nf, size_t t
 				g = xrealloc(g, (ng + 1) * sizeof(*g));
 				g[ng++] = (struct fgroup){ key, f[j].stack_id, f[j].vacated_ns, 0, 0 };
 			}
-			g[i].bytes += b - a;
+			/* no more than the hole has, whatever the file says */
+			g[i].bytes += f[j].bytes < h->bytes ? f[j].bytes : h->bytes;
 			g[i].chunks += f[j].chunks;
 			if (f[j].vacated_ns > g[i].last_vacated) {
 				g[i].last_vacated = f[j].vacated_ns;

@@ -205,8 +205,8 @@ struct rp_snap_entry {
 	uint8_t occupant;
 };
 
-/* A range of a hole that `chunks` chunks of `stack_id` last held side by
- * side, the last until vacated_ns. */
+/* Of the hole at addr, the bytes that `chunks` chunks of `stack_id` last
+ * held, the last of them until vacated_ns. */
 struct rp_former {
 	uint64_t addr, bytes;
 	int64_t stack_id, vacated_ns;

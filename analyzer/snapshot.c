@@ -489,50 +489,71 @@ res_changed(void *arg, size_t heap, size_t word, uint64_t old)
 	}
 }
 
-/* A hole's formers, walked in address order, become rows of side-by-side
- * pieces of one stack: the chunks among them are the changes of
- * vacated_ns from piece to piece (a chunk's range split by another's
- * counts twice: glibc eats free chunks from the front, so only memalign's
- * leading remainder can do that). */
+/* A hole's formers, walked in address order, become one row per stack:
+ * the bytes its chunks last held in the hole, how many chunks (the changes
+ * of vacated_ns from one of the stack's pieces to its next: a chunk whose
+ * range another stack's chunk split counts once, one that its own stack's
+ * split counts twice, which only memalign's leading remainder can do) and
+ * when the last of them left. perl's exit snapshot: 1.18 M pieces;
+ * python3's: 505 K pieces, 11 K rows. */
+struct hole_stack {
+	uint32_t stack_id;
+	uint64_t bytes, chunks;
+	int64_t last_vacated, latest;
+};
+
 struct hole_ctx {
 	struct db *db;
 	const struct formermap *cur, *over;
-	struct fm_piece run; /* the row being built; bytes 0: none */
-	int64_t last_vacated;
-	uint64_t chunks;
+	struct hole_stack *v; /* this hole's stacks, by first piece */
+	size_t n, cap;
+	uint32_t *table;      /* index + 1 into v, by stack */
+	size_t mask;
 };
 
-static void
-flush_run(struct hole_ctx *h)
+static size_t
+stack_home(uint32_t stack_id, size_t mask)
 {
-	if (h->run.bytes)
-		db_snapshot_former(h->db, h->run.addr, h->run.bytes, h->run.stack_id,
-				   h->run.vacated_ns, h->chunks);
-	h->run.bytes = 0;
+	return (size_t)(stack_id * 0x9E3779B1u) & mask;
 }
 
 static void
 put_former(void *arg, const struct fm_piece *p)
 {
 	struct hole_ctx *h = arg;
+	size_t i;
 
-	if (p->stack_id == FM_NONE) {
-		flush_run(h);
+	if (p->stack_id == FM_NONE)
+		return;
+	if (!h->table || 2 * (h->n + 1) > h->mask + 1) {
+		size_t size = h->table ? 2 * (h->mask + 1) : 64;
+		free(h->table);
+		h->table = xcalloc(size, sizeof(*h->table));
+		h->mask = size - 1;
+		for (size_t k = 0; k < h->n; k++) {
+			for (i = stack_home(h->v[k].stack_id, h->mask); h->table[i];
+			     i = (i + 1) & h->mask)
+				;
+			h->table[i] = (uint32_t)k + 1;
+		}
+	}
+	for (i = stack_home(p->stack_id, h->mask); h->table[i]; i = (i + 1) & h->mask) {
+		struct hole_stack *x = &h->v[h->table[i] - 1];
+		if (x->stack_id != p->stack_id)
+			continue;
+		x->bytes += p->bytes;
+		x->chunks += p->vacated_ns != x->last_vacated;
+		x->last_vacated = p->vacated_ns;
+		if (p->vacated_ns > x->latest)
+			x->latest = p->vacated_ns;
 		return;
 	}
-	if (h->run.bytes && h->run.stack_id == p->stack_id &&
-	    h->run.addr + h->run.bytes == p->addr) {
-		h->run.bytes += p->bytes;
-		if (p->vacated_ns != h->last_vacated)
-			h->chunks++;
-		if (p->vacated_ns > h->run.vacated_ns)
-			h->run.vacated_ns = p->vacated_ns;
-	} else {
-		flush_run(h);
-		h->run = *p;
-		h->chunks = 1;
+	if (h->n == h->cap) {
+		h->cap = h->cap ? 2 * h->cap : 16;
+		h->v = xrealloc(h->v, h->cap * sizeof(*h->v));
 	}
-	h->last_vacated = p->vacated_ns;
+	h->v[h->n] = (struct hole_stack){ p->stack_id, p->bytes, 1, p->vacated_ns, p->vacated_ns };
+	h->table[i] = (uint32_t)++h->n;
 }
 
 struct over_walk {
@@ -567,7 +588,12 @@ hole_formers(void *arg, uint64_t addr, uint64_t bytes)
 		if (w.pos < addr + bytes)
 			fm_each(h->cur, w.pos, addr + bytes - w.pos, put_former, h);
 	}
-	flush_run(h);
+	for (size_t k = 0; k < h->n; k++)
+		db_snapshot_former(h->db, addr, h->v[k].bytes, h->v[k].stack_id, h->v[k].latest,
+				   h->v[k].chunks);
+	if (h->n)
+		memset(h->table, 0, (h->mask + 1) * sizeof(*h->table));
+	h->n = 0;
 }
 
 /* The fate code (table fate) of a cache: 1 tcache, 2 fastbin. */
@@ -656,6 +682,8 @@ write_state(struct snap *s, struct hm *m, const struct formermap *over, const ch
 	struct hole_ctx h = { .db = db, .cur = s->former, .over = over };
 	for (size_t i = 0; i < m->nheaps; i++)
 		hm_holes(m, &m->heaps[i], hole_formers, &h);
+	free(h.v);
+	free(h.table);
 	struct db_snapshot x;
 	snapshot_figures(s, m, reason, ns, &x);
 	db_snapshot_end(db, &x);
