@@ -1219,7 +1219,9 @@ ld_snapshot(struct ld_db *db, int64_t id, struct rp_snapshot *out, char *err, si
 		cap = 0;
 		while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 			uint64_t bytes = (uint64_t)sqlite3_column_int64(s, 1);
-			if (bytes >> 40)
+			int64_t chunks = sqlite3_column_int64(s, 4);
+			/* a chunk holds 16 bytes or more */
+			if (bytes >> 40 || chunks < 1 || (uint64_t)chunks > bytes / 16)
 				continue;
 			if (out->nformers == cap) {
 				cap = cap ? 2 * cap : 1024;
@@ -1230,7 +1232,7 @@ ld_snapshot(struct ld_db *db, int64_t id, struct rp_snapshot *out, char *err, si
 				.bytes = bytes,
 				.stack_id = sqlite3_column_int64(s, 2),
 				.vacated_ns = sqlite3_column_int64(s, 3),
-				.chunks = (uint64_t)sqlite3_column_int64(s, 4),
+				.chunks = (uint64_t)chunks,
 			};
 		}
 		sqlite3_finalize(s);

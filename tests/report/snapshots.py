@@ -368,6 +368,9 @@ def main():
                  "DELETE FROM snapshot_chunk; DELETE FROM snapshot_former", 0, ""),
                 ("formers of absurd sizes",
                  "UPDATE snapshot_former SET bytes = 1 << 62", 0, ""),
+                ("formers of no chunks, or more chunks than bytes",
+                 "UPDATE snapshot_former SET chunks = CASE WHEN former_id % 2 THEN -1 "
+                 "ELSE 1 << 62 END", 0, ""),
                 ("a snapshot that shares the rows of one that is not there",
                  "UPDATE snapshot SET rows_of = 99 WHERE rows_of IS NOT NULL;"
                  "UPDATE snapshot SET rows_of = snapshot_id WHERE reason = 'exit'", 2, "damaged"),
