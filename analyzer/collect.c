@@ -799,6 +799,33 @@ gone_by_proc(const struct proc *pr)
 	       ticks != pr->start_ticks;
 }
 
+/* heapprof snapshot FILE: a snapshot of each running process, after the
+ * merge (the state as far as the program has written). Asked before any
+ * process is there to snapshot (just after heapprof run started), the
+ * request waits for one: it is answered only once served. */
+static void
+serve_demand(struct collector *c)
+{
+	size_t served = 0;
+
+	for (size_t i = 0; i < c->nprocs; i++) {
+		struct proc *pr = c->procs[i];
+		if (!pr->finished && pr->modeled && pr->got_process) {
+			snap_demand(pr->snap, &pr->model, pr->now);
+			c->demands++;
+			served++;
+		}
+	}
+	if (served == 0)
+		return;
+	c->demand = false;
+	for (size_t i = 0; i < c->nrequests; i++) {
+		unlinkat(c->dirfd, c->requests[i], 0);
+		free(c->requests[i]);
+	}
+	c->nrequests = 0;
+}
+
 bool
 collect_poll(struct collector *c)
 {
@@ -836,22 +863,8 @@ collect_poll(struct collector *c)
 		if (pr->dead)
 			finish_proc(c, pr);
 	}
-	if (c->demand) {
-		/* after the merge: the state as far as the program has written */
-		c->demand = false;
-		for (size_t i = 0; i < c->nprocs; i++) {
-			struct proc *pr = c->procs[i];
-			if (!pr->finished && pr->modeled && pr->got_process) {
-				snap_demand(pr->snap, &pr->model, pr->now);
-				c->demands++;
-			}
-		}
-		for (size_t i = 0; i < c->nrequests; i++) {
-			unlinkat(c->dirfd, c->requests[i], 0);
-			free(c->requests[i]);
-		}
-		c->nrequests = 0;
-	}
+	if (c->demand)
+		serve_demand(c);
 	db_tick(c->db);
 	return any;
 }
