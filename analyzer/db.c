@@ -1888,8 +1888,11 @@ db_snapshot_delete(struct db *db, int64_t snapshot_id)
 		return;
 	struct snap_rows k = db->snaps[i];
 	db->snaps[i] = db->snaps[--db->nsnaps];
-	if (k.rows_of) /* the rows are its owner's: no range to delete */
-		k.chunk_from = k.former_from = 1, k.chunk_to = k.former_to = 0;
+	if (k.rows_of) {
+		/* the rows are its owner's: empty ranges, nothing to delete */
+		k.chunk_from = k.former_from = 1;
+		k.chunk_to = k.former_to = 0;
+	}
 	/* its rows may be in this batch, which writes operations first */
 	submit(db);
 	struct buf *o = &db->cur->ops;

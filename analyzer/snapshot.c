@@ -708,7 +708,6 @@ cand_unchanged(const struct cand *c, struct hm *m)
 	return memcmp(&f, &c->fig0, sizeof(f)) == 0;
 }
 
-
 /* Place a copy of e in model m as the collector had it. */
 static bool
 place(struct hm *m, const struct chunk_entry *e)
@@ -773,13 +772,23 @@ write_candidate(struct snap *s, int k, struct hm *m)
 	return id;
 }
 
-/* Write the candidate, replacing what was stored; it is settled. */
+/* Write the candidate, replacing what was stored; it is settled. At the
+ * end (exit_id: the exit snapshot), a peak or worst that lasted to it
+ * (nothing changed since: pattern live-pin's worst) is the exit's state:
+ * its rows are the exit's, not a copy. */
 static void
-store_candidate(struct snap *s, int k, struct hm *m)
+store_candidate(struct snap *s, int k, struct hm *m, int64_t exit_id)
 {
 	struct cand *c = &s->cand[k];
-	int64_t id = write_candidate(s, k, m);
+	int64_t id = 0;
 
+	if (exit_id && cand_unchanged(c, m)) {
+		struct db_snapshot x;
+		snapshot_figures(s, m, cand_reason[k], c->t0, &x);
+		id = db_snapshot_same(s->db, exit_id, &x);
+	}
+	if (!id)
+		id = write_candidate(s, k, m);
 	if (c->has_stored)
 		db_snapshot_delete(s->db, c->stored_id);
 	c->has_stored = true;
@@ -878,7 +887,7 @@ snap_after(struct snap *s, struct hm *m, int64_t ns)
 		if (margin < MARGIN_FLOOR)
 			margin = MARGIN_FLOOR;
 		if (!c->has_stored || c->value >= c->stored_value + margin)
-			store_candidate(s, k, m);
+			store_candidate(s, k, m, 0);
 		else
 			cand_clear(c);
 	}
@@ -900,27 +909,8 @@ snap_end(struct snap *s, struct hm *m, int64_t ns)
 		int64_t exit_id = write_state(s, m, NULL, "exit", ns);
 		for (int k = 0; k < C_N; k++) {
 			struct cand *c = &s->cand[k];
-			if (!c->active || (c->has_stored && c->value <= c->stored_value))
-				continue;
-			/* a peak or worst that lasted to the end (nothing changed
-			 * since: pattern live-pin's worst) is the exit's state: its
-			 * rows are the exit's, not a copy */
-			struct db_snapshot x;
-			int64_t id = 0;
-			if (cand_unchanged(c, m)) {
-				snapshot_figures(s, m, cand_reason[k], c->t0, &x);
-				id = db_snapshot_same(s->db, exit_id, &x);
-			}
-			if (!id) {
-				store_candidate(s, k, m);
-				continue;
-			}
-			if (c->has_stored)
-				db_snapshot_delete(s->db, c->stored_id);
-			c->has_stored = true;
-			c->stored_id = id;
-			c->stored_value = c->value;
-			cand_clear(c);
+			if (c->active && (!c->has_stored || c->value > c->stored_value))
+				store_candidate(s, k, m, exit_id);
 		}
 	}
 	if (ns < s->interval_start)
