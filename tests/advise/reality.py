@@ -55,7 +55,8 @@ def fixed_addresses():
     52252672 in 16 of 16. The recorded and the native runs must start brk
     at the same place."""
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.personality(0x0040000)
+    if libc.personality(0x0040000) == -1:
+        raise OSError(ctypes.get_errno(), "personality(ADDR_NO_RANDOMIZE)")
 
 
 def check(desc, ok, detail=""):
