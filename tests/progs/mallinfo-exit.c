@@ -10,14 +10,19 @@
  * so that nothing it does touches the heap it reports:
  *     arena N keepcost N fordblks N fsmblks N hblkhd N uordblks N
  * and then malloc_info()'s XML to HP_MALLINFO_OUT.xml.
+ * A setting to run with can come on descriptor SETTING_FD instead of the
+ * environment (see apply_setting), for the same reason.
  * tests/advise/reality.py compares them with what heapprof advise
  * predicted for the program's recording.
  */
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static size_t
@@ -47,6 +52,62 @@ put_field(char *buf, size_t n, const char *name, unsigned long long v)
 	return n;
 }
 
+enum { SETTING_FD = 9 };
+
+static void __attribute__((noreturn))
+fail(const char *msg)
+{
+	(void)!write(2, msg, strlen(msg));
+	_exit(125);
+}
+
+/*
+ * When the caller left descriptor SETTING_FD open on "NAME=VALUE", one of
+ * the settings mallopt() can make (MALLOC_MMAP_THRESHOLD_,
+ * MALLOC_TRIM_THRESHOLD_, MALLOC_TOP_PAD_, MALLOC_ARENA_MAX): make it
+ * before the program's first malloc, as glibc does with the variable at
+ * its first malloc (the same do_set_* functions), and close the
+ * descriptor. The program then runs with exactly the environment it was
+ * recorded with, not one variable more. Anything else there: exit 125.
+ */
+__attribute__((constructor)) static void
+apply_setting(void)
+{
+	static const struct {
+		const char *name;
+		int param;
+	} known[] = {
+		{ "MALLOC_MMAP_THRESHOLD_=", M_MMAP_THRESHOLD },
+		{ "MALLOC_TRIM_THRESHOLD_=", M_TRIM_THRESHOLD },
+		{ "MALLOC_TOP_PAD_=", M_TOP_PAD },
+		{ "MALLOC_ARENA_MAX=", M_ARENA_MAX },
+	};
+	char buf[128];
+	ssize_t n = read(SETTING_FD, buf, sizeof(buf) - 1);
+
+	if (n < 0)
+		return; /* not open: the setting, if any, is in the environment */
+	close(SETTING_FD);
+	buf[n] = '\0';
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		size_t len = strlen(known[i].name);
+		char *end;
+
+		if (strncmp(buf, known[i].name, len) != 0)
+			continue;
+		long v = strtol(buf + len, &end, 10);
+		if (end == buf + len || *end != '\0' || v < 0 || v > INT_MAX)
+			fail("mallinfo-exit: a bad value on descriptor 9\n");
+		if (mallopt(known[i].param, (int)v) != 1)
+			fail("mallinfo-exit: mallopt refused the setting on descriptor 9\n");
+		return;
+	}
+	fail("mallinfo-exit: descriptor 9 holds no setting mallopt() makes\n");
+}
+
+static bool reported;
+
+/* glibc's figures, once: at the end of the process, or in _exit */
 __attribute__((destructor)) static void
 report(void)
 {
@@ -56,6 +117,9 @@ report(void)
 	size_t n = 0;
 	int fd;
 
+	if (reported)
+		return;
+	reported = true;
 	mi = mallinfo2();
 	n = put_field(buf, n, "arena", mi.arena);
 	n = put_field(buf, n, "keepcost", mi.keepcost);
@@ -87,4 +151,14 @@ report(void)
 		return;
 	malloc_info(0, f);
 	fclose(f);
+}
+
+/* A program that ends with _exit (CPython's os._exit) runs no destructor:
+ * the figures are those of that instant. */
+void
+_exit(int status)
+{
+	report();
+	syscall(SYS_exit_group, status);
+	__builtin_unreachable();
 }
