@@ -284,6 +284,17 @@ sim_trim(void)
 	} while (av != &hp_main_arena);
 }
 
+/* mallopt() as exports.c makes it: the fastbins consolidated first */
+static void
+sim_mallopt(int param, int value)
+{
+	bool locked = hp_mstate_lock(&hp_main_arena);
+
+	hp_heap_consolidate_locked(&hp_main_arena);
+	hp_tune_mallopt_locked(param, value);
+	hp_mstate_unlock(&hp_main_arena, locked);
+}
+
 /* ---- the replay ---- */
 
 /* A chunk where the recording had it? (See adv_glibc_run.) */
@@ -378,6 +389,76 @@ prefetch(const struct adv_seq *seq, size_t i, void *const *mem)
 		chunkmap_prefetch_entry(model.map, (uintptr_t)p - HP_CHUNK_HDR_SZ);
 }
 
+/* The length of the name of "NAME=value" (of a tunable "glibc.x.y=v"). */
+static size_t
+name_len(const char *e)
+{
+	const char *eq = strchr(e, '=');
+
+	return eq ? (size_t)(eq - e) : strlen(e);
+}
+
+/* Append to `line` the tunables of `from` (a:b:c) that `except` (the same
+ * form) does not name; returns the new length. */
+static size_t
+keep_tunables(char *line, size_t n, size_t cap, const char *from, const char *except)
+{
+	while (*from) {
+		size_t len = strcspn(from, ":"), nl = name_len(from);
+		bool named = false;
+
+		if (nl > len)
+			nl = len;
+		for (const char *x = except; *x;) {
+			size_t xl = strcspn(x, ":"), xn = name_len(x);
+			if ((xn > xl ? xl : xn) == nl && strncmp(x, from, nl) == 0)
+				named = true;
+			x += xl + (x[xl] == ':');
+		}
+		if (!named && len && n + len + 1 < cap) {
+			memcpy(line + n, from, len);
+			n += len;
+			line[n++] = ':';
+		}
+		from += len + (from[len] == ':');
+	}
+	line[n] = '\0';
+	return n;
+}
+
+char **
+adv_env(const struct adv_seq *seq, const char *setting, char **buf, char *store,
+	size_t storecap, char *line, size_t linecap)
+{
+	size_t n = 0, nl;
+	bool put = false;
+
+	snprintf(line, linecap, "%s", setting ? setting : "");
+	nl = setting && *setting ? name_len(setting) : 0;
+	for (size_t i = 0; i < seq->nenv && n < HP_TUNE_LINES_MAX; i++) {
+		const char *e = seq->env[i];
+		if (nl == 0 || name_len(e) != nl || strncmp(e, setting, nl) != 0) {
+			buf[n++] = seq->env[i];
+			continue;
+		}
+		if (strncmp(setting, "GLIBC_TUNABLES=", 15) == 0) {
+			/* the recorded tunables the setting does not change, then its own */
+			size_t k = (size_t)snprintf(line, linecap, "GLIBC_TUNABLES=");
+			k = keep_tunables(line, k, linecap, e + 15, setting + 15);
+			snprintf(line + k, linecap - k, "%s", setting + 15);
+		}
+		snprintf(store, storecap, "%s", line);
+		buf[n++] = store;
+		put = true;
+	}
+	if (nl && !put) {
+		snprintf(store, storecap, "%s", line);
+		buf[n++] = store;
+	}
+	buf[n] = NULL;
+	return buf;
+}
+
 int
 adv_glibc_run(const struct adv_seq *seq, char *const *env, uint64_t trim_every, bool check,
 	      struct adv_figs *f, char *err, size_t errcap)
@@ -423,7 +504,7 @@ adv_glibc_run(const struct adv_seq *seq, char *const *env, uint64_t trim_every, 
 		void *m = NULL;
 
 		prefetch(seq, i, mem);
-		if (r->op != ADV_TRIM)
+		if (r->op != ADV_TRIM && r->op != ADV_MALLOPT)
 			switch_to(r->tid);
 		switch (r->op) {
 		case ADV_MALLOC:
@@ -465,6 +546,9 @@ adv_glibc_run(const struct adv_seq *seq, char *const *env, uint64_t trim_every, 
 			break;
 		case ADV_TRIM:
 			sim_trim();
+			break;
+		case ADV_MALLOPT:
+			sim_mallopt((int32_t)r->id, (int32_t)r->size);
 			break;
 		case ADV_THREAD_EXIT:
 			hp_tcache_shutdown();

@@ -17,6 +17,7 @@
 
 #include "advise.h"
 #include "codes.h"
+#include "tune.h"
 #include "util.h"
 
 struct row {
@@ -389,6 +390,35 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 		recorded(q, r, rs[k].new_bytes);
 	}
 
+	/* the settings: start-up lines, mallopt calls */
+	if (sqlite3_prepare_v2(h, "SELECT ns, param, value, line FROM malloc_setting "
+				  "WHERE process_id = ?1 ORDER BY rowid",
+			       -1, &st, NULL) != SQLITE_OK)
+		goto sql;
+	sqlite3_bind_int64(st, 1, process_id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *line = (const char *)sqlite3_column_text(st, 3);
+		if (line) {
+			if (s->nenv == HP_TUNE_LINES_MAX || !strchr(line, '=')) {
+				sqlite3_finalize(st);
+				snprintf(err, errcap, "a malloc_setting line that is no setting, "
+					 "or more than %d", HP_TUNE_LINES_MAX);
+				goto out;
+			}
+			s->env = xrealloc(s->env, (s->nenv + 1) * sizeof(*s->env));
+			s->env[s->nenv++] = xstrdup(line);
+			continue;
+		}
+		struct adv_req *q = push(s, &cap);
+		q->ns = sqlite3_column_int64(st, 0);
+		q->op = ADV_MALLOPT;
+		q->id = (uint32_t)sqlite3_column_int(st, 1);
+		q->size = (uint32_t)sqlite3_column_int(st, 2);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		goto sql;
+
 	/* malloc_trim: a run of madvise events; threads' ends */
 	if (sqlite3_prepare_v2(h, "SELECT ns FROM heap_events WHERE process_id = ?1 AND kind = ?2",
 			       -1, &st, NULL) != SQLITE_OK)
@@ -427,7 +457,8 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 	size_t nt = 0;
 	for (size_t i = 0; i < s->nreqs; i++) {
 		size_t j;
-		if (s->reqs[i].op == ADV_TRIM || s->reqs[i].op == ADV_THREAD_EXIT)
+		if (s->reqs[i].op == ADV_TRIM || s->reqs[i].op == ADV_THREAD_EXIT ||
+		    s->reqs[i].op == ADV_MALLOPT)
 			continue;
 		for (j = 0; j < nt && tids[j] != s->reqs[i].tid; j++)
 			;
@@ -452,6 +483,11 @@ adv_seq_free(struct adv_seq *s)
 {
 	free(s->reqs);
 	free(s->chunk_ids);
+	for (size_t i = 0; i < s->nenv; i++)
+		free(s->env[i]);
+	free(s->env);
+	s->env = NULL;
+	s->nenv = 0;
 	s->chunk_ids = NULL;
 	s->reqs = NULL;
 	s->nreqs = 0;

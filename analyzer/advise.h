@@ -21,8 +21,11 @@
  *     power of two (at most a page) that divides the address the program
  *     got, which is the alignment asked for or a multiple of it;
  *   - malloc_trim(0) where the recording shows one released pages (a run
- *     of madvise events); a malloc_trim that released nothing, and mallopt,
- *     leave no trace;
+ *     of madvise events); a malloc_trim that released nothing leaves no
+ *     trace;
+ *   - the settings (table malloc_setting): the environment lines the
+ *     allocator read at start (adv_seq.env), and each mallopt() call where
+ *     the program made it;
  *   - a thread's end (its tcache is flushed then).
  * Requests are ordered by time: within a process no two events share one.
  */
@@ -44,6 +47,7 @@ enum adv_op {
 	ADV_FREE,
 	ADV_TRIM,        /* malloc_trim(0) */
 	ADV_THREAD_EXIT,
+	ADV_MALLOPT,     /* mallopt((int32_t)id, (int32_t)size) */
 };
 
 /* One request. Objects are numbered from 1 by the chunk row that holds
@@ -73,6 +77,8 @@ struct adv_seq {
 	uint64_t max_request;  /* the largest request */
 	size_t derived_memalign; /* memalign requests whose alignment is derived */
 	size_t derived_resize;   /* sizes of in-place reallocs not recorded, derived */
+	char **env;            /* the start-up settings, "NAME=value" lines */
+	size_t nenv;
 };
 
 struct sqlite3;
@@ -125,7 +131,8 @@ void adv_model_figures(struct adv_model *a, int64_t delta, struct adv_figs *f);
 
 /*
  * Replay seq through heapprof's glibc heap code with the settings of env
- * (NULL-terminated "NAME=value" strings: MALLOC_*_, GLIBC_TUNABLES), and
+ * (NULL-terminated "NAME=value" strings: MALLOC_*_, GLIBC_TUNABLES: the
+ * recorded lines and a candidate's, as adv_env makes them), and
  * malloc_trim(0) after every trim_every frees (0: never). With `check`,
  * every chunk of the brk heap must land where the recording had it (a
  * thread heap's at the same offset in its heap; an mmap chunk with the
@@ -133,6 +140,17 @@ void adv_model_figures(struct adv_model *a, int64_t delta, struct adv_figs *f);
  * state: call once per process (advise forks a child per candidate).
  * Returns 0, or -1 with a message (the simulated address space).
  */
+/*
+ * The environment a candidate runs with: the recorded start-up lines with
+ * `setting` ("NAME=value"; NULL or "": none) put in. It takes the place
+ * of a line of the same name; GLIBC_TUNABLES keeps the recorded tunables
+ * it does not name. Writes the line to paste into `line` (the setting, or
+ * the merged GLIBC_TUNABLES). Returns a NULL-terminated vector in `buf`
+ * (HP_TUNE_LINES_MAX + 2 slots; strings in `store`, 8 KiB).
+ */
+char **adv_env(const struct adv_seq *seq, const char *setting, char **buf, char *store,
+	       size_t storecap, char *line, size_t linecap);
+
 int adv_glibc_run(const struct adv_seq *seq, char *const *env, uint64_t trim_every, bool check,
 		  struct adv_figs *f, char *err, size_t errcap);
 

@@ -26,8 +26,10 @@
 
 #include "advise.h"
 #include "cmd.h"
+#include "events.h"
 #include "load.h"
 #include "policy.h"
+#include "tune.h"
 #include "util.h"
 
 struct advise_opts {
@@ -40,7 +42,7 @@ struct advise_opts {
 
 /* One candidate: glibc with settings, or a textbook policy. */
 struct cand {
-	char setting[96];      /* the environment line ("" recorded) */
+	char setting[HP_SETTING_MAX]; /* the environment line ("" recorded) */
 	bool is_env;           /* setting is an environment line */
 	uint64_t trim_every;   /* malloc_trim(0) every N frees */
 	int policy;            /* -1: glibc; else policy.h's index */
@@ -220,6 +222,16 @@ candidates(const struct adv_seq *s, bool policies, struct cand **c, size_t *n)
 				 (unsigned long long)every);
 			add_cand(c, n, line)->trim_every = every;
 		}
+	/* the line to paste where the program ran with settings of its own:
+	 * a GLIBC_TUNABLES candidate keeps the recorded tunables */
+	for (size_t i = 0; i < *n; i++) {
+		struct cand *x = &(*c)[i];
+		char *buf[HP_TUNE_LINES_MAX + 2], store[HP_SETTING_MAX], merged[HP_SETTING_MAX];
+		if (x->is_env) {
+			adv_env(s, x->setting, buf, store, sizeof(store), merged, sizeof(merged));
+			memcpy(x->setting, merged, sizeof(merged));
+		}
+	}
 	if (!policies)
 		return;
 	for (int p = 0; p < POL_COUNT; p++) {
@@ -235,16 +247,15 @@ child(const struct adv_seq *s, const struct cand *c, int fd)
 {
 	struct wire w;
 	struct timespec t0, t1;
-	char setting[sizeof(c->setting)];
-	char *env[2] = { setting, NULL };
+	char *env[HP_TUNE_LINES_MAX + 2], store[HP_SETTING_MAX], line[HP_SETTING_MAX];
 	int r;
 
 	memset(&w, 0, sizeof(w));
-	memcpy(setting, c->setting, sizeof(setting));
 	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
 	if (c->policy < 0)
-		r = adv_glibc_run(s, c->is_env ? env : NULL, c->trim_every, c->recorded, &w.f,
-				  w.err, sizeof(w.err));
+		r = adv_glibc_run(s, adv_env(s, c->is_env ? c->setting : NULL, env, store,
+					     sizeof(store), line, sizeof(line)),
+				  c->trim_every, c->recorded, &w.f, w.err, sizeof(w.err));
 	else
 		r = adv_policy_run(s, c->policy, &w.f, w.err, sizeof(w.err));
 	w.ok = r == 0;
@@ -436,15 +447,32 @@ pin_text(struct ld_db *db, const struct adv_seq *s, const struct adv_figs *f, ch
 			 ld_site_text(db, stack_id, site, sizeof(site)));
 }
 
+static size_t
+mallopt_calls(const struct adv_seq *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->nreqs; i++)
+		n += s->reqs[i].op == ADV_MALLOPT;
+	return n;
+}
+
 static void
 print_text(struct ld_db *db, const struct adv_seq *s, const char *exe, const struct cand *c,
 	   size_t n, const size_t *order, const struct cand *best)
 {
 	const struct cand *rec = &c[0];
-	char name[96], a[32], b[32], d[32], e[32], g[32], h[32], pin[700];
+	char name[HP_SETTING_MAX], a[32], b[32], d[32], e[32], g[32], h[32], pin[700];
 
 	printf("pid %lld (%s): %zu requests, %zu thread%s\n", (long long)s->pid, exe, s->nreqs,
 	       s->nthreads, s->nthreads == 1 ? "" : "s");
+	if (s->nenv || mallopt_calls(s)) {
+		printf("  recorded settings:");
+		for (size_t i = 0; i < s->nenv; i++)
+			printf(" %s", s->env[i]);
+		printf("%s%zu mallopt call%s (replayed where the program made them)\n",
+		       s->nenv ? "; " : " ", mallopt_calls(s), mallopt_calls(s) == 1 ? "" : "s");
+	}
 	if (rec->failed[0]) {
 		printf("  the replay with the recorded settings failed: %s\n\n", rec->failed);
 		return;
@@ -537,7 +565,12 @@ print_json(const struct adv_seq *s, const char *exe, const struct cand *c, size_
 	       s->nreqs, s->nthreads, !rec->failed[0] && !rec->f.mismatches ? "true" : "false",
 	       (unsigned long long)rec->f.mismatches);
 	json_str(rec->failed[0] ? rec->failed : rec->f.first_mismatch);
-	printf("},\"candidates\":[");
+	printf("},\"recorded_settings\":[");
+	for (size_t i = 0; i < s->nenv; i++) {
+		printf("%s", i ? "," : "");
+		json_str(s->env[i]);
+	}
+	printf("],\"mallopt_calls\":%zu,\"candidates\":[", mallopt_calls(s));
 	for (size_t k = 0; k < n; k++) {
 		const struct cand *x = &c[order[k]];
 		printf("%s{\"rank\":%zu,\"setting\":", k ? "," : "", k + 1);

@@ -536,6 +536,12 @@ valid_record(const struct proc *pr, const struct hp_ev *e, uint64_t now_ns)
 		return bytes >= sizeof(*v) && v->name_bytes <= bytes - sizeof(*v) &&
 		       str_ok((const char *)(v + 1), v->name_bytes);
 	}
+	case HP_EV_SETTING: {
+		const struct hp_ev_setting *v = (const void *)e;
+		return bytes >= sizeof(*v) && v->line_bytes <= bytes - sizeof(*v) &&
+		       v->line_bytes <= HP_SETTING_MAX &&
+		       (v->line_bytes == 0 || str_ok((const char *)(v + 1), v->line_bytes));
+	}
 	default:
 		return false;
 	}

@@ -60,6 +60,7 @@ enum {
 	S_DELETE_SITES,
 	S_DELETE_INTERVAL,
 	S_MARK,
+	S_SETTING,
 	S_PROGRAM_MMAP,
 	S_CHUNK_EPOCH,
 	S_CHUNK_ORIGIN,
@@ -143,6 +144,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_DELETE_SITES] = "DELETE FROM site WHERE interval_id = ?1",
 	[S_DELETE_INTERVAL] = "DELETE FROM interval WHERE interval_id = ?1",
 	[S_MARK] = "INSERT INTO mark (process_id, ns, name) VALUES (?1, ?2, ?3)",
+	[S_SETTING] = "INSERT INTO malloc_setting (process_id, ns, param, value, line) "
+		      "VALUES (?1, ?2, ?3, ?4, ?5)",
 	[S_PROGRAM_MMAP] = "INSERT INTO program_mmap VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[S_CHUNK_EPOCH] = "INSERT INTO chunk_epoch (block, base_ns) VALUES (?1, ?2)",
 	[S_CHUNK_ORIGIN] = "INSERT INTO chunk_origin (origin_id, process_id, backing, call, size, "
@@ -358,6 +361,7 @@ enum op {
 	OP_MERGE_INTERVAL,
 	OP_EXEC,
 	OP_MARK,
+	OP_SETTING,
 	OP_PROGRAM_MMAP,
 	OP_CHUNK_EPOCH,
 	OP_CHUNK_ORIGIN,
@@ -944,6 +948,15 @@ run_ops(struct db *db, const struct buf *ops)
 			bind_str(s, 3, &r);
 			step(db, S_MARK, "mark");
 			break;
+		case OP_SETTING:
+			s = db->s[S_SETTING];
+			sqlite3_bind_int64(s, 1, get_i64(&r));
+			sqlite3_bind_int64(s, 2, get_i64(&r));
+			bind_get_opt(s, 3, &r);
+			bind_get_opt(s, 4, &r);
+			bind_str(s, 5, &r);
+			step(db, S_SETTING, "malloc_setting");
+			break;
 		case OP_PROGRAM_MMAP:
 			s = db->s[S_PROGRAM_MMAP];
 			for (int i = 1; i <= 6; i++)
@@ -1352,6 +1365,17 @@ db_mark(struct db *db, int64_t process_id, int64_t ns, const char *name)
 	put_i64(&db->cur->ops, process_id);
 	put_i64(&db->cur->ops, ns);
 	put_str(&db->cur->ops, name);
+}
+
+void
+db_setting(struct db *db, int64_t process_id, int64_t ns, int param, int value, const char *line)
+{
+	put_op(db, OP_SETTING);
+	put_i64(&db->cur->ops, process_id);
+	put_i64(&db->cur->ops, ns);
+	put_opt(&db->cur->ops, param, line == NULL);
+	put_opt(&db->cur->ops, value, line == NULL);
+	put_str(&db->cur->ops, line);
 }
 
 void

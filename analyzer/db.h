@@ -51,6 +51,10 @@ void db_program_mmap(struct db *db, int64_t process_id, uint64_t address, uint64
 
 /* The program marked an instant (heapprof_mark). */
 void db_mark(struct db *db, int64_t process_id, int64_t ns, const char *name);
+/* An allocator setting (events.h's hp_ev_setting): an environment line
+ * read at start, or (line NULL) a mallopt(param, value) call. */
+void db_setting(struct db *db, int64_t process_id, int64_t ns, int param, int value,
+		const char *line);
 
 struct db_process {
 	int64_t id;

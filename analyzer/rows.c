@@ -797,6 +797,12 @@ rows_apply(struct collector *c, struct proc *pr, const struct hp_ev *e, int64_t 
 		db_mark(c->db, pr->process_id, ns, name);
 		break;
 	}
+	case HP_EV_SETTING: {
+		const struct hp_ev_setting *v = (const void *)e;
+		db_setting(c->db, pr->process_id, ns, v->param, v->value,
+			   v->line_bytes ? (const char *)(v + 1) : NULL);
+		break;
+	}
 	case HP_EV_EXIT:
 		pr->exit_record_status = ((const struct hp_ev_exit *)e)->status;
 		pr->has_exit_record = true;

@@ -546,6 +546,7 @@ mallopt(int param, int value)
 	locked = hp_mstate_lock(&hp_main_arena);
 	hp_heap_consolidate_locked(&hp_main_arena);
 	r = hp_tune_mallopt_locked(param, value);
+	hp_record_mallopt(param, value);
 	hp_mstate_unlock(&hp_main_arena, locked);
 	HP_CHECK_AFTER_CALL();
 	return r;

@@ -38,6 +38,7 @@
 #include "stacks.h"
 #include "tcache.h"
 #include "thread.h"
+#include "tune.h"
 #include "unwind.h"
 
 #ifndef HP_BINDIR
@@ -363,6 +364,53 @@ read_small_file(const char *path, char *buf, size_t cap)
 	long n = hp_os_read_file(path, buf, cap);
 
 	return n > 0 ? (size_t)n : 0;
+}
+
+static void
+send_setting(int32_t param, int32_t value, const char *line)
+{
+	size_t n = line ? strnlen(line, HP_SETTING_MAX - 1) : 0;
+	size_t bytes = pad8(sizeof(struct hp_ev_setting) + (line ? n + 1 : 0));
+	struct hp_ev_setting *ev;
+	struct hp_ring *r;
+	struct hp_ticket t;
+
+	hp_self.guard++;
+	ev = begin(bytes, &r);
+	if (ev) {
+		rec_ticket(&t);
+		header(&ev->h, &t);
+		ev->param = param;
+		ev->value = value;
+		ev->line_bytes = line ? (uint32_t)n + 1 : 0;
+		ev->pad = 0;
+		char *p = (char *)(ev + 1);
+		if (line)
+			memcpy(p, line, n);
+		memset(p + n, 0, bytes - sizeof(*ev) - n);
+		commit(r, ev, HP_EV_SETTING, bytes);
+	}
+	hp_self.guard--;
+}
+
+/* After the process record: the settings the allocator started with. */
+static void
+send_start_settings(void)
+{
+	const char *const *lines;
+	size_t n = hp_tune_lines(&lines);
+
+	for (size_t i = 0; i < n; i++)
+		send_setting(0, 0, lines[i]);
+}
+
+/* (mallopt initialises the allocator first, and recording begins there:
+ * no call comes before it) */
+void
+hp_record_mallopt(int param, int value)
+{
+	if (active && !spool.stopped)
+		send_setting(param, value, NULL);
 }
 
 static void
@@ -763,6 +811,7 @@ hp_record_init(char *const *envp)
 		       hp_stacks_slots(), env_get(envp, HP_ENV_UNWIND_CHECK));
 	recorder.stack_slots = hp_stacks_slots();
 	send_process(0);
+	send_start_settings();
 	check_modules(true);
 	hp_self.guard--;
 	active = true;
@@ -1000,6 +1049,7 @@ after_fork(bool handler)
 	}
 	modules = NULL;
 	send_process(HP_PROC_FORKED);
+	send_start_settings();
 	check_modules(true);
 }
 

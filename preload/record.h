@@ -52,4 +52,8 @@ bool hp_record_active(void);
  * Allocates: no. */
 void hp_record_mark(const char *name);
 
+/* The program called mallopt(param, value) (the main arena locked): a
+ * setting record. */
+void hp_record_mallopt(int param, int value);
+
 #endif

@@ -82,9 +82,14 @@ tunables_reset(void)
 	memcpy(tunables, defaults, sizeof(tunables));
 }
 
+/* the environment lines read (hp_tune_lines) */
+static const char *lines[HP_TUNE_LINES_MAX];
+static size_t nlines;
+
 void
 hp_tune_reset(void)
 {
+	nlines = 0;
 	hp_mp = (struct hp_params){
 		.top_pad = HP_DEFAULT_TOP_PAD,
 		.n_mmaps_max = HP_DEFAULT_MMAP_MAX,
@@ -390,9 +395,17 @@ apply_tunables(void)
 		hp_mp.always_fail_morecore = true;
 }
 
+static void
+line_read(const char *e)
+{
+	if (nlines < HP_TUNE_LINES_MAX)
+		lines[nlines++] = e;
+}
+
 void
 hp_tune_apply_env(char *const *envp, size_t count)
 {
+	nlines = 0;
 	for (size_t i = 0; i < count; i++) {
 		const char *e = envp[i];
 		const char *eq = strchr(e, '=');
@@ -401,6 +414,7 @@ hp_tune_apply_env(char *const *envp, size_t count)
 			continue;
 		if (is_name("GLIBC_TUNABLES", e)) {
 			parse_tunables(eq + 1);
+			line_read(e);
 			continue;
 		}
 		for (int k = 0; k < T_COUNT; k++) {
@@ -408,11 +422,19 @@ hp_tune_apply_env(char *const *envp, size_t count)
 				continue;
 			if (is_name(tunables[k].alias, e)) {
 				tunable_set(&tunables[k], eq + 1);
+				line_read(e);
 				break;
 			}
 		}
 	}
 	apply_tunables();
+}
+
+size_t
+hp_tune_lines(const char *const **out)
+{
+	*out = lines;
+	return nlines;
 }
 
 /* ld.so's view of the environment: the initial envp array on the stack,

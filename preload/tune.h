@@ -89,6 +89,15 @@ uint64_t hp_tune_strtoul(const char *s, const char **end);
  */
 void hp_tune_apply_env(char *const *envp, size_t count);
 
+/*
+ * The environment lines the last hp_tune_apply_env() read a setting from
+ * (pointers into its envp, in its order; at most HP_TUNE_LINES_MAX): what
+ * the recorder writes as the process's start-up settings, and what a
+ * replay applies again to have them.
+ */
+#define HP_TUNE_LINES_MAX 32
+size_t hp_tune_lines(const char *const **lines);
+
 /* Reset every parameter to glibc's default (unit tests only). */
 void hp_tune_reset(void);
 

@@ -44,7 +44,8 @@
 /* 4: mark records, the program's own mappings (hp_ev_map's stack_id),
  * fastbin states, rings up to 16 MiB, all since 3 was set */
 /* 5: hp_ev_alloc.align_log2 */
-#define HP_EV_VERSION 5
+/* 6: setting records (hp_ev_setting) */
+#define HP_EV_VERSION 6
 #define HP_PROC_MAGIC 0x31434f5250504548ULL /* "HEPPROC1" */
 #define HP_RING_MAGIC 0x31474e4952504548ULL /* "HEPRING1" */
 #define HP_PAGE 4096
@@ -132,7 +133,8 @@ enum hp_ev_type {
 	HP_EV_DROPS = 17,   /* events were lost (count) */
 	HP_EV_REAP = 18,    /* a wait call returned a child's end */
 	HP_EV_MARK = 19,    /* the program marked an instant (heapprof_mark) */
-	HP_EV_LAST = HP_EV_MARK, /* the highest type (the collector checks types) */
+	HP_EV_SETTING = 20, /* an allocator setting: from the environment, or mallopt */
+	HP_EV_LAST = HP_EV_SETTING, /* the highest type (the collector checks types) */
 };
 
 /* Common header: 24 bytes. */
@@ -286,6 +288,23 @@ struct hp_ev_drops {
 struct hp_ev_mark {
 	struct hp_ev h;
 	uint32_t name_bytes; /* then the name, NUL included, padding to 8 */
+	uint32_t pad;
+};
+
+#define HP_SETTING_MAX 4096 /* bytes of an environment line, NUL included */
+
+/* An allocator setting, in the process's order of events. Right after its
+ * process record, one for each environment line the allocator read at
+ * start (GLIBC_TUNABLES, the MALLOC_*_ variables; none in a secure
+ * program), in the environment's order; then one for each mallopt() call,
+ * made with the main arena locked (before any other thread's next
+ * request). A forked child has its start-up lines again. */
+struct hp_ev_setting {
+	struct hp_ev h;
+	int32_t param;       /* mallopt: its param (M_*) */
+	int32_t value;       /* mallopt: its value */
+	uint32_t line_bytes; /* 0: a mallopt call; else the line NAME=VALUE follows,
+			      * NUL included, padding to 8 */
 	uint32_t pad;
 };
 

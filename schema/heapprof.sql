@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- heapprof database schema, version 7 (PRAGMA user_version below).
+-- heapprof database schema, version 8 (PRAGMA user_version below).
 --
 -- The contract between the recorder and the analyzer, and what users query
 -- with the sqlite3 shell. The views at the end (processes, chunks, frames,
@@ -31,7 +31,7 @@
 
 -- @tables
 PRAGMA application_id = 1213222470;  -- 0x48505246, "HPRF": a heapprof database
-PRAGMA user_version = 7;             -- this schema's version
+PRAGMA user_version = 8;             -- this schema's version
 
 -- Facts about the run, as key/value text.
 CREATE TABLE meta (
@@ -244,6 +244,25 @@ CREATE TABLE mark (
   process_id INTEGER NOT NULL REFERENCES process,
   ns         INTEGER NOT NULL,  -- when, ns (ordered with the process's events)
   name       TEXT NOT NULL      -- the name the program gave it
+) STRICT;
+
+-- The allocator's settings in each process, in the order they were made
+-- (rowid): first the environment lines it read at start, as glibc reads
+-- them (GLIBC_TUNABLES and the MALLOC_*_ variables such as
+-- MALLOC_ARENA_MAX=2, in the environment's order; none in a set-user-id
+-- program), then each mallopt(param, value) the program called. A forked child
+-- has its start-up lines again; the calls its parent made before the fork
+-- are the parent's rows. heapprof advise replays a process with them.
+CREATE TABLE malloc_setting (
+  process_id INTEGER NOT NULL REFERENCES process,
+  ns         INTEGER NOT NULL,  -- when, ns (ordered with the process's events)
+  param      INTEGER,           -- mallopt's param, as <malloc.h>: M_MXFAST 1,
+                                -- M_TRIM_THRESHOLD -1, M_TOP_PAD -2,
+                                -- M_MMAP_THRESHOLD -3, M_MMAP_MAX -4,
+                                -- M_CHECK_ACTION -5, M_PERTURB -6,
+                                -- M_ARENA_TEST -7, M_ARENA_MAX -8 (NULL: a line)
+  value      INTEGER,           -- mallopt's value (NULL: a line)
+  line       TEXT               -- the environment line NAME=VALUE (NULL: mallopt)
 ) STRICT;
 
 -- One row per chunk the program obtained, written when the chunk ends (so

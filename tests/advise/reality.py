@@ -15,7 +15,10 @@ equal it:
 (keepcost is the main arena's top alone; the others come from the
 malloc_info() XML the reporter writes too), exactly for the one-thread
 programs: the pattern programs, realloc-slack (a chunk larger than its
-request, resized in place; a realloc grown over a fastbin chunk) and the
+request, resized in place; a realloc grown over a fastbin chunk),
+mallopt-mix (settings from its environment and four mallopt calls: the
+replay has them from table malloc_setting; a GLIBC_TUNABLES candidate keeps
+the recorded tunables it does not name) and the
 sqlite3 shell on WORKLOADS/sqlite.sql. Within 1% for a program with threads (pattern
 arena-pin, fastbins-mt: which arena a thread gets is the kernel's
 scheduling; so MALLOC_ARENA_MAX is not the setting compared: threads that
@@ -52,6 +55,8 @@ checks = 0
 VERBOSE = os.environ.get("VERBOSE", "") not in ("", "0")
 
 
+# mallopt-mix's recorded tunables
+MIX_TUNABLES = "glibc.malloc.tcache_count=2:glibc.malloc.mxfast=64"
 # the settings REPORTER can make with mallopt() (see native)
 MALLOPT_SETTINGS = ("MALLOC_MMAP_THRESHOLD_=", "MALLOC_TRIM_THRESHOLD_=", "MALLOC_TOP_PAD_=",
                     "MALLOC_ARENA_MAX=")
@@ -161,13 +166,14 @@ def changes_heap(c, ref):
 
 
 def one(name, argv, env_extra, tmp, exact=True, selfcheck=True, recommends=False,
-        policies=True, other_setting=True, env_dump=None, threads=False):
+        policies=True, other_setting=True, env_dump=None, threads=False, also=()):
     """exact: the figures equal glibc's (else within 1%); selfcheck: advise's
     must pass; recommends: a setting must be recommended; other_setting:
     compare a second setting too (the recommended one, else the first that
     changes the heap); env_dump: where the program writes the environment
     it had (NAME=value, NUL-separated) for the native runs; threads: the
-    program has threads."""
+    program has threads; also: settings to compare as well (each must be a
+    candidate's). Returns advise's JSON of the process."""
     db = os.path.join(tmp, name + ".db")
     env = dict(os.environ)
     env.update(env_extra)
@@ -217,7 +223,14 @@ def one(name, argv, env_extra, tmp, exact=True, selfcheck=True, recommends=False
     if env_dump:
         with open(env_dump, "rb") as f:
             recorded_env = [kv.decode().split("=", 1) for kv in f.read().split(b"\0") if kv]
-    for c in [ref] + ([other] if other else []):
+    extra = []
+    for setting in also:
+        c = next((c for c in glibc if c["setting"] == setting), None)
+        check(f"{name}: {setting} is a candidate", c is not None,
+              str([c["setting"] for c in glibc]))
+        if c is not None and c is not other:
+            extra.append(c)
+    for c in [ref] + ([other] if other else []) + extra:
         label = c["setting"] or "recorded settings"
         mi = native(argv, c["setting"], env_extra, os.path.join(tmp, name + ".mi"), recorded_env)
         untrim = mi["fordblks"] - mi["keepcost"] - mi["fsmblks"] - mi["thread_tops"]
@@ -235,6 +248,45 @@ def one(name, argv, env_extra, tmp, exact=True, selfcheck=True, recommends=False
               f"predicted {c['untrimmable_bytes']}, glibc {untrim}")
         print(f"{name}: {label}: extent predicted {c['extent_bytes']} glibc {mi['arena']}; "
               f"untrimmable predicted {c['untrimmable_bytes']} glibc {untrim}")
+    return p
+
+
+def settings_recorded(tmp, p):
+    # mallopt-mix ran with two environment settings and made 4 mallopt
+    # calls: the recording has them (table malloc_setting), advise says so
+    # and replays them; without them its self-check must fail
+    good = os.path.join(tmp, "mallopt-mix.db")
+    if p is None or not os.path.exists(good):
+        check("mallopt-mix's recording and advise's JSON are there", False)
+        return
+    con = sqlite3.connect(good)
+    rows = con.execute("SELECT param, value, line FROM malloc_setting ORDER BY rowid").fetchall()
+    con.close()
+    # (meson test sets MALLOC_PERTURB_: a line too)
+    lines = sorted(r[2] for r in rows if r[2] is not None and
+                   not r[2].startswith("MALLOC_PERTURB_="))
+    calls = [(r[0], r[1]) for r in rows if r[2] is None]
+    want = sorted(["MALLOC_TOP_PAD_=4096", "GLIBC_TUNABLES=" + MIX_TUNABLES])
+    check("mallopt-mix: malloc_setting has the environment lines", lines == want, str(rows))
+    # M_MXFAST 1, M_MMAP_THRESHOLD -3, M_TOP_PAD -2, M_TRIM_THRESHOLD -1
+    check("mallopt-mix: malloc_setting has the mallopt calls in order",
+          calls == [(1, 0), (-3, 65536), (-2, 0), (-1, 8192)], str(calls))
+    check("mallopt-mix: advise's JSON names the recorded settings and calls",
+          sorted(x for x in p.get("recorded_settings", [])
+                 if not x.startswith("MALLOC_PERTURB_=")) == want and
+          p.get("mallopt_calls") == 4,
+          str(p.get("recorded_settings")) + " " + str(p.get("mallopt_calls")))
+    blind = os.path.join(tmp, "mallopt-blind.db")
+    shutil.copy(good, blind)
+    con = sqlite3.connect(blind)
+    con.execute("DELETE FROM malloc_setting")
+    con.commit()
+    con.close()
+    r = subprocess.run([HEAPPROF, "advise", "--no-policies", blind], capture_output=True,
+                       text=True)
+    check("mallopt-mix without its recorded settings: the self-check fails (exit 1)",
+          r.returncode == 1 and "SELF-CHECK FAILED" in r.stdout,
+          f"status {r.returncode}, stdout {r.stdout[:300]!r}")
 
 
 def alignment_recorded(tmp):
@@ -281,6 +333,20 @@ def bad_input(tmp):
               "resize" in p.stderr, f"{n} rows, status {p.returncode}, stderr {p.stderr!r}")
     else:
         check("realloc-slack's recording is there to damage", False)
+    # a settings line that is no setting
+    good = os.path.join(tmp, "mallopt-mix.db")
+    if os.path.exists(good):
+        shutil.copy(good, damaged)
+        con = sqlite3.connect(damaged)
+        con.execute("INSERT INTO malloc_setting VALUES (1, 5, NULL, NULL, 'garbage')")
+        con.commit()
+        con.close()
+        p = subprocess.run([HEAPPROF, "advise", damaged], capture_output=True, text=True)
+        check("advise with a malloc_setting line that is no setting: exit 2, one line naming it",
+              p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and
+              "malloc_setting" in p.stderr, f"status {p.returncode}, stderr {p.stderr!r}")
+    else:
+        check("mallopt-mix's recording is there to damage", False)
     junk = os.path.join(tmp, "junk.db")
     with open(junk, "w") as f:
         f.write("not a database\n")
@@ -302,6 +368,12 @@ def main():
             one(mode, [pattern, mode], {}, tmp, recommends=True)
         one("realloc-slack", [os.path.join(PROGS, "realloc-slack")], {}, tmp)
         one("memalign-mix", [os.path.join(PROGS, "memalign-mix")], {}, tmp)
+        # settings of its own: from the environment and mallopt; the
+        # tcache candidate keeps the recorded mxfast
+        mix = one("mallopt-mix", [os.path.join(PROGS, "mallopt-mix")],
+                  {"MALLOC_TOP_PAD_": "4096", "GLIBC_TUNABLES": MIX_TUNABLES}, tmp,
+                  also=("GLIBC_TUNABLES=glibc.malloc.mxfast=64:glibc.malloc.tcache_count=0",))
+        settings_recorded(tmp, mix)
         alignment_recorded(tmp)
         # threads: the figures within 1%, the self-check only counts
         for mode in ("arena-pin", "fastbins-mt"):

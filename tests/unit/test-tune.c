@@ -113,10 +113,36 @@ env_cases(void)
 	      "AT_SECURE: the environment is ignored");
 }
 
+/* The lines read (what the recorder writes to malloc_setting and a
+ * replay applies again): those that set something, in their order. */
+static void
+lines_cases(void)
+{
+	const char *const *l;
+	size_t n;
+
+	configure("MALLOC_TOP_PAD_=100", "PATH=/bin", "GLIBC_TUNABLES=glibc.malloc.arena_max=2");
+	n = hp_tune_lines(&l);
+	CHECK(n == 2 && strcmp(l[0], "MALLOC_TOP_PAD_=100") == 0 &&
+	      strcmp(l[1], "GLIBC_TUNABLES=glibc.malloc.arena_max=2") == 0,
+	      "lines read: the alias and GLIBC_TUNABLES, not PATH (%zu)", n);
+	configure("GLIBC_TUNABLES=glibc.malloc.top_pad=8192", "MALLOC_TOP_PAD_=4096",
+		  "MALLOC_TOP_PAD_=1");
+	n = hp_tune_lines(&l);
+	CHECK(n == 1 && strcmp(l[0], "GLIBC_TUNABLES=glibc.malloc.top_pad=8192") == 0,
+	      "an alias GLIBC_TUNABLES already set is not read (%zu)", n);
+	char *env[] = { "MALLOC_TOP_PAD_=4096", NULL };
+	hp_tune_configure(env, true);
+	CHECK(hp_tune_lines(&l) == 0, "AT_SECURE: no line read");
+	configure("PATH=/bin", NULL, NULL);
+	CHECK(hp_tune_lines(&l) == 0, "no setting: no line");
+}
+
 int
 main(void)
 {
 	strtoul_cases();
 	env_cases();
+	lines_cases();
 	return harness_exit();
 }
