@@ -76,6 +76,30 @@ def fixed_addresses():
         raise OSError(ctypes.get_errno(), "personality(ADDR_NO_RANDOMIZE)")
 
 
+class Descriptor9:
+    """Descriptor 9 of this process reads `data` (a pipe) until restore(),
+    which puts back what 9 was."""
+
+    def __init__(self, data):
+        try:
+            self.saved = os.dup(9)
+            self.inheritable = os.get_inheritable(9)
+        except OSError:
+            self.saved = None
+        rfd, wfd = os.pipe()
+        os.write(wfd, data)
+        os.close(wfd)
+        os.dup2(rfd, 9)
+        os.close(rfd)
+
+    def restore(self):
+        if self.saved is None:
+            os.close(9)
+        else:
+            os.dup2(self.saved, 9, inheritable=self.inheritable)
+            os.close(self.saved)
+
+
 def check(desc, ok, detail=""):
     global failures, checks
     checks += 1
@@ -109,24 +133,22 @@ def native(argv, setting, env_extra, out, recorded_env=None):
         env.update(env_extra)
         env["LD_PRELOAD"] = REPORTER
         env["HP_MALLINFO_OUT"] = out
-    setup = fixed_addresses
+    fd9 = None
     if setting and recorded_env is not None:
         # not one variable more than recorded: REPORTER makes the setting
         # with mallopt() before the program starts, read from descriptor 9
-        rfd, wfd = os.pipe()
-        os.write(wfd, setting.encode())
-        os.close(wfd)
-
-        def setup():
-            fixed_addresses()
-            os.dup2(rfd, 9)
+        # (ours for the run; the only descriptor past 2 the program gets)
+        fd9 = Descriptor9(setting.encode())
     elif setting:
         k, v = setting.split("=", 1)
         env[k] = v
-    p = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                       text=True, check=False, preexec_fn=setup, close_fds=False)
-    if setting and recorded_env is not None:
-        os.close(rfd)
+    try:
+        p = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           text=True, check=False, preexec_fn=fixed_addresses,
+                           pass_fds=(9,) if fd9 else ())
+    finally:
+        if fd9:
+            fd9.restore()
     check(f"{argv[0]} ran natively ({setting or 'recorded settings'})", p.returncode == 0,
           f"status {p.returncode}: {p.stderr[-300:]!r}")
     if recorded_env is not None:
