@@ -35,6 +35,8 @@ struct page {
 struct formermap {
 	struct page **slot; /* open addressing by key */
 	size_t mask, npages, count;
+	struct page *last;  /* the page found last (pages stay where they are; a map
+			     * is one thread's, so a const lookup may set it) */
 };
 
 struct formermap *
@@ -67,6 +69,7 @@ fm_clone(const struct formermap *m)
 	struct formermap *c = xcalloc(1, sizeof(*c));
 
 	*c = *m;
+	c->last = NULL;
 	c->slot = xcalloc(m->mask + 1, sizeof(*c->slot));
 	for (size_t i = 0; i <= m->mask; i++) {
 		const struct page *p = m->slot[i];
@@ -97,10 +100,15 @@ home(const struct formermap *m, uint64_t key)
 static struct page *
 find_page(const struct formermap *m, uint64_t key)
 {
+	if (m->last && m->last->key == key)
+		return m->last;
 	for (size_t i = home(m, key);; i = (i + 1) & m->mask) {
 		struct page *p = m->slot[i];
-		if (!p || p->key == key)
+		if (!p || p->key == key) {
+			if (p)
+				((struct formermap *)m)->last = p;
 			return p;
+		}
 	}
 }
 
@@ -206,7 +214,8 @@ page_assign(struct formermap *m, struct page *p, unsigned lo, unsigned hi, const
 		for (unsigned f = 0; f < FENCES; f++)
 			p->fence[f] = (uint16_t)(p->fence[f] + (f >= from ? d : 0));
 	}
-	memmove(p->v + i + k, p->v + j, (p->n - j) * sizeof(*p->v));
+	if (i + k != j)
+		memmove(p->v + i + k, p->v + j, (p->n - j) * sizeof(*p->v));
 	memcpy(p->v + i, put, k * sizeof(*put));
 	m->count = m->count - p->n + n;
 	p->n = (uint32_t)n;
