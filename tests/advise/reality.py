@@ -273,6 +273,26 @@ def one(name, argv, env_extra, tmp, exact=True, selfcheck=True, recommends=False
     return p
 
 
+def changed_copy(good, tmp, name, sql):
+    """A copy of the database `good`, tmp/name, changed by sql; and the
+    number of rows sql changed."""
+    path = os.path.join(tmp, name)
+    shutil.copy(good, path)
+    con = sqlite3.connect(path)
+    n = con.execute(sql).rowcount
+    con.commit()
+    con.close()
+    return path, n
+
+
+def selfcheck_fails(db, what):
+    p = subprocess.run([HEAPPROF, "advise", "--no-policies", db], capture_output=True,
+                       text=True)
+    check(f"{what}: the self-check fails (exit 1)",
+          p.returncode == 1 and "SELF-CHECK FAILED" in p.stdout,
+          f"status {p.returncode}, stdout {p.stdout[:300]!r}")
+
+
 def settings_recorded(tmp, p):
     # mallopt-mix ran with two environment settings and made 4 mallopt
     # calls: the recording has them (table malloc_setting), advise says so
@@ -298,17 +318,8 @@ def settings_recorded(tmp, p):
                  if not x.startswith("MALLOC_PERTURB_=")) == want and
           p.get("mallopt_calls") == 4,
           str(p.get("recorded_settings")) + " " + str(p.get("mallopt_calls")))
-    blind = os.path.join(tmp, "mallopt-blind.db")
-    shutil.copy(good, blind)
-    con = sqlite3.connect(blind)
-    con.execute("DELETE FROM malloc_setting")
-    con.commit()
-    con.close()
-    r = subprocess.run([HEAPPROF, "advise", "--no-policies", blind], capture_output=True,
-                       text=True)
-    check("mallopt-mix without its recorded settings: the self-check fails (exit 1)",
-          r.returncode == 1 and "SELF-CHECK FAILED" in r.stdout,
-          f"status {r.returncode}, stdout {r.stdout[:300]!r}")
+    blind, _ = changed_copy(good, tmp, "mallopt-blind.db", "DELETE FROM malloc_setting")
+    selfcheck_fails(blind, "mallopt-mix without its recorded settings")
 
 
 def alignment_recorded(tmp):
@@ -326,49 +337,26 @@ def alignment_recorded(tmp):
     con.close()
     check("memalign-mix: every aligned chunk has the alignment asked for (32-128)",
           got[0] == 1800 and got[1] == 1800 and got[2] == 32 and got[3] == 128, str(got))
-    blind = os.path.join(tmp, "memalign-blind.db")
-    shutil.copy(good, blind)
-    con = sqlite3.connect(blind)
-    con.execute("UPDATE chunk_slack SET align_log2 = NULL")
-    con.commit()
-    con.close()
-    p = subprocess.run([HEAPPROF, "advise", "--no-policies", blind], capture_output=True,
-                       text=True)
-    check("memalign-mix without the recorded alignments: the self-check fails (exit 1)",
-          p.returncode == 1 and "SELF-CHECK FAILED" in p.stdout,
-          f"status {p.returncode}, stdout {p.stdout[:300]!r}")
+    blind, _ = changed_copy(good, tmp, "memalign-blind.db",
+                            "UPDATE chunk_slack SET align_log2 = NULL")
+    selfcheck_fails(blind, "memalign-mix without the recorded alignments")
 
 
 def bad_input(tmp):
-    # a resize that asks for more than its chunk holds
-    good = os.path.join(tmp, "realloc-slack.db")
-    damaged = os.path.join(tmp, "damaged.db")
-    if os.path.exists(good):
-        shutil.copy(good, damaged)
-        con = sqlite3.connect(damaged)
-        n = con.execute("UPDATE heap_event SET size = bytes + 1 WHERE what & 7 = 6").rowcount
-        con.commit()
-        con.close()
+    for db, sql, what, word in (
+            ("realloc-slack.db", "UPDATE heap_event SET size = bytes + 1 WHERE what & 7 = 6",
+             "a resize larger than its chunk", "resize"),
+            ("mallopt-mix.db", "INSERT INTO malloc_setting VALUES (1, 5, NULL, NULL, 'garbage')",
+             "a malloc_setting line that is no setting", "malloc_setting")):
+        good = os.path.join(tmp, db)
+        if not os.path.exists(good):
+            check(f"{db} is there to damage", False)
+            continue
+        damaged, n = changed_copy(good, tmp, "damaged.db", sql)
         p = subprocess.run([HEAPPROF, "advise", damaged], capture_output=True, text=True)
-        check("advise with a resize larger than its chunk: exit 2, one line naming it",
+        check(f"advise with {what}: exit 2, one line naming it",
               n > 0 and p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and
-              "resize" in p.stderr, f"{n} rows, status {p.returncode}, stderr {p.stderr!r}")
-    else:
-        check("realloc-slack's recording is there to damage", False)
-    # a settings line that is no setting
-    good = os.path.join(tmp, "mallopt-mix.db")
-    if os.path.exists(good):
-        shutil.copy(good, damaged)
-        con = sqlite3.connect(damaged)
-        con.execute("INSERT INTO malloc_setting VALUES (1, 5, NULL, NULL, 'garbage')")
-        con.commit()
-        con.close()
-        p = subprocess.run([HEAPPROF, "advise", damaged], capture_output=True, text=True)
-        check("advise with a malloc_setting line that is no setting: exit 2, one line naming it",
-              p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and
-              "malloc_setting" in p.stderr, f"status {p.returncode}, stderr {p.stderr!r}")
-    else:
-        check("mallopt-mix's recording is there to damage", False)
+              word in p.stderr, f"{n} rows, status {p.returncode}, stderr {p.stderr!r}")
     junk = os.path.join(tmp, "junk.db")
     with open(junk, "w") as f:
         f.write("not a database\n")
