@@ -74,18 +74,28 @@ hp_os_munmap(void *addr, size_t len)
 	return munmap(addr, len);
 }
 
+/* MAP_NORESERVE, but not for huge pages (glibc.malloc.hugetlb=2): with it
+ * a MAP_HUGETLB mapping succeeds with no huge page to back it and the
+ * first touch is SIGBUS, where the recorded program's mmap (os.c, without
+ * it) failed and glibc went on with small pages. */
+static int
+noreserve(int extra_flags)
+{
+	return extra_flags & MAP_HUGETLB ? 0 : MAP_NORESERVE;
+}
+
 void *
 hp_os_map(size_t len, int extra_flags)
 {
 	return mmap(NULL, len, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | extra_flags, -1, 0);
+		    MAP_PRIVATE | MAP_ANONYMOUS | noreserve(extra_flags) | extra_flags, -1, 0);
 }
 
 void *
 hp_os_reserve(void *hint, size_t len, int extra_flags)
 {
-	return mmap(hint, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | extra_flags,
-		    -1, 0);
+	return mmap(hint, len, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | noreserve(extra_flags) | extra_flags, -1, 0);
 }
 
 int
