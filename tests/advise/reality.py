@@ -322,6 +322,23 @@ def settings_recorded(tmp, p):
     selfcheck_fails(blind, "mallopt-mix without its recorded settings")
 
 
+def main_heap_in_mmap(tmp):
+    # glibc.malloc.hugetlb=2: the main heap never uses brk. The replay puts
+    # it on the simulated break, so the self-check fails, loudly, and no
+    # replay dies (a huge-page mapping made MAP_NORESERVE was SIGBUS when
+    # touched without huge pages)
+    db = os.path.join(tmp, "hugetlb.db")
+    env = dict(os.environ, GLIBC_TUNABLES="glibc.malloc.hugetlb=2")
+    r = subprocess.run([HEAPPROF, "run", "-o", db, "--", os.path.join(PROGS, "pattern"),
+                        "live-pin"], env=env, capture_output=True, text=True)
+    check("live-pin with glibc.malloc.hugetlb=2: heapprof run", r.returncode == 0, r.stderr)
+    p = subprocess.run([HEAPPROF, "advise", "--no-policies", db], capture_output=True,
+                       text=True)
+    check("hugetlb=2: the self-check fails (exit 1) and no replay died",
+          p.returncode == 1 and "SELF-CHECK FAILED" in p.stdout and "died" not in p.stdout,
+          f"status {p.returncode}, stdout {p.stdout[:600]!r}")
+
+
 def alignment_recorded(tmp):
     # memalign-mix asks for 32, 64 and 128 and often gets more aligned
     # addresses: its self-check passed above only because the recording
@@ -384,6 +401,7 @@ def main():
                   {"MALLOC_TOP_PAD_": "4096", "GLIBC_TUNABLES": MIX_TUNABLES}, tmp,
                   also=("GLIBC_TUNABLES=glibc.malloc.mxfast=64:glibc.malloc.tcache_count=0",))
         settings_recorded(tmp, mix)
+        main_heap_in_mmap(tmp)
         alignment_recorded(tmp)
         # threads: the figures within 1%, the self-check only counts
         for mode in ("arena-pin", "fastbins-mt"):
