@@ -788,6 +788,40 @@ site_texts(struct ld_db *db, const struct opts *o, const int64_t *ids, size_t n)
 	return out;
 }
 
+/* The settings the allocator ran with that shape the heap, if any: its
+ * environment lines, and the program's mallopt calls (the first four). */
+static void
+text_settings(const struct ld_process *p, int64_t t0)
+{
+	size_t lines = 0, calls = 0;
+
+	for (size_t i = 0; i < p->nsettings; i++) {
+		char l[256];
+		if (!p->settings[i].line)
+			continue;
+		snprintf(l, sizeof(l), "%s", p->settings[i].line);
+		printf("%s %s", lines++ ? "" : "  allocator settings:", text_safe(l));
+	}
+	if (lines)
+		putchar('\n');
+	for (size_t i = 0; i < p->nsettings; i++) {
+		const struct ld_setting *s = &p->settings[i];
+		const char *name = ld_mallopt_name(s->param);
+		if (s->line || calls++ >= 4)
+			continue;
+		printf("%s ", calls == 1 ? "  mallopt calls:" : ",");
+		if (name)
+			printf("%s=%d", name, s->value);
+		else
+			printf("%d=%d", s->param, s->value);
+		printf(" at %.3f s", secs(s->ns - t0));
+	}
+	if (calls > 4)
+		printf(" and %zu more", calls - 4);
+	if (calls)
+		putchar('\n');
+}
+
 static void
 text_process(struct ld_db *db, const struct ld_process *p, const struct rp_result *r,
 	     const struct opts *o, const char *note)
@@ -803,6 +837,7 @@ text_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 	       secs(f->at_ns - t0));
 	if (note[0])
 		printf("  from %s\n", note);
+	text_settings(p, t0);
 	snprintf(line, sizeof(line), "%s resident", fmt_size(a, sizeof(a), f->resident));
 	text_line("heap extent", f->extent, line);
 	snprintf(line, sizeof(line), "%llu chunk%s", (unsigned long long)f->live_chunks,
@@ -1090,6 +1125,22 @@ json_process(struct ld_db *db, const struct ld_process *p, const struct rp_resul
 	}
 	printf(", \"at_ns\": %lld, \"past_end\": %s,", (long long)(f->at_ns - t0),
 	       r->past_end ? "true" : "false");
+	printf(" \"settings\": [");
+	for (size_t i = 0; i < p->nsettings; i++) {
+		const struct ld_setting *s = &p->settings[i];
+		printf("%s{", i ? ", " : "");
+		if (s->line) {
+			printf("\"line\": ");
+			json_str(s->line);
+		} else {
+			printf("\"mallopt\": ");
+			json_str(ld_mallopt_name(s->param));
+			printf(", \"param\": %d, \"value\": %d, \"at_ns\": %lld", s->param, s->value,
+			       (long long)(s->ns - t0));
+		}
+		putchar('}');
+	}
+	printf("],");
 	if (note[0]) {
 		printf(" \"note\": ");
 		json_str(note);

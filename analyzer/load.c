@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <malloc.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -543,6 +544,52 @@ load_marks(struct ld_db *db, char *err, size_t errcap)
 	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
 }
 
+/* The settings of the wanted processes (struct ld_setting). */
+static int
+load_settings(struct ld_db *db, char *err, size_t errcap)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT process_id, ns, param, value, line "
+				      "FROM malloc_setting ORDER BY rowid",
+			       -1, &s, NULL) != SQLITE_OK)
+		return fail_sql(db, err, errcap);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct ld_process *p = find_proc(db, sqlite3_column_int64(s, 0));
+		const char *line = (const char *)sqlite3_column_text(s, 4);
+		if (!p || !p->wanted)
+			continue;
+		if (line && (strncmp(line, "MALLOC_PERTURB_=", 16) == 0 ||
+			     strncmp(line, "MALLOC_CHECK_=", 14) == 0))
+			continue;
+		p->settings = xrealloc(p->settings, (p->nsettings + 1) * sizeof(*p->settings));
+		p->settings[p->nsettings++] = (struct ld_setting){
+			sqlite3_column_int64(s, 1), sqlite3_column_int(s, 2), sqlite3_column_int(s, 3),
+			line ? xstrdup(line) : NULL
+		};
+	}
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
+}
+
+const char *
+ld_mallopt_name(int param)
+{
+	switch (param) {
+	case M_MXFAST: return "M_MXFAST";
+	case M_TRIM_THRESHOLD: return "M_TRIM_THRESHOLD";
+	case M_TOP_PAD: return "M_TOP_PAD";
+	case M_MMAP_THRESHOLD: return "M_MMAP_THRESHOLD";
+	case M_MMAP_MAX: return "M_MMAP_MAX";
+	case M_CHECK_ACTION: return "M_CHECK_ACTION";
+	case M_PERTURB: return "M_PERTURB";
+	case M_ARENA_TEST: return "M_ARENA_TEST";
+	case M_ARENA_MAX: return "M_ARENA_MAX";
+	default: return NULL;
+	}
+}
+
 /* Known small-object allocators: CPython's pymalloc, which keeps objects of
  * up to 512 bytes in arenas it maps itself, 256 KiB (before 3.10) or 1 MiB
  * each, from python3.x or libpython3.x (_PyObject_ArenaMmap, new_arena). */
@@ -946,7 +993,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		return rc != SQLITE_DONE ? fail_sql(db, err, errcap) : -1;
 	}
 	free(cap);
-	if (load_marks(db, err, errcap) != 0)
+	if (load_marks(db, err, errcap) != 0 || load_settings(db, err, errcap) != 0)
 		return -1;
 	if (db->snapshots && load_snapshots(db, err, errcap) != 0)
 		return -1;
@@ -1467,6 +1514,9 @@ ld_close(struct ld_db *db)
 		for (size_t k = 0; k < db->procs[i].nmarks; k++)
 			free(db->procs[i].marks[k].name);
 		free(db->procs[i].marks);
+		for (size_t k = 0; k < db->procs[i].nsettings; k++)
+			free(db->procs[i].settings[k].line);
+		free(db->procs[i].settings);
 	}
 	free(db->procs);
 	for (size_t i = 0; i < db->nfns; i++)

@@ -38,6 +38,19 @@ struct ld_mark {
 	char *name;
 };
 
+/* An allocator setting that shapes the heap (table malloc_setting): an
+ * environment line read at start (line), or a mallopt call (line NULL).
+ * MALLOC_PERTURB_ and MALLOC_CHECK_ lines are left out: they change what
+ * memory holds, not where chunks go. */
+struct ld_setting {
+	int64_t ns;
+	int param, value;
+	char *line;
+};
+
+/* mallopt's name for param (M_ARENA_MAX, ...); NULL: none of glibc's. */
+const char *ld_mallopt_name(int param);
+
 struct ld_process {
 	int64_t process_id, pid, ppid, parent_id, exec_from;
 	char *exe;
@@ -47,6 +60,8 @@ struct ld_process {
 	bool wanted;                      /* asked for (the rest: ancestors) */
 	struct ld_mark *marks;            /* in time order */
 	size_t nmarks;
+	struct ld_setting *settings;      /* in their order */
+	size_t nsettings;
 	bool cpython;                     /* CPython is loaded (pymalloc's home) */
 	struct rp_input in;               /* a snapshot recording: in.chunks are the
 					   * chunks live at exit (its leaks) */

@@ -41,6 +41,7 @@ JSON has the fields the README names; bad input gets exit status 2.
 """
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -318,6 +319,21 @@ def settings_recorded(tmp, p):
                  if not x.startswith("MALLOC_PERTURB_=")) == want and
           p.get("mallopt_calls") == 4,
           str(p.get("recorded_settings")) + " " + str(p.get("mallopt_calls")))
+    # heapprof report names them too (MALLOC_PERTURB_ left out: it shapes
+    # nothing)
+    r = subprocess.run([HEAPPROF, "report", good, "--format", "json"], capture_output=True,
+                       text=True)
+    got = json.loads(r.stdout)["processes"][-1].get("settings") if r.returncode == 0 else None
+    check("mallopt-mix: report's JSON has the settings",
+          got is not None and sorted(x["line"] for x in got if "line" in x) == want and
+          [(x["mallopt"], x["value"]) for x in got if "mallopt" in x] ==
+          [("M_MXFAST", 0), ("M_MMAP_THRESHOLD", 65536), ("M_TOP_PAD", 0),
+           ("M_TRIM_THRESHOLD", 8192)], f"{r.returncode} {got}")
+    text = subprocess.run([HEAPPROF, "report", good], capture_output=True, text=True).stdout
+    check("mallopt-mix: report's text names the settings",
+          "allocator settings: " in text and "MALLOC_PERTURB_" not in text and
+          re.search(r"mallopt calls: M_MXFAST=0 at [0-9.]+ s, M_MMAP_THRESHOLD=65536", text),
+          text[:600])
     blind, _ = changed_copy(good, tmp, "mallopt-blind.db", "DELETE FROM malloc_setting")
     selfcheck_fails(blind, "mallopt-mix without its recorded settings")
 
