@@ -303,14 +303,19 @@ def settings_recorded(tmp, p):
         check("mallopt-mix's recording and advise's JSON are there", False)
         return
     con = sqlite3.connect(good)
-    rows = con.execute("SELECT param, value, line FROM malloc_setting ORDER BY rowid").fetchall()
-    con.close()
+    rows = con.execute("SELECT param, value, line FROM malloc_setting WHERE process_id = 1 "
+                       "ORDER BY rowid").fetchall()
     # (meson test sets MALLOC_PERTURB_: a line too)
     lines = sorted(r[2] for r in rows if r[2] is not None and
                    not r[2].startswith("MALLOC_PERTURB_="))
+    child = con.execute("SELECT line FROM malloc_setting WHERE process_id = 2 "
+                        "AND line NOT LIKE 'MALLOC_PERTURB_=%' ORDER BY rowid").fetchall()
     calls = [(r[0], r[1]) for r in rows if r[2] is None]
     want = sorted(["MALLOC_TOP_PAD_=4096", "GLIBC_TUNABLES=" + MIX_TUNABLES])
+    con.close()
     check("mallopt-mix: malloc_setting has the environment lines", lines == want, str(rows))
+    check("mallopt-mix: its forked child has them too, though the program wrote over its "
+          "environment first", sorted(r[0] for r in child) == want, str(child))
     # M_MXFAST 1, M_MMAP_THRESHOLD -3, M_TOP_PAD -2, M_TRIM_THRESHOLD -1
     check("mallopt-mix: malloc_setting has the mallopt calls in order",
           calls == [(1, 0), (-3, 65536), (-2, 0), (-1, 8192)], str(calls))
@@ -323,7 +328,8 @@ def settings_recorded(tmp, p):
     # nothing)
     r = subprocess.run([HEAPPROF, "report", good, "--format", "json"], capture_output=True,
                        text=True)
-    got = json.loads(r.stdout)["processes"][-1].get("settings") if r.returncode == 0 else None
+    got = next((x.get("settings") for x in json.loads(r.stdout)["processes"]
+                if x["process_id"] == 1), None) if r.returncode == 0 else None
     check("mallopt-mix: report's JSON has the settings",
           got is not None and sorted(x["line"] for x in got if "line" in x) == want and
           [(x["mallopt"], x["value"]) for x in got if "mallopt" in x] ==

@@ -4,7 +4,7 @@
  * glibc's own malloc (heapprof is not loaded): at the very end of the
  * process (its destructor runs last, as the first object ld.so
  * initialised) it writes glibc's mallinfo2() figures to the file named by
- * HP_MALLINFO_OUT (without it, to standard error: a program whose heap
+ * HP_MALLINFO_OUT at start (without it, to standard error: a program whose heap
  * depends on its environment's size, as CPython's, can run with exactly
  * the environment it was recorded with), with open(2) and write(2) only,
  * so that nothing it does touches the heap it reports:
@@ -54,11 +54,24 @@ put_field(char *buf, size_t n, const char *name, unsigned long long v)
 
 enum { SETTING_FD = 9 };
 
+static char out_path[4096]; /* HP_MALLINFO_OUT ("": none) */
+
 static void __attribute__((noreturn))
 fail(const char *msg)
 {
 	(void)!write(2, msg, strlen(msg));
 	_exit(125);
+}
+
+/* Where to write, read before main: a program may write over its
+ * environment's strings (tests/progs/mallopt-mix.c does). */
+__attribute__((constructor)) static void
+keep_out_path(void)
+{
+	const char *out = getenv("HP_MALLINFO_OUT");
+
+	if (out && strlen(out) < sizeof(out_path))
+		memcpy(out_path, out, strlen(out) + 1);
 }
 
 /*
@@ -111,7 +124,7 @@ static bool reported;
 __attribute__((destructor)) static void
 report(void)
 {
-	const char *path = getenv("HP_MALLINFO_OUT");
+	const char *path = out_path[0] ? out_path : NULL;
 	struct mallinfo2 mi;
 	char buf[256];
 	size_t n = 0;

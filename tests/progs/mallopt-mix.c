@@ -14,12 +14,22 @@
  *   - mallopt(M_MMAP_THRESHOLD, 65536): 70000-byte blocks go to mmap,
  *     50000-byte ones to the brk heap, the top of which stays pinned;
  *   - mallopt(M_TOP_PAD, 0) and mallopt(M_TRIM_THRESHOLD, 8192) before the
- *     last frees, which trim the top.
+ *     last frees, which trim the top;
+ *   - then it writes over its environment's strings, as setproctitle does,
+ *     and forks a child that ends at once (exit_group: no allocation, no
+ *     destructor): the child's recorded start-up settings must still be
+ *     the lines the allocator read.
  *
  * Built with -fno-builtin: every malloc and free here must happen.
  */
 #include <malloc.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
 
 enum { BLOCKS = 100, SMALL = 64 };
 
@@ -54,5 +64,13 @@ main(void)
 	for (int i = 0; i < BLOCKS; i += 3)
 		free(keep[i]);
 	(void)pin; /* left live at the top of the heap */
+	for (char **e = environ; *e; e++)
+		memset(*e, 'x', strlen(*e));
+	pid_t child = fork();
+	if (child == 0)
+		syscall(SYS_exit_group, 0);
+	int status;
+	if (child < 0 || waitpid(child, &status, 0) != child || status != 0)
+		return 1;
 	return 0;
 }
