@@ -273,6 +273,12 @@ text_pair(struct ld_db *bdb, const struct fr_process *xb, struct ld_db *ndb,
 
 	printf("process %s (pid %lld -> %lld)\n", cmp_name(ndb, xn->p, name, sizeof(name)),
 	       (long long)xb->p->pid, (long long)xn->p->pid);
+	char sb[1024], sn[1024];
+	ld_settings_text(xb->p, sb, sizeof(sb));
+	ld_settings_text(xn->p, sn, sizeof(sn));
+	if (strcmp(sb, sn) != 0)
+		printf("  allocator settings: %s -> %s\n", sb[0] ? sb : "glibc's defaults",
+		       sn[0] ? sn : "glibc's defaults");
 	printf("    %-26s %12s %12s %12s\n", "", "base", "new", "change");
 	for (int k = 0; k < 3; k++) {
 		const struct fr_frame *fb = frame_at(xb, ats[k]), *fn = frame_at(xn, ats[k]);
@@ -421,6 +427,11 @@ json_pair(struct ld_db *bdb, const struct fr_process *xb, struct ld_db *ndb,
 		json_triple(run_key[f], rb[f], rn[f], true);
 	printf(", \"leaked_base_chunks\": %llu, \"leaked_new_chunks\": %llu",
 	       U(xb->leaked_chunks), U(xn->leaked_chunks));
+	char sb[1024], sn[1024];
+	printf(", \"settings_base\": ");
+	json_str(ld_settings_text(xb->p, sb, sizeof(sb)));
+	printf(", \"settings_new\": ");
+	json_str(ld_settings_text(xn->p, sn, sizeof(sn)));
 	for (int k = 0; k < 3; k++) {
 		printf(",\n     \"%s\": {", at_names[k]);
 		json_figures(frame_at(xb, ats[k]), frame_at(xn, ats[k]), tb, tn);

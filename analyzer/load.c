@@ -590,6 +590,24 @@ ld_mallopt_name(int param)
 	}
 }
 
+const char *
+ld_settings_text(const struct ld_process *p, char *buf, size_t cap)
+{
+	size_t n = 0, calls = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < p->nsettings && n < cap; i++)
+		if (p->settings[i].line)
+			n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? " " : "",
+					      p->settings[i].line);
+	for (size_t i = 0; i < p->nsettings; i++)
+		calls += p->settings[i].line == NULL;
+	if (calls && n < cap)
+		snprintf(buf + n, cap - n, "%s%zu mallopt call%s", n ? "; " : "", calls,
+			 calls == 1 ? "" : "s");
+	return buf;
+}
+
 /* Known small-object allocators: CPython's pymalloc, which keeps objects of
  * up to 512 bytes in arenas it maps itself, 256 KiB (before 3.10) or 1 MiB
  * each, from python3.x or libpython3.x (_PyObject_ArenaMmap, new_arena). */

@@ -70,6 +70,10 @@ struct ld_process {
 	struct ld_summary summary;
 };
 
+/* A process's settings in one line: its environment lines, then "; N
+ * mallopt calls" ("": none, glibc's defaults). Returns buf. */
+const char *ld_settings_text(const struct ld_process *p, char *buf, size_t cap);
+
 /* A frame of a stack, symbolized. */
 struct ld_frame {
 	const char *function, *file, *module; /* NULL if unknown */

@@ -278,6 +278,23 @@ def main():
         check("--pid BASE:NEW pairs them", (0, "pin-demo"),
               (q.returncode, json.loads(q.stdout)["processes"][0]["program"] if q.stdout else None))
 
+        # the settings each ran with, when they differ (advise's setting
+        # tried: MALLOC_PERTURB_, which meson sets, shapes nothing and is
+        # left out)
+        tried = os.path.join(tmp, "tried.db")
+        p = subprocess.run([HEAPPROF, "run", "-o", tried, os.path.join(PROGS, "pin-demo")],
+                           env=dict(os.environ, MALLOC_MMAP_THRESHOLD_="32768"),
+                           capture_output=True, text=True)
+        check("pin-demo recorded with MALLOC_MMAP_THRESHOLD_=32768", 0, p.returncode)
+        t = run("diff", other, tried).stdout
+        check("diff says the settings changed", 1, t.count(
+            "allocator settings: glibc's defaults -> MALLOC_MMAP_THRESHOLD_=32768\n"))
+        j = diff(other, tried)[0]
+        check("diff's JSON has both sides' settings", ("", "MALLOC_MMAP_THRESHOLD_=32768"),
+              (j.get("settings_base"), j.get("settings_new")))
+        check("no settings line when they are the same", 0,
+              run("diff", other, other).stdout.count("allocator settings"))
+
         # ---- check --baseline ----
         p = run("check", new, "--baseline", base, "--max-increase", "1%")
         check("the fix against the regression: passes", 0, p.returncode)
