@@ -457,6 +457,28 @@ mallopt_calls(const struct adv_seq *s)
 	return n;
 }
 
+/* After "Try:": the recorded settings the one to try leaves as they were
+ * (it takes the place of a line of its own name), and the mallopt calls,
+ * which the program still makes. */
+static void
+kept_settings(const struct adv_seq *s, const struct cand *best)
+{
+	size_t nl = strcspn(best->setting, "="), kept = 0, calls = mallopt_calls(s);
+
+	for (size_t i = 0; i < s->nenv; i++) {
+		const char *e = s->env[i];
+		if (strncmp(e, "MALLOC_PERTURB_=", 16) == 0 || strncmp(e, "MALLOC_CHECK_=", 14) == 0 ||
+		    (strcspn(e, "=") == nl && strncmp(e, best->setting, nl) == 0))
+			continue;
+		printf("%s %s", kept++ ? "" : "  predicted with the recorded settings it keeps:", e);
+	}
+	if (calls)
+		printf("%s%zu mallopt call%s the program makes", kept ? "; " : "  predicted with ",
+		       calls, calls == 1 ? "" : "s");
+	if (kept || calls)
+		putchar('\n');
+}
+
 static void
 print_text(struct ld_db *db, const struct adv_seq *s, const char *exe, const struct cand *c,
 	   size_t n, const size_t *order, const struct cand *best)
@@ -512,11 +534,13 @@ print_text(struct ld_db *db, const struct adv_seq *s, const char *exe, const str
 	if (best) {
 		printf("Try: %s\n", best->setting);
 		printf("  retained at the end %s -> %s, untrimmable at the worst instant %s -> %s, "
-		       "peak RSS %s -> %s\n\n",
+		       "peak RSS %s -> %s\n",
 		       fmt_size(a, sizeof(a), rec->f.retained), fmt_size(b, sizeof(b), best->f.retained),
 		       fmt_size(d, sizeof(d), rec->f.worst_untrimmable),
 		       fmt_size(e, sizeof(e), best->f.worst_untrimmable),
 		       fmt_size(g, sizeof(g), rec->f.peak_rss), fmt_size(h, sizeof(h), best->f.peak_rss));
+		kept_settings(s, best);
+		putchar('\n');
 		return;
 	}
 	pin_text(db, s, &rec->f, pin, sizeof(pin));

@@ -324,6 +324,13 @@ def settings_recorded(tmp, p):
                  if not x.startswith("MALLOC_PERTURB_=")) == want and
           p.get("mallopt_calls") == 4,
           str(p.get("recorded_settings")) + " " + str(p.get("mallopt_calls")))
+    # "Try:" says with which of them the prediction was made
+    t = subprocess.run([HEAPPROF, "advise", "--no-policies", good], capture_output=True,
+                       text=True).stdout
+    kept = re.search(r"predicted with the recorded settings it keeps: (.*); 4 mallopt calls "
+                     r"the program makes\n", t)
+    check("mallopt-mix: advise names the recorded settings the one to try keeps",
+          kept is not None and sorted(kept.group(1).split()) == want, t[-600:])
     # heapprof report names them too (MALLOC_PERTURB_ left out: it shapes
     # nothing)
     r = subprocess.run([HEAPPROF, "report", good, "--format", "json"], capture_output=True,
