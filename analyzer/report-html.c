@@ -638,6 +638,9 @@ put_process(struct page *pg, struct ld_process *p, size_t nwanted, bool first)
 	put_text(pg, ld_command_line(pg->db, p->process_id));
 	put(pg, ",\"end\":");
 	put_text(pg, end);
+	char settings[1024];
+	put(pg, ",\"settings\":");
+	put_text(pg, ld_settings_text(p, settings, sizeof(settings)));
 	putf(pg, ",\"duration_ns\":%lld,\"dropped\":%lld,\"truncated\":%lld,", (long long)dur,
 	     (long long)p->dropped, (long long)p->truncated);
 	if (rc != 0) {

@@ -49,10 +49,11 @@ def run(*args):
     return subprocess.run([HEAPPROF, *args], capture_output=True, text=True)
 
 
-def record(tmp, name, prog, *args, snapshots=False):
+def record(tmp, name, prog, *args, snapshots=False, env=None):
     db = os.path.join(tmp, name + ".db")
-    p = run("run", "-o", db, *(["--snapshots"] if snapshots else []),
-            os.path.join(PROGS, prog), *args)
+    p = subprocess.run([HEAPPROF, "run", "-o", db, *(["--snapshots"] if snapshots else []),
+                        os.path.join(PROGS, prog), *args], capture_output=True, text=True,
+                       env=dict(os.environ, **(env or {})))
     if p.returncode != 0:
         print(p.stderr)
         raise SystemExit(f"recording {name} failed")
@@ -218,6 +219,8 @@ def in_browser(b, tmp, pages, slivers, live_pin, worst_page, arena, mmap, tree, 
     loads_offline(b, "slivers", pages["slivers"])
     dom_is_report(b, "slivers", r, text=text_report(slivers))
     check("slivers: shown at exit", "exit", text_of(b, "#frame-label"))
+    check("slivers: no allocator settings line (glibc's defaults)", None,
+          text_of(b, "#settings"))
     shot = b.screenshot(os.path.join(PROGS, "html-slivers.png"))
     hole, live = screenshot_shows_map("slivers", shot, os.path.join(PROGS, "html-slivers.png"))
     check("slivers: the map draws holes and live chunks", True, hole > 2000 and live > 2000)
@@ -233,6 +236,8 @@ def in_browser(b, tmp, pages, slivers, live_pin, worst_page, arena, mmap, tree, 
     r_worst = report(live_pin, "--at", "worst")[0]
     loads_offline(b, "live-pin", pages["live-pin"])
     dom_is_report(b, "live-pin", r_exit, text=text_report(live_pin))
+    check("live-pin: the page names the allocator settings",
+          "allocator settings: MALLOC_TOP_PAD_=131072", text_of(b, "#settings"))
     click_frame(b, "worst")
     check("live-pin: a click on worst's mark shows worst", "worst", text_of(b, "#frame-label"))
     dom_is_report(b, "live-pin clicked to worst", r_worst, kept=200,
@@ -304,7 +309,10 @@ def main():
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         slivers = record(tmp, "slivers", "pattern", "slivers")
-        live_pin = record(tmp, "live-pin", "pattern", "live-pin")
+        # with a setting, which the page names (glibc's default value: the
+        # heap is the same)
+        live_pin = record(tmp, "live-pin", "pattern", "live-pin",
+                          env={"MALLOC_TOP_PAD_": "131072"})
         arena = record(tmp, "arena", "pattern", "arena-pin")
         mmap = record(tmp, "mmap", "pattern", "mmap-only")
         tree = record(tmp, "tree", "rec-tree")
