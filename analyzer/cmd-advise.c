@@ -447,6 +447,14 @@ pin_text(struct ld_db *db, const struct adv_seq *s, const struct adv_figs *f, ch
 			 ld_site_text(db, stack_id, site, sizeof(site)));
 }
 
+/* s fit for a terminal (a recorded line is the program's text). */
+static const char *
+shown(const char *s, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s", s);
+	return text_safe(buf);
+}
+
 static size_t
 mallopt_calls(const struct adv_seq *s)
 {
@@ -470,7 +478,9 @@ kept_settings(const struct adv_seq *s, const struct cand *best)
 		if (strncmp(e, "MALLOC_PERTURB_=", 16) == 0 || strncmp(e, "MALLOC_CHECK_=", 14) == 0 ||
 		    (strcspn(e, "=") == nl && strncmp(e, best->setting, nl) == 0))
 			continue;
-		printf("%s %s", kept++ ? "" : "  predicted with the recorded settings it keeps:", e);
+		char buf[HP_SETTING_MAX];
+		printf("%s %s", kept++ ? "" : "  predicted with the recorded settings it keeps:",
+		       shown(e, buf, sizeof(buf)));
 	}
 	if (calls)
 		printf("%s%zu mallopt call%s the program makes", kept ? "; " : "  predicted with ",
@@ -491,7 +501,7 @@ print_text(struct ld_db *db, const struct adv_seq *s, const char *exe, const str
 	if (s->nenv || mallopt_calls(s)) {
 		printf("  recorded settings:");
 		for (size_t i = 0; i < s->nenv; i++)
-			printf(" %s", s->env[i]);
+			printf(" %s", shown(s->env[i], name, sizeof(name)));
 		printf("%s%zu mallopt call%s (replayed where the program made them)\n",
 		       s->nenv ? "; " : " ", mallopt_calls(s), mallopt_calls(s) == 1 ? "" : "s");
 	}
@@ -515,7 +525,7 @@ print_text(struct ld_db *db, const struct adv_seq *s, const char *exe, const str
 	for (size_t k = 0; k < n; k++) {
 		const struct cand *x = &c[order[k]];
 		char rank[24];
-		cand_name(x, name, sizeof(name));
+		text_safe((char *)cand_name(x, name, sizeof(name)));
 		if (x->failed[0]) {
 			printf("  %-4s %-44s failed: %s\n", "-", name, x->failed);
 			continue;
@@ -532,7 +542,7 @@ print_text(struct ld_db *db, const struct adv_seq *s, const char *exe, const str
 	       "worst instant;\n  change: of retained at the end + worst untrimmable, against "
 	       "the recorded settings; cpu s: the replay's processor time\n\n");
 	if (best) {
-		printf("Try: %s\n", best->setting);
+		printf("Try: %s\n", shown(best->setting, name, sizeof(name)));
 		printf("  retained at the end %s -> %s, untrimmable at the worst instant %s -> %s, "
 		       "peak RSS %s -> %s\n",
 		       fmt_size(a, sizeof(a), rec->f.retained), fmt_size(b, sizeof(b), best->f.retained),

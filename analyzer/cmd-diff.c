@@ -274,8 +274,8 @@ text_pair(struct ld_db *bdb, const struct fr_process *xb, struct ld_db *ndb,
 	printf("process %s (pid %lld -> %lld)\n", cmp_name(ndb, xn->p, name, sizeof(name)),
 	       (long long)xb->p->pid, (long long)xn->p->pid);
 	char sb[1024], sn[1024];
-	ld_settings_text(xb->p, sb, sizeof(sb));
-	ld_settings_text(xn->p, sn, sizeof(sn));
+	text_safe((char *)ld_settings_text(xb->p, sb, sizeof(sb)));
+	text_safe((char *)ld_settings_text(xn->p, sn, sizeof(sn)));
 	if (strcmp(sb, sn) != 0)
 		printf("  allocator settings: %s -> %s\n", sb[0] ? sb : "glibc's defaults",
 		       sn[0] ? sn : "glibc's defaults");

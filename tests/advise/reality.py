@@ -347,6 +347,15 @@ def settings_recorded(tmp, p):
           "allocator settings: " in text and "MALLOC_PERTURB_" not in text and
           re.search(r"mallopt calls: M_MXFAST=0 at [0-9.]+ s, M_MMAP_THRESHOLD=65536", text),
           text[:600])
+    # a line with a terminal escape in it is printed without it
+    esc, n = changed_copy(good, tmp, "mallopt-esc.db",
+                          "UPDATE malloc_setting SET line = line || char(27) || '[31m' "
+                          "WHERE line LIKE 'MALLOC_TOP_PAD_=%'")
+    outs = [subprocess.run([HEAPPROF] + args + [esc], capture_output=True, text=True).stdout
+            for args in (["advise", "--no-policies"], ["report"])]
+    check("a recorded line with an escape: advise and report print it without",
+          n > 0 and all("MALLOC_TOP_PAD_=4096?[31m" in o and "\x1b" not in o for o in outs),
+          repr([o[:300] for o in outs]))
     blind, _ = changed_copy(good, tmp, "mallopt-blind.db", "DELETE FROM malloc_setting")
     selfcheck_fails(blind, "mallopt-mix without its recorded settings")
 
