@@ -548,6 +548,7 @@ struct db {
 	struct symworker *sym; /* looks them up as they come */
 	int64_t next_module_id;
 	bool compact;        /* VACUUM at the end (a snapshot recording) */
+	bool stmt_failed;    /* the writer's: a statement failed, none more runs */
 	unsigned max_queued; /* batches queued for the writer at most */
 	/* snapshots: ids, and the row ids of each one kept (to delete it) */
 	int64_t next_snapshot_id, next_snapchunk_id, next_former_id, next_interval_id;
@@ -762,13 +763,20 @@ bind_text(sqlite3_stmt *s, int i, const char *t)
 		sqlite3_bind_null(s, i);
 }
 
+/* One statement, unless one has failed: then none runs any more. On
+ * SQLITE_FULL or an I/O error SQLite may roll the whole transaction back
+ * itself, and a statement after that would run on its own and commit at
+ * once: a chunk's rows without the base time an earlier statement of its
+ * batch failed to write (a disk-full run, 3 in 75 under load). */
 static void
 step(struct db *db, int which, const char *what)
 {
 	sqlite3_stmt *s = db->s[which];
 
-	if (sqlite3_step(s) != SQLITE_DONE)
+	if (!db->stmt_failed && sqlite3_step(s) != SQLITE_DONE) {
+		db->stmt_failed = true;
 		fail(db, what);
+	}
 	sqlite3_reset(s);
 	sqlite3_clear_bindings(s);
 }
