@@ -19,6 +19,7 @@
  */
 #include "config.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -291,7 +292,8 @@ sim_mallopt(int param, int value)
 	bool locked = hp_mstate_lock(&hp_main_arena);
 
 	hp_heap_consolidate_locked(&hp_main_arena);
-	hp_tune_mallopt_locked(param, value);
+	if (param != M_PERTURB) /* (see adv_glibc_run) */
+		hp_tune_mallopt_locked(param, value);
 	hp_mstate_unlock(&hp_main_arena, locked);
 }
 
@@ -480,6 +482,9 @@ adv_glibc_run(const struct adv_seq *seq, char *const *env, uint64_t trim_every, 
 	/* glibc's start-up (hp_init_slow): the settings, then the arena */
 	hp_tune_configure(NULL, false);
 	hp_tune_apply_env(env, nenv);
+	/* MALLOC_PERTURB_ fills memory and moves nothing: no byte of the
+	 * simulated heap but its headers is touched */
+	hp_mp.perturb_byte = 0;
 	hp_tcache_key = 0x9e3779b97f4a7c15ULL;
 	hp_heap_init_state(&hp_main_arena);
 	adv_model_init(&model, seq->heap_start + (uint64_t)delta,
