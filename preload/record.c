@@ -393,34 +393,16 @@ send_setting(int32_t param, int32_t value, const char *line)
 	hp_self.guard--;
 }
 
-/* The environment lines the allocator read, copied at the first send: a
- * forked child sends them again, and by then the program may have written
- * over its environment's strings (setproctitle does). NUL-separated;
- * lines past the room are cut. */
-static char start_lines[HP_SETTING_MAX];
-static size_t start_lines_len;
-static bool start_lines_copied;
-
-/* After the process record: the settings the allocator started with. */
+/* After the process record: the settings the allocator started with
+ * (tune.c keeps copies: a forked child sends them again). */
 static void
 send_start_settings(void)
 {
-	if (!start_lines_copied) {
-		const char *const *lines;
-		size_t n = hp_tune_lines(&lines);
+	const char *const *lines;
+	size_t n = hp_tune_lines(&lines);
 
-		for (size_t i = 0; i < n; i++) {
-			size_t len = strnlen(lines[i], HP_SETTING_MAX - 1);
-			if (start_lines_len + len + 1 > sizeof(start_lines))
-				break;
-			memcpy(start_lines + start_lines_len, lines[i], len);
-			start_lines_len += len;
-			start_lines[start_lines_len++] = '\0';
-		}
-		start_lines_copied = true;
-	}
-	for (size_t at = 0; at < start_lines_len; at += strlen(start_lines + at) + 1)
-		send_setting(0, 0, start_lines + at);
+	for (size_t i = 0; i < n; i++)
+		send_setting(0, 0, lines[i]);
 }
 
 /* (mallopt initialises the allocator first, and recording begins there:

@@ -82,14 +82,16 @@ tunables_reset(void)
 	memcpy(tunables, defaults, sizeof(tunables));
 }
 
-/* the environment lines read (hp_tune_lines) */
+/* the environment lines read (hp_tune_lines): copies, as the program may
+ * write over its environment's strings later (setproctitle does) */
 static const char *lines[HP_TUNE_LINES_MAX];
-static size_t nlines;
+static size_t nlines, text_len;
+static char text[HP_TUNE_LINES_BYTES];
 
 void
 hp_tune_reset(void)
 {
-	nlines = 0;
+	nlines = text_len = 0;
 	hp_mp = (struct hp_params){
 		.top_pad = HP_DEFAULT_TOP_PAD,
 		.n_mmaps_max = HP_DEFAULT_MMAP_MAX,
@@ -398,14 +400,19 @@ apply_tunables(void)
 static void
 line_read(const char *e)
 {
-	if (nlines < HP_TUNE_LINES_MAX)
-		lines[nlines++] = e;
+	size_t len = strlen(e) + 1;
+
+	if (nlines < HP_TUNE_LINES_MAX && text_len + len <= sizeof(text)) {
+		memcpy(text + text_len, e, len);
+		lines[nlines++] = text + text_len;
+		text_len += len;
+	}
 }
 
 void
 hp_tune_apply_env(char *const *envp, size_t count)
 {
-	nlines = 0;
+	nlines = text_len = 0;
 	for (size_t i = 0; i < count; i++) {
 		const char *e = envp[i];
 		const char *eq = strchr(e, '=');

@@ -91,11 +91,13 @@ void hp_tune_apply_env(char *const *envp, size_t count);
 
 /*
  * The environment lines the last hp_tune_apply_env() read a setting from
- * (pointers into its envp, in its order; at most HP_TUNE_LINES_MAX): what
- * the recorder writes as the process's start-up settings, and what a
- * replay applies again to have them.
+ * (copies, in its order; at most HP_TUNE_LINES_MAX, HP_TUNE_LINES_BYTES in
+ * all): what the recorder writes as the process's start-up settings, also
+ * in a forked child after the program wrote over its environment, and
+ * what a replay applies again to have them.
  */
 #define HP_TUNE_LINES_MAX 32
+#define HP_TUNE_LINES_BYTES 4096
 size_t hp_tune_lines(const char *const **lines);
 
 /* Reset every parameter to glibc's default (unit tests only). */
