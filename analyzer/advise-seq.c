@@ -412,6 +412,7 @@ adv_seq_load(sqlite3 *h, int64_t process_id, int64_t pid, struct adv_seq *s, cha
 		struct adv_req *q = push(s, &cap);
 		q->ns = sqlite3_column_int64(st, 0);
 		q->op = ADV_MALLOPT;
+		s->nmallopt++;
 		q->id = (uint32_t)sqlite3_column_int(st, 1);
 		q->size = (uint32_t)sqlite3_column_int(st, 2);
 	}

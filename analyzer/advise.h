@@ -79,6 +79,7 @@ struct adv_seq {
 	size_t derived_resize;   /* sizes of in-place reallocs not recorded, derived */
 	char **env;            /* the start-up settings, "NAME=value" lines */
 	size_t nenv;
+	size_t nmallopt;       /* ADV_MALLOPT requests */
 };
 
 struct sqlite3;

@@ -455,23 +455,13 @@ shown(const char *s, char *buf, size_t cap)
 	return text_safe(buf);
 }
 
-static size_t
-mallopt_calls(const struct adv_seq *s)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < s->nreqs; i++)
-		n += s->reqs[i].op == ADV_MALLOPT;
-	return n;
-}
-
 /* After "Try:": the recorded settings the one to try leaves as they were
  * (it takes the place of a line of its own name), and the mallopt calls,
  * which the program still makes. */
 static void
 kept_settings(const struct adv_seq *s, const struct cand *best)
 {
-	size_t nl = strcspn(best->setting, "="), kept = 0, calls = mallopt_calls(s);
+	size_t nl = strcspn(best->setting, "="), kept = 0, calls = s->nmallopt;
 
 	for (size_t i = 0; i < s->nenv; i++) {
 		const char *e = s->env[i];
@@ -498,12 +488,12 @@ print_text(struct ld_db *db, const struct adv_seq *s, const char *exe, const str
 
 	printf("pid %lld (%s): %zu requests, %zu thread%s\n", (long long)s->pid, exe, s->nreqs,
 	       s->nthreads, s->nthreads == 1 ? "" : "s");
-	if (s->nenv || mallopt_calls(s)) {
+	if (s->nenv || s->nmallopt) {
 		printf("  recorded settings:");
 		for (size_t i = 0; i < s->nenv; i++)
 			printf(" %s", shown(s->env[i], name, sizeof(name)));
 		printf("%s%zu mallopt call%s (replayed where the program made them)\n",
-		       s->nenv ? "; " : " ", mallopt_calls(s), mallopt_calls(s) == 1 ? "" : "s");
+		       s->nenv ? "; " : " ", s->nmallopt, s->nmallopt == 1 ? "" : "s");
 	}
 	if (rec->failed[0]) {
 		printf("  the replay with the recorded settings failed: %s\n\n", rec->failed);
@@ -604,7 +594,7 @@ print_json(const struct adv_seq *s, const char *exe, const struct cand *c, size_
 		printf("%s", i ? "," : "");
 		json_str(s->env[i]);
 	}
-	printf("],\"mallopt_calls\":%zu,\"candidates\":[", mallopt_calls(s));
+	printf("],\"mallopt_calls\":%zu,\"candidates\":[", s->nmallopt);
 	for (size_t k = 0; k < n; k++) {
 		const struct cand *x = &c[order[k]];
 		printf("%s{\"rank\":%zu,\"setting\":", k ? "," : "", k + 1);
