@@ -465,7 +465,7 @@ kept_settings(const struct adv_seq *s, const struct cand *best)
 
 	for (size_t i = 0; i < s->nenv; i++) {
 		const char *e = s->env[i];
-		if (strncmp(e, "MALLOC_PERTURB_=", 16) == 0 || strncmp(e, "MALLOC_CHECK_=", 14) == 0 ||
+		if (!ld_setting_shapes_heap(e) ||
 		    (strcspn(e, "=") == nl && strncmp(e, best->setting, nl) == 0))
 			continue;
 		char buf[HP_SETTING_MAX];

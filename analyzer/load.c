@@ -544,6 +544,13 @@ load_marks(struct ld_db *db, char *err, size_t errcap)
 	return rc == SQLITE_DONE ? 0 : fail_sql(db, err, errcap);
 }
 
+bool
+ld_setting_shapes_heap(const char *line)
+{
+	return strncmp(line, "MALLOC_PERTURB_=", 16) != 0 &&
+	       strncmp(line, "MALLOC_CHECK_=", 14) != 0;
+}
+
 /* The settings of the wanted processes (struct ld_setting). */
 static int
 load_settings(struct ld_db *db, char *err, size_t errcap)
@@ -560,8 +567,7 @@ load_settings(struct ld_db *db, char *err, size_t errcap)
 		const char *line = (const char *)sqlite3_column_text(s, 4);
 		if (!p || !p->wanted)
 			continue;
-		if (line && (strncmp(line, "MALLOC_PERTURB_=", 16) == 0 ||
-			     strncmp(line, "MALLOC_CHECK_=", 14) == 0))
+		if (line && !ld_setting_shapes_heap(line))
 			continue;
 		p->settings = xrealloc(p->settings, (p->nsettings + 1) * sizeof(*p->settings));
 		p->settings[p->nsettings++] = (struct ld_setting){

@@ -39,14 +39,18 @@ struct ld_mark {
 };
 
 /* An allocator setting that shapes the heap (table malloc_setting): an
- * environment line read at start (line), or a mallopt call (line NULL).
- * MALLOC_PERTURB_ and MALLOC_CHECK_ lines are left out: they change what
- * memory holds, not where chunks go. */
+ * environment line read at start (line), or a mallopt call (line NULL);
+ * lines that do not (ld_setting_shapes_heap) are left out. */
 struct ld_setting {
 	int64_t ns;
 	int param, value;
 	char *line;
 };
+
+/* Whether an environment line the allocator read shapes the heap: not
+ * MALLOC_PERTURB_ and MALLOC_CHECK_, which change what memory holds, not
+ * where chunks go. */
+bool ld_setting_shapes_heap(const char *line);
 
 /* mallopt's name for param (M_ARENA_MAX, ...); NULL: none of glibc's. */
 const char *ld_mallopt_name(int param);
