@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "selfmem.h"
 #include "events.h"
 #include "log.h"
@@ -77,10 +78,7 @@ hp_record_active(void)
 static uint64_t
 now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+	return hp_clock_ns();
 }
 
 static pid_t
@@ -805,6 +803,7 @@ hp_record_init(char *const *envp)
 		return;
 	}
 	*epoch = 1;
+	hp_clock_init(hp_clock_tsc_ok());
 	dl_iterate_phdr(find_self, (void *)&hp_record_init);
 	hp_stacks_init((unsigned)depth, self_lo, self_hi);
 	hp_unwind_init(self_lo, self_hi, depth < 1 ? 1 : depth > HP_MAX_DEPTH_LIMIT ?
