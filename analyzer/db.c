@@ -100,7 +100,8 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_EVENT_ROWS] = "INSERT OR FAIL INTO heap_event (process_id, ns_rel, address, bytes, what, "
 			 "size, old_size) "
 			 "SELECT * FROM hp_event_rows",
-	[S_CHUNK_RELEASED] = "UPDATE chunk_packed SET released_after = ?2 WHERE chunk_id = ?1",
+	[S_CHUNK_RELEASED] = "INSERT OR FAIL INTO chunk_released (chunk_id, released_after) "
+			     "VALUES (?1, ?2)",
 	[S_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
 	[S_SUMMARY] = "INSERT OR REPLACE INTO heap_summary VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, "
 		      "?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
@@ -865,7 +866,7 @@ run_ops(struct db *db, const struct buf *ops)
 			s = db->s[S_CHUNK_RELEASED];
 			sqlite3_bind_int64(s, 1, get_i64(&r));
 			sqlite3_bind_int64(s, 2, get_i64(&r));
-			step(db, S_CHUNK_RELEASED, "chunk");
+			step(db, S_CHUNK_RELEASED, "chunk_released");
 			break;
 		case OP_META:
 			s = db->s[S_META];

@@ -692,7 +692,7 @@ load_program_maps(struct ld_db *db, char *err, size_t errcap, size_t *cap)
 int
 ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 {
-	sqlite3_stmt *s, *slack_q = NULL;
+	sqlite3_stmt *s, *slack_q = NULL, *released_q = NULL;
 	int rc;
 
 	if (sqlite3_prepare_v2(db->h,
@@ -838,8 +838,12 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 			       "released_after FROM chunk_packed",
 			       -1, &s, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db->h, "SELECT slack FROM chunk_slack WHERE chunk_id = ?1", -1,
-			       &slack_q, NULL) != SQLITE_OK) {
+			       &slack_q, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db->h,
+			       "SELECT released_after FROM chunk_released WHERE chunk_id = ?1", -1,
+			       &released_q, NULL) != SQLITE_OK) {
 		sqlite3_finalize(s);
+		sqlite3_finalize(slack_q);
 		free(origins);
 		free(epochs);
 		free(need);
@@ -869,6 +873,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 				 (long long)chunk_id);
 			sqlite3_finalize(s);
 			sqlite3_finalize(slack_q);
+			sqlite3_finalize(released_q);
 			free(origins);
 			free(epochs);
 			free(need);
@@ -883,10 +888,18 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 		int64_t alloc_ns = !freed ? at
 					  : (int64_t)((uint64_t)at -
 						      (uint64_t)sqlite3_column_int64(s, 4));
-		int64_t released_ns = sqlite3_column_type(s, 5) == SQLITE_NULL
-					      ? 0
-					      : (int64_t)((uint64_t)free_ns +
-							  (uint64_t)sqlite3_column_int64(s, 5));
+		int64_t released_ns = 0;
+		if (sqlite3_column_type(s, 5) != SQLITE_NULL) {
+			released_ns = (int64_t)((uint64_t)free_ns +
+						(uint64_t)sqlite3_column_int64(s, 5));
+		} else if (freed && hp_fate_occupies(o->fate)) {
+			/* released after its row was written */
+			sqlite3_bind_int64(released_q, 1, chunk_id);
+			if (sqlite3_step(released_q) == SQLITE_ROW)
+				released_ns = (int64_t)((uint64_t)free_ns +
+							(uint64_t)sqlite3_column_int64(released_q, 0));
+			sqlite3_reset(released_q);
+		}
 		/* a stored address beyond any process's is not shifted into one */
 		int64_t rel = sqlite3_column_int64(s, 1);
 		int64_t addr = rel > MAX_ADDR || rel < -MAX_ADDR
@@ -906,6 +919,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 				 (long long)sqlite3_column_int64(s, 2));
 			sqlite3_finalize(s);
 			sqlite3_finalize(slack_q);
+			sqlite3_finalize(released_q);
 			free(origins);
 			free(epochs);
 			free(need);
@@ -927,6 +941,7 @@ ld_load(struct ld_db *db, int64_t pid, char *err, size_t errcap)
 	}
 	sqlite3_finalize(s);
 	sqlite3_finalize(slack_q);
+	sqlite3_finalize(released_q);
 	free(origins);
 	free(epochs);
 	if (rc != SQLITE_DONE) {

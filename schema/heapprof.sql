@@ -1,5 +1,5 @@
 -- SPDX-License-Identifier: MIT
--- heapprof database schema, version 8 (PRAGMA user_version below).
+-- heapprof database schema, version 9 (PRAGMA user_version below).
 --
 -- The contract between the recorder and the analyzer, and what users query
 -- with the sqlite3 shell. The views at the end (processes, chunks, frames,
@@ -31,7 +31,7 @@
 
 -- @tables
 PRAGMA application_id = 1213222470;  -- 0x48505246, "HPRF": a heapprof database
-PRAGMA user_version = 8;             -- this schema's version
+PRAGMA user_version = 9;             -- this schema's version
 
 -- Facts about the run, as key/value text.
 CREATE TABLE meta (
@@ -305,6 +305,8 @@ CREATE TABLE chunk_packed (
   released_after INTEGER,  -- cached (fate tcache or fastbin): ns from the free
                            -- until it stopped occupying the heap, by reuse at
                            -- the same address or by being merged into free space
+                           -- (in chunk_released instead if that came after
+                           -- the row was written)
   origin         INTEGER   -- always: its chunk_origin row (0 or 1 take no byte)
 ) STRICT;
 
@@ -342,6 +344,16 @@ CREATE TABLE chunk_epoch (
   base_ns INTEGER NOT NULL      -- ns
 ) STRICT;
 
+-- A cached chunk's released_after when its row was written before the
+-- release (the old chunk of a realloc that moved, whose id the new one
+-- names) and the release came after the row had gone to the file. An
+-- UPDATE of chunk_packed would grow a row in a full page and split it: a
+-- gcc run left 1.6 MB (6%) of chunk_packed's pages empty that way.
+CREATE TABLE chunk_released (
+  chunk_id       INTEGER PRIMARY KEY REFERENCES chunk_packed,
+  released_after INTEGER NOT NULL  -- as chunk_packed.released_after
+) STRICT;
+
 -- A chunk made by a realloc that moved: the chunk it replaced.
 CREATE TABLE chunk_realloc (
   chunk_id     INTEGER PRIMARY KEY REFERENCES chunk_packed,
@@ -370,7 +382,9 @@ CREATE VIEW chunk AS
          e.base_ns + c.free_rel - coalesce(c.free_after, 0) AS alloc_ns, o.alloc_tid,
          CASE WHEN c.free_after IS NOT NULL THEN e.base_ns + c.free_rel END AS free_ns,
          o.free_tid, o.fate,
-         e.base_ns + c.free_rel + c.released_after AS released_ns,
+         e.base_ns + c.free_rel +
+           coalesce(c.released_after, (SELECT r.released_after FROM chunk_released r
+                                       WHERE r.chunk_id = c.chunk_id)) AS released_ns,
          o.stack_id,
          (SELECT r.realloc_from FROM chunk_realloc r
           WHERE r.chunk_id = c.chunk_id) AS realloc_from,

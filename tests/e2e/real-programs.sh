@@ -191,6 +191,17 @@ if [ -n "$heapprof" ]; then
 		fail=1
 	fi
 	extra="$extra, $chunks chunks in $(check_db 'SELECT count(*) FROM process') process(es)"
+	# a cached chunk released after its row was written has its release in
+	# chunk_released, and the chunk view shows it
+	late=$(check_db "SELECT count(*) FROM chunk_released r JOIN chunk c USING (chunk_id)
+		WHERE c.released_ns IS NOT NULL AND c.fate IN (1, 2)
+		  AND c.released_ns = c.free_ns + r.released_after
+		  AND (SELECT p.released_after FROM chunk_packed p WHERE p.chunk_id = r.chunk_id) IS NULL")
+	if [ "$late" != "$(check_db 'SELECT count(*) FROM chunk_released')" ]; then
+		echo "FAIL: $workload: of $(check_db 'SELECT count(*) FROM chunk_released') late releases, the chunk view shows $late"
+		fail=1
+	fi
+	extra="$extra, $late released late"
 	# every pin is a chunk of the program's, or labelled as the
 	# allocator's (its own memory, or free space it keeps cached)
 	if ! "$heapprof" report "$tmp/rec.db" --top 100000 --format json >"$tmp/report.json" ||
