@@ -369,9 +369,23 @@ enum op {
 	OP_EVENT_EPOCH,
 };
 
+/* A batch's row buffers and their tables' columns: every loop over them
+ * (new, free, empty, drop) is made from this one list. */
+#define BATCH_ROWS(X)                                                          \
+	X(chunks, CHUNK_COLS)                                                  \
+	X(reallocs, PAIR_COLS)                                                 \
+	X(slacks, SLACK_COLS)                                                  \
+	X(frames, FRAME_COLS)                                                  \
+	X(events, EVENT_COLS)                                                  \
+	X(snapchunks, SNAPCHUNK_COLS)                                          \
+	X(formers, FORMER_COLS)                                                \
+	X(sites, SITE_COLS)                                                    \
+	X(resident, RESIDENT_COLS)
+
 struct batch {
-	struct rowbuf chunks, reallocs, slacks, frames, events;
-	struct rowbuf snapchunks, formers, sites, resident;
+#define BATCH_FIELD(name, cols) struct rowbuf name;
+	BATCH_ROWS(BATCH_FIELD)
+#undef BATCH_FIELD
 	int64_t first_chunk; /* chunk id of chunks' row 0 */
 	int64_t first_event; /* heap_event rowid of events' row 0 */
 	struct buf ops;      /* encoded operations, in order */
@@ -646,39 +660,20 @@ batch_new(void)
 {
 	struct batch *b = xcalloc(1, sizeof(*b));
 
-	b->chunks.ncols = CHUNK_COLS;
-	b->reallocs.ncols = PAIR_COLS;
-	b->slacks.ncols = SLACK_COLS;
-	b->frames.ncols = FRAME_COLS;
-	b->events.ncols = EVENT_COLS;
-	b->snapchunks.ncols = SNAPCHUNK_COLS;
-	b->formers.ncols = FORMER_COLS;
-	b->sites.ncols = SITE_COLS;
-	b->resident.ncols = RESIDENT_COLS;
+#define BATCH_NCOLS(name, cols) b->name.ncols = cols;
+	BATCH_ROWS(BATCH_NCOLS)
+#undef BATCH_NCOLS
 	return b;
 }
 
 static void
 batch_free(struct batch *b)
 {
-	free(b->chunks.v);
-	free(b->chunks.nulls);
-	free(b->reallocs.v);
-	free(b->reallocs.nulls);
-	free(b->slacks.v);
-	free(b->slacks.nulls);
-	free(b->frames.v);
-	free(b->frames.nulls);
-	free(b->events.v);
-	free(b->events.nulls);
-	free(b->snapchunks.v);
-	free(b->snapchunks.nulls);
-	free(b->formers.v);
-	free(b->formers.nulls);
-	free(b->sites.v);
-	free(b->sites.nulls);
-	free(b->resident.v);
-	free(b->resident.nulls);
+#define BATCH_FREE(name, cols)                                                 \
+	free(b->name.v);                                                       \
+	free(b->name.nulls);
+	BATCH_ROWS(BATCH_FREE)
+#undef BATCH_FREE
 	free(b->ops.p);
 	free(b);
 }
@@ -686,8 +681,9 @@ batch_free(struct batch *b)
 static bool
 batch_empty(const struct batch *b)
 {
-	return b->chunks.n == 0 && b->frames.n == 0 && b->events.n == 0 && b->snapchunks.n == 0 &&
-	       b->formers.n == 0 && b->sites.n == 0 && b->resident.n == 0 && b->ops.len == 0;
+#define BATCH_EMPTY(name, cols) b->name.n == 0 &&
+	return BATCH_ROWS(BATCH_EMPTY) b->ops.len == 0;
+#undef BATCH_EMPTY
 }
 
 /* Encoding of operations: a tag byte, then int64s and strings (a length,
@@ -1030,7 +1026,9 @@ stop_on_failure(struct db *db)
 static void
 drop_batch(struct batch *b)
 {
-	b->chunks.n = b->reallocs.n = b->slacks.n = b->frames.n = b->events.n = 0;
+#define BATCH_DROP(name, cols) b->name.n = 0;
+	BATCH_ROWS(BATCH_DROP)
+#undef BATCH_DROP
 	b->ops.len = 0;
 }
 

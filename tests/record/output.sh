@@ -43,6 +43,22 @@ else
 		"$(one_line 'the recording is lost; no database was kept')|$([ -e "$TMP/fsize1.db-journal" ] && echo yes || echo no)"
 fi
 
+# the limit reached with --snapshots while the exit snapshot (20000 chunks,
+# more than a batch of rows) is written: the rows that follow the failure
+# are dropped, not written past their buffer (which crashed the collector)
+"$HEAPPROF" run --snapshots -o "$TMP/empty-s.db" true >/dev/null 2>&1
+blocks=$(( $(wc -c <"$TMP/empty-s.db") / 512 + 128 ))
+(ulimit -f $blocks && exec "$HEAPPROF" run --snapshots -o "$TMP/fsize2.db" "$PROGS/snap-pattern" steady 1) \
+	>"$TMP/out" 2>"$TMP/err"
+check "--snapshots, the limit at the exit snapshot: the program's status and output" "0|yes" \
+	"$?|$(grep -q '^[0-9][0-9]*$' "$TMP/out" && echo yes)"
+check "--snapshots, the limit at the exit snapshot: one line says so" 1 \
+	"$(grep -c 'disk I/O error (File too large): the re' "$TMP/err")"
+if [ -e "$TMP/fsize2.db" ]; then
+	check "--snapshots, the limit at the exit snapshot: what is kept reads" "ok|0|3||0" \
+		"$(kept "$TMP/fsize2.db")"
+fi
+
 # a journal of another user's, where SQLite would have written its pages:
 # refused, before the program runs
 mkdir -m 1777 "$TMP/shared"
