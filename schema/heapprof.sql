@@ -5,7 +5,8 @@
 -- with the sqlite3 shell. The views at the end (processes, chunks, frames,
 -- snapshots, sites) are the stable interface; the tables may change with
 -- the version. Addresses and sizes are bytes; times are nanoseconds of
--- CLOCK_MONOTONIC, comparable within one run. Within a process no two
+-- CLOCK_MONOTONIC (the recorder's within ~1 us: preload/clock.c),
+-- comparable within one run. Within a process no two
 -- events share a time, and times follow the exact order in which the
 -- allocator did things (where two threads' clock readings disagree with
 -- that order, the later event is moved to 1 ns after the earlier), so
