@@ -115,6 +115,25 @@ check "disk full: one line says so and what is kept" "1|1" \
 	"$(one_line 'database or disk is full: the rest of the recording is lost; what was written before is kept, marked incomplete')"
 check "disk full: what is kept is a database that reads" "ok|0|3||0" "$(kept "$TMP/after/x.db")"
 
+# full during a --snapshots run: its snapshots of 20000 chunks fill it
+rm -rf "$TMP/after" && mkdir "$TMP/after"
+run_full 3m --snapshots --snapshot-every 0.3 -o "$TMP/full/x.db" "$PROGS/snap-pattern" steady 2 \
+	>"$TMP/out" 2>"$TMP/err"
+check "disk full, --snapshots: the program's status and output" "0|yes" \
+	"$?|$(grep -q '^[0-9][0-9]*$' "$TMP/out" && echo yes)"
+if [ -e "$TMP/after/x.db" ]; then
+	# (report at the exit, the default, has no exit snapshot to read: 2)
+	check "disk full, --snapshots: one line, and what is kept reads" "1|1|ok|0|3||2" \
+		"$(one_line 'database or disk is full: the rest of the recording is lost; what was written before is kept, marked incomplete')|$(kept "$TMP/after/x.db")"
+	check "disk full, --snapshots: --list-snapshots reads what was kept, says it is incomplete" "0|1" \
+		"$("$HEAPPROF" report "$TMP/after/x.db" --list-snapshots >/dev/null 2>"$TMP/err2"; echo $?)|$(grep -c 'did not finish' "$TMP/err2")"
+	check "disk full, --snapshots: report at the exit: no exit snapshot, in one line" "2|1" \
+		"$("$HEAPPROF" report "$TMP/after/x.db" >/dev/null 2>"$TMP/err2"; echo $?)|$(grep -c 'no exit snapshot' "$TMP/err2")"
+else
+	check "disk full, --snapshots: nothing kept, and said so in one line" "1|1" \
+		"$(one_line 'the recording is lost; no database was kept')"
+fi
+
 # full from the start: heapprof says so before the program runs
 rm -rf "$TMP/after" && mkdir "$TMP/after"
 # (a database's tables and indexes take ~0.8 MB before the first row)
