@@ -75,12 +75,6 @@ hp_record_active(void)
 	return active;
 }
 
-static uint64_t
-now_ns(void)
-{
-	return hp_clock_ns();
-}
-
 static pid_t
 gettid_raw(void)
 {
@@ -118,7 +112,7 @@ begin(size_t bytes, struct hp_ring **rp)
 		if (ev) {
 			ev->h.tid = tid;
 			ev->h.seq = __atomic_fetch_add(&spool.proc->seq, 1, __ATOMIC_RELAXED);
-			ev->h.ns = now_ns();
+			ev->h.ns = hp_clock_ns();
 			ev->exiting = 0;
 			hp_spool_commit(t->ring, ev, HP_EV_THREAD, sizeof(*ev));
 		}
@@ -155,7 +149,7 @@ static void
 rec_ticket(struct hp_ticket *t)
 {
 	t->seq = __atomic_fetch_add(&spool.proc->seq, 1, __ATOMIC_RELAXED);
-	t->ns = now_ns();
+	t->ns = hp_clock_ns();
 }
 
 /* A fixed-size event: room in the thread's ring, then its number (take_,
