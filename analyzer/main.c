@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,6 +49,21 @@ usage(FILE *f)
 	      f);
 }
 
+/* A command's output is its result: one that could not be written (a full
+ * disk, a closed pipe's reader gone) is an error, said in one line, not an
+ * exit status of success over a truncated file. (report's HTML page checks
+ * its own; run's output is the program's.) */
+static int
+flushed(int rc)
+{
+	errno = 0;
+	if (rc != 2 && (fflush(stdout) != 0 || ferror(stdout))) {
+		hp_error("stdout", "%s", strerror(errno ? errno : EIO));
+		return rc == 0 ? 2 : rc;
+	}
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -60,23 +76,23 @@ main(int argc, char **argv)
 	if (strcmp(argv[1], "collect") == 0)
 		return cmd_collect(argc - 1, argv + 1);
 	if (strcmp(argv[1], "report") == 0)
-		return cmd_report(argc - 1, argv + 1);
+		return flushed(cmd_report(argc - 1, argv + 1));
 	if (strcmp(argv[1], "check") == 0)
-		return cmd_check(argc - 1, argv + 1);
+		return flushed(cmd_check(argc - 1, argv + 1));
 	if (strcmp(argv[1], "diff") == 0)
-		return cmd_diff(argc - 1, argv + 1);
+		return flushed(cmd_diff(argc - 1, argv + 1));
 	if (strcmp(argv[1], "snapshot") == 0)
-		return cmd_snapshot(argc - 1, argv + 1);
+		return flushed(cmd_snapshot(argc - 1, argv + 1));
 	if (strcmp(argv[1], "advise") == 0)
-		return cmd_advise(argc - 1, argv + 1);
+		return flushed(cmd_advise(argc - 1, argv + 1));
 	if (strcmp(argv[1], "--version") == 0) {
 		printf("heapprof %s\n", HP_VERSION);
-		return 0;
+		return flushed(0);
 	}
 	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "help") == 0) {
 		usage(stdout);
-		return 0;
+		return flushed(0);
 	}
 	hp_error(argv[1], "unknown command (try heapprof --help)");
 	return 2;

@@ -66,6 +66,21 @@ expect2 "report: an instant after the process ended" \
 	"heapprof: 999: --at is past the end: pid [0-9]* ran 0\\.[0-9]* s" \
 	"$HEAPPROF" report "$DB" --at 999
 rm -f "$TMP/page.html"
+# output that cannot be written (a full disk): one line naming stdout and
+# exit 2, not 0 over a report that was lost
+if [ -w /dev/full ]; then
+	for args in "report $DB" "report $DB --format json" "report $DB --format html" \
+		"check $DB --max-peak 1G --format json" "diff $DB $DB" "advise $DB --no-policies"; do
+		"$HEAPPROF" $args >/dev/full 2>"$TMP/err"
+		check "$args > /dev/full: exit 2, one line names stdout" "2|1|1" \
+			"$?|$(wc -l <"$TMP/err" | tr -d ' ')|$(grep -c 'heapprof: stdout: No space left on device' "$TMP/err")"
+	done
+	"$HEAPPROF" check "$DB" --max-peak 1 >/dev/full 2>"$TMP/err"
+	check "check over its limit > /dev/full: its exit 1 stands, stdout named" "1|1" \
+		"$?|$(grep -c 'heapprof: stdout: No space left on device' "$TMP/err")"
+else
+	echo "note: no /dev/full: output errors not checked"
+fi
 expect2 "report: a bad format" "--format takes text, json or html" \
 	"$HEAPPROF" report "$DB" --format xml
 expect2 "report: a bad --top" "--top takes a number" "$HEAPPROF" report "$DB" --top -3
