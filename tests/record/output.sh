@@ -55,8 +55,11 @@ check "--snapshots, the limit at the exit snapshot: the program's status and out
 check "--snapshots, the limit at the exit snapshot: one line says so" 1 \
 	"$(grep -c 'disk I/O error (File too large): the re' "$TMP/err")"
 if [ -e "$TMP/fsize2.db" ]; then
-	check "--snapshots, the limit at the exit snapshot: what is kept reads" "ok|0|3||0" \
-		"$(kept "$TMP/fsize2.db")"
+	# (no exit snapshot in it: report at the exit says so, exit 2)
+	check "--snapshots, the limit at the exit snapshot: what is kept reads" "ok|0|3||2|0" \
+		"$(kept "$TMP/fsize2.db")|$("$HEAPPROF" report "$TMP/fsize2.db" --list-snapshots >/dev/null 2>&1; echo $?)"
+	check "--snapshots, the limit at the exit snapshot: report says there is no exit snapshot" 1 \
+		"$("$HEAPPROF" report "$TMP/fsize2.db" 2>&1 >/dev/null | grep -c 'no exit snapshot')"
 fi
 
 # a journal of another user's, where SQLite would have written its pages:
