@@ -177,10 +177,14 @@ static const char *const stmt_sql[S_COUNT] = {
 /* Batches handed over but not written yet: room for bursts. A program
  * that frees much at once (perl's global destruction, python dropping a
  * big structure) makes rows faster than the writer writes them; with room
- * for 512K rows (~32 MB) the program runs on meanwhile instead of waiting
- * on full rings. perl text.pl, 7 alternating runs: 6 batches 2.05 s, 64
- * 2.09 s, 128 2.05 s, 256 1.98 s, 512 1.91 s. */
-#define MAX_QUEUED 512
+ * for 256K rows the program runs on meanwhile instead of waiting on full
+ * rings. perl text.pl, 7 alternating runs: 6 batches 2.05 s, 64 2.09 s,
+ * 128 2.05 s, 256 1.98 s, 512 1.91 s; measured again with the TSC clock
+ * (5 alternating pairs, with the 8 MiB page cache below), 256 against
+ * 512: perl 2.55 s against 2.58 s and 175 MB peak RSS against 196,
+ * python3 alloc.py x0.4 4.00 s against 4.23 and 180 MB against 194, the
+ * churn 0.80 s either way and 66 MB against 83. */
+#define MAX_QUEUED 256
 
 struct rowbuf {
 	unsigned ncols, n;
@@ -1303,17 +1307,18 @@ db_create(const char *path, char *err, size_t errcap)
 	 * which a snapshot recording's settles (a peak or worst snapshot
 	 * replaced) paid for in memset (python3 x0.4: 1.7% of the collector's
 	 * samples); the freed pages are reused or dropped by the VACUUM at the
-	 * end. A 16 MiB page cache: rows are appended in rowid order and the
+	 * end. An 8 MiB page cache: rows are appended in rowid order and the
 	 * indexes built at the end, so a larger cache only held pages nobody
 	 * reads again; 64 MiB made `heapprof run` on perl's text.pl peak at 379
 	 * MB, 16 MiB at 329 MB, with the same CPU (6.60-6.99 s user either way,
-	 * alternating pairs); 4 MiB saved 12 MB more for ~2% more CPU.
+	 * alternating pairs); 4 MiB saved 12 MB more for ~2% more CPU (see
+	 * MAX_QUEUED for 8 MiB).
 	 */
 	tables = schema_part(NULL, "\n-- @indexes\n");
 	views = schema_part("\n-- @views\n", NULL);
 	if (!exec(db, "PRAGMA page_size = 16384; PRAGMA locking_mode = EXCLUSIVE;"
 		      "PRAGMA journal_mode = PERSIST; PRAGMA synchronous = OFF;"
-		      "PRAGMA cache_size = -16384; PRAGMA secure_delete = OFF;") ||
+		      "PRAGMA cache_size = -8192; PRAGMA secure_delete = OFF;") ||
 	    !exec(db, "BEGIN") || !exec(db, tables) || !exec(db, views)) {
 		snprintf(err, errcap, "cannot create the schema: %s", db->error);
 		free(tables);
@@ -2037,7 +2042,7 @@ db_bounded(struct db *db)
 	 * takes memory of its own for debug sections */
 	if (db->sym)
 		symworker_defer(db->sym);
-	/* and SQLite's page cache small (16 MiB otherwise): the writer sees
+	/* and SQLite's page cache small (8 MiB otherwise): the writer sees
 	 * a snapshot once, it reads nothing back */
 	put_op(db, OP_EXEC);
 	buf_add(&db->cur->ops, "PRAGMA cache_size = -4096", sizeof("PRAGMA cache_size = -4096"));
