@@ -187,7 +187,8 @@ if [ -n "$heapprof" ]; then
 	chunks=$(check_db 'SELECT count(*) FROM chunk')
 	lost=$(check_db 'SELECT sum(dropped_events + truncated_records + bad_records) FROM process')
 	if [ "${chunks:-0}" -lt 100 ] || [ "$lost" != 0 ]; then
-		echo "FAIL: $workload: $chunks chunks recorded, $lost events lost"
+		echo "FAIL: $workload: $chunks chunks recorded, $lost events lost" \
+			"(pid|dropped|truncated|bad: $(check_db "SELECT group_concat(pid || '|' || dropped_events || '|' || truncated_records || '|' || bad_records, ' ') FROM process"))"
 		fail=1
 	fi
 	extra="$extra, $chunks chunks in $(check_db 'SELECT count(*) FROM process') process(es)"
