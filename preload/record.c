@@ -152,8 +152,27 @@ rec_ticket(struct hp_ticket *t)
 	t->ns = hp_clock_ns();
 }
 
+/* Children reaped by a signal handler (bash's SIGCHLD handler waits) that
+ * interrupted this thread inside heapprof's own code, where no record can
+ * be written: kept here and written, with the time they were reaped, once
+ * the thread is out (after its next record, or at its next reap or exit),
+ * not dropped. Pushed by handlers only (a slot taken with one atomic add,
+ * then filled: a handler runs to its end before the code it interrupted
+ * goes on); taken off by the thread with its guard up, so that a handler
+ * meanwhile only pushes. Beyond DEFERRED_MAX, dropped and counted. */
+#define DEFERRED_MAX 16
+static __thread struct deferred_reap {
+	pid_t pid;
+	int status;
+	uint64_t ns;
+} deferred[DEFERRED_MAX + 8]; /* + nested handlers past the check */
+static __thread unsigned ndeferred;
+
+static void flush_deferred(void);
+
 /* A fixed-size event: room in the thread's ring, then its number (take_,
- * which points tk_ at a ticket), fill_, and publication. */
+ * which points tk_ at a ticket), fill_, and publication; then any reaps
+ * deferred meanwhile. */
 #define EMIT_NUMBERED(type_, ev_, take_, fill_)                                \
 	do {                                                                   \
 		struct hp_ring *r_;                                            \
@@ -167,6 +186,8 @@ rec_ticket(struct hp_ticket *t)
 			commit(r_, ev_, type_, sizeof(*ev_));                  \
 		}                                                              \
 		hp_self.guard--;                                               \
+		if (__builtin_expect(ndeferred != 0, 0) && hp_self.guard == 0) \
+			flush_deferred();                                      \
 	} while (0)
 
 /* An event numbered now. */
@@ -856,21 +877,30 @@ on_exit_hook(int status, void *arg)
 	hp_unwind_report();
 	if (!active || spool.stopped)
 		return;
+	if (hp_self.guard == 0)
+		flush_deferred(); /* its reaps before its end */
 	record_exit(status);
 }
 
-/* Whether a record made now may be written, for calls that are not the
- * allocator's (_exit, the wait family): not in a vfork child, which shares
- * this process's memory and would write into its files (a child forked
- * without handlers has its epoch page wiped and gets files of its own at
- * its first record), and not in a signal handler that interrupted
- * heapprof's own code (that one is counted as dropped). */
+/* Whether this process records calls that are not the allocator's (_exit,
+ * the wait family): not a vfork child, which shares this process's memory
+ * and would write into its files (a child forked without handlers has its
+ * epoch page wiped and gets files of its own at its first record). */
 static bool
-may_record(void)
+recording_here(void)
 {
 	if (!active || spool.stopped)
 		return false;
-	if (*epoch != 0 && (pid_t)syscall(SYS_getpid) != spool.pid)
+	return *epoch == 0 || (pid_t)syscall(SYS_getpid) == spool.pid;
+}
+
+/* And whether a record made now may be written: not in a signal handler
+ * that interrupted heapprof's own code (that one is counted as dropped;
+ * a reap is deferred instead, hp_record_reap). */
+static bool
+may_record(void)
+{
+	if (!recording_here())
 		return false;
 	if (hp_self.guard) {
 		hp_spool_drop(&spool);
@@ -882,8 +912,35 @@ may_record(void)
 void
 hp_record_exit(int status)
 {
-	if (may_record())
+	if (may_record()) {
+		flush_deferred(); /* its reaps before its end */
 		record_exit(status);
+	}
+}
+
+static void
+flush_deferred(void)
+{
+	struct hp_ev_reap *ev;
+
+	hp_self.guard++;
+	for (;;) {
+		unsigned n = __atomic_load_n(&ndeferred, __ATOMIC_RELAXED);
+		if (n == 0)
+			break;
+		/* a handler pushes above n: slot n - 1 stays as read unless
+		 * the count moved, and then the newest is taken first */
+		struct deferred_reap x = deferred[n - 1];
+		if (!__atomic_compare_exchange_n(&ndeferred, &n, n - 1, false, __ATOMIC_RELAXED,
+						 __ATOMIC_RELAXED))
+			continue;
+		struct hp_ticket t;
+		EMIT_NUMBERED(HP_EV_REAP, ev,
+			      (t.seq = __atomic_fetch_add(&spool.proc->seq, 1, __ATOMIC_RELAXED),
+			       t.ns = x.ns, tk_ = &t),
+			      (ev->pid = x.pid, ev->status = x.status));
+	}
+	hp_self.guard--;
 }
 
 void
@@ -891,8 +948,20 @@ hp_record_reap(pid_t pid, int status)
 {
 	struct hp_ev_reap *ev;
 
-	if (may_record())
-		EMIT(HP_EV_REAP, ev, (ev->pid = pid, ev->status = status));
+	if (!recording_here())
+		return;
+	if (hp_self.guard) {
+		/* inside heapprof's own code: a handler that interrupted it */
+		if (__atomic_load_n(&ndeferred, __ATOMIC_RELAXED) >= DEFERRED_MAX) {
+			hp_spool_drop(&spool);
+			return;
+		}
+		unsigned k = __atomic_fetch_add(&ndeferred, 1, __ATOMIC_RELAXED);
+		deferred[k] = (struct deferred_reap){ pid, status, hp_clock_ns() };
+		return;
+	}
+	flush_deferred();
+	EMIT(HP_EV_REAP, ev, (ev->pid = pid, ev->status = status));
 }
 
 /* Where the heapprof command is: $HEAPPROF_BIN, next to this library in a
@@ -1054,6 +1123,7 @@ hp_record_fork_child(void)
 		return;
 	hp_unwind_fork_child();
 	hp_self.guard++;
+	ndeferred = 0; /* the parent's reaps, the parent writes them */
 	after_fork(true);
 	hp_self.guard--;
 }
@@ -1066,5 +1136,7 @@ hp_record_thread_exit(void)
 	hp_unwind_thread_exit();
 	if (!active || spool.stopped || hp_self.ring == NULL)
 		return;
+	if (hp_self.guard == 0)
+		flush_deferred(); /* its reaps before its end */
 	EMIT(HP_EV_THREAD, ev, (ev->exiting = 1, ev->pad = 0));
 }
