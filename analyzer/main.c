@@ -50,9 +50,9 @@ usage(FILE *f)
 }
 
 /* A command's output is its result: one that could not be written (a full
- * disk, a closed pipe's reader gone) is an error, said in one line, not an
- * exit status of success over a truncated file. (report's HTML page checks
- * its own; run's output is the program's.) */
+ * disk; a pipe whose reader is gone, where SIGPIPE is ignored) is an error,
+ * said in one line, not an exit status of success over a truncated file.
+ * (report's HTML page checks its own; run's output is the program's.) */
 static int
 flushed(int rc)
 {
