@@ -52,11 +52,11 @@ usage(FILE *f)
 /* A command's output is its result: one that could not be written (a full
  * disk; a pipe whose reader is gone, where SIGPIPE is ignored) is an error,
  * said in one line, not an exit status of success over a truncated file.
- * (report's HTML page checks its own; run's output is the program's.) */
+ * (run's output is the program's.) */
 static int
 flushed(int rc)
 {
-	errno = 0;
+	/* errno: the flush's, or (a write failed before it) that write's */
 	if (rc != 2 && (fflush(stdout) != 0 || ferror(stdout))) {
 		hp_error("stdout", "%s", strerror(errno ? errno : EIO));
 		return rc == 0 ? 2 : rc;

@@ -771,11 +771,7 @@ html_report(struct ld_db *db, const struct html_options *o)
 	}
 
 	if (!o->output) {
-		write_page(&pg, stdout);
-		if (fflush(stdout) != 0 || ferror(stdout)) {
-			hp_error("stdout", "%s", strerror(errno));
-			rc = 2;
-		}
+		write_page(&pg, stdout); /* main.c checks that stdout was written */
 	} else {
 		/* a temporary file beside it, renamed over it when whole */
 		size_t len = strlen(o->output);
