@@ -435,6 +435,15 @@ addr_ok(uint64_t addr, uint64_t len)
 	return addr < MAX_ADDR && len < MAX_ADDR && addr + len <= MAX_ADDR;
 }
 
+/* A chunk's (or a range's) address: chunks are 16-byte aligned (the
+ * database stores addresses / 16, and the snapshots' undo record keeps a
+ * bit per 16 bytes). */
+static bool
+chunk_ok(uint64_t addr, uint64_t len)
+{
+	return addr % 16 == 0 && addr_ok(addr, len);
+}
+
 /* A NUL-terminated string of n bytes (NUL included) at p. */
 static bool
 str_ok(const char *p, uint32_t n)
@@ -483,7 +492,7 @@ valid_record(const struct proc *pr, const struct hp_ev *e, uint64_t now_ns)
 	}
 	case HP_EV_ALLOC: {
 		const struct hp_ev_alloc *v = (const void *)e;
-		return bytes == sizeof(*v) && v->chunk && addr_ok(v->chunk, v->chunk_bytes) &&
+		return bytes == sizeof(*v) && v->chunk && chunk_ok(v->chunk, v->chunk_bytes) &&
 		       v->size <= v->chunk_bytes && v->backing >= HP_BACKING_BRK &&
 		       v->backing <= HP_BACKING_ARENA && v->call >= HP_CALL_MALLOC &&
 		       v->call <= HP_CALL_MEMALIGN && v->stack_id <= max_stack &&
@@ -492,17 +501,17 @@ valid_record(const struct proc *pr, const struct hp_ev *e, uint64_t now_ns)
 	}
 	case HP_EV_FREE: {
 		const struct hp_ev_free *v = (const void *)e;
-		return bytes == sizeof(*v) && addr_ok(v->chunk, v->chunk_bytes) &&
+		return bytes == sizeof(*v) && chunk_ok(v->chunk, v->chunk_bytes) &&
 		       v->fate >= HP_FATE_TCACHE && v->fate <= HP_FATE_UNMAPPED && v->realloc <= 1;
 	}
 	case HP_EV_RESIZE: {
 		const struct hp_ev_resize *v = (const void *)e;
-		return bytes == sizeof(*v) && addr_ok(v->chunk, v->new_bytes) &&
+		return bytes == sizeof(*v) && chunk_ok(v->chunk, v->new_bytes) &&
 		       v->old_bytes < MAX_ADDR && v->size <= v->new_bytes;
 	}
 	case HP_EV_STATE: {
 		const struct hp_ev_state *v = (const void *)e;
-		return bytes == sizeof(*v) && addr_ok(v->chunk, v->bytes) && v->state <= HP_STATE_FASTBIN;
+		return bytes == sizeof(*v) && chunk_ok(v->chunk, v->bytes) && v->state <= HP_STATE_FASTBIN;
 	}
 	case HP_EV_BRK: {
 		const struct hp_ev_brk *v = (const void *)e;

@@ -63,6 +63,30 @@ fm_free(struct formermap *m)
 	free(m);
 }
 
+void
+fm_empty(struct formermap *m, size_t keep)
+{
+	m->count = 0;
+	if (m->npages <= keep) {
+		for (size_t i = 0; i <= m->mask; i++)
+			if (m->slot[i]) {
+				m->slot[i]->n = 0;
+				memset(m->slot[i]->fence, 0, sizeof(m->slot[i]->fence));
+			}
+		return;
+	}
+	for (size_t i = 0; i <= m->mask; i++)
+		if (m->slot[i]) {
+			free(m->slot[i]->v);
+			free(m->slot[i]);
+		}
+	free(m->slot);
+	m->mask = 63;
+	m->slot = xcalloc(m->mask + 1, sizeof(*m->slot));
+	m->npages = 0;
+	m->last = NULL;
+}
+
 struct formermap *
 fm_clone(const struct formermap *m)
 {

@@ -55,6 +55,12 @@ void fm_each(const struct formermap *m, uint64_t addr, uint64_t bytes,
  * undo record of `src`). */
 void fm_save(struct formermap *dst, const struct formermap *src, uint64_t addr, uint64_t bytes);
 
+/* Forget everything: as fm_free and fm_new, but up to `keep` pages stay
+ * allocated for the next use (a map emptied often, like an undo record
+ * that restarts at every new worst, does not give its memory back and
+ * take it again each time). */
+void fm_empty(struct formermap *m, size_t keep);
+
 /* Pieces held. */
 size_t fm_count(const struct formermap *m);
 

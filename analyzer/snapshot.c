@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addrset.h"
 #include "formermap.h"
 #include "snapshot.h"
 #include "util.h"
@@ -13,6 +14,9 @@
 #define BUDGET_FLOOR 4096        /* undo records smaller than this never settle */
 #define MARGIN_FLOOR (64 << 10)  /* a settled peak or worst must beat the stored one by */
 #define MARGIN_SHIFT 4           /* ... this much and 1/16 of it */
+#define FORMER_RANGES 8          /* former ranges a record lists */
+#define HELD_PAGES_KEPT 256      /* an emptied record keeps this much of its
+				  * address set (128 KiB) */
 
 enum { C_WORST, C_PEAK, C_N };
 static const char *const cand_reason[C_N] = { "worst", "peak" };
@@ -35,14 +39,6 @@ struct saved {
 	struct chunk_entry e;
 };
 
-/* The undo record's table: the address beside the index, so a look-up
- * (every change while a candidate is active, mostly of addresses not in
- * the record) reads one line, not one per entry it passes. */
-struct saved_slot {
-	uint64_t addr;
-	uint32_t index; /* + 1 into saved; 0: empty */
-};
-
 /* A peak or worst that began at t0 and is not written yet. */
 struct cand {
 	bool active;
@@ -54,9 +50,15 @@ struct cand {
 	/* the undo record: entries by address, and former ranges */
 	struct saved *saved;
 	size_t nsaved, saved_cap;
-	struct saved_slot *table; /* by address */
-	size_t mask;
+	struct addrset *held;     /* the addresses it holds */
 	struct formermap *former;
+	/* the first ranges given to `former` (all of them, while nfr <=
+	 * FORMER_RANGES): emptying it is clearing them, for a record that
+	 * restarts at every new worst */
+	struct range {
+		uint64_t addr, bytes;
+	} fr[FORMER_RANGES];
+	size_t nfr;
 	/* words of the heaps' resident bitmaps, as they were */
 	struct res_saved {
 		size_t heap, word;
@@ -138,12 +140,6 @@ snap_fork(const struct snap *parent)
 	return s;
 }
 
-static size_t
-addr_home(uint64_t addr, size_t mask)
-{
-	return (size_t)((addr >> 4) * 0x9e3779b97f4a7c15ULL >> 32) & mask;
-}
-
 static void
 cand_clear(struct cand *c)
 {
@@ -153,34 +149,28 @@ cand_clear(struct cand *c)
 		free(c->saved);
 		c->saved = NULL;
 		c->saved_cap = 0;
-		free(c->table);
-		c->table = NULL;
-		c->mask = 0;
+		as_free(c->held);
+		c->held = NULL;
 		c->nsaved = 0;
 	}
 	if (c->nsaved) {
-		if (c->mask + 1 > 1024 && c->nsaved < (c->mask + 1) / 8) {
-			free(c->table);
-			c->table = NULL;
-			c->mask = 0;
-		} else if (c->nsaved < (c->mask + 1) / 16) {
-			/* a new worst follows the last one closely while the heap
-			 * grows: empty the few slots used, not the table */
-			for (size_t k = 0; k < c->nsaved; k++) {
-				size_t j = addr_home(c->saved[k].addr, c->mask);
-				while (c->table[j].index != k + 1)
-					j = (j + 1) & c->mask;
-				c->table[j].index = 0;
-			}
-		} else {
-			memset(c->table, 0, (c->mask + 1) * sizeof(*c->table));
-		}
+		/* a new worst follows the last one closely while the heap
+		 * grows: take back the few bits set, not every page */
+		if (c->nsaved < 8 * as_pages(c->held))
+			for (size_t k = 0; k < c->nsaved; k++)
+				as_remove(c->held, c->saved[k].addr);
+		else
+			as_clear(c->held, HELD_PAGES_KEPT);
 		c->nsaved = 0;
 	}
 	if (c->former && fm_count(c->former)) {
-		fm_free(c->former);
-		c->former = NULL;
+		if (c->nfr <= FORMER_RANGES)
+			for (size_t k = 0; k < c->nfr; k++)
+				fm_clear(c->former, c->fr[k].addr, c->fr[k].bytes);
+		else
+			fm_empty(c->former, HELD_PAGES_KEPT / 16);
 	}
+	c->nfr = 0;
 	c->active = false;
 }
 
@@ -193,7 +183,7 @@ snap_free(struct snap *s)
 		struct cand *c = &s->cand[k];
 		free(c->heaps);
 		free(c->saved);
-		free(c->table);
+		as_free(c->held);
 		fm_free(c->former);
 		free(c->res);
 	}
@@ -368,34 +358,10 @@ flush_interval(struct snap *s, int64_t end)
 
 /* ---- the undo record of a candidate ---- */
 
-static struct saved *
-saved_find(const struct cand *c, uint64_t addr)
-{
-	if (!c->table)
-		return NULL;
-	for (size_t i = addr_home(addr, c->mask); c->table[i].index; i = (i + 1) & c->mask)
-		if (c->table[i].addr == addr)
-			return &c->saved[c->table[i].index - 1];
-	return NULL;
-}
-
+/* Keep addr's earlier value (e; NULL: nothing there), not held yet. */
 static void
 saved_put(struct cand *c, uint64_t addr, const struct chunk_entry *e)
 {
-	if (2 * (c->nsaved + 1) > c->mask + 1 || !c->table) {
-		size_t n = c->table ? 2 * (c->mask + 1) : 1024;
-		while (2 * (c->nsaved + 1) > n)
-			n *= 2;
-		free(c->table);
-		c->mask = n - 1;
-		c->table = xcalloc(n, sizeof(*c->table));
-		for (size_t k = 0; k < c->nsaved; k++) {
-			size_t j = addr_home(c->saved[k].addr, c->mask);
-			while (c->table[j].index)
-				j = (j + 1) & c->mask;
-			c->table[j] = (struct saved_slot){ c->saved[k].addr, (uint32_t)k + 1 };
-		}
-	}
 	if (c->nsaved == c->saved_cap) {
 		c->saved_cap = c->saved_cap ? 2 * c->saved_cap : 1024;
 		c->saved = xrealloc(c->saved, c->saved_cap * sizeof(*c->saved));
@@ -405,10 +371,7 @@ saved_put(struct cand *c, uint64_t addr, const struct chunk_entry *e)
 	v->present = e != NULL;
 	if (e)
 		v->e = *e;
-	size_t j = addr_home(addr, c->mask);
-	while (c->table[j].index)
-		j = (j + 1) & c->mask;
-	c->table[j] = (struct saved_slot){ addr, (uint32_t)++c->nsaved };
+	c->nsaved++;
 }
 
 void
@@ -416,7 +379,11 @@ snap_touch(struct snap *s, struct hm *m, uint64_t addr)
 {
 	for (int k = 0; k < C_N; k++) {
 		struct cand *c = &s->cand[k];
-		if (!c->active || saved_find(c, addr))
+		if (!c->active)
+			continue;
+		if (!c->held)
+			c->held = as_new();
+		if (!as_add(c->held, addr))
 			continue;
 		struct chunk_entry *e = chunkmap_slot(m->map, addr);
 		saved_put(c, addr, e && e->addr == addr ? e : NULL);
@@ -432,6 +399,9 @@ save_former(struct snap *s, uint64_t addr, uint64_t bytes)
 			continue;
 		if (!c->former)
 			c->former = fm_new();
+		if (c->nfr < FORMER_RANGES)
+			c->fr[c->nfr] = (struct range){ addr, bytes };
+		c->nfr++;
 		fm_save(c->former, s->former, addr, bytes);
 	}
 }
@@ -740,7 +710,7 @@ write_candidate(struct snap *s, int k, struct hm *m)
 	for (size_t i = 0; i < c->nheaps; i++)
 		hm_restore_heap(&t, c->heaps[i].start, c->heaps[i].end, c->heaps[i].kind);
 	for (struct chunk_entry *e; (e = chunkmap_next(m->map, &cursor));)
-		if (!saved_find(c, e->addr))
+		if (!c->held || !as_has(c->held, e->addr))
 			ok &= place(&t, e);
 	for (size_t i = 0; i < c->nsaved; i++)
 		if (c->saved[i].present)

@@ -7,7 +7,7 @@
  * that are wrong in every way the collector must catch, and one that is
  * right; waits for the collector to read them; then breaks the ring's
  * header. Then it makes 500 chunks of 1234 bytes, frees 250, and exits
- * with status 3. It prints how many bad records it wrote ("bad 12").
+ * with status 3. It prints how many bad records it wrote ("bad 14").
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -132,6 +132,9 @@ main(void)
 	a = begin(sizeof(*a), 0);
 	a->chunk = 1ULL << 60, a->size = 40, a->chunk_bytes = 48, a->backing = 1, a->call = 1;
 	commit(a, HP_EV_ALLOC, sizeof(*a), 1); /* an address out of range */
+	a = begin(sizeof(*a), 0);
+	a->chunk = 0x10008, a->size = 40, a->chunk_bytes = 48, a->backing = 1, a->call = 1;
+	commit(a, HP_EV_ALLOC, sizeof(*a), 1); /* an address not a multiple of 16 */
 	struct hp_ev_stack *st = begin(sizeof(*st) + 8, 0);
 	st->stack_id = 1U << 31, st->depth = 1, st->ip[0] = 0x401000;
 	commit(st, HP_EV_STACK, sizeof(*st) + 8, 1); /* a stack id out of reach */

@@ -5,7 +5,8 @@
  * across their boundaries), after each of which every granule's holder,
  * read back with fm_each, must equal an array of one holder per granule;
  * so must a clone's, and an undo record's (fm_save) must hold the first
- * contents it saw.
+ * contents it saw, whether each new record is a new map or an old one
+ * emptied (fm_empty, its pages kept or not).
  *
  * Usage: test-formermap SEED STEPS
  */
@@ -118,9 +119,15 @@ main(int argc, char **argv)
 			for (uint64_t i = at; i < at + len; i++)
 				want[i].set = 0;
 		} else if (op == 12) {
-			/* a new undo record */
-			fm_free(undo);
-			undo = fm_new();
+			/* a new undo record: a new map, or the old one emptied
+			 * keeping its pages, or too many of them to keep */
+			unsigned how = (unsigned)(rng() % 3);
+			if (how == 0) {
+				fm_free(undo);
+				undo = fm_new();
+			} else {
+				fm_empty(undo, how == 1 ? 64 : 2);
+			}
 			memset(saved, 0, GRANULES * sizeof(*saved));
 		} else if (op == 13) {
 			/* a large clear, as when the heap shrinks */
