@@ -407,6 +407,10 @@ hook_vacated(void *arg, struct chunk_entry *e)
 {
 	struct proc *pr = arg;
 
+	/* a cached chunk reused whole: who last held its range matters only
+	 * once the range is free, and the next chunk to leave it says so */
+	if (e->addr == pr->refill && e->chunk_bytes == pr->refill_bytes)
+		return;
 	snap_vacated(pr->snap, e, pr->now);
 }
 
@@ -426,8 +430,12 @@ free_chunk(struct proc *pr, struct chunk_entry *e, int32_t tid, int fate)
 static void
 on_alloc(struct collector *c, struct proc *pr, const struct hp_ev_alloc *ev)
 {
+	pr->refill = ev->chunk;
+	pr->refill_bytes = ev->chunk_bytes;
 	struct chunk_entry *e = occ_reuse(&pr->model, ev->chunk, &pr->hooks);
 	struct thread_in *t = thread_of(pr, ev->h.tid);
+
+	pr->refill = 0;
 
 	if (e) {
 		/* never freed as far as we know, or overlapped: it ends here */

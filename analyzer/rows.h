@@ -91,6 +91,8 @@ struct proc {
 				  * ranges the allocator holds itself */
 	struct hm model;         /* the heaps they occupy */
 	struct occ_hooks hooks;  /* what the model's changes do to rows and snapshots */
+	uint64_t refill, refill_bytes; /* the range an allocation is about to
+					* occupy whole (on_alloc) */
 	struct collector *col;
 	bool modeled;            /* the model is whole (a forked child's is in
 				  * snapshot mode, from its parent's at the fork) */
