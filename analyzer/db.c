@@ -393,6 +393,14 @@ struct batch {
 	int64_t first_chunk; /* chunk id of chunks' row 0 */
 	int64_t first_event; /* heap_event rowid of events' row 0 */
 	struct buf ops;      /* encoded operations, in order */
+	struct gen {         /* snapshot_chunk rows the writer makes (the batch
+			      * has nothing else): db_snapshot_chunks */
+		size_t n;
+		int64_t first_id, snapshot_id;
+		void (*row)(void *arg, size_t i, struct db_snapshot_chunk *r);
+		void (*done)(void *arg);
+		void *arg;
+	} gen;
 	struct batch *next;
 };
 
@@ -686,7 +694,7 @@ static bool
 batch_empty(const struct batch *b)
 {
 #define BATCH_EMPTY(name, cols) b->name.n == 0 &&
-	return BATCH_ROWS(BATCH_EMPTY) b->ops.len == 0;
+	return BATCH_ROWS(BATCH_EMPTY) b->ops.len == 0 && b->gen.done == NULL;
 #undef BATCH_EMPTY
 }
 
@@ -1034,6 +1042,31 @@ drop_batch(struct batch *b)
 	BATCH_ROWS(BATCH_DROP)
 #undef BATCH_DROP
 	b->ops.len = 0;
+	if (b->gen.done)
+		b->gen.done(b->gen.arg);
+	b->gen = (struct gen){ 0 };
+}
+
+static void put_snapchunk(struct rowbuf *b, int64_t id, int64_t snapshot_id,
+			  const struct db_snapshot_chunk *c);
+
+/* A batch's generated snapshot_chunk rows, BATCH at a time. */
+static void
+write_gen(struct db *db, struct batch *b)
+{
+	const struct gen *g = &b->gen;
+
+	for (size_t i = 0; i < g->n && !stop_on_failure(db);) {
+		b->snapchunks.n = 0;
+		for (; i < g->n && b->snapchunks.n < BATCH; i++) {
+			struct db_snapshot_chunk r;
+			g->row(g->arg, i, &r);
+			put_snapchunk(&b->snapchunks, g->first_id + (int64_t)i, g->snapshot_id, &r);
+		}
+		insert_rows(db, &db->snapchunk_src, &b->snapchunks, S_SNAPCHUNK_ROWS,
+			    "snapshot_chunk");
+	}
+	b->snapchunks.n = 0;
 }
 
 static void
@@ -1044,6 +1077,11 @@ write_batch(struct db *db, struct batch *b)
 		return;
 	}
 	run_ops(db, &b->ops);
+	if (b->gen.done) {
+		write_gen(db, b);
+		drop_batch(b); /* done() */
+		return;
+	}
 	int64_t last_chunk = b->first_chunk + b->chunks.n - 1;
 	if (b->chunks.n) {
 		insert_rows(db, &db->chunk_src, &b->chunks, S_CHUNK_ROWS, "chunk");
@@ -1806,14 +1844,13 @@ db_snapshot_heap(struct db *db, uint64_t start, uint64_t end, int backing)
 	put_i64(o, backing);
 }
 
-void
-db_snapshot_chunk(struct db *db, const struct db_snapshot_chunk *c)
+static void
+put_snapchunk(struct rowbuf *b, int64_t id, int64_t snapshot_id, const struct db_snapshot_chunk *c)
 {
-	int64_t *r = bulk_row(db, offsetof(struct batch, snapchunks));
-	struct rowbuf *b = &db->cur->snapchunks;
+	int64_t *r = rowbuf_add(b);
 
-	rowbuf_set(b, r, 0, db->next_snapchunk_id++);
-	rowbuf_set(b, r, 1, db->open_snap.id);
+	rowbuf_set(b, r, 0, id);
+	rowbuf_set(b, r, 1, snapshot_id);
 	rowbuf_set(b, r, 2, (int64_t)c->address);
 	rowbuf_set(b, r, 3, (int64_t)c->size);
 	rowbuf_set(b, r, 4, (int64_t)c->chunk_bytes);
@@ -1833,6 +1870,35 @@ db_snapshot_chunk(struct db *db, const struct db_snapshot_chunk *c)
 	}
 	if (c->stack_id)
 		rowbuf_set(b, r, 13, c->stack_id);
+}
+
+void
+db_snapshot_chunk(struct db *db, const struct db_snapshot_chunk *c)
+{
+	struct rowbuf *b = &db->cur->snapchunks;
+
+	if (b->n == BATCH) {
+		submit(db);
+		b = &db->cur->snapchunks;
+	}
+	if (batch_empty(db->cur))
+		db->cur_since = mono_ns();
+	put_snapchunk(b, db->next_snapchunk_id++, db->open_snap.id, c);
+}
+
+void
+db_snapshot_chunks(struct db *db, size_t n,
+		   void (*row)(void *arg, size_t i, struct db_snapshot_chunk *r),
+		   void (*done)(void *arg), void *arg)
+{
+	if (n == 0) {
+		done(arg);
+		return;
+	}
+	submit(db); /* what came before goes first */
+	db->cur->gen = (struct gen){ n, db->next_snapchunk_id, db->open_snap.id, row, done, arg };
+	db->next_snapchunk_id += (int64_t)n;
+	submit(db);
 }
 
 void

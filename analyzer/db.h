@@ -156,6 +156,15 @@ struct db_snapshot_chunk {
 int64_t db_snapshot_begin(struct db *db);
 void db_snapshot_heap(struct db *db, uint64_t start, uint64_t end, int backing);
 void db_snapshot_chunk(struct db *db, const struct db_snapshot_chunk *c);
+/* The open snapshot's chunk rows, n of them, made by the writer thread:
+ * row(arg, i, &r) for each i in order, then done(arg) (called also if the
+ * rows are dropped after a write failure). What they are made of must not
+ * change until done: the collector goes on meanwhile. Snapshots of a heap
+ * of a million chunks are written so without holding up the collector and
+ * the program for the second the writer takes. */
+void db_snapshot_chunks(struct db *db, size_t n,
+			void (*row)(void *arg, size_t i, struct db_snapshot_chunk *r),
+			void (*done)(void *arg), void *arg);
 /* A run of resident pages of the snapshot's heaps. */
 void db_snapshot_resident(struct db *db, uint64_t address, uint64_t bytes);
 /* Of the hole at `address`, the bytes that `chunks` chunks of stack_id

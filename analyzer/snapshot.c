@@ -603,52 +603,80 @@ snapshot_figures(const struct snap *s, struct hm *m, const char *reason, int64_t
 	};
 }
 
+/* A snapshot's chunk rows: the entries of a model, in address order. */
+struct chunk_rows {
+	struct hm *m;
+	struct chunk_entry **v;
+	size_t n;
+	bool owned; /* m (and its chunkmap) is a copy, freed with the rows */
+};
+
+static void
+chunk_row(void *arg, size_t i, struct db_snapshot_chunk *r)
+{
+	const struct chunk_rows *cr = arg;
+	const struct chunk_entry *e = cr->v[i];
+
+	*r = (struct db_snapshot_chunk){
+		.address = e->addr,
+		.chunk_bytes = e->chunk_bytes,
+		.backing = e->backing,
+	};
+	if (e->kind == HM_RANGE_CACHED || e->kind == HM_RANGE_ALLOCATOR) {
+		const struct hm_heap *h = hm_heap_of(cr->m, e->addr);
+		r->occupant = e->kind == HM_RANGE_ALLOCATOR ? HP_OCC_ALLOCATOR : HP_OCC_CACHED_FREE;
+		r->backing = h && h->kind != HM_BRK ? 3 : 1;
+		r->fate = e->kind == HM_RANGE_CACHED ? cache_fate(e->cached) : 0;
+	} else {
+		r->occupant = e->cached ? HP_OCC_CACHED : HP_OCC_LIVE;
+		r->size = e->size;
+		r->call = e->call;
+		r->alloc_ns = e->alloc_ns;
+		r->alloc_tid = e->alloc_tid;
+		r->stack_id = e->stack_id;
+		if (e->free_ns) {
+			r->free_ns = e->free_ns;
+			r->free_tid = e->free_tid;
+			/* where it is now (it may have moved between caches) */
+			r->fate = e->cached ? cache_fate(e->cached) : e->fate;
+		}
+	}
+}
+
+static void
+chunk_rows_free(void *arg)
+{
+	struct chunk_rows *cr = arg;
+
+	if (cr->owned) {
+		struct chunkmap *map = cr->m->map;
+		hm_free(cr->m);
+		chunkmap_free(map);
+		free(cr->m);
+	}
+	free(cr->v);
+	free(cr);
+}
+
 /* Write the state of model m (its chunkmap, and the formers of `cur` with
- * the undo record `over` on top) as a snapshot at ns. */
+ * the undo record `over` on top) as a snapshot at ns. With `give`, m is a
+ * copy (hm_init over a chunkmap of its own, both allocated) that the
+ * writer thread makes the chunk rows of and frees: the caller goes on at
+ * once, and must not use m again. */
 static int64_t
 write_state(struct snap *s, struct hm *m, const struct formermap *over, const char *reason,
-	    int64_t ns)
+	    int64_t ns, bool give)
 {
 	struct db *db = s->db;
 	int64_t id = db_snapshot_begin(db);
-	size_t n = chunkmap_count(m->map), k;
-	struct chunk_entry **v = xmalloc((n ? n : 1) * sizeof(*v));
+	struct chunk_rows *cr = xmalloc(sizeof(*cr));
+	size_t n = chunkmap_count(m->map);
 
 	for (size_t i = 0; i < m->nheaps; i++) {
 		db_snapshot_heap(db, m->heaps[i].start, m->heaps[i].end,
 				 m->heaps[i].kind == HM_BRK ? 1 : 3);
 		hm_res_runs(&m->heaps[i], put_resident, db);
 	}
-	k = chunkmap_by_addr(m->map, v);
-	for (size_t i = 0; i < k; i++) {
-		const struct chunk_entry *e = v[i];
-		struct db_snapshot_chunk r = {
-			.address = e->addr,
-			.chunk_bytes = e->chunk_bytes,
-			.backing = e->backing,
-		};
-		if (e->kind == HM_RANGE_CACHED || e->kind == HM_RANGE_ALLOCATOR) {
-			const struct hm_heap *h = hm_heap_of(m, e->addr);
-			r.occupant = e->kind == HM_RANGE_ALLOCATOR ? HP_OCC_ALLOCATOR : HP_OCC_CACHED_FREE;
-			r.backing = h && h->kind != HM_BRK ? 3 : 1;
-			r.fate = e->kind == HM_RANGE_CACHED ? cache_fate(e->cached) : 0;
-		} else {
-			r.occupant = e->cached ? HP_OCC_CACHED : HP_OCC_LIVE;
-			r.size = e->size;
-			r.call = e->call;
-			r.alloc_ns = e->alloc_ns;
-			r.alloc_tid = e->alloc_tid;
-			r.stack_id = e->stack_id;
-			if (e->free_ns) {
-				r.free_ns = e->free_ns;
-				r.free_tid = e->free_tid;
-				/* where it is now (it may have moved between caches) */
-				r.fate = e->cached ? cache_fate(e->cached) : e->fate;
-			}
-		}
-		db_snapshot_chunk(db, &r);
-	}
-	free(v);
 	struct hole_ctx h = { .db = db, .cur = s->former, .over = over };
 	for (size_t i = 0; i < m->nheaps; i++)
 		hm_holes(m, &m->heaps[i], hole_formers, &h);
@@ -656,6 +684,20 @@ write_state(struct snap *s, struct hm *m, const struct formermap *over, const ch
 	free(h.table);
 	struct db_snapshot x;
 	snapshot_figures(s, m, reason, ns, &x);
+	/* the chunks last: the figures and formers above are taken from m,
+	 * which the writer may free once it has them */
+	*cr = (struct chunk_rows){ m, xmalloc((n ? n : 1) * sizeof(*cr->v)), 0, give };
+	cr->n = chunkmap_by_addr(m->map, cr->v);
+	if (give) {
+		db_snapshot_chunks(db, cr->n, chunk_row, chunk_rows_free, cr);
+	} else {
+		for (size_t i = 0; i < cr->n; i++) {
+			struct db_snapshot_chunk r;
+			chunk_row(cr, i, &r);
+			db_snapshot_chunk(db, &r);
+		}
+		chunk_rows_free(cr);
+	}
 	db_snapshot_end(db, &x);
 	return id;
 }
@@ -701,20 +743,19 @@ static int64_t
 write_candidate(struct snap *s, int k, struct hm *m)
 {
 	struct cand *c = &s->cand[k];
-	struct chunkmap *map = chunkmap_new();
-	struct hm t;
+	struct hm *t = xmalloc(sizeof(*t));
 	uint32_t cursor = 0;
 	bool ok = true;
 
-	hm_init(&t, map);
+	hm_init(t, chunkmap_new());
 	for (size_t i = 0; i < c->nheaps; i++)
-		hm_restore_heap(&t, c->heaps[i].start, c->heaps[i].end, c->heaps[i].kind);
+		hm_restore_heap(t, c->heaps[i].start, c->heaps[i].end, c->heaps[i].kind);
 	for (struct chunk_entry *e; (e = chunkmap_next(m->map, &cursor));)
 		if (!c->held || !as_has(c->held, e->addr))
-			ok &= place(&t, e);
+			ok &= place(t, e);
 	for (size_t i = 0; i < c->nsaved; i++)
 		if (c->saved[i].present)
-			ok &= place(&t, &c->saved[i].e);
+			ok &= place(t, &c->saved[i].e);
 	/* the resident pages as they were: now's, with the words changed
 	 * since taken back */
 	for (size_t i = 0; i < c->nheaps && i < m->nheaps; i++) {
@@ -729,17 +770,14 @@ write_candidate(struct snap *s, int k, struct hm *m)
 		for (size_t j = 0; j < c->nres; j++)
 			if (c->res[j].heap == i)
 				w[c->res[j].word] = c->res[j].old;
-		hm_res_load(&t, i, w, n);
+		hm_res_load(t, i, w, n);
 		free(w);
 	}
 	struct figs f;
-	figs_of(&t, &f);
+	figs_of(t, &f);
 	if (!ok || memcmp(&f, &c->fig0, sizeof(f)) != 0)
 		s->failures++;
-	int64_t id = write_state(s, &t, c->former, cand_reason[k], c->t0);
-	hm_free(&t);
-	chunkmap_free(map);
-	return id;
+	return write_state(s, t, c->former, cand_reason[k], c->t0, true);
 }
 
 /* Write the candidate, replacing what was stored; it is settled. At the
@@ -819,7 +857,7 @@ snap_before(struct snap *s, struct hm *m, int64_t ns)
 	int64_t b = s->next + (ns - s->next) / s->every * s->every;
 	flush_interval(s, b);
 	if (s->snapshots) {
-		s->isnap[s->nisnap++] = write_state(s, m, NULL, "interval", b);
+		s->isnap[s->nisnap++] = write_state(s, m, NULL, "interval", b, false);
 		if (s->nisnap > KEPT) {
 			size_t k = 0;
 			for (size_t i = 0; i < s->nisnap; i++)
@@ -867,7 +905,7 @@ void
 snap_demand(struct snap *s, struct hm *m, int64_t ns)
 {
 	if (s->snapshots && s->started)
-		write_state(s, m, NULL, "demand", ns);
+		write_state(s, m, NULL, "demand", ns, false);
 }
 
 void
@@ -876,7 +914,7 @@ snap_end(struct snap *s, struct hm *m, int64_t ns)
 	if (!s->started)
 		return;
 	if (s->snapshots) {
-		int64_t exit_id = write_state(s, m, NULL, "exit", ns);
+		int64_t exit_id = write_state(s, m, NULL, "exit", ns, false);
 		for (int k = 0; k < C_N; k++) {
 			struct cand *c = &s->cand[k];
 			if (c->active && (!c->has_stored || c->value > c->stored_value))
