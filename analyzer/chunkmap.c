@@ -183,6 +183,12 @@ chunkmap_add(struct chunkmap *m, uint64_t addr)
 
 	if (m->nfree) {
 		index = m->free_list[--m->nfree];
+		/* the next add's entry, freed who knows how long ago: on its
+		 * way while this one is filled in */
+		if (m->nfree) {
+			uint32_t next = m->free_list[m->nfree - 1] - 1;
+			__builtin_prefetch(&m->blocks[next >> BLOCK_SHIFT][next & (BLOCK - 1)], 1);
+		}
 	} else {
 		if (m->used % BLOCK == 0) {
 			m->blocks = xrealloc(m->blocks, (m->nblocks + 1) * sizeof(*m->blocks));

@@ -36,6 +36,8 @@ struct ring_in {
 	uint64_t published; /* the tail the producer last saw */
 	uint64_t head; /* what the producer had published when we looked */
 	uint64_t scan_seq, scan_pos; /* see find_ahead */
+	uint64_t pf_slot, pf_entry;  /* see ring_prefetch */
+	unsigned pf_slot_n, pf_entry_n;
 };
 
 /* Records copied out of the rings, waiting for their turn: a priority
