@@ -47,6 +47,7 @@ enum {
 	S_SNAPSHOT,
 	S_SNAPSHOT_HEAP,
 	S_SNAPCHUNK_ROWS,
+	S_SNAP_ORIGIN,
 	S_FORMER_ROWS,
 	S_SITE_ROWS,
 	S_DELETE_SNAPSHOT,
@@ -111,11 +112,14 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SNAPSHOT_HEAP] = "INSERT INTO snapshot_heap VALUES (?1, ?2, ?3, ?4)",
 	/* snapshot rows come with their ids: a deleted snapshot's may have
 	 * been the last ones */
-	[S_SNAPCHUNK_ROWS] = "INSERT OR FAIL INTO snapshot_chunk SELECT * FROM hp_snapchunk_rows",
+	[S_SNAPCHUNK_ROWS] = "INSERT OR FAIL INTO snapshot_chunk_packed SELECT * FROM "
+			     "hp_snapchunk_rows",
+	[S_SNAP_ORIGIN] = "INSERT INTO snapshot_origin VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+			  "?10)",
 	[S_FORMER_ROWS] = "INSERT OR FAIL INTO snapshot_former SELECT * FROM hp_former_rows",
 	[S_SITE_ROWS] = "INSERT OR FAIL INTO site SELECT * FROM hp_site_rows",
 	[S_DELETE_SNAPSHOT] = "DELETE FROM snapshot WHERE snapshot_id = ?1",
-	[S_DELETE_SNAPCHUNKS] = "DELETE FROM snapshot_chunk WHERE chunk_id BETWEEN ?1 AND ?2",
+	[S_DELETE_SNAPCHUNKS] = "DELETE FROM snapshot_chunk_packed WHERE chunk_id BETWEEN ?1 AND ?2",
 	[S_DELETE_FORMERS] = "DELETE FROM snapshot_former WHERE former_id BETWEEN ?1 AND ?2",
 	[S_DELETE_SNAPHEAPS] = "DELETE FROM snapshot_heap WHERE snapshot_id = ?1",
 	[S_RESIDENT_ROWS] = "INSERT OR FAIL INTO snapshot_resident SELECT * FROM hp_resident_rows",
@@ -170,7 +174,11 @@ static const char *const stmt_sql[S_COUNT] = {
 #define SLACK_COLS 3 /* chunk_slack: chunk_id, slack, align_log2 */
 #define FRAME_COLS 4
 #define EVENT_COLS 7
-#define SNAPCHUNK_COLS 14
+#define SNAPCHUNK_COLS 14 /* as the view snapshot_chunk has them */
+#define SNAPPACKED_COLS 6 /* of snapshot_chunk_packed */
+/* snapshot_chunk's columns that are snapshot_origin's (its key) */
+static const unsigned snap_origin_col[] = { 3, 4, 5, 6, 7, 8, 10, 12, 13 };
+#define SNAP_ORIGIN_KEYS (sizeof(snap_origin_col) / sizeof(snap_origin_col[0]))
 #define FORMER_COLS 7
 #define SITE_COLS 18
 #define RESIDENT_COLS 3
@@ -598,6 +606,15 @@ struct db {
 
 	/* the writer's side */
 	uint64_t committed_at;
+	struct rowbuf snappacked;   /* a batch's snapshot chunks, packed */
+	struct snap_origins {       /* snapshot_origin's rows, by their values */
+		struct snap_origin {
+			int64_t v[SNAP_ORIGIN_KEYS];
+			uint32_t nulls; /* bit k: v[k] is NULL */
+			int64_t id;     /* -1: an empty slot */
+		} *slot;
+		size_t n, cap;
+	} snap_origins;
 };
 
 static void
@@ -1050,6 +1067,89 @@ drop_batch(struct batch *b)
 static void put_snapchunk(struct rowbuf *b, int64_t id, int64_t snapshot_id,
 			  const struct db_snapshot_chunk *c);
 
+static size_t
+snap_origin_hash(const struct snap_origin *o)
+{
+	uint64_t h = o->nulls;
+
+	for (size_t k = 0; k < SNAP_ORIGIN_KEYS; k++)
+		h = (h ^ (uint64_t)o->v[k]) * 0x9e3779b97f4a7c15ULL;
+	return (size_t)(h >> 17);
+}
+
+static struct snap_origin *
+snap_origin_slot(struct snap_origins *m, const struct snap_origin *o)
+{
+	for (size_t i = snap_origin_hash(o) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		struct snap_origin *e = &m->slot[i];
+		if (e->id < 0 || (e->nulls == o->nulls && memcmp(e->v, o->v, sizeof(o->v)) == 0))
+			return e;
+	}
+}
+
+/* The snapshot_origin id of a row's shared values, written if new. */
+static int64_t
+snap_origin_id(struct db *db, const struct snap_origin *o)
+{
+	struct snap_origins *m = &db->snap_origins;
+
+	if (2 * (m->n + 1) > m->cap) {
+		struct snap_origins g = { .cap = m->cap ? 2 * m->cap : 1024, .n = m->n };
+		g.slot = xmalloc(g.cap * sizeof(*g.slot));
+		for (size_t i = 0; i < g.cap; i++)
+			g.slot[i].id = -1;
+		for (size_t i = 0; i < m->cap; i++)
+			if (m->slot[i].id >= 0)
+				*snap_origin_slot(&g, &m->slot[i]) = m->slot[i];
+		free(m->slot);
+		*m = g;
+	}
+	struct snap_origin *e = snap_origin_slot(m, o);
+	if (e->id >= 0)
+		return e->id;
+	*e = *o;
+	e->id = (int64_t)m->n++;
+	sqlite3_stmt *st = db->s[S_SNAP_ORIGIN];
+	sqlite3_bind_int64(st, 1, e->id);
+	for (size_t k = 0; k < SNAP_ORIGIN_KEYS; k++)
+		bind_opt(st, (int)k + 2, o->v[k], !(o->nulls >> k & 1));
+	step(db, S_SNAP_ORIGIN, "snapshot_origin");
+	return e->id;
+}
+
+/* Rows of snapshot_chunk's 14 columns into snapshot_chunk_packed, and
+ * written. */
+static void
+insert_snapchunks(struct db *db, struct rowbuf *rows)
+{
+	struct rowbuf *p = &db->snappacked;
+
+	p->n = 0;
+	for (unsigned i = 0; i < rows->n; i++) {
+		const int64_t *r = &rows->v[(size_t)i * rows->ncols];
+		uint32_t nulls = rows->nulls[i];
+		struct snap_origin o = { .nulls = 0 };
+		for (size_t k = 0; k < SNAP_ORIGIN_KEYS; k++) {
+			unsigned c = snap_origin_col[k];
+			if (nulls >> c & 1)
+				o.nulls |= 1u << k;
+			else
+				o.v[k] = r[c];
+		}
+		int64_t *q = rowbuf_add(p);
+		rowbuf_set(p, q, 0, r[0]); /* chunk_id */
+		rowbuf_set(p, q, 1, r[1]); /* snapshot_id */
+		rowbuf_set(p, q, 2, r[2]); /* address */
+		if (!(nulls >> 9 & 1))
+			rowbuf_set(p, q, 3, r[9]); /* alloc_ns */
+		if (!(nulls >> 11 & 1))
+			rowbuf_set(p, q, 4, r[11]); /* free_ns */
+		rowbuf_set(p, q, 5, snap_origin_id(db, &o));
+	}
+	rows->n = 0;
+	insert_rows(db, &db->snapchunk_src, p, S_SNAPCHUNK_ROWS, "snapshot_chunk_packed");
+}
+
 /* A batch's generated snapshot_chunk rows, BATCH at a time. */
 static void
 write_gen(struct db *db, struct batch *b)
@@ -1063,8 +1163,7 @@ write_gen(struct db *db, struct batch *b)
 			g->row(g->arg, i, &r);
 			put_snapchunk(&b->snapchunks, g->first_id + (int64_t)i, g->snapshot_id, &r);
 		}
-		insert_rows(db, &db->snapchunk_src, &b->snapchunks, S_SNAPCHUNK_ROWS,
-			    "snapshot_chunk");
+		insert_snapchunks(db, &b->snapchunks);
 	}
 	b->snapchunks.n = 0;
 }
@@ -1097,7 +1196,8 @@ write_batch(struct db *db, struct batch *b)
 		if (sqlite3_last_insert_rowid(db->h) != last_event)
 			set_error(db, "internal: heap event ids out of step");
 	}
-	insert_rows(db, &db->snapchunk_src, &b->snapchunks, S_SNAPCHUNK_ROWS, "snapshot_chunk");
+	if (b->snapchunks.n)
+		insert_snapchunks(db, &b->snapchunks);
 	insert_rows(db, &db->former_src, &b->formers, S_FORMER_ROWS, "snapshot_former");
 	insert_rows(db, &db->site_src, &b->sites, S_SITE_ROWS, "site");
 	insert_rows(db, &db->resident_src, &b->resident, S_RESIDENT_ROWS, "snapshot_resident");
@@ -1264,6 +1364,9 @@ close_db(struct db *db)
 	free(db->addrs.slot);
 	free(db->origins.slot);
 	free(db->sizes.slot);
+	free(db->snap_origins.slot);
+	free(db->snappacked.v);
+	free(db->snappacked.nulls);
 	free(db->arena_base);
 	free(db->arena_base_set);
 	free(db->snaps);
@@ -1296,9 +1399,9 @@ db_create(const char *path, char *err, size_t errcap)
 	db->frame_src.decl = "CREATE TABLE x (stack_id, depth, image_id, offset)";
 	db->event_src.decl = "CREATE TABLE x (process_id, ns_rel, address, bytes, what, size, "
 				"old_size)";
-	db->snapchunk_src.decl = "CREATE TABLE x (chunk_id, snapshot_id, address, size, "
-				 "chunk_bytes, occupant, backing, call, fate, alloc_ns, alloc_tid, "
-				 "free_ns, free_tid, stack_id)";
+	db->snapchunk_src.decl = "CREATE TABLE x (chunk_id, snapshot_id, address, alloc_ns, "
+				 "free_ns, origin)";
+	db->snappacked.ncols = SNAPPACKED_COLS;
 	db->former_src.decl = "CREATE TABLE x (former_id, snapshot_id, address, bytes, stack_id, "
 			      "vacated_ns, chunks)";
 	db->site_src.decl = "CREATE TABLE x (interval_id, stack_id, backing, allocs, alloc_bytes, "

@@ -1248,9 +1248,11 @@ ld_snapshot(struct ld_db *db, int64_t id, struct rp_snapshot *out, char *err, si
 	/* what occupied them */
 	if (snapshot_rows(db, id, "first_chunk_id", "last_chunk_id", &lo, &hi)) {
 		if (sqlite3_prepare_v2(db->h,
-				       "SELECT address, size, chunk_bytes, occupant, backing, fate, "
-				       "alloc_ns, free_ns, stack_id, chunk_id FROM snapshot_chunk "
-				       "WHERE chunk_id BETWEEN ?1 AND ?2 AND snapshot_id = ?3",
+				       "SELECT c.address, o.size, o.chunk_bytes, o.occupant, "
+				       "o.backing, o.fate, c.alloc_ns, c.free_ns, o.stack_id, "
+				       "c.chunk_id FROM snapshot_chunk_packed c "
+				       "LEFT JOIN snapshot_origin o ON o.origin_id = c.origin "
+				       "WHERE c.chunk_id BETWEEN ?1 AND ?2 AND c.snapshot_id = ?3",
 				       -1, &s, NULL) != SQLITE_OK) {
 			ld_snapshot_free(out);
 			return fail_sql(db, err, errcap);
@@ -1280,7 +1282,8 @@ ld_snapshot(struct ld_db *db, int64_t id, struct rp_snapshot *out, char *err, si
 				},
 				.occupant = (uint8_t)(occ >= HP_OCC_LIVE && occ <= HP_OCC_ALLOCATOR ? occ : 0),
 			};
-			/* a chunk bigger than any heap is not one */
+			/* a chunk bigger than any heap is not one (nor one whose
+			 * snapshot_origin row is missing: occupant NULL) */
 			if (x->c.bytes >> 40)
 				x->occupant = 0;
 		}

@@ -32,7 +32,7 @@
 
 -- @tables
 PRAGMA application_id = 1213222470;  -- 0x48505246, "HPRF": a heapprof database
-PRAGMA user_version = 9;             -- this schema's version
+PRAGMA user_version = 10;            -- this schema's version
 
 -- Facts about the run, as key/value text.
 CREATE TABLE meta (
@@ -571,10 +571,24 @@ CREATE TABLE snapshot_resident (
 -- of the program's, live (1) or freed into a tcache or fastbin that still
 -- holds it (2); or a range that is no chunk of the program's: free space the
 -- allocator moved into a cache (3), or its own bookkeeping (4).
-CREATE TABLE snapshot_chunk (
+--
+-- Query the view snapshot_chunk (every column) or chunks. Stored as
+-- chunk_packed is: what many rows share (their sizes, codes, threads and
+-- stack) is one row of snapshot_origin, so a row is 6 columns, not 14
+-- (SQLite alone writes 1.4 M rows of 6 columns in 0.50 s, of 14 in 1.13 s:
+-- perl's peak snapshot). Columns marked "always" are never NULL.
+CREATE TABLE snapshot_chunk_packed (
   chunk_id    INTEGER PRIMARY KEY,
-  snapshot_id INTEGER NOT NULL REFERENCES snapshot,
-  address     INTEGER NOT NULL,  -- chunk address (the user pointer is 16 bytes on)
+  snapshot_id INTEGER,  -- always: its snapshot (references snapshot)
+  address     INTEGER,  -- always: chunk address (the user pointer is 16 bytes on)
+  alloc_ns    INTEGER,  -- NULL for a range
+  free_ns     INTEGER,  -- cached: when the program freed it; else NULL
+  origin      INTEGER   -- always: its snapshot_origin row
+) STRICT;
+
+-- What snapshot chunks share, numbered from 0 in the order first written.
+CREATE TABLE snapshot_origin (
+  origin_id   INTEGER PRIMARY KEY,
   size        INTEGER NOT NULL,  -- requested bytes (0 for a range)
   chunk_bytes INTEGER NOT NULL,
   occupant    INTEGER NOT NULL REFERENCES occupant,
@@ -582,12 +596,17 @@ CREATE TABLE snapshot_chunk (
   call        INTEGER REFERENCES call,   -- NULL for a range
   fate        INTEGER REFERENCES fate,   -- cached (also a cached_free range): the
                                          -- cache that holds it, tcache or fastbin
-  alloc_ns    INTEGER,                   -- NULL for a range
-  alloc_tid   INTEGER,
-  free_ns     INTEGER,                   -- cached: when the program freed it
-  free_tid    INTEGER,
+  alloc_tid   INTEGER,                   -- NULL for a range
+  free_tid    INTEGER,                   -- cached: the thread that freed it
   stack_id    INTEGER REFERENCES stack   -- NULL: none recorded
 ) STRICT;
+
+CREATE VIEW snapshot_chunk AS
+  SELECT c.chunk_id, c.snapshot_id, c.address, o.size, o.chunk_bytes, o.occupant,
+         o.backing, o.call, o.fate, c.alloc_ns, o.alloc_tid, c.free_ns, o.free_tid,
+         o.stack_id
+  FROM snapshot_chunk_packed c
+  JOIN snapshot_origin o ON o.origin_id = c.origin;
 
 -- Who last held the free bytes below each heap's top pin at a snapshot:
 -- for each hole (a free range below the top pin) and each stack whose

@@ -365,10 +365,12 @@ def main():
                 ("a heap of a petabyte",
                  "UPDATE snapshot_heap SET end_address = start + (1 << 50)", 2, "damaged"),
                 ("chunks of unknown occupants and absurd sizes",
-                 "UPDATE snapshot_chunk SET occupant = 99 WHERE chunk_id % 2 = 0;"
-                 "UPDATE snapshot_chunk SET chunk_bytes = 1 << 60 WHERE chunk_id % 3 = 0", 0, ""),
+                 "UPDATE snapshot_origin SET occupant = 99 WHERE origin_id % 2 = 0;"
+                 "UPDATE snapshot_origin SET chunk_bytes = 1 << 60 WHERE origin_id % 3 = 0", 0, ""),
+                ("chunks whose shared values are gone",
+                 "DELETE FROM snapshot_origin WHERE origin_id % 2 = 1", 0, ""),
                 ("a snapshot whose rows are gone",
-                 "DELETE FROM snapshot_chunk; DELETE FROM snapshot_former", 0, ""),
+                 "DELETE FROM snapshot_chunk_packed; DELETE FROM snapshot_former", 0, ""),
                 ("formers of absurd sizes",
                  "UPDATE snapshot_former SET bytes = 1 << 62", 0, ""),
                 ("formers of no chunks, or more chunks than bytes",
