@@ -54,17 +54,23 @@ fm_new(void)
 	return m;
 }
 
-void
-fm_free(struct formermap *m)
+static void
+free_pages(struct formermap *m)
 {
-	if (!m)
-		return;
 	for (size_t i = 0; i <= m->mask; i++)
 		if (m->slot[i]) {
 			free(m->slot[i]->v);
 			free(m->slot[i]);
 		}
 	free(m->slot);
+}
+
+void
+fm_free(struct formermap *m)
+{
+	if (!m)
+		return;
+	free_pages(m);
 	free(m);
 }
 
@@ -80,12 +86,7 @@ fm_empty(struct formermap *m, size_t keep)
 			}
 		return;
 	}
-	for (size_t i = 0; i <= m->mask; i++)
-		if (m->slot[i]) {
-			free(m->slot[i]->v);
-			free(m->slot[i]);
-		}
-	free(m->slot);
+	free_pages(m);
 	m->mask = 63;
 	m->slot = xcalloc(m->mask + 1, sizeof(*m->slot));
 	m->npages = 0;
