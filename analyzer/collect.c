@@ -418,11 +418,15 @@ find_ahead(struct ring_in *r, uint64_t seq)
  * python3 a quarter of the collector's time was waiting for them. So while
  * the record at the tail is applied, the chunkmap slots of the records
  * PF_SLOT further on and the entries of those PF_ENTRY further on are
- * fetched. Each cursor reads one record header a step; what it reads is
- * only a hint (a record is checked when its turn comes), so a cursor that
- * meets anything odd waits for the tail to pass it. */
+ * fetched, once the model is larger than a cache holds. Each cursor reads
+ * one record header a step; what it reads is only a hint (a record is
+ * checked when its turn comes), so a cursor that meets anything odd waits
+ * for the tail to pass it. */
 #define PF_SLOT 16
 #define PF_ENTRY 8
+#define PF_MIN_CHUNKS 65536 /* fewer (4 MiB of entries) stay in cache: the
+			     * look-ahead would cost the churn a sixth of the
+			     * collector's time for nothing */
 
 /* The record after the one at *pos that is a chunk's (its address in
  * *addr), moving *pos past it; false if none is published yet. */
@@ -458,6 +462,8 @@ ring_prefetch(struct proc *pr, struct ring_in *r)
 {
 	uint64_t addr;
 
+	if (chunkmap_count(pr->chunks) < PF_MIN_CHUNKS)
+		return;
 	if (r->pf_slot < r->tail || r->pf_entry < r->tail) {
 		r->pf_slot = r->pf_entry = r->tail;
 		r->pf_slot_n = r->pf_entry_n = 0;
