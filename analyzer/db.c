@@ -1064,7 +1064,7 @@ drop_batch(struct batch *b)
 	b->gen = (struct gen){ 0 };
 }
 
-static void put_snapchunk(struct rowbuf *b, int64_t id, int64_t snapshot_id,
+static void put_snapchunk(struct rowbuf *b, int64_t *r, int64_t id, int64_t snapshot_id,
 			  const struct db_snapshot_chunk *c);
 
 static size_t
@@ -1161,7 +1161,8 @@ write_gen(struct db *db, struct batch *b)
 		for (; i < g->n && b->snapchunks.n < BATCH; i++) {
 			struct db_snapshot_chunk r;
 			g->row(g->arg, i, &r);
-			put_snapchunk(&b->snapchunks, g->first_id + (int64_t)i, g->snapshot_id, &r);
+			put_snapchunk(&b->snapchunks, rowbuf_add(&b->snapchunks),
+				      g->first_id + (int64_t)i, g->snapshot_id, &r);
 		}
 		insert_snapchunks(db, &b->snapchunks);
 	}
@@ -1947,11 +1948,11 @@ db_snapshot_heap(struct db *db, uint64_t start, uint64_t end, int backing)
 	put_i64(o, backing);
 }
 
+/* Row r, just added to b, as snapshot chunk c. */
 static void
-put_snapchunk(struct rowbuf *b, int64_t id, int64_t snapshot_id, const struct db_snapshot_chunk *c)
+put_snapchunk(struct rowbuf *b, int64_t *r, int64_t id, int64_t snapshot_id,
+	      const struct db_snapshot_chunk *c)
 {
-	int64_t *r = rowbuf_add(b);
-
 	rowbuf_set(b, r, 0, id);
 	rowbuf_set(b, r, 1, snapshot_id);
 	rowbuf_set(b, r, 2, (int64_t)c->address);
@@ -1978,15 +1979,9 @@ put_snapchunk(struct rowbuf *b, int64_t id, int64_t snapshot_id, const struct db
 void
 db_snapshot_chunk(struct db *db, const struct db_snapshot_chunk *c)
 {
-	struct rowbuf *b = &db->cur->snapchunks;
+	int64_t *r = bulk_row(db, offsetof(struct batch, snapchunks));
 
-	if (b->n == BATCH) {
-		submit(db);
-		b = &db->cur->snapchunks;
-	}
-	if (batch_empty(db->cur))
-		db->cur_since = mono_ns();
-	put_snapchunk(b, db->next_snapchunk_id++, db->open_snap.id, c);
+	put_snapchunk(&db->cur->snapchunks, r, db->next_snapchunk_id++, db->open_snap.id, c);
 }
 
 void

@@ -669,7 +669,6 @@ write_state(struct snap *s, struct hm *m, const struct formermap *over, const ch
 {
 	struct db *db = s->db;
 	int64_t id = db_snapshot_begin(db);
-	struct chunk_rows *cr = xmalloc(sizeof(*cr));
 	size_t n = chunkmap_count(m->map);
 
 	for (size_t i = 0; i < m->nheaps; i++) {
@@ -686,6 +685,7 @@ write_state(struct snap *s, struct hm *m, const struct formermap *over, const ch
 	snapshot_figures(s, m, reason, ns, &x);
 	/* the chunks last: the figures and formers above are taken from m,
 	 * which the writer may free once it has them */
+	struct chunk_rows *cr = xmalloc(sizeof(*cr));
 	*cr = (struct chunk_rows){ m, xmalloc((n ? n : 1) * sizeof(*cr->v)), 0, give };
 	cr->n = chunkmap_by_addr(m->map, cr->v);
 	if (give) {
