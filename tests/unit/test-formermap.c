@@ -6,7 +6,9 @@
  * read back with fm_each, must equal an array of one holder per granule;
  * so must a clone's, and an undo record's (fm_save) must hold the first
  * contents it saw, whether each new record is a new map or an old one
- * emptied (fm_empty, its pages kept or not).
+ * emptied (fm_empty, its pages kept or not). A read of the whole map
+ * must give as many pieces as fm_count says (the budget of an undo
+ * record counts them).
  *
  * Usage: test-formermap SEED STEPS
  */
@@ -44,6 +46,7 @@ struct readback {
 	struct holder *g;
 	int bad;
 	uint64_t last_end;
+	size_t pieces;
 };
 
 static void
@@ -55,6 +58,7 @@ read_piece(void *arg, const struct fm_piece *p)
 	    (p->addr & 15) || (p->bytes & 15) || p->addr < r->last_end)
 		r->bad = 1;
 	r->last_end = p->addr + p->bytes;
+	r->pieces++;
 	for (uint64_t a = p->addr; a < p->addr + p->bytes && !r->bad; a += 16) {
 		struct holder *h = &r->g[(a - BASE) / 16];
 		if (h->set)
@@ -63,14 +67,17 @@ read_piece(void *arg, const struct fm_piece *p)
 	}
 }
 
-/* The map's contents as one holder per granule, or -1 if malformed. */
+/* The map's contents as one holder per granule, or -1 if malformed; a
+ * read of the whole map must find as many pieces as fm_count says. */
 static int
 read_all(const struct formermap *m, struct holder *g, uint64_t from, uint64_t to)
 {
-	struct readback r = { g, 0, 0 };
+	struct readback r = { g, 0, 0, 0 };
 
 	memset(g, 0, GRANULES * sizeof(*g));
 	fm_each(m, BASE + from * 16, (to - from) * 16, read_piece, &r);
+	if (from == 0 && to == GRANULES && r.pieces != fm_count(m))
+		r.bad = 1;
 	return r.bad ? -1 : 0;
 }
 
