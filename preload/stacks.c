@@ -18,16 +18,24 @@
 #include "stacks.h"
 
 struct entry {
-	uint64_t hash;
 	uint32_t id;
 	uint32_t depth;
 	uint64_t ip[];
 };
 
+/* A slot holds its entry's hash, so that a probe that passes over other
+ * stacks reads only the slot array: with the entries' hashes in the
+ * entries, each such probe was a cache miss on an entry of its own (perf,
+ * cc1: find 4% of all samples, three fifths of them on that load). */
+struct slot {
+	uint64_t hash; /* 0: empty; published after e */
+	struct entry *e;
+};
+
 struct table {
 	size_t mask;
 	size_t count;
-	struct entry *slot[];
+	struct slot slot[];
 };
 
 static unsigned max_depth = 64;
@@ -111,14 +119,17 @@ find(struct table *t, uint64_t h, const uint64_t *ip, unsigned n, size_t *free_s
 
 	*free_slot = SIZE_MAX;
 	for (size_t probes = 0; probes <= t->mask; probes++, i = (i + 1) & t->mask) {
-		struct entry *e = __atomic_load_n(&t->slot[i], __ATOMIC_ACQUIRE);
+		uint64_t k = __atomic_load_n(&t->slot[i].hash, __ATOMIC_ACQUIRE);
 
-		if (e == NULL) {
+		if (k == 0) {
 			*free_slot = i;
 			return NULL;
 		}
-		if (e->hash == h && e->depth == n && memcmp(e->ip, ip, n * sizeof(*ip)) == 0)
-			return e;
+		if (k == h) {
+			const struct entry *e = t->slot[i].e;
+			if (e->depth == n && memcmp(e->ip, ip, n * sizeof(*ip)) == 0)
+				return (struct entry *)e;
+		}
 	}
 	return NULL;
 }
@@ -132,14 +143,14 @@ grow_locked(struct table *old)
 	if (t == NULL)
 		return NULL;
 	for (size_t i = 0; i <= old->mask; i++) {
-		struct entry *e = old->slot[i];
+		uint64_t h = old->slot[i].hash;
 		size_t j;
 
-		if (e == NULL)
+		if (h == 0)
 			continue;
-		for (j = e->hash & t->mask; t->slot[j]; j = (j + 1) & t->mask)
+		for (j = h & t->mask; t->slot[j].hash; j = (j + 1) & t->mask)
 			;
-		t->slot[j] = e;
+		t->slot[j] = old->slot[i];
 	}
 	t->count = old->count;
 	__atomic_store_n(&table, t, __ATOMIC_RELEASE);
@@ -168,12 +179,12 @@ insert(uint64_t h, const uint64_t *ip, unsigned n)
 	if (t && (e = find(t, h, ip, n, &at)) == NULL && at != SIZE_MAX) {
 		e = hp_selfmem_alloc(sizeof(*e) + n * sizeof(*ip), 16, false);
 		if (e) {
-			e->hash = h;
 			e->depth = n;
 			e->id = next_id++;
 			memcpy(e->ip, ip, n * sizeof(*ip));
 			t->count++;
-			__atomic_store_n(&t->slot[at], e, __ATOMIC_RELEASE);
+			t->slot[at].e = e;
+			__atomic_store_n(&t->slot[at].hash, h, __ATOMIC_RELEASE);
 			e = (struct entry *)((uintptr_t)e | 1); /* mark: inserted now */
 		}
 	}
