@@ -32,12 +32,13 @@ struct heap_copy {
 	uint8_t kind;
 };
 
-/* The first earlier value of an entry that changed since t0. */
-struct saved {
-	uint64_t addr;
-	bool present;
-	struct chunk_entry e;
-};
+/* The undo record's entries: the first earlier value of each address
+ * that changed since t0, or, for an address that held nothing then, an
+ * entry of that address whose kind is SAVED_ABSENT (no chunk has it): 64
+ * bytes a record, not 80 with the address and a flag beside the entry
+ * (perl's peak: 0.7 M records, 11 MB). */
+#define SAVED_ABSENT 0xff
+_Static_assert(SAVED_ABSENT > HM_RANGE_ALLOCATOR, "no entry of the model has kind SAVED_ABSENT");
 
 /* A peak or worst that began at t0 and is not written yet. */
 struct cand {
@@ -48,7 +49,7 @@ struct cand {
 	struct heap_copy *heaps;
 	size_t nheaps, heap_cap;
 	/* the undo record: entries by address, and former ranges */
-	struct saved *saved;
+	struct chunk_entry *saved;
 	size_t nsaved, saved_cap;
 	struct addrset *held;     /* the addresses it holds */
 	struct formermap *former;
@@ -93,7 +94,11 @@ struct snap {
 	/* sites by (stack, backing) */
 	struct site *sites;
 	size_t nsites, sites_cap;
-	uint32_t *site_table; /* index + 1 */
+	struct site_slot {
+		uint64_t key;   /* stack_id << 2 | backing */
+		uint32_t index; /* + 1; 0: empty */
+	} *site_table;          /* the keys here: a probe past other sites reads
+				 * no site (each one a cache miss) */
 	size_t site_mask;
 	uint32_t last_site;   /* index + 1 of the last one looked up: a
 			       * program allocates and frees from one site in
@@ -219,25 +224,26 @@ site_of(struct snap *s, int64_t stack_id, int backing)
 		if (x->cur.stack_id == stack_id && x->cur.backing == backing)
 			return x;
 	}
-	for (i = site_home(s, key); s->site_table[i]; i = (i + 1) & s->site_mask) {
-		struct site *x = &s->sites[s->site_table[i] - 1];
-		if (x->cur.stack_id == stack_id && x->cur.backing == backing) {
-			s->last_site = s->site_table[i];
-			return x;
+	for (i = site_home(s, key); s->site_table[i].index; i = (i + 1) & s->site_mask)
+		if (s->site_table[i].key == key) {
+			s->last_site = s->site_table[i].index;
+			return &s->sites[s->last_site - 1];
 		}
-	}
 	if (2 * (s->nsites + 1) > s->site_mask + 1) {
-		free(s->site_table);
-		s->site_mask = 2 * s->site_mask + 1;
-		s->site_table = xcalloc(s->site_mask + 1, sizeof(*s->site_table));
-		for (size_t k = 0; k < s->nsites; k++) {
-			const struct site *x = &s->sites[k];
-			size_t j = site_home(s, (uint64_t)x->cur.stack_id << 2 | (unsigned)x->cur.backing);
-			while (s->site_table[j])
+		struct site_slot *old = s->site_table;
+		size_t n = s->site_mask + 1;
+		s->site_mask = 2 * n - 1;
+		s->site_table = xcalloc(2 * n, sizeof(*s->site_table));
+		for (size_t k = 0; k < n; k++) {
+			if (!old[k].index)
+				continue;
+			size_t j = site_home(s, old[k].key);
+			while (s->site_table[j].index)
 				j = (j + 1) & s->site_mask;
-			s->site_table[j] = (uint32_t)k + 1;
+			s->site_table[j] = old[k];
 		}
-		for (i = site_home(s, key); s->site_table[i]; i = (i + 1) & s->site_mask)
+		free(old);
+		for (i = site_home(s, key); s->site_table[i].index; i = (i + 1) & s->site_mask)
 			;
 	}
 	if (s->nsites == s->sites_cap) {
@@ -248,7 +254,7 @@ site_of(struct snap *s, int64_t stack_id, int backing)
 	memset(x, 0, sizeof(*x));
 	x->cur.stack_id = stack_id;
 	x->cur.backing = backing;
-	s->site_table[i] = (uint32_t)++s->nsites;
+	s->site_table[i] = (struct site_slot){ key, (uint32_t)++s->nsites };
 	s->last_site = (uint32_t)s->nsites;
 	return x;
 }
@@ -366,12 +372,12 @@ saved_put(struct cand *c, uint64_t addr, const struct chunk_entry *e)
 		c->saved_cap = c->saved_cap ? 2 * c->saved_cap : 1024;
 		c->saved = xrealloc(c->saved, c->saved_cap * sizeof(*c->saved));
 	}
-	struct saved *v = &c->saved[c->nsaved];
-	v->addr = addr;
-	v->present = e != NULL;
-	if (e)
-		v->e = *e;
-	c->nsaved++;
+	struct chunk_entry *v = &c->saved[c->nsaved++];
+	if (e) {
+		*v = *e;
+	} else {
+		*v = (struct chunk_entry){ .addr = addr, .kind = SAVED_ABSENT };
+	}
 }
 
 void
@@ -754,8 +760,8 @@ write_candidate(struct snap *s, int k, struct hm *m)
 		if (!c->held || !as_has(c->held, e->addr))
 			ok &= place(t, e);
 	for (size_t i = 0; i < c->nsaved; i++)
-		if (c->saved[i].present)
-			ok &= place(t, &c->saved[i].e);
+		if (c->saved[i].kind != SAVED_ABSENT)
+			ok &= place(t, &c->saved[i]);
 	/* the resident pages as they were: now's, with the words changed
 	 * since taken back */
 	for (size_t i = 0; i < c->nheaps && i < m->nheaps; i++) {
