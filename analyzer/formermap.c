@@ -8,34 +8,33 @@
 #include "formermap.h"
 #include "util.h"
 
-/* 16 KiB of address space a page, a 16-bit record index per 16-byte
- * granule. Pages of sorted pieces, which every piece put in or taken out
- * moved, were the largest cost of a snapshot recording's collector while a
- * program freed its heap (perf, perl: page_assign 18% of the collector's
- * samples while the program waited for it); writing the index of each
- * granule a range covers costs a store per 16 bytes, and reading the
- * pieces back is a scan of the same. */
+/* 16 KiB of address space a page: a page holds up to 1024 pieces, and
+ * every piece put in or taken out moves those after it. With 64 KiB pages
+ * (4096 pieces) that move was a third of the collector's time while perl
+ * freed its heap in a snapshot recording (perf: page_assign 4.8% of all
+ * samples, 1.7% with 16 KiB). */
 #define PAGE_SHIFT 14
 #define GRAIN_SHIFT 4 /* 16-byte granules */
 #define PAGE_GRAINS (1u << (PAGE_SHIFT - GRAIN_SHIFT))
+#define FENCE_SHIFT 6 /* a fence per 64 granules (1 KiB) */
+#define FENCES (PAGE_GRAINS >> FENCE_SHIFT)
 
-/* Who held granules: a piece is a run of granules with the same record.
- * A record counts the granules that name it and is reused once none
- * does; free ones are chained through `next`. */
-struct rec {
+/* A piece: granules [lo, hi) of its page. */
+struct ent {
+	uint16_t lo, hi;
 	uint32_t stack_id;
-	uint16_t refs;
-	uint16_t next; /* free list, while refs is 0 */
 	int64_t vacated_ns;
 };
 
+/* A page of small chunks holds a thousand pieces: a binary search
+ * over all of them was a cache miss a step, the largest cost of a snapshot
+ * recording's model. fence[b] is the first piece that ends after granule
+ * 64 b, so a search looks between two fences, among the pieces of 1 KiB. */
 struct page {
-	uint64_t key;     /* address >> PAGE_SHIFT */
-	uint32_t runs;    /* pieces */
-	uint16_t nrec, cap;
-	uint16_t free;    /* first free record, 0: none (record 0 is "nothing") */
-	struct rec *rec;  /* [0] unused */
-	uint16_t idx[PAGE_GRAINS];
+	uint64_t key; /* address >> PAGE_SHIFT */
+	uint32_t n, cap;
+	struct ent *v; /* sorted, disjoint */
+	uint16_t fence[FENCES];
 };
 
 struct formermap {
@@ -60,7 +59,7 @@ free_pages(struct formermap *m)
 {
 	for (size_t i = 0; i <= m->mask; i++)
 		if (m->slot[i]) {
-			free(m->slot[i]->rec);
+			free(m->slot[i]->v);
 			free(m->slot[i]);
 		}
 	free(m->slot);
@@ -75,23 +74,16 @@ fm_free(struct formermap *m)
 	free(m);
 }
 
-static void
-page_reset(struct page *p)
-{
-	p->runs = 0;
-	p->nrec = p->cap ? 1 : 0;
-	p->free = 0;
-	memset(p->idx, 0, sizeof(p->idx));
-}
-
 void
 fm_empty(struct formermap *m, size_t keep)
 {
 	m->count = 0;
 	if (m->npages <= keep) {
 		for (size_t i = 0; i <= m->mask; i++)
-			if (m->slot[i])
-				page_reset(m->slot[i]);
+			if (m->slot[i]) {
+				m->slot[i]->n = 0;
+				memset(m->slot[i]->fence, 0, sizeof(m->slot[i]->fence));
+			}
 		return;
 	}
 	free_pages(m);
@@ -115,9 +107,9 @@ fm_clone(const struct formermap *m)
 			continue;
 		struct page *q = xmalloc(sizeof(*q));
 		*q = *p;
-		q->rec = p->cap ? xmalloc(p->cap * sizeof(*q->rec)) : NULL;
-		if (p->nrec)
-			memcpy(q->rec, p->rec, p->nrec * sizeof(*q->rec));
+		q->v = p->cap ? xmalloc(p->cap * sizeof(*q->v)) : NULL;
+		if (p->n)
+			memcpy(q->v, p->v, p->n * sizeof(*q->v));
 		c->slot[i] = q;
 	}
 	return c;
@@ -181,93 +173,82 @@ get_page(struct formermap *m, uint64_t key)
 	return p;
 }
 
-/* A record for (stack_id, vacated_ns) to name `refs` granules. */
-static uint16_t
-new_rec(struct page *p, uint32_t stack_id, int64_t vacated_ns, unsigned refs)
+/* The first piece that ends after granule g. */
+static uint32_t
+first_after(const struct page *p, unsigned g)
 {
-	uint16_t r = p->free;
+	unsigned b = g >> FENCE_SHIFT;
+	uint32_t lo = p->fence[b], hi = b + 1 < FENCES ? p->fence[b + 1] : p->n;
 
-	if (r) {
-		p->free = p->rec[r].next;
-	} else {
-		if (p->nrec == p->cap) {
-			/* at most one record per granule is named, and one
-			 * more is being made: PAGE_GRAINS + 2 bound it */
-			p->cap = p->cap ? 2 * p->cap : 8;
-			if (p->cap > PAGE_GRAINS + 2)
-				p->cap = PAGE_GRAINS + 2;
-			p->rec = xrealloc(p->rec, p->cap * sizeof(*p->rec));
-			if (p->nrec == 0)
-				p->nrec = 1; /* record 0 is "nothing" */
-		}
-		r = p->nrec++;
+	while (lo < hi) {
+		uint32_t mid = (lo + hi) / 2;
+		if (p->v[mid].hi <= g)
+			lo = mid + 1;
+		else
+			hi = mid;
 	}
-	p->rec[r] = (struct rec){ stack_id, (uint16_t)refs, 0, vacated_ns };
-	return r;
+	return lo;
 }
 
-/* The first granule in [g, hi) that does not name v, or hi: four at a
- * time while they all do (a free range of 64 KiB is 4096 granules). */
-static unsigned
-run_end(const uint16_t *idx, unsigned g, unsigned hi, uint16_t v)
-{
-	const uint64_t four = v * 0x0001000100010001ULL;
-
-	while (g + 4 <= hi) {
-		uint64_t w;
-		memcpy(&w, idx + g, sizeof(w));
-		if (w != four)
-			break;
-		g += 4;
-	}
-	while (g < hi && idx[g] == v)
-		g++;
-	return g;
-}
-
-/* Granules [g, hi) name v: four at a time (gcc -O2 stores one by one). */
+/* Make granules [lo, hi) of the page hold `e` (or nothing, with e NULL). */
 static void
-fill(uint16_t *idx, unsigned g, unsigned hi, uint16_t v)
+page_assign(struct formermap *m, struct page *p, unsigned lo, unsigned hi, const struct ent *e)
 {
-	const uint64_t four = v * 0x0001000100010001ULL;
+	uint32_t i = first_after(p, lo), j = i;
+	struct ent put[3];
+	unsigned k = 0;
 
-	for (; g < hi && (g & 3); g++)
-		idx[g] = v;
-	for (; g + 4 <= hi; g += 4)
-		memcpy(idx + g, &four, sizeof(four));
-	for (; g < hi; g++)
-		idx[g] = v;
-}
-
-/* Make granules [lo, hi) of the page name record r (0: nothing), and
- * count the pieces: a piece begins at a granule that names a record its
- * neighbour below does not. */
-static void
-page_assign(struct formermap *m, struct page *p, unsigned lo, unsigned hi, uint16_t r)
-{
-	uint16_t below = lo ? p->idx[lo - 1] : 0, prev = below;
-	uint16_t above = hi < PAGE_GRAINS ? p->idx[hi] : 0;
-	uint32_t before = 0, after;
-
-	for (unsigned g = lo; g < hi;) {
-		uint16_t old = p->idx[g];
-		unsigned e = run_end(p->idx, g + 1, hi, old);
-		if (old) {
-			before += old != prev;
-			p->rec[old].refs = (uint16_t)(p->rec[old].refs - (e - g));
-			if (p->rec[old].refs == 0) {
-				p->rec[old].next = p->free;
-				p->free = old;
-			}
-		}
-		prev = old;
-		g = e;
+	while (j < p->n && p->v[j].lo < hi)
+		j++;
+	if (i < j && p->v[i].lo < lo) {
+		put[k] = p->v[i];
+		put[k++].hi = (uint16_t)lo;
 	}
-	before += above && above != prev;
-	fill(p->idx, lo, hi, r);
-	after = (r && r != below) + (above && above != r);
-	p->runs = p->runs - before + after;
-	m->count = m->count - before + after;
+	if (e)
+		put[k++] = *e;
+	if (i < j && p->v[j - 1].hi > hi) {
+		put[k] = p->v[j - 1];
+		put[k++].lo = (uint16_t)hi;
+	}
+	size_t n = p->n - (j - i) + k;
+	if (n > p->cap) {
+		p->cap = p->cap ? 2 * p->cap : 8;
+		while (p->cap < n)
+			p->cap *= 2;
+		p->v = xrealloc(p->v, p->cap * sizeof(*p->v));
+	}
+	/* The fences: those before piece i stand. Those past the end of the
+	 * pieces replaced and put (`end`) point at the same piece as before,
+	 * moved by the change in count. Those between point at the first
+	 * piece put that ends after them, else at the piece that followed the
+	 * ones replaced (they end in order: one replaced that ended after the
+	 * fence means the next one does too) or the same as before. */
+	unsigned end = k ? put[k - 1].hi : 0, b;
+	if (i < j && p->v[j - 1].hi > end)
+		end = p->v[j - 1].hi;
+	for (b = i ? (p->v[i - 1].hi + (1u << FENCE_SHIFT) - 1) >> FENCE_SHIFT : 0;
+	     b < FENCES && b << FENCE_SHIFT < end; b++) {
+		unsigned g = b << FENCE_SHIFT, x = 0;
+		while (x < k && put[x].hi <= g)
+			x++;
+		if (x < k)
+			p->fence[b] = (uint16_t)(i + x);
+		else if (p->fence[b] >= j)
+			p->fence[b] = (uint16_t)(p->fence[b] + k - (j - i));
+		else
+			p->fence[b] = (uint16_t)(i + k);
+	}
+	if (k != j - i) {
+		/* over all the fences, a loop the compiler makes vector code of */
+		uint16_t from = (uint16_t)b, d = (uint16_t)(k - (j - i));
+		for (unsigned f = 0; f < FENCES; f++)
+			p->fence[f] = (uint16_t)(p->fence[f] + (f >= from ? d : 0));
+	}
+	if (i + k != j)
+		memmove(p->v + i + k, p->v + j, (p->n - j) * sizeof(*p->v));
+	memcpy(p->v + i, put, k * sizeof(*put));
+	m->count = m->count - p->n + n;
+	p->n = (uint32_t)n;
 }
 
 /* Calls fn for each page-sized part of [addr, addr + bytes), in granules
@@ -285,9 +266,8 @@ fm_set(struct formermap *m, uint64_t addr, uint64_t bytes, uint32_t stack_id, in
 {
 	EACH_PART(addr, bytes, key, lo, hi)
 	{
-		struct page *p = get_page(m, key);
-		page_assign(m, p, (unsigned)lo, (unsigned)hi,
-			    new_rec(p, stack_id, vacated_ns, (unsigned)(hi - lo)));
+		struct ent e = { (uint16_t)lo, (uint16_t)hi, stack_id, vacated_ns };
+		page_assign(m, get_page(m, key), (unsigned)lo, (unsigned)hi, &e);
 	}
 }
 
@@ -299,7 +279,7 @@ fm_clear(struct formermap *m, uint64_t addr, uint64_t bytes)
 		uint64_t end = addr + bytes;
 		for (size_t i = 0; i <= m->mask; i++) {
 			struct page *p = m->slot[i];
-			if (!p || p->runs == 0)
+			if (!p || p->n == 0)
 				continue;
 			uint64_t base = p->key << PAGE_SHIFT;
 			if (base + (1u << PAGE_SHIFT) <= addr || base >= end)
@@ -313,8 +293,8 @@ fm_clear(struct formermap *m, uint64_t addr, uint64_t bytes)
 	EACH_PART(addr, bytes, key, lo, hi)
 	{
 		struct page *p = find_page(m, key);
-		if (p && p->runs)
-			page_assign(m, p, (unsigned)lo, (unsigned)hi, 0);
+		if (p && p->n)
+			page_assign(m, p, (unsigned)lo, (unsigned)hi, NULL);
 	}
 }
 
@@ -328,39 +308,53 @@ fm_each(const struct formermap *m, uint64_t addr, uint64_t bytes,
 		if (!p)
 			continue;
 		uint64_t base = key << PAGE_SHIFT;
-		for (unsigned g = (unsigned)lo; g < hi;) {
-			uint16_t r = p->idx[g];
-			unsigned e = run_end(p->idx, g + 1, (unsigned)hi, r);
-			if (r) {
-				struct fm_piece piece = { base + ((uint64_t)g << GRAIN_SHIFT),
-							  (uint64_t)(e - g) << GRAIN_SHIFT,
-							  p->rec[r].stack_id, p->rec[r].vacated_ns };
-				fn(arg, &piece);
-			}
-			g = e;
+		for (uint32_t i = first_after(p, (unsigned)lo); i < p->n && p->v[i].lo < hi; i++) {
+			const struct ent *e = &p->v[i];
+			unsigned a = e->lo > lo ? e->lo : (unsigned)lo;
+			unsigned b = e->hi < hi ? e->hi : (unsigned)hi;
+			struct fm_piece piece = { base + ((uint64_t)a << GRAIN_SHIFT),
+						  (uint64_t)(b - a) << GRAIN_SHIFT, e->stack_id,
+						  e->vacated_ns };
+			fn(arg, &piece);
 		}
 	}
 }
 
 /* fm_save, within one page: src's pieces (or FM_NONE) into each gap of
- * dst's page in [lo, hi), a piece for each of src's (or of its gaps) in
- * each of dst's gaps. */
+ * dst's page in [lo, hi). */
 static void
 save_page(struct formermap *dst, struct page *d, const struct page *s, unsigned lo, unsigned hi)
 {
-	for (unsigned g = lo; g < hi;) {
-		if (d->idx[g]) {
-			g = run_end(d->idx, g + 1, hi, d->idx[g]);
+	unsigned at = lo;
+
+	while (at < hi) {
+		/* the next gap of d at or after `at` */
+		uint32_t i = first_after(d, at);
+		if (i < d->n && d->v[i].lo <= at) {
+			at = d->v[i].hi;
 			continue;
 		}
-		uint16_t r = s ? s->idx[g] : 0;
-		unsigned e = run_end(d->idx, g + 1, hi, 0);
+		unsigned gap_end = i < d->n && d->v[i].lo < hi ? d->v[i].lo : hi;
+		/* fill [at, gap_end) from s */
+		unsigned g = at;
 		if (s)
-			e = run_end(s->idx, g + 1, e, r);
-		uint16_t x = r ? new_rec(d, s->rec[r].stack_id, s->rec[r].vacated_ns, e - g)
-			       : new_rec(d, FM_NONE, 0, e - g);
-		page_assign(dst, d, g, e, x);
-		g = e;
+			for (uint32_t k = first_after(s, g); k < s->n && s->v[k].lo < gap_end; k++) {
+				const struct ent *e = &s->v[k];
+				unsigned a = e->lo > g ? e->lo : g;
+				unsigned b = e->hi < gap_end ? e->hi : gap_end;
+				if (a > g) {
+					struct ent none = { (uint16_t)g, (uint16_t)a, FM_NONE, 0 };
+					page_assign(dst, d, g, a, &none);
+				}
+				struct ent copy = { (uint16_t)a, (uint16_t)b, e->stack_id, e->vacated_ns };
+				page_assign(dst, d, a, b, &copy);
+				g = b;
+			}
+		if (g < gap_end) {
+			struct ent none = { (uint16_t)g, (uint16_t)gap_end, FM_NONE, 0 };
+			page_assign(dst, d, g, gap_end, &none);
+		}
+		at = gap_end;
 	}
 }
 

@@ -8,9 +8,9 @@
  * snapshot can name the former sites of its holes without the chunks'
  * history: its size is bounded by the heap, not by the run.
  *
- * Pieces are 16-byte granules at 16-byte boundaries, kept per 16 KiB of
- * address space as a record index per granule (2 KiB a page); a range
- * that crosses such a boundary is split there. A chunk's piece may be split further by later writes over
+ * Pieces are 16-byte granules at 16-byte boundaries, kept per 64 KiB of
+ * address space in a sorted array; a range that crosses such a boundary is
+ * split there. A chunk's piece may be split further by later writes over
  * part of it; its pieces keep the chunk's (stack, vacated_ns), which tells
  * them apart from other chunks' (no two chunks of a process end at the same
  * instant).
