@@ -8,7 +8,7 @@
  * snapshot can name the former sites of its holes without the chunks'
  * history: its size is bounded by the heap, not by the run.
  *
- * Pieces are 16-byte granules at 16-byte boundaries, kept per 64 KiB of
+ * Pieces are 16-byte granules at 16-byte boundaries, kept per 16 KiB of
  * address space in a sorted array; a range that crosses such a boundary is
  * split there. A chunk's piece may be split further by later writes over
  * part of it; its pieces keep the chunk's (stack, vacated_ns), which tells
