@@ -80,6 +80,10 @@ collect_new(struct db *db, const char *dir, bool attach)
 	c->next_stack_id = c->next_chunk_id = c->next_process_id = 1;
 	c->every_ns = 60000000000LL;
 	c->perturb = selfcheck_perturb();
+	/* tests only: a collector slow between reading the spool directory
+	 * and opening the new processes' pidfds (tests/record/exec-gone.sh) */
+	const char *pause = getenv("HEAPPROF_TEST_SCAN_PAUSE_MS");
+	c->scan_pause_ms = pause ? (unsigned)atoi(pause) : 0;
 	return c;
 }
 
@@ -117,6 +121,69 @@ map_file(int dirfd, const char *name, size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+/* A pidfd of the process `pr` is: -1 and errno ESRCH if it is gone, or if
+ * its pid is another process's now (the start time is not its own). */
+static int
+open_pidfd(const struct proc *pr)
+{
+	int fd = (int)syscall(SYS_pidfd_open, pr->pid, 0);
+	char state;
+	unsigned long long ticks;
+
+	if (fd >= 0 && pr->start_ticks && proc_stat(pr->pid, &state, &ticks) &&
+	    ticks != pr->start_ticks) {
+		close(fd);
+		errno = ESRCH;
+		return -1;
+	}
+	return fd;
+}
+
+/* The process file NAME, mapped, if it is one of this format: else NULL. */
+static struct hp_proc_file *
+map_proc_file(struct collector *c, const char *name)
+{
+	struct hp_proc_file *proc = map_file(c->dirfd, name, HP_PAGE);
+
+	if (proc && (__atomic_load_n(&proc->magic, __ATOMIC_ACQUIRE) != HP_PROC_MAGIC ||
+		     proc->version != HP_EV_VERSION)) {
+		munmap(proc, HP_PAGE);
+		proc = NULL;
+	}
+	return proc;
+}
+
+static void new_proc(struct collector *c, const char *stem, struct hp_proc_file *proc);
+
+/*
+ * `pr` is gone, and no image that replaced it is known. If it exec'd
+ * before it ended, the image that replaced it made its process file at
+ * once: P<pid>.<serial + 1> (the first serial free; the collector removes
+ * no file while it runs). It is looked up by name, not left to the next
+ * directory read: found after `pr`'s end was written, it could no longer
+ * make that end an exec, and `pr` would have taken its exit status.
+ */
+static void
+find_next_image(struct collector *c, struct proc *pr)
+{
+	char stem[64], name[80];
+	struct hp_proc_file *proc;
+
+	if (pr->exec_ended || rows_find_proc(c, pr->pid, pr->serial + 1))
+		return;
+	snprintf(stem, sizeof(stem), "P%d.%llu", (int)pr->pid,
+		 (unsigned long long)pr->serial + 1);
+	snprintf(name, sizeof(name), "%s.proc", stem);
+	if ((proc = map_proc_file(c, name)) == NULL)
+		return;
+	if (proc->pid != pr->pid || proc->serial != pr->serial + 1 ||
+	    proc->start_ticks != pr->start_ticks) {
+		munmap(proc, HP_PAGE); /* another process's, with the pid again */
+		return;
+	}
+	new_proc(c, stem, proc);
+}
+
 static void
 new_proc(struct collector *c, const char *stem, struct hp_proc_file *proc)
 {
@@ -147,8 +214,21 @@ new_proc(struct collector *c, const char *stem, struct hp_proc_file *proc)
 			after = o;
 	}
 	if (before) {
+		/* How the pid ended is the last image's end: a status taken for
+		 * the one before (its pidfd fired, a reap) is this one's. */
+		bool rewrite = before->finished && !before->exec_ended;
+		if (before->waited && !before->exec_ended) {
+			pr->waited = true;
+			pr->wait_status = before->wait_status;
+			before->waited = false;
+		}
 		before->dead = before->exec_ended = true;
 		pr->row.exec_from = before->process_id;
+		if (rewrite) {
+			/* its end was written as its own: it is an exec */
+			rows_set_end(c, before);
+			rows_write_process(c, before);
+		}
 	}
 	if (after) {
 		pr->dead = pr->exec_ended = true;
@@ -159,12 +239,17 @@ new_proc(struct collector *c, const char *stem, struct hp_proc_file *proc)
 	 * them), the zombie's status for the others where we catch it. Without
 	 * pidfds (ENOSYS before Linux 5.3, a seccomp filter, valgrind) it is
 	 * watched in /proc (gone_by_proc). */
-	pr->pidfd = (int)syscall(SYS_pidfd_open, pr->pid, 0);
-	if (pr->pidfd < 0 && errno == ESRCH && !after)
-		pr->dead = true;
+	pr->pidfd = open_pidfd(pr);
+	bool gone = pr->pidfd < 0 && errno == ESRCH && !after;
 	c->procs = xrealloc(c->procs, (c->nprocs + 1) * sizeof(*c->procs));
 	c->procs[c->nprocs++] = pr;
 	rows_write_process(c, pr);
+	/* Gone since the directory was read: it may have exec'd first, and
+	 * then the image that replaced it has its files by now. */
+	if (gone)
+		find_next_image(c, pr);
+	if (gone && !pr->exec_ended)
+		pr->dead = true;
 }
 
 static int
@@ -223,12 +308,11 @@ scan_spool(struct collector *c)
 			continue;
 		if (rows_find_proc(c, pid, serial))
 			continue;
-		struct hp_proc_file *proc = map_file(c->dirfd, name, HP_PAGE);
+		struct hp_proc_file *proc = map_proc_file(c, name);
 		if (proc == NULL)
 			continue;
-		if (__atomic_load_n(&proc->magic, __ATOMIC_ACQUIRE) != HP_PROC_MAGIC ||
-		    proc->version != HP_EV_VERSION) {
-			munmap(proc, HP_PAGE);
+		if (proc->pid != pid || proc->serial != serial) {
+			munmap(proc, HP_PAGE); /* not the file its name says */
 			continue;
 		}
 		found = xrealloc(found, (nfound + 1) * sizeof(*found));
@@ -237,11 +321,18 @@ scan_spool(struct collector *c)
 		nfound++;
 	}
 	closedir(d);
+	if (nfound && c->scan_pause_ms)
+		poll(NULL, 0, (int)c->scan_pause_ms);
 	/* In the order the processes began (a parent before its children, a
 	 * process before the one that replaced it by exec), whatever readdir says. */
 	qsort(found, nfound, sizeof(*found), by_start);
-	for (size_t i = 0; i < nfound; i++)
-		new_proc(c, found[i].stem, found[i].proc);
+	for (size_t i = 0; i < nfound; i++) {
+		/* found already as the image that replaced one gone (new_proc) */
+		if (rows_find_proc(c, found[i].proc->pid, found[i].proc->serial))
+			munmap(found[i].proc, HP_PAGE);
+		else
+			new_proc(c, found[i].stem, found[i].proc);
+	}
 	free(found);
 	for (size_t i = 0; i < c->nprocs; i++)
 		if (!c->procs[i]->finished)
@@ -942,6 +1033,7 @@ collect_poll(struct collector *c)
 				/* it may have exec'd and ended since the scan above:
 				 * the files of the process that replaced it exist now */
 				scan_spool(c);
+				find_next_image(c, pr);
 			}
 		}
 		if (pr->dead)

@@ -1020,7 +1020,8 @@ start_collector(void)
 	argv[k++] = output_path;
 	argv[k] = NULL;
 	/* The collector must not record itself: no LD_PRELOAD, no
-	 * HEAPPROF_ variables. It daemonizes (it must not stay our child),
+	 * HEAPPROF_ variables but the tests' (HEAPPROF_TEST_). It
+	 * daemonizes (it must not stay our child),
 	 * so this spawn returns once it has. */
 	size_t n = 0;
 	k = 0;
@@ -1033,7 +1034,8 @@ start_collector(void)
 	}
 	for (size_t i = 0; i < n; i++)
 		if (strncmp(environ[i], "LD_PRELOAD=", 11) != 0 &&
-		    strncmp(environ[i], "HEAPPROF_", 9) != 0)
+		    (strncmp(environ[i], "HEAPPROF_", 9) != 0 ||
+		     strncmp(environ[i], "HEAPPROF_TEST_", 14) == 0))
 			env[k++] = environ[i];
 	env[k] = NULL;
 	int rc = posix_spawn(&child, bin, NULL, NULL, argv, env);

@@ -156,8 +156,47 @@ leaf(int role)
 	case 13: /* a grandchild replaced by exec */
 		raise(SIGTERM);
 		break;
+	case 33: /* exec-late */
+		raise(SIGTERM);
+		break;
+	case 34:
+		return 34;
+	case 35:
+		become(36);
+		break;
+	case 36:
+		return 36;
 	}
 	return 100;
+}
+
+/*
+ * exec-late: children (roles 30-32) that exec a while after they began,
+ * into images that end at once (33: a signal, 34: an exit, 35: another
+ * exec, into 36), each reaped by this process (29) as soon as it ends. A
+ * collector that read the spool directory before a child's exec and looks
+ * at the child only after its end (tests/record/exec-gone.sh makes it
+ * that slow) must still see the exec, and give the end to the last image.
+ */
+static int
+exec_late(void)
+{
+	int st;
+	pid_t p;
+
+	mark(29);
+	usleep(600000);
+	for (int i = 0; i < 3; i++) {
+		if ((p = fork()) == 0) {
+			mark(30 + i);
+			usleep(100000);
+			become(33 + i);
+		}
+		waitpid(p, &st, 0);
+		show(i == 0 ? "30" : i == 1 ? "31" : "32", st);
+		usleep(600000);
+	}
+	return 0;
 }
 
 /* Role 9: a child with grandchildren of its own, each reaped by it. */
@@ -274,6 +313,8 @@ main(int argc, char **argv)
 	self = argv[0];
 	if (argc > 1 && strcmp(argv[1], "pidfd-exit-info") == 0)
 		return pidfd_exit_info();
+	if (argc > 1 && strcmp(argv[1], "exec-late") == 0)
+		return exec_late();
 	if (argc > 1)
 		return leaf(atoi(argv[1]));
 	mark(0);
