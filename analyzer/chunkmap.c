@@ -26,8 +26,11 @@ struct chunkmap {
 	struct chunk_entry **blocks;
 	size_t nblocks;
 	uint32_t used;         /* entries handed out so far, free or not */
-	uint32_t *free_list;   /* indexes, last freed on top */
-	size_t nfree, free_cap;
+	uint32_t free_head;    /* the entry freed last, 0: none; each free
+				* entry's stack_id is the index of the one
+				* freed before it (a list in the entries, not
+				* an array beside them: perl's 1.4 M frees made
+				* that 8 MiB) */
 	size_t count;
 };
 
@@ -52,7 +55,6 @@ chunkmap_free(struct chunkmap *m)
 	for (size_t i = 0; i < m->nblocks; i++)
 		free(m->blocks[i]);
 	free(m->blocks);
-	free(m->free_list);
 	free(m);
 }
 
@@ -181,12 +183,13 @@ chunkmap_add(struct chunkmap *m, uint64_t addr)
 	uint32_t *slot = slot_of(get_page(m, addr >> PAGE_SHIFT), addr);
 	uint32_t index;
 
-	if (m->nfree) {
-		index = m->free_list[--m->nfree];
+	if (m->free_head) {
+		index = m->free_head;
+		m->free_head = chunkmap_at(m, index)->stack_id;
 		/* the next add's entry, freed who knows how long ago: on its
 		 * way while this one is filled in */
-		if (m->nfree) {
-			uint32_t next = m->free_list[m->nfree - 1] - 1;
+		if (m->free_head) {
+			uint32_t next = m->free_head - 1;
 			__builtin_prefetch(&m->blocks[next >> BLOCK_SHIFT][next & (BLOCK - 1)], 1);
 		}
 	} else {
@@ -218,12 +221,9 @@ chunkmap_remove(struct chunkmap *m, struct chunk_entry *e)
 	} else {
 		index = chunkmap_index(m, e);
 	}
-	if (m->nfree == m->free_cap) {
-		m->free_cap = m->free_cap ? m->free_cap * 2 : 1024;
-		m->free_list = xrealloc(m->free_list, m->free_cap * sizeof(*m->free_list));
-	}
-	m->free_list[m->nfree++] = index;
 	e->addr = 0;
+	e->stack_id = m->free_head;
+	m->free_head = index;
 	m->count--;
 }
 
@@ -245,9 +245,6 @@ chunkmap_clone(const struct chunkmap *m)
 		c->blocks[b] = xaligned(64, BLOCK * sizeof(struct chunk_entry));
 		memcpy(c->blocks[b], m->blocks[b], BLOCK * sizeof(struct chunk_entry));
 	}
-	c->free_list = m->free_cap ? xmalloc(m->free_cap * sizeof(*c->free_list)) : NULL;
-	if (m->nfree)
-		memcpy(c->free_list, m->free_list, m->nfree * sizeof(*c->free_list));
 	return c;
 }
 

@@ -63,6 +63,8 @@ void chunkmap_prefetch_entry(const struct chunkmap *m, uint64_t addr);
  * but addr. */
 struct chunk_entry *chunkmap_add(struct chunkmap *m, uint64_t addr);
 
+/* Free the entry: its addr becomes 0 and its stack_id the map's (the list
+ * of free entries); the rest is left as it was until it is reused. */
 void chunkmap_remove(struct chunkmap *m, struct chunk_entry *e);
 
 /* A copy of the map and every entry in it, at the same indexes (a forked
