@@ -185,14 +185,19 @@ static const unsigned snap_origin_col[] = { 3, 4, 5, 6, 7, 8, 10, 12, 13 };
 /* Batches handed over but not written yet: room for bursts. A program
  * that frees much at once (perl's global destruction, python dropping a
  * big structure) makes rows faster than the writer writes them; with room
- * for 256K rows the program runs on meanwhile instead of waiting on full
+ * for 64K rows the program runs on meanwhile instead of waiting on full
  * rings. perl text.pl, 7 alternating runs: 6 batches 2.05 s, 64 2.09 s,
- * 128 2.05 s, 256 1.98 s, 512 1.91 s; measured again with the TSC clock
- * (5 alternating pairs, with the 8 MiB page cache below), 256 against
- * 512: perl 2.55 s against 2.58 s and 175 MB peak RSS against 196,
+ * 128 2.05 s, 256 1.98 s, 512 1.91 s; 256 against 512 (5 alternating
+ * pairs): perl 2.55 s against 2.58 s and 175 MB peak RSS against 196,
  * python3 alloc.py x0.4 4.00 s against 4.23 and 180 MB against 194, the
- * churn 0.80 s either way and 66 MB against 83. */
-#define MAX_QUEUED 256
+ * churn 0.80 s either way and 66 MB against 83. Then 64 against 256 (the
+ * held batches are most of what the collector has besides its model at
+ * its peak, the end of a run, when every live chunk's row is made): perl
+ * 3.39 s against 3.84 s (10 alternating pairs, medians, busy host), 154
+ * MiB against 166; cc1 2.27 s against 2.48, 67 against 68 MiB; python3
+ * alloc.py x1 16.5 s either way (6 pairs), 281 MiB against 300; the churn
+ * 0.93 s against 1.05, 44 against 57 MiB. */
+#define MAX_QUEUED 64
 
 struct rowbuf {
 	unsigned ncols, n;
