@@ -27,12 +27,7 @@ bounded() {
 bounded env LD_PRELOAD="$LIB" HEAPPROF_OUTPUT="$TMP/ring.db" \
 	HEAPPROF_RING_KB=18014398509481984 "$PROGS/rec-known" >"$TMP/out" 2>"$TMP/err"
 check "HEAPPROF_RING_KB=2^54: the program ends with its status" 7 "$rc"
-i=0
-while [ "$(q "$TMP/ring.db" "SELECT value FROM meta WHERE key = 'complete'" 2>/dev/null)" != 1 ] &&
-	[ $i -lt 200 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_complete "$TMP/ring.db"
 check "and it is recorded" 1 "$(q "$TMP/ring.db" 'SELECT count(*) > 100 FROM chunks')"
 
 # a spool directory that is not heapprof's: nothing is written there

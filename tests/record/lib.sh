@@ -39,6 +39,17 @@ line() {
 	grep -n "$2" "$1" | head -n 1 | cut -d: -f1
 }
 
+# wait_complete DB: wait (30 s at most) for a collector that runs on its
+# own (HEAPPROF_OUTPUT) to mark DB complete.
+wait_complete() {
+	_w=0
+	while [ "$(q "$1" "SELECT value FROM meta WHERE key = 'complete'" 2>/dev/null)" != 1 ] &&
+		[ $_w -lt 300 ]; do
+		sleep 0.1
+		_w=$((_w + 1))
+	done
+}
+
 finish() {
 	echo "$checks checks, $failures failed"
 	[ "$failures" -eq 0 ]

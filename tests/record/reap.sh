@@ -110,12 +110,7 @@ done
 LD_PRELOAD=$LIB HEAPPROF_OUTPUT=$TMP/alone.db "$PROG" >"$TMP/alone.out" 2>"$TMP/alone.err"
 check "HEAPPROF_OUTPUT: the program's status and output, unchanged" "0|" \
 	"$?|$(diff "$TMP/native.out" "$TMP/alone.out")"
-i=0
-while [ "$(q "$TMP/alone.db" "SELECT value FROM meta WHERE key = 'complete'" 2>/dev/null)" != 1 ] &&
-	[ $i -lt 300 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_complete "$TMP/alone.db"
 check "HEAPPROF_OUTPUT: the database is complete" 1 \
 	"$(q "$TMP/alone.db" "SELECT value FROM meta WHERE key = 'complete'")"
 check_ends "$TMP/alone.db" "HEAPPROF_OUTPUT" "16 20"

@@ -104,11 +104,6 @@ kill -ALRM $prog
 kill -HUP $prog
 wait $prog
 check "the program ends normally" "0|usr1 1 alrm 1 hup 1 int 0" "$?|$(cat "$TMP/out")"
-i=0
-while [ "$(q "$TMP/alone.db" "SELECT value FROM meta WHERE key = 'complete'" 2>/dev/null)" != 1 ] &&
-	[ $i -lt 200 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_complete "$TMP/alone.db"
 check "and its database is complete" "1|3" "$(complete "$TMP/alone.db")"
 finish

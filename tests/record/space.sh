@@ -92,12 +92,7 @@ unshare -m sh -c 'mount -t tmpfs -o size=4m tmpfs /dev/shm &&
 	sh "$(dirname "$HEAPPROF")" "$OUT/alone.db" "$PROGS/rec-churn" >"$TMP/out" 2>"$TMP/err"
 check "standalone, 4 MiB /dev/shm: the program ends normally" "0|churned 4 x 20000" \
 	"$?|$(cat "$TMP/out")"
-i=0
-while [ "$(q "$OUT/alone.db" "SELECT value FROM meta WHERE key = 'complete'" 2>/dev/null)" != 1 ] &&
-	[ $i -lt 200 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_complete "$OUT/alone.db"
 check "and every chunk is recorded" "80004|0" \
 	"$(churned "$OUT/alone.db")|$(q "$OUT/alone.db" 'SELECT sum(dropped_events) FROM processes')"
 

@@ -10,12 +10,7 @@ out=$(LD_PRELOAD=$LIB HEAPPROF_OUTPUT=$DB "$PROGS/rec-tree" 2>"$TMP/err")
 check "program unaffected" "0|children: 3 4 4 4" "$?|$out"
 check "nothing on stderr" "" "$(cat "$TMP/err")"
 # the collector finishes on its own once every process is gone
-i=0
-while [ "$(q "$DB" "SELECT value FROM meta WHERE key = 'complete'" 2>/dev/null)" != 1 ] &&
-	[ $i -lt 200 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_complete "$DB"
 check "database completed" 1 "$(q "$DB" "SELECT value FROM meta WHERE key = 'complete'")"
 check "integrity" ok "$(q "$DB" 'PRAGMA integrity_check')"
 check "all six images" 6 "$(q "$DB" 'SELECT count(*) FROM processes')"
@@ -27,12 +22,7 @@ check "root ended by exit 0 (its exit record)" "exit|0" \
 # was given (other heapprof runs on this machine have theirs, which this
 # test does not look at)
 spool=$(LD_PRELOAD=$LIB HEAPPROF_OUTPUT=$TMP/sh.db sh -c 'printf %s "$HEAPPROF_SPOOL"')
-i=0
-while [ "$(q "$TMP/sh.db" "SELECT value FROM meta WHERE key = 'complete'" 2>/dev/null)" != 1 ] &&
-	[ $i -lt 200 ]; do
-	sleep 0.1
-	i=$((i + 1))
-done
+wait_complete "$TMP/sh.db"
 check "its spool directory ($spool) is gone once the database is complete" "yes|no" \
 	"$(case $spool in */heapprof-*) echo yes ;; esac)|$([ -e "$spool" ] && echo yes || echo no)"
 
