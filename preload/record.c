@@ -1020,9 +1020,8 @@ start_collector(void)
 	argv[k++] = output_path;
 	argv[k] = NULL;
 	/* The collector must not record itself: no LD_PRELOAD, no
-	 * HEAPPROF_ variables but the tests' (HEAPPROF_TEST_). It
-	 * daemonizes (it must not stay our child),
-	 * so this spawn returns once it has. */
+	 * HEAPPROF_ variables but the tests' (HEAPPROF_TEST_). It daemonizes
+	 * (it must not stay our child), so this spawn returns once it has. */
 	size_t n = 0;
 	k = 0;
 	while (environ[n])
