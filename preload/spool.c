@@ -28,6 +28,8 @@
 
 /* The smallest ring a thread gets when space is short. */
 #define RING_MIN (64 * 1024)
+/* The blocks a ring takes before it goes round early (wrap_early). */
+#define RING_SOFT (1024 * 1024)
 
 /* File names: P<pid>.<serial>.proc and P<pid>.<serial>.r<n>. */
 static void
@@ -604,6 +606,23 @@ wait_for_room(struct hp_spool *s, struct hp_ring *r, size_t bytes)
 	}
 }
 
+/*
+ * Whether the ring, about to grow past RING_SOFT bytes of blocks, should
+ * go round now instead: when the collector has caught up, so that padding
+ * the rest of the data area and the record after it fit without a wait.
+ * Its blocks are resident (populate), so a ring that always went through
+ * its whole data area held all of it: 8 MiB for every busy thread. Now it
+ * grows past RING_SOFT only while the collector lags.
+ */
+static bool
+wrap_early(struct hp_ring *r, uint64_t off, size_t bytes)
+{
+	if (r->reserved < RING_SOFT)
+		return false;
+	r->tail_seen = __atomic_load_n(&r->hdr->tail, __ATOMIC_ACQUIRE);
+	return r->head + (r->size - off) + bytes - r->tail_seen <= r->size;
+}
+
 void *
 hp_spool_begin(struct hp_spool *s, struct hp_ring *r, size_t bytes)
 {
@@ -622,12 +641,13 @@ hp_spool_begin(struct hp_spool *s, struct hp_ring *r, size_t bytes)
 		off = 0;
 	}
 	/* Pad to the end of the data area: records never wrap. And where the
-	 * ring has no blocks to go further (its filesystem is full), it goes
-	 * round within those it has, the rest padded over, never touched (its
-	 * first segment holds any record and a header after it). */
+	 * ring has no blocks to go further (its filesystem is full), or need
+	 * not take more (wrap_early), it goes round within those it has, the
+	 * rest padded over, never touched (its first segment holds any record
+	 * and a header after it). */
 	if (off + bytes > r->size ||
 	    (__builtin_expect(off + bytes + sizeof(struct hp_ev) > r->reserved, 0) &&
-	     !ring_room(s, r, off, bytes))) {
+	     (wrap_early(r, off, bytes) || !ring_room(s, r, off, bytes)))) {
 		size_t pad = r->size - off;
 		if (r->head + pad - r->tail_seen > r->size && !wait_for_room(s, r, pad))
 			return NULL;
