@@ -82,6 +82,14 @@ struct kept {
 	int64_t id, start, end;
 };
 
+/* A former-holder change of this event, not applied yet. */
+struct pend_former {
+	uint64_t addr, bytes;
+	int64_t ns;
+	uint32_t stack_id;
+	bool clear; /* the heap went away; else the chunk of stack_id vacated */
+};
+
 struct snap {
 	struct db *db;
 	int64_t process_id;
@@ -108,6 +116,16 @@ struct snap {
 	/* snapshots */
 	struct formermap *former;
 	struct cand cand[C_N];
+	/* The changes of the event being applied, while a candidate is
+	 * active: entries' earlier values and former changes, kept for
+	 * snap_after. An event that makes a new worst or peak begins that
+	 * candidate anew, and its changes come before the new one's instant:
+	 * they are dropped, not put in the record and taken out again
+	 * (python3: half a million new worsts, one every four events). */
+	struct chunk_entry *pend;
+	size_t npend, pend_cap;
+	struct pend_former *pf;
+	size_t npf, pf_cap;
 	unsigned failures;
 };
 
@@ -141,6 +159,14 @@ snap_fork(const struct snap *parent)
 	if (parent->former) {
 		fm_free(s->former);
 		s->former = fm_clone(parent->former);
+		/* the fork record changes nothing: this only makes sure */
+		for (size_t i = 0; i < parent->npf; i++) {
+			const struct pend_former *p = &parent->pf[i];
+			if (p->clear)
+				fm_clear(s->former, p->addr, p->bytes);
+			else
+				fm_set(s->former, p->addr, p->bytes, p->stack_id, p->ns);
+		}
 	}
 	return s;
 }
@@ -193,6 +219,8 @@ snap_free(struct snap *s)
 		free(c->res);
 	}
 	fm_free(s->former);
+	free(s->pend);
+	free(s->pf);
 	free(s->sites);
 	free(s->site_table);
 	free(s->active);
@@ -364,70 +392,119 @@ flush_interval(struct snap *s, int64_t end)
 
 /* ---- the undo record of a candidate ---- */
 
-/* Keep addr's earlier value (e; NULL: nothing there), not held yet. */
+/* Keep an address's earlier value (kind SAVED_ABSENT: nothing there), not
+ * held yet. */
 static void
-saved_put(struct cand *c, uint64_t addr, const struct chunk_entry *e)
+saved_put(struct cand *c, const struct chunk_entry *e)
 {
 	if (c->nsaved == c->saved_cap) {
 		c->saved_cap = c->saved_cap ? 2 * c->saved_cap : 1024;
 		c->saved = xrealloc(c->saved, c->saved_cap * sizeof(*c->saved));
 	}
-	struct chunk_entry *v = &c->saved[c->nsaved++];
-	if (e) {
-		*v = *e;
-	} else {
-		*v = (struct chunk_entry){ .addr = addr, .kind = SAVED_ABSENT };
-	}
+	c->saved[c->nsaved++] = *e;
+}
+
+static bool
+any_active(const struct snap *s)
+{
+	return s->cand[C_WORST].active || s->cand[C_PEAK].active;
 }
 
 void
 snap_touch(struct snap *s, struct hm *m, uint64_t addr)
 {
-	for (int k = 0; k < C_N; k++) {
-		struct cand *c = &s->cand[k];
-		if (!c->active)
-			continue;
-		if (!c->held)
-			c->held = as_new();
-		if (!as_add(c->held, addr))
-			continue;
-		struct chunk_entry *e = chunkmap_slot(m->map, addr);
-		saved_put(c, addr, e && e->addr == addr ? e : NULL);
+	if (!any_active(s))
+		return;
+	if (s->npend == s->pend_cap) {
+		s->pend_cap = s->pend_cap ? 2 * s->pend_cap : 16;
+		s->pend = xrealloc(s->pend, s->pend_cap * sizeof(*s->pend));
 	}
+	struct chunk_entry *e = chunkmap_slot(m->map, addr);
+	struct chunk_entry *v = &s->pend[s->npend++];
+	if (e && e->addr == addr)
+		*v = *e;
+	else
+		*v = (struct chunk_entry){ .addr = addr, .kind = SAVED_ABSENT };
 }
 
 static void
-save_former(struct snap *s, uint64_t addr, uint64_t bytes)
+former_change(struct snap *s, uint64_t addr, uint64_t bytes, uint32_t stack_id, int64_t ns,
+	      bool clear)
 {
-	for (int k = 0; k < C_N; k++) {
-		struct cand *c = &s->cand[k];
-		if (!c->active)
-			continue;
-		if (!c->former)
-			c->former = fm_new();
-		if (c->nfr < FORMER_RANGES)
-			c->fr[c->nfr] = (struct range){ addr, bytes };
-		c->nfr++;
-		fm_save(c->former, s->former, addr, bytes);
+	if (!s->former)
+		return;
+	if (any_active(s)) {
+		if (s->npf == s->pf_cap) {
+			s->pf_cap = s->pf_cap ? 2 * s->pf_cap : 16;
+			s->pf = xrealloc(s->pf, s->pf_cap * sizeof(*s->pf));
+		}
+		s->pf[s->npf++] = (struct pend_former){ addr, bytes, ns, stack_id, clear };
+	} else if (clear) {
+		fm_clear(s->former, addr, bytes);
+	} else {
+		fm_set(s->former, addr, bytes, stack_id, ns);
 	}
 }
 
 void
 snap_vacated(struct snap *s, const struct chunk_entry *e, int64_t ns)
 {
-	if (!s->former)
-		return;
-	save_former(s, e->addr, e->chunk_bytes);
-	fm_set(s->former, e->addr, e->chunk_bytes, e->stack_id, ns);
+	former_change(s, e->addr, e->chunk_bytes, e->stack_id, ns, false);
 }
 
 void
 snap_heap_gone(struct snap *s, uint64_t addr, uint64_t bytes)
 {
-	if (!s->former)
-		return;
-	save_former(s, addr, bytes);
-	fm_clear(s->former, addr, bytes);
+	former_change(s, addr, bytes, 0, 0, true);
+}
+
+/* The event's changes: into the records of the candidates in `keep` (a
+ * bit per candidate) the first earlier value of each address and former
+ * range they do not hold yet; the former changes applied. */
+static void
+settle_pending(struct snap *s, unsigned keep)
+{
+	for (int k = 0; k < C_N; k++) {
+		struct cand *c = &s->cand[k];
+		if (!(keep >> k & 1))
+			continue;
+		for (size_t i = 0; i < s->npend; i++) {
+			if (!c->held)
+				c->held = as_new();
+			if (as_add(c->held, s->pend[i].addr))
+				saved_put(c, &s->pend[i]);
+		}
+	}
+	for (size_t i = 0; i < s->npf; i++) {
+		const struct pend_former *p = &s->pf[i];
+		for (int k = 0; k < C_N; k++) {
+			struct cand *c = &s->cand[k];
+			if (!(keep >> k & 1))
+				continue;
+			if (!c->former)
+				c->former = fm_new();
+			if (c->nfr < FORMER_RANGES)
+				c->fr[c->nfr] = (struct range){ p->addr, p->bytes };
+			c->nfr++;
+			fm_save(c->former, s->former, p->addr, p->bytes);
+		}
+		if (p->clear)
+			fm_clear(s->former, p->addr, p->bytes);
+		else
+			fm_set(s->former, p->addr, p->bytes, p->stack_id, p->ns);
+	}
+	s->npend = 0;
+	s->npf = 0;
+}
+
+/* Every active candidate keeps the changes made since the last event
+ * (none, between events: this only makes sure). */
+static void
+settle_all(struct snap *s)
+{
+	if (s->npend || s->npf)
+		settle_pending(s, (s->cand[C_WORST].active << C_WORST) |
+					  (s->cand[C_PEAK].active << C_PEAK));
 }
 
 /* ---- writing a snapshot ---- */
@@ -858,6 +935,7 @@ snap_before(struct snap *s, struct hm *m, int64_t ns)
 {
 	if (!s->started || ns < s->next)
 		return;
+	settle_all(s);
 	/* the state is unchanged since the last event: one boundary stands
 	 * for all that passed since */
 	int64_t b = s->next + (ns - s->next) / s->every * s->every;
@@ -882,9 +960,13 @@ snap_after(struct snap *s, struct hm *m, int64_t ns)
 {
 	if (!s->snapshots || !s->started)
 		return;
-	if (m->untrimmable > m->worst_untrimmable)
+	bool worst = m->untrimmable > m->worst_untrimmable, peak = m->extent > m->peak_extent;
+	if (s->npend || s->npf)
+		settle_pending(s, ((s->cand[C_WORST].active && !worst) << C_WORST) |
+					  ((s->cand[C_PEAK].active && !peak) << C_PEAK));
+	if (worst)
 		begin_candidate(s, C_WORST, m, ns, m->untrimmable);
-	if (m->extent > m->peak_extent)
+	if (peak)
 		begin_candidate(s, C_PEAK, m, ns, m->extent);
 	for (int k = 0; k < C_N; k++) {
 		struct cand *c = &s->cand[k];
@@ -910,8 +992,10 @@ snap_after(struct snap *s, struct hm *m, int64_t ns)
 void
 snap_demand(struct snap *s, struct hm *m, int64_t ns)
 {
-	if (s->snapshots && s->started)
+	if (s->snapshots && s->started) {
+		settle_all(s);
 		write_state(s, m, NULL, "demand", ns, false);
+	}
 }
 
 void
@@ -919,6 +1003,7 @@ snap_end(struct snap *s, struct hm *m, int64_t ns)
 {
 	if (!s->started)
 		return;
+	settle_all(s);
 	if (s->snapshots) {
 		int64_t exit_id = write_state(s, m, NULL, "exit", ns, false);
 		for (int k = 0; k < C_N; k++) {
