@@ -1505,6 +1505,8 @@ db_create(const char *path, char *err, size_t errcap)
 	if (pthread_create(&db->writer, NULL, writer_main, db) == 0)
 		db->writer_running = true;
 	db->sym = symworker_start();
+	if (db->sym)
+		symworker_release_when_idle(db->sym);
 	return db;
 }
 

@@ -34,6 +34,16 @@ struct symworker;
  * symworker_finish). NULL if out of memory for the context. */
 struct symworker *symworker_start(void);
 
+/* Let go of libdw's memory (libc's debug sections: 12 MiB) whenever no
+ * address has come for a while (symworker.c: from half a second), and
+ * open the objects again for the next one: a program meets most of its
+ * code early, and the collector's peak, at the end of a run, is then
+ * without it. */
+void symworker_release_when_idle(struct symworker *w);
+
+/* How many times the thread let go of libdw's memory so far. */
+unsigned symworker_releases(struct symworker *w);
+
 /* Look up nothing until symworker_finish (which then does it all, on the
  * caller's thread): for a long run whose memory must stay low, as
  * libdw's debug sections take memory of their own (libc's: 10 MiB). */
