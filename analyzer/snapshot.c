@@ -17,6 +17,7 @@
 #define FORMER_RANGES 8          /* former ranges a record lists */
 #define HELD_PAGES_KEPT 256      /* an emptied record keeps this much of its
 				  * address set (128 KiB) */
+#define SAVED_SHRINK 65536       /* a record written is given back 4 MiB at a time */
 
 enum { C_WORST, C_PEAK, C_N };
 static const char *const cand_reason[C_N] = { "worst", "peak" };
@@ -836,9 +837,23 @@ write_candidate(struct snap *s, int k, struct hm *m)
 	for (struct chunk_entry *e; (e = chunkmap_next(m->map, &cursor));)
 		if (!c->held || !as_has(c->held, e->addr))
 			ok &= place(t, e);
-	for (size_t i = 0; i < c->nsaved; i++)
+	/* the record's entries from its end, its memory given back as they
+	 * go: the copy grows by what the record shrinks (perl's peak: 0.7 M
+	 * entries, 45 MB less at the collector's peak). The record is spent:
+	 * the candidate is cleared once written. */
+	as_free(c->held);
+	c->held = NULL;
+	for (size_t i = c->nsaved; i-- > 0;) {
 		if (c->saved[i].kind != SAVED_ABSENT)
 			ok &= place(t, &c->saved[i]);
+		if (i % SAVED_SHRINK == 0 && i) {
+			c->saved = xrealloc(c->saved, i * sizeof(*c->saved));
+			c->saved_cap = i;
+		}
+	}
+	free(c->saved);
+	c->saved = NULL;
+	c->saved_cap = c->nsaved = 0;
 	/* the resident pages as they were: now's, with the words changed
 	 * since taken back */
 	for (size_t i = 0; i < c->nheaps && i < m->nheaps; i++) {
