@@ -1505,8 +1505,6 @@ db_create(const char *path, char *err, size_t errcap)
 	if (pthread_create(&db->writer, NULL, writer_main, db) == 0)
 		db->writer_running = true;
 	db->sym = symworker_start();
-	if (db->sym)
-		symworker_release_when_idle(db->sym);
 	return db;
 }
 
@@ -2202,6 +2200,13 @@ symbolize_frames(struct db *db)
 }
 
 void
+db_large_model(struct db *db)
+{
+	if (db->sym)
+		symworker_defer(db->sym);
+}
+
+void
 db_bounded(struct db *db)
 {
 	db->compact = true;
@@ -2239,6 +2244,9 @@ db_finish(struct db *db, char *err, size_t errcap)
 	char *indexes = schema_part("\n-- @indexes\n", "\n-- @views\n");
 	bool ok;
 
+	/* what was deferred is looked up while the indexes are built */
+	if (db->sym)
+		symworker_resume(db->sym);
 	stop_writer(db);
 	ok = !db->error[0] && exec(db, "COMMIT; BEGIN") && exec(db, indexes) &&
 	     symbolize_frames(db);

@@ -198,6 +198,15 @@ void db_site(struct db *db, int64_t interval_id, const struct db_site *s);
 void db_interval_merge(struct db *db, int64_t into, int64_t from, int64_t process_id,
 		       int64_t start_ns, int64_t end_ns);
 
+/* A process's model has grown large (rows.c: LARGE_MODEL chunks): the
+ * addresses still to come are symbolized at the end, in db_finish, once
+ * the models are freed (while the indexes are built), and libdw's memory
+ * (12 MiB of libc's debug sections) is let go of now. The collector's
+ * peak is a large model's; it is then without libdw, for a wait at the end
+ * (python3, 7000 addresses: ~50 ms). A small model's run symbolizes as it
+ * goes. */
+void db_large_model(struct db *db);
+
 /* A snapshot recording's: the file is rewritten without its free pages
  * when finishing (it deletes the snapshots it replaces), and at most 16
  * batches wait for the writer (a snapshot is a burst of rows: memory stays

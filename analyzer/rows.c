@@ -427,6 +427,11 @@ free_chunk(struct proc *pr, struct chunk_entry *e, int32_t tid, int fate)
 	e->fate = (uint8_t)fate;
 }
 
+/* A model this large (16 MiB of entries, and their slots) is worth
+ * symbolizing the rest at the end without libdw's 12 MiB beside it
+ * (db_large_model). */
+#define LARGE_MODEL 262144
+
 static void
 on_alloc(struct collector *c, struct proc *pr, const struct hp_ev_alloc *ev)
 {
@@ -460,6 +465,10 @@ on_alloc(struct collector *c, struct proc *pr, const struct hp_ev_alloc *ev)
 	model_add(pr, e);
 	snap_alloc(pr->snap, e);
 	c->chunks++;
+	if (__builtin_expect(!c->large, 1) && chunkmap_count(pr->chunks) >= LARGE_MODEL) {
+		c->large = true;
+		db_large_model(c->db);
+	}
 }
 
 static void

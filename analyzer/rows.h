@@ -185,6 +185,7 @@ struct collector {
 	size_t nreaps, reaps_cap;
 	uint64_t merge_ns; /* the clock when the merge began */
 	bool perturb;      /* a test of the self-check (selfcheck.h) */
+	bool large;        /* a process's model has held LARGE_MODEL chunks */
 	unsigned scan_pause_ms; /* tests: a slow collector (collect_new) */
 };
 

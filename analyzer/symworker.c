@@ -7,22 +7,13 @@
 
 #include "symworker.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "util.h"
-
-/* How long the thread waits for another address before it lets go of
- * libdw's memory, when asked to: half a second, twice as long after each
- * time it had to open the objects again (each time costs it ~50 ms of
- * decompressing libc's debug sections), up to 8 s. */
-#define IDLE_RELEASE_MS 500
-#define IDLE_RELEASE_DOUBLINGS 4
 
 struct job {
 	int64_t image_id;
@@ -37,14 +28,10 @@ struct symworker {
 	size_t njobs, jobs_cap;
 	bool stop;        /* under mu */
 	bool running;
-	bool release;     /* under mu: let go of ctx when idle */
-	unsigned releases; /* under mu: times it did */
 	pthread_t thread;
-	/* the thread's own until it is joined; NULL: let go of, opened again
-	 * at the next lookup */
+	/* the thread's own until it is joined; NULL: let go of
+	 * (symworker_defer), opened again by the next lookup */
 	struct sym_ctx *ctx;
-	bool used;        /* ctx has looked something up */
-	unsigned reopened; /* times ctx was let go of and opened again */
 	struct sym_result *res;
 	size_t nres, res_cap;
 };
@@ -57,15 +44,12 @@ look_up(struct symworker *w, const struct job *j)
 	int n;
 
 	memset(f, 0, sizeof(f));
-	if (!w->ctx) {
+	if (!w->ctx)
 		w->ctx = sym_open();
-		w->reopened++;
-	}
 	/* a return address: look up the call instruction before it */
 	n = w->ctx ? sym_lookup(w->ctx, j->path, j->build_id, j->offset ? j->offset - 1 : 0, f,
 				SYM_MAX_LOGICAL, err, sizeof(err))
 		   : 0;
-	w->used = true;
 	if (n < 0)
 		n = 0;
 	if (w->nres == w->res_cap) {
@@ -92,32 +76,8 @@ drain(struct symworker *w, bool wait)
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (wait && w->njobs == 0 && !w->stop) {
-			if (!w->release || !w->used) {
-				pthread_cond_wait(&w->wake, &w->mu);
-				continue;
-			}
-			unsigned d = w->reopened < IDLE_RELEASE_DOUBLINGS ? w->reopened
-									  : IDLE_RELEASE_DOUBLINGS;
-			long ms = (long)IDLE_RELEASE_MS << d;
-			struct timespec t;
-			clock_gettime(CLOCK_MONOTONIC, &t);
-			t.tv_sec += ms / 1000;
-			t.tv_nsec += ms % 1000 * 1000000;
-			if (t.tv_nsec >= 1000000000) {
-				t.tv_sec++;
-				t.tv_nsec -= 1000000000;
-			}
-			if (pthread_cond_timedwait(&w->wake, &w->mu, &t) == ETIMEDOUT &&
-			    w->njobs == 0 && !w->stop) {
-				pthread_mutex_unlock(&w->mu);
-				sym_close(w->ctx);
-				w->ctx = NULL;
-				w->used = false;
-				pthread_mutex_lock(&w->mu);
-				w->releases++;
-			}
-		}
+		while (wait && w->njobs == 0 && !w->stop)
+			pthread_cond_wait(&w->wake, &w->mu);
 		if (w->njobs == 0)
 			break;
 		/* swap the queue for an empty one, and work without the lock */
@@ -160,11 +120,7 @@ symworker_start(void)
 		return NULL;
 	}
 	pthread_mutex_init(&w->mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&w->wake, &ca);
-	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&w->wake, NULL);
 	w->running = pthread_create(&w->thread, NULL, worker_main, w) == 0;
 	return w;
 }
@@ -180,24 +136,19 @@ symworker_defer(struct symworker *w)
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
 	w->running = false;
+	sym_close(w->ctx);
+	w->ctx = NULL;
 }
 
 void
-symworker_release_when_idle(struct symworker *w)
+symworker_resume(struct symworker *w)
 {
+	if (w->running)
+		return;
 	pthread_mutex_lock(&w->mu);
-	w->release = true;
-	pthread_cond_signal(&w->wake);
+	w->stop = false;
 	pthread_mutex_unlock(&w->mu);
-}
-
-unsigned
-symworker_releases(struct symworker *w)
-{
-	pthread_mutex_lock(&w->mu);
-	unsigned n = w->releases;
-	pthread_mutex_unlock(&w->mu);
-	return n;
+	w->running = pthread_create(&w->thread, NULL, worker_main, w) == 0;
 }
 
 void

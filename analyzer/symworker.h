@@ -34,20 +34,15 @@ struct symworker;
  * symworker_finish). NULL if out of memory for the context. */
 struct symworker *symworker_start(void);
 
-/* Let go of libdw's memory (libc's debug sections: 12 MiB) whenever no
- * address has come for a while (symworker.c: from half a second), and
- * open the objects again for the next one: a program meets most of its
- * code early, and the collector's peak, at the end of a run, is then
- * without it. */
-void symworker_release_when_idle(struct symworker *w);
-
-/* How many times the thread let go of libdw's memory so far. */
-unsigned symworker_releases(struct symworker *w);
-
-/* Look up nothing until symworker_finish (which then does it all, on the
- * caller's thread): for a long run whose memory must stay low, as
- * libdw's debug sections take memory of their own (libc's: 10 MiB). */
+/* Look up nothing more until symworker_resume or symworker_finish (which
+ * then does the rest, opening the objects again), and let go of libdw's
+ * memory now: for a run whose memory must stay low, as libdw's debug
+ * sections take memory of their own (libc's: 12 MiB). */
 void symworker_defer(struct symworker *w);
+
+/* Look up again on the thread, what was deferred first (the run's models
+ * are gone: its memory is not the run's peak any more). */
+void symworker_resume(struct symworker *w);
 
 /* An address to look up: a return address `offset` into the object at
  * `path`. path and build_id must stay valid until symworker_finish. */
