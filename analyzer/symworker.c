@@ -26,7 +26,7 @@ struct symworker {
 	pthread_cond_t wake;
 	struct job *jobs; /* under mu */
 	size_t njobs, jobs_cap;
-	bool stop;        /* under mu */
+	bool stop;        /* written under mu; the thread reads it between lookups */
 	bool running;
 	pthread_t thread;
 	/* the thread's own until it is joined; NULL: let go of
@@ -67,7 +67,21 @@ look_up(struct symworker *w, const struct job *j)
 	}
 }
 
-/* Take every job queued, look them up; until stopped and none is left. */
+static void
+put_job(struct symworker *w, const struct job *j)
+{
+	if (w->njobs == w->jobs_cap) {
+		w->jobs_cap = w->jobs_cap ? 2 * w->jobs_cap : 1024;
+		w->jobs = xrealloc(w->jobs, w->jobs_cap * sizeof(*w->jobs));
+	}
+	w->jobs[w->njobs++] = *j;
+}
+
+/* Take every job queued and look them up. The thread (`wait`) waits for
+ * more, and once stopped leaves what it has not begun in the queue: whoever
+ * stopped it (the collector, deferring; symworker_finish) waits for one
+ * lookup, not for the queue at idle priority. Without `wait`, until none
+ * is left. */
 static void
 drain(struct symworker *w, bool wait)
 {
@@ -78,20 +92,22 @@ drain(struct symworker *w, bool wait)
 	for (;;) {
 		while (wait && w->njobs == 0 && !w->stop)
 			pthread_cond_wait(&w->wake, &w->mu);
-		if (w->njobs == 0)
+		if (w->njobs == 0 || (wait && w->stop))
 			break;
 		/* swap the queue for an empty one, and work without the lock */
 		struct job *got = w->jobs;
-		size_t n = w->njobs, got_cap = w->jobs_cap;
+		size_t n = w->njobs, got_cap = w->jobs_cap, i;
 		w->jobs = batch;
 		w->jobs_cap = cap;
 		w->njobs = 0;
 		pthread_mutex_unlock(&w->mu);
-		for (size_t i = 0; i < n; i++)
+		for (i = 0; i < n && !(wait && __atomic_load_n(&w->stop, __ATOMIC_RELAXED)); i++)
 			look_up(w, &got[i]);
+		pthread_mutex_lock(&w->mu);
+		for (; i < n; i++)
+			put_job(w, &got[i]);
 		batch = got;
 		cap = got_cap;
-		pthread_mutex_lock(&w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);
 	free(batch);
@@ -131,7 +147,7 @@ symworker_defer(struct symworker *w)
 	if (!w->running)
 		return;
 	pthread_mutex_lock(&w->mu);
-	w->stop = true;
+	__atomic_store_n(&w->stop, true, __ATOMIC_RELAXED);
 	pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->mu);
 	pthread_join(w->thread, NULL);
@@ -146,7 +162,7 @@ symworker_resume(struct symworker *w)
 	if (w->running)
 		return;
 	pthread_mutex_lock(&w->mu);
-	w->stop = false;
+	__atomic_store_n(&w->stop, false, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&w->mu);
 	w->running = pthread_create(&w->thread, NULL, worker_main, w) == 0;
 }
@@ -156,11 +172,7 @@ symworker_add(struct symworker *w, int64_t image_id, uint64_t offset, const char
 	      const char *build_id)
 {
 	pthread_mutex_lock(&w->mu);
-	if (w->njobs == w->jobs_cap) {
-		w->jobs_cap = w->jobs_cap ? 2 * w->jobs_cap : 1024;
-		w->jobs = xrealloc(w->jobs, w->jobs_cap * sizeof(*w->jobs));
-	}
-	w->jobs[w->njobs++] = (struct job){ image_id, offset, path, build_id };
+	put_job(w, &(struct job){ image_id, offset, path, build_id });
 	pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->mu);
 }
@@ -179,14 +191,14 @@ size_t
 symworker_finish(struct symworker *w, const struct sym_result **out)
 {
 	pthread_mutex_lock(&w->mu);
-	w->stop = true;
+	__atomic_store_n(&w->stop, true, __ATOMIC_RELAXED);
 	pthread_cond_signal(&w->wake);
 	pthread_mutex_unlock(&w->mu);
 	if (w->running) {
 		pthread_join(w->thread, NULL);
 		w->running = false;
 	}
-	drain(w, false); /* no thread, or added after it stopped */
+	drain(w, false); /* no thread, left by it, or added after it stopped */
 	qsort(w->res, w->nres, sizeof(*w->res), by_address);
 	*out = w->res;
 	return w->nres;
@@ -201,7 +213,7 @@ symworker_free(struct symworker *w)
 		/* abandoned: what is queued is not wanted */
 		pthread_mutex_lock(&w->mu);
 		w->njobs = 0;
-		w->stop = true;
+		__atomic_store_n(&w->stop, true, __ATOMIC_RELAXED);
 		pthread_cond_signal(&w->wake);
 		pthread_mutex_unlock(&w->mu);
 		pthread_join(w->thread, NULL);

@@ -4,7 +4,9 @@
  * worker's thread come back named; symworker_defer lets go of what libdw
  * opened (the object's file descriptor is closed), and the addresses added
  * after it are still named by symworker_finish, which opens the object
- * again. The addresses are two functions of this program (built with -g).
+ * again; and a worker deferred in the middle of a long queue leaves what it
+ * has not looked up to symworker_finish, each address named once. The
+ * addresses are two functions of this program (built with -g).
  * The worker runs at idle priority: on a busy machine it may wait long for
  * a CPU, so the test waits for it, up to 50 s.
  *
@@ -135,6 +137,32 @@ main(void)
 	      name_at(r, n, 2));
 	symworker_free(w);
 	CHECK(!exe_open(), "freed: nothing holds the executable");
+
+	/* a long queue, deferred as the thread works through it */
+	enum { MANY = 3000 };
+	w = symworker_start();
+	CHECK(w != NULL, "symworker_start");
+	if (!w)
+		return 1;
+	for (int i = 0; i < MANY; i++)
+		symworker_add(w, 100 + i, offset_of(i % 2 ? (void *)tsw_beta : (void *)tsw_alpha),
+			      exe, NULL);
+	for (int i = 0; i < 1000 && !exe_open(); i++)
+		nanosleep(&tick, NULL);
+	symworker_defer(w);
+	n = symworker_finish(w, &r);
+	CHECK(n == MANY, "a long queue deferred: %zu results, want %d", n, MANY);
+	size_t wrong = 0;
+	for (size_t i = 0; i < n; i++) {
+		int64_t k = r[i].image_id - 100;
+		const char *want = k % 2 ? "tsw_beta" : "tsw_alpha";
+		const char *got = r[i].n > 0 && r[i].f[r[i].n - 1].function ? r[i].f[r[i].n - 1].function
+									   : "(none)";
+		wrong += k < 0 || k >= MANY || strcmp(got, want) != 0 ||
+			 (i > 0 && r[i].image_id == r[i - 1].image_id);
+	}
+	CHECK(wrong == 0, "a long queue deferred: %zu results wrong, missing or twice", wrong);
+	symworker_free(w);
 	printf("%s\n", failures ? "FAILED" : "ok");
 	return failures ? 1 : 0;
 }
