@@ -91,6 +91,16 @@ struct pend_former {
 	bool clear; /* the heap went away; else the chunk of stack_id vacated */
 };
 
+/* Apply the change to the former-holder map m. */
+static void
+apply_former(struct formermap *m, const struct pend_former *p)
+{
+	if (p->clear)
+		fm_clear(m, p->addr, p->bytes);
+	else
+		fm_set(m, p->addr, p->bytes, p->stack_id, p->ns);
+}
+
 struct snap {
 	struct db *db;
 	int64_t process_id;
@@ -161,13 +171,8 @@ snap_fork(const struct snap *parent)
 		fm_free(s->former);
 		s->former = fm_clone(parent->former);
 		/* the fork record changes nothing: this only makes sure */
-		for (size_t i = 0; i < parent->npf; i++) {
-			const struct pend_former *p = &parent->pf[i];
-			if (p->clear)
-				fm_clear(s->former, p->addr, p->bytes);
-			else
-				fm_set(s->former, p->addr, p->bytes, p->stack_id, p->ns);
-		}
+		for (size_t i = 0; i < parent->npf; i++)
+			apply_former(s->former, &parent->pf[i]);
 	}
 	return s;
 }
@@ -432,19 +437,19 @@ static void
 former_change(struct snap *s, uint64_t addr, uint64_t bytes, uint32_t stack_id, int64_t ns,
 	      bool clear)
 {
+	struct pend_former p = { addr, bytes, ns, stack_id, clear };
+
 	if (!s->former)
 		return;
-	if (any_active(s)) {
-		if (s->npf == s->pf_cap) {
-			s->pf_cap = s->pf_cap ? 2 * s->pf_cap : 16;
-			s->pf = xrealloc(s->pf, s->pf_cap * sizeof(*s->pf));
-		}
-		s->pf[s->npf++] = (struct pend_former){ addr, bytes, ns, stack_id, clear };
-	} else if (clear) {
-		fm_clear(s->former, addr, bytes);
-	} else {
-		fm_set(s->former, addr, bytes, stack_id, ns);
+	if (!any_active(s)) {
+		apply_former(s->former, &p);
+		return;
 	}
+	if (s->npf == s->pf_cap) {
+		s->pf_cap = s->pf_cap ? 2 * s->pf_cap : 16;
+		s->pf = xrealloc(s->pf, s->pf_cap * sizeof(*s->pf));
+	}
+	s->pf[s->npf++] = p;
 }
 
 void
@@ -489,10 +494,7 @@ settle_pending(struct snap *s, unsigned keep)
 			c->nfr++;
 			fm_save(c->former, s->former, p->addr, p->bytes);
 		}
-		if (p->clear)
-			fm_clear(s->former, p->addr, p->bytes);
-		else
-			fm_set(s->former, p->addr, p->bytes, p->stack_id, p->ns);
+		apply_former(s->former, p);
 	}
 	s->npend = 0;
 	s->npf = 0;
