@@ -77,6 +77,7 @@ collect_new(struct db *db, const char *dir, bool attach)
 	c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	c->attach = attach;
 	c->gstacks = xcalloc(GSTACK_BUCKETS, sizeof(*c->gstacks));
+	c->gtails = xcalloc(GSTACK_BUCKETS, sizeof(*c->gtails));
 	c->next_stack_id = c->next_chunk_id = c->next_process_id = 1;
 	c->every_ns = 60000000000LL;
 	c->perturb = selfcheck_perturb();

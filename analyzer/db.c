@@ -82,8 +82,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_MODULE] = "INSERT INTO module (module_id, process_id, image_id, base, lo, hi, "
 		     "loaded_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	[S_MODULE_GONE] = "UPDATE module SET unloaded_ns = ?2 WHERE module_id = ?1",
-	[S_STACK] = "INSERT INTO stack (stack_id, depth) VALUES (?1, ?2)",
-	[S_STACK_FRAME] = "INSERT OR FAIL INTO stack_frame (stack_id, depth, image_id, offset) "
+	[S_STACK] = "INSERT INTO stack (stack_id, depth, tail_stack, tail_from, tail_at) "
+		    "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[S_STACK_FRAME] = "INSERT OR FAIL INTO stack_own_frame (stack_id, depth, image_id, offset) "
 			  "SELECT * FROM hp_frame_rows",
 	/* The bulk inserts are OR FAIL: a failing row keeps the rows before it
 	 * (any failure ends the run's writing anyway), so SQLite needs no
@@ -885,10 +886,19 @@ run_ops(struct db *db, const struct buf *ops)
 			step(db, S_MODULE_GONE, "module");
 			break;
 		case OP_STACK: {
-			int64_t id = get_i64(&r), depth = get_i64(&r);
+			int64_t id = get_i64(&r), depth = get_i64(&r), tail = get_i64(&r),
+				from = get_i64(&r), at = get_i64(&r);
 			s = db->s[S_STACK];
 			sqlite3_bind_int64(s, 1, id);
 			sqlite3_bind_int64(s, 2, depth);
+			if (tail) {
+				sqlite3_bind_int64(s, 3, tail);
+				sqlite3_bind_int64(s, 4, from);
+				sqlite3_bind_int64(s, 5, at);
+			} else {
+				for (int i = 3; i <= 5; i++)
+					sqlite3_bind_null(s, i);
+			}
 			step(db, S_STACK, "stack");
 			break;
 		}
@@ -1193,7 +1203,7 @@ write_batch(struct db *db, struct batch *b)
 		if (sqlite3_last_insert_rowid(db->h) != last_chunk)
 			set_error(db, "internal: chunk ids out of step");
 	}
-	insert_rows(db, &db->frame_src, &b->frames, S_STACK_FRAME, "stack_frame");
+	insert_rows(db, &db->frame_src, &b->frames, S_STACK_FRAME, "stack_own_frame");
 	insert_rows(db, &db->realloc_src, &b->reallocs, S_REALLOC_ROWS, "chunk_realloc");
 	insert_rows(db, &db->slack_src, &b->slacks, S_SLACK_ROWS, "chunk_slack");
 	if (b->events.n) {
@@ -1649,23 +1659,26 @@ db_module_unloaded(struct db *db, int64_t module_id, int64_t ns)
 }
 
 void
-db_stack(struct db *db, int64_t stack_id, unsigned depth, const int64_t *image_ids,
-	 const uint64_t *offsets)
+db_stack(struct db *db, int64_t stack_id, unsigned depth, unsigned own, int64_t tail_stack,
+	 unsigned tail_from, const int64_t *image_ids, const uint64_t *offsets)
 {
 	struct rowbuf *b = &db->cur->frames;
 
-	if (depth > BATCH) {
+	if (own > BATCH) {
 		set_error(db, "internal: stack too deep");
 		return;
 	}
-	if (b->n + depth > BATCH) {
+	if (b->n + own > BATCH) {
 		submit(db);
 		b = &db->cur->frames;
 	}
 	put_op(db, OP_STACK);
 	put_i64(&db->cur->ops, stack_id);
 	put_i64(&db->cur->ops, depth);
-	for (unsigned i = 0; i < depth; i++) {
+	put_i64(&db->cur->ops, tail_stack);
+	put_i64(&db->cur->ops, tail_from);
+	put_i64(&db->cur->ops, own);
+	for (unsigned i = 0; i < own; i++) {
 		int64_t *r = rowbuf_add(b);
 		rowbuf_set(b, r, 0, stack_id);
 		rowbuf_set(b, r, 1, i);

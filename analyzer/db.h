@@ -83,9 +83,11 @@ int64_t db_module(struct db *db, int64_t process_id, int64_t image_id, uint64_t 
 		  uint64_t lo, uint64_t hi, int64_t loaded_ns);
 void db_module_unloaded(struct db *db, int64_t module_id, int64_t ns);
 
-/* A new stack: image_ids[i] (0: unknown) and offsets[i] of each frame. */
-void db_stack(struct db *db, int64_t stack_id, unsigned depth, const int64_t *image_ids,
-	      const uint64_t *offsets);
+/* A new stack of depth frames: image_ids[i] (0: unknown) and offsets[i]
+ * of its first own, which it stores; tail_stack (0: none, own is depth)
+ * holds the rest, from its frame tail_from on (schema: table stack). */
+void db_stack(struct db *db, int64_t stack_id, unsigned depth, unsigned own, int64_t tail_stack,
+	      unsigned tail_from, const int64_t *image_ids, const uint64_t *offsets);
 
 /* Times are the collector's ordered times (unique within a process). */
 struct db_chunk {

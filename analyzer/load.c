@@ -53,6 +53,14 @@ struct ld_db_priv {
  * child starts from an empty heap instead. */
 #define MAX_FORK_DEPTH 256
 
+/* The view stack_frame (schema/heapprof.sql), which this connection may not
+ * read (views are off): a stack's own frames, then its tail's. */
+#define STACK_FRAMES                                                                  \
+	"(SELECT s.stack_id, CASE WHEN f.stack_id = s.stack_id THEN f.depth "        \
+	"ELSE s.tail_at + f.depth - s.tail_from END AS depth, f.image_id, f.offset " \
+	"FROM stack s JOIN stack_own_frame f ON f.stack_id IN (s.stack_id, s.tail_stack) " \
+	"AND (f.stack_id = s.stack_id OR f.depth >= s.tail_from))"
+
 static const char *
 keep(struct ld_db_priv *p, const unsigned char *s)
 {
@@ -440,7 +448,7 @@ load_sites(struct ld_db *db, char *err, size_t errcap)
 	if (load_wrappers(db) != 0)
 		return fail_sql(db, err, errcap);
 	if (sqlite3_prepare_v2(db->h, "SELECT f.stack_id, y.function, y.file, i.path, f.offset "
-				      "FROM stack_frame f "
+				      "FROM " STACK_FRAMES " f "
 				      "LEFT JOIN symbol y ON y.image_id = f.image_id "
 				      "AND y.offset = f.offset "
 				      "LEFT JOIN image i ON i.image_id = f.image_id "
@@ -659,7 +667,7 @@ load_program_maps(struct ld_db *db, char *err, size_t errcap, size_t *cap)
 		return rc == SQLITE_OK ? 0 : fail_sql(db, err, errcap);
 	if (sqlite3_prepare_v2(db->h, "SELECT m.process_id, m.bytes, m.mapped_ns, m.unmapped_ns, "
 				      "i.path, y.function FROM program_mmap m "
-				      "LEFT JOIN stack_frame f ON f.stack_id = m.stack_id AND f.depth = 0 "
+				      "LEFT JOIN " STACK_FRAMES " f ON f.stack_id = m.stack_id AND f.depth = 0 "
 				      "LEFT JOIN image i ON i.image_id = f.image_id "
 				      "LEFT JOIN symbol y ON y.image_id = f.image_id AND "
 				      "y.offset = f.offset AND y.level = 0",
@@ -1351,7 +1359,7 @@ ld_stack(struct ld_db *db, int64_t stack_id, struct ld_frame *out, size_t cap)
 
 	if (!p->frames &&
 	    sqlite3_prepare_v2(db->h, "SELECT y.function, y.file, y.line, i.path, f.offset "
-				      "FROM stack_frame f "
+				      "FROM " STACK_FRAMES " f "
 				      "LEFT JOIN symbol y ON y.image_id = f.image_id "
 				      "AND y.offset = f.offset "
 				      "LEFT JOIN image i ON i.image_id = f.image_id "

@@ -215,6 +215,43 @@ on_process(struct collector *c, struct proc *pr, const struct hp_ev_process *ev)
 	rows_write_process(c, pr);
 }
 
+/* The hash of frames k to depth - 1 from that of frames k + 1 on. */
+static inline uint64_t
+tail_hash(uint64_t outer, int64_t image_id, uint64_t offset)
+{
+	return (outer ^ ((uint64_t)image_id << 40) ^ offset) * 0x100000001b3ULL + 0x9e3779b9;
+}
+
+static const struct gtail *
+find_tail(const struct collector *c, uint64_t h, unsigned n, const int64_t *ids,
+	  const uint64_t *offs)
+{
+	for (const struct gtail *t = c->gtails[h % GSTACK_BUCKETS]; t; t = t->next)
+		if (t->hash == h && t->g->depth - t->from == n &&
+		    memcmp(t->g->image_ids + t->from, ids, n * sizeof(*ids)) == 0 &&
+		    memcmp(t->g->offsets + t->from, offs, n * sizeof(*offs)) == 0)
+			return t;
+	return NULL;
+}
+
+/* g stores all its frames: each run of its outer frames not yet known
+ * (those of known ones, the first `known` from the end, are) becomes a
+ * tail later stacks can name. */
+static void
+add_tails(struct collector *c, const struct gstack *g, unsigned known)
+{
+	uint64_t h = 0;
+
+	for (unsigned k = g->depth; k-- > 0;) {
+		h = tail_hash(h, g->image_ids[k], g->offsets[k]);
+		if (g->depth - k <= known)
+			continue;
+		struct gtail *t = xmalloc(sizeof(*t));
+		*t = (struct gtail){ h, g, k, c->gtails[h % GSTACK_BUCKETS] };
+		c->gtails[h % GSTACK_BUCKETS] = t;
+	}
+}
+
 static int64_t
 find_gstack(struct collector *c, unsigned depth, const int64_t *ids, const uint64_t *offs)
 {
@@ -238,7 +275,29 @@ find_gstack(struct collector *c, unsigned depth, const int64_t *ids, const uint6
 	memcpy(g->offsets, offs, depth * sizeof(*offs));
 	g->next = c->gstacks[b];
 	c->gstacks[b] = g;
-	db_stack(c->db, g->id, depth, ids, offs);
+	/* Its longest run of outer frames that a stored stack has: every
+	 * shorter run of them is one too, so the search stops at the first
+	 * miss. A stack that shares at least half its frames so stores only
+	 * the others; one that shares fewer stores all and is a tail for
+	 * those after it (cc1: 55 K frames stored for 161 K; with a third
+	 * or two thirds for the half, 65 K and 59 K). */
+	const struct gtail *tail = NULL;
+	unsigned shared = 0;
+	uint64_t th = 0;
+	for (unsigned k = depth; k-- > 0;) {
+		th = tail_hash(th, ids[k], offs[k]);
+		const struct gtail *t = find_tail(c, th, depth - k, ids + k, offs + k);
+		if (!t)
+			break;
+		tail = t;
+		shared = depth - k;
+	}
+	if (tail && 2 * shared >= depth) {
+		db_stack(c->db, g->id, depth, depth - shared, tail->g->id, tail->from, ids, offs);
+	} else {
+		db_stack(c->db, g->id, depth, depth, 0, 0, ids, offs);
+		add_tails(c, g, shared);
+	}
 	return g->id;
 }
 
@@ -908,12 +967,18 @@ rows_free(struct collector *c)
 		c->forks = f->next;
 		free_fork_model(f);
 	}
-	for (size_t b = 0; b < GSTACK_BUCKETS; b++)
+	for (size_t b = 0; b < GSTACK_BUCKETS; b++) {
 		for (struct gstack *g = c->gstacks[b], *n; g; g = n) {
 			n = g->next;
 			free(g->image_ids);
 			free(g->offsets);
 			free(g);
 		}
+		for (struct gtail *t = c->gtails[b], *n; t; t = n) {
+			n = t->next;
+			free(t);
+		}
+	}
 	free(c->gstacks);
+	free(c->gtails);
 }

@@ -139,6 +139,15 @@ struct gstack {
 
 #define GSTACK_BUCKETS 65536
 
+/* The outer frames of a stack that stores all of its own (schema: table
+ * stack), from its frame `from` on: what a new stack can name as its tail. */
+struct gtail {
+	uint64_t hash;
+	const struct gstack *g;
+	unsigned from;
+	struct gtail *next;
+};
+
 /* Snapshot mode: a parent's model at a fork, until its child takes it. */
 struct fork_model {
 	int64_t parent_id;
@@ -169,6 +178,7 @@ struct collector {
 	struct proc **procs;
 	size_t nprocs;
 	struct gstack **gstacks;
+	struct gtail **gtails; /* GSTACK_BUCKETS */
 	int64_t next_stack_id, next_chunk_id, next_process_id;
 	uint64_t scanned_at; /* last look at the spool directory */
 	uint64_t events, chunks, dropped, truncated, bad;

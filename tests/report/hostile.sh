@@ -20,8 +20,8 @@ bounded() {
 
 # a view with a query that never ends, in place of a table
 cp "$DB" "$TMP/view.db"
-sqlite3 "$TMP/view.db" "ALTER TABLE stack_frame RENAME TO old_frame;
-	CREATE VIEW stack_frame AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r)
+sqlite3 "$TMP/view.db" "ALTER TABLE stack_own_frame RENAME TO old_frame;
+	CREATE VIEW stack_own_frame AS WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r)
 	SELECT n AS stack_id, 0 AS depth, 1 AS image_id, n AS offset FROM r;"
 check "a recursive view for a table: exit 2, damaged, at once" "2|1" \
 	"$(bounded "$HEAPPROF" report "$TMP/view.db")|$(grep -c 'view.db: damaged' "$TMP/err")"
@@ -30,7 +30,8 @@ check "a recursive view for a table: exit 2, damaged, at once" "2|1" \
 cp "$DB" "$TMP/stack.db"
 # (the live pin's: keep_config's)
 sqlite3 "$TMP/stack.db" "UPDATE stack SET stack_id = 268435456 WHERE stack_id = 2;
-	UPDATE stack_frame SET stack_id = 268435456 WHERE stack_id = 2;
+	UPDATE stack SET tail_stack = 268435456 WHERE tail_stack = 2;
+	UPDATE stack_own_frame SET stack_id = 268435456 WHERE stack_id = 2;
 	UPDATE chunk_origin SET stack_id = 268435456 WHERE stack_id = 2;"
 check "a stack id of 2^28: the report, within bounds" 0 "$(bounded "$HEAPPROF" report "$TMP/stack.db")"
 check "and its function is still known" 1 \
