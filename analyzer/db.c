@@ -40,6 +40,7 @@ enum {
 	S_REALLOC_ROWS,
 	S_SLACK_ROWS,
 	S_EVENT_ROWS,
+	S_RESIZE_ROWS,
 	S_CHUNK_RELEASED,
 	S_META,
 	S_SUMMARY,
@@ -99,9 +100,10 @@ static const char *const stmt_sql[S_COUNT] = {
 			   "SELECT * FROM hp_realloc_rows",
 	[S_SLACK_ROWS] = "INSERT OR FAIL INTO chunk_slack (chunk_id, slack, align_log2) "
 			 "SELECT * FROM hp_slack_rows",
-	[S_EVENT_ROWS] = "INSERT OR FAIL INTO heap_event (process_id, ns_rel, address, bytes, what, "
-			 "size, old_size) "
+	[S_EVENT_ROWS] = "INSERT OR FAIL INTO heap_event (process_id, ns_rel, address, bytes, what) "
 			 "SELECT * FROM hp_event_rows",
+	[S_RESIZE_ROWS] = "INSERT OR FAIL INTO heap_event_resize (event_id, size, old_size) "
+			  "SELECT * FROM hp_resize_rows",
 	[S_CHUNK_RELEASED] = "INSERT OR FAIL INTO chunk_released (chunk_id, released_after) "
 			     "VALUES (?1, ?2)",
 	[S_META] = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
@@ -174,7 +176,8 @@ static const char *const stmt_sql[S_COUNT] = {
 #define PAIR_COLS 2  /* chunk_realloc: chunk_id and a value */
 #define SLACK_COLS 3 /* chunk_slack: chunk_id, slack, align_log2 */
 #define FRAME_COLS 4
-#define EVENT_COLS 7
+#define EVENT_COLS 5
+#define RESIZE_COLS 3 /* heap_event_resize: event_id, size, old_size */
 #define SNAPCHUNK_COLS 14 /* as the view snapshot_chunk has them */
 #define SNAPPACKED_COLS 6 /* of snapshot_chunk_packed */
 /* snapshot_chunk's columns that are snapshot_origin's (its key) */
@@ -395,6 +398,7 @@ enum op {
 	X(slacks, SLACK_COLS)                                                  \
 	X(frames, FRAME_COLS)                                                  \
 	X(events, EVENT_COLS)                                                  \
+	X(resizes, RESIZE_COLS)                                                \
 	X(snapchunks, SNAPCHUNK_COLS)                                          \
 	X(formers, FORMER_COLS)                                                \
 	X(sites, SITE_COLS)                                                    \
@@ -569,7 +573,7 @@ struct image_id {
 struct db {
 	sqlite3 *h;
 	sqlite3_stmt *s[S_COUNT];
-	struct rowsource chunk_src, realloc_src, slack_src, frame_src, event_src;
+	struct rowsource chunk_src, realloc_src, slack_src, frame_src, event_src, resize_src;
 	struct rowsource snapchunk_src, former_src, site_src, resident_src;
 
 	/* the collector's side */
@@ -1212,6 +1216,7 @@ write_batch(struct db *db, struct batch *b)
 		if (sqlite3_last_insert_rowid(db->h) != last_event)
 			set_error(db, "internal: heap event ids out of step");
 	}
+	insert_rows(db, &db->resize_src, &b->resizes, S_RESIZE_ROWS, "heap_event_resize");
 	if (b->snapchunks.n)
 		insert_snapchunks(db, &b->snapchunks);
 	insert_rows(db, &db->former_src, &b->formers, S_FORMER_ROWS, "snapshot_former");
@@ -1413,8 +1418,8 @@ db_create(const char *path, char *err, size_t errcap)
 	db->realloc_src.decl = "CREATE TABLE x (chunk_id, realloc_from)";
 	db->slack_src.decl = "CREATE TABLE x (chunk_id, slack, align_log2)";
 	db->frame_src.decl = "CREATE TABLE x (stack_id, depth, image_id, offset)";
-	db->event_src.decl = "CREATE TABLE x (process_id, ns_rel, address, bytes, what, size, "
-				"old_size)";
+	db->event_src.decl = "CREATE TABLE x (process_id, ns_rel, address, bytes, what)";
+	db->resize_src.decl = "CREATE TABLE x (event_id, size, old_size)";
 	db->snapchunk_src.decl = "CREATE TABLE x (chunk_id, snapshot_id, address, alloc_ns, "
 				 "free_ns, origin)";
 	db->snappacked.ncols = SNAPPACKED_COLS;
@@ -1490,6 +1495,7 @@ db_create(const char *path, char *err, size_t errcap)
 	sqlite3_create_module(db->h, "hp_slack_rows", &rows_module, &db->slack_src);
 	sqlite3_create_module(db->h, "hp_frame_rows", &rows_module, &db->frame_src);
 	sqlite3_create_module(db->h, "hp_event_rows", &rows_module, &db->event_src);
+	sqlite3_create_module(db->h, "hp_resize_rows", &rows_module, &db->resize_src);
 	sqlite3_create_module(db->h, "hp_snapchunk_rows", &rows_module, &db->snapchunk_src);
 	sqlite3_create_module(db->h, "hp_former_rows", &rows_module, &db->former_src);
 	sqlite3_create_module(db->h, "hp_site_rows", &rows_module, &db->site_src);
@@ -1922,10 +1928,16 @@ db_heap_event(struct db *db, int64_t process_id, int64_t ns, int kind, uint64_t 
 	rowbuf_set(b, r, 2, (int64_t)(address - heap_start));
 	rowbuf_set(b, r, 3, (int64_t)(kind == HP_HEV_BRK ? bytes - heap_start : bytes));
 	rowbuf_set(b, r, 4, hp_event_what(kind, value));
-	if (size >= 0)
-		rowbuf_set(b, r, 5, size);
-	if (old_size >= 0)
-		rowbuf_set(b, r, 6, old_size);
+	if (size >= 0 || old_size >= 0) {
+		/* rare (a resize): a row of its own, not two columns of every row */
+		struct rowbuf *zb = &db->cur->resizes;
+		int64_t *z = rowbuf_add(zb);
+		rowbuf_set(zb, z, 0, id);
+		if (size >= 0)
+			rowbuf_set(zb, z, 1, size);
+		if (old_size >= 0)
+			rowbuf_set(zb, z, 2, old_size);
+	}
 }
 
 /* ---- snapshots and sites ---- */

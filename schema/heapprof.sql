@@ -38,19 +38,23 @@ PRAGMA user_version = 11;            -- this schema's version
 CREATE TABLE meta (
   key   TEXT PRIMARY KEY,  -- heapprof_version, command, started, complete, ...
   value TEXT               -- its value
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
--- Codes used by other tables. Values are never renumbered or reused.
+-- Codes used by other tables. Values are never renumbered or reused; the
+-- names are distinct too, though not declared UNIQUE: every table and
+-- index takes a page of its own (16 KiB), and an index of four names is no
+-- use. Tables with a key of several columns are WITHOUT ROWID for the
+-- same reason: else the key is an index beside the table.
 CREATE TABLE backing (
   code INTEGER PRIMARY KEY,  -- 1, 2, 3
-  name TEXT NOT NULL UNIQUE  -- brk: the main heap; mmap: its own mapping;
+  name TEXT NOT NULL         -- brk: the main heap; mmap: its own mapping;
                              -- arena: a thread arena's mapped heap
 ) STRICT;
 INSERT INTO backing VALUES (1, 'brk'), (2, 'mmap'), (3, 'arena');
 
 CREATE TABLE fate (
   code INTEGER PRIMARY KEY,  -- 1..5
-  name TEXT NOT NULL UNIQUE, -- where a freed chunk went
+  name TEXT NOT NULL,  -- where a freed chunk went
   occupies INTEGER NOT NULL  -- 1: still occupies the heap (cached), 0: free
 ) STRICT;
 INSERT INTO fate VALUES (1, 'tcache', 1), (2, 'fastbin', 1), (3, 'bin', 0),
@@ -58,13 +62,13 @@ INSERT INTO fate VALUES (1, 'tcache', 1), (2, 'fastbin', 1), (3, 'bin', 0),
 
 CREATE TABLE call (
   code INTEGER PRIMARY KEY,  -- 1..4
-  name TEXT NOT NULL UNIQUE  -- the allocation function family
+  name TEXT NOT NULL  -- the allocation function family
 ) STRICT;
 INSERT INTO call VALUES (1, 'malloc'), (2, 'calloc'), (3, 'realloc'), (4, 'memalign');
 
 CREATE TABLE event_kind (
   code INTEGER PRIMARY KEY,  -- 1..7
-  name TEXT NOT NULL UNIQUE  -- see heap_event
+  name TEXT NOT NULL  -- see heap_event
 ) STRICT;
 INSERT INTO event_kind VALUES (1, 'brk'), (2, 'map'), (3, 'unmap'), (4, 'madvise'),
   (5, 'state'), (6, 'resize'), (7, 'inherited_free');
@@ -72,14 +76,14 @@ INSERT INTO event_kind VALUES (1, 'brk'), (2, 'map'), (3, 'unmap'), (4, 'madvise
 -- heap_events.value of a state row: what the allocator made of the range.
 CREATE TABLE range_state (
   code INTEGER PRIMARY KEY,  -- 0..3
-  name TEXT NOT NULL UNIQUE  -- free; tcache, fastbin: cached there; live
+  name TEXT NOT NULL  -- free; tcache, fastbin: cached there; live
 ) STRICT;
 INSERT INTO range_state VALUES (0, 'free'), (1, 'tcache'), (2, 'live'), (3, 'fastbin');
 
 -- heap_events.value of a map or unmap row: what the mapping is.
 CREATE TABLE map_kind (
   code INTEGER PRIMARY KEY,  -- 1..3
-  name TEXT NOT NULL UNIQUE  -- chunk: an mmap chunk; heap: heap memory (a
+  name TEXT NOT NULL  -- chunk: an mmap chunk; heap: heap memory (a
                              -- thread arena's heap); program: the program's
                              -- own mmap (in program_mmap, never in heap_event)
 ) STRICT;
@@ -96,7 +100,7 @@ CREATE TABLE alloc_wrapper (
   pattern TEXT NOT NULL,  -- e.g. 'xmalloc', 'operator new*', 'libc.so.6'
   kind    TEXT NOT NULL CHECK (kind IN ('function', 'module', 'file')),
   PRIMARY KEY (pattern, kind)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 INSERT INTO alloc_wrapper (pattern, kind) VALUES
   -- whatever the C and C++ runtimes allocate is for their caller, and so
   -- is what the standard C++ library's templates inlined into it allocate
@@ -170,7 +174,7 @@ CREATE TABLE thread (
   started_ns INTEGER,           -- its first event, ns
   ended_ns   INTEGER,           -- its exit, ns (NULL: ran until the process ended)
   PRIMARY KEY (process_id, tid)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 -- An object file (executable or shared library) as found on disk.
 CREATE TABLE image (
@@ -435,7 +439,7 @@ CREATE TABLE heap_event (
                        -- both minus the process's heap_start
   bytes      INTEGER,  -- always: brk: new break, minus the process's
                        -- heap_start; others: length of the range
-  what       INTEGER,  -- always: kind (an event_kind code, bits 0-2) +
+  what       INTEGER   -- always: kind (an event_kind code, bits 0-2) +
                        -- value << 3; the value (none for brk and madvise):
                        -- map, unmap: a map_kind code;
                        -- state (a range that is no chunk of the
@@ -444,12 +448,17 @@ CREATE TABLE heap_event (
                        -- range_state code;
                        -- resize: the chunk's old bytes;
                        -- inherited_free: the fate code
-  size       INTEGER,  -- resize: the size the program asked for (the chunk's
-                       -- bytes may be more: a chunk of 64 bytes can hold a
-                       -- request of 25 when the 16 left over were too few to
-                       -- split off); NULL for every other kind
-  old_size   INTEGER   -- resize: the size asked for before it (NULL:
-                       -- unknown); NULL for every other kind
+) STRICT;
+
+-- The sizes the program asked for of a resize heap_event (a realloc that
+-- kept its chunk), apart: two columns of every heap_event row cost a byte
+-- each even when NULL (cc1: 0.3 bytes a chunk).
+CREATE TABLE heap_event_resize (
+  event_id INTEGER PRIMARY KEY REFERENCES heap_event,  -- its rowid
+  size     INTEGER,  -- the size asked for (the chunk's bytes may be more: a
+                     -- chunk of 64 bytes can hold a request of 25 when the
+                     -- 16 left over were too few to split off)
+  old_size INTEGER   -- the size asked for before it; NULL: unknown
 ) STRICT;
 
 -- The base time of each block of 1024 heap_event rowids (rowid >> 10): the
@@ -467,10 +476,11 @@ CREATE VIEW heap_events AS
          CASE WHEN e.what & 7 = 1 THEN coalesce(p.heap_start, 0) + e.bytes ELSE e.bytes END
            AS bytes,
          CASE WHEN e.what & 7 IN (1, 4) THEN NULL ELSE e.what >> 3 END AS value,
-         e.size, e.old_size
+         z.size, z.old_size  -- resize: the sizes asked for; NULL for the other kinds
   FROM heap_event e
   LEFT JOIN process p USING (process_id)
-  LEFT JOIN heap_event_epoch x ON x.block = e.rowid >> 10;
+  LEFT JOIN heap_event_epoch x ON x.block = e.rowid >> 10
+  LEFT JOIN heap_event_resize z ON z.event_id = e.rowid;
 
 -- What the collector computed of each process's heaps while it loaded
 -- the recording: the figures at its end and over its run (words as in the
@@ -520,7 +530,7 @@ CREATE TABLE heap_timeline (
   cached_bytes      INTEGER NOT NULL,
   untrimmable_bytes INTEGER NOT NULL,
   PRIMARY KEY (process_id, ns)
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 
 -- ---- snapshots (a "snapshots" recording) ----
@@ -581,7 +591,7 @@ CREATE TABLE snapshot_heap (
 
 CREATE TABLE occupant (
   code INTEGER PRIMARY KEY,  -- 1..4
-  name TEXT NOT NULL UNIQUE  -- what occupies a range of a heap
+  name TEXT NOT NULL  -- what occupies a range of a heap
 ) STRICT;
 INSERT INTO occupant VALUES (1, 'live'), (2, 'cached'), (3, 'cached_free'), (4, 'allocator');
 

@@ -399,7 +399,8 @@ def alignment_recorded(tmp):
 
 def bad_input(tmp):
     for db, sql, what, word in (
-            ("realloc-slack.db", "UPDATE heap_event SET size = bytes + 1 WHERE what & 7 = 6",
+            ("realloc-slack.db", "UPDATE heap_event_resize SET size = (SELECT e.bytes + 1 FROM heap_event e"
+             " WHERE e.rowid = event_id)",
              "a resize larger than its chunk", "resize"),
             ("mallopt-mix.db", "INSERT INTO malloc_setting VALUES (1, 5, NULL, NULL, 'garbage')",
              "a malloc_setting line that is no setting", "malloc_setting")):
