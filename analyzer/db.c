@@ -1458,13 +1458,16 @@ db_create(const char *path, char *err, size_t errcap)
 	 * (python3 4.85 s with NORMAL, 4.40 s with OFF, under WAL). What OFF
 	 * gives up is a consistent file after an OS crash or power loss during
 	 * the run, which loses that run anyway; the finished file is left to
-	 * the kernel like any other program's output. 16 KiB pages: inserts
+	 * the kernel like any other program's output. 8 KiB pages: inserts
 	 * were measured ~25% faster than with 4 KiB (fewer pages to balance
-	 * and log per row); against 64 KiB the writer's CPU is the same
-	 * (perf, churn and perl) and the file smaller: each of the ~45 tables
-	 * and indexes takes at least a page, and each table's last page is
-	 * partly empty (sqlite3 shell 37.0 -> 31.5 bytes a chunk, gcc 41.5 ->
-	 * 38.8, churn 28.9 -> 27.7); wall time on a quiet machine +2-3%.
+	 * and log per row); against 16 and 64 KiB the writer's CPU is the same
+	 * and the file smaller: each of the ~40 tables and indexes takes at
+	 * least a page, and each table's last page is partly empty (64 -> 16
+	 * KiB: sqlite3 shell 37.0 -> 31.5 bytes a chunk, gcc 41.5 -> 38.8,
+	 * churn 28.9 -> 27.7; 16 -> 8 KiB: cc1 31.97 -> 31.66, with the
+	 * churn's CPU 1.13 against 1.12 s and its wall 0.64 against 0.65 s,
+	 * medians of 6 alternating pairs, and perl's wall 1.95 against 1.96 s
+	 * in 4).
 	 * secure_delete OFF: Debian's SQLite zeroes what a DELETE frees,
 	 * which a snapshot recording's settles (a peak or worst snapshot
 	 * replaced) paid for in memset (python3 x0.4: 1.7% of the collector's
@@ -1478,7 +1481,7 @@ db_create(const char *path, char *err, size_t errcap)
 	 */
 	tables = schema_part(NULL, "\n-- @indexes\n");
 	views = schema_part("\n-- @views\n", NULL);
-	if (!exec(db, "PRAGMA page_size = 16384; PRAGMA locking_mode = EXCLUSIVE;"
+	if (!exec(db, "PRAGMA page_size = 8192; PRAGMA locking_mode = EXCLUSIVE;"
 		      "PRAGMA journal_mode = PERSIST; PRAGMA synchronous = OFF;"
 		      "PRAGMA cache_size = -8192; PRAGMA secure_delete = OFF;") ||
 	    !exec(db, "BEGIN") || !exec(db, tables) || !exec(db, views)) {

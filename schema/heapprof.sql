@@ -42,7 +42,7 @@ CREATE TABLE meta (
 
 -- Codes used by other tables. Values are never renumbered or reused; the
 -- names are distinct too, though not declared UNIQUE: every table and
--- index takes a page of its own (16 KiB), and an index of four names is no
+-- index takes a page of its own (8 KiB), and an index of four names is no
 -- use. Tables with a key of several columns are WITHOUT ROWID for the
 -- same reason: else the key is an index beside the table.
 CREATE TABLE backing (
