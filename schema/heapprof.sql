@@ -202,7 +202,7 @@ CREATE TABLE module (
 -- inner frames and name the rest in another stack, one that stores all of
 -- its own: frames tail_at and deeper of this stack are frames tail_from and
 -- deeper of tail_stack. The view stack_frame puts them together. (cc1:
--- 55 K stored frames for 161 K, 1.5 bytes a chunk less; a trie, as
+-- 55 K stored frames for 161 K, 1.8 bytes a chunk less; a trie, as
 -- heaptrack stores stacks, would store fewer but needs a recursive view,
 -- which every query of frames would walk whole.)
 CREATE TABLE stack (
@@ -315,7 +315,7 @@ CREATE TABLE malloc_setting (
 -- takes none), plus SQLite's own ~7 bytes a row and one a column. What a
 -- chunk shares with many others (process, threads, stack, codes) is one
 -- row of chunk_origin, named by one small number. Measured, the file is
--- 27-35 bytes a chunk with this layout against 33-52 with version 5's
+-- 26-32 bytes a chunk (version 11) against 33-52 with version 5's
 -- (README, "Benchmark"). schema/codes.h holds the packing
 -- (hp_chunk_address_rel), the view chunk decodes it, and a test checks
 -- that both agree.
@@ -452,7 +452,7 @@ CREATE TABLE heap_event (
 
 -- The sizes the program asked for of a resize heap_event (a realloc that
 -- kept its chunk), apart: two columns of every heap_event row cost a byte
--- each even when NULL (cc1: 0.3 bytes a chunk).
+-- each even when NULL (cc1: 0.2 bytes a chunk, net of this table).
 CREATE TABLE heap_event_resize (
   event_id INTEGER PRIMARY KEY REFERENCES heap_event,  -- its rowid
   size     INTEGER,  -- the size asked for (the chunk's bytes may be more: a
