@@ -234,9 +234,9 @@ find_tail(const struct collector *c, uint64_t h, unsigned n, const int64_t *ids,
 	return NULL;
 }
 
-/* g stores all its frames: each run of its outer frames not yet known
- * (those of known ones, the first `known` from the end, are) becomes a
- * tail later stacks can name. */
+/* g stores all its frames: each run of its outer frames (its frames k
+ * to the end, for each k) becomes a tail later stacks can name, but for
+ * the `known` shortest, which a stored stack has already. */
 static void
 add_tails(struct collector *c, const struct gstack *g, unsigned known)
 {
