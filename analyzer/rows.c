@@ -215,7 +215,8 @@ on_process(struct collector *c, struct proc *pr, const struct hp_ev_process *ev)
 	rows_write_process(c, pr);
 }
 
-/* The hash of frames k to depth - 1 from that of frames k + 1 on. */
+/* The hash of frames k to depth - 1 from that of frames k + 1 on: a
+ * stack's (k = 0) and each run of its outer frames' (a tail's), one hash. */
 static inline uint64_t
 tail_hash(uint64_t outer, int64_t image_id, uint64_t offset)
 {
@@ -235,30 +236,28 @@ find_tail(const struct collector *c, uint64_t h, unsigned n, const int64_t *ids,
 }
 
 /* g stores all its frames: each run of its outer frames (its frames k
- * to the end, for each k) becomes a tail later stacks can name, but for
+ * to the end, hashed hs[k]) becomes a tail later stacks can name, but for
  * the `known` shortest, which a stored stack has already. */
 static void
-add_tails(struct collector *c, const struct gstack *g, unsigned known)
+add_tails(struct collector *c, const struct gstack *g, unsigned known, const uint64_t *hs)
 {
-	uint64_t h = 0;
-
-	for (unsigned k = g->depth; k-- > 0;) {
-		h = tail_hash(h, g->image_ids[k], g->offsets[k]);
-		if (g->depth - k <= known)
-			continue;
+	for (unsigned k = 0; k + known < g->depth; k++) {
 		struct gtail *t = xmalloc(sizeof(*t));
-		*t = (struct gtail){ h, g, k, c->gtails[h % GSTACK_BUCKETS] };
-		c->gtails[h % GSTACK_BUCKETS] = t;
+		*t = (struct gtail){ hs[k], g, k, c->gtails[hs[k] % GSTACK_BUCKETS] };
+		c->gtails[hs[k] % GSTACK_BUCKETS] = t;
 	}
 }
 
 static int64_t
 find_gstack(struct collector *c, unsigned depth, const int64_t *ids, const uint64_t *offs)
 {
-	uint64_t h = depth;
+	/* hs[k]: the hash of frames k to the end; hs[0] the stack's */
+	uint64_t hs[HP_MAX_DEPTH_LIMIT + 1];
 
-	for (unsigned i = 0; i < depth; i++)
-		h = (h ^ ((uint64_t)ids[i] << 40) ^ offs[i]) * 0x100000001b3ULL;
+	hs[depth] = 0;
+	for (unsigned k = depth; k-- > 0;)
+		hs[k] = tail_hash(hs[k + 1], ids[k], offs[k]);
+	uint64_t h = hs[0];
 	size_t b = (size_t)(h % GSTACK_BUCKETS);
 	for (struct gstack *g = c->gstacks[b]; g; g = g->next)
 		if (g->hash == h && g->depth == depth &&
@@ -283,10 +282,8 @@ find_gstack(struct collector *c, unsigned depth, const int64_t *ids, const uint6
 	 * or two thirds for the half, 65 K and 59 K). */
 	const struct gtail *tail = NULL;
 	unsigned shared = 0;
-	uint64_t th = 0;
 	for (unsigned k = depth; k-- > 0;) {
-		th = tail_hash(th, ids[k], offs[k]);
-		const struct gtail *t = find_tail(c, th, depth - k, ids + k, offs + k);
+		const struct gtail *t = find_tail(c, hs[k], depth - k, ids + k, offs + k);
 		if (!t)
 			break;
 		tail = t;
@@ -296,7 +293,7 @@ find_gstack(struct collector *c, unsigned depth, const int64_t *ids, const uint6
 		db_stack(c->db, g->id, depth, depth - shared, tail->g->id, tail->from, ids, offs);
 	} else {
 		db_stack(c->db, g->id, depth, depth, 0, 0, ids, offs);
-		add_tails(c, g, shared);
+		add_tails(c, g, shared, hs);
 	}
 	return g->id;
 }
